@@ -1,0 +1,2 @@
+//! Pure logic of the firmware stage (host-tested).
+#![cfg_attr(not(test), no_std)]

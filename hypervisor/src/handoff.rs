@@ -1,0 +1,60 @@
+//! The firmware-to-hypervisor hand-off: everything the hypervisor needs, with no UEFI types.
+
+/// A page-aligned physical range `[start, start + length)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhysRange {
+    pub start: u64,
+    pub length: u64,
+}
+
+impl PhysRange {
+    pub const fn new(start: u64, length: u64) -> Self {
+        Self { start, length }
+    }
+
+    pub const fn end(&self) -> u64 {
+        self.start + self.length
+    }
+
+    pub const fn overlaps(&self, other: &PhysRange) -> bool {
+        self.start < other.end() && other.start < self.end()
+    }
+}
+
+/// Bytes of RAM the firmware reserves for the hypervisor (stacks, VMXON/VMCS regions, bitmaps,
+/// host and EPT page tables). Allocated as one range aligned to [`RESERVED_ALIGN`].
+pub const RESERVED_BYTES: u64 = 8 << 20;
+/// Alignment of the reserved range (2 MiB, so EPT can leave it out with large pages).
+pub const RESERVED_ALIGN: u64 = 2 << 20;
+
+/// The guest's register state at its first instruction, per the entry contract
+/// (rampart-boot-info). The firmware builds the boot GDT (with its TSS), the identity-mapping
+/// page tables and the boot stack in guest RAM; the hypervisor loads them into the VMCS guest
+/// state, and the native path loads them into the CPU.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestEntry {
+    pub rip: u64,
+    pub rsp: u64,
+    /// RDI at entry: guest-physical address of the BootInfo.
+    pub boot_info: u64,
+    pub cr3: u64,
+    pub gdt_base: u64,
+    pub gdt_limit: u16,
+    pub tss_base: u64,
+    pub tss_limit: u32,
+}
+
+/// What the firmware hands to [`crate::start`] after ExitBootServices.
+#[derive(Clone, Copy, Debug)]
+pub struct HandOff {
+    /// The range reserved for the hypervisor ([`RESERVED_BYTES`] long). Absent from EPT.
+    pub reserved: PhysRange,
+    /// The loaded EFI image that contains the hypervisor's code and statics. Absent from EPT.
+    pub image: PhysRange,
+    /// Guest entry state; `guest.boot_info` locates the guest memory map used to build EPT.
+    pub guest: GuestEntry,
+    /// I/O port of the UART the hypervisor logs to (shared with the guest, lines prefixed).
+    pub serial_port: u16,
+    /// 1 = error .. 5 = trace.
+    pub log_level: u8,
+}
