@@ -4,7 +4,9 @@
 //! diagnosed while the firmware can still report it), then [`start`] after it.
 #![cfg_attr(not(test), no_std)]
 
+pub mod ept;
 pub mod handoff;
+pub mod vmx;
 
 pub use handoff::{GuestEntry, HandOff, PhysRange, RESERVED_ALIGN, RESERVED_BYTES};
 

@@ -1,0 +1,164 @@
+//! VM-execution, VM-exit and VM-entry controls, fitted to what the CPU allows (SDM Vol. 3C
+//! 24.6-24.8, Vol. 3D A.3-A.5).
+//!
+//! Every control is derived from the capability MSRs, never assumed: each capability MSR holds
+//! allowed-0 settings in bits 31:0 (a 1 means the control must be 1) and allowed-1 settings in
+//! bits 63:32 (a 0 means the control must be 0).
+
+use super::caps::VmxCapabilities;
+use core::fmt;
+use x86::vmx::vmcs::control::{
+    EntryControls, ExitControls, PinbasedControls, PrimaryControls, SecondaryControls,
+};
+
+/// Which control field a fitting problem is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlField {
+    Pinbased,
+    Primary,
+    Secondary,
+    Exit,
+    Entry,
+}
+
+/// A control the hypervisor cannot run without is unavailable, or one it must keep clear is
+/// forced on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FitError {
+    /// These required bits are not allowed to be 1.
+    Unsupported { field: ControlField, bits: u32 },
+    /// These bits must be 0 for Rampart's design but the CPU forces them to 1.
+    ForcedOn { field: ControlField, bits: u32 },
+}
+
+impl fmt::Display for FitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unsupported { field, bits } => {
+                write!(f, "{field:?} controls {bits:#010x} are required but not supported")
+            }
+            Self::ForcedOn { field, bits } => {
+                write!(f, "{field:?} controls {bits:#010x} must be 0 but the CPU forces them on")
+            }
+        }
+    }
+}
+
+/// What one control field needs: bits that must be set, bits set if the CPU allows them, and
+/// bits that must stay clear.
+#[derive(Clone, Copy, Debug)]
+pub struct ControlRequest {
+    pub required: u32,
+    pub optional: u32,
+    pub forbidden: u32,
+}
+
+/// Fits a request to a capability MSR value: `(wanted | allowed0) & allowed1`, failing where
+/// a required bit is not allowed-1 or a forbidden bit is allowed-0 (forced on).
+pub fn fit(field: ControlField, request: ControlRequest, capability: u64) -> Result<u32, FitError> {
+    let must_be_one = capability as u32;
+    let may_be_one = (capability >> 32) as u32;
+    let unsupported = request.required & !may_be_one;
+    if unsupported != 0 {
+        return Err(FitError::Unsupported { field, bits: unsupported });
+    }
+    let forced = request.forbidden & must_be_one;
+    if forced != 0 {
+        return Err(FitError::ForcedOn { field, bits: forced });
+    }
+    Ok((request.required | (request.optional & may_be_one) | must_be_one) & may_be_one)
+}
+
+/// The five control fields as programmed into the VMCS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Controls {
+    pub pinbased: u32,
+    pub primary: u32,
+    pub secondary: u32,
+    pub exit: u32,
+    pub entry: u32,
+}
+
+impl Controls {
+    /// Rampart's controls: EPT on, the guest owns interrupts, HLT and CR3 loads, so none of
+    /// these exit (DESIGN.md "Devices and interrupts"); MSR and I/O bitmaps decide which MSRs
+    /// and ports exit; a 64-bit host and a 64-bit guest with EFER/PAT switched on entry/exit.
+    pub fn fit(caps: &VmxCapabilities) -> Result<Self, FitError> {
+        let pinbased = fit(
+            ControlField::Pinbased,
+            ControlRequest {
+                required: 0,
+                optional: 0,
+                forbidden: PinbasedControls::EXTERNAL_INTERRUPT_EXITING.bits()
+                    | PinbasedControls::NMI_EXITING.bits(),
+            },
+            caps.pinbased,
+        )?;
+        let primary = fit(
+            ControlField::Primary,
+            ControlRequest {
+                required: (PrimaryControls::USE_MSR_BITMAPS
+                    | PrimaryControls::USE_IO_BITMAPS
+                    | PrimaryControls::SECONDARY_CONTROLS)
+                    .bits(),
+                optional: 0,
+                forbidden: (PrimaryControls::HLT_EXITING
+                    | PrimaryControls::CR3_LOAD_EXITING
+                    | PrimaryControls::CR3_STORE_EXITING
+                    | PrimaryControls::INVLPG_EXITING
+                    | PrimaryControls::RDTSC_EXITING
+                    | PrimaryControls::UNCOND_IO_EXITING)
+                    .bits(),
+            },
+            caps.procbased,
+        )?;
+        let secondary = fit(
+            ControlField::Secondary,
+            ControlRequest {
+                required: SecondaryControls::ENABLE_EPT.bits(),
+                // Instructions the guest would otherwise see #UD for when the CPU has them.
+                optional: (SecondaryControls::ENABLE_VPID
+                    | SecondaryControls::ENABLE_RDTSCP
+                    | SecondaryControls::ENABLE_INVPCID
+                    | SecondaryControls::ENABLE_XSAVES_XRSTORS)
+                    .bits(),
+                forbidden: SecondaryControls::WBINVD_EXITING.bits(),
+            },
+            caps.procbased2,
+        )?;
+        let exit = fit(
+            ControlField::Exit,
+            ControlRequest {
+                required: (ExitControls::HOST_ADDRESS_SPACE_SIZE
+                    | ExitControls::SAVE_IA32_EFER
+                    | ExitControls::LOAD_IA32_EFER)
+                    .bits(),
+                optional: (ExitControls::SAVE_IA32_PAT | ExitControls::LOAD_IA32_PAT).bits(),
+                forbidden: 0,
+            },
+            caps.exit,
+        )?;
+        let entry = fit(
+            ControlField::Entry,
+            ControlRequest {
+                required: (EntryControls::IA32E_MODE_GUEST | EntryControls::LOAD_IA32_EFER).bits(),
+                optional: EntryControls::LOAD_IA32_PAT.bits(),
+                forbidden: EntryControls::ENTRY_TO_SMM.bits(),
+            },
+            caps.entry,
+        )?;
+        Ok(Self { pinbased, primary, secondary, exit, entry })
+    }
+
+    pub fn has_secondary(&self, control: SecondaryControls) -> bool {
+        self.secondary & control.bits() == control.bits()
+    }
+
+    pub fn has_entry(&self, control: EntryControls) -> bool {
+        self.entry & control.bits() == control.bits()
+    }
+
+    pub fn has_exit(&self, control: ExitControls) -> bool {
+        self.exit & control.bits() == control.bits()
+    }
+}

@@ -1,0 +1,124 @@
+//! Control fitting against the capability MSRs of eight Bochs CPU models (tests/vmx-caps).
+
+use super::caps::{ept_cap, VmxCapabilities};
+use super::controls::{ControlField, Controls, FitError};
+use super::msr::MsrSource;
+use std::collections::HashMap;
+use x86::vmx::vmcs::control::{PrimaryControls, SecondaryControls};
+
+const FIXTURES: [(&str, &str); 8] = [
+    ("broadwell_ult", include_str!("../../tests/vmx-caps/broadwell_ult.txt")),
+    ("corei3_cnl", include_str!("../../tests/vmx-caps/corei3_cnl.txt")),
+    ("haswell", include_str!("../../tests/vmx-caps/corei7_haswell_4770.txt")),
+    ("icelake_u", include_str!("../../tests/vmx-caps/corei7_icelake_u.txt")),
+    ("ivy_bridge", include_str!("../../tests/vmx-caps/corei7_ivy_bridge_3770k.txt")),
+    ("sandy_bridge", include_str!("../../tests/vmx-caps/corei7_sandy_bridge_2600k.txt")),
+    ("skylake_x", include_str!("../../tests/vmx-caps/corei7_skylake_x.txt")),
+    ("tigerlake", include_str!("../../tests/vmx-caps/tigerlake.txt")),
+];
+
+/// MSR values parsed from a fixture ("msr 0x480 = 0x..."; "#GP" lines are absent MSRs).
+struct Fixture(HashMap<u32, u64>);
+
+impl Fixture {
+    fn parse(text: &str) -> Self {
+        let mut msrs = HashMap::new();
+        for line in text.lines().filter(|l| l.starts_with("msr ")) {
+            let (name, value) = line[4..].split_once(" = ").unwrap();
+            let msr = u32::from_str_radix(name.trim_start_matches("0x"), 16).unwrap();
+            if let Some(hex) = value.strip_prefix("0x") {
+                msrs.insert(msr, u64::from_str_radix(hex, 16).unwrap());
+            }
+        }
+        Self(msrs)
+    }
+}
+
+impl MsrSource for Fixture {
+    fn read(&self, msr: u32) -> Option<u64> {
+        self.0.get(&msr).copied()
+    }
+}
+
+fn caps(name: &str) -> VmxCapabilities {
+    let text = FIXTURES.iter().find(|(n, _)| *n == name).unwrap().1;
+    VmxCapabilities::read(&Fixture::parse(text)).unwrap()
+}
+
+#[test]
+fn every_model_fits_rampart_controls() {
+    for (name, text) in FIXTURES {
+        let caps = VmxCapabilities::read(&Fixture::parse(text)).unwrap();
+        let c = Controls::fit(&caps).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Every fitted value honours allowed-0 and allowed-1.
+        for (value, cap) in [
+            (c.pinbased, caps.pinbased),
+            (c.primary, caps.procbased),
+            (c.secondary, caps.procbased2),
+            (c.exit, caps.exit),
+            (c.entry, caps.entry),
+        ] {
+            assert_eq!(value & cap as u32, cap as u32, "{name}: allowed-0 bit cleared");
+            assert_eq!(value & !((cap >> 32) as u32), 0, "{name}: bit set that is not allowed-1");
+        }
+        assert!(c.has_secondary(SecondaryControls::ENABLE_EPT), "{name}");
+        let no_exit = PrimaryControls::HLT_EXITING
+            | PrimaryControls::CR3_LOAD_EXITING
+            | PrimaryControls::CR3_STORE_EXITING;
+        assert_eq!(c.primary & no_exit.bits(), 0, "{name}: HLT/CR3 must not exit");
+    }
+}
+
+#[test]
+fn true_controls_are_used_when_basic_bit_55_is_set() {
+    let c = caps("skylake_x");
+    assert!(c.has_true_controls());
+    // TRUE_PROCBASED (0x48e) clears the default-1 CR3-load/store exiting bits of 0x482.
+    assert_eq!(c.procbased, 0xf7f9_fffe_0400_6172);
+}
+
+#[test]
+fn without_true_controls_cr3_exiting_is_forced_and_reported() {
+    let mut fixture = Fixture::parse(FIXTURES[6].1);
+    fixture.0.insert(0x480, fixture.0[&0x480] & !(1 << 55));
+    let caps = VmxCapabilities::read(&fixture).unwrap();
+    let err = Controls::fit(&caps).unwrap_err();
+    assert!(matches!(err, FitError::ForcedOn { field: ControlField::Primary, .. }), "{err}");
+}
+
+#[test]
+fn models_differ_in_ept_page_sizes() {
+    assert!(!caps("sandy_bridge").ept_has(ept_cap::PAGE_1G));
+    assert!(caps("tigerlake").ept_has(ept_cap::PAGE_1G));
+    for (name, _) in FIXTURES {
+        assert!(caps(name).ept_has(ept_cap::PAGE_2M), "{name}");
+        assert!(caps(name).ept_has(ept_cap::MEMORY_TYPE_WB), "{name}");
+    }
+}
+
+#[test]
+fn missing_secondary_msr_is_an_error_not_a_fault() {
+    let mut fixture = Fixture::parse(FIXTURES[7].1);
+    fixture.0.remove(&0x48b);
+    assert!(VmxCapabilities::read(&fixture).is_err());
+}
+
+#[test]
+fn cr_fixed_bits_force_vmxe_and_ne() {
+    let c = caps("tigerlake");
+    const CR4_VMXE: u64 = 1 << 13;
+    const CR0_NE: u64 = 1 << 5;
+    assert_ne!(c.fit_cr4(0) & CR4_VMXE, 0);
+    assert_ne!(c.fit_cr0(0x8000_0001, false) & CR0_NE, 0);
+    // Without unrestricted guest, PE and PG stay forced on.
+    assert_eq!(c.fit_cr0(0, false) & 0x8000_0001, 0x8000_0001);
+    assert_eq!(c.fit_cr0(0, true) & 0x8000_0001, 0);
+}
+
+#[test]
+fn summary_names_the_features() {
+    let s = format!("{}", caps("sandy_bridge"));
+    assert!(s.contains(" ept") && s.contains("-ept-1g") && s.contains(" vpid"), "{s}");
+    let s = format!("{}", caps("tigerlake"));
+    assert!(s.contains(" ept-1g") && s.contains("-mbec"), "{s}");
+}
