@@ -1,48 +1,42 @@
 //! Rampart: a VMX microhypervisor that runs one guest kernel with its pages protected by EPT.
 //!
 //! Boot flow: the firmware calls [`probe`] before ExitBootServices (so a missing VT-x is
-//! diagnosed while the firmware can still report it), then [`start`] after it.
+//! diagnosed while the firmware can still report it), then [`start`] after it. Layout: `arch`
+//! (raw instructions), `vmx` (capabilities, controls, VMCS), `ept`, `exits`, `boot`.
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
 
+pub mod arch;
+mod boot;
+pub mod console;
 pub mod ept;
+pub mod exits;
+pub mod frames;
 pub mod handoff;
+pub mod state;
+pub mod stats;
+pub mod vcpu;
 pub mod vmx;
 
+pub use boot::VmxSummary as ProbeSummary;
 pub use handoff::{GuestEntry, HandOff, PhysRange, RESERVED_ALIGN, RESERVED_BYTES};
+pub use vmx::enable::VmxError as ProbeError;
 
-/// Checks that this CPU can run Rampart, without changing any state.
-///
-/// Returns a one-line summary of the VMX features found, or the reason VMX is unusable.
+/// Checks that this CPU can run Rampart, without changing any state: CPUID, IA32_FEATURE_CONTROL,
+/// capability MSRs and control fitting. Callable under UEFI boot services.
 pub fn probe() -> Result<ProbeSummary, ProbeError> {
-    Err(ProbeError)
+    boot::probe()
 }
 
-/// A one-line, human readable summary of the VMX capabilities (Display).
-#[derive(Debug)]
-pub struct ProbeSummary;
-impl core::fmt::Display for ProbeSummary {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("todo")
-    }
-}
-/// Why VMX is unusable (Display).
-#[derive(Debug)]
-pub struct ProbeError;
-impl core::fmt::Display for ProbeError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("todo")
-    }
-}
-
-/// Takes over the CPU: own page tables, GDT/IDT, VMX on, EPT, and launches the guest.
+/// Takes over the CPU: own stack, page tables, GDT/IDT, VMX on, EPT, and launches the guest.
 ///
 /// # Safety
-/// Call once, after ExitBootServices, with interrupts disabled, with `handoff.reserved` and
-/// `handoff.image` owned by the hypervisor and everything `handoff.guest` points to prepared in
-/// guest RAM per the entry contract.
+/// Call once, after ExitBootServices, with interrupts disabled, at CPL0 on an identity-mapped
+/// address space; `handoff.reserved` and `handoff.image` must belong to the hypervisor alone,
+/// `handoff.serial_port` must be a 16550 UART, and everything `handoff.guest` points to must be
+/// prepared in guest RAM per the entry contract.
+#[allow(unsafe_code)]
 pub unsafe fn start(handoff: &HandOff) -> ! {
-    let _ = handoff;
-    loop {
-        core::hint::spin_loop();
-    }
+    // SAFETY: forwarded contract.
+    unsafe { boot::start(handoff) }
 }

@@ -2,10 +2,13 @@
 
 pub mod caps;
 pub mod controls;
+pub mod enable;
 pub mod exit_reason;
 pub mod instruction_error;
 pub mod msr;
 pub mod qualification;
+pub mod setup;
+pub mod vmcs;
 
 #[cfg(test)]
 mod fixture_tests;

@@ -1,0 +1,192 @@
+//! The host's own GDT, TSS and IDT: after ExitBootServices the firmware's tables live in memory
+//! that now belongs to the guest, so the hypervisor must not depend on them.
+
+use core::arch::{asm, naked_asm};
+use core::ptr::addr_of;
+
+pub const HOST_CODE_SELECTOR: u16 = 0x08;
+pub const HOST_DATA_SELECTOR: u16 = 0x10;
+/// Host TR must not be 0 (SDM Vol. 3C 27.2.3 "Checks on Host Segment and Descriptor-Table
+/// Registers").
+pub const HOST_TSS_SELECTOR: u16 = 0x18;
+
+/// 64-bit code: present, DPL0, execute/read, L=1, G=1.
+const CODE64: u64 = 0x00af_9b00_0000_ffff;
+/// Data: present, DPL0, read/write, D/B=1, G=1.
+const DATA: u64 = 0x00cf_9300_0000_ffff;
+/// Size of the 64-bit TSS (SDM Vol. 3A 9.7, Figure 9-11).
+const TSS_SIZE: usize = 104;
+/// System-segment type 9: available 64-bit TSS.
+const TSS_AVAILABLE: u64 = 0x9;
+const DESCRIPTOR_PRESENT: u64 = 1 << 47;
+
+#[repr(C, align(16))]
+struct Gdt([u64; 5]);
+
+#[repr(C, align(16))]
+struct Tss([u8; TSS_SIZE]);
+
+/// One 16-byte IDT gate (SDM Vol. 3A 7.14.1).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    type_attributes: u8,
+    offset_mid: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+
+/// Present, DPL0, 64-bit interrupt gate.
+const INTERRUPT_GATE: u8 = 0x8e;
+const EXCEPTIONS: usize = 32;
+
+#[repr(C, align(16))]
+struct Idt([Gate; EXCEPTIONS]);
+
+static mut GDT: Gdt = Gdt([0; 5]);
+static TSS: Tss = Tss([0; TSS_SIZE]);
+static mut IDT: Idt = Idt(
+    [Gate {
+        offset_low: 0,
+        selector: 0,
+        ist: 0,
+        type_attributes: 0,
+        offset_mid: 0,
+        offset_high: 0,
+        reserved: 0,
+    }; EXCEPTIONS],
+);
+
+/// Addresses the VMCS host-state area needs.
+#[derive(Clone, Copy, Debug)]
+pub struct HostTables {
+    pub gdt_base: u64,
+    pub idt_base: u64,
+    pub tss_base: u64,
+}
+
+/// Loads the host GDT (with a TSS, loaded into TR), reloads every segment register, and loads
+/// the host IDT whose handlers report any exception in the hypervisor and halt.
+///
+/// # Safety
+/// Call once, on the boot CPU, with interrupts disabled, before anything relies on the
+/// firmware's descriptor tables.
+pub unsafe fn install() -> HostTables {
+    let tss_base = addr_of!(TSS) as u64;
+    let tss_limit = (TSS_SIZE - 1) as u64;
+    let tss_low = (tss_limit & 0xffff)
+        | ((tss_base & 0xff_ffff) << 16)
+        | (TSS_AVAILABLE << 40)
+        | DESCRIPTOR_PRESENT
+        | (((tss_limit >> 16) & 0xf) << 48)
+        | (((tss_base >> 24) & 0xff) << 56);
+    let tss_high = tss_base >> 32;
+    let handlers = exception_stubs();
+    // SAFETY: single-threaded boot (caller contract); nothing else references GDT/IDT yet.
+    let (gdt_base, idt_base) = unsafe {
+        let gdt = &mut *core::ptr::addr_of_mut!(GDT);
+        gdt.0 = [0, CODE64, DATA, tss_low, tss_high];
+        let idt = &mut *core::ptr::addr_of_mut!(IDT);
+        for (gate, handler) in idt.0.iter_mut().zip(handlers) {
+            let offset = handler as *const () as u64;
+            *gate = Gate {
+                offset_low: offset as u16,
+                selector: HOST_CODE_SELECTOR,
+                ist: 0,
+                type_attributes: INTERRUPT_GATE,
+                offset_mid: (offset >> 16) as u16,
+                offset_high: (offset >> 32) as u32,
+                reserved: 0,
+            };
+        }
+        (gdt as *const Gdt as u64, idt as *const Idt as u64)
+    };
+    let gdtr = DescriptorPointer { limit: (5 * 8 - 1) as u16, base: gdt_base };
+    let idtr = DescriptorPointer { limit: (EXCEPTIONS * 16 - 1) as u16, base: idt_base };
+    // SAFETY: the GDT and IDT are statics (live forever) filled above with valid descriptors;
+    // the far return reloads CS with the 64-bit code selector of that GDT, the other segment
+    // registers get its data selector, and LTR gets its available TSS.
+    unsafe {
+        asm!(
+            "lgdt [{gdtr}]",
+            "lidt [{idtr}]",
+            "push {code}",
+            "lea {tmp}, [rip + 2f]",
+            "push {tmp}",
+            "retfq",
+            "2:",
+            "mov ds, {data:x}",
+            "mov es, {data:x}",
+            "mov ss, {data:x}",
+            "mov fs, {data:x}",
+            "mov gs, {data:x}",
+            "ltr {tss:x}",
+            gdtr = in(reg) &gdtr,
+            idtr = in(reg) &idtr,
+            code = in(reg) u64::from(HOST_CODE_SELECTOR),
+            data = in(reg) u64::from(HOST_DATA_SELECTOR),
+            tss = in(reg) u64::from(HOST_TSS_SELECTOR),
+            tmp = out(reg) _,
+        );
+    }
+    HostTables { gdt_base, idt_base, tss_base }
+}
+
+#[repr(C, packed)]
+struct DescriptorPointer {
+    limit: u16,
+    base: u64,
+}
+
+/// Called by every exception stub with the vector and the interrupted stack.
+extern "sysv64" fn host_exception(vector: u64, frame: *const u64) -> ! {
+    // Vectors 8, 10-14, 17, 21, 29, 30 push an error code before RIP (SDM Vol. 3A 7.15).
+    let has_error_code = matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30);
+    let rip_slot = usize::from(has_error_code);
+    // SAFETY: the stub passes the RSP at which the CPU pushed the exception frame, at least
+    // RIP, CS, RFLAGS (plus the error code), so these reads stay inside that frame.
+    let (error, rip) = unsafe {
+        let error = if has_error_code { *frame } else { 0 };
+        (error, *frame.add(rip_slot))
+    };
+    let cr2: u64;
+    // SAFETY: reading CR2 has no side effects.
+    unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack)) };
+    crate::exits::stop::host_fault(vector, error, rip, cr2)
+}
+
+macro_rules! exception_stub {
+    ($name:ident, $vector:literal) => {
+        #[unsafe(naked)]
+        extern "sysv64" fn $name() {
+            naked_asm!(
+                "mov rsi, rsp",
+                "and rsp, -16",
+                "mov edi, {vector}",
+                "call {handler}",
+                "ud2",
+                vector = const $vector,
+                handler = sym host_exception,
+            )
+        }
+    };
+}
+
+macro_rules! exception_stubs {
+    ($($name:ident = $vector:literal),* $(,)?) => {
+        $(exception_stub!($name, $vector);)*
+        fn exception_stubs() -> [extern "sysv64" fn(); EXCEPTIONS] {
+            [$($name),*]
+        }
+    };
+}
+
+exception_stubs!(
+    e0 = 0, e1 = 1, e2 = 2, e3 = 3, e4 = 4, e5 = 5, e6 = 6, e7 = 7, e8 = 8, e9 = 9, e10 = 10,
+    e11 = 11, e12 = 12, e13 = 13, e14 = 14, e15 = 15, e16 = 16, e17 = 17, e18 = 18, e19 = 19,
+    e20 = 20, e21 = 21, e22 = 22, e23 = 23, e24 = 24, e25 = 25, e26 = 26, e27 = 27, e28 = 28,
+    e29 = 29, e30 = 30, e31 = 31,
+);

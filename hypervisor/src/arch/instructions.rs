@@ -1,0 +1,64 @@
+//! Single instructions not wrapped by the `x86` crate.
+
+use core::arch::asm;
+
+/// Stops this CPU for good: interrupts off, then HLT forever.
+pub fn halt_forever() -> ! {
+    loop {
+        // SAFETY: CLI and HLT touch no memory; the hypervisor's end state is a halted CPU.
+        unsafe { asm!("cli", "hlt", options(nomem, nostack)) };
+    }
+}
+
+/// INVEPT type (SDM Vol. 3C 31.3 "INVEPT"): 1 = single-context, 2 = all-context.
+#[derive(Clone, Copy)]
+#[repr(u64)]
+pub enum InveptType {
+    SingleContext = 1,
+    AllContext = 2,
+}
+
+/// Invalidates cached EPT translations for `eptp` (single-context) or all EPTPs.
+///
+/// # Safety
+/// VMX operation must be on and the CPU must support the chosen INVEPT type
+/// (IA32_VMX_EPT_VPID_CAP bits 25/26).
+pub unsafe fn invept(kind: InveptType, eptp: u64) {
+    let descriptor: [u64; 2] = [eptp, 0];
+    // SAFETY: the caller guarantees VMX operation and support; the descriptor is a valid
+    // 16-byte memory operand on our stack.
+    unsafe {
+        asm!("invept {0}, [{1}]", in(reg) kind as u64, in(reg) descriptor.as_ptr(),
+             options(nostack));
+    }
+}
+
+/// Loads XCR0 (`XSETBV` with ECX = 0).
+///
+/// # Safety
+/// `value` must be a valid XCR0 for this CPU (bit 0 set, only supported bits, AVX needs SSE),
+/// and CR4.OSXSAVE must be 1; otherwise XSETBV raises #GP in the hypervisor.
+pub unsafe fn xsetbv0(value: u64) {
+    // SAFETY: validity of `value` and CR4.OSXSAVE are the caller's contract.
+    unsafe {
+        asm!("xsetbv", in("ecx") 0u32, in("eax") value as u32, in("edx") (value >> 32) as u32,
+             options(nomem, nostack));
+    }
+}
+
+/// Writes back and invalidates all caches (used to emulate the guest's INVD safely).
+pub fn wbinvd() {
+    // SAFETY: WBINVD only flushes caches; it loses no data and touches no Rust-visible state.
+    unsafe { asm!("wbinvd", options(nostack)) };
+}
+
+/// Reads XCR0.
+pub fn xgetbv0() -> u64 {
+    let (low, high): (u32, u32);
+    // SAFETY: XGETBV with ECX = 0 is valid whenever CR4.OSXSAVE = 1, which callers check via
+    // CPUID.1:ECX.OSXSAVE before calling; it has no side effects.
+    unsafe {
+        asm!("xgetbv", in("ecx") 0u32, out("eax") low, out("edx") high, options(nomem, nostack));
+    }
+    (u64::from(high) << 32) | u64::from(low)
+}

@@ -1,0 +1,267 @@
+//! From hand-off to VMLAUNCH: own stack, own descriptor tables and page tables, VMX on, EPT,
+//! VMCS, launch. Runs once; every failure ends in a clean, reported stop.
+#![allow(unsafe_code)]
+
+use crate::arch::host_paging::{self, zeroed_frame};
+use crate::arch::{descriptors, vm_entry};
+use crate::console::{INFO, DEBUG};
+use crate::ept::builder::{Ept, PageSizes, TableMemory};
+use crate::ept::entry::{eptp, MemoryType};
+use crate::ept::layout;
+use crate::exits::io;
+use crate::exits::stop::fatal;
+use crate::frames::{FrameAllocator, FRAME_SIZE};
+use crate::handoff::HandOff;
+use crate::state::{self, HypervisorState};
+use crate::vcpu::GuestRegisters;
+use crate::vmx::caps::{ept_cap, VmxCapabilities};
+use crate::vmx::controls::Controls;
+use crate::vmx::setup::{self, HostSetup, Structures};
+use crate::vmx::vmcs::Vmcs;
+use crate::vmx::enable;
+use crate::hvlog;
+use rampart_boot_info::BootInfo;
+use x86::vmx::vmcs::control::SecondaryControls;
+
+/// 64 KiB each for the boot stack and the VM-exit stack.
+const STACK_FRAMES: u64 = 16;
+/// The VPID of the one guest (0 is reserved for VMX root, SDM Vol. 3C 29.1).
+const GUEST_VPID: u16 = 1;
+const CPUID_1_ECX_XSAVE: u32 = 1 << 26;
+const CR4_OSXSAVE: usize = 1 << 18;
+
+static HANDOFF: spin::Once<HandOff> = spin::Once::new();
+static mut GUEST_REGISTERS: GuestRegisters = GuestRegisters {
+    rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rbp: 0,
+    r8: 0, r9: 0, r10: 0, r11: 0, r12: 0, r13: 0, r14: 0, r15: 0,
+};
+
+/// See [`crate::start`].
+pub unsafe fn start(handoff: &HandOff) -> ! {
+    // SAFETY: the firmware initialised this UART and hands it to us (crate::start contract).
+    unsafe { crate::console::init(handoff.serial_port, handoff.log_level) };
+    let handoff = HANDOFF.call_once(|| *handoff);
+    let mut frames = FrameAllocator::new(handoff.reserved);
+    let Some(stack) = frames.allocate(STACK_FRAMES) else {
+        fatal(format_args!("reserved range too small for a stack"))
+    };
+    FRAMES.call_once(|| spin::Mutex::new(frames));
+    // SAFETY: the stack lies in the reserved range, which the hypervisor owns, and is used by
+    // nothing else; its top is page aligned.
+    unsafe { vm_entry::switch_stack(0, stack + STACK_FRAMES * FRAME_SIZE, continue_on_own_stack) }
+}
+
+static FRAMES: spin::Once<spin::Mutex<FrameAllocator>> = spin::Once::new();
+
+extern "sysv64" fn continue_on_own_stack(_: u64) -> ! {
+    let handoff = HANDOFF.get().copied().unwrap_or_else(|| fatal(format_args!("no hand-off")));
+    let mut frames = FRAMES.get().unwrap_or_else(|| fatal(format_args!("no frames"))).lock();
+    match launch(&handoff, &mut frames) {
+        Err(e) => fatal(format_args!("{e}")),
+    }
+}
+
+/// Errors on the way to VMLAUNCH, each with the message the boot log shows.
+#[derive(Debug)]
+enum BootError {
+    Vmx(enable::VmxError),
+    Ept(crate::ept::builder::EptError),
+    Vmcs(crate::vmx::vmcs::VmcsError),
+    BadBootInfo,
+    OutOfFrames(&'static str),
+}
+
+impl core::fmt::Display for BootError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Vmx(e) => write!(f, "{e}"),
+            Self::Ept(e) => write!(f, "{e}"),
+            Self::Vmcs(e) => write!(f, "{e}"),
+            Self::BadBootInfo => f.write_str("guest BootInfo has a bad magic or version"),
+            Self::OutOfFrames(what) => write!(f, "out of hypervisor frames for {what}"),
+        }
+    }
+}
+
+impl From<enable::VmxError> for BootError {
+    fn from(e: enable::VmxError) -> Self {
+        Self::Vmx(e)
+    }
+}
+impl From<crate::ept::builder::EptError> for BootError {
+    fn from(e: crate::ept::builder::EptError) -> Self {
+        Self::Ept(e)
+    }
+}
+impl From<crate::vmx::vmcs::VmcsError> for BootError {
+    fn from(e: crate::vmx::vmcs::VmcsError) -> Self {
+        Self::Vmcs(e)
+    }
+}
+
+fn launch(handoff: &HandOff, frames: &mut FrameAllocator) -> Result<core::convert::Infallible, BootError> {
+    // SAFETY: single CPU, interrupts off (crate::start contract); from here on nothing uses the
+    // firmware's GDT/IDT.
+    let tables = unsafe { descriptors::install() };
+    // SAFETY: the BootInfo lies in guest RAM prepared by the firmware, which the guest cannot
+    // have touched yet: it has not run.
+    let boot_info = unsafe { &*(handoff.guest.boot_info as *const BootInfo) };
+    if !boot_info.is_valid() {
+        return Err(BootError::BadBootInfo);
+    }
+    let regions = boot_info.memory_regions();
+    let top = layout::address_space_top(regions);
+    // SAFETY: frames come from the hypervisor's reserved range, identity-mapped by the
+    // firmware's tables now and by the new ones after the switch, which cover all of [0, top),
+    // including the image (code, statics) and the reserved range (stacks, frames).
+    unsafe {
+        let pml4 = host_paging::build_identity_map(frames, top).ok_or(BootError::OutOfFrames("host page tables"))?;
+        host_paging::activate(pml4);
+    }
+    enable_host_xsave();
+    let (caps, controls) = enable::check()?;
+    hvlog!(INFO, "VMX capabilities: {caps}");
+    // SAFETY: `check` passed; CPL0, interrupts off; frames are ours and identity-mapped.
+    unsafe { enable::enter(&caps, frames)? };
+    hvlog!(INFO, "VMXON ok, VMCS current (revision {:#x})", caps.revision_id());
+
+    let excluded = [handoff.reserved, handoff.image];
+    let ept = build_ept(&caps, frames, regions, &excluded, top)?;
+    let state = state::init(HypervisorState { caps, controls, hypervisor_ranges: excluded });
+
+    let structures = Structures {
+        eptp: ept,
+        msr_bitmap: frame(frames, "MSR bitmap")?,
+        io_bitmap_a: io_bitmap_a(frames)?,
+        io_bitmap_b: frame(frames, "I/O bitmap B")?,
+        vpid: if controls.has_secondary(SecondaryControls::ENABLE_VPID) { GUEST_VPID } else { 0 },
+    };
+    let exit_stack = frames.allocate(STACK_FRAMES).ok_or(BootError::OutOfFrames("exit stack"))?;
+    // SAFETY: reading CR3 has no side effects.
+    let host_cr3 = unsafe { x86::controlregs::cr3() };
+    let host = HostSetup {
+        cr3: host_cr3,
+        tables,
+        exit_stack_top: exit_stack + STACK_FRAMES * FRAME_SIZE,
+        exit_entry: vm_entry::vm_exit_entry as *const () as u64,
+    };
+    // SAFETY: `enter` made a VMCS current and it stays current from here on.
+    let vmcs = unsafe { Vmcs::assume_current() };
+    // SAFETY: the structures are hypervisor-owned and initialised (EPT leaves the hypervisor
+    // out); `host` describes our own tables, exit stack and exit stub.
+    unsafe {
+        setup::write_controls(&vmcs, &state.caps, &state.controls, &structures)?;
+        setup::write_host_state(&vmcs, &state.controls, &host)?;
+    }
+    setup::write_guest_state(&vmcs, &state.caps, &state.controls, &handoff.guest)?;
+    hvlog!(DEBUG, "{} KiB of hypervisor frames left", frames.remaining() / 1024);
+    hvlog!(
+        INFO,
+        "launching guest: RIP={:#x} RSP={:#x} CR3={:#x} in VMX non-root",
+        handoff.guest.rip,
+        handoff.guest.rsp,
+        handoff.guest.cr3
+    );
+    // SAFETY: only this CPU, before launch, touches the register block; the VMCS is complete,
+    // host RIP is the exit stub and host RSP the top of an exit stack nothing else uses.
+    unsafe {
+        let regs = &mut *core::ptr::addr_of_mut!(GUEST_REGISTERS);
+        regs.rdi = handoff.guest.boot_info;
+        vm_entry::vm_launch(regs)
+    }
+}
+
+/// The host needs CR4.OSXSAVE so that it can execute the guest's validated XSETBV.
+fn enable_host_xsave() {
+    if raw_cpuid::cpuid!(1).ecx & CPUID_1_ECX_XSAVE != 0 {
+        // SAFETY: the CPU supports XSAVE (CPUID.1:ECX.XSAVE), so setting CR4.OSXSAVE is valid;
+        // it only enables instructions.
+        unsafe {
+            let cr4 = x86::controlregs::cr4();
+            x86::controlregs::cr4_write(cr4 | x86::controlregs::Cr4::from_bits_truncate(CR4_OSXSAVE));
+        }
+    }
+}
+
+/// Builds the identity EPT and returns the EPT pointer.
+fn build_ept(
+    caps: &VmxCapabilities,
+    frames: &mut FrameAllocator,
+    regions: &[rampart_boot_info::MemoryRegion],
+    excluded: &[crate::handoff::PhysRange],
+    top: u64,
+) -> Result<u64, BootError> {
+    let sizes = PageSizes {
+        large_2m: caps.ept_has(ept_cap::PAGE_2M),
+        huge_1g: caps.ept_has(ept_cap::PAGE_1G),
+    };
+    let mut ept = Ept::new(IdentityTables(frames), sizes)?;
+    layout::build_identity_map(&mut ept, regions, excluded, top)?;
+    hvlog!(
+        INFO,
+        "EPT: identity map of {} GiB in {} tables ({} KiB), 2M pages {}, 1G pages {}; hypervisor {:#x}+{:#x} and image {:#x}+{:#x} absent",
+        top >> 30,
+        ept.table_count(),
+        ept.table_count() * 4,
+        if sizes.large_2m { "on" } else { "off" },
+        if sizes.huge_1g { "on" } else { "off" },
+        excluded[0].start,
+        excluded[0].length,
+        excluded[1].start,
+        excluded[1].length
+    );
+    let table_type = if caps.ept_has(ept_cap::MEMORY_TYPE_WB) {
+        MemoryType::WriteBack
+    } else {
+        MemoryType::Uncacheable
+    };
+    Ok(eptp(ept.pml4(), table_type))
+}
+
+fn frame(frames: &mut FrameAllocator, what: &'static str) -> Result<u64, BootError> {
+    // SAFETY: the allocator hands out identity-mapped frames of the reserved range.
+    unsafe { zeroed_frame(frames) }.ok_or(BootError::OutOfFrames(what))
+}
+
+fn io_bitmap_a(frames: &mut FrameAllocator) -> Result<u64, BootError> {
+    let bitmap = frame(frames, "I/O bitmap A")?;
+    // SAFETY: a fresh, zeroed, identity-mapped 4 KiB frame nothing else references.
+    io::deny_com2(unsafe { &mut *(bitmap as *mut [u8; 4096]) });
+    Ok(bitmap)
+}
+
+/// EPT tables in hypervisor frames, reached through the identity map.
+struct IdentityTables<'a>(&'a mut FrameAllocator);
+
+impl TableMemory for IdentityTables<'_> {
+    fn allocate(&mut self) -> Option<u64> {
+        // SAFETY: frames of the reserved range are identity-mapped and ours.
+        unsafe { zeroed_frame(self.0) }
+    }
+
+    fn table(&mut self, physical: u64) -> &mut [u64; 512] {
+        // SAFETY: `Ept` only passes addresses this allocator returned (the PML4 or addresses
+        // it stored in entries itself): identity-mapped, 4 KiB aligned hypervisor frames.
+        unsafe { &mut *(physical as *mut [u64; 512]) }
+    }
+}
+
+/// See [`crate::probe`].
+pub fn probe() -> Result<VmxSummary, enable::VmxError> {
+    enable::check().map(|(caps, controls)| VmxSummary { caps, controls })
+}
+
+/// What [`crate::probe`] found: Displays as a one-line summary.
+#[derive(Debug)]
+pub struct VmxSummary {
+    caps: VmxCapabilities,
+    controls: Controls,
+}
+
+impl core::fmt::Display for VmxSummary {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}; controls pin={:#x} proc={:#x} proc2={:#x} exit={:#x} entry={:#x}",
+            self.caps, self.controls.pinbased, self.controls.primary, self.controls.secondary,
+            self.controls.exit, self.controls.entry)
+    }
+}

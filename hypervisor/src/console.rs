@@ -1,0 +1,61 @@
+//! The hypervisor's log on the shared console UART: every line prefixed `[hv] `.
+//!
+//! The guest owns COM1 too (DESIGN.md "Devices and interrupts"); the hypervisor only writes
+//! while the guest is stopped in a VM exit, so lines never interleave within a character.
+
+use core::fmt::{self, Write};
+use spin::Mutex;
+use uart_16550::SerialPort;
+
+static CONSOLE: Mutex<Option<SerialPort>> = Mutex::new(None);
+static LEVEL: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(3);
+
+/// Log levels as in the boot config: 1 = error .. 5 = trace.
+pub const ERROR: u8 = 1;
+pub const WARN: u8 = 2;
+pub const INFO: u8 = 3;
+pub const DEBUG: u8 = 4;
+
+/// Takes the UART at `port` (already initialised by the firmware; re-initialised here).
+///
+/// # Safety
+/// `port` must be the base of a 16550 UART that only the firmware, the hypervisor and the guest
+/// (which writes only while the hypervisor is not running) use.
+#[allow(unsafe_code)]
+pub unsafe fn init(port: u16, level: u8) {
+    // SAFETY: the caller guarantees `port` is a 16550 UART we may drive.
+    let mut serial = unsafe { SerialPort::new(port) };
+    serial.init();
+    *CONSOLE.lock() = Some(serial);
+    LEVEL.store(level, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// True if lines at `level` are printed.
+pub fn enabled(level: u8) -> bool {
+    level <= LEVEL.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Writes one line: `prefix` then the formatted text then CR LF.
+pub fn line(prefix: &str, args: fmt::Arguments<'_>) {
+    let mut guard = CONSOLE.lock();
+    if let Some(serial) = guard.as_mut() {
+        let _ = serial.write_str(prefix);
+        let _ = serial.write_fmt(args);
+        let _ = serial.write_str("\r\n");
+    }
+}
+
+/// `hvlog!(level, "...", args)`: a `[hv] ` line if `level` is enabled.
+#[macro_export]
+macro_rules! hvlog {
+    ($level:expr, $($arg:tt)*) => {
+        if $crate::console::enabled($level) {
+            $crate::console::line("[hv] ", format_args!($($arg)*));
+        }
+    };
+}
+
+/// The machine-readable result line the runner stops on: `RAMPART-RESULT: ...`.
+pub fn result_line(args: fmt::Arguments<'_>) {
+    line("RAMPART-RESULT: ", args);
+}

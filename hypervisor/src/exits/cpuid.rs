@@ -1,0 +1,111 @@
+//! CPUID exits (unconditional in VMX non-root, SDM Vol. 3C 26.1.2): the host's answer, with
+//! VMX hidden, the hypervisor-present bit set and the Rampart leaves added.
+
+use super::Resume;
+use crate::vcpu::GuestRegisters;
+use crate::vmx::setup::GUEST_CR4;
+use crate::vmx::vmcs::Vmcs;
+use rampart_hv_abi::{signature_registers, ABI_VERSION, CPUID_LEAF_FEATURES, CPUID_LEAF_VENDOR};
+use x86::vmx::vmcs::control;
+
+const LEAF_FEATURES: u32 = 1;
+const LEAF_EXTENDED_FEATURES: u32 = 7;
+/// CPUID.1:ECX bits (SDM Vol. 2A, Table 3-10).
+const ECX_VMX: u32 = 1 << 5;
+const ECX_SMX: u32 = 1 << 6;
+const ECX_OSXSAVE: u32 = 1 << 27;
+const ECX_HYPERVISOR: u32 = 1 << 31;
+/// CPUID.7.0:ECX bit 4: OSPKE.
+const ECX7_OSPKE: u32 = 1 << 4;
+const CR4_OSXSAVE: u64 = 1 << 18;
+const CR4_PKE: u64 = 1 << 22;
+const HYPERVISOR_RANGE_END: u32 = 0x4000_00ff;
+
+/// The four CPUID output registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuidResult {
+    pub eax: u32,
+    pub ebx: u32,
+    pub ecx: u32,
+    pub edx: u32,
+}
+
+/// What the guest sees for `leaf`, given what the CPU answered and the guest's CR4 (bits that
+/// mirror OS state come from the guest's CR4, not the host's).
+pub fn virtualize(leaf: u32, host: CpuidResult, guest_cr4: u64) -> CpuidResult {
+    let mut out = host;
+    match leaf {
+        LEAF_FEATURES => {
+            out.ecx &= !(ECX_VMX | ECX_SMX | ECX_OSXSAVE);
+            out.ecx |= ECX_HYPERVISOR;
+            if guest_cr4 & CR4_OSXSAVE != 0 && host.ecx & (1 << 26) != 0 {
+                out.ecx |= ECX_OSXSAVE;
+            }
+        }
+        LEAF_EXTENDED_FEATURES => {
+            out.ecx &= !ECX7_OSPKE;
+            if guest_cr4 & CR4_PKE != 0 {
+                out.ecx |= ECX7_OSPKE;
+            }
+        }
+        CPUID_LEAF_VENDOR => {
+            let (ebx, ecx, edx) = signature_registers();
+            out = CpuidResult { eax: CPUID_LEAF_FEATURES, ebx, ecx, edx };
+        }
+        CPUID_LEAF_FEATURES => out = CpuidResult { eax: ABI_VERSION, ebx: 0, ecx: 0, edx: 0 },
+        l if (CPUID_LEAF_VENDOR..=HYPERVISOR_RANGE_END).contains(&l) => {
+            out = CpuidResult { eax: 0, ebx: 0, ecx: 0, edx: 0 }
+        }
+        _ => {}
+    }
+    out
+}
+
+pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
+    let leaf = regs.rax as u32;
+    let subleaf = regs.rcx as u32;
+    let host = raw_cpuid::cpuid!(leaf, subleaf);
+    let host = CpuidResult { eax: host.eax, ebx: host.ebx, ecx: host.ecx, edx: host.edx };
+    let guest_cr4 = vmcs.read(control::CR4_READ_SHADOW).unwrap_or(GUEST_CR4);
+    let out = virtualize(leaf, host, guest_cr4);
+    regs.rax = u64::from(out.eax);
+    regs.rbx = u64::from(out.ebx);
+    regs.rcx = u64::from(out.ecx);
+    regs.rdx = u64::from(out.edx);
+    Resume::NextInstruction
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: CpuidResult = CpuidResult { eax: !0, ebx: !0, ecx: !0, edx: !0 };
+
+    #[test]
+    fn vmx_is_hidden_and_hypervisor_bit_set() {
+        let out = virtualize(1, CpuidResult { ecx: ECX_VMX, ..ALL }, 0);
+        assert_eq!(out.ecx & ECX_VMX, 0);
+        assert_ne!(out.ecx & ECX_HYPERVISOR, 0);
+    }
+
+    #[test]
+    fn osxsave_follows_the_guest_cr4() {
+        assert_eq!(virtualize(1, ALL, 0).ecx & ECX_OSXSAVE, 0);
+        assert_ne!(virtualize(1, ALL, CR4_OSXSAVE).ecx & ECX_OSXSAVE, 0);
+    }
+
+    #[test]
+    fn vendor_leaf_carries_the_signature() {
+        let out = virtualize(CPUID_LEAF_VENDOR, ALL, 0);
+        assert!(rampart_hv_abi::is_rampart_signature(out.ebx, out.ecx, out.edx));
+        assert_eq!(out.eax, CPUID_LEAF_FEATURES);
+        assert_eq!(virtualize(CPUID_LEAF_FEATURES, ALL, 0).eax, ABI_VERSION);
+        assert_eq!(virtualize(0x4000_0042, ALL, 0), CpuidResult { eax: 0, ebx: 0, ecx: 0, edx: 0 });
+    }
+
+    #[test]
+    fn other_leaves_pass_through() {
+        assert_eq!(virtualize(0, ALL, 0), ALL);
+        assert_eq!(virtualize(0x8000_0001, ALL, 0), ALL);
+    }
+}

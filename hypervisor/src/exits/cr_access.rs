@@ -1,0 +1,67 @@
+//! MOV to CR0/CR4 that changes a bit the hypervisor owns (the guest/host masks hold the bits
+//! VMX pins, SDM Vol. 3C 25.6.6): the guest's view goes to the read shadow, the CPU gets the
+//! value with the fixed bits applied.
+
+use super::{Exception, Resume};
+use crate::state;
+use crate::vcpu::{GuestRegisters, GPR_RSP};
+use crate::vmx::caps::VmxCapabilities;
+use crate::vmx::qualification::{CrAccess, CrAccessType};
+use crate::vmx::vmcs::Vmcs;
+use x86::vmx::vmcs::{control, guest};
+
+const CR0_PE: u64 = 1 << 0;
+const CR0_PG: u64 = 1 << 31;
+
+/// The value the CPU should hold for a guest write of `value` to CR0, or `None` if the write
+/// must fault: clearing PE or PG is impossible without unrestricted guest (a 64-bit guest
+/// cannot leave paging natively either without first leaving long mode).
+pub fn cr0_for_guest(caps: &VmxCapabilities, value: u64) -> Option<u64> {
+    if value & (CR0_PE | CR0_PG) != CR0_PE | CR0_PG || value >> 32 != 0 {
+        return None;
+    }
+    Some(caps.fit_cr0(value, false))
+}
+
+/// The value the CPU should hold for a guest write to CR4, or `None` for bits the CPU does not
+/// allow in VMX operation (natively those writes raise #GP too).
+pub fn cr4_for_guest(caps: &VmxCapabilities, value: u64) -> Option<u64> {
+    const CR4_VMXE: u64 = 1 << 13;
+    let requested = value & !CR4_VMXE;
+    if requested & !caps.cr4_fixed1 != 0 {
+        return None;
+    }
+    Some(caps.fit_cr4(requested))
+}
+
+pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
+    let qualification = CrAccess(vmcs.get(x86::vmx::vmcs::ro::EXIT_QUALIFICATION));
+    if qualification.access_type() != CrAccessType::MovToCr {
+        return super::stop::unexpected(vmcs, regs, crate::vmx::exit_reason::ExitReason::CrAccess as u16);
+    }
+    let value = if qualification.gpr() == GPR_RSP {
+        vmcs.get(guest::RSP)
+    } else {
+        regs.by_number(qualification.gpr()).map_or(0, |r| *r)
+    };
+    let caps = &state::get().caps;
+    let (actual, guest_field, shadow_field) = match qualification.control_register() {
+        0 => (cr0_for_guest(caps, value), guest::CR0, control::CR0_READ_SHADOW),
+        4 => (cr4_for_guest(caps, value), guest::CR4, control::CR4_READ_SHADOW),
+        _ => {
+            return super::stop::unexpected(
+                vmcs,
+                regs,
+                crate::vmx::exit_reason::ExitReason::CrAccess as u16,
+            )
+        }
+    };
+    match actual {
+        Some(actual) => {
+            vmcs.set(guest_field, actual);
+            vmcs.set(shadow_field, value);
+            Resume::NextInstruction
+        }
+        None => Resume::Inject(Exception::GeneralProtection),
+    }
+}

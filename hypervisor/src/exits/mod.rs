@@ -1,0 +1,110 @@
+//! VM-exit dispatch: count the exit, hand it to its handler, then resume the guest past the
+//! instruction, or with an exception injected.
+
+pub mod cpuid;
+pub mod cr_access;
+pub mod hypercall;
+pub mod io;
+pub mod stop;
+pub mod xsetbv;
+
+use crate::state;
+use crate::vcpu::GuestRegisters;
+use crate::vmx::exit_reason::{self, ExitReason, EXIT_REASON_ENTRY_FAILURE};
+use crate::vmx::vmcs::Vmcs;
+use x86::vmx::vmcs::{control, guest, ro};
+
+/// What the guest does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// Continue after the exiting instruction (it was emulated).
+    NextInstruction,
+    /// Deliver this exception at the exiting instruction (it faults, as on bare metal).
+    Inject(Exception),
+}
+
+/// Exceptions the hypervisor injects (SDM Vol. 3A 7.3, Table 7-1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exception {
+    InvalidOpcode,
+    GeneralProtection,
+}
+
+impl Exception {
+    const fn vector(self) -> u64 {
+        match self {
+            Self::InvalidOpcode => 6,
+            Self::GeneralProtection => 13,
+        }
+    }
+
+    const fn has_error_code(self) -> bool {
+        matches!(self, Self::GeneralProtection)
+    }
+}
+
+/// VM-entry interruption-information fields (SDM Vol. 3C 25.8.3, Table 25-17).
+const INTERRUPTION_TYPE_HARDWARE_EXCEPTION: u64 = 3 << 8;
+const INTERRUPTION_DELIVER_ERROR_CODE: u64 = 1 << 11;
+const INTERRUPTION_VALID: u64 = 1 << 31;
+/// Interruptibility state bits 0 and 1: blocking by STI / by MOV SS (25.4.2, Table 25-3),
+/// which end once the guest moves past an instruction.
+const BLOCKING_BY_STI_OR_MOV_SS: u64 = 0b11;
+
+/// Rust side of the VM-exit stub (arch::vm_entry). Runs on the exit stack with the guest's
+/// GPRs in `regs`; returning resumes the guest.
+pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
+    // SAFETY: VM exits only happen after `boot` made the VMCS current, and it stays current.
+    #[allow(unsafe_code)]
+    let vmcs = unsafe { Vmcs::assume_current() };
+    let reason_field = vmcs.get(ro::EXIT_REASON) as u32;
+    let basic = exit_reason::basic(reason_field);
+    state::STATS.record(basic);
+    if reason_field & EXIT_REASON_ENTRY_FAILURE != 0 {
+        stop::entry_failure_exit(&vmcs, regs, basic);
+    }
+    let resume = match ExitReason::from_basic(basic) {
+        Some(ExitReason::Cpuid) => cpuid::handle(&vmcs, regs),
+        Some(ExitReason::Vmcall) => hypercall::handle(&vmcs, regs),
+        Some(ExitReason::Xsetbv) => xsetbv::handle(&vmcs, regs),
+        Some(ExitReason::CrAccess) => cr_access::handle(&vmcs, regs),
+        Some(ExitReason::IoInstruction) => io::handle(&vmcs, regs),
+        Some(ExitReason::Invd) | Some(ExitReason::Wbinvd) => {
+            // INVD would drop dirty lines the hypervisor may own; write them back instead.
+            crate::arch::instructions::wbinvd();
+            Resume::NextInstruction
+        }
+        Some(ExitReason::EptViolation) => stop::ept_violation(&vmcs, regs),
+        Some(ExitReason::TripleFault) => stop::triple_fault(&vmcs, regs),
+        _ => stop::unexpected(&vmcs, regs, basic),
+    };
+    match resume {
+        Resume::NextInstruction => advance_rip(&vmcs),
+        Resume::Inject(exception) => inject(&vmcs, exception),
+    }
+}
+
+fn advance_rip(vmcs: &Vmcs) {
+    let rip = vmcs.get(guest::RIP);
+    let length = vmcs.get(ro::VMEXIT_INSTRUCTION_LEN);
+    vmcs.set(guest::RIP, rip.wrapping_add(length));
+    let interruptibility = vmcs.get(guest::INTERRUPTIBILITY_STATE);
+    if interruptibility & BLOCKING_BY_STI_OR_MOV_SS != 0 {
+        vmcs.set(guest::INTERRUPTIBILITY_STATE, interruptibility & !BLOCKING_BY_STI_OR_MOV_SS);
+    }
+}
+
+fn inject(vmcs: &Vmcs, exception: Exception) {
+    let mut info = exception.vector() | INTERRUPTION_TYPE_HARDWARE_EXCEPTION | INTERRUPTION_VALID;
+    if exception.has_error_code() {
+        info |= INTERRUPTION_DELIVER_ERROR_CODE;
+        vmcs.set(control::VMENTRY_EXCEPTION_ERR_CODE, 0);
+    }
+    vmcs.set(control::VMENTRY_INTERRUPTION_INFO_FIELD, info);
+}
+
+/// The guest's current privilege level: DPL of SS (SDM Vol. 3C 27.3.1.2 keeps it equal to CPL).
+pub fn guest_cpl(vmcs: &Vmcs) -> u8 {
+    const AR_DPL_SHIFT: u64 = 5;
+    ((vmcs.get(guest::SS_ACCESS_RIGHTS) >> AR_DPL_SHIFT) & 0b11) as u8
+}

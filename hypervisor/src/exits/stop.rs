@@ -1,0 +1,125 @@
+//! Stopping cleanly: every path that cannot continue the guest (a fatal hypervisor error, an
+//! unexpected exit, a guest triple fault, a requested shutdown) reports over serial, prints
+//! the exit counters and halts the CPU. Never a silent hang, never a reset loop.
+
+use super::Resume;
+use crate::console::{self, ERROR};
+use crate::hvlog;
+use crate::state;
+use crate::vcpu::GuestRegisters;
+use crate::vmx::exit_reason;
+use crate::vmx::instruction_error;
+use crate::vmx::qualification::EptViolation;
+use crate::vmx::vmcs::Vmcs;
+use core::fmt;
+use x86::vmx::vmcs::{guest, ro};
+
+const RFLAGS_CF: u64 = 1 << 0;
+const RFLAGS_ZF: u64 = 1 << 6;
+
+/// Reports `reason`, prints the counters, emits the FAIL result line and halts.
+pub fn fatal(reason: fmt::Arguments<'_>) -> ! {
+    hvlog!(ERROR, "FATAL: {}", reason);
+    hvlog!(ERROR, "exits: {}", state::STATS);
+    console::result_line(format_args!("FAIL hv: {}", reason));
+    crate::arch::instructions::halt_forever()
+}
+
+/// The guest asked to stop (Shutdown hypercall).
+pub fn shutdown() -> ! {
+    hvlog!(ERROR, "exits: {}", state::STATS);
+    hvlog!(ERROR, "guest requested shutdown; halting");
+    crate::arch::instructions::halt_forever()
+}
+
+/// VMLAUNCH or VMRESUME fell through with VMfail.
+pub fn entry_failed(instruction: &str, rflags: u64) -> ! {
+    if rflags & RFLAGS_ZF != 0 {
+        // SAFETY: VMfailValid means a VMCS is current, so its error field is readable.
+        #[allow(unsafe_code)]
+        let vmcs = unsafe { Vmcs::assume_current() };
+        let number = vmcs.read(ro::VM_INSTRUCTION_ERROR).unwrap_or(0);
+        let text = instruction_error::describe(number);
+        fatal(format_args!("{instruction} failed: VM-instruction error {number} ({text})"))
+    } else if rflags & RFLAGS_CF != 0 {
+        fatal(format_args!("{instruction} failed: VMfailInvalid (no current VMCS)"))
+    } else {
+        fatal(format_args!("{instruction} returned without VMfail flags (rflags {rflags:#x})"))
+    }
+}
+
+/// A VM exit whose reason has bit 31 set: the entry itself failed (SDM Vol. 3C 27.8).
+pub fn entry_failure_exit(vmcs: &Vmcs, regs: &GuestRegisters, basic: u16) -> ! {
+    let qualification = vmcs.read(ro::EXIT_QUALIFICATION).unwrap_or(0);
+    dump_guest(vmcs, regs);
+    fatal(format_args!(
+        "VM entry failed: {} (qualification {qualification:#x})",
+        exit_reason::name(basic)
+    ))
+}
+
+pub fn ept_violation(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
+    let qualification = EptViolation(vmcs.get(ro::EXIT_QUALIFICATION));
+    let gpa = vmcs.get(ro::GUEST_PHYSICAL_ADDR_FULL);
+    let gva = if qualification.linear_address_valid() {
+        vmcs.read(ro::GUEST_LINEAR_ADDR).unwrap_or(0)
+    } else {
+        0
+    };
+    let rip = vmcs.get(guest::RIP);
+    hvlog!(ERROR, "EPT violation: {qualification} GPA={gpa:#x} GVA={gva:#x} RIP={rip:#x}");
+    dump_guest(vmcs, regs);
+    fatal(format_args!("EPT violation at GPA {gpa:#x} ({qualification}), guest halted"))
+}
+
+pub fn triple_fault(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
+    dump_guest(vmcs, regs);
+    fatal(format_args!("guest triple fault at RIP {:#x}", vmcs.get(guest::RIP)))
+}
+
+pub fn unexpected(vmcs: &Vmcs, regs: &GuestRegisters, basic: u16) -> Resume {
+    let qualification = vmcs.read(ro::EXIT_QUALIFICATION).unwrap_or(0);
+    dump_guest(vmcs, regs);
+    fatal(format_args!(
+        "unexpected VM exit {} ({basic}), qualification {qualification:#x}",
+        exit_reason::name(basic)
+    ))
+}
+
+/// An exception inside the hypervisor itself (host IDT).
+pub fn host_fault(vector: u64, error: u64, rip: u64, cr2: u64) -> ! {
+    fatal(format_args!(
+        "hypervisor exception vector {vector} error {error:#x} at RIP {rip:#x} CR2 {cr2:#x}"
+    ))
+}
+
+fn dump_guest(vmcs: &Vmcs, r: &GuestRegisters) {
+    let f = |field| vmcs.read(field).unwrap_or(0);
+    hvlog!(
+        ERROR,
+        "guest RIP={:#018x} RSP={:#018x} RFLAGS={:#x} CS={:#x} SS={:#x}",
+        f(guest::RIP),
+        f(guest::RSP),
+        f(guest::RFLAGS),
+        f(guest::CS_SELECTOR),
+        f(guest::SS_SELECTOR)
+    );
+    hvlog!(
+        ERROR,
+        "guest CR0={:#x} CR3={:#x} CR4={:#x} EFER={:#x}",
+        f(guest::CR0),
+        f(guest::CR3),
+        f(guest::CR4),
+        f(guest::IA32_EFER_FULL)
+    );
+    hvlog!(
+        ERROR,
+        "guest RAX={:#x} RBX={:#x} RCX={:#x} RDX={:#x} RSI={:#x} RDI={:#x} RBP={:#x}",
+        r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp
+    );
+    hvlog!(
+        ERROR,
+        "guest R8={:#x} R9={:#x} R10={:#x} R11={:#x} R12={:#x} R13={:#x} R14={:#x} R15={:#x}",
+        r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15
+    );
+}

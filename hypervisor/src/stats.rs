@@ -1,0 +1,73 @@
+//! VM-exit counters by basic exit reason: the performance dashboard.
+
+use crate::vmx::exit_reason::{self, EXIT_REASON_COUNT};
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters for each basic exit reason (one vCPU, but atomics keep it `Sync` without locks).
+pub struct ExitStats {
+    counts: [AtomicU64; EXIT_REASON_COUNT],
+}
+
+impl ExitStats {
+    pub const fn new() -> Self {
+        Self { counts: [const { AtomicU64::new(0) }; EXIT_REASON_COUNT] }
+    }
+
+    /// Counts one exit; reasons beyond Appendix C's table are counted in the last slot.
+    pub fn record(&self, basic_reason: u16) {
+        let slot = usize::from(basic_reason).min(EXIT_REASON_COUNT - 1);
+        self.counts[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self, basic_reason: u16) -> u64 {
+        self.counts
+            .get(usize::from(basic_reason))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+impl Default for ExitStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `total=N NAME=count ...` for every reason that occurred, in Appendix C order.
+impl fmt::Display for ExitStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "total={}", self.total())?;
+        for reason in 0..EXIT_REASON_COUNT as u16 {
+            let n = self.count(reason);
+            if n != 0 {
+                write!(f, " {}={n}", exit_reason::name(reason))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_lists_only_reasons_seen() {
+        let stats = ExitStats::new();
+        stats.record(10);
+        stats.record(10);
+        stats.record(18);
+        assert_eq!(stats.to_string(), "total=3 CPUID=2 VMCALL=1");
+    }
+
+    #[test]
+    fn out_of_table_reasons_are_counted_not_dropped() {
+        let stats = ExitStats::new();
+        stats.record(u16::MAX);
+        assert_eq!(stats.total(), 1);
+    }
+}

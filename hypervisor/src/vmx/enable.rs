@@ -1,0 +1,126 @@
+//! Turning VMX operation on: CPUID check, IA32_FEATURE_CONTROL, CR0/CR4 fixed bits, VMXON,
+//! and making a fresh VMCS current (SDM Vol. 3C 24.6-24.8, 25.2).
+#![allow(unsafe_code)]
+
+use super::caps::{ept_cap, CapsError, VmxCapabilities};
+use super::controls::{Controls, FitError};
+use super::msr::{FEATURE_CONTROL_LOCK, FEATURE_CONTROL_VMX_OUTSIDE_SMX, IA32_FEATURE_CONTROL};
+use crate::arch::host_paging::zeroed_frame;
+use crate::frames::FrameAllocator;
+use core::fmt;
+
+/// CPUID.1:ECX bit 5: VMX (SDM Vol. 3C 24.6 "Discovering Support for VMX").
+const CPUID_1_ECX_VMX: u32 = 1 << 5;
+const CR4_VMXE: u64 = 1 << 13;
+
+/// Why VMX cannot be used or turned on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmxError {
+    /// CPUID.1:ECX.VMX is 0.
+    NotOffered,
+    /// IA32_FEATURE_CONTROL is locked with VMX outside SMX disabled.
+    DisabledByFirmware,
+    Capabilities(CapsError),
+    Controls(FitError),
+    /// EPT lacks 4-level walks or write-back/uncacheable paging-structure memory types.
+    EptUnusable,
+    VmxonFailed,
+    VmclearFailed,
+    VmptrldFailed,
+    OutOfFrames,
+}
+
+impl fmt::Display for VmxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotOffered => f.write_str(
+                "CPUID.1:ECX.VMX=0: this CPU does not offer VT-x (QEMU TCG never does; use \
+                 Bochs, or QEMU/KVM with nested VMX and -cpu host)",
+            ),
+            Self::DisabledByFirmware => f.write_str(
+                "VMX is disabled by firmware: IA32_FEATURE_CONTROL is locked without \
+                 VMX-outside-SMX (enable VT-x in the firmware setup)",
+            ),
+            Self::Capabilities(e) => write!(f, "{e}"),
+            Self::Controls(e) => write!(f, "unsuitable VMX controls: {e}"),
+            Self::EptUnusable => f.write_str("EPT lacks 4-level walks or a usable memory type"),
+            Self::VmxonFailed => f.write_str("VMXON failed"),
+            Self::VmclearFailed => f.write_str("VMCLEAR failed"),
+            Self::VmptrldFailed => f.write_str("VMPTRLD failed"),
+            Self::OutOfFrames => f.write_str("out of hypervisor frames"),
+        }
+    }
+}
+
+impl From<CapsError> for VmxError {
+    fn from(e: CapsError) -> Self {
+        Self::Capabilities(e)
+    }
+}
+
+impl From<FitError> for VmxError {
+    fn from(e: FitError) -> Self {
+        Self::Controls(e)
+    }
+}
+
+/// Checks CPUID and IA32_FEATURE_CONTROL, reads the capabilities and fits the controls,
+/// changing nothing. Safe to call under UEFI boot services.
+pub fn check() -> Result<(VmxCapabilities, Controls), VmxError> {
+    if raw_cpuid::cpuid!(1).ecx & CPUID_1_ECX_VMX == 0 {
+        return Err(VmxError::NotOffered);
+    }
+    // SAFETY: VMX is present (checked above) and we run at CPL0 (firmware or hypervisor).
+    let msrs = unsafe { crate::arch::msrs::HardwareMsrs::new() };
+    let feature_control = crate::vmx::msr::MsrSource::read(&msrs, IA32_FEATURE_CONTROL).unwrap_or(0);
+    if feature_control & FEATURE_CONTROL_LOCK != 0
+        && feature_control & FEATURE_CONTROL_VMX_OUTSIDE_SMX == 0
+    {
+        return Err(VmxError::DisabledByFirmware);
+    }
+    let caps = VmxCapabilities::read(&msrs)?;
+    let controls = Controls::fit(&caps)?;
+    let memory_type_ok = caps.ept_has(ept_cap::MEMORY_TYPE_WB) || caps.ept_has(ept_cap::MEMORY_TYPE_UC);
+    if !caps.ept_has(ept_cap::PAGE_WALK_4) || !memory_type_ok {
+        return Err(VmxError::EptUnusable);
+    }
+    Ok((caps, controls))
+}
+
+/// Enters VMX root operation and makes a new, clear VMCS current.
+///
+/// # Safety
+/// Call once, at CPL0 with interrupts off, after [`check`] succeeded; `frames` must hand out
+/// identity-mapped hypervisor frames.
+pub unsafe fn enter(caps: &VmxCapabilities, frames: &mut FrameAllocator) -> Result<(), VmxError> {
+    // SAFETY: VMX exists (checked by `check`); at CPL0 these MSR and CR accesses are valid.
+    // IA32_FEATURE_CONTROL is only written while unlocked (a locked MSR would #GP), setting the
+    // lock and VMX-outside-SMX bits as VMXON requires (SDM 24.7); the CR0/CR4 values honour
+    // the fixed bits (A.7, A.8), which only adds bits the running host already tolerates.
+    unsafe {
+        let feature_control = x86::msr::rdmsr(IA32_FEATURE_CONTROL);
+        if feature_control & FEATURE_CONTROL_LOCK == 0 {
+            let enabled = feature_control | FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX_OUTSIDE_SMX;
+            x86::msr::wrmsr(IA32_FEATURE_CONTROL, enabled);
+        }
+        let cr4 = caps.fit_cr4(x86::controlregs::cr4().bits() as u64 | CR4_VMXE);
+        x86::controlregs::cr4_write(x86::controlregs::Cr4::from_bits_truncate(cr4 as usize));
+        let cr0 = caps.fit_cr0(x86::controlregs::cr0().bits() as u64, false);
+        x86::controlregs::cr0_write(x86::controlregs::Cr0::from_bits_truncate(cr0 as usize));
+    }
+    // SAFETY: `frames` hands out identity-mapped hypervisor frames (caller contract).
+    let vmxon_region = unsafe { zeroed_frame(frames) }.ok_or(VmxError::OutOfFrames)?;
+    // SAFETY: as above.
+    let vmcs_region = unsafe { zeroed_frame(frames) }.ok_or(VmxError::OutOfFrames)?;
+    // SAFETY: both regions are zeroed, 4 KiB aligned frames we own, now stamped with the VMCS
+    // revision identifier as SDM 25.2 and 25.11.5 require; CR4.VMXE is set and the fixed bits
+    // hold, so VMXON, VMCLEAR and VMPTRLD see valid operands.
+    unsafe {
+        *(vmxon_region as *mut u32) = caps.revision_id();
+        *(vmcs_region as *mut u32) = caps.revision_id();
+        x86::bits64::vmx::vmxon(vmxon_region).map_err(|_| VmxError::VmxonFailed)?;
+        x86::bits64::vmx::vmclear(vmcs_region).map_err(|_| VmxError::VmclearFailed)?;
+        x86::bits64::vmx::vmptrld(vmcs_region).map_err(|_| VmxError::VmptrldFailed)?;
+    }
+    Ok(())
+}

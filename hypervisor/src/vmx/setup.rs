@@ -1,0 +1,216 @@
+//! Programming the VMCS: controls, host state and the guest's entry state (SDM Vol. 3C 25.4-25.8,
+//! with the entry checks of 27.2-27.3 in mind).
+#![allow(unsafe_code)]
+
+use super::caps::VmxCapabilities;
+use super::controls::Controls;
+use super::msr::{IA32_EFER, IA32_PAT};
+use super::vmcs::{Vmcs, VmcsError};
+use crate::arch::descriptors::{
+    HostTables, HOST_CODE_SELECTOR, HOST_DATA_SELECTOR, HOST_TSS_SELECTOR,
+};
+use crate::handoff::GuestEntry;
+use rampart_boot_info::{GDT_SELECTOR_CODE, GDT_SELECTOR_DATA, GDT_SELECTOR_TSS};
+use x86::vmx::vmcs::{control, guest, host};
+use x86::vmx::vmcs::control::{EntryControls, ExitControls};
+
+/// Guest CR0 at entry: PE, MP, ET, NE, WP, PG (entry contract: paging on, WP = 1).
+pub const GUEST_CR0: u64 = 0x8001_0033;
+/// Guest CR4 at entry: PAE, OSFXSR, OSXMMEXCPT (64-bit paging needs PAE).
+pub const GUEST_CR4: u64 = (1 << 5) | (1 << 9) | (1 << 10);
+/// Guest EFER at entry: SCE off, LME, LMA, NXE (entry contract: NXE = 1).
+const GUEST_EFER: u64 = (1 << 8) | (1 << 10) | (1 << 11);
+/// Power-on PAT (SDM Vol. 3A 13.12.4): WB, WT, UC-, UC, repeated.
+const DEFAULT_PAT: u64 = 0x0007_0406_0007_0406;
+/// RFLAGS bit 1 is reserved and always 1.
+const RFLAGS_RESERVED: u64 = 1 << 1;
+/// DR7 at reset.
+const DR7_INIT: u64 = 0x400;
+
+/// Segment access rights in VMCS format (SDM Vol. 3C 25.4.1, Table 25-2).
+const AR_CODE64: u64 = 0xa09b; // type 11 (execute/read, accessed), S, P, L, G
+const AR_DATA: u64 = 0xc093; // type 3 (read/write, accessed), S, P, D/B, G
+const AR_TSS_BUSY: u64 = 0x8b; // type 11 (busy 64-bit TSS), P
+const AR_UNUSABLE: u64 = 1 << 16;
+const FLAT_LIMIT: u64 = 0xffff_ffff;
+
+/// Where the VMCS's physical pointers go.
+#[derive(Clone, Copy, Debug)]
+pub struct Structures {
+    pub eptp: u64,
+    pub msr_bitmap: u64,
+    pub io_bitmap_a: u64,
+    pub io_bitmap_b: u64,
+    /// 0 when VPID is off.
+    pub vpid: u16,
+}
+
+/// Where the host resumes on exits.
+#[derive(Clone, Copy, Debug)]
+pub struct HostSetup {
+    pub cr3: u64,
+    pub tables: HostTables,
+    pub exit_stack_top: u64,
+    pub exit_entry: u64,
+}
+
+/// Writes the control fields.
+///
+/// # Safety
+/// `structures` must point to hypervisor-owned, initialised bitmaps and EPT tables that map
+/// no hypervisor memory.
+pub unsafe fn write_controls(
+    vmcs: &Vmcs,
+    caps: &VmxCapabilities,
+    controls: &Controls,
+    structures: &Structures,
+) -> Result<(), VmcsError> {
+    let cr0_mask = caps.cr0_fixed0 | !caps.cr0_fixed1;
+    let cr4_mask = caps.cr4_fixed0 | (!caps.cr4_fixed1 & 0xffff_ffff);
+    let fields = [
+        (control::PINBASED_EXEC_CONTROLS, u64::from(controls.pinbased)),
+        (control::PRIMARY_PROCBASED_EXEC_CONTROLS, u64::from(controls.primary)),
+        (control::SECONDARY_PROCBASED_EXEC_CONTROLS, u64::from(controls.secondary)),
+        (control::VMEXIT_CONTROLS, u64::from(controls.exit)),
+        (control::VMENTRY_CONTROLS, u64::from(controls.entry)),
+        (control::EXCEPTION_BITMAP, 0),
+        (control::PAGE_FAULT_ERR_CODE_MASK, 0),
+        (control::PAGE_FAULT_ERR_CODE_MATCH, 0),
+        (control::CR3_TARGET_COUNT, 0),
+        (control::VMEXIT_MSR_STORE_COUNT, 0),
+        (control::VMEXIT_MSR_LOAD_COUNT, 0),
+        (control::VMENTRY_MSR_LOAD_COUNT, 0),
+        (control::VMENTRY_INTERRUPTION_INFO_FIELD, 0),
+        (control::TSC_OFFSET_FULL, 0),
+        // Bits the CPU pins in VMX operation are owned by the hypervisor: the guest reads the
+        // shadow, and a write that changes them exits (SDM 25.6.6).
+        (control::CR0_GUEST_HOST_MASK, cr0_mask & 0xffff_ffff),
+        (control::CR4_GUEST_HOST_MASK, cr4_mask),
+        (control::CR0_READ_SHADOW, GUEST_CR0),
+        (control::CR4_READ_SHADOW, GUEST_CR4),
+        (control::MSR_BITMAPS_ADDR_FULL, structures.msr_bitmap),
+        (control::IO_BITMAP_A_ADDR_FULL, structures.io_bitmap_a),
+        (control::IO_BITMAP_B_ADDR_FULL, structures.io_bitmap_b),
+        (control::EPTP_FULL, structures.eptp),
+    ];
+    for (field, value) in fields {
+        // SAFETY: the values come from fitted controls and hypervisor-owned structures
+        // (caller contract).
+        unsafe { vmcs.write_host_or_control(field, value)? };
+    }
+    if structures.vpid != 0 {
+        // SAFETY: a non-zero VPID is valid whenever VPID is enabled (27.2.1.1).
+        unsafe { vmcs.write_host_or_control(control::VPID, u64::from(structures.vpid))? };
+    }
+    Ok(())
+}
+
+/// Writes the host-state area from the current CPU state and `host`.
+///
+/// # Safety
+/// `host` must describe the hypervisor's own page tables, descriptor tables and an exit stack
+/// that nothing else uses, with `exit_entry` the VM-exit stub.
+pub unsafe fn write_host_state(vmcs: &Vmcs, controls: &Controls, host: &HostSetup) -> Result<(), VmcsError> {
+    // SAFETY: reading control registers and these MSRs at CPL0 has no side effects.
+    let (cr0, cr4, efer, pat) = unsafe {
+        (
+            x86::controlregs::cr0().bits() as u64,
+            x86::controlregs::cr4().bits() as u64,
+            x86::msr::rdmsr(IA32_EFER),
+            x86::msr::rdmsr(IA32_PAT),
+        )
+    };
+    let mut fields = [
+        (host::CR0, cr0),
+        (host::CR3, host.cr3),
+        (host::CR4, cr4),
+        (host::CS_SELECTOR, u64::from(HOST_CODE_SELECTOR)),
+        (host::SS_SELECTOR, u64::from(HOST_DATA_SELECTOR)),
+        (host::DS_SELECTOR, u64::from(HOST_DATA_SELECTOR)),
+        (host::ES_SELECTOR, u64::from(HOST_DATA_SELECTOR)),
+        (host::FS_SELECTOR, u64::from(HOST_DATA_SELECTOR)),
+        (host::GS_SELECTOR, u64::from(HOST_DATA_SELECTOR)),
+        (host::TR_SELECTOR, u64::from(HOST_TSS_SELECTOR)),
+        (host::FS_BASE, 0),
+        (host::GS_BASE, 0),
+        (host::TR_BASE, host.tables.tss_base),
+        (host::GDTR_BASE, host.tables.gdt_base),
+        (host::IDTR_BASE, host.tables.idt_base),
+        (host::IA32_SYSENTER_CS, 0),
+        (host::IA32_SYSENTER_ESP, 0),
+        (host::IA32_SYSENTER_EIP, 0),
+        (host::IA32_EFER_FULL, efer),
+        (host::RSP, host.exit_stack_top),
+        (host::RIP, host.exit_entry),
+        (host::IA32_PAT_FULL, pat),
+    ];
+    let count = if controls.has_exit(ExitControls::LOAD_IA32_PAT) { fields.len() } else { fields.len() - 1 };
+    for (field, value) in &mut fields[..count] {
+        // SAFETY: these are the hypervisor's live CPU state and structures (caller contract).
+        unsafe { vmcs.write_host_or_control(*field, *value)? };
+    }
+    Ok(())
+}
+
+/// Writes the guest-state area per the entry contract (rampart-boot-info).
+pub fn write_guest_state(
+    vmcs: &Vmcs,
+    caps: &VmxCapabilities,
+    controls: &Controls,
+    entry: &GuestEntry,
+) -> Result<(), VmcsError> {
+    let data_segments = [
+        (guest::SS_SELECTOR, guest::SS_BASE, guest::SS_LIMIT, guest::SS_ACCESS_RIGHTS),
+        (guest::DS_SELECTOR, guest::DS_BASE, guest::DS_LIMIT, guest::DS_ACCESS_RIGHTS),
+        (guest::ES_SELECTOR, guest::ES_BASE, guest::ES_LIMIT, guest::ES_ACCESS_RIGHTS),
+        (guest::FS_SELECTOR, guest::FS_BASE, guest::FS_LIMIT, guest::FS_ACCESS_RIGHTS),
+        (guest::GS_SELECTOR, guest::GS_BASE, guest::GS_LIMIT, guest::GS_ACCESS_RIGHTS),
+    ];
+    for (selector, base, limit, rights) in data_segments {
+        vmcs.write(selector, u64::from(GDT_SELECTOR_DATA))?;
+        vmcs.write(base, 0)?;
+        vmcs.write(limit, FLAT_LIMIT)?;
+        vmcs.write(rights, AR_DATA)?;
+    }
+    let fields = [
+        (guest::CS_SELECTOR, u64::from(GDT_SELECTOR_CODE)),
+        (guest::CS_BASE, 0),
+        (guest::CS_LIMIT, FLAT_LIMIT),
+        (guest::CS_ACCESS_RIGHTS, AR_CODE64),
+        (guest::TR_SELECTOR, u64::from(GDT_SELECTOR_TSS)),
+        (guest::TR_BASE, entry.tss_base),
+        (guest::TR_LIMIT, u64::from(entry.tss_limit)),
+        (guest::TR_ACCESS_RIGHTS, AR_TSS_BUSY),
+        (guest::LDTR_SELECTOR, 0),
+        (guest::LDTR_BASE, 0),
+        (guest::LDTR_LIMIT, 0),
+        (guest::LDTR_ACCESS_RIGHTS, AR_UNUSABLE),
+        (guest::GDTR_BASE, entry.gdt_base),
+        (guest::GDTR_LIMIT, u64::from(entry.gdt_limit)),
+        (guest::IDTR_BASE, 0),
+        (guest::IDTR_LIMIT, 0),
+        (guest::CR0, caps.fit_cr0(GUEST_CR0, false)),
+        (guest::CR3, entry.cr3),
+        (guest::CR4, caps.fit_cr4(GUEST_CR4)),
+        (guest::DR7, DR7_INIT),
+        (guest::RSP, entry.rsp),
+        (guest::RIP, entry.rip),
+        (guest::RFLAGS, RFLAGS_RESERVED),
+        (guest::IA32_DEBUGCTL_FULL, 0),
+        (guest::IA32_SYSENTER_CS, 0),
+        (guest::IA32_SYSENTER_ESP, 0),
+        (guest::IA32_SYSENTER_EIP, 0),
+        (guest::IA32_EFER_FULL, GUEST_EFER),
+        (guest::LINK_PTR_FULL, u64::MAX),
+        (guest::ACTIVITY_STATE, 0),
+        (guest::INTERRUPTIBILITY_STATE, 0),
+        (guest::PENDING_DBG_EXCEPTIONS, 0),
+    ];
+    for (field, value) in fields {
+        vmcs.write(field, value)?;
+    }
+    if controls.has_entry(EntryControls::LOAD_IA32_PAT) {
+        vmcs.write(guest::IA32_PAT_FULL, DEFAULT_PAT)?;
+    }
+    Ok(())
+}
