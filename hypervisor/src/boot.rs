@@ -4,7 +4,7 @@
 
 use crate::arch::host_paging::{self, zeroed_frame};
 use crate::arch::{descriptors, vm_entry};
-use crate::console::{INFO, DEBUG};
+use crate::console::{DEBUG, INFO};
 use crate::ept::builder::{Ept, PageSizes, TableMemory};
 use crate::ept::entry::{eptp, MemoryType};
 use crate::ept::layout;
@@ -12,14 +12,14 @@ use crate::exits::io;
 use crate::exits::stop::fatal;
 use crate::frames::{FrameAllocator, FRAME_SIZE};
 use crate::handoff::HandOff;
+use crate::hvlog;
 use crate::state::{self, HypervisorState};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::caps::{ept_cap, VmxCapabilities};
 use crate::vmx::controls::Controls;
+use crate::vmx::enable;
 use crate::vmx::setup::{self, HostSetup, Structures};
 use crate::vmx::vmcs::Vmcs;
-use crate::vmx::enable;
-use crate::hvlog;
 use rampart_boot_info::BootInfo;
 use x86::vmx::vmcs::control::SecondaryControls;
 
@@ -32,8 +32,21 @@ const CR4_OSXSAVE: usize = 1 << 18;
 
 static HANDOFF: spin::Once<HandOff> = spin::Once::new();
 static mut GUEST_REGISTERS: GuestRegisters = GuestRegisters {
-    rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rbp: 0,
-    r8: 0, r9: 0, r10: 0, r11: 0, r12: 0, r13: 0, r14: 0, r15: 0,
+    rax: 0,
+    rbx: 0,
+    rcx: 0,
+    rdx: 0,
+    rsi: 0,
+    rdi: 0,
+    rbp: 0,
+    r8: 0,
+    r9: 0,
+    r10: 0,
+    r11: 0,
+    r12: 0,
+    r13: 0,
+    r14: 0,
+    r15: 0,
 };
 
 /// See [`crate::start`].
@@ -54,8 +67,14 @@ pub unsafe fn start(handoff: &HandOff) -> ! {
 static FRAMES: spin::Once<spin::Mutex<FrameAllocator>> = spin::Once::new();
 
 extern "sysv64" fn continue_on_own_stack(_: u64) -> ! {
-    let handoff = HANDOFF.get().copied().unwrap_or_else(|| fatal(format_args!("no hand-off")));
-    let mut frames = FRAMES.get().unwrap_or_else(|| fatal(format_args!("no frames"))).lock();
+    let handoff = HANDOFF
+        .get()
+        .copied()
+        .unwrap_or_else(|| fatal(format_args!("no hand-off")));
+    let mut frames = FRAMES
+        .get()
+        .unwrap_or_else(|| fatal(format_args!("no frames")))
+        .lock();
     match launch(&handoff, &mut frames) {
         Err(e) => fatal(format_args!("{e}")),
     }
@@ -99,7 +118,10 @@ impl From<crate::vmx::vmcs::VmcsError> for BootError {
     }
 }
 
-fn launch(handoff: &HandOff, frames: &mut FrameAllocator) -> Result<core::convert::Infallible, BootError> {
+fn launch(
+    handoff: &HandOff,
+    frames: &mut FrameAllocator,
+) -> Result<core::convert::Infallible, BootError> {
     // SAFETY: single CPU, interrupts off (crate::start contract); from here on nothing uses the
     // firmware's GDT/IDT.
     let tables = unsafe { descriptors::install() };
@@ -115,7 +137,8 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator) -> Result<core::conver
     // firmware's tables now and by the new ones after the switch, which cover all of [0, top),
     // including the image (code, statics) and the reserved range (stacks, frames).
     unsafe {
-        let pml4 = host_paging::build_identity_map(frames, top).ok_or(BootError::OutOfFrames("host page tables"))?;
+        let pml4 = host_paging::build_identity_map(frames, top)
+            .ok_or(BootError::OutOfFrames("host page tables"))?;
         host_paging::activate(pml4);
     }
     enable_host_xsave();
@@ -123,20 +146,34 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator) -> Result<core::conver
     hvlog!(INFO, "VMX capabilities: {caps}");
     // SAFETY: `check` passed; CPL0, interrupts off; frames are ours and identity-mapped.
     unsafe { enable::enter(&caps, frames)? };
-    hvlog!(INFO, "VMXON ok, VMCS current (revision {:#x})", caps.revision_id());
+    hvlog!(
+        INFO,
+        "VMXON ok, VMCS current (revision {:#x})",
+        caps.revision_id()
+    );
 
     let excluded = [handoff.reserved, handoff.image];
     let ept = build_ept(&caps, frames, regions, &excluded, top)?;
-    let state = state::init(HypervisorState { caps, controls, hypervisor_ranges: excluded });
+    let state = state::init(HypervisorState {
+        caps,
+        controls,
+        hypervisor_ranges: excluded,
+    });
 
     let structures = Structures {
         eptp: ept,
         msr_bitmap: frame(frames, "MSR bitmap")?,
         io_bitmap_a: io_bitmap_a(frames)?,
         io_bitmap_b: frame(frames, "I/O bitmap B")?,
-        vpid: if controls.has_secondary(SecondaryControls::ENABLE_VPID) { GUEST_VPID } else { 0 },
+        vpid: if controls.has_secondary(SecondaryControls::ENABLE_VPID) {
+            GUEST_VPID
+        } else {
+            0
+        },
     };
-    let exit_stack = frames.allocate(STACK_FRAMES).ok_or(BootError::OutOfFrames("exit stack"))?;
+    let exit_stack = frames
+        .allocate(STACK_FRAMES)
+        .ok_or(BootError::OutOfFrames("exit stack"))?;
     // SAFETY: reading CR3 has no side effects.
     let host_cr3 = unsafe { x86::controlregs::cr3() };
     let host = HostSetup {
@@ -154,7 +191,11 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator) -> Result<core::conver
         setup::write_host_state(&vmcs, &state.controls, &host)?;
     }
     setup::write_guest_state(&vmcs, &state.caps, &state.controls, &handoff.guest)?;
-    hvlog!(DEBUG, "{} KiB of hypervisor frames left", frames.remaining() / 1024);
+    hvlog!(
+        DEBUG,
+        "{} KiB of hypervisor frames left",
+        frames.remaining() / 1024
+    );
     hvlog!(
         INFO,
         "launching guest: RIP={:#x} RSP={:#x} CR3={:#x} in VMX non-root",
@@ -178,7 +219,9 @@ fn enable_host_xsave() {
         // it only enables instructions.
         unsafe {
             let cr4 = x86::controlregs::cr4();
-            x86::controlregs::cr4_write(cr4 | x86::controlregs::Cr4::from_bits_truncate(CR4_OSXSAVE));
+            x86::controlregs::cr4_write(
+                cr4 | x86::controlregs::Cr4::from_bits_truncate(CR4_OSXSAVE),
+            );
         }
     }
 }
@@ -260,8 +303,15 @@ pub struct VmxSummary {
 
 impl core::fmt::Display for VmxSummary {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{}; controls pin={:#x} proc={:#x} proc2={:#x} exit={:#x} entry={:#x}",
-            self.caps, self.controls.pinbased, self.controls.primary, self.controls.secondary,
-            self.controls.exit, self.controls.entry)
+        write!(
+            f,
+            "{}; controls pin={:#x} proc={:#x} proc2={:#x} exit={:#x} entry={:#x}",
+            self.caps,
+            self.controls.pinbased,
+            self.controls.primary,
+            self.controls.secondary,
+            self.controls.exit,
+            self.controls.entry
+        )
     }
 }

@@ -16,7 +16,7 @@ pub const WARN: u8 = 2;
 pub const INFO: u8 = 3;
 pub const DEBUG: u8 = 4;
 
-/// Takes the UART at `port` (already initialised by the firmware; re-initialised here).
+/// Takes the UART at `port`, keeping the line settings the firmware programmed.
 ///
 /// # Safety
 /// `port` must be the base of a 16550 UART that only the firmware, the hypervisor and the guest
@@ -24,8 +24,7 @@ pub const DEBUG: u8 = 4;
 #[allow(unsafe_code)]
 pub unsafe fn init(port: u16, level: u8) {
     // SAFETY: the caller guarantees `port` is a 16550 UART we may drive.
-    let mut serial = unsafe { SerialPort::new(port) };
-    serial.init();
+    let serial = unsafe { SerialPort::new(port) };
     *CONSOLE.lock() = Some(serial);
     LEVEL.store(level, core::sync::atomic::Ordering::Relaxed);
 }

@@ -47,7 +47,11 @@ mod tests {
         let mut frames = FrameAllocator::new(PhysRange::new(0x10_0800, 4 * FRAME_SIZE));
         assert_eq!(frames.allocate(1), Some(0x10_1000));
         assert_eq!(frames.allocate(2), Some(0x10_2000));
-        assert_eq!(frames.allocate(1), None, "the last partial frame is not handed out");
+        assert_eq!(
+            frames.allocate(1),
+            None,
+            "the last partial frame is not handed out"
+        );
         assert_eq!(frames.remaining(), 0);
     }
 

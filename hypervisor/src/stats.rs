@@ -11,7 +11,9 @@ pub struct ExitStats {
 
 impl ExitStats {
     pub const fn new() -> Self {
-        Self { counts: [const { AtomicU64::new(0) }; EXIT_REASON_COUNT] }
+        Self {
+            counts: [const { AtomicU64::new(0) }; EXIT_REASON_COUNT],
+        }
     }
 
     /// Counts one exit; reasons beyond Appendix C's table are counted in the last slot.

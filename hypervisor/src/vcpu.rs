@@ -61,7 +61,11 @@ mod tests {
 
     #[test]
     fn encoding_order_differs_from_push_order() {
-        let mut regs = GuestRegisters { rcx: 1, rbx: 3, ..Default::default() };
+        let mut regs = GuestRegisters {
+            rcx: 1,
+            rbx: 3,
+            ..Default::default()
+        };
         assert_eq!(*regs.by_number(1).unwrap(), 1);
         assert_eq!(*regs.by_number(3).unwrap(), 3);
         assert!(regs.by_number(GPR_RSP).is_none());

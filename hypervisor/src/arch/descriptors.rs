@@ -48,17 +48,15 @@ struct Idt([Gate; EXCEPTIONS]);
 
 static mut GDT: Gdt = Gdt([0; 5]);
 static TSS: Tss = Tss([0; TSS_SIZE]);
-static mut IDT: Idt = Idt(
-    [Gate {
-        offset_low: 0,
-        selector: 0,
-        ist: 0,
-        type_attributes: 0,
-        offset_mid: 0,
-        offset_high: 0,
-        reserved: 0,
-    }; EXCEPTIONS],
-);
+static mut IDT: Idt = Idt([Gate {
+    offset_low: 0,
+    selector: 0,
+    ist: 0,
+    type_attributes: 0,
+    offset_mid: 0,
+    offset_high: 0,
+    reserved: 0,
+}; EXCEPTIONS]);
 
 /// Addresses the VMCS host-state area needs.
 #[derive(Clone, Copy, Debug)]
@@ -104,8 +102,14 @@ pub unsafe fn install() -> HostTables {
         }
         (gdt as *const Gdt as u64, idt as *const Idt as u64)
     };
-    let gdtr = DescriptorPointer { limit: (5 * 8 - 1) as u16, base: gdt_base };
-    let idtr = DescriptorPointer { limit: (EXCEPTIONS * 16 - 1) as u16, base: idt_base };
+    let gdtr = DescriptorPointer {
+        limit: (5 * 8 - 1) as u16,
+        base: gdt_base,
+    };
+    let idtr = DescriptorPointer {
+        limit: (EXCEPTIONS * 16 - 1) as u16,
+        base: idt_base,
+    };
     // SAFETY: the GDT and IDT are statics (live forever) filled above with valid descriptors;
     // the far return reloads CS with the 64-bit code selector of that GDT, the other segment
     // registers get its data selector, and LTR gets its available TSS.
@@ -132,7 +136,11 @@ pub unsafe fn install() -> HostTables {
             tmp = out(reg) _,
         );
     }
-    HostTables { gdt_base, idt_base, tss_base }
+    HostTables {
+        gdt_base,
+        idt_base,
+        tss_base,
+    }
 }
 
 #[repr(C, packed)]
@@ -185,8 +193,36 @@ macro_rules! exception_stubs {
 }
 
 exception_stubs!(
-    e0 = 0, e1 = 1, e2 = 2, e3 = 3, e4 = 4, e5 = 5, e6 = 6, e7 = 7, e8 = 8, e9 = 9, e10 = 10,
-    e11 = 11, e12 = 12, e13 = 13, e14 = 14, e15 = 15, e16 = 16, e17 = 17, e18 = 18, e19 = 19,
-    e20 = 20, e21 = 21, e22 = 22, e23 = 23, e24 = 24, e25 = 25, e26 = 26, e27 = 27, e28 = 28,
-    e29 = 29, e30 = 30, e31 = 31,
+    e0 = 0,
+    e1 = 1,
+    e2 = 2,
+    e3 = 3,
+    e4 = 4,
+    e5 = 5,
+    e6 = 6,
+    e7 = 7,
+    e8 = 8,
+    e9 = 9,
+    e10 = 10,
+    e11 = 11,
+    e12 = 12,
+    e13 = 13,
+    e14 = 14,
+    e15 = 15,
+    e16 = 16,
+    e17 = 17,
+    e18 = 18,
+    e19 = 19,
+    e20 = 20,
+    e21 = 21,
+    e22 = 22,
+    e23 = 23,
+    e24 = 24,
+    e25 = 25,
+    e26 = 26,
+    e27 = 27,
+    e28 = 28,
+    e29 = 29,
+    e30 = 30,
+    e31 = 31,
 );

@@ -29,7 +29,9 @@ pub unsafe fn build_identity_map(frames: &mut FrameAllocator, top: u64) -> Optio
         for i in 0..ENTRIES {
             let address = gib * ONE_GIB + i * TWO_MIB;
             // SAFETY: `pd` is a fresh identity-mapped frame; `i` < 512 stays inside it.
-            unsafe { *(pd as *mut u64).add(i as usize) = address | PRESENT | WRITABLE | PAGE_SIZE_2M };
+            unsafe {
+                *(pd as *mut u64).add(i as usize) = address | PRESENT | WRITABLE | PAGE_SIZE_2M
+            };
         }
         // SAFETY: `gib` < 512 indexes inside the PDPT frame.
         unsafe { *(pdpt as *mut u64).add(gib as usize) = pd | PRESENT | WRITABLE };

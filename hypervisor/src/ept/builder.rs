@@ -72,7 +72,12 @@ pub struct Ept<M: TableMemory> {
 impl<M: TableMemory> Ept<M> {
     pub fn new(mut memory: M, sizes: PageSizes) -> Result<Self, EptError> {
         let pml4 = memory.allocate().ok_or(EptError::OutOfTables)?;
-        Ok(Self { memory, pml4, sizes, tables: 1 })
+        Ok(Self {
+            memory,
+            pml4,
+            sizes,
+            tables: 1,
+        })
     }
 
     /// Physical address of the PML4 table (for the EPT pointer).
@@ -95,7 +100,9 @@ impl<M: TableMemory> Ept<M> {
         memory_type: MemoryType,
     ) -> Result<(), EptError> {
         let end = start.checked_add(length).filter(|&end| end <= 1 << 48);
-        let Some(end) = end.filter(|_| start % PAGE_4K == 0 && length % PAGE_4K == 0) else {
+        let Some(end) =
+            end.filter(|_| start.is_multiple_of(PAGE_4K) && length.is_multiple_of(PAGE_4K))
+        else {
             return Err(EptError::BadRange { start, length });
         };
         if length == 0 {
@@ -136,7 +143,14 @@ impl<M: TableMemory> Ept<M> {
                     entry::leaf(entry_start, permissions, memory_type, large);
             } else {
                 let next = self.next_table(table, level, slot, entry_start)?;
-                self.map_level(next, level - 1, address, chunk_end, permissions, memory_type)?;
+                self.map_level(
+                    next,
+                    level - 1,
+                    address,
+                    chunk_end,
+                    permissions,
+                    memory_type,
+                )?;
             }
             address = chunk_end;
         }
@@ -222,12 +236,16 @@ pub(crate) mod tests {
         Ept::new(VecTables(Vec::new(), 4096), sizes).unwrap()
     }
 
-    const ALL_SIZES: PageSizes = PageSizes { large_2m: true, huge_1g: true };
+    const ALL_SIZES: PageSizes = PageSizes {
+        large_2m: true,
+        huge_1g: true,
+    };
 
     #[test]
     fn uniform_gigabyte_uses_one_huge_page() {
         let mut e = ept(ALL_SIZES);
-        e.map(0, 1 << 30, Permissions::ALL, MemoryType::WriteBack).unwrap();
+        e.map(0, 1 << 30, Permissions::ALL, MemoryType::WriteBack)
+            .unwrap();
         assert_eq!(e.table_count(), 2, "PML4 + PDPT only");
         let t = e.translate(0x1234_5678).unwrap();
         assert_eq!(t.host_physical, 0x1234_5678);
@@ -236,8 +254,12 @@ pub(crate) mod tests {
 
     #[test]
     fn without_1g_pages_uses_2m_pages() {
-        let mut e = ept(PageSizes { large_2m: true, huge_1g: false });
-        e.map(0, 1 << 30, Permissions::ALL, MemoryType::WriteBack).unwrap();
+        let mut e = ept(PageSizes {
+            large_2m: true,
+            huge_1g: false,
+        });
+        e.map(0, 1 << 30, Permissions::ALL, MemoryType::WriteBack)
+            .unwrap();
         assert_eq!(e.table_count(), 3, "PML4 + PDPT + PD");
         assert_eq!(e.translate(0x3fff_ffff).unwrap().page_size, 2 << 20);
     }
@@ -245,7 +267,13 @@ pub(crate) mod tests {
     #[test]
     fn unaligned_edges_fall_back_to_4k() {
         let mut e = ept(ALL_SIZES);
-        e.map(0x1000, (4 << 20) - 0x1000, Permissions::ALL, MemoryType::WriteBack).unwrap();
+        e.map(
+            0x1000,
+            (4 << 20) - 0x1000,
+            Permissions::ALL,
+            MemoryType::WriteBack,
+        )
+        .unwrap();
         assert!(e.translate(0).is_none());
         assert_eq!(e.translate(0x1000).unwrap().page_size, 4096);
         assert_eq!(e.translate(0x20_0000).unwrap().page_size, 2 << 20);
@@ -255,21 +283,40 @@ pub(crate) mod tests {
     #[test]
     fn remapping_part_of_a_large_page_splits_it() {
         let mut e = ept(ALL_SIZES);
-        e.map(0, 1 << 30, Permissions::ALL, MemoryType::WriteBack).unwrap();
-        e.map(0x40_0000, 0x1000, Permissions::READ_EXECUTE, MemoryType::WriteBack).unwrap();
+        e.map(0, 1 << 30, Permissions::ALL, MemoryType::WriteBack)
+            .unwrap();
+        e.map(
+            0x40_0000,
+            0x1000,
+            Permissions::READ_EXECUTE,
+            MemoryType::WriteBack,
+        )
+        .unwrap();
         let t = e.translate(0x40_0000).unwrap();
-        assert_eq!((t.permissions, t.page_size), (Permissions::READ_EXECUTE, 4096));
+        assert_eq!(
+            (t.permissions, t.page_size),
+            (Permissions::READ_EXECUTE, 4096)
+        );
         let neighbour = e.translate(0x40_1000).unwrap();
-        assert_eq!((neighbour.permissions, neighbour.host_physical), (Permissions::ALL, 0x40_1000));
+        assert_eq!(
+            (neighbour.permissions, neighbour.host_physical),
+            (Permissions::ALL, 0x40_1000)
+        );
         assert_eq!(e.translate(0x3000_0000).unwrap().page_size, 2 << 20);
     }
 
     #[test]
     fn bad_ranges_are_rejected() {
         let mut e = ept(ALL_SIZES);
-        assert!(e.map(0x123, 0x1000, Permissions::ALL, MemoryType::WriteBack).is_err());
-        assert!(e.map(0, 0x1001, Permissions::ALL, MemoryType::WriteBack).is_err());
-        assert!(e.map(u64::MAX & !0xfff, 0x2000, Permissions::ALL, MemoryType::WriteBack).is_err());
+        assert!(e
+            .map(0x123, 0x1000, Permissions::ALL, MemoryType::WriteBack)
+            .is_err());
+        assert!(e
+            .map(0, 0x1001, Permissions::ALL, MemoryType::WriteBack)
+            .is_err());
+        assert!(e
+            .map(!0xfff, 0x2000, Permissions::ALL, MemoryType::WriteBack)
+            .is_err());
     }
 
     #[test]

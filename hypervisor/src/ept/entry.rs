@@ -75,7 +75,12 @@ impl MemoryType {
 }
 
 /// A leaf entry mapping `address` (aligned to its page size).
-pub const fn leaf(address: u64, permissions: Permissions, memory_type: MemoryType, large: bool) -> u64 {
+pub const fn leaf(
+    address: u64,
+    permissions: Permissions,
+    memory_type: MemoryType,
+    large: bool,
+) -> u64 {
     let large_bit = if large { LARGE_PAGE } else { 0 };
     (address & ADDRESS_MASK)
         | permissions.bits()
@@ -106,7 +111,12 @@ mod tests {
 
     #[test]
     fn leaf_round_trips() {
-        let e = leaf(0x20_0000, Permissions::READ_EXECUTE, MemoryType::WriteBack, true);
+        let e = leaf(
+            0x20_0000,
+            Permissions::READ_EXECUTE,
+            MemoryType::WriteBack,
+            true,
+        );
         assert_eq!(e & ADDRESS_MASK, 0x20_0000);
         assert_eq!(Permissions::from_entry(e), Permissions::READ_EXECUTE);
         assert_eq!(MemoryType::from_entry(e), Some(MemoryType::WriteBack));
@@ -115,7 +125,10 @@ mod tests {
 
     #[test]
     fn eptp_encodes_walk_length_and_type() {
-        assert_eq!(eptp(0x1234_5000, MemoryType::WriteBack), 0x1234_5000 | 0x18 | 6);
+        assert_eq!(
+            eptp(0x1234_5000, MemoryType::WriteBack),
+            0x1234_5000 | 0x18 | 6
+        );
     }
 
     #[test]

@@ -52,7 +52,13 @@ pub fn for_each_range(
             continue;
         }
         clip(cursor, start, MemoryType::Uncacheable, excluded, &mut push);
-        clip(start, end, memory_type_of(region.kind()), excluded, &mut push);
+        clip(
+            start,
+            end,
+            memory_type_of(region.kind()),
+            excluded,
+            &mut push,
+        );
         cursor = end;
     }
     clip(cursor, top, MemoryType::Uncacheable, excluded, &mut push);
@@ -116,7 +122,11 @@ pub fn address_space_top(regions: &[MemoryRegion]) -> u64 {
         .map(|r| r.start.saturating_add(r.length))
         .max()
         .unwrap_or(0);
-    ram_top.max(4 * GIB).div_ceil(GIB).saturating_mul(GIB).min(1 << 48)
+    ram_top
+        .max(4 * GIB)
+        .div_ceil(GIB)
+        .saturating_mul(GIB)
+        .min(1 << 48)
 }
 
 const fn align_up(x: u64) -> u64 {
@@ -140,7 +150,11 @@ mod tests {
         MemoryRegion::new(start, length, MemoryKind::Usable)
     }
 
-    fn collect(regions: &[MemoryRegion], excluded: &[PhysRange], top: u64) -> Vec<(u64, u64, MemoryType)> {
+    fn collect(
+        regions: &[MemoryRegion],
+        excluded: &[PhysRange],
+        top: u64,
+    ) -> Vec<(u64, u64, MemoryType)> {
         let mut out = Vec::new();
         for_each_range(regions, excluded, top, |s, e, t| out.push((s, e, t)));
         out
@@ -168,7 +182,10 @@ mod tests {
             MemoryRegion::new(2 * MIB, 2 * MIB, MemoryKind::KernelImage),
             ram(4 * MIB, 4 * MIB),
         ];
-        assert_eq!(collect(&regions, &[], 8 * MIB), vec![(0, 8 * MIB, MemoryType::WriteBack)]);
+        assert_eq!(
+            collect(&regions, &[], 8 * MIB),
+            vec![(0, 8 * MIB, MemoryType::WriteBack)]
+        );
     }
 
     #[test]

@@ -3,10 +3,9 @@
 
 use super::Resume;
 use crate::vcpu::GuestRegisters;
-use crate::vmx::setup::GUEST_CR4;
 use crate::vmx::vmcs::Vmcs;
 use rampart_hv_abi::{signature_registers, ABI_VERSION, CPUID_LEAF_FEATURES, CPUID_LEAF_VENDOR};
-use x86::vmx::vmcs::control;
+use x86::vmx::vmcs::guest;
 
 const LEAF_FEATURES: u32 = 1;
 const LEAF_EXTENDED_FEATURES: u32 = 7;
@@ -50,11 +49,28 @@ pub fn virtualize(leaf: u32, host: CpuidResult, guest_cr4: u64) -> CpuidResult {
         }
         CPUID_LEAF_VENDOR => {
             let (ebx, ecx, edx) = signature_registers();
-            out = CpuidResult { eax: CPUID_LEAF_FEATURES, ebx, ecx, edx };
+            out = CpuidResult {
+                eax: CPUID_LEAF_FEATURES,
+                ebx,
+                ecx,
+                edx,
+            };
         }
-        CPUID_LEAF_FEATURES => out = CpuidResult { eax: ABI_VERSION, ebx: 0, ecx: 0, edx: 0 },
+        CPUID_LEAF_FEATURES => {
+            out = CpuidResult {
+                eax: ABI_VERSION,
+                ebx: 0,
+                ecx: 0,
+                edx: 0,
+            }
+        }
         l if (CPUID_LEAF_VENDOR..=HYPERVISOR_RANGE_END).contains(&l) => {
-            out = CpuidResult { eax: 0, ebx: 0, ecx: 0, edx: 0 }
+            out = CpuidResult {
+                eax: 0,
+                ebx: 0,
+                ecx: 0,
+                edx: 0,
+            }
         }
         _ => {}
     }
@@ -65,8 +81,14 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     let leaf = regs.rax as u32;
     let subleaf = regs.rcx as u32;
     let host = raw_cpuid::cpuid!(leaf, subleaf);
-    let host = CpuidResult { eax: host.eax, ebx: host.ebx, ecx: host.ecx, edx: host.edx };
-    let guest_cr4 = vmcs.read(control::CR4_READ_SHADOW).unwrap_or(GUEST_CR4);
+    let host = CpuidResult {
+        eax: host.eax,
+        ebx: host.ebx,
+        ecx: host.ecx,
+        edx: host.edx,
+    };
+    // OSXSAVE and PKE are not owned by the hypervisor, so the guest's CR4 holds them as set.
+    let guest_cr4 = vmcs.get(guest::CR4);
     let out = virtualize(leaf, host, guest_cr4);
     regs.rax = u64::from(out.eax);
     regs.rbx = u64::from(out.ebx);
@@ -79,11 +101,23 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
 mod tests {
     use super::*;
 
-    const ALL: CpuidResult = CpuidResult { eax: !0, ebx: !0, ecx: !0, edx: !0 };
+    const ALL: CpuidResult = CpuidResult {
+        eax: !0,
+        ebx: !0,
+        ecx: !0,
+        edx: !0,
+    };
 
     #[test]
     fn vmx_is_hidden_and_hypervisor_bit_set() {
-        let out = virtualize(1, CpuidResult { ecx: ECX_VMX, ..ALL }, 0);
+        let out = virtualize(
+            1,
+            CpuidResult {
+                ecx: ECX_VMX,
+                ..ALL
+            },
+            0,
+        );
         assert_eq!(out.ecx & ECX_VMX, 0);
         assert_ne!(out.ecx & ECX_HYPERVISOR, 0);
     }
@@ -97,10 +131,20 @@ mod tests {
     #[test]
     fn vendor_leaf_carries_the_signature() {
         let out = virtualize(CPUID_LEAF_VENDOR, ALL, 0);
-        assert!(rampart_hv_abi::is_rampart_signature(out.ebx, out.ecx, out.edx));
+        assert!(rampart_hv_abi::is_rampart_signature(
+            out.ebx, out.ecx, out.edx
+        ));
         assert_eq!(out.eax, CPUID_LEAF_FEATURES);
         assert_eq!(virtualize(CPUID_LEAF_FEATURES, ALL, 0).eax, ABI_VERSION);
-        assert_eq!(virtualize(0x4000_0042, ALL, 0), CpuidResult { eax: 0, ebx: 0, ecx: 0, edx: 0 });
+        assert_eq!(
+            virtualize(0x4000_0042, ALL, 0),
+            CpuidResult {
+                eax: 0,
+                ebx: 0,
+                ecx: 0,
+                edx: 0
+            }
+        );
     }
 
     #[test]

@@ -37,7 +37,11 @@ pub fn cr4_for_guest(caps: &VmxCapabilities, value: u64) -> Option<u64> {
 pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     let qualification = CrAccess(vmcs.get(x86::vmx::vmcs::ro::EXIT_QUALIFICATION));
     if qualification.access_type() != CrAccessType::MovToCr {
-        return super::stop::unexpected(vmcs, regs, crate::vmx::exit_reason::ExitReason::CrAccess as u16);
+        return super::stop::unexpected(
+            vmcs,
+            regs,
+            crate::vmx::exit_reason::ExitReason::CrAccess as u16,
+        );
     }
     let value = if qualification.gpr() == GPR_RSP {
         vmcs.get(guest::RSP)
@@ -46,8 +50,16 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     };
     let caps = &state::get().caps;
     let (actual, guest_field, shadow_field) = match qualification.control_register() {
-        0 => (cr0_for_guest(caps, value), guest::CR0, control::CR0_READ_SHADOW),
-        4 => (cr4_for_guest(caps, value), guest::CR4, control::CR4_READ_SHADOW),
+        0 => (
+            cr0_for_guest(caps, value),
+            guest::CR0,
+            control::CR0_READ_SHADOW,
+        ),
+        4 => (
+            cr4_for_guest(caps, value),
+            guest::CR4,
+            control::CR4_READ_SHADOW,
+        ),
         _ => {
             return super::stop::unexpected(
                 vmcs,

@@ -66,8 +66,11 @@ mod tests {
     #[test]
     fn in_al_from_com2_line_status() {
         // IN AL, DX with DX = 0x2fd: size 1, direction in, port in bits 31:16.
-        let q = IoAccess(0 | (1 << 3) | (0x2fd << 16));
-        assert_eq!((q.size(), q.is_in(), q.is_string(), q.port()), (1, true, false, 0x2fd));
+        let q = IoAccess((1 << 3) | (0x2fd << 16));
+        assert_eq!(
+            (q.size(), q.is_in(), q.is_string(), q.port()),
+            (1, true, false, 0x2fd)
+        );
     }
 
     #[test]

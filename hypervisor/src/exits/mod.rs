@@ -90,7 +90,10 @@ fn advance_rip(vmcs: &Vmcs) {
     vmcs.set(guest::RIP, rip.wrapping_add(length));
     let interruptibility = vmcs.get(guest::INTERRUPTIBILITY_STATE);
     if interruptibility & BLOCKING_BY_STI_OR_MOV_SS != 0 {
-        vmcs.set(guest::INTERRUPTIBILITY_STATE, interruptibility & !BLOCKING_BY_STI_OR_MOV_SS);
+        vmcs.set(
+            guest::INTERRUPTIBILITY_STATE,
+            interruptibility & !BLOCKING_BY_STI_OR_MOV_SS,
+        );
     }
 }
 

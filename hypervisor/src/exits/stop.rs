@@ -40,11 +40,17 @@ pub fn entry_failed(instruction: &str, rflags: u64) -> ! {
         let vmcs = unsafe { Vmcs::assume_current() };
         let number = vmcs.read(ro::VM_INSTRUCTION_ERROR).unwrap_or(0);
         let text = instruction_error::describe(number);
-        fatal(format_args!("{instruction} failed: VM-instruction error {number} ({text})"))
+        fatal(format_args!(
+            "{instruction} failed: VM-instruction error {number} ({text})"
+        ))
     } else if rflags & RFLAGS_CF != 0 {
-        fatal(format_args!("{instruction} failed: VMfailInvalid (no current VMCS)"))
+        fatal(format_args!(
+            "{instruction} failed: VMfailInvalid (no current VMCS)"
+        ))
     } else {
-        fatal(format_args!("{instruction} returned without VMfail flags (rflags {rflags:#x})"))
+        fatal(format_args!(
+            "{instruction} returned without VMfail flags (rflags {rflags:#x})"
+        ))
     }
 }
 
@@ -67,14 +73,22 @@ pub fn ept_violation(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
         0
     };
     let rip = vmcs.get(guest::RIP);
-    hvlog!(ERROR, "EPT violation: {qualification} GPA={gpa:#x} GVA={gva:#x} RIP={rip:#x}");
+    hvlog!(
+        ERROR,
+        "EPT violation: {qualification} GPA={gpa:#x} GVA={gva:#x} RIP={rip:#x}"
+    );
     dump_guest(vmcs, regs);
-    fatal(format_args!("EPT violation at GPA {gpa:#x} ({qualification}), guest halted"))
+    fatal(format_args!(
+        "EPT violation at GPA {gpa:#x} ({qualification}), guest halted"
+    ))
 }
 
 pub fn triple_fault(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
     dump_guest(vmcs, regs);
-    fatal(format_args!("guest triple fault at RIP {:#x}", vmcs.get(guest::RIP)))
+    fatal(format_args!(
+        "guest triple fault at RIP {:#x}",
+        vmcs.get(guest::RIP)
+    ))
 }
 
 pub fn unexpected(vmcs: &Vmcs, regs: &GuestRegisters, basic: u16) -> Resume {
@@ -115,11 +129,24 @@ fn dump_guest(vmcs: &Vmcs, r: &GuestRegisters) {
     hvlog!(
         ERROR,
         "guest RAX={:#x} RBX={:#x} RCX={:#x} RDX={:#x} RSI={:#x} RDI={:#x} RBP={:#x}",
-        r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp
+        r.rax,
+        r.rbx,
+        r.rcx,
+        r.rdx,
+        r.rsi,
+        r.rdi,
+        r.rbp
     );
     hvlog!(
         ERROR,
         "guest R8={:#x} R9={:#x} R10={:#x} R11={:#x} R12={:#x} R13={:#x} R14={:#x} R15={:#x}",
-        r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15
+        r.r8,
+        r.r9,
+        r.r10,
+        r.r11,
+        r.r12,
+        r.r13,
+        r.r14,
+        r.r15
     );
 }

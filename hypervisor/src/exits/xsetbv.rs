@@ -53,7 +53,10 @@ mod tests {
         assert!(valid_xcr0(0b111, SUPPORTED));
         assert!(!valid_xcr0(0b010, SUPPORTED), "x87 must stay on");
         assert!(!valid_xcr0(0b101, SUPPORTED), "AVX needs SSE");
-        assert!(!valid_xcr0(0b0010_0111, SUPPORTED), "AVX-512 is all or nothing");
+        assert!(
+            !valid_xcr0(0b0010_0111, SUPPORTED),
+            "AVX-512 is all or nothing"
+        );
         assert!(valid_xcr0(0b1110_0111, SUPPORTED));
         assert!(!valid_xcr0(1 << 9, SUPPORTED), "unsupported bit");
     }

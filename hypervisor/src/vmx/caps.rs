@@ -132,7 +132,11 @@ impl VmxCapabilities {
     /// (A.7). `unrestricted` relaxes PE and PG (24.8: unrestricted guests may clear them).
     pub fn fit_cr0(&self, value: u64, unrestricted: bool) -> u64 {
         const CR0_PE_PG: u64 = (1 << 0) | (1 << 31);
-        let forced_one = if unrestricted { self.cr0_fixed0 & !CR0_PE_PG } else { self.cr0_fixed0 };
+        let forced_one = if unrestricted {
+            self.cr0_fixed0 & !CR0_PE_PG
+        } else {
+            self.cr0_fixed0
+        };
         (value | forced_one) & self.cr0_fixed1
     }
 
@@ -161,9 +165,17 @@ impl fmt::Display for VmxCapabilities {
         flag(f, self.ept_has(ept_cap::EXECUTE_ONLY), "ept-xo")?;
         flag(f, self.ept_has(ept_cap::ACCESSED_DIRTY), "ept-ad")?;
         flag(f, self.secondary_allows(S::ENABLE_VPID.bits()), "vpid")?;
-        flag(f, self.secondary_allows(S::UNRESTRICTED_GUEST.bits()), "unrestricted")?;
+        flag(
+            f,
+            self.secondary_allows(S::UNRESTRICTED_GUEST.bits()),
+            "unrestricted",
+        )?;
         flag(f, self.secondary_allows(S::MODE_BASED_EPT.bits()), "mbec")?;
-        flag(f, self.secondary_allows(S::VMCS_SHADOWING.bits()), "vmcs-shadow")?;
+        flag(
+            f,
+            self.secondary_allows(S::VMCS_SHADOWING.bits()),
+            "vmcs-shadow",
+        )?;
         flag(f, (self.pinbased >> 32) & (1 << 6) != 0, "preempt-timer")?;
         write!(f, " (timer rate 2^{})", self.preemption_timer_rate())
     }

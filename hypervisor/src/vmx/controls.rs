@@ -35,10 +35,16 @@ impl fmt::Display for FitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unsupported { field, bits } => {
-                write!(f, "{field:?} controls {bits:#010x} are required but not supported")
+                write!(
+                    f,
+                    "{field:?} controls {bits:#010x} are required but not supported"
+                )
             }
             Self::ForcedOn { field, bits } => {
-                write!(f, "{field:?} controls {bits:#010x} must be 0 but the CPU forces them on")
+                write!(
+                    f,
+                    "{field:?} controls {bits:#010x} must be 0 but the CPU forces them on"
+                )
             }
         }
     }
@@ -60,11 +66,17 @@ pub fn fit(field: ControlField, request: ControlRequest, capability: u64) -> Res
     let may_be_one = (capability >> 32) as u32;
     let unsupported = request.required & !may_be_one;
     if unsupported != 0 {
-        return Err(FitError::Unsupported { field, bits: unsupported });
+        return Err(FitError::Unsupported {
+            field,
+            bits: unsupported,
+        });
     }
     let forced = request.forbidden & must_be_one;
     if forced != 0 {
-        return Err(FitError::ForcedOn { field, bits: forced });
+        return Err(FitError::ForcedOn {
+            field,
+            bits: forced,
+        });
     }
     Ok((request.required | (request.optional & may_be_one) | must_be_one) & may_be_one)
 }
@@ -147,7 +159,13 @@ impl Controls {
             },
             caps.entry,
         )?;
-        Ok(Self { pinbased, primary, secondary, exit, entry })
+        Ok(Self {
+            pinbased,
+            primary,
+            secondary,
+            exit,
+            entry,
+        })
     }
 
     pub fn has_secondary(&self, control: SecondaryControls) -> bool {

@@ -72,7 +72,8 @@ pub fn check() -> Result<(VmxCapabilities, Controls), VmxError> {
     }
     // SAFETY: VMX is present (checked above) and we run at CPL0 (firmware or hypervisor).
     let msrs = unsafe { crate::arch::msrs::HardwareMsrs::new() };
-    let feature_control = crate::vmx::msr::MsrSource::read(&msrs, IA32_FEATURE_CONTROL).unwrap_or(0);
+    let feature_control =
+        crate::vmx::msr::MsrSource::read(&msrs, IA32_FEATURE_CONTROL).unwrap_or(0);
     if feature_control & FEATURE_CONTROL_LOCK != 0
         && feature_control & FEATURE_CONTROL_VMX_OUTSIDE_SMX == 0
     {
@@ -80,7 +81,8 @@ pub fn check() -> Result<(VmxCapabilities, Controls), VmxError> {
     }
     let caps = VmxCapabilities::read(&msrs)?;
     let controls = Controls::fit(&caps)?;
-    let memory_type_ok = caps.ept_has(ept_cap::MEMORY_TYPE_WB) || caps.ept_has(ept_cap::MEMORY_TYPE_UC);
+    let memory_type_ok =
+        caps.ept_has(ept_cap::MEMORY_TYPE_WB) || caps.ept_has(ept_cap::MEMORY_TYPE_UC);
     if !caps.ept_has(ept_cap::PAGE_WALK_4) || !memory_type_ok {
         return Err(VmxError::EptUnusable);
     }

@@ -169,7 +169,10 @@ mod tests {
             if let Some(reason) = ExitReason::from_basic(basic) {
                 assert_eq!(reason as u16, basic);
                 let debug = alloc_free_upper(reason);
-                assert!(name(basic).replace('_', "").eq_ignore_ascii_case(&debug), "{basic}");
+                assert!(
+                    name(basic).replace('_', "").eq_ignore_ascii_case(&debug),
+                    "{basic}"
+                );
             }
         }
     }

@@ -7,14 +7,38 @@ use std::collections::HashMap;
 use x86::vmx::vmcs::control::{PrimaryControls, SecondaryControls};
 
 const FIXTURES: [(&str, &str); 8] = [
-    ("broadwell_ult", include_str!("../../tests/vmx-caps/broadwell_ult.txt")),
-    ("corei3_cnl", include_str!("../../tests/vmx-caps/corei3_cnl.txt")),
-    ("haswell", include_str!("../../tests/vmx-caps/corei7_haswell_4770.txt")),
-    ("icelake_u", include_str!("../../tests/vmx-caps/corei7_icelake_u.txt")),
-    ("ivy_bridge", include_str!("../../tests/vmx-caps/corei7_ivy_bridge_3770k.txt")),
-    ("sandy_bridge", include_str!("../../tests/vmx-caps/corei7_sandy_bridge_2600k.txt")),
-    ("skylake_x", include_str!("../../tests/vmx-caps/corei7_skylake_x.txt")),
-    ("tigerlake", include_str!("../../tests/vmx-caps/tigerlake.txt")),
+    (
+        "broadwell_ult",
+        include_str!("../../tests/vmx-caps/broadwell_ult.txt"),
+    ),
+    (
+        "corei3_cnl",
+        include_str!("../../tests/vmx-caps/corei3_cnl.txt"),
+    ),
+    (
+        "haswell",
+        include_str!("../../tests/vmx-caps/corei7_haswell_4770.txt"),
+    ),
+    (
+        "icelake_u",
+        include_str!("../../tests/vmx-caps/corei7_icelake_u.txt"),
+    ),
+    (
+        "ivy_bridge",
+        include_str!("../../tests/vmx-caps/corei7_ivy_bridge_3770k.txt"),
+    ),
+    (
+        "sandy_bridge",
+        include_str!("../../tests/vmx-caps/corei7_sandy_bridge_2600k.txt"),
+    ),
+    (
+        "skylake_x",
+        include_str!("../../tests/vmx-caps/corei7_skylake_x.txt"),
+    ),
+    (
+        "tigerlake",
+        include_str!("../../tests/vmx-caps/tigerlake.txt"),
+    ),
 ];
 
 /// MSR values parsed from a fixture ("msr 0x480 = 0x..."; "#GP" lines are absent MSRs).
@@ -58,14 +82,26 @@ fn every_model_fits_rampart_controls() {
             (c.exit, caps.exit),
             (c.entry, caps.entry),
         ] {
-            assert_eq!(value & cap as u32, cap as u32, "{name}: allowed-0 bit cleared");
-            assert_eq!(value & !((cap >> 32) as u32), 0, "{name}: bit set that is not allowed-1");
+            assert_eq!(
+                value & cap as u32,
+                cap as u32,
+                "{name}: allowed-0 bit cleared"
+            );
+            assert_eq!(
+                value & !((cap >> 32) as u32),
+                0,
+                "{name}: bit set that is not allowed-1"
+            );
         }
         assert!(c.has_secondary(SecondaryControls::ENABLE_EPT), "{name}");
         let no_exit = PrimaryControls::HLT_EXITING
             | PrimaryControls::CR3_LOAD_EXITING
             | PrimaryControls::CR3_STORE_EXITING;
-        assert_eq!(c.primary & no_exit.bits(), 0, "{name}: HLT/CR3 must not exit");
+        assert_eq!(
+            c.primary & no_exit.bits(),
+            0,
+            "{name}: HLT/CR3 must not exit"
+        );
     }
 }
 
@@ -83,7 +119,16 @@ fn without_true_controls_cr3_exiting_is_forced_and_reported() {
     fixture.0.insert(0x480, fixture.0[&0x480] & !(1 << 55));
     let caps = VmxCapabilities::read(&fixture).unwrap();
     let err = Controls::fit(&caps).unwrap_err();
-    assert!(matches!(err, FitError::ForcedOn { field: ControlField::Primary, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            FitError::ForcedOn {
+                field: ControlField::Primary,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -118,7 +163,10 @@ fn cr_fixed_bits_force_vmxe_and_ne() {
 #[test]
 fn summary_names_the_features() {
     let s = format!("{}", caps("sandy_bridge"));
-    assert!(s.contains(" ept") && s.contains("-ept-1g") && s.contains(" vpid"), "{s}");
+    assert!(
+        s.contains(" ept") && s.contains("-ept-1g") && s.contains(" vpid"),
+        "{s}"
+    );
     let s = format!("{}", caps("tigerlake"));
     assert!(s.contains(" ept-1g") && s.contains("-mbec"), "{s}");
 }

@@ -37,7 +37,13 @@ impl fmt::Display for EptViolation {
         };
         let allowed = self.allowed();
         let bit = |mask: u64, c: char| if allowed & mask != 0 { c } else { '-' };
-        write!(f, "{access} (page allows {}{}{})", bit(1, 'r'), bit(2, 'w'), bit(4, 'x'))
+        write!(
+            f,
+            "{access} (page allows {}{}{})",
+            bit(1, 'r'),
+            bit(2, 'w'),
+            bit(4, 'x')
+        )
     }
 }
 

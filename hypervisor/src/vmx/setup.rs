@@ -11,8 +11,8 @@ use crate::arch::descriptors::{
 };
 use crate::handoff::GuestEntry;
 use rampart_boot_info::{GDT_SELECTOR_CODE, GDT_SELECTOR_DATA, GDT_SELECTOR_TSS};
-use x86::vmx::vmcs::{control, guest, host};
 use x86::vmx::vmcs::control::{EntryControls, ExitControls};
+use x86::vmx::vmcs::{control, guest, host};
 
 /// Guest CR0 at entry: PE, MP, ET, NE, WP, PG (entry contract: paging on, WP = 1).
 pub const GUEST_CR0: u64 = 0x8001_0033;
@@ -68,9 +68,18 @@ pub unsafe fn write_controls(
     let cr0_mask = caps.cr0_fixed0 | !caps.cr0_fixed1;
     let cr4_mask = caps.cr4_fixed0 | (!caps.cr4_fixed1 & 0xffff_ffff);
     let fields = [
-        (control::PINBASED_EXEC_CONTROLS, u64::from(controls.pinbased)),
-        (control::PRIMARY_PROCBASED_EXEC_CONTROLS, u64::from(controls.primary)),
-        (control::SECONDARY_PROCBASED_EXEC_CONTROLS, u64::from(controls.secondary)),
+        (
+            control::PINBASED_EXEC_CONTROLS,
+            u64::from(controls.pinbased),
+        ),
+        (
+            control::PRIMARY_PROCBASED_EXEC_CONTROLS,
+            u64::from(controls.primary),
+        ),
+        (
+            control::SECONDARY_PROCBASED_EXEC_CONTROLS,
+            u64::from(controls.secondary),
+        ),
         (control::VMEXIT_CONTROLS, u64::from(controls.exit)),
         (control::VMENTRY_CONTROLS, u64::from(controls.entry)),
         (control::EXCEPTION_BITMAP, 0),
@@ -110,7 +119,11 @@ pub unsafe fn write_controls(
 /// # Safety
 /// `host` must describe the hypervisor's own page tables, descriptor tables and an exit stack
 /// that nothing else uses, with `exit_entry` the VM-exit stub.
-pub unsafe fn write_host_state(vmcs: &Vmcs, controls: &Controls, host: &HostSetup) -> Result<(), VmcsError> {
+pub unsafe fn write_host_state(
+    vmcs: &Vmcs,
+    controls: &Controls,
+    host: &HostSetup,
+) -> Result<(), VmcsError> {
     // SAFETY: reading control registers and these MSRs at CPL0 has no side effects.
     let (cr0, cr4, efer, pat) = unsafe {
         (
@@ -144,7 +157,11 @@ pub unsafe fn write_host_state(vmcs: &Vmcs, controls: &Controls, host: &HostSetu
         (host::RIP, host.exit_entry),
         (host::IA32_PAT_FULL, pat),
     ];
-    let count = if controls.has_exit(ExitControls::LOAD_IA32_PAT) { fields.len() } else { fields.len() - 1 };
+    let count = if controls.has_exit(ExitControls::LOAD_IA32_PAT) {
+        fields.len()
+    } else {
+        fields.len() - 1
+    };
     for (field, value) in &mut fields[..count] {
         // SAFETY: these are the hypervisor's live CPU state and structures (caller contract).
         unsafe { vmcs.write_host_or_control(*field, *value)? };
@@ -160,11 +177,36 @@ pub fn write_guest_state(
     entry: &GuestEntry,
 ) -> Result<(), VmcsError> {
     let data_segments = [
-        (guest::SS_SELECTOR, guest::SS_BASE, guest::SS_LIMIT, guest::SS_ACCESS_RIGHTS),
-        (guest::DS_SELECTOR, guest::DS_BASE, guest::DS_LIMIT, guest::DS_ACCESS_RIGHTS),
-        (guest::ES_SELECTOR, guest::ES_BASE, guest::ES_LIMIT, guest::ES_ACCESS_RIGHTS),
-        (guest::FS_SELECTOR, guest::FS_BASE, guest::FS_LIMIT, guest::FS_ACCESS_RIGHTS),
-        (guest::GS_SELECTOR, guest::GS_BASE, guest::GS_LIMIT, guest::GS_ACCESS_RIGHTS),
+        (
+            guest::SS_SELECTOR,
+            guest::SS_BASE,
+            guest::SS_LIMIT,
+            guest::SS_ACCESS_RIGHTS,
+        ),
+        (
+            guest::DS_SELECTOR,
+            guest::DS_BASE,
+            guest::DS_LIMIT,
+            guest::DS_ACCESS_RIGHTS,
+        ),
+        (
+            guest::ES_SELECTOR,
+            guest::ES_BASE,
+            guest::ES_LIMIT,
+            guest::ES_ACCESS_RIGHTS,
+        ),
+        (
+            guest::FS_SELECTOR,
+            guest::FS_BASE,
+            guest::FS_LIMIT,
+            guest::FS_ACCESS_RIGHTS,
+        ),
+        (
+            guest::GS_SELECTOR,
+            guest::GS_BASE,
+            guest::GS_LIMIT,
+            guest::GS_ACCESS_RIGHTS,
+        ),
     ];
     for (selector, base, limit, rights) in data_segments {
         vmcs.write(selector, u64::from(GDT_SELECTOR_DATA))?;

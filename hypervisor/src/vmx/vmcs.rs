@@ -51,7 +51,10 @@ impl Vmcs {
 
     pub fn read(&self, field: u32) -> Result<u64, VmcsError> {
         // SAFETY: a VMCS is current (constructor contract); VMREAD has no side effects.
-        unsafe { x86::bits64::vmx::vmread(field) }.map_err(|_| VmcsError { field, write: false })
+        unsafe { x86::bits64::vmx::vmread(field) }.map_err(|_| VmcsError {
+            field,
+            write: false,
+        })
     }
 
     /// Reads a field that the hypervisor itself set up or that every CPU with VMX has; a failure
@@ -66,7 +69,10 @@ impl Vmcs {
     /// Writes a guest-state field or a guest-only control (event injection, CR shadows).
     pub fn write(&self, field: u32, value: u64) -> Result<(), VmcsError> {
         let guest_state = (field >> FIELD_TYPE_SHIFT) & 0b11 == FIELD_TYPE_GUEST_STATE;
-        assert!(guest_state || GUEST_ONLY_CONTROLS.contains(&field), "field {field:#x}");
+        assert!(
+            guest_state || GUEST_ONLY_CONTROLS.contains(&field),
+            "field {field:#x}"
+        );
         // SAFETY: a VMCS is current; the field only affects the guest, which EPT confines.
         unsafe { x86::bits64::vmx::vmwrite(field, value) }
             .map_err(|_| VmcsError { field, write: true })
