@@ -92,10 +92,20 @@ pub struct MemoryRegion {
 }
 
 impl MemoryRegion {
-    pub const EMPTY: Self = Self { start: 0, length: 0, kind: 0, _reserved: 0 };
+    pub const EMPTY: Self = Self {
+        start: 0,
+        length: 0,
+        kind: 0,
+        _reserved: 0,
+    };
 
     pub fn new(start: u64, length: u64, kind: MemoryKind) -> Self {
-        Self { start, length, kind: kind as u32, _reserved: 0 }
+        Self {
+            start,
+            length,
+            kind: kind as u32,
+            _reserved: 0,
+        }
     }
 
     pub fn end(&self) -> u64 {
@@ -119,11 +129,20 @@ pub struct Module {
 }
 
 impl Module {
-    pub const EMPTY: Self = Self { start: 0, length: 0, sha256: [0; 32], name: [0; MODULE_NAME_LEN] };
+    pub const EMPTY: Self = Self {
+        start: 0,
+        length: 0,
+        sha256: [0; 32],
+        name: [0; MODULE_NAME_LEN],
+    };
 
     /// The name without its NUL padding (empty if it is not valid UTF-8).
     pub fn name(&self) -> &str {
-        let len = self.name.iter().position(|&b| b == 0).unwrap_or(MODULE_NAME_LEN);
+        let len = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(MODULE_NAME_LEN);
         core::str::from_utf8(&self.name[..len]).unwrap_or("")
     }
 }
