@@ -1,0 +1,157 @@
+//! Serialises a [`BootInfo`] into guest memory bytes with exactly its `repr(C)` layout, without
+//! unsafe code: every field lands at its `offset_of!`, little-endian.
+
+use core::mem::{offset_of, size_of};
+
+use rampart_boot_info::{BootInfo, MemoryRegion, Module};
+
+/// Bytes [`encode`] writes.
+pub const ENCODED_SIZE: usize = size_of::<BootInfo>();
+
+/// Writes `info` to `out[..ENCODED_SIZE]`; `None` if `out` is too short.
+pub fn encode(info: &BootInfo, out: &mut [u8]) -> Option<()> {
+    let out = out.get_mut(..ENCODED_SIZE)?;
+    out.fill(0);
+    put(out, offset_of!(BootInfo, magic), &info.magic.to_le_bytes());
+    put(
+        out,
+        offset_of!(BootInfo, version),
+        &info.version.to_le_bytes(),
+    );
+    put(
+        out,
+        offset_of!(BootInfo, boot_mode),
+        &info.boot_mode.to_le_bytes(),
+    );
+    put(
+        out,
+        offset_of!(BootInfo, acpi_rsdp),
+        &info.acpi_rsdp.to_le_bytes(),
+    );
+    put(
+        out,
+        offset_of!(BootInfo, serial_port),
+        &info.serial_port.to_le_bytes(),
+    );
+    put(out, offset_of!(BootInfo, log_level), &[info.log_level]);
+    put(
+        out,
+        offset_of!(BootInfo, kernel_sha256),
+        &info.kernel_sha256,
+    );
+    put(
+        out,
+        offset_of!(BootInfo, kernel_start),
+        &info.kernel_start.to_le_bytes(),
+    );
+    put(
+        out,
+        offset_of!(BootInfo, kernel_end),
+        &info.kernel_end.to_le_bytes(),
+    );
+    put(
+        out,
+        offset_of!(BootInfo, memory_region_count),
+        &info.memory_region_count.to_le_bytes(),
+    );
+    for (index, region) in info.memory_map.iter().enumerate() {
+        let base = offset_of!(BootInfo, memory_map) + index * size_of::<MemoryRegion>();
+        put(
+            out,
+            base + offset_of!(MemoryRegion, start),
+            &region.start.to_le_bytes(),
+        );
+        put(
+            out,
+            base + offset_of!(MemoryRegion, length),
+            &region.length.to_le_bytes(),
+        );
+        put(
+            out,
+            base + offset_of!(MemoryRegion, kind),
+            &region.kind.to_le_bytes(),
+        );
+    }
+    put(
+        out,
+        offset_of!(BootInfo, module_count),
+        &info.module_count.to_le_bytes(),
+    );
+    for (index, module) in info.modules.iter().enumerate() {
+        let base = offset_of!(BootInfo, modules) + index * size_of::<Module>();
+        put(
+            out,
+            base + offset_of!(Module, start),
+            &module.start.to_le_bytes(),
+        );
+        put(
+            out,
+            base + offset_of!(Module, length),
+            &module.length.to_le_bytes(),
+        );
+        put(out, base + offset_of!(Module, sha256), &module.sha256);
+        put(out, base + offset_of!(Module, name), &module.name);
+    }
+    put(
+        out,
+        offset_of!(BootInfo, command_line_len),
+        &info.command_line_len.to_le_bytes(),
+    );
+    put(out, offset_of!(BootInfo, command_line), &info.command_line);
+    Some(())
+}
+
+fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
+    out[at..at + bytes.len()].copy_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_boot_info::{MemoryKind, BOOT_INFO_MAGIC};
+
+    fn u64_at(bytes: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+    }
+
+    #[test]
+    fn fields_land_at_their_offsets() {
+        let mut info = BootInfo::empty();
+        info.acpi_rsdp = 0xE_0000;
+        info.log_level = 4;
+        info.kernel_sha256 = [0xAB; 32];
+        info.memory_region_count = 2;
+        info.memory_map[1] = MemoryRegion::new(0x10_0000, 0x20_0000, MemoryKind::KernelImage);
+        info.module_count = 1;
+        info.modules[0].name[..6].copy_from_slice(b"initrd");
+        info.modules[0].length = 77;
+        info.command_line_len = 3;
+        info.command_line[..3].copy_from_slice(b"a=b");
+        let mut bytes = vec![0xFFu8; ENCODED_SIZE + 8];
+        encode(&info, &mut bytes).unwrap();
+        assert_eq!(&bytes[..8], b"RAMPBOOT");
+        assert_eq!(u64_at(&bytes, 0), BOOT_INFO_MAGIC);
+        assert_eq!(
+            u64_at(&bytes, 16),
+            0xE_0000,
+            "acpi_rsdp follows magic, version, boot_mode"
+        );
+        assert_eq!(
+            &bytes[24..27],
+            &[0xF8, 0x03, 4],
+            "serial_port 0x3f8 then log_level"
+        );
+        assert_eq!(&bytes[32..64], &[0xAB; 32]);
+        let region = offset_of!(BootInfo, memory_map) + size_of::<MemoryRegion>();
+        assert_eq!(u64_at(&bytes, region), 0x10_0000);
+        assert_eq!(u64_at(&bytes, region + 8), 0x20_0000);
+        assert_eq!(bytes[region + 16], MemoryKind::KernelImage as u8);
+        let module = offset_of!(BootInfo, modules);
+        assert_eq!(u64_at(&bytes, module + 8), 77);
+        assert_eq!(&bytes[module + 48..module + 54], b"initrd");
+        let line = offset_of!(BootInfo, command_line);
+        assert_eq!(&bytes[line..line + 4], b"a=b\0");
+        assert_eq!(bytes[ENCODED_SIZE], 0xFF, "nothing written past the block");
+        assert!(encode(&info, &mut bytes[..ENCODED_SIZE - 1]).is_none());
+    }
+}

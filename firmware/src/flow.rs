@@ -1,0 +1,136 @@
+//! The boot flow before ExitBootServices: discover, load and measure, probe; then hand off.
+
+use rampart_boot_info::BootMode;
+use rampart_hypervisor::PhysRange;
+use rampart_loader::boot_area::Layout;
+use rampart_loader::config::BootConfig;
+use rampart_loader::elf::{self, KernelImage};
+use rampart_loader::{align_up, PAGE_SIZE};
+use uefi::boot;
+use uefi::proto::loaded_image::LoadedImage;
+use uefi::Status;
+
+use crate::arch::serial;
+use crate::discover::config::mode_name;
+use crate::discover::files::{Esp, INITRD_PATH, KERNEL_PATH};
+use crate::discover::{acpi, memory};
+use crate::fail::{self, BootError, Outcome, Problem};
+use crate::load::measure::{sha256, Hex};
+use crate::load::module::LoadedModule;
+use crate::load::pages::Pages;
+use crate::load::{kernel, module, reserve};
+use crate::log::{debug, info};
+
+/// Everything the hand-off needs, gathered while boot services still run.
+pub struct Prepared {
+    pub config: BootConfig,
+    pub kernel: KernelImage,
+    pub kernel_sha256: [u8; 32],
+    pub initrd: Option<LoadedModule>,
+    pub layout: Layout,
+    pub boot_area: Pages,
+    /// hv mode only.
+    pub reserved: Option<PhysRange>,
+    pub rsdp: Option<u64>,
+    /// This EFI image, page-rounded.
+    pub image: PhysRange,
+}
+
+pub fn run() -> Status {
+    serial::init();
+    info!("Rampart firmware {}", env!("CARGO_PKG_VERSION"));
+    match prepare() {
+        Ok(prepared) => crate::handoff::go(prepared),
+        Err(error) => fail::boot_error(&error),
+    }
+}
+
+fn prepare() -> Result<Prepared, BootError> {
+    let mut esp = Esp::open()?;
+    let config = crate::discover::config::load(&mut esp)?;
+    crate::log::set_level(config.log);
+    info!(
+        "config: mode={} log={} cmdline=\"{}\"",
+        mode_name(config.mode),
+        config.log.name(),
+        config.cmdline.as_str()
+    );
+
+    let kernel_file = esp.read_required(KERNEL_PATH)?;
+    let kernel_sha256 = sha256(&kernel_file);
+    info!(
+        "kernel {KERNEL_PATH}: {} bytes sha256={}",
+        kernel_file.len(),
+        Hex(&kernel_sha256)
+    );
+    let kernel =
+        elf::validate(&kernel_file).map_err(|e| BootError::new(KERNEL_PATH, Problem::Elf(e)))?;
+    debug!(
+        "kernel entry={:#x} (physical {:#x})",
+        kernel.entry, kernel.entry_paddr
+    );
+    let initrd_file = esp
+        .read_optional(INITRD_PATH)?
+        .filter(|file| !file.is_empty());
+    drop(esp);
+
+    let map = memory::snapshot()?;
+    memory::dump(&map);
+    let ram_top = memory::ram_top(&map);
+    drop(map);
+
+    kernel::load(&kernel, &kernel_file)?;
+    drop(kernel_file);
+    let initrd = match initrd_file {
+        Some(file) => {
+            let loaded = module::load(INITRD_PATH, &file)?;
+            info!(
+                "initrd {INITRD_PATH}: {} bytes sha256={}",
+                file.len(),
+                Hex(&loaded.sha256)
+            );
+            Some(loaded)
+        }
+        None => None,
+    };
+    let layout =
+        Layout::new(ram_top).map_err(|e| BootError::new("boot area", Problem::BootArea(e)))?;
+    let boot_area = reserve::boot_area(&layout)?;
+    debug!("boot area {:#x}-{:#x}", boot_area.start, boot_area.end());
+    let reserved = match config.mode {
+        BootMode::Hypervisor => Some(reserve::hypervisor()?),
+        BootMode::Native => None,
+    };
+    let rsdp = acpi::find_rsdp();
+    debug!("ACPI RSDP {:#x}", rsdp.unwrap_or(0));
+
+    if config.mode == BootMode::Hypervisor {
+        match rampart_hypervisor::probe() {
+            Ok(summary) => info!("VMX: {summary}"),
+            Err(error) => fail::stop(Outcome::NoVmx, format_args!("no VMX: {error}")),
+        }
+    }
+    let image = image_range()?;
+    debug!("image {:#x}-{:#x}", image.start, image.end());
+    Ok(Prepared {
+        config,
+        kernel,
+        kernel_sha256,
+        initrd,
+        layout,
+        boot_area,
+        reserved,
+        rsdp,
+        image,
+    })
+}
+
+/// This image's load range, rounded out to pages.
+fn image_range() -> Result<PhysRange, BootError> {
+    let loaded = boot::open_protocol_exclusive::<LoadedImage>(boot::image_handle())
+        .map_err(|e| BootError::new("LoadedImage", Problem::Uefi("open", e.status())))?;
+    let (base, size) = loaded.info();
+    let start = base as u64 & !(PAGE_SIZE - 1);
+    let end = align_up(base as u64 + size, PAGE_SIZE).unwrap_or(u64::MAX);
+    Ok(PhysRange::new(start, end - start))
+}

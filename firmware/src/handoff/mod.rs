@@ -1,0 +1,94 @@
+//! Hand-off: ExitBootServices, the guest's BootInfo and boot area, then the hypervisor or the
+//! kernel itself.
+
+mod boot_info;
+
+use rampart_boot_info::BootMode;
+use rampart_hypervisor::{GuestEntry, HandOff};
+use rampart_loader::boot_area;
+use rampart_loader::memory_map::{memory_type, Excluded};
+use uefi::boot::MemoryType;
+
+use crate::arch::serial::COM1;
+use crate::discover::memory;
+use crate::fail::{self, BootError, Problem};
+use crate::flow::Prepared;
+use crate::log::info;
+
+pub fn go(mut prepared: Prepared) -> ! {
+    // SAFETY: nothing that depends on boot services outlives this call: the ESP, protocols and
+    // file buffers were dropped in `flow::prepare`, the heap is not used from here on (only
+    // fixed-size values and `format_args!`), and console output checks `boot_services_exited`.
+    #[allow(unsafe_code)]
+    let map =
+        unsafe { uefi::boot::exit_boot_services(Some(MemoryType::custom(memory_type::BOOT_AREA))) };
+    fail::boot_services_exited();
+
+    let hypervisor = prepared.config.mode == BootMode::Hypervisor;
+    let mut excluded = [Excluded { start: 0, end: 0 }; 2];
+    if let (true, Some(reserved)) = (hypervisor, prepared.reserved) {
+        excluded[0] = Excluded {
+            start: reserved.start,
+            end: reserved.end(),
+        };
+        excluded[1] = Excluded {
+            start: prepared.image.start,
+            end: prepared.image.end(),
+        };
+    }
+    let info = match boot_info::fill(&prepared, memory::regions(&map), &excluded) {
+        Ok(info) => info,
+        Err(error) => fail::boot_error(&error),
+    };
+    let base = prepared.boot_area.start;
+    let area = match boot_area::build(
+        prepared.boot_area.bytes_mut(),
+        base,
+        &prepared.layout,
+        &info,
+    ) {
+        Ok(area) => area,
+        Err(error) => fail::boot_error(&BootError::new("boot area", Problem::BootArea(error))),
+    };
+    let guest = GuestEntry {
+        rip: prepared.kernel.entry_paddr,
+        rsp: area.stack_top,
+        boot_info: area.boot_info,
+        cr3: area.cr3,
+        gdt_base: area.gdt_base,
+        gdt_limit: area.gdt_limit,
+        tss_base: area.tss_base,
+        tss_limit: area.tss_limit,
+    };
+    match prepared.reserved {
+        Some(reserved) if hypervisor => {
+            info!("handing off to the hypervisor");
+            let handoff = HandOff {
+                reserved,
+                image: prepared.image,
+                guest,
+                serial_port: COM1,
+                log_level: prepared.config.log as u8,
+            };
+            // SAFETY: called once, after ExitBootServices; interrupts are off (the firmware
+            // never enabled them after UEFI, and `start` owns the CPU from here); `reserved`
+            // and `image` are left out of the guest memory map; the boot area, kernel and
+            // initrd are prepared in guest RAM per the entry contract.
+            #[allow(unsafe_code)]
+            unsafe {
+                rampart_hypervisor::start(&handoff)
+            }
+        }
+        _ => {
+            info!("booting natively: entry={:#x}", guest.rip);
+            // SAFETY: after ExitBootServices; the boot area was just built for `guest` and
+            // identity-maps all RAM, including this code and the current stack; the kernel
+            // segments are loaded at their physical addresses; nothing of the firmware runs
+            // afterwards.
+            #[allow(unsafe_code)]
+            unsafe {
+                crate::arch::native_entry::enter(&guest)
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Reserving the boot area and the hypervisor's range.
+
+use rampart_hypervisor::{PhysRange, RESERVED_ALIGN, RESERVED_BYTES};
+use rampart_loader::boot_area::Layout;
+use rampart_loader::memory_map::memory_type;
+use rampart_loader::{align_up, PAGE_SIZE};
+use uefi::boot::AllocateType;
+
+use super::pages::{Pages, BELOW_4G};
+use crate::fail::{BootError, Problem};
+
+/// Pages for the boot area (type BOOT_AREA), below 4 GiB.
+pub fn boot_area(layout: &Layout) -> Result<Pages, BootError> {
+    Pages::allocate(
+        AllocateType::MaxAddress(BELOW_4G),
+        memory_type::BOOT_AREA,
+        layout.pages(),
+        "boot area",
+    )
+}
+
+/// `RESERVED_BYTES` aligned to `RESERVED_ALIGN` (type HYPERVISOR): allocates the size plus the
+/// alignment slack, then frees the slack on both sides.
+pub fn hypervisor() -> Result<PhysRange, BootError> {
+    const STEP: &str = "hypervisor reserve";
+    let slack_pages = (RESERVED_ALIGN - PAGE_SIZE) / PAGE_SIZE;
+    let wanted_pages = RESERVED_BYTES / PAGE_SIZE;
+    let whole = Pages::allocate(
+        AllocateType::AnyPages,
+        memory_type::HYPERVISOR,
+        wanted_pages + slack_pages,
+        STEP,
+    )?;
+    let start = align_up(whole.start, RESERVED_ALIGN).unwrap_or(whole.start);
+    let end = start + RESERVED_BYTES;
+    let free = |from: u64, to: u64| {
+        whole
+            .free_range(from, (to - from) / PAGE_SIZE)
+            .map_err(|status| {
+                BootError::new(
+                    STEP,
+                    Problem::Allocate {
+                        address: from,
+                        pages: (to - from) / PAGE_SIZE,
+                        status,
+                    },
+                )
+            })
+    };
+    free(whole.start, start)?;
+    free(end, whole.end())?;
+    Ok(PhysRange::new(start, RESERVED_BYTES))
+}
