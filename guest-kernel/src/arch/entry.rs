@@ -1,0 +1,98 @@
+//! `_start`: the first kernel instruction under the entry contract of `rampart_boot_info`, and
+//! the kernel's stacks (boot stack and IST stacks, each above an unmapped guard page).
+
+use core::arch::global_asm;
+use rampart_boot_info::BootInfo;
+
+/// Bytes of the kernel (boot) stack.
+pub const KERNEL_STACK_SIZE: usize = 64 * 1024;
+/// Bytes of each IST stack (double fault, NMI, machine check).
+pub const IST_STACK_SIZE: usize = 16 * 1024;
+
+// At entry: 64-bit mode, CPL0, IF=0, identity-mapped paging, RDI = BootInfo address, RSP on the
+// firmware's boot stack. Zero .bss ourselves (the ELF loader should have, but the kernel's
+// statics must not depend on it), switch to the kernel stack, and call `rust_entry` with RDI
+// unchanged. Stack alignment: RSP is 16-aligned before the call, as the SysV ABI requires.
+global_asm!(
+    ".section .text.entry, \"ax\"",
+    ".global _start",
+    ".type _start, @function",
+    "_start:",
+    "    cli",
+    "    cld",
+    "    mov r12, rdi",
+    "    lea rdi, [rip + __bss_start]",
+    "    lea rcx, [rip + __bss_end]",
+    "    sub rcx, rdi",
+    "    xor eax, eax",
+    "    rep stosb",
+    "    lea rsp, [rip + __kernel_stack_top]",
+    "    xor ebp, ebp",
+    "    mov rdi, r12",
+    "    call {entry}",
+    "    ud2",
+    ".size _start, . - _start",
+    "",
+    // Each stack: a guard page (left unmapped by `arch::paging`), then the stack itself.
+    ".macro STACK name, size",
+    "    .balign 4096",
+    "    .global __\\name\\()_guard",
+    "    __\\name\\()_guard: .skip 4096",
+    "    .skip \\size",
+    "    .global __\\name\\()_top",
+    "    __\\name\\()_top:",
+    ".endm",
+    ".section .bss.stacks, \"aw\", @nobits",
+    "STACK kernel_stack, {kernel_stack_size}",
+    "STACK double_fault_stack, {ist_stack_size}",
+    "STACK nmi_stack, {ist_stack_size}",
+    "STACK machine_check_stack, {ist_stack_size}",
+    ".previous",
+    entry = sym rust_entry,
+    kernel_stack_size = const KERNEL_STACK_SIZE,
+    ist_stack_size = const IST_STACK_SIZE,
+);
+
+extern "C" {
+    static __kernel_stack_guard: u8;
+    static __double_fault_stack_guard: u8;
+    static __double_fault_stack_top: u8;
+    static __nmi_stack_guard: u8;
+    static __nmi_stack_top: u8;
+    static __machine_check_stack_guard: u8;
+    static __machine_check_stack_top: u8;
+}
+
+/// The guard pages below every stack (unmapped, so an overflow faults instead of corrupting).
+pub fn stack_guard_pages() -> [u64; 4] {
+    [
+        (&raw const __kernel_stack_guard) as u64,
+        (&raw const __double_fault_stack_guard) as u64,
+        (&raw const __nmi_stack_guard) as u64,
+        (&raw const __machine_check_stack_guard) as u64,
+    ]
+}
+
+/// Tops of the IST stacks: (double fault, NMI, machine check).
+pub fn ist_stack_tops() -> (u64, u64, u64) {
+    (
+        (&raw const __double_fault_stack_top) as u64,
+        (&raw const __nmi_stack_top) as u64,
+        (&raw const __machine_check_stack_top) as u64,
+    )
+}
+
+/// Called once by `_start`, on the kernel stack, with RDI from the firmware.
+extern "sysv64" fn rust_entry(boot_info_address: u64) -> ! {
+    let aligned = boot_info_address.is_multiple_of(core::mem::align_of::<BootInfo>() as u64);
+    let boot_info = if boot_info_address != 0 && aligned {
+        // SAFETY: the entry contract (rampart_boot_info) says RDI holds the identity-mapped
+        // address of a BootInfo that stays untouched until the kernel reuses boot memory, which
+        // it does not before `boot::start` has copied it; non-null and alignment checked above.
+        // The caller validates magic and version before trusting any other field.
+        Some(unsafe { &*(boot_info_address as *const BootInfo) })
+    } else {
+        None
+    };
+    crate::boot::start(boot_info_address, boot_info)
+}

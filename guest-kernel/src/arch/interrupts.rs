@@ -1,0 +1,109 @@
+//! Interrupt entry: 256 fixed-size stubs that build a `trap::InterruptFrame`, and the dispatcher
+//! they call. Exceptions are fatal for now: a register dump, the FAIL result line, halt.
+
+use super::{cpu, lapic};
+use crate::console::emergency_line;
+use crate::trap::{self, ExceptionReport, InterruptFrame};
+use core::arch::global_asm;
+
+/// Bytes between consecutive stubs (each is at most 12 bytes: push 0, push imm32, jmp rel32).
+const STUB_SIZE: u64 = 16;
+
+// Stub for vector N: push a zero error code unless the CPU pushed one, push N, and join the
+// common path, which saves the GPRs (the frame is then exactly `InterruptFrame`), calls
+// `interrupt_dispatch(&mut frame)` with DF clear and RSP 16-aligned, and restores and IRETQs.
+// The CPU aligns RSP to 16 before pushing its 5 (or 6 with the error code) words, so after
+// 22 words the call sees RSP % 16 == 0, as the SysV ABI wants.
+global_asm!(
+    ".macro INTERRUPT_STUB vector",
+    // Places the stub, and fails the build if the previous one outgrew its slot.
+    "    .org __interrupt_stubs + \\vector * {stub_size}",
+    "    .if !((\\vector == 8) || ((\\vector >= 10) && (\\vector <= 14)) || (\\vector == 17) || (\\vector == 21) || (\\vector == 29) || (\\vector == 30))",
+    "    push 0",
+    "    .endif",
+    "    push \\vector",
+    "    jmp interrupt_common",
+    ".endm",
+    ".section .text.interrupts, \"ax\"",
+    ".balign {stub_size}",
+    ".global __interrupt_stubs",
+    "__interrupt_stubs:",
+    ".altmacro",
+    ".set stub_vector, 0",
+    ".rept 256",
+    "    INTERRUPT_STUB %stub_vector",
+    "    .set stub_vector, stub_vector + 1",
+    ".endr",
+    ".noaltmacro",
+    ".org __interrupt_stubs + 256 * {stub_size}",
+    "interrupt_common:",
+    "    push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
+    "    push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+    "    cld",
+    "    mov rdi, rsp",
+    "    call {dispatch}",
+    "    pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
+    "    pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+    "    add rsp, 16",
+    "    iretq",
+    ".previous",
+    stub_size = const STUB_SIZE,
+    dispatch = sym interrupt_dispatch,
+);
+
+extern "C" {
+    static __interrupt_stubs: u8;
+}
+
+/// The entry point of `vector`'s stub (for the IDT).
+pub fn stub_address(vector: u8) -> u64 {
+    (&raw const __interrupt_stubs) as u64 + u64::from(vector) * STUB_SIZE
+}
+
+/// Called by the common stub with the frame it built on the current stack.
+extern "sysv64" fn interrupt_dispatch(frame: *mut InterruptFrame) {
+    // SAFETY: the common stub passes the address of the frame it has just pushed; it stays
+    // valid and unaliased until this function returns and the stub pops it.
+    let frame = unsafe { &mut *frame };
+    match u8::try_from(frame.vector).unwrap_or(0) {
+        vector if vector < trap::EXCEPTION_COUNT => fatal_exception(frame),
+        trap::VECTOR_TIMER => {
+            crate::time::tick();
+            lapic::end_of_interrupt();
+        }
+        // Spurious LAPIC interrupts and (masked) legacy-PIC spurious IRQs: no EOI.
+        trap::VECTOR_SPURIOUS => {}
+        vector
+            if (trap::VECTOR_LEGACY_PIC_BASE..trap::VECTOR_LEGACY_PIC_BASE + 16)
+                .contains(&vector) => {}
+        vector => {
+            emergency_line(
+                true,
+                format_args!("unexpected interrupt vector {vector:#x}"),
+            );
+            lapic::end_of_interrupt();
+        }
+    }
+}
+
+/// Reports an exception over serial and stops the machine.
+fn fatal_exception(frame: &InterruptFrame) -> ! {
+    let report = ExceptionReport {
+        frame,
+        cr2: cpu::read_cr2(),
+        cr3: cpu::read_cr3(),
+    };
+    report.write_lines(|line| emergency_line(true, line));
+    emergency_line(false, format_args!("RAMPART-RESULT: FAIL kernel-exception"));
+    cpu::halt_forever()
+}
+
+/// Enables maskable interrupts. Panics if the IDT is not installed yet.
+pub fn enable() {
+    assert!(
+        super::idt::is_installed(),
+        "interrupts enabled before the IDT"
+    );
+    // SAFETY: the IDT is loaded (checked above) and has a gate for all 256 vectors.
+    unsafe { cpu::enable_interrupts() };
+}

@@ -1,0 +1,16 @@
+//! x86-64 hardware access: the only modules with `asm!` and `unsafe`. Each owns one piece of
+//! hardware and exposes safe functions only where the wrapper itself enforces the invariant.
+#![allow(unsafe_code)]
+
+pub mod cpu;
+pub mod entry;
+pub mod gdt;
+pub mod hypercall;
+pub mod idt;
+pub mod interrupts;
+pub mod lapic;
+pub mod paging;
+pub mod pic;
+pub mod pit;
+pub mod port;
+pub mod uart;

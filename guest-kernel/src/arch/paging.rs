@@ -1,0 +1,155 @@
+//! Loads the kernel's identity map (`mm::identity_map`) and turns on the paging protections:
+//! EFER.NXE, CR0.WP, and CR4.SMEP/SMAP where CPUID.7 reports them.
+
+use super::cpu;
+use crate::mm::identity_map::{KernelImage, KernelPageTables, MapError, MapSummary};
+use crate::mm::page_table;
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
+use rampart_boot_info::MemoryRegion;
+
+/// CPUID.80000001H:EDX bit 20: execute-disable supported.
+const CPUID_EXT_EDX_NX: u32 = 1 << 20;
+/// CPUID.(EAX=7,ECX=0):EBX bit 7: SMEP.
+const CPUID_7_EBX_SMEP: u32 = 1 << 7;
+/// CPUID.(EAX=7,ECX=0):EBX bit 20: SMAP.
+const CPUID_7_EBX_SMAP: u32 = 1 << 20;
+
+struct TablesCell(UnsafeCell<KernelPageTables>);
+// SAFETY: written only by `init`, once (guarded by `LOADED`), before CR3 points at it; from then
+// on only the CPU reads it.
+unsafe impl Sync for TablesCell {}
+
+static TABLES: TablesCell = TablesCell(UnsafeCell::new(KernelPageTables::new()));
+static LOADED: AtomicBool = AtomicBool::new(false);
+
+extern "C" {
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __kernel_end: u8;
+}
+
+/// The running kernel's segments, from the linker script's symbols.
+pub fn kernel_image() -> KernelImage {
+    KernelImage {
+        text_start: (&raw const __text_start) as u64,
+        text_end: (&raw const __text_end) as u64,
+        rodata_end: (&raw const __rodata_end) as u64,
+        data_end: (&raw const __kernel_end) as u64,
+        guard_pages: super::entry::stack_guard_pages(),
+    }
+}
+
+/// The protection bits that ended up on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Protections {
+    pub nxe: bool,
+    pub wp: bool,
+    pub smep: bool,
+    pub smap: bool,
+}
+
+impl fmt::Display for Protections {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (self.nxe, "EFER.NXE"),
+            (self.wp, "CR0.WP"),
+            (self.smep, "CR4.SMEP"),
+            (self.smap, "CR4.SMAP"),
+        ];
+        let mut first = true;
+        for (_, name) in names.iter().filter(|(on, _)| *on) {
+            f.write_str(if first { "" } else { " " })?;
+            f.write_str(name)?;
+            first = false;
+        }
+        if first {
+            f.write_str("none")?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the identity map for the RAM in `regions`, loads it, and enables the protections.
+/// Panics if called twice.
+pub fn init(regions: &[MemoryRegion]) -> Result<(MapSummary, Protections), MapError> {
+    assert!(
+        !LOADED.swap(true, Ordering::SeqCst),
+        "page tables loaded twice"
+    );
+    let mut protections = Protections {
+        nxe: enable_nxe(),
+        ..Protections::default()
+    };
+
+    // SAFETY: first and only call (checked above): no other reference to TABLES exists, and the
+    // CPU does not use them until the CR3 write below.
+    let tables = unsafe { &mut *TABLES.0.get() };
+    let image = kernel_image();
+    let summary = tables.build(&image, regions, protections.nxe)?;
+    check_kernel_mapping(tables, &image);
+    // SAFETY: the new tables identity-map every address the kernel uses, as the firmware's did:
+    // all RAM and 0..4 GiB (the BootInfo, the kernel image with its stack and statics, the
+    // devices), with the kernel text executable; they live in a static, so they outlive their
+    // use. Only the stack guard pages and RAM above MAX_GIB lose their mapping.
+    unsafe { cpu::write_cr3(tables.root()) };
+
+    // SAFETY: CR0.WP only makes supervisor writes honour read-only pages; the only read-only
+    // pages are kernel text and rodata, which the kernel never writes.
+    unsafe { cpu::write_cr0(cpu::read_cr0() | cpu::CR0_WP) };
+    protections.wp = true;
+
+    let features = cpu::cpuid(7, 0).ebx;
+    protections.smep = features & CPUID_7_EBX_SMEP != 0;
+    protections.smap = features & CPUID_7_EBX_SMAP != 0;
+    let mut cr4 = cpu::read_cr4();
+    if protections.smep {
+        cr4 |= cpu::CR4_SMEP;
+    }
+    if protections.smap {
+        cr4 |= cpu::CR4_SMAP;
+    }
+    // SAFETY: SMEP and SMAP are set only where CPUID.7 reports them, and no page in the new
+    // tables is a user page, so neither can fault on anything the kernel does.
+    unsafe { cpu::write_cr4(cr4) };
+    Ok((summary, protections))
+}
+
+/// Checks the built tables before CR3 points at them: a mistake here would otherwise be a
+/// triple fault with no output.
+fn check_kernel_mapping(tables: &KernelPageTables, image: &KernelImage) {
+    let text = tables.leaf(image.text_start).unwrap_or(0);
+    assert!(
+        text & page_table::PRESENT != 0
+            && text & page_table::NO_EXECUTE == 0
+            && page_table::entry_address(text) == image.text_start,
+        "kernel text not mapped executable: {text:#x}"
+    );
+    let data = tables
+        .leaf(image.data_end - page_table::PAGE_SIZE)
+        .unwrap_or(0);
+    assert!(
+        data & page_table::WRITABLE != 0,
+        "kernel data not mapped writable: {data:#x}"
+    );
+}
+
+/// Sets EFER.NXE if the CPU has NX (the entry contract says it is on already). Returns whether
+/// it is on.
+fn enable_nxe() -> bool {
+    if cpu::cpuid(0x8000_0000, 0).eax < 0x8000_0001
+        || cpu::cpuid(0x8000_0001, 0).edx & CPUID_EXT_EDX_NX == 0
+    {
+        return false;
+    }
+    // SAFETY: IA32_EFER exists on every CPU with long mode, which we are running in.
+    let efer = unsafe { cpu::rdmsr(cpu::IA32_EFER) };
+    if efer & cpu::EFER_NXE == 0 {
+        // SAFETY: NX is supported (checked above); setting NXE only gives page-table bit 63 its
+        // meaning, and the current tables have it clear (it was reserved until now).
+        unsafe { cpu::wrmsr(cpu::IA32_EFER, efer | cpu::EFER_NXE) };
+    }
+    true
+}

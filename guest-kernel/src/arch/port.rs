@@ -1,0 +1,27 @@
+//! Port I/O (`in`/`out`).
+
+/// Reads a byte from `port`.
+///
+/// # Safety
+/// `port` must belong to a device the caller owns, and reading it (which can have side
+/// effects, such as acknowledging a UART interrupt) must not break another user of it.
+pub unsafe fn inb(port: u16) -> u8 {
+    let value: u8;
+    // SAFETY: the caller owns the port (see above); `in` touches no memory or stack.
+    unsafe {
+        core::arch::asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags))
+    };
+    value
+}
+
+/// Writes a byte to `port`.
+///
+/// # Safety
+/// `port` must belong to a device the caller owns, and `value` must be a valid command or datum
+/// for that device in its current state (a bad write can reset the machine or start DMA).
+pub unsafe fn outb(port: u16, value: u8) {
+    // SAFETY: the caller owns the port and vouches for the value; `out` touches no memory.
+    unsafe {
+        core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    };
+}

@@ -1,0 +1,178 @@
+//! The boot sequence (first milestone): console, BootInfo, hypervisor detection, own CPU tables,
+//! timer interrupts, hypercall checks, and the result line the boot tests wait for.
+
+use crate::arch::hypercall::{self, Rampart, UNASSIGNED_NUMBER};
+use crate::arch::{cpu, gdt, idt, interrupts, lapic, paging, pic};
+use crate::console::{self, kprintln};
+use crate::mm::memory_map::Summary;
+use crate::{time, trap};
+use core::fmt;
+use rampart_boot_info::{BootInfo, BootMode};
+use rampart_hv_abi::{HypercallError, ABI_VERSION};
+
+/// Timer ticks to see before declaring the timer working.
+const TICKS_TO_WAIT: u64 = 10;
+/// TSC cycles to wait for the first tick (a few seconds at any clock rate we run at).
+const FIRST_TICK_TIMEOUT_CYCLES: u64 = 5_000_000_000;
+/// Polls to wait for the first tick, in case the TSC itself does not advance.
+const FIRST_TICK_MAX_POLLS: u64 = 1 << 28;
+
+/// The firmware's BootInfo, copied into the kernel so boot memory can be reclaimed later.
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+
+/// Runs the boot sequence; called once by `arch::entry` with RDI and the BootInfo it points to.
+pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
+    console::init();
+    let info = match boot_info {
+        Some(raw) if raw.is_valid() => BOOT_INFO.call_once(|| *raw),
+        Some(raw) => fail(
+            "bad-boot-info",
+            format_args!(
+                "BootInfo at {address:#x} has magic {:#018x} version {} (expected {:#018x} version {})",
+                raw.magic,
+                raw.version,
+                rampart_boot_info::BOOT_INFO_MAGIC,
+                rampart_boot_info::BOOT_INFO_VERSION
+            ),
+        ),
+        None => fail("bad-boot-info", format_args!("no usable BootInfo address in RDI ({address:#x})")),
+    };
+    let mode = match info.boot_mode() {
+        BootMode::Hypervisor => "hv",
+        BootMode::Native => "native",
+    };
+    kprintln!(
+        "Rampart guest kernel {} (boot mode: {mode})",
+        env!("CARGO_PKG_VERSION")
+    );
+    let memory = Summary::of(info.memory_regions());
+    kprintln!(
+        "memory: {} MiB usable in {} regions",
+        memory.usable_mib(),
+        memory.usable_regions
+    );
+
+    let (detection, rampart) = hypercall::detect();
+    kprintln!("hypervisor: {detection}");
+
+    install_cpu_tables(info);
+    let ticks = start_timer();
+    if let Some(rampart) = &rampart {
+        check_hypercalls(rampart);
+    }
+    kprintln!("ready");
+    if let Some(rampart) = &rampart {
+        rampart.log_exit_stats();
+    }
+    console::print_result(format_args!(
+        "PASS mode={mode} hypervisor={} ticks={ticks}",
+        detection.result_name()
+    ));
+    if let Some(rampart) = rampart {
+        let refused = rampart.shutdown();
+        kprintln!("shutdown hypercall returned {refused}");
+    }
+    cpu::halt_forever()
+}
+
+/// Step 3: own GDT/TSS, IDT and page tables, and the paging protections.
+fn install_cpu_tables(info: &BootInfo) {
+    gdt::init();
+    idt::init();
+    let (map, protections) = match paging::init(info.memory_regions()) {
+        Ok(result) => result,
+        Err(error) => fail(
+            "kernel-paging",
+            format_args!("cannot build page tables: {error}"),
+        ),
+    };
+    let image = paging::kernel_image();
+    kprintln!(
+        "page tables: 0..{:#x} identity mapped (2 MiB pages), kernel {:#x}..{:#x} in 4 KiB pages",
+        map.mapped_top,
+        image.text_start,
+        image.data_end
+    );
+    if map.unmapped_ram > 0 {
+        kprintln!(
+            "warning: {} MiB of RAM above the map left unmapped",
+            map.unmapped_ram >> 20
+        );
+    }
+    kprintln!("protections enabled: {protections}");
+    kprintln!("GDT, IDT and page tables installed");
+}
+
+/// Step 4: legacy PIC off, LAPIC timer at ~100 Hz, interrupts on, wait for ticks.
+fn start_timer() -> u64 {
+    pic::disable();
+    let apic = lapic::init(trap::VECTOR_SPURIOUS);
+    let count = match lapic::calibrate_10ms() {
+        Some(count) => {
+            kprintln!("LAPIC timer calibrated against PIT channel 2: {count} counts per 10 ms");
+            count
+        }
+        None => {
+            let count = lapic::FALLBACK_COUNT_PER_10MS;
+            kprintln!("PIT calibration failed; LAPIC timer uses the fixed count {count}");
+            count
+        }
+    };
+    lapic::start_periodic_timer(trap::VECTOR_TIMER, count);
+    let kind = if apic.x2apic { "x2APIC" } else { "xAPIC" };
+    kprintln!("local APIC: {kind} at {:#x}, legacy PIC masked", apic.base);
+    kprintln!(
+        "LAPIC timer: periodic, vector {:#04x}, initial count {count}",
+        trap::VECTOR_TIMER
+    );
+    interrupts::enable();
+
+    // Until the first tick proves the timer works, poll with a deadline: HLT without any
+    // interrupt source would never return. Once ticks arrive, HLT between them.
+    let began = cpu::rdtsc();
+    let mut polls = 0u64;
+    while time::ticks() == 0 {
+        polls += 1;
+        if cpu::rdtsc().wrapping_sub(began) > FIRST_TICK_TIMEOUT_CYCLES
+            || polls > FIRST_TICK_MAX_POLLS
+        {
+            fail("no-timer", format_args!("no timer interrupts"));
+        }
+        core::hint::spin_loop();
+    }
+    while time::ticks() < TICKS_TO_WAIT {
+        cpu::halt();
+    }
+    let ticks = time::ticks();
+    kprintln!("timer ticks: {ticks}");
+    ticks
+}
+
+/// Step 5: the version hypercall and an unknown number.
+fn check_hypercalls(rampart: &Rampart) {
+    let version = rampart.version();
+    kprintln!("hypercall version: {version:#010x}");
+    if version != i64::from(ABI_VERSION) {
+        fail(
+            "hypercall-version",
+            format_args!("expected hypercall ABI version {ABI_VERSION:#010x}"),
+        );
+    }
+    let result = rampart.call_unassigned();
+    if HypercallError::from_raw(result) == Some(HypercallError::NotSupported) {
+        kprintln!("hypercall {UNASSIGNED_NUMBER:#x}: NotSupported (as expected)");
+    } else {
+        fail(
+            "hypercall-unknown",
+            format_args!("hypercall {UNASSIGNED_NUMBER:#x}: expected NotSupported, got {result}"),
+        );
+    }
+}
+
+/// Prints `[kernel] <message>` and `RAMPART-RESULT: FAIL <reason>`, then halts.
+fn fail(reason: &str, message: fmt::Arguments<'_>) -> ! {
+    cpu::disable_interrupts();
+    console::print_line(message);
+    console::print_result(format_args!("FAIL {reason}"));
+    cpu::halt_forever()
+}
