@@ -1,1 +1,68 @@
-fn main() {}
+//! `cargo xtask`: builds Rampart, writes its UEFI disk image, boots it under Bochs or QEMU and runs the
+//! tests. See README.md.
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod boot_tests;
+mod build;
+mod commands;
+mod emulator;
+mod error;
+mod host_tests;
+mod image;
+mod paths;
+mod serial;
+mod setup;
+
+use std::process::ExitCode;
+
+use args::Args;
+use error::{Error, Result};
+
+/// Exit code when a command could not do its job (bad arguments, missing tools, build errors).
+const EXIT_ERROR: u8 = 4;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  build                              build the guest kernel and the UEFI firmware (release)
+  image [--mode hv|native] [--out PATH] [--firmware EFI --kernel ELF]
+                                     build, then write the FAT disk image (path on the last line);
+                                     with --firmware and --kernel, use those files and skip the build
+  run [--emulator auto|bochs|qemu|kvm] [--mode hv|native] [--cpu MODEL] [--timeout S] [--image PATH]
+                                     build, image and boot with the serial console live
+                                     (--image: boot that image, no build);
+                                     exit 0 PASS, 1 FAIL, 2 timeout, 3 emulator exited, 4 error
+  test [--only a,b] [--skip-host] [--no-build] [--list] [--timeout S]
+                                     host unit tests, then the boot tests, two at a time
+                                     (--no-build: boot the artifacts already in target/)
+  help                               this text";
+
+fn main() -> ExitCode {
+    let mut argv = std::env::args().skip(1);
+    let command = argv.next().unwrap_or_else(|| "help".to_string());
+    let args = Args::new(argv.collect());
+    match dispatch(&command, args) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("xtask: error: {err}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn dispatch(command: &str, args: Args) -> Result<u8> {
+    match command {
+        "build" => commands::build(args),
+        "image" => commands::image(args),
+        "run" => commands::run(args),
+        "test" => commands::test(args),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        other => Err(Error::Usage(format!("unknown command `{other}`"))),
+    }
+}

@@ -1,0 +1,188 @@
+//! The boot tests: which emulator and image each boots, and the serial lines each asserts.
+//! The markers are the contract with firmware/, hypervisor/ and guest-kernel/.
+
+use super::expect::{Check, Expectations, LinePattern};
+use crate::emulator::Emulator;
+use crate::image::Mode;
+
+/// How the image differs from a normal build.
+#[derive(Clone, Copy, Debug)]
+pub enum Variant {
+    Normal,
+    /// The kernel's ELF magic overwritten with `XELF`.
+    CorruptMagic,
+    /// The kernel cut to half its size.
+    Truncated,
+    /// `mode = turbo` in boot.cfg.
+    BadConfig,
+}
+
+/// One boot test.
+pub struct BootTest {
+    pub name: &'static str,
+    pub emulator: Emulator,
+    pub mode: Mode,
+    /// The Bochs CPU model (ignored by QEMU).
+    pub cpu: &'static str,
+    pub variant: Variant,
+    pub expect: Expectations,
+}
+
+const NATIVE_LINES: &[LinePattern] = &[
+    &["[fw] Rampart firmware"],
+    &["[fw] kernel \\rampart\\kernel.elf:", "sha256="],
+    &["[fw] booting natively"],
+    &["[kernel] Rampart guest kernel"],
+    // QEMU TCG's `-cpu max` sets the hypervisor bit with vendor "TCGTCGTCGTCG", so the kernel
+    // honestly reports `unknown 'TCGTCGTCGTCG'` there and `none (native)` on bare metal; either
+    // way it must not find Rampart (see `absent`).
+    &["[kernel] hypervisor: "],
+    &["[kernel] timer ticks: "],
+    &["[kernel] ready"],
+];
+
+const HV_LINES: &[LinePattern] = &[
+    &["[fw] VMX: "],
+    &["[fw] handing off to the hypervisor"],
+    &["[hv] VMX capabilities: "],
+    &["[hv] VMXON ok"],
+    &["[hv] EPT: "],
+    &["[hv] launching guest"],
+    &["[kernel] hypervisor: Rampart detected via CPUID 0x40000000 (running in VMX non-root)"],
+    &["[kernel] timer ticks: "],
+    &["[kernel] hypercall version: 0x00010000"],
+    &["[kernel] ready"],
+];
+
+const HV_PASS: Expectations = Expectations {
+    ordered: HV_LINES,
+    absent: &[],
+    pass: true,
+    result_words: &["mode=hv", "hypervisor=rampart"],
+    checks: &[Check::Ticks, Check::Exits],
+};
+
+const KERNEL_REJECTED: Expectations = Expectations {
+    ordered: &[&["[fw] error: \\rampart\\kernel.elf:"]],
+    absent: &["[kernel]"],
+    pass: false,
+    result_words: &["boot-error"],
+    checks: &[],
+};
+
+/// Every boot test, longest first so the two Bochs runs share the two cores.
+pub const BOOT_TESTS: &[BootTest] = &[
+    hv_bochs("hv-bochs-tigerlake", "tigerlake"),
+    hv_bochs("hv-bochs-sandybridge", "corei7_sandy_bridge_2600k"),
+    BootTest {
+        name: "native-qemu",
+        emulator: Emulator::Qemu,
+        mode: Mode::Native,
+        cpu: "",
+        variant: Variant::Normal,
+        expect: Expectations {
+            ordered: NATIVE_LINES,
+            absent: &["[hv]", "Rampart detected"],
+            pass: true,
+            result_words: &["mode=native", "hypervisor=none"],
+            checks: &[Check::Ticks],
+        },
+    },
+    native_failure("corrupt-kernel", Variant::CorruptMagic, KERNEL_REJECTED),
+    native_failure("truncated-kernel", Variant::Truncated, KERNEL_REJECTED),
+    native_failure(
+        "bad-config",
+        Variant::BadConfig,
+        Expectations {
+            ordered: &[&["[fw] error: \\rampart\\boot.cfg"]],
+            absent: &["[kernel]"],
+            pass: false,
+            result_words: &["boot-error"],
+            checks: &[],
+        },
+    ),
+    BootTest {
+        name: "no-vmx-qemu",
+        emulator: Emulator::Qemu,
+        mode: Mode::Hv,
+        cpu: "",
+        variant: Variant::Normal,
+        expect: Expectations {
+            ordered: &[&["[fw] no VMX:"]],
+            absent: &["[kernel]"],
+            pass: false,
+            result_words: &["no-vmx"],
+            checks: &[],
+        },
+    },
+];
+
+const fn hv_bochs(name: &'static str, cpu: &'static str) -> BootTest {
+    BootTest {
+        name,
+        emulator: Emulator::Bochs,
+        mode: Mode::Hv,
+        cpu,
+        variant: Variant::Normal,
+        expect: HV_PASS,
+    }
+}
+
+const fn native_failure(name: &'static str, variant: Variant, expect: Expectations) -> BootTest {
+    BootTest {
+        name,
+        emulator: Emulator::Qemu,
+        mode: Mode::Native,
+        cpu: "",
+        variant,
+        expect,
+    }
+}
+
+/// The tests named in `--only a,b` (all when `None`); an unknown name is an error message.
+pub fn select(only: Option<&str>) -> Result<Vec<&'static BootTest>, String> {
+    let Some(list) = only else {
+        return Ok(BOOT_TESTS.iter().collect());
+    };
+    let names: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if let Some(unknown) = names
+        .iter()
+        .find(|n| BOOT_TESTS.iter().all(|t| t.name != **n))
+    {
+        return Err(format!(
+            "unknown boot test `{unknown}` (see `cargo xtask test --list`)"
+        ));
+    }
+    Ok(BOOT_TESTS
+        .iter()
+        .filter(|t| names.contains(&t.name))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selects_by_name_in_catalog_order() {
+        let picked = select(Some("corrupt-kernel,native-qemu")).unwrap();
+        let names: Vec<&str> = picked.iter().map(|t| t.name).collect();
+        assert_eq!(names, vec!["native-qemu", "corrupt-kernel"]);
+        let err = select(Some("native-qemu,nope")).err().unwrap();
+        assert!(err.contains("`nope`"));
+        assert_eq!(select(None).unwrap().len(), BOOT_TESTS.len());
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for (i, test) in BOOT_TESTS.iter().enumerate() {
+            assert!(BOOT_TESTS[i + 1..]
+                .iter()
+                .all(|other| other.name != test.name));
+        }
+    }
+}

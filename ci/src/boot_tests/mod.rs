@@ -1,0 +1,164 @@
+//! Boot tests: each boots its own image in its own run directory under a time limit, two at a time, and
+//! checks the serial console against the test's expectations.
+
+pub mod catalog;
+pub mod expect;
+pub mod report;
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::emulator::{self, Boot, Launch, DISK_IMAGE, SERIAL_LOG};
+use crate::error::Result;
+use crate::image::{self, Contents};
+use crate::paths;
+use catalog::{BootTest, Variant};
+use report::Record;
+
+/// Boots at once: the machines have two cores and each emulator keeps one busy.
+const PARALLEL_BOOTS: usize = 2;
+const SERIAL_TAIL_LINES: usize = 40;
+const EMULATOR_TAIL_LINES: usize = 20;
+
+/// Runs `tests` two at a time; returns their records in catalog order.
+pub fn run_all(tests: &[&'static BootTest], timeout: Option<Duration>) -> Vec<Record> {
+    let queue = Mutex::new(tests.iter().copied().collect::<VecDeque<_>>());
+    let records = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_BOOTS.min(tests.len()) {
+            scope.spawn(|| {
+                while let Some(test) = next(&queue) {
+                    let record = run_one(test, timeout);
+                    records.lock().expect("records lock").push(record);
+                }
+            });
+        }
+    });
+    let mut records = records.into_inner().expect("records lock");
+    records.sort_by_key(|record| tests.iter().position(|t| t.name == record.name));
+    records
+}
+
+fn next(queue: &Mutex<VecDeque<&'static BootTest>>) -> Option<&'static BootTest> {
+    queue.lock().expect("queue lock").pop_front()
+}
+
+/// Runs one test and prints its line (and, on failure, the evidence) in one piece.
+fn run_one(test: &BootTest, timeout: Option<Duration>) -> Record {
+    let start = Instant::now();
+    let run_dir = paths::run_dir(test.name);
+    let launch = Launch {
+        emulator: test.emulator,
+        cpu: test.cpu.to_string(),
+        timeout: timeout.unwrap_or(test.emulator.default_timeout()),
+        run_dir: run_dir.clone(),
+        echo: false,
+    };
+    let mut record = Record::new(test.name, test.emulator.cpu_label(test.cpu), &launch);
+    match boot(test, &launch) {
+        Ok(boot) => {
+            let eval = expect::evaluate(&test.expect, &boot);
+            record.firmware_seconds = boot.firmware_seconds;
+            record.figures = eval.figures;
+            record.failures = eval.failures;
+        }
+        Err(err) => record.failures.push(err.to_string()),
+    }
+    record.seconds = start.elapsed().as_secs_f64();
+    let mut text = record.line();
+    if !record.passed() {
+        text.push_str(&evidence(&record, test.emulator.log_name(), &run_dir));
+    }
+    println!("{text}");
+    record
+}
+
+fn boot(test: &BootTest, launch: &Launch) -> Result<Boot> {
+    emulator::fresh_run_dir(&launch.run_dir)?;
+    let mut contents = Contents::from_build(test.mode)?;
+    apply(test.variant, &mut contents);
+    image::write(&launch.run_dir.join(DISK_IMAGE), &contents)?;
+    emulator::boot(launch)
+}
+
+/// Spoils the image the way the test asks.
+pub fn apply(variant: Variant, contents: &mut Contents) {
+    match variant {
+        Variant::Normal => {}
+        Variant::CorruptMagic => {
+            let end = contents.kernel.len().min(4);
+            contents.kernel[..end].copy_from_slice(&b"XELF"[..end]);
+        }
+        Variant::Truncated => contents.kernel.truncate(contents.kernel.len() / 2),
+        Variant::BadConfig => contents.boot_cfg = with_bad_mode(&contents.boot_cfg),
+    }
+}
+
+/// The boot config with its `mode = ...` line replaced by an invalid value.
+fn with_bad_mode(boot_cfg: &str) -> String {
+    boot_cfg
+        .lines()
+        .map(|line| match line.trim_start().starts_with("mode") {
+            true => "mode = turbo\n".to_string(),
+            false => format!("{line}\n"),
+        })
+        .collect()
+}
+
+/// Which expectations failed, then the ends of the serial and emulator logs.
+fn evidence(record: &Record, emulator_log: &str, run_dir: &Path) -> String {
+    let mut text = String::new();
+    for failure in &record.failures {
+        text.push_str(&format!("\n    expected: {failure}"));
+    }
+    let sections = [
+        (SERIAL_LOG, SERIAL_TAIL_LINES),
+        (emulator_log, EMULATOR_TAIL_LINES),
+    ];
+    for (name, count) in sections {
+        let path = run_dir.join(name);
+        text.push_str(&format!(
+            "\n    --- last {count} lines of {} ---",
+            paths::display(&path)
+        ));
+        let tail = emulator::file_tail(&path, count);
+        if tail.is_empty() {
+            text.push_str("\n    | (empty)");
+        }
+        for line in tail {
+            let line = crate::serial::clean(line.as_bytes());
+            text.push_str(&format!("\n    | {line}"));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::Mode;
+
+    fn contents() -> Contents {
+        Contents {
+            firmware: Vec::new(),
+            kernel: b"\x7fELF\x02\x01\x01\x00".to_vec(),
+            initrd: Vec::new(),
+            boot_cfg: image::boot_cfg(Mode::Native),
+        }
+    }
+
+    #[test]
+    fn variants_spoil_the_image() {
+        let mut c = contents();
+        apply(Variant::CorruptMagic, &mut c);
+        assert_eq!(&c.kernel[..4], b"XELF");
+        let mut c = contents();
+        apply(Variant::Truncated, &mut c);
+        assert_eq!(c.kernel.len(), 4);
+        let mut c = contents();
+        apply(Variant::BadConfig, &mut c);
+        assert_eq!(c.boot_cfg, "mode = turbo\nlog = info\n");
+    }
+}

@@ -1,0 +1,250 @@
+//! The subcommands: build, image, run and test.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::args::Args;
+use crate::boot_tests::{self, catalog, report};
+use crate::emulator::{self, Boot, Emulator, Launch, Outcome, DISK_IMAGE};
+use crate::error::{Context, Error, Result};
+use crate::image::{self, Contents, Mode};
+use crate::setup::{self, Need};
+use crate::{build, host_tests, paths};
+
+/// Exit codes of `run`.
+pub const EXIT_PASS: u8 = 0;
+pub const EXIT_FAIL: u8 = 1;
+pub const EXIT_TIMEOUT: u8 = 2;
+pub const EXIT_EMULATOR_EXITED: u8 = 3;
+const DEFAULT_BOCHS_CPU: &str = "tigerlake";
+const EMULATOR_TAIL_LINES: usize = 20;
+
+pub fn build(args: Args) -> Result<u8> {
+    args.finish()?;
+    setup::ensure(&[])?;
+    build::build()?;
+    Ok(EXIT_PASS)
+}
+
+/// `image [--mode hv|native] [--out PATH] [--firmware EFI --kernel ELF]`: the image path is the last
+/// line of stdout. With both `--firmware` and `--kernel` given, those files go on the image unbuilt.
+pub fn image(mut args: Args) -> Result<u8> {
+    let mode = mode_option(&mut args)?;
+    let out = args.value("out")?.map(PathBuf::from);
+    let firmware = args.value("firmware")?;
+    let kernel = args.value("kernel")?;
+    args.finish()?;
+    let path = match (firmware, kernel) {
+        (Some(firmware), Some(kernel)) => {
+            let path = out.unwrap_or_else(|| image::default_path(mode));
+            let contents = Contents::from_files(mode, firmware.as_ref(), kernel.as_ref())?;
+            image::write(&path, &contents)?;
+            path
+        }
+        (None, None) => {
+            setup::ensure(&[])?;
+            make_image(mode, out)?
+        }
+        _ => {
+            return Err(Error::Usage(
+                "give both --firmware and --kernel, or neither".into(),
+            ))
+        }
+    };
+    println!("{}", path.display());
+    Ok(EXIT_PASS)
+}
+
+fn mode_option(args: &mut Args) -> Result<Mode> {
+    Ok(args
+        .parsed("mode", Mode::parse, "hv or native")?
+        .unwrap_or(Mode::Hv))
+}
+
+fn make_image(mode: Mode, out: Option<PathBuf>) -> Result<PathBuf> {
+    build::build()?;
+    let path = out.unwrap_or_else(|| image::default_path(mode));
+    image::write(&path, &Contents::from_build(mode)?)?;
+    Ok(path)
+}
+
+/// `run [--emulator E] [--mode M] [--cpu MODEL] [--timeout S] [--image PATH]`: boot with the serial
+/// console live. `--image` boots an existing image (e.g. a failed test's `disk.img`) without building.
+pub fn run(mut args: Args) -> Result<u8> {
+    let choice = args.parsed(
+        "emulator",
+        emulator::parse_choice,
+        "auto, bochs, qemu or kvm",
+    )?;
+    let mode = mode_option(&mut args)?;
+    let cpu = args.value("cpu")?.unwrap_or(DEFAULT_BOCHS_CPU.to_string());
+    let timeout = timeout_option(&mut args)?;
+    let given_image = args.value("image")?.map(PathBuf::from);
+    args.finish()?;
+    let emulator = emulator::choose(choice.flatten(), mode);
+    setup::ensure(&[need_of(emulator)])?;
+    let image = match given_image {
+        Some(path) => path,
+        None => make_image(mode, None)?,
+    };
+    println!("xtask: image {}", paths::display(&image));
+    let run_name = match emulator {
+        Emulator::Bochs => format!("bochs-{}-{cpu}", mode.name()),
+        other => format!("{}-{}", other.name(), mode.name()),
+    };
+    let run_dir = paths::run_dir(&run_name);
+    emulator::fresh_run_dir(&run_dir)?;
+    std::fs::copy(&image, run_dir.join(DISK_IMAGE))
+        .context(|| format!("cannot copy the image into {}", run_dir.display()))?;
+    let launch = Launch {
+        emulator,
+        cpu: emulator.cpu_label(&cpu),
+        timeout: timeout.unwrap_or(emulator.default_timeout()),
+        run_dir,
+        echo: true,
+    };
+    println!(
+        "xtask: booting under {} (cpu {}), logs in {}, timeout {} s…",
+        emulator.name(),
+        launch.cpu,
+        paths::display(&launch.run_dir),
+        launch.timeout.as_secs()
+    );
+    let boot = emulator::boot(&launch)?;
+    Ok(conclude(&launch, &boot))
+}
+
+fn need_of(emulator: Emulator) -> Need {
+    match emulator {
+        Emulator::Bochs => Need::Bochs,
+        Emulator::Qemu | Emulator::Kvm => Need::Qemu,
+    }
+}
+
+fn timeout_option(args: &mut Args) -> Result<Option<Duration>> {
+    let seconds = args.parsed("timeout", |s| s.parse::<u64>().ok(), "seconds")?;
+    Ok(seconds.map(Duration::from_secs))
+}
+
+/// Prints how the run ended and picks the exit code.
+fn conclude(launch: &Launch, boot: &Boot) -> u8 {
+    let fw = boot
+        .firmware_seconds
+        .map_or(String::new(), |s| format!(", first [fw] line at {s:.1} s"));
+    match &boot.outcome {
+        Outcome::Verdict(result) => {
+            println!(
+                "xtask: {} after {:.1} s{fw}",
+                result.verdict(),
+                boot.seconds
+            );
+            if result.pass {
+                EXIT_PASS
+            } else {
+                EXIT_FAIL
+            }
+        }
+        Outcome::Timeout => {
+            println!(
+                "xtask: timeout after {:.0} s without a RAMPART-RESULT line{fw}",
+                boot.seconds
+            );
+            EXIT_TIMEOUT
+        }
+        Outcome::Exited(status) => {
+            let log = launch.run_dir.join(launch.emulator.log_name());
+            println!("xtask: the emulator exited ({status}) without a RAMPART-RESULT line; last lines of {}:", paths::display(&log));
+            let tail = emulator::file_tail(&log, EMULATOR_TAIL_LINES);
+            if tail.is_empty() {
+                println!("  | (empty)");
+            }
+            for line in tail {
+                println!("  | {line}");
+            }
+            EXIT_EMULATOR_EXITED
+        }
+    }
+}
+
+/// `test [--only a,b] [--skip-host] [--no-build] [--list] [--timeout S]`: host unit tests, then the
+/// boot tests. `--no-build` boots the artifacts already in the target directory.
+pub fn test(mut args: Args) -> Result<u8> {
+    let list = args.flag("list");
+    let skip_host = args.flag("skip-host");
+    let no_build = args.flag("no-build");
+    let only = args.value("only")?;
+    let timeout = timeout_option(&mut args)?;
+    args.finish()?;
+    let tests = catalog::select(only.as_deref()).map_err(Error::Usage)?;
+    if list {
+        for test in catalog::BOOT_TESTS {
+            let cpu = test.emulator.cpu_label(test.cpu);
+            println!(
+                "{:<22} {} {} mode={}",
+                test.name,
+                test.emulator.name(),
+                cpu,
+                test.mode.name()
+            );
+        }
+        return Ok(EXIT_PASS);
+    }
+    setup::ensure(&test_needs(&tests))?;
+    let mut records = Vec::new();
+    if !skip_host {
+        records.push(host_tests::run());
+    }
+    if !tests.is_empty() {
+        records.extend(boot_records(&tests, timeout, no_build));
+    }
+    println!("{}", report::summary(&records));
+    let json = paths::rampart_dir().join("test-results.json");
+    report::write_json(&json, &records)?;
+    let all_passed = records.iter().all(|r| r.passed());
+    Ok(if all_passed { EXIT_PASS } else { EXIT_FAIL })
+}
+
+fn test_needs(tests: &[&catalog::BootTest]) -> Vec<Need> {
+    let mut needs = vec![Need::Gdb];
+    for test in tests {
+        let need = need_of(test.emulator);
+        if !needs.contains(&need) {
+            needs.push(need);
+        }
+    }
+    needs
+}
+
+/// Builds once, then boots; a failed build fails every boot test with the build error.
+fn boot_records(
+    tests: &[&'static catalog::BootTest],
+    timeout: Option<Duration>,
+    no_build: bool,
+) -> Vec<report::Record> {
+    let built = match no_build {
+        true => Ok(()),
+        false => build::build(),
+    };
+    match built {
+        Ok(()) => {
+            println!("xtask: {} boot tests, two at a time…", tests.len());
+            boot_tests::run_all(tests, timeout)
+        }
+        Err(err) => {
+            println!("xtask: error: {err}");
+            tests.iter().map(|test| build_failed(test, &err)).collect()
+        }
+    }
+}
+
+fn build_failed(test: &catalog::BootTest, err: &Error) -> report::Record {
+    let platform = format!(
+        "{} {}",
+        test.emulator.name(),
+        test.emulator.cpu_label(test.cpu)
+    );
+    let mut record = report::Record::host(test.name, platform);
+    record.failures.push(format!("not run: {err}"));
+    println!("{}", record.line());
+    record
+}

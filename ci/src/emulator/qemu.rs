@@ -1,0 +1,58 @@
+//! QEMU: TCG for the firmware stage and the native kernel (no VMX there), or KVM with nested VMX on an
+//! Intel host (`-accel kvm -cpu host`, needs `kvm_intel nested=1`; untestable on these machines).
+
+use std::process::Command;
+
+use super::{DISK_IMAGE, OVMF_PATH, SERIAL_LOG};
+
+/// The command line PLATFORM.md verified, run inside the run directory.
+pub fn command(kvm: bool) -> Command {
+    let mut command = Command::new("qemu-system-x86_64");
+    command.args(arguments(kvm));
+    command
+}
+
+fn arguments(kvm: bool) -> Vec<String> {
+    let cpu: &[&str] = if kvm {
+        &["-accel", "kvm", "-cpu", "host"]
+    } else {
+        &["-cpu", "max"]
+    };
+    let mut args: Vec<String> = ["-machine", "q35"].iter().map(|s| s.to_string()).collect();
+    args.extend(cpu.iter().map(|s| s.to_string()));
+    args.extend(
+        [
+            "-m",
+            "512",
+            "-bios",
+            OVMF_PATH,
+            "-drive",
+            &format!("format=raw,file={DISK_IMAGE}"),
+            "-serial",
+            &format!("file:{SERIAL_LOG}"),
+            "-display",
+            "none",
+            "-no-reboot",
+            "-monitor",
+            "none",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcg_and_kvm_lines() {
+        let tcg = arguments(false).join(" ");
+        assert!(tcg.starts_with("-machine q35 -cpu max -m 512 -bios /usr/share/ovmf/OVMF.fd"));
+        assert!(tcg.contains("-drive format=raw,file=disk.img -serial file:serial.log"));
+        let kvm = arguments(true).join(" ");
+        assert!(kvm.contains("-accel kvm -cpu host"));
+        assert!(!kvm.contains("-cpu max"));
+    }
+}
