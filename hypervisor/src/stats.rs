@@ -7,12 +7,16 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// Counters for each basic exit reason (one vCPU, but atomics keep it `Sync` without locks).
 pub struct ExitStats {
     counts: [AtomicU64; EXIT_REASON_COUNT],
+    /// Exits that only read these counters (ExitCount hypercalls), left out of the answers
+    /// to them so that a measurement does not count itself.
+    queries: AtomicU64,
 }
 
 impl ExitStats {
     pub const fn new() -> Self {
         Self {
             counts: [const { AtomicU64::new(0) }; EXIT_REASON_COUNT],
+            queries: AtomicU64::new(0),
         }
     }
 
@@ -30,6 +34,21 @@ impl ExitStats {
 
     pub fn total(&self) -> u64 {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Marks the exit being handled as a counter query (an ExitCount hypercall).
+    pub fn record_query(&self) {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Exits of `basic_reason` (or of all reasons if `None`) that were not counter queries.
+    pub fn count_excluding_queries(&self, basic_reason: Option<u16>, vmcall_reason: u16) -> u64 {
+        let queries = self.queries.load(Ordering::Relaxed);
+        match basic_reason {
+            None => self.total() - queries,
+            Some(r) if r == vmcall_reason => self.count(r) - queries,
+            Some(r) => self.count(r),
+        }
     }
 }
 
@@ -64,6 +83,20 @@ mod tests {
         stats.record(10);
         stats.record(18);
         assert_eq!(stats.to_string(), "total=3 CPUID=2 VMCALL=1");
+    }
+
+    #[test]
+    fn queries_do_not_count_themselves() {
+        let stats = ExitStats::new();
+        stats.record(10);
+        stats.record(18);
+        stats.record_query();
+        assert_eq!(stats.count_excluding_queries(None, 18), 1);
+        stats.record(18);
+        stats.record_query();
+        assert_eq!(stats.count_excluding_queries(None, 18), 1);
+        assert_eq!(stats.count_excluding_queries(Some(18), 18), 0);
+        assert_eq!(stats.count_excluding_queries(Some(10), 18), 1);
     }
 
     #[test]

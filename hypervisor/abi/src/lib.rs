@@ -21,6 +21,11 @@ pub const CPUID_SIGNATURE: [u8; 12] = *b"RampartVMXhv";
 /// Hypercall ABI version: major in bits 31:16, minor in bits 15:0.
 pub const ABI_VERSION: u32 = 0x0001_0000;
 
+/// `ExitCount` argument selecting the total over all reasons.
+pub const EXIT_COUNT_TOTAL: u64 = u64::MAX;
+/// Basic exit reason of VMCALL (SDM Vol. 3D Appendix C), for `ExitCount`.
+pub const EXIT_REASON_VMCALL: u64 = 18;
+
 /// Hypercall numbers (RAX at VMCALL).
 #[repr(u64)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +36,10 @@ pub enum Hypercall {
     LogExitStats = 1,
     /// Stops the virtual machine cleanly (prints the exit counters first). Does not return.
     Shutdown = 2,
+    /// Returns the number of VM exits so far, not counting `ExitCount` hypercalls, so that two
+    /// reads bracket exactly the exits caused in between. RDI = a basic exit reason (SDM Vol.
+    /// 3D Appendix C) for that reason's count, or `u64::MAX` for the total.
+    ExitCount = 3,
 }
 
 impl Hypercall {
@@ -40,6 +49,7 @@ impl Hypercall {
             0 => Self::Version,
             1 => Self::LogExitStats,
             2 => Self::Shutdown,
+            3 => Self::ExitCount,
             _ => return None,
         })
     }
@@ -101,7 +111,8 @@ mod tests {
     #[test]
     fn unknown_hypercall_numbers_are_rejected() {
         assert_eq!(Hypercall::from_raw(0), Some(Hypercall::Version));
-        assert_eq!(Hypercall::from_raw(3), None);
+        assert_eq!(Hypercall::from_raw(3), Some(Hypercall::ExitCount));
+        assert_eq!(Hypercall::from_raw(4), None);
         assert_eq!(Hypercall::from_raw(u64::MAX), None);
     }
 

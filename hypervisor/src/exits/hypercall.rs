@@ -3,8 +3,11 @@
 use super::{guest_cpl, stop, Exception, Resume};
 use crate::state;
 use crate::vcpu::GuestRegisters;
+use crate::vmx::exit_reason::EXIT_REASON_COUNT;
 use crate::vmx::vmcs::Vmcs;
-use rampart_hv_abi::{Hypercall, HypercallError, ABI_VERSION};
+use rampart_hv_abi::{
+    Hypercall, HypercallError, ABI_VERSION, EXIT_COUNT_TOTAL, EXIT_REASON_VMCALL,
+};
 
 pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     // Hypercalls are for the guest kernel only: from user mode, VMCALL faults as natively.
@@ -18,7 +21,19 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
             0
         }
         Some(Hypercall::Shutdown) => stop::shutdown(),
+        Some(Hypercall::ExitCount) => exit_count(regs.rdi),
         None => HypercallError::NotSupported as i64 as u64,
     };
     Resume::NextInstruction
+}
+
+/// Answers an ExitCount hypercall; an unknown reason is an error, not a fault.
+fn exit_count(selector: u64) -> u64 {
+    state::STATS.record_query();
+    let reason = match selector {
+        EXIT_COUNT_TOTAL => None,
+        r if r < EXIT_REASON_COUNT as u64 => Some(r as u16),
+        _ => return HypercallError::InvalidArgument as i64 as u64,
+    };
+    state::STATS.count_excluding_queries(reason, EXIT_REASON_VMCALL as u16)
 }
