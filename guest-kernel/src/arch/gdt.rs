@@ -124,7 +124,7 @@ pub fn init() {
         ];
     }
     let pointer = DescriptorTablePointer {
-        limit: (core::mem::size_of::<Gdt>() - 1) as u16,
+        limit: (GDT_ENTRIES * core::mem::size_of::<u64>() - 1) as u16,
         base: TABLES.gdt.get() as u64,
     };
     // SAFETY: the GDT is static and valid (filled above); its code and data selectors describe
