@@ -5,14 +5,16 @@
 use crate::arch::host_paging::{self, zeroed_frame};
 use crate::arch::{descriptors, vm_entry};
 use crate::console::{DEBUG, INFO};
-use crate::ept::builder::{Ept, PageSizes, TableMemory};
+use crate::ept::builder::{Ept, PageSizes};
 use crate::ept::entry::{eptp, MemoryType};
 use crate::ept::layout;
 use crate::exits::io;
 use crate::exits::stop::fatal;
 use crate::frames::{FrameAllocator, FRAME_SIZE};
-use crate::handoff::HandOff;
+use crate::handoff::{HandOff, PhysRange};
 use crate::hvlog;
+use crate::policy::{self, ProtectedLayout};
+use crate::state::EptFrames;
 use crate::state::{self, HypervisorState};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::caps::{ept_cap, VmxCapabilities};
@@ -25,6 +27,9 @@ use x86::vmx::vmcs::control::SecondaryControls;
 
 /// 64 KiB each for the boot stack and the VM-exit stack.
 const STACK_FRAMES: u64 = 16;
+/// Frames for EPT paging structures: the boot map needs a few dozen, page splits for later
+/// grants one or two each.
+const EPT_POOL_FRAMES: u64 = 512;
 /// The VPID of the one guest (0 is reserved for VMX root, SDM Vol. 3C 29.1).
 const GUEST_VPID: u16 = 1;
 const CPUID_1_ECX_XSAVE: u32 = 1 << 26;
@@ -153,16 +158,23 @@ fn launch(
     );
 
     let excluded = [handoff.reserved, handoff.image];
-    let ept = build_ept(&caps, frames, regions, &excluded, top)?;
+    let layout = ProtectedLayout {
+        segments: handoff.kernel_segments,
+        initrd: initrd_range(boot_info),
+        hypervisor: excluded,
+    };
+    let ept = build_ept(&caps, frames, regions, &layout, top)?;
     let state = state::init(HypervisorState {
         caps,
         controls,
         hypervisor_ranges: excluded,
+        layout,
+        eptp: ept,
     });
 
     let structures = Structures {
         eptp: ept,
-        msr_bitmap: frame(frames, "MSR bitmap")?,
+        msr_bitmap: msr_bitmap(frames)?,
         io_bitmap_a: io_bitmap_a(frames)?,
         io_bitmap_b: frame(frames, "I/O bitmap B")?,
         vpid: if controls.has_secondary(SecondaryControls::ENABLE_VPID) {
@@ -226,20 +238,29 @@ fn enable_host_xsave() {
     }
 }
 
-/// Builds the identity EPT and returns the EPT pointer.
+/// Builds the EPT: identity map, RAM read/write and never executable, then the measured
+/// kernel text R-X and read-only data and initrd R-- (DESIGN.md invariants 1-4), before the
+/// first guest instruction. Keeps it in `state::EPT` and returns the EPT pointer.
 fn build_ept(
     caps: &VmxCapabilities,
     frames: &mut FrameAllocator,
     regions: &[rampart_boot_info::MemoryRegion],
-    excluded: &[crate::handoff::PhysRange],
+    layout: &ProtectedLayout,
     top: u64,
 ) -> Result<u64, BootError> {
     let sizes = PageSizes {
         large_2m: caps.ept_has(ept_cap::PAGE_2M),
         huge_1g: caps.ept_has(ept_cap::PAGE_1G),
     };
-    let mut ept = Ept::new(IdentityTables(frames), sizes)?;
-    layout::build_identity_map(&mut ept, regions, excluded, top)?;
+    let pool = frames
+        .allocate(EPT_POOL_FRAMES)
+        .ok_or(BootError::OutOfFrames("EPT tables"))?;
+    let pool = FrameAllocator::new(PhysRange::new(pool, EPT_POOL_FRAMES * FRAME_SIZE));
+    // SAFETY: the pool was just carved out of the reserved range and is used for nothing else.
+    let mut ept = Ept::new(unsafe { EptFrames::new(pool) }, sizes)?;
+    layout::build_identity_map(&mut ept, regions, &layout.hypervisor, top)?;
+    policy::operations::apply_initial(&mut ept, layout)?;
+    let [reserved, image] = layout.hypervisor;
     hvlog!(
         INFO,
         "EPT: identity map of {} GiB in {} tables ({} KiB), 2M pages {}, 1G pages {}; hypervisor {:#x}+{:#x} and image {:#x}+{:#x} absent",
@@ -248,17 +269,48 @@ fn build_ept(
         ept.table_count() * 4,
         if sizes.large_2m { "on" } else { "off" },
         if sizes.huge_1g { "on" } else { "off" },
-        excluded[0].start,
-        excluded[0].length,
-        excluded[1].start,
-        excluded[1].length
+        reserved.start,
+        reserved.length,
+        image.start,
+        image.length
+    );
+    for (range, rights) in layout.overrides() {
+        hvlog!(
+            INFO,
+            "policy: {:#x}+{:#x} {:?}",
+            range.start,
+            range.length,
+            rights
+        );
+    }
+    hvlog!(
+        INFO,
+        "policy: all other RAM rw- (W^X: nothing else executable)"
     );
     let table_type = if caps.ept_has(ept_cap::MEMORY_TYPE_WB) {
         MemoryType::WriteBack
     } else {
         MemoryType::Uncacheable
     };
-    Ok(eptp(ept.pml4(), table_type))
+    let pointer = eptp(ept.pml4(), table_type);
+    *state::EPT.lock() = Some(ept);
+    Ok(pointer)
+}
+
+/// The measured initrd: the boot module named "initrd" (empty range if there is none).
+fn initrd_range(boot_info: &BootInfo) -> PhysRange {
+    boot_info
+        .modules()
+        .iter()
+        .find(|m| m.name() == "initrd")
+        .map_or(PhysRange::new(0, 0), |m| PhysRange::new(m.start, m.length))
+}
+
+fn msr_bitmap(frames: &mut FrameAllocator) -> Result<u64, BootError> {
+    let bitmap = frame(frames, "MSR bitmap")?;
+    // SAFETY: a fresh, zeroed, identity-mapped 4 KiB frame nothing else references.
+    crate::exits::msr::trap_writes(unsafe { &mut *(bitmap as *mut [u8; 4096]) });
+    Ok(bitmap)
 }
 
 fn frame(frames: &mut FrameAllocator, what: &'static str) -> Result<u64, BootError> {
@@ -271,22 +323,6 @@ fn io_bitmap_a(frames: &mut FrameAllocator) -> Result<u64, BootError> {
     // SAFETY: a fresh, zeroed, identity-mapped 4 KiB frame nothing else references.
     io::deny_com2(unsafe { &mut *(bitmap as *mut [u8; 4096]) });
     Ok(bitmap)
-}
-
-/// EPT tables in hypervisor frames, reached through the identity map.
-struct IdentityTables<'a>(&'a mut FrameAllocator);
-
-impl TableMemory for IdentityTables<'_> {
-    fn allocate(&mut self) -> Option<u64> {
-        // SAFETY: frames of the reserved range are identity-mapped and ours.
-        unsafe { zeroed_frame(self.0) }
-    }
-
-    fn table(&mut self, physical: u64) -> &mut [u64; 512] {
-        // SAFETY: `Ept` only passes addresses this allocator returned (the PML4 or addresses
-        // it stored in entries itself): identity-mapped, 4 KiB aligned hypervisor frames.
-        unsafe { &mut *(physical as *mut [u64; 512]) }
-    }
 }
 
 /// See [`crate::probe`].

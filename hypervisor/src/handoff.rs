@@ -53,6 +53,10 @@ pub struct HandOff {
     pub image: PhysRange,
     /// Guest entry state; `guest.boot_info` locates the guest memory map used to build EPT.
     pub guest: GuestEntry,
+    /// The kernel ELF's loaded segments (guest-physical) as measured by the firmware: the
+    /// policy protects text and read-only data by them from the first guest instruction.
+    pub kernel_segments:
+        [Option<crate::policy::KernelSegment>; crate::policy::layout::MAX_SEGMENTS],
     /// I/O port of the UART the hypervisor logs to (shared with the guest, lines prefixed).
     pub serial_port: u16,
     /// 1 = error .. 5 = trace.

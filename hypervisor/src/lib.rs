@@ -7,12 +7,14 @@
 #![deny(unsafe_code)]
 
 pub mod arch;
+pub mod audit;
 mod boot;
 pub mod console;
 pub mod ept;
 pub mod exits;
 pub mod frames;
 pub mod handoff;
+pub mod policy;
 pub mod state;
 pub mod stats;
 pub mod vcpu;

@@ -4,6 +4,7 @@
 mod boot_info;
 
 use rampart_boot_info::BootMode;
+use rampart_hypervisor::policy::{self, KernelSegment, SegmentKind};
 use rampart_hypervisor::{GuestEntry, HandOff};
 use rampart_loader::boot_area;
 use rampart_loader::memory_map::{memory_type, Excluded};
@@ -14,6 +15,22 @@ use crate::discover::memory;
 use crate::fail::{self, BootError, Problem};
 use crate::flow::Prepared;
 use crate::log::info;
+
+/// The kernel's loaded segments for the hypervisor's policy (at most as many as the loader
+/// accepts, which equals the hypervisor's limit).
+fn kernel_segments(prepared: &Prepared) -> [Option<KernelSegment>; policy::layout::MAX_SEGMENTS] {
+    let mut out = [None; policy::layout::MAX_SEGMENTS];
+    for (slot, segment) in out.iter_mut().zip(prepared.kernel.segments()) {
+        *slot = Some(KernelSegment {
+            range: rampart_hypervisor::PhysRange::new(segment.paddr, segment.memsz),
+            kind: SegmentKind::from_elf_flags(segment.flags.0),
+        });
+    }
+    out
+}
+
+// Every segment the loader accepts fits in the hand-off.
+const _: () = assert!(rampart_loader::elf::MAX_SEGMENTS <= policy::layout::MAX_SEGMENTS);
 
 pub fn go(mut prepared: Prepared) -> ! {
     // SAFETY: nothing that depends on boot services outlives this call: the ESP, protocols and
@@ -67,6 +84,7 @@ pub fn go(mut prepared: Prepared) -> ! {
                 reserved,
                 image: prepared.image,
                 guest,
+                kernel_segments: kernel_segments(&prepared),
                 serial_port: COM1,
                 log_level: prepared.config.log as u8,
             };

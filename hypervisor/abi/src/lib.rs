@@ -40,6 +40,25 @@ pub enum Hypercall {
     /// reads bracket exactly the exits caused in between. RDI = a basic exit reason (SDM Vol.
     /// 3D Appendix C) for that reason's count, or `u64::MAX` for the total.
     ExitCount = 3,
+    /// Adds protection to guest-physical pages: RDI = GPA, RSI = length (both 4 KiB aligned),
+    /// RDX = the [`access`] rights to keep (a subset of the current ones: only removes rights).
+    /// Asking for a right the range does not have is `Denied` and audited.
+    ProtectRange = 4,
+    /// Makes pages executable and no longer writable: RDI = GPA, RSI = length (4 KiB aligned),
+    /// RDX = offset in the initrd module. The pages must hold exactly the initrd's bytes at that
+    /// offset (the measured program text), else `Denied` and audited.
+    GrantExecute = 5,
+    /// Returns granted pages to read/write, no execute: RDI = GPA, RSI = length. Only pages
+    /// granted by `GrantExecute` qualify (never kernel text): else `Denied` and audited.
+    RevokeExecute = 6,
+    /// Locks the SYSCALL/SYSENTER MSRs (STAR, LSTAR, CSTAR, SFMASK, SYSENTER_CS/ESP/EIP) at
+    /// their current values: later writes raise #GP in the guest and are audited. One-way.
+    LockSyscallMsrs = 7,
+    /// Copies audit records into guest memory: RDI = GPA of a buffer, RSI = its capacity in
+    /// records, RDX = the first sequence number wanted. Returns the number of records written.
+    ReadAuditLog = 8,
+    /// Returns the number of audit records so far.
+    AuditCount = 9,
 }
 
 impl Hypercall {
@@ -50,10 +69,122 @@ impl Hypercall {
             1 => Self::LogExitStats,
             2 => Self::Shutdown,
             3 => Self::ExitCount,
+            4 => Self::ProtectRange,
+            5 => Self::GrantExecute,
+            6 => Self::RevokeExecute,
+            7 => Self::LockSyscallMsrs,
+            8 => Self::ReadAuditLog,
+            9 => Self::AuditCount,
             _ => return None,
         })
     }
 }
+
+/// Access rights of guest-physical pages ([`Hypercall::ProtectRange`], audit records).
+pub mod access {
+    pub const READ: u32 = 1 << 0;
+    pub const WRITE: u32 = 1 << 1;
+    pub const EXECUTE: u32 = 1 << 2;
+    /// Audit records only: a register write (CR, MSR, descriptor-table register).
+    pub const REGISTER: u32 = 1 << 3;
+}
+
+/// Which protection blocked an attempt (an [`AuditRecord`]'s `rule`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// Kernel text is never writable (DESIGN.md invariant 1).
+    KernelText = 1,
+    /// Kernel read-only data is never writable (invariant 2).
+    KernelReadOnly = 2,
+    /// Execute on a page that was never granted execute (W^X, invariant 3).
+    NotExecutable = 3,
+    /// Write to a page that is executable (W^X, invariant 3).
+    ExecutableNotWritable = 4,
+    /// Hypervisor memory is not reachable (invariant 4).
+    HypervisorMemory = 5,
+    /// A pinned CR0/CR4 bit would be cleared (invariant 5).
+    PinnedControlRegister = 6,
+    /// A pinned EFER bit would be cleared (invariant 5).
+    PinnedEfer = 7,
+    /// A locked SYSCALL/SYSENTER MSR would change (invariant 6).
+    LockedMsr = 8,
+    /// A hypercall asked to weaken a protection (invariant 7).
+    HypercallDenied = 9,
+    /// Execute grant for content that is not measured program text.
+    UnmeasuredCode = 10,
+    /// The measured initrd is read-only.
+    MeasuredModule = 11,
+    /// A range protected by `ProtectRange`.
+    ProtectedRange = 12,
+}
+
+impl Rule {
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        use Rule::*;
+        Some(match raw {
+            1 => KernelText,
+            2 => KernelReadOnly,
+            3 => NotExecutable,
+            4 => ExecutableNotWritable,
+            5 => HypervisorMemory,
+            6 => PinnedControlRegister,
+            7 => PinnedEfer,
+            8 => LockedMsr,
+            9 => HypercallDenied,
+            10 => UnmeasuredCode,
+            11 => MeasuredModule,
+            12 => ProtectedRange,
+            _ => return None,
+        })
+    }
+
+    /// Short name for logs and tables.
+    pub fn name(self) -> &'static str {
+        use Rule::*;
+        match self {
+            KernelText => "kernel-text",
+            KernelReadOnly => "kernel-rodata",
+            NotExecutable => "w^x-no-exec",
+            ExecutableNotWritable => "w^x-no-write",
+            HypervisorMemory => "hypervisor-memory",
+            PinnedControlRegister => "pinned-cr",
+            PinnedEfer => "pinned-efer",
+            LockedMsr => "locked-msr",
+            HypercallDenied => "hypercall-denied",
+            UnmeasuredCode => "unmeasured-code",
+            MeasuredModule => "measured-module",
+            ProtectedRange => "protected-range",
+        }
+    }
+}
+
+/// One blocked attempt, as [`Hypercall::ReadAuditLog`] copies it out.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AuditRecord {
+    /// 0, 1, 2, ... in the order the attempts happened.
+    pub sequence: u64,
+    /// Time stamp counter at the attempt.
+    pub tsc: u64,
+    /// Guest RIP of the attempt.
+    pub rip: u64,
+    /// Guest-linear address involved (0 if none).
+    pub gva: u64,
+    /// Guest-physical address involved (0 if none).
+    pub gpa: u64,
+    /// Register number (CR or MSR) or other detail of a register attempt.
+    pub detail: u64,
+    /// The [`access`] bits of the attempt.
+    pub access: u32,
+    /// A [`Rule`] as u32.
+    pub rule: u32,
+    /// Virtual CPU number.
+    pub vcpu: u32,
+    pub _reserved: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<AuditRecord>() == 64);
 
 /// Negative results of a hypercall (RAX as i64).
 #[repr(i64)]
@@ -112,7 +243,8 @@ mod tests {
     fn unknown_hypercall_numbers_are_rejected() {
         assert_eq!(Hypercall::from_raw(0), Some(Hypercall::Version));
         assert_eq!(Hypercall::from_raw(3), Some(Hypercall::ExitCount));
-        assert_eq!(Hypercall::from_raw(4), None);
+        assert_eq!(Hypercall::from_raw(9), Some(Hypercall::AuditCount));
+        assert_eq!(Hypercall::from_raw(10), None);
         assert_eq!(Hypercall::from_raw(u64::MAX), None);
     }
 

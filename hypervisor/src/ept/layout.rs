@@ -96,7 +96,8 @@ fn clip(
     }
 }
 
-/// Maps the guest-physical space 1:1 with all rights (the protection policy narrows them).
+/// Maps the guest-physical space 1:1, read/write and never executable: W^X from the start
+/// (DESIGN.md invariant 3); the policy then makes kernel text executable and read-only.
 pub fn build_identity_map<M: TableMemory>(
     ept: &mut Ept<M>,
     regions: &[MemoryRegion],
@@ -106,7 +107,7 @@ pub fn build_identity_map<M: TableMemory>(
     let mut result = Ok(());
     for_each_range(regions, excluded, top, |start, end, ty| {
         if result.is_ok() {
-            result = ept.map(start, end - start, Permissions::ALL, ty);
+            result = ept.map(start, end - start, Permissions::READ_WRITE, ty);
         }
     });
     result

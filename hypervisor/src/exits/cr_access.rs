@@ -8,10 +8,28 @@ use crate::vcpu::{GuestRegisters, GPR_RSP};
 use crate::vmx::caps::VmxCapabilities;
 use crate::vmx::qualification::{CrAccess, CrAccessType};
 use crate::vmx::vmcs::Vmcs;
+use core::sync::atomic::{AtomicU64, Ordering};
+use rampart_hv_abi::{access, Rule};
 use x86::vmx::vmcs::{control, guest};
 
 const CR0_PE: u64 = 1 << 0;
+/// CR0.WP: pinned from the first instruction (DESIGN.md invariant 5).
+pub const CR0_WP: u64 = 1 << 16;
 const CR0_PG: u64 = 1 << 31;
+/// CR4 bits pinned once the guest sets them (invariant 5): UMIP, SMEP, SMAP.
+pub const CR4_PINNABLE: u64 = (1 << 11) | (1 << 20) | (1 << 21);
+
+/// CR4 bits the guest has set and may never clear again.
+static PINNED_CR4: AtomicU64 = AtomicU64::new(0);
+
+/// The pinned CR bits a write of `value` would clear, given the pinned set.
+pub fn clears_pinned(register: u8, value: u64, pinned_cr4: u64) -> u64 {
+    match register {
+        0 => CR0_WP & !value,
+        4 => pinned_cr4 & !value,
+        _ => 0,
+    }
+}
 
 /// The value the CPU should hold for a guest write of `value` to CR0, or `None` if the write
 /// must fault: clearing PE or PG is impossible without unrestricted guest (a 64-bit guest
@@ -48,8 +66,21 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     } else {
         regs.by_number(qualification.gpr()).map_or(0, |r| *r)
     };
+    let register = qualification.control_register();
+    let cleared = clears_pinned(register, value, PINNED_CR4.load(Ordering::SeqCst));
+    if cleared != 0 {
+        crate::audit::block(crate::audit::Attempt {
+            rule: Rule::PinnedControlRegister,
+            access: access::REGISTER | access::WRITE,
+            rip: super::guest_rip(vmcs),
+            gva: 0,
+            gpa: 0,
+            detail: (u64::from(register) << 32) | cleared,
+        });
+        return Resume::Inject(Exception::GeneralProtection);
+    }
     let caps = &state::get().caps;
-    let (actual, guest_field, shadow_field) = match qualification.control_register() {
+    let (actual, guest_field, shadow_field) = match register {
         0 => (
             cr0_for_guest(caps, value),
             guest::CR0,
@@ -70,10 +101,33 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     };
     match actual {
         Some(actual) => {
+            if register == 4 {
+                PINNED_CR4.fetch_or(value & CR4_PINNABLE, Ordering::SeqCst);
+            }
             vmcs.set(guest_field, actual);
             vmcs.set(shadow_field, value);
             Resume::NextInstruction
         }
         None => Resume::Inject(Exception::GeneralProtection),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinned_bits_cannot_be_cleared() {
+        const SMEP: u64 = 1 << 20;
+        assert_eq!(clears_pinned(0, 0x8001_0033, 0), 0);
+        assert_eq!(clears_pinned(0, 0x8000_0033, 0), CR0_WP);
+        assert_eq!(clears_pinned(4, 0x20, SMEP), SMEP);
+        assert_eq!(clears_pinned(4, 0x20 | SMEP, SMEP), 0);
+        assert_eq!(
+            clears_pinned(4, 0x20, 0),
+            0,
+            "not pinned until the guest sets it"
+        );
+        assert_eq!(clears_pinned(3, 0, u64::MAX), 0, "CR3 is not pinned");
     }
 }

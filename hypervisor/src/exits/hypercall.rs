@@ -1,6 +1,6 @@
 //! VMCALL: the hypercall interface of rampart-hv-abi.
 
-use super::{guest_cpl, stop, Exception, Resume};
+use super::{guest_cpl, policy, stop, Exception, Resume};
 use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::exit_reason::EXIT_REASON_COUNT;
@@ -22,6 +22,16 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         }
         Some(Hypercall::Shutdown) => stop::shutdown(),
         Some(Hypercall::ExitCount) => exit_count(regs.rdi),
+        Some(Hypercall::ProtectRange) => policy::protect_range(vmcs, regs),
+        Some(Hypercall::GrantExecute) => policy::grant_execute(vmcs, regs),
+        Some(Hypercall::RevokeExecute) => policy::revoke_execute(vmcs, regs),
+        Some(Hypercall::LockSyscallMsrs) => {
+            super::msr::lock_syscall_msrs();
+            crate::hvlog!(crate::console::INFO, "SYSCALL/SYSENTER MSRs locked");
+            0
+        }
+        Some(Hypercall::ReadAuditLog) => policy::read_audit_log(regs),
+        Some(Hypercall::AuditCount) => crate::audit::LOG.lock().count(),
         None => HypercallError::NotSupported as i64 as u64,
     };
     Resume::NextInstruction

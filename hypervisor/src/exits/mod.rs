@@ -5,6 +5,8 @@ pub mod cpuid;
 pub mod cr_access;
 pub mod hypercall;
 pub mod io;
+pub mod msr;
+pub mod policy;
 pub mod stop;
 pub mod xsetbv;
 
@@ -28,6 +30,8 @@ pub enum Resume {
 pub enum Exception {
     InvalidOpcode,
     GeneralProtection,
+    /// #VE: a blocked EPT access, reported to the guest kernel (no error code).
+    VirtualizationException,
 }
 
 impl Exception {
@@ -35,6 +39,7 @@ impl Exception {
         match self {
             Self::InvalidOpcode => 6,
             Self::GeneralProtection => 13,
+            Self::VirtualizationException => 20,
         }
     }
 
@@ -74,7 +79,8 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
             crate::arch::instructions::wbinvd();
             Resume::NextInstruction
         }
-        Some(ExitReason::EptViolation) => stop::ept_violation(&vmcs, regs),
+        Some(ExitReason::EptViolation) => policy::ept_violation(&vmcs, regs),
+        Some(ExitReason::Wrmsr) => msr::handle_write(&vmcs, regs),
         Some(ExitReason::TripleFault) => stop::triple_fault(&vmcs, regs),
         _ => stop::unexpected(&vmcs, regs, basic),
     };
@@ -110,4 +116,9 @@ fn inject(vmcs: &Vmcs, exception: Exception) {
 pub fn guest_cpl(vmcs: &Vmcs) -> u8 {
     const AR_DPL_SHIFT: u64 = 5;
     ((vmcs.get(guest::SS_ACCESS_RIGHTS) >> AR_DPL_SHIFT) & 0b11) as u8
+}
+
+/// The guest's RIP at the exit.
+pub fn guest_rip(vmcs: &Vmcs) -> u64 {
+    vmcs.get(guest::RIP)
 }

@@ -43,7 +43,9 @@ impl fmt::Display for VmxError {
             ),
             Self::Capabilities(e) => write!(f, "{e}"),
             Self::Controls(e) => write!(f, "unsuitable VMX controls: {e}"),
-            Self::EptUnusable => f.write_str("EPT lacks 4-level walks or a usable memory type"),
+            Self::EptUnusable => {
+                f.write_str("EPT lacks 4-level walks, a usable memory type or INVEPT")
+            }
             Self::VmxonFailed => f.write_str("VMXON failed"),
             Self::VmclearFailed => f.write_str("VMCLEAR failed"),
             Self::VmptrldFailed => f.write_str("VMPTRLD failed"),
@@ -83,7 +85,11 @@ pub fn check() -> Result<(VmxCapabilities, Controls), VmxError> {
     let controls = Controls::fit(&caps)?;
     let memory_type_ok =
         caps.ept_has(ept_cap::MEMORY_TYPE_WB) || caps.ept_has(ept_cap::MEMORY_TYPE_UC);
-    if !caps.ept_has(ept_cap::PAGE_WALK_4) || !memory_type_ok {
+    // Policy changes after launch need INVEPT (SDM Vol. 3C 31.3) of one of the two types.
+    let invept_ok = caps.ept_has(ept_cap::INVEPT)
+        && (caps.ept_has(ept_cap::INVEPT_SINGLE_CONTEXT)
+            || caps.ept_has(ept_cap::INVEPT_ALL_CONTEXT));
+    if !caps.ept_has(ept_cap::PAGE_WALK_4) || !memory_type_ok || !invept_ok {
         return Err(VmxError::EptUnusable);
     }
     Ok((caps, controls))

@@ -9,6 +9,7 @@ use super::vmcs::{Vmcs, VmcsError};
 use crate::arch::descriptors::{
     HostTables, HOST_CODE_SELECTOR, HOST_DATA_SELECTOR, HOST_TSS_SELECTOR,
 };
+use crate::exits::cr_access::{CR0_WP, CR4_PINNABLE};
 use crate::handoff::GuestEntry;
 use rampart_boot_info::{GDT_SELECTOR_CODE, GDT_SELECTOR_DATA, GDT_SELECTOR_TSS};
 use x86::vmx::vmcs::control::{EntryControls, ExitControls};
@@ -65,8 +66,11 @@ pub unsafe fn write_controls(
     controls: &Controls,
     structures: &Structures,
 ) -> Result<(), VmcsError> {
-    let cr0_mask = caps.cr0_fixed0 | !caps.cr0_fixed1;
-    let cr4_mask = caps.cr4_fixed0 | (!caps.cr4_fixed1 & 0xffff_ffff);
+    // Owned bits: those VMX fixes, plus the pinned ones (CR0.WP; CR4.SMEP/SMAP/UMIP, pinned
+    // once set), so every write that changes one exits (exits::cr_access).
+    let cr0_mask = caps.cr0_fixed0 | !caps.cr0_fixed1 | CR0_WP;
+    let cr4_mask =
+        caps.cr4_fixed0 | (!caps.cr4_fixed1 & 0xffff_ffff) | (CR4_PINNABLE & caps.cr4_fixed1);
     let fields = [
         (
             control::PINBASED_EXEC_CONTROLS,

@@ -1,0 +1,163 @@
+//! The audit log: one record per blocked attempt (DESIGN.md invariant 8), kept in a ring of
+//! the most recent [`CAPACITY`] records with a global sequence number.
+
+use rampart_hv_abi::{AuditRecord, Rule};
+use spin::Mutex;
+
+/// Records kept; older ones are overwritten (their sequence numbers tell what was lost).
+pub const CAPACITY: usize = 256;
+
+/// A ring of audit records.
+pub struct AuditLog {
+    records: [AuditRecord; CAPACITY],
+    /// Sequence number the next record gets (= records ever appended).
+    next: u64,
+}
+
+impl AuditLog {
+    pub const fn new() -> Self {
+        Self {
+            records: [AuditRecord {
+                sequence: 0,
+                tsc: 0,
+                rip: 0,
+                gva: 0,
+                gpa: 0,
+                detail: 0,
+                access: 0,
+                rule: 0,
+                vcpu: 0,
+                _reserved: 0,
+            }; CAPACITY],
+            next: 0,
+        }
+    }
+
+    /// Appends a record, stamping its sequence number; returns the stamped record.
+    pub fn append(&mut self, mut record: AuditRecord) -> AuditRecord {
+        record.sequence = self.next;
+        self.records[(self.next % CAPACITY as u64) as usize] = record;
+        self.next += 1;
+        record
+    }
+
+    /// Records ever appended.
+    pub fn count(&self) -> u64 {
+        self.next
+    }
+
+    /// The kept records with sequence >= `first`, oldest first.
+    pub fn since(&self, first: u64) -> impl Iterator<Item = &AuditRecord> {
+        let oldest = self.next.saturating_sub(CAPACITY as u64);
+        (first.max(oldest)..self.next).map(move |s| &self.records[(s % CAPACITY as u64) as usize])
+    }
+}
+
+impl Default for AuditLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The hypervisor's audit log.
+pub static LOG: Mutex<AuditLog> = Mutex::new(AuditLog::new());
+
+/// A blocked attempt, before it is stamped.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt {
+    pub rule: Rule,
+    pub access: u32,
+    pub rip: u64,
+    pub gva: u64,
+    pub gpa: u64,
+    pub detail: u64,
+}
+
+impl Attempt {
+    pub fn record(&self, tsc: u64) -> AuditRecord {
+        AuditRecord {
+            sequence: 0,
+            tsc,
+            rip: self.rip,
+            gva: self.gva,
+            gpa: self.gpa,
+            detail: self.detail,
+            access: self.access,
+            rule: self.rule as u32,
+            vcpu: 0,
+            _reserved: 0,
+        }
+    }
+}
+
+/// Records a blocked attempt and reports it on the log: `[hv] audit #N: ...`.
+pub fn block(attempt: Attempt) -> AuditRecord {
+    // SAFETY: RDTSC has no side effects.
+    #[allow(unsafe_code)]
+    let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+    let record = LOG.lock().append(attempt.record(tsc));
+    crate::hvlog!(
+        crate::console::ERROR,
+        "audit #{}: blocked {} by rule {} at RIP={:#x} GVA={:#x} GPA={:#x} detail={:#x}",
+        record.sequence,
+        access_name(record.access),
+        attempt.rule.name(),
+        record.rip,
+        record.gva,
+        record.gpa,
+        record.detail
+    );
+    record
+}
+
+/// Names an access for the log.
+pub fn access_name(bits: u32) -> &'static str {
+    use rampart_hv_abi::access::*;
+    match bits {
+        b if b & REGISTER != 0 => "register write",
+        b if b & EXECUTE != 0 => "execute",
+        b if b & WRITE != 0 => "write",
+        b if b & READ != 0 => "read",
+        _ => "request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(rip: u64) -> AuditRecord {
+        Attempt {
+            rule: Rule::KernelText,
+            access: 2,
+            rip,
+            gva: 0,
+            gpa: 0,
+            detail: 0,
+        }
+        .record(0)
+    }
+
+    #[test]
+    fn sequence_numbers_count_every_record() {
+        let mut log = AuditLog::new();
+        for rip in 0..3 {
+            log.append(attempt(rip));
+        }
+        let seqs: Vec<_> = log.since(1).map(|r| (r.sequence, r.rip)).collect();
+        assert_eq!(seqs, vec![(1, 1), (2, 2)]);
+        assert_eq!(log.count(), 3);
+    }
+
+    #[test]
+    fn ring_keeps_the_newest_records() {
+        let mut log = AuditLog::new();
+        for rip in 0..(CAPACITY as u64 + 10) {
+            log.append(attempt(rip));
+        }
+        let first = log.since(0).next().unwrap();
+        assert_eq!(first.sequence, 10);
+        assert_eq!(log.since(0).count(), CAPACITY);
+        assert_eq!(log.since(u64::MAX).count(), 0);
+    }
+}

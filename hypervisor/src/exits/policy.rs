@@ -1,0 +1,298 @@
+//! Policy enforcement in VM exits: blocked EPT accesses become an audit record and a #VE in
+//! the guest (vector 20, which the guest kernel handles by ending the offending thread), and
+//! the policy hypercalls change EPT rights through `policy::operations`, followed by INVEPT.
+
+use super::{guest_rip, Exception, Resume};
+use crate::arch::instructions::{invept, InveptType};
+use crate::audit::{self, Attempt};
+use crate::ept::entry::Permissions;
+use crate::policy::operations::{self, Denial};
+use crate::policy::{ProtectedLayout, SegmentKind};
+use crate::state;
+use crate::vcpu::GuestRegisters;
+use crate::vmx::caps::ept_cap;
+use crate::vmx::qualification::EptViolation;
+use crate::vmx::vmcs::Vmcs;
+use rampart_hv_abi::{access, AuditRecord, HypercallError, Rule};
+use x86::vmx::vmcs::ro;
+
+/// The rule a blocked access broke; `None` if the access is not a policy matter (a guest
+/// touching unmapped space beyond its RAM and MMIO, which stops the VM as before).
+pub fn classify(layout: &ProtectedLayout, gpa: u64, q: EptViolation) -> Option<Rule> {
+    if layout.in_hypervisor(gpa) {
+        return Some(Rule::HypervisorMemory);
+    }
+    if q.allowed() == 0 {
+        return None;
+    }
+    let rights = Permissions::from_entry(q.allowed());
+    Some(if q.fetch() {
+        Rule::NotExecutable
+    } else if q.write() {
+        match layout.segment_at(gpa).map(|s| s.kind) {
+            Some(SegmentKind::Text) => Rule::KernelText,
+            Some(SegmentKind::ReadOnly) => Rule::KernelReadOnly,
+            _ if layout.in_initrd(gpa) => Rule::MeasuredModule,
+            _ if rights.executable() => Rule::ExecutableNotWritable,
+            _ => Rule::ProtectedRange,
+        }
+    } else {
+        Rule::ProtectedRange
+    })
+}
+
+fn access_bits(q: EptViolation) -> u32 {
+    if q.fetch() {
+        access::EXECUTE
+    } else if q.write() {
+        access::WRITE
+    } else {
+        access::READ
+    }
+}
+
+pub fn ept_violation(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
+    let q = EptViolation(vmcs.get(ro::EXIT_QUALIFICATION));
+    let gpa = vmcs.get(ro::GUEST_PHYSICAL_ADDR_FULL);
+    let Some(rule) = classify(&state::get().layout, gpa, q) else {
+        return super::stop::ept_violation(vmcs, regs);
+    };
+    let gva = if q.linear_address_valid() {
+        vmcs.read(ro::GUEST_LINEAR_ADDR).unwrap_or(0)
+    } else {
+        0
+    };
+    audit::block(Attempt {
+        rule,
+        access: access_bits(q),
+        rip: guest_rip(vmcs),
+        gva,
+        gpa,
+        detail: 0,
+    });
+    Resume::Inject(Exception::VirtualizationException)
+}
+
+/// Flushes cached EPT translations after rights were removed (SDM Vol. 3C 29.4.3.3).
+fn flush() {
+    let s = state::get();
+    let kind = if s.caps.ept_has(ept_cap::INVEPT_SINGLE_CONTEXT) {
+        InveptType::SingleContext
+    } else {
+        InveptType::AllContext
+    };
+    // SAFETY: VMX is on; `check` at boot required INVEPT support (single- or all-context),
+    // and `eptp` is the guest's EPT pointer.
+    #[allow(unsafe_code)]
+    unsafe {
+        invept(kind, s.eptp)
+    }
+}
+
+/// Runs a policy operation on the EPT and turns its outcome into a hypercall result,
+/// auditing denials (`requested` = the access bits the request asked for).
+fn apply(
+    vmcs: &Vmcs,
+    requested: u32,
+    operation: impl FnOnce(
+        &mut crate::ept::builder::Ept<state::EptFrames>,
+        &ProtectedLayout,
+    ) -> Result<(), Denial>,
+) -> u64 {
+    let layout = &state::get().layout;
+    let result = match state::EPT.lock().as_mut() {
+        Some(ept) => operation(ept, layout),
+        None => Err(Denial::OutOfRange),
+    };
+    match result {
+        Ok(()) => {
+            flush();
+            0
+        }
+        Err(Denial::OutOfRange) => HypercallError::OutOfRange as i64 as u64,
+        Err(Denial::Denied { rule, gpa }) => {
+            audit::block(Attempt {
+                rule,
+                access: requested,
+                rip: guest_rip(vmcs),
+                gva: 0,
+                gpa,
+                detail: 0,
+            });
+            HypercallError::Denied as i64 as u64
+        }
+        Err(Denial::Ept(e)) => {
+            crate::hvlog!(crate::console::ERROR, "policy request failed: {e}");
+            flush();
+            HypercallError::OutOfRange as i64 as u64
+        }
+    }
+}
+
+pub fn protect_range(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
+    let (gpa, length, bits) = (regs.rdi, regs.rsi, regs.rdx);
+    let keep_mask = u64::from(access::READ | access::WRITE | access::EXECUTE);
+    if bits & !keep_mask != 0 {
+        return HypercallError::InvalidArgument as i64 as u64;
+    }
+    let keep = Permissions::from_entry(bits);
+    apply(vmcs, bits as u32, |ept, layout| {
+        operations::protect_range(ept, layout, gpa, length, keep)
+    })
+}
+
+pub fn grant_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
+    let (gpa, length, offset) = (regs.rdi, regs.rsi, regs.rdx);
+    let initrd = state::get().layout.initrd;
+    apply(vmcs, access::EXECUTE, |ept, layout| {
+        operations::grant_execute(ept, layout, gpa, length, |gpa, length| {
+            matches_initrd(initrd.start, initrd.length, offset, gpa, length)
+        })
+    })
+}
+
+pub fn revoke_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
+    let (gpa, length) = (regs.rdi, regs.rsi);
+    apply(vmcs, access::WRITE, |ept, layout| {
+        operations::revoke_execute(ept, layout, gpa, length)
+    })
+}
+
+/// True if guest memory `[gpa, gpa + length)` equals the initrd's bytes at `offset` and the
+/// rest of the last page is zero (a segment's tail past its file data).
+fn matches_initrd(initrd: u64, initrd_length: u64, offset: u64, gpa: u64, length: u64) -> bool {
+    let Some(end) = offset
+        .checked_add(length)
+        .filter(|&end| end <= initrd_length)
+    else {
+        return false;
+    };
+    let page_end = (gpa + length + 4095) & !4095;
+    // SAFETY: the policy checked every page of [gpa, page_end) is mapped write-back guest RAM
+    // outside the hypervisor, and [initrd + offset, initrd + end) lies in the measured initrd
+    // (RAM, read-only to the guest); both are identity-mapped in the host. The guest is not
+    // running while we read.
+    #[allow(unsafe_code)]
+    let (code, measured, tail) = unsafe {
+        (
+            core::slice::from_raw_parts(gpa as *const u8, length as usize),
+            core::slice::from_raw_parts((initrd + offset) as *const u8, (end - offset) as usize),
+            core::slice::from_raw_parts(
+                (gpa + length) as *const u8,
+                (page_end - gpa - length) as usize,
+            ),
+        )
+    };
+    code == measured && tail.iter().all(|&b| b == 0)
+}
+
+/// ReadAuditLog: copies records into a guest buffer that the guest itself could write
+/// (read/write RAM outside the hypervisor), so the copy cannot write what the guest cannot.
+pub fn read_audit_log(regs: &GuestRegisters) -> u64 {
+    let (buffer, capacity, first) = (regs.rdi, regs.rsi, regs.rdx);
+    const RECORD: u64 = core::mem::size_of::<AuditRecord>() as u64;
+    let Some(bytes) = capacity
+        .checked_mul(RECORD)
+        .filter(|&b| b > 0 && b <= 1 << 20)
+    else {
+        return HypercallError::InvalidArgument as i64 as u64;
+    };
+    if buffer % 8 != 0 || !guest_writable(buffer, bytes) {
+        return HypercallError::OutOfRange as i64 as u64;
+    }
+    let log = audit::LOG.lock();
+    let mut written = 0;
+    for (i, record) in log.since(first).take(capacity as usize).enumerate() {
+        // SAFETY: `guest_writable` checked every page of the buffer is guest RAM the guest may
+        // write, outside the hypervisor, identity-mapped; the index stays below `capacity`.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::ptr::write_unaligned((buffer + i as u64 * RECORD) as *mut AuditRecord, *record)
+        };
+        written += 1;
+    }
+    written
+}
+
+/// True if every page of `[start, start + length)` is write-back RAM the guest may write.
+fn guest_writable(start: u64, length: u64) -> bool {
+    let Some(end) = start.checked_add(length) else {
+        return false;
+    };
+    let layout = &state::get().layout;
+    let mut guard = state::EPT.lock();
+    let Some(ept) = guard.as_mut() else {
+        return false;
+    };
+    (start & !4095..end).step_by(4096).all(|page| {
+        !layout.in_hypervisor(page)
+            && matches!(
+                ept.translate(page),
+                Some(t) if t.permissions.writable()
+                    && t.memory_type == Some(crate::ept::entry::MemoryType::WriteBack)
+            )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handoff::PhysRange;
+    use crate::policy::layout::{KernelSegment, MAX_SEGMENTS};
+
+    fn layout() -> ProtectedLayout {
+        let mut segments = [None; MAX_SEGMENTS];
+        segments[0] = Some(KernelSegment {
+            range: PhysRange::new(0x1000, 0x1000),
+            kind: SegmentKind::Text,
+        });
+        segments[1] = Some(KernelSegment {
+            range: PhysRange::new(0x2000, 0x1000),
+            kind: SegmentKind::ReadOnly,
+        });
+        ProtectedLayout {
+            segments,
+            initrd: PhysRange::new(0x8000, 0x1000),
+            hypervisor: [
+                PhysRange::new(0x10000, 0x1000),
+                PhysRange::new(0x20000, 0x1000),
+            ],
+        }
+    }
+
+    // Qualification: bits 2:0 access (read, write, fetch), bits 5:3 the page's rights.
+    const WRITE_TO_RX: u64 = 0b101_010;
+    const WRITE_TO_R: u64 = 0b001_010;
+    const FETCH_FROM_RW: u64 = 0b011_100;
+    const READ_ABSENT: u64 = 0b000_001;
+
+    #[test]
+    fn violations_name_the_rule() {
+        let l = layout();
+        assert_eq!(
+            classify(&l, 0x1008, EptViolation(WRITE_TO_RX)),
+            Some(Rule::KernelText)
+        );
+        assert_eq!(
+            classify(&l, 0x2008, EptViolation(WRITE_TO_R)),
+            Some(Rule::KernelReadOnly)
+        );
+        assert_eq!(
+            classify(&l, 0x8000, EptViolation(WRITE_TO_R)),
+            Some(Rule::MeasuredModule)
+        );
+        assert_eq!(
+            classify(&l, 0x5000, EptViolation(WRITE_TO_RX)),
+            Some(Rule::ExecutableNotWritable)
+        );
+        assert_eq!(
+            classify(&l, 0x5000, EptViolation(FETCH_FROM_RW)),
+            Some(Rule::NotExecutable)
+        );
+        assert_eq!(
+            classify(&l, 0x10008, EptViolation(READ_ABSENT)),
+            Some(Rule::HypervisorMemory)
+        );
+        assert_eq!(classify(&l, 0x9_0000_0000, EptViolation(READ_ABSENT)), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! The protection policy: which rights each guest-physical page has, and which changes the
+//! guest may ask for (DESIGN.md "Threat model and invariants").
+//!
+//! Pure logic over a [`PageTable`] (the EPT in the hypervisor, a vector in tests): the
+//! initial permissions from the measured kernel image, execute grants, revocations and
+//! `ProtectRange`, each keeping W^X on every page and never loosening a lock.
+
+pub mod layout;
+pub mod operations;
+
+#[cfg(test)]
+mod proptests;
+
+pub use layout::{KernelSegment, ProtectedLayout, SegmentKind};
+pub use operations::{Denial, PageTable};

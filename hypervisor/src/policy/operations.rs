@@ -1,0 +1,190 @@
+//! The changes the guest may ask for, each checked against the policy before any page
+//! changes (all or nothing), so W^X holds on every page and locks only tighten.
+
+use super::layout::{ProtectedLayout, SegmentKind};
+use crate::ept::builder::{Ept, EptError, TableMemory};
+use crate::ept::entry::{MemoryType, Permissions};
+use rampart_hv_abi::Rule;
+
+const PAGE: u64 = 4096;
+/// Longest range one request may name (bounds the work done in one VM exit).
+pub const MAX_REQUEST_BYTES: u64 = 64 << 20;
+
+/// Page-granular view of the guest-physical rights (the EPT).
+pub trait PageTable {
+    /// Rights and memory type of the page at `gpa`; `None` if it is not mapped.
+    fn page(&mut self, gpa: u64) -> Option<(Permissions, Option<MemoryType>)>;
+    /// Gives `[gpa, gpa + length)` these rights and memory type.
+    fn set(
+        &mut self,
+        gpa: u64,
+        length: u64,
+        rights: Permissions,
+        ty: MemoryType,
+    ) -> Result<(), EptError>;
+}
+
+impl<M: TableMemory> PageTable for Ept<M> {
+    fn page(&mut self, gpa: u64) -> Option<(Permissions, Option<MemoryType>)> {
+        self.translate(gpa).map(|t| (t.permissions, t.memory_type))
+    }
+
+    fn set(
+        &mut self,
+        gpa: u64,
+        length: u64,
+        rights: Permissions,
+        ty: MemoryType,
+    ) -> Result<(), EptError> {
+        self.map(gpa, length, rights, ty)
+    }
+}
+
+/// Why a request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denial {
+    /// Unaligned, empty, too long, wrapping, or not guest RAM: an error code, no audit record.
+    OutOfRange,
+    /// The policy forbids it: an error code and an audit record naming the rule and page.
+    Denied { rule: Rule, gpa: u64 },
+    /// EPT tables ran out while splitting a large page.
+    Ept(EptError),
+}
+
+impl From<EptError> for Denial {
+    fn from(e: EptError) -> Self {
+        Self::Ept(e)
+    }
+}
+
+/// Gives the measured kernel image and initrd their rights (before the first guest
+/// instruction, over an identity map whose RAM is RW-).
+pub fn apply_initial(table: &mut impl PageTable, layout: &ProtectedLayout) -> Result<(), EptError> {
+    for (range, rights) in layout.overrides() {
+        table.set(range.start, range.length, rights, MemoryType::WriteBack)?;
+    }
+    Ok(())
+}
+
+/// The pages of a request: `[gpa, gpa + round_up(length))`, validated.
+fn pages(gpa: u64, length: u64) -> Result<impl Iterator<Item = u64>, Denial> {
+    let rounded = length.checked_add(PAGE - 1).ok_or(Denial::OutOfRange)? & !(PAGE - 1);
+    let end = gpa.checked_add(rounded).ok_or(Denial::OutOfRange)?;
+    if !gpa.is_multiple_of(PAGE) || length == 0 || rounded > MAX_REQUEST_BYTES {
+        return Err(Denial::OutOfRange);
+    }
+    Ok((gpa..end).step_by(PAGE as usize))
+}
+
+/// Rights of a page that requests may name: mapped write-back RAM outside the hypervisor.
+fn ram_page(
+    table: &mut impl PageTable,
+    layout: &ProtectedLayout,
+    page: u64,
+) -> Result<Permissions, Denial> {
+    if layout.in_hypervisor(page) {
+        return Err(Denial::Denied {
+            rule: Rule::HypervisorMemory,
+            gpa: page,
+        });
+    }
+    match table.page(page) {
+        Some((rights, Some(MemoryType::WriteBack))) => Ok(rights),
+        _ => Err(Denial::OutOfRange),
+    }
+}
+
+/// The rule that protects a page of the measured layout, if any.
+fn measured_rule(layout: &ProtectedLayout, page: u64) -> Option<Rule> {
+    match layout.segment_at(page).map(|s| s.kind) {
+        Some(SegmentKind::Text) => Some(Rule::KernelText),
+        Some(SegmentKind::ReadOnly) => Some(Rule::KernelReadOnly),
+        _ if layout.in_initrd(page) => Some(Rule::MeasuredModule),
+        _ => None,
+    }
+}
+
+/// `GrantExecute`: RW- pages holding exactly measured program text become R-X.
+/// `content_matches(gpa, length)` compares guest memory with the measured initrd.
+pub fn grant_execute(
+    table: &mut impl PageTable,
+    layout: &ProtectedLayout,
+    gpa: u64,
+    length: u64,
+    content_matches: impl FnOnce(u64, u64) -> bool,
+) -> Result<(), Denial> {
+    for page in pages(gpa, length)? {
+        if let Some(rule) = measured_rule(layout, page) {
+            return Err(Denial::Denied { rule, gpa: page });
+        }
+        if ram_page(table, layout, page)? != Permissions::READ_WRITE {
+            return Err(Denial::Denied {
+                rule: Rule::HypercallDenied,
+                gpa: page,
+            });
+        }
+    }
+    if !content_matches(gpa, length) {
+        return Err(Denial::Denied {
+            rule: Rule::UnmeasuredCode,
+            gpa,
+        });
+    }
+    let rounded = pages(gpa, length)?.count() as u64 * PAGE;
+    table.set(
+        gpa,
+        rounded,
+        Permissions::READ_EXECUTE,
+        MemoryType::WriteBack,
+    )?;
+    Ok(())
+}
+
+/// `RevokeExecute`: granted (R-X, not kernel text) pages return to RW-.
+pub fn revoke_execute(
+    table: &mut impl PageTable,
+    layout: &ProtectedLayout,
+    gpa: u64,
+    length: u64,
+) -> Result<(), Denial> {
+    for page in pages(gpa, length)? {
+        if let Some(rule) = measured_rule(layout, page) {
+            return Err(Denial::Denied { rule, gpa: page });
+        }
+        if ram_page(table, layout, page)? != Permissions::READ_EXECUTE {
+            return Err(Denial::Denied {
+                rule: Rule::HypercallDenied,
+                gpa: page,
+            });
+        }
+    }
+    let rounded = pages(gpa, length)?.count() as u64 * PAGE;
+    table.set(gpa, rounded, Permissions::READ_WRITE, MemoryType::WriteBack)?;
+    Ok(())
+}
+
+/// `ProtectRange`: pages keep only `keep`, which must be a subset of what each page has.
+pub fn protect_range(
+    table: &mut impl PageTable,
+    layout: &ProtectedLayout,
+    gpa: u64,
+    length: u64,
+    keep: Permissions,
+) -> Result<(), Denial> {
+    // Write without read is an EPT misconfiguration (SDM Vol. 3C 29.3.3.1), and execute-only
+    // needs a capability Rampart does not rely on: neither may be asked for.
+    if (keep.writable() || keep.executable()) && !keep.readable() {
+        return Err(Denial::OutOfRange);
+    }
+    for page in pages(gpa, length)? {
+        let rights = ram_page(table, layout, page)?;
+        if keep.bits() & !rights.bits() != 0 {
+            let rule = measured_rule(layout, page).unwrap_or(Rule::HypercallDenied);
+            return Err(Denial::Denied { rule, gpa: page });
+        }
+    }
+    for page in pages(gpa, length)? {
+        table.set(page, PAGE, keep, MemoryType::WriteBack)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! Invariants under random request sequences (DESIGN.md invariants 1-4 and 7).
+
+use super::layout::{KernelSegment, ProtectedLayout, SegmentKind, MAX_SEGMENTS};
+use super::operations::{self, PageTable};
+use crate::ept::builder::tests::ept;
+use crate::ept::builder::PageSizes;
+use crate::ept::entry::Permissions;
+use crate::ept::layout::build_identity_map;
+use crate::handoff::PhysRange;
+use proptest::prelude::*;
+use rampart_boot_info::{MemoryKind, MemoryRegion};
+
+const MIB: u64 = 1 << 20;
+const TOP: u64 = 16 * MIB;
+const TEXT: PhysRange = PhysRange::new(4 * MIB, 5 * 4096);
+const RODATA: PhysRange = PhysRange::new(4 * MIB + 5 * 4096, 4096);
+const INITRD: PhysRange = PhysRange::new(8 * MIB, 4 * 4096);
+const HV: PhysRange = PhysRange::new(12 * MIB, 2 * MIB);
+const IMAGE: PhysRange = PhysRange::new(14 * MIB + 4096, 3 * 4096);
+
+fn layout() -> ProtectedLayout {
+    let mut segments = [None; MAX_SEGMENTS];
+    segments[0] = Some(KernelSegment {
+        range: TEXT,
+        kind: SegmentKind::Text,
+    });
+    segments[1] = Some(KernelSegment {
+        range: RODATA,
+        kind: SegmentKind::ReadOnly,
+    });
+    ProtectedLayout {
+        segments,
+        initrd: INITRD,
+        hypervisor: [HV, IMAGE],
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Request {
+    Grant {
+        page: u64,
+        pages: u64,
+        measured: bool,
+    },
+    Revoke {
+        page: u64,
+        pages: u64,
+    },
+    Protect {
+        page: u64,
+        pages: u64,
+        keep: u8,
+    },
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    let page = 0u64..(TOP / 4096);
+    prop_oneof![
+        (page.clone(), 1u64..8, any::<bool>()).prop_map(|(page, pages, measured)| Request::Grant {
+            page,
+            pages,
+            measured
+        }),
+        (page.clone(), 1u64..8).prop_map(|(page, pages)| Request::Revoke { page, pages }),
+        (page, 1u64..8, 0u8..8).prop_map(|(page, pages, keep)| Request::Protect {
+            page,
+            pages,
+            keep
+        }),
+    ]
+}
+
+fn rights_of(keep: u8) -> Permissions {
+    [
+        Permissions::NONE,
+        Permissions::READ,
+        Permissions::READ_WRITE,
+        Permissions::READ_EXECUTE,
+        Permissions::EXECUTE_ONLY,
+        Permissions::ALL,
+        Permissions::READ,
+        Permissions::READ_WRITE,
+    ][usize::from(keep)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn no_sequence_of_requests_breaks_the_invariants(
+        requests in proptest::collection::vec(request(), 1..40),
+        one_gig in any::<bool>(),
+    ) {
+        let layout = layout();
+        let mut table = ept(PageSizes { large_2m: true, huge_1g: one_gig });
+        let ram = [MemoryRegion::new(0, TOP, MemoryKind::Usable)];
+        build_identity_map(&mut table, &ram, &[HV, IMAGE], TOP).unwrap();
+        operations::apply_initial(&mut table, &layout).unwrap();
+        // Pages protected read-only by a request: they may never become writable again.
+        let mut locked_read_only = std::collections::HashSet::new();
+        let mut locked_no_access = std::collections::HashSet::new();
+        for request in requests {
+            let result = match request {
+                Request::Grant { page, pages, measured } => {
+                    operations::grant_execute(&mut table, &layout, page * 4096, pages * 4096, |_, _| measured)
+                }
+                Request::Revoke { page, pages } => {
+                    operations::revoke_execute(&mut table, &layout, page * 4096, pages * 4096)
+                }
+                Request::Protect { page, pages, keep } => {
+                    let r = operations::protect_range(&mut table, &layout, page * 4096, pages * 4096, rights_of(keep));
+                    if r.is_ok() && !rights_of(keep).writable() {
+                        locked_read_only.extend((page..page + pages).map(|p| p * 4096));
+                    }
+                    if r.is_ok() && rights_of(keep) == Permissions::NONE {
+                        locked_no_access.extend((page..page + pages).map(|p| p * 4096));
+                    }
+                    r
+                }
+            };
+            prop_assert!(!matches!(result, Err(operations::Denial::Ept(_))));
+            for gpa in (0..TOP).step_by(4096) {
+                let page = table.page(gpa);
+                let hidden = [HV, IMAGE].iter().any(|r| r.overlaps(&PhysRange::new(gpa, 4096)));
+                let absent_ok = hidden || locked_no_access.contains(&gpa);
+                prop_assert_eq!(page.is_none(), absent_ok, "hypervisor pages absent, others present: {:#x}", gpa);
+                if hidden {
+                    prop_assert!(page.is_none(), "hypervisor page {:#x} mapped", gpa);
+                }
+                let Some((rights, _)) = page else { continue };
+                prop_assert!(!(rights.writable() && rights.executable()), "W+X at {:#x}", gpa);
+                if (TEXT.start..TEXT.end()).contains(&gpa) {
+                    // Only ever tightened (ProtectRange may drop X), never writable.
+                    prop_assert!(!rights.writable(), "kernel text writable");
+                }
+                if (RODATA.start..RODATA.end()).contains(&gpa) || (INITRD.start..INITRD.end()).contains(&gpa) {
+                    prop_assert!(!rights.writable() && !rights.executable());
+                }
+                if locked_read_only.contains(&gpa) {
+                    prop_assert!(!rights.writable(), "lock loosened at {:#x}", gpa);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn unmeasured_content_is_never_granted() {
+    let layout = layout();
+    let mut table = ept(PageSizes {
+        large_2m: true,
+        huge_1g: true,
+    });
+    let ram = [MemoryRegion::new(0, TOP, MemoryKind::Usable)];
+    build_identity_map(&mut table, &ram, &[HV, IMAGE], TOP).unwrap();
+    operations::apply_initial(&mut table, &layout).unwrap();
+    let r = operations::grant_execute(&mut table, &layout, 2 * MIB, 4096, |_, _| false);
+    assert_eq!(
+        r,
+        Err(operations::Denial::Denied {
+            rule: rampart_hv_abi::Rule::UnmeasuredCode,
+            gpa: 2 * MIB
+        })
+    );
+    assert_eq!(table.page(2 * MIB).unwrap().0, Permissions::READ_WRITE);
+    operations::grant_execute(&mut table, &layout, 2 * MIB, 100, |_, len| len == 100).unwrap();
+    assert_eq!(table.page(2 * MIB).unwrap().0, Permissions::READ_EXECUTE);
+    let r = operations::revoke_execute(&mut table, &layout, TEXT.start, 4096);
+    assert!(matches!(
+        r,
+        Err(operations::Denial::Denied {
+            rule: rampart_hv_abi::Rule::KernelText,
+            ..
+        })
+    ));
+    let r = operations::grant_execute(&mut table, &layout, HV.start, 4096, |_, _| true);
+    assert!(matches!(
+        r,
+        Err(operations::Denial::Denied {
+            rule: rampart_hv_abi::Rule::HypervisorMemory,
+            ..
+        })
+    ));
+    assert_eq!(
+        operations::grant_execute(&mut table, &layout, 0x123, 1, |_, _| true),
+        Err(operations::Denial::OutOfRange)
+    );
+    assert_eq!(
+        operations::grant_execute(&mut table, &layout, 0, 0, |_, _| true),
+        Err(operations::Denial::OutOfRange)
+    );
+    assert_eq!(
+        operations::grant_execute(&mut table, &layout, !0xfff, 0x2000, |_, _| true),
+        Err(operations::Denial::OutOfRange)
+    );
+}
