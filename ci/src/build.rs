@@ -5,20 +5,33 @@ use std::process::Command;
 use crate::error::{Context, Error, Result};
 use crate::paths;
 
-/// One cross-compiled artifact: the package and the target it is built for.
+/// One cross-compiled artifact: the package, the target it is built for, and extra cargo arguments.
 struct Artifact {
     package: &'static str,
     target: &'static str,
+    extra: &'static [&'static str],
 }
 
-const ARTIFACTS: [Artifact; 2] = [
+const ARTIFACTS: [Artifact; 3] = [
     Artifact {
         package: "rampart-kernel",
         target: "x86_64-unknown-none",
+        extra: &[],
+    },
+    // The user programs for the initrd, without debug info: it would make each program ~800 KiB
+    // instead of ~20 KiB, and the firmware hashes the initrd (slowly, under Bochs).
+    Artifact {
+        package: "rampart-user",
+        target: "x86_64-unknown-none",
+        extra: &[
+            "--config",
+            "profile.release.package.rampart-user.strip=\"debuginfo\"",
+        ],
     },
     Artifact {
         package: "rampart-firmware",
         target: "x86_64-unknown-uefi",
+        extra: &[],
     },
 ];
 
@@ -30,17 +43,21 @@ pub fn cargo() -> Command {
     command
 }
 
-/// Builds both artifacts in release mode and checks that the expected files exist.
+/// Builds every artifact in release mode and checks that the expected files exist.
 pub fn build() -> Result<()> {
     println!("xtask: building…");
     for artifact in &ARTIFACTS {
         build_one(artifact)?;
     }
-    for path in [paths::kernel_elf(), paths::firmware_efi()] {
+    let programs = crate::initrd::PROGRAMS.map(paths::user_program);
+    for path in [paths::kernel_elf(), paths::firmware_efi()]
+        .iter()
+        .chain(&programs)
+    {
         if !path.is_file() {
             return Err(Error::Setup(format!(
                 "the build finished but {} is missing",
-                paths::display(&path)
+                paths::display(path)
             )));
         }
     }
@@ -48,7 +65,7 @@ pub fn build() -> Result<()> {
 }
 
 fn build_one(artifact: &Artifact) -> Result<()> {
-    let args = [
+    let mut args = vec![
         "build",
         "--package",
         artifact.package,
@@ -56,8 +73,9 @@ fn build_one(artifact: &Artifact) -> Result<()> {
         artifact.target,
         "--release",
     ];
+    args.extend(artifact.extra);
     let status = cargo()
-        .args(args)
+        .args(&args)
         .status()
         .context(|| "cannot start cargo".to_string())?;
     if status.success() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::args::Args;
 use crate::boot_tests::{self, catalog, report};
-use crate::emulator::{self, Boot, Emulator, Launch, Outcome, DISK_IMAGE};
+use crate::emulator::{self, Boot, Emulator, Input, Launch, Outcome, DISK_IMAGE};
 use crate::error::{Context, Error, Result};
 use crate::image::{self, Contents, Mode};
 use crate::setup::{self, Need};
@@ -101,7 +101,8 @@ pub fn run(mut args: Args) -> Result<u8> {
         cpu: emulator.cpu_label(&cpu),
         timeout: timeout.unwrap_or(emulator.default_timeout()),
         run_dir,
-        echo: true,
+        // The console is shown raw (prompt included) by the interactive input below.
+        echo: false,
     };
     println!(
         "xtask: booting under {} (cpu {}), logs in {}, timeout {} s…",
@@ -110,7 +111,8 @@ pub fn run(mut args: Args) -> Result<u8> {
         paths::display(&launch.run_dir),
         launch.timeout.as_secs()
     );
-    let boot = emulator::boot(&launch)?;
+    println!("xtask: the guest console is attached to this terminal (lines typed here go to COM1)");
+    let boot = emulator::boot_with(&launch, Input::Stdin)?;
     Ok(conclude(&launch, &boot))
 }
 

@@ -48,9 +48,13 @@ pub struct Contents {
 }
 
 impl Contents {
-    /// The built firmware and kernel, an empty initrd and the boot config for `mode`.
+    /// The built firmware, kernel and user programs (packed into the initrd) and the boot config
+    /// for `mode`.
     pub fn from_build(mode: Mode) -> Result<Contents> {
-        Contents::from_files(mode, &paths::firmware_efi(), &paths::kernel_elf())
+        let mut contents =
+            Contents::from_files(mode, &paths::firmware_efi(), &paths::kernel_elf())?;
+        contents.initrd = crate::initrd::from_build()?;
+        Ok(contents)
     }
 
     /// Given firmware and kernel files, an empty initrd and the boot config for `mode`.

@@ -11,6 +11,7 @@ mod emulator;
 mod error;
 mod host_tests;
 mod image;
+mod initrd;
 mod paths;
 mod serial;
 mod setup;
@@ -27,7 +28,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  build                              build the guest kernel and the UEFI firmware (release)
+  build                              build the guest kernel, the user programs and the UEFI
+                                     firmware (release)
   image [--mode hv|native] [--out PATH] [--firmware EFI --kernel ELF]
                                      build, then write the FAT disk image (path on the last line);
                                      with --firmware and --kernel, use those files and skip the build

@@ -33,6 +33,11 @@ pub fn kernel_elf() -> PathBuf {
     target_dir().join("x86_64-unknown-none/release/rampart-kernel")
 }
 
+/// A user program of the `rampart-user` package produced by `cargo xtask build`.
+pub fn user_program(name: &str) -> PathBuf {
+    target_dir().join("x86_64-unknown-none/release").join(name)
+}
+
 /// The UEFI firmware application produced by `cargo xtask build`.
 pub fn firmware_efi() -> PathBuf {
     target_dir().join("x86_64-unknown-uefi/release/rampart-firmware.efi")

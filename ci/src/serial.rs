@@ -101,6 +101,43 @@ fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
     chars.next_if(|c| ('\x40'..='\x7e').contains(c));
 }
 
+/// Drops terminal escape sequences from a byte stream that arrives in arbitrary chunks (for showing
+/// the guest console on the user's terminal without OVMF clearing or recolouring it).
+#[derive(Default)]
+pub struct EscapeFilter {
+    state: EscapeState,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum EscapeState {
+    #[default]
+    Text,
+    /// After ESC.
+    Escape,
+    /// Inside `ESC [ ...` until its final byte.
+    Csi,
+}
+
+impl EscapeFilter {
+    pub fn filter(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(chunk.len());
+        for &byte in chunk {
+            self.state = match (self.state, byte) {
+                (EscapeState::Text, 0x1b) => EscapeState::Escape,
+                (EscapeState::Text, _) => {
+                    out.push(byte);
+                    EscapeState::Text
+                }
+                (EscapeState::Escape, b'[') => EscapeState::Csi,
+                (EscapeState::Escape, _) => EscapeState::Text,
+                (EscapeState::Csi, 0x40..=0x7e) => EscapeState::Text,
+                (EscapeState::Csi, _) => EscapeState::Csi,
+            };
+        }
+        out
+    }
+}
+
 /// The final verdict line: `RAMPART-RESULT: PASS|FAIL word word key=value ...`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResultLine {
@@ -157,6 +194,14 @@ mod tests {
         let raw = b"\x1b[0m\x1b[37m\x1b[40m[fw] Rampart firmware\x1b[2J\x07";
         assert_eq!(clean(raw), "[fw] Rampart firmware");
         assert_eq!(clean(b"\x1bcX"), "X");
+    }
+
+    #[test]
+    fn filters_escapes_across_chunks() {
+        let mut filter = EscapeFilter::default();
+        let mut out = filter.filter(b"a\x1b[0");
+        out.extend(filter.filter(b";37mb\x1bcc\r\nsh> "));
+        assert_eq!(out, b"abc\r\nsh> ");
     }
 
     #[test]

@@ -1,12 +1,15 @@
-//! The boot sequence (first milestone): console, BootInfo, hypervisor detection, own CPU tables,
-//! timer interrupts, hypercall checks, and the result line the boot tests wait for.
+//! The boot sequence: console, BootInfo, hypervisor detection, own CPU tables, memory, timer
+//! interrupts, hypercall checks, SYSCALL, then `init` from the initrd; and the result line the
+//! boot tests wait for, printed when init exits.
 
 use crate::arch::hypercall::{self, Rampart, UNASSIGNED_NUMBER};
-use crate::arch::{cpu, gdt, idt, interrupts, lapic, paging, pic};
+use crate::arch::{cpu, gdt, idt, interrupts, lapic, paging, phys, pic, syscall_entry};
 use crate::console::{self, kprintln};
 use crate::mm::memory_map::Summary;
-use crate::{time, trap};
+use crate::mm::{frames, kernel_map};
+use crate::{cmdline, process, time, trap};
 use core::fmt;
+use rampart_boot_info::MemoryKind;
 use rampart_boot_info::{BootInfo, BootMode};
 use rampart_hv_abi::{HypercallError, ABI_VERSION};
 
@@ -17,8 +20,13 @@ const FIRST_TICK_TIMEOUT_CYCLES: u64 = 5_000_000_000;
 /// Polls to wait for the first tick, in case the TSC itself does not advance.
 const FIRST_TICK_MAX_POLLS: u64 = 1 << 28;
 
+/// Bytes of kernel heap, carved from the first usable range large enough.
+const HEAP_SIZE: u64 = 8 << 20;
+
 /// The firmware's BootInfo, copied into the kernel so boot memory can be reclaimed later.
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+/// The `mode=` and `hypervisor=` values of the result line.
+static RESULT_NAMES: spin::Once<(&'static str, &'static str)> = spin::Once::new();
 
 /// Runs the boot sequence; called once by `arch::entry` with RDI and the BootInfo it points to.
 pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
@@ -55,24 +63,115 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     let (detection, rampart) = hypercall::detect();
     kprintln!("hypervisor: {detection}");
 
+    RESULT_NAMES.call_once(|| (mode, detection.result_name()));
+
     install_cpu_tables(info);
-    let ticks = start_timer();
+    init_memory(info.memory_regions());
+    syscall_entry::init();
+    let hz = match cmdline::hz(info.command_line()) {
+        Ok(hz) => hz,
+        Err(text) => {
+            kprintln!(
+                "bad hz={text} on the command line; using {}",
+                cmdline::DEFAULT_HZ
+            );
+            cmdline::DEFAULT_HZ
+        }
+    };
+    time::set_hz(hz);
+    start_timer(hz);
     if let Some(rampart) = &rampart {
         check_hypercalls(rampart);
     }
+    interrupts::disable();
+    process::init();
     kprintln!("ready");
+    start_init(info);
+    process::idle_loop()
+}
+
+/// Spawns `init` from the initrd, or finishes the run at once if there is none.
+fn start_init(info: &BootInfo) {
+    let initrd = info.modules().iter().find(|m| m.name() == "initrd");
+    if let Some(module) = initrd.filter(|m| m.length > 0) {
+        let bytes = phys::module_bytes(module.start, module.length);
+        match rampart_kernel_abi::initrd::Initrd::parse(bytes) {
+            Ok(archive) => kprintln!("initrd: {} files, {} bytes", archive.len(), bytes.len()),
+            Err(error) => kprintln!("{error}"),
+        }
+        process::set_initrd(bytes);
+    }
+    match process::spawn("init", b"", process::IDLE) {
+        Ok(pid) => kprintln!("started init (pid {pid})"),
+        Err(errno) => {
+            kprintln!("no init in initrd ({})", errno.name());
+            finish(0);
+        }
+    }
+}
+
+/// The end of the run (init exited with `code`, or there is no init): the result line, then
+/// shutdown under Rampart or halt.
+pub fn finish(code: i64) -> ! {
+    cpu::disable_interrupts();
+    kprintln!("init exited with code {code}");
+    let rampart = hypercall::rampart();
     if let Some(rampart) = &rampart {
         rampart.log_exit_stats();
     }
-    console::print_result(format_args!(
-        "PASS mode={mode} hypervisor={} ticks={ticks}",
-        detection.result_name()
-    ));
+    let (mode, hypervisor) = RESULT_NAMES.get().copied().unwrap_or(("?", "?"));
+    if code == 0 {
+        console::print_result(format_args!(
+            "PASS mode={mode} hypervisor={hypervisor} ticks={}",
+            time::ticks()
+        ));
+    } else {
+        console::print_result(format_args!("FAIL init-exit-{code}"));
+    }
     if let Some(rampart) = rampart {
         let refused = rampart.shutdown();
         kprintln!("shutdown hypercall returned {refused}");
     }
     cpu::halt_forever()
+}
+
+/// Step 3b: the kernel heap and the frame allocator, from the usable memory (and the boot
+/// area, now that the kernel runs on its own tables and stack).
+fn init_memory(regions: &[rampart_boot_info::MemoryRegion]) {
+    let limit = kernel_map::MAX_GIB as u64 * (1 << 30);
+    let heap = frames::ranges(regions, MemoryKind::Usable, limit)
+        .find(|&(start, end)| end - start >= HEAP_SIZE)
+        .map(|(start, _)| start);
+    let Some(heap) = heap else {
+        fail(
+            "no-memory",
+            format_args!("no usable range for the kernel heap"),
+        )
+    };
+    #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
+    // SAFETY: usable RAM (memory map), in the direct map, handed to nothing else: the frame
+    // allocator below skips exactly this range.
+    unsafe {
+        phys::init_heap(heap, HEAP_SIZE)
+    };
+    for kind in [MemoryKind::Usable, MemoryKind::BootReclaimable] {
+        for (start, end) in frames::ranges(regions, kind, limit) {
+            let pieces = [(start, end.min(heap)), (start.max(heap + HEAP_SIZE), end)];
+            for (from, to) in pieces.into_iter().filter(|(from, to)| from < to) {
+                #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
+                // SAFETY: usable RAM outside the heap, or the firmware's boot area, which
+                // nothing uses any more (BootInfo copied, own stack and page tables loaded).
+                unsafe {
+                    phys::add_range(from, to)
+                };
+            }
+        }
+    }
+    kprintln!(
+        "memory: heap {} MiB at {heap:#x}, {} free frames",
+        HEAP_SIZE >> 20,
+        phys::free_frames()
+    );
 }
 
 /// Step 3: own GDT/TSS, IDT and page tables, and the paging protections.
@@ -88,8 +187,9 @@ fn install_cpu_tables(info: &BootInfo) {
     };
     let image = paging::kernel_image();
     kprintln!(
-        "page tables: 0..{:#x} identity mapped (2 MiB pages), kernel {:#x}..{:#x} in 4 KiB pages",
+        "page tables: physical 0..{:#x} direct mapped at {:#x} (2 MiB pages, NX), kernel {:#x}..{:#x} in 4 KiB pages",
         map.mapped_top,
+        crate::mm::layout::DIRECT_MAP_BASE,
         image.text_start,
         image.data_end
     );
@@ -103,8 +203,8 @@ fn install_cpu_tables(info: &BootInfo) {
     kprintln!("GDT, IDT and page tables installed");
 }
 
-/// Step 4: legacy PIC off, LAPIC timer at ~100 Hz, interrupts on, wait for ticks.
-fn start_timer() -> u64 {
+/// Step 4: legacy PIC off, LAPIC timer at `hz`, interrupts on, wait for ticks.
+fn start_timer(hz: u64) -> u64 {
     pic::disable();
     let apic = lapic::init(trap::VECTOR_SPURIOUS);
     let count = match lapic::calibrate_10ms() {
@@ -118,11 +218,14 @@ fn start_timer() -> u64 {
             count
         }
     };
+    let count = u32::try_from(u64::from(count) * 100 / hz)
+        .unwrap_or(u32::MAX)
+        .max(1);
     lapic::start_periodic_timer(trap::VECTOR_TIMER, count);
     let kind = if apic.x2apic { "x2APIC" } else { "xAPIC" };
     kprintln!("local APIC: {kind} at {:#x}, legacy PIC masked", apic.base);
     kprintln!(
-        "LAPIC timer: periodic, vector {:#04x}, initial count {count}",
+        "LAPIC timer: periodic at {hz} Hz, vector {:#04x}, initial count {count}",
         trap::VECTOR_TIMER
     );
     interrupts::enable();

@@ -16,10 +16,20 @@ mod arch;
 mod boot;
 #[cfg(target_os = "none")]
 mod console;
+extern crate alloc;
+
+mod cmdline;
 mod hv;
+mod line;
+mod loader;
 mod mm;
 #[cfg(target_os = "none")]
 mod panic;
+#[cfg(target_os = "none")]
+mod process;
+mod sched;
+#[cfg(target_os = "none")]
+mod syscall;
 mod time;
 mod trap;
 

@@ -92,6 +92,39 @@ pub struct InterruptFrame {
 pub const INTERRUPT_FRAME_SIZE: usize = 22 * 8;
 const _: () = assert!(core::mem::size_of::<InterruptFrame>() == INTERRUPT_FRAME_SIZE);
 
+/// `#PF` error code bits (SDM Vol. 3A 4.7): W/R and I/D.
+const PF_WRITE: u64 = 1 << 1;
+const PF_INSTRUCTION: u64 = 1 << 4;
+
+/// What a process did wrong, as the kernel's kill message names it: `page fault (write to
+/// 0x0)`, `general protection fault`, `invalid opcode`, `divide error`, ...
+pub struct UserFault {
+    pub vector: u64,
+    pub error_code: u64,
+    pub cr2: u64,
+}
+
+impl fmt::Display for UserFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.vector {
+            0 => f.write_str("divide error"),
+            6 => f.write_str("invalid opcode"),
+            13 => f.write_str("general protection fault"),
+            14 if self.error_code & PF_INSTRUCTION != 0 => {
+                write!(f, "page fault (execute at {:#x})", self.cr2)
+            }
+            14 if self.error_code & PF_WRITE != 0 => {
+                write!(f, "page fault (write to {:#x})", self.cr2)
+            }
+            14 => write!(f, "page fault (read of {:#x})", self.cr2),
+            vector => {
+                let mnemonic = exception_mnemonic(u8::try_from(vector).unwrap_or(u8::MAX));
+                write!(f, "exception {mnemonic} (vector {vector})")
+            }
+        }
+    }
+}
+
 /// The full report of a fatal exception: a headline, then the registers, over several lines.
 /// Each line is yielded to `line` without the `[kernel] ` prefix or a newline.
 pub struct ExceptionReport<'a> {
@@ -175,6 +208,25 @@ mod tests {
             .filter(|&v| pushes_error_code(v))
             .collect();
         assert_eq!(with, [8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);
+    }
+
+    #[test]
+    fn user_faults_are_named() {
+        let name = |vector, error_code, cr2| {
+            UserFault {
+                vector,
+                error_code,
+                cr2,
+            }
+            .to_string()
+        };
+        assert_eq!(name(14, 0b110, 0), "page fault (write to 0x0)");
+        assert_eq!(name(14, 0b100, 0x40_1000), "page fault (read of 0x401000)");
+        assert_eq!(name(14, 0b10101, 0x7000), "page fault (execute at 0x7000)");
+        assert_eq!(name(13, 0, 0), "general protection fault");
+        assert_eq!(name(6, 0, 0), "invalid opcode");
+        assert_eq!(name(0, 0, 0), "divide error");
+        assert_eq!(name(3, 0, 0), "exception #BP (vector 3)");
     }
 
     #[test]

@@ -92,9 +92,7 @@ impl Attempt {
 
 /// Records a blocked attempt and reports it on the log: `[hv] audit #N: ...`.
 pub fn block(attempt: Attempt) -> AuditRecord {
-    // SAFETY: RDTSC has no side effects.
-    #[allow(unsafe_code)]
-    let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+    let tsc = crate::arch::instructions::rdtsc();
     let record = LOG.lock().append(attempt.record(tsc));
     crate::hvlog!(
         crate::console::ERROR,

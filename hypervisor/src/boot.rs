@@ -36,6 +36,8 @@ const CPUID_1_ECX_XSAVE: u32 = 1 << 26;
 const CR4_OSXSAVE: usize = 1 << 18;
 
 static HANDOFF: spin::Once<HandOff> = spin::Once::new();
+/// TSC at hand-off, for the boot-cost figure (hand-off to VMLAUNCH).
+static HANDOFF_TSC: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 static mut GUEST_REGISTERS: GuestRegisters = GuestRegisters {
     rax: 0,
     rbx: 0,
@@ -56,6 +58,10 @@ static mut GUEST_REGISTERS: GuestRegisters = GuestRegisters {
 
 /// See [`crate::start`].
 pub unsafe fn start(handoff: &HandOff) -> ! {
+    HANDOFF_TSC.store(
+        crate::arch::instructions::rdtsc(),
+        core::sync::atomic::Ordering::Relaxed,
+    );
     // SAFETY: the firmware initialised this UART and hands it to us (crate::start contract).
     unsafe { crate::console::init(handoff.serial_port, handoff.log_level) };
     let handoff = HANDOFF.call_once(|| *handoff);
@@ -208,6 +214,9 @@ fn launch(
         "{} KiB of hypervisor frames left",
         frames.remaining() / 1024
     );
+    let handoff_cycles = crate::arch::instructions::rdtsc()
+        .wrapping_sub(HANDOFF_TSC.load(core::sync::atomic::Ordering::Relaxed));
+    hvlog!(INFO, "hand-off to VMLAUNCH: {handoff_cycles} TSC cycles");
     hvlog!(
         INFO,
         "launching guest: RIP={:#x} RSP={:#x} CR3={:#x} in VMX non-root",
@@ -220,6 +229,9 @@ fn launch(
     unsafe {
         let regs = &mut *core::ptr::addr_of_mut!(GUEST_REGISTERS);
         regs.rdi = handoff.guest.boot_info;
+        if handoff.gdb {
+            crate::gdb::wait_for_debugger(&vmcs, regs);
+        }
         vm_entry::vm_launch(regs)
     }
 }

@@ -61,4 +61,6 @@ pub struct HandOff {
     pub serial_port: u16,
     /// 1 = error .. 5 = trace.
     pub log_level: u8,
+    /// Boot config `gdb = on`: wait for a debugger on COM2 before the guest's first instruction.
+    pub gdb: bool,
 }

@@ -13,6 +13,7 @@ pub mod console;
 pub mod ept;
 pub mod exits;
 pub mod frames;
+pub mod gdb;
 pub mod handoff;
 pub mod policy;
 pub mod state;

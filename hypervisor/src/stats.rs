@@ -10,6 +10,8 @@ pub struct ExitStats {
     /// Exits that only read these counters (ExitCount hypercalls), left out of the answers
     /// to them so that a measurement does not count itself.
     queries: AtomicU64,
+    /// TSC cycles spent in exit handlers.
+    cycles: AtomicU64,
 }
 
 impl ExitStats {
@@ -17,6 +19,7 @@ impl ExitStats {
         Self {
             counts: [const { AtomicU64::new(0) }; EXIT_REASON_COUNT],
             queries: AtomicU64::new(0),
+            cycles: AtomicU64::new(0),
         }
     }
 
@@ -34,6 +37,16 @@ impl ExitStats {
 
     pub fn total(&self) -> u64 {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Adds the cycles one exit handler took.
+    pub fn add_cycles(&self, cycles: u64) {
+        self.cycles.fetch_add(cycles, Ordering::Relaxed);
+    }
+
+    /// TSC cycles spent in exit handlers so far.
+    pub fn cycles(&self) -> u64 {
+        self.cycles.load(Ordering::Relaxed)
     }
 
     /// Marks the exit being handled as a counter query (an ExitCount hypercall).

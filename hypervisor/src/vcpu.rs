@@ -3,7 +3,7 @@
 /// GPRs in the order the exit stub pushes them (RAX at the lowest address). RSP lives in the
 /// VMCS guest-state area, not here.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GuestRegisters {
     pub rax: u64,
     pub rbx: u64,
@@ -33,6 +33,12 @@ pub const GPR_RSP: u8 = 4;
 impl GuestRegisters {
     /// The register numbered as in ModRM/exit-qualification encodings (0 = RAX, 1 = RCX,
     /// 2 = RDX, 3 = RBX, 4 = RSP, 5 = RBP, 6 = RSI, 7 = RDI, 8-15 = R8-R15). `None` for RSP.
+    pub fn value(&self, number: u8) -> Option<u64> {
+        let mut copy = *self;
+        copy.by_number(number).map(|r| *r)
+    }
+
+    /// The register numbered as in encodings, for writing (see [`GuestRegisters::value`]).
     pub fn by_number(&mut self, number: u8) -> Option<&mut u64> {
         Some(match number {
             0 => &mut self.rax,

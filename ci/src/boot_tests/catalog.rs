@@ -2,6 +2,8 @@
 //! The markers are the contract with firmware/, hypervisor/ and guest-kernel/.
 
 use super::expect::{Check, Expectations, LinePattern};
+use super::session::Session;
+use super::shell::{self, Flavour};
 use crate::emulator::Emulator;
 use crate::image::Mode;
 
@@ -139,6 +141,22 @@ const fn native_failure(name: &'static str, variant: Variant, expect: Expectatio
     }
 }
 
+/// The console session a test types: the full shell session (and its checks, for `Flavour`) in the
+/// native and hv shell tests; just `exit` in any other boot expected to pass (the kernel waits in
+/// the shell); none where the boot is meant to fail before the kernel.
+pub fn session(test: &BootTest) -> Option<(&'static Session, Option<Flavour>)> {
+    match test.name {
+        "native-qemu" => Some((&shell::FULL, Some(Flavour::Native))),
+        "hv-bochs-tigerlake" | "hv-bochs-sandybridge" => {
+            Some((&shell::FULL, Some(Flavour::Hypervisor)))
+        }
+        _ if test.expect.pass && matches!(test.variant, Variant::Normal) => {
+            Some((&shell::EXIT_ONLY, None))
+        }
+        _ => None,
+    }
+}
+
 /// The tests named in `--only a,b` (all when `None`); an unknown name is an error message.
 pub fn select(only: Option<&str>) -> Result<Vec<&'static BootTest>, String> {
     let Some(list) = only else {
@@ -175,6 +193,19 @@ mod tests {
         let err = select(Some("native-qemu,nope")).err().unwrap();
         assert!(err.contains("`nope`"));
         assert_eq!(select(None).unwrap().len(), BOOT_TESTS.len());
+    }
+
+    #[test]
+    fn passing_boots_drive_the_shell() {
+        for test in BOOT_TESTS {
+            let driven = session(test).is_some();
+            assert_eq!(driven, test.expect.pass, "{}", test.name);
+        }
+        let native = select(Some("native-qemu")).unwrap();
+        assert!(matches!(
+            session(native[0]),
+            Some((_, Some(Flavour::Native)))
+        ));
     }
 
     #[test]

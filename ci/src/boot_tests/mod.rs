@@ -4,13 +4,15 @@
 pub mod catalog;
 pub mod expect;
 pub mod report;
+pub mod session;
+pub mod shell;
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::emulator::{self, Boot, Launch, DISK_IMAGE, SERIAL_LOG};
+use crate::emulator::{self, Boot, Emulator, Input, Launch, DISK_IMAGE, SERIAL_LOG};
 use crate::error::Result;
 use crate::image::{self, Contents};
 use crate::paths;
@@ -20,6 +22,9 @@ use report::Record;
 /// Boots at once: the machines have two cores and each emulator keeps one busy.
 const PARALLEL_BOOTS: usize = 2;
 const SERIAL_TAIL_LINES: usize = 40;
+/// Time limit of one shell step after the first (which includes the boot): Bochs is slow.
+const BOCHS_STEP: Duration = Duration::from_secs(90);
+const QEMU_STEP: Duration = Duration::from_secs(30);
 const EMULATOR_TAIL_LINES: usize = 20;
 
 /// Runs `tests` two at a time; returns their records in catalog order.
@@ -58,11 +63,14 @@ fn run_one(test: &BootTest, timeout: Option<Duration>) -> Record {
     };
     let mut record = Record::new(test.name, test.emulator.cpu_label(test.cpu), &launch);
     match boot(test, &launch) {
-        Ok(boot) => {
+        Ok((boot, session)) => {
             let eval = expect::evaluate(&test.expect, &boot);
             record.firmware_seconds = boot.firmware_seconds;
             record.figures = eval.figures;
             record.failures = eval.failures;
+            if let Some(report) = session {
+                add_session(test, &boot, report, &mut record);
+            }
         }
         Err(err) => record.failures.push(err.to_string()),
     }
@@ -75,12 +83,44 @@ fn run_one(test: &BootTest, timeout: Option<Duration>) -> Record {
     record
 }
 
-fn boot(test: &BootTest, launch: &Launch) -> Result<Boot> {
+/// Boots the test's image, typing its console session if it has one; returns the boot and what
+/// the session did.
+fn boot(test: &BootTest, launch: &Launch) -> Result<(Boot, Option<session::Report>)> {
     emulator::fresh_run_dir(&launch.run_dir)?;
     let mut contents = Contents::from_build(test.mode)?;
     apply(test.variant, &mut contents);
     image::write(&launch.run_dir.join(DISK_IMAGE), &contents)?;
-    emulator::boot(launch)
+    let Some((script, _)) = catalog::session(test) else {
+        return Ok((emulator::boot(launch)?, None));
+    };
+    let limits = session::Limits {
+        first: launch.timeout,
+        step: match test.emulator {
+            Emulator::Bochs => BOCHS_STEP,
+            Emulator::Qemu | Emulator::Kvm => QEMU_STEP,
+        },
+    };
+    let slot = Arc::new(Mutex::new(None));
+    let filled = Arc::clone(&slot);
+    let input = Input::Script(Box::new(move |console, abort| {
+        let report = session::run(script, console, abort, limits);
+        *filled.lock().expect("session slot") = Some(report);
+    }));
+    let boot = emulator::boot_with(launch, input)?;
+    let report = slot.lock().expect("session slot").take();
+    Ok((boot, report))
+}
+
+/// Adds a session's failures and step times, and (once every step ran) the shell checks.
+fn add_session(test: &BootTest, boot: &Boot, report: session::Report, record: &mut Record) {
+    let finished = report.failures.is_empty();
+    record.failures.extend(report.failures);
+    record.figures.extend(report.figures);
+    if let (true, Some((_, Some(flavour)))) = (finished, catalog::session(test)) {
+        let (failures, figures) = shell::check_full(&boot.lines, flavour);
+        record.failures.extend(failures);
+        record.figures.extend(figures);
+    }
 }
 
 /// Spoils the image the way the test asks.

@@ -1,11 +1,11 @@
-//! Bochs 2.7 with the configuration PLATFORM.md verified: OVMF as the ROM, the image as an ATA disk, COM1 to
-//! `serial.log`, and the built-in debugger told to continue at once.
+//! Bochs 2.7 with the configuration PLATFORM.md verified: OVMF as the ROM, the image as an ATA disk, COM1 on
+//! a TCP socket (the runner's console), and the built-in debugger told to continue at once.
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use super::{DISK_IMAGE, OVMF_PATH, SERIAL_LOG};
+use super::{DISK_IMAGE, OVMF_PATH};
 use crate::error::{Context, Error, Result};
 
 /// The VGA BIOS from Debian's `vgabios` package.
@@ -15,12 +15,15 @@ const COMMANDS: &str = "c\n";
 const BOCHSRC: &str = "bochsrc";
 const COMMANDS_FILE: &str = "bochs.cmds";
 
-/// The bochsrc for one CPU model. All paths are relative to the run directory (Bochs runs there).
+/// The bochsrc for one CPU model, COM1 listening on `com1_port`. All paths are relative to the run
+/// directory (Bochs runs there).
 ///
 /// `rfb` with `timeout=0` needs no viewer and no X server; its server takes the first free TCP port in
 /// 5900-5949 (rfb.cc, BX_RFB_PORT_MIN..MAX) and its options accept only `timeout=` and `hideIPS`, so parallel
-/// runs need no port option. COM2 stays off until the hypervisor's GDB stub needs it.
-pub fn config(cpu_model: &str) -> String {
+/// runs need no port option. COM1 is a socket server the runner connects to (Bochs waits for that
+/// connection before it starts the CPU); the runner logs it to `serial.log`. COM2 stays off until
+/// the hypervisor's GDB stub needs it.
+pub fn config(cpu_model: &str, com1_port: u16) -> String {
     format!(
         r#"display_library: rfb, options="timeout=0"
 memory: host=512, guest=512
@@ -35,20 +38,20 @@ cpu: count=1, ips=50000000, model={cpu_model}, reset_on_triple_fault=0, ignore_b
 clock: sync=none, time0=local
 log: bochs.log
 panic: action=fatal
-com1: enabled=true, mode=file, dev="{SERIAL_LOG}"
+com1: enabled=true, mode=socket-server, dev="localhost:{com1_port}"
 com2: enabled=false
 "#
     )
 }
 
 /// Writes the bochsrc and debugger commands into `run_dir`, removes a stale lock, and returns the command.
-pub fn command(run_dir: &Path, cpu_model: &str) -> Result<Command> {
+pub fn command(run_dir: &Path, cpu_model: &str, com1_port: u16) -> Result<Command> {
     if !Path::new(VGABIOS_PATH).is_file() {
         return Err(Error::Setup(format!(
             "{VGABIOS_PATH} is missing: install Debian's `vgabios` package"
         )));
     }
-    write(run_dir, BOCHSRC, &config(cpu_model))?;
+    write(run_dir, BOCHSRC, &config(cpu_model, com1_port))?;
     write(run_dir, COMMANDS_FILE, COMMANDS)?;
     // Bochs refuses an image whose lock file survived a killed run.
     let _ = fs::remove_file(run_dir.join(format!("{DISK_IMAGE}.lock")));
@@ -68,12 +71,12 @@ mod tests {
 
     #[test]
     fn config_names_the_model_and_files() {
-        let rc = config("corei7_sandy_bridge_2600k");
+        let rc = config("corei7_sandy_bridge_2600k", 4555);
         assert!(rc.contains(
             "cpu: count=1, ips=50000000, model=corei7_sandy_bridge_2600k, reset_on_triple_fault=0"
         ));
         assert!(rc.contains(r#"romimage: file="/usr/share/ovmf/OVMF.fd", address=0xffe00000"#));
-        assert!(rc.contains(r#"com1: enabled=true, mode=file, dev="serial.log""#));
+        assert!(rc.contains(r#"com1: enabled=true, mode=socket-server, dev="localhost:4555""#));
         assert!(rc.contains(r#"display_library: rfb, options="timeout=0""#));
     }
 }

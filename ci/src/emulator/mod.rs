@@ -2,13 +2,16 @@
 //! guest's serial log, and stopping the emulator on the result marker, a timeout, or its own exit.
 
 pub mod bochs;
+pub mod console;
 pub mod qemu;
 mod supervise;
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::{Context, Error, Result};
 use crate::image::Mode;
@@ -170,16 +173,80 @@ pub fn fresh_run_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))
 }
 
-/// Boots `run_dir/disk.img` and follows the serial log until an outcome.
+/// Who types into the guest console (COM1).
+pub enum Input {
+    /// Nobody: the console is only logged.
+    None,
+    /// The user: stdin lines are forwarded, and the guest's output is shown raw on stdout.
+    Stdin,
+    /// A scripted session, run on its own thread while the boot is supervised. It gets the
+    /// console and a flag to raise when it failed, which stops the emulator at once.
+    Script(Script),
+}
+
+/// A scripted session: given the console and the flag that stops the boot when raised.
+pub type Script = Box<dyn FnOnce(&console::Console, &AtomicBool) + Send>;
+
+/// Boots `run_dir/disk.img` with nobody typing, and follows the serial log until an outcome.
 pub fn boot(launch: &Launch) -> Result<Boot> {
+    boot_with(launch, Input::None)
+}
+
+/// Boots `run_dir/disk.img` with COM1 on a TCP socket the runner connects to (logged to
+/// `serial.log`), `input` typing into it, and follows the log until an outcome.
+pub fn boot_with(launch: &Launch, input: Input) -> Result<Boot> {
     check_ovmf()?;
+    let port = console::free_port()?;
     let command = match launch.emulator {
-        Emulator::Bochs => bochs::command(&launch.run_dir, &launch.cpu)?,
-        Emulator::Qemu => qemu::command(false),
-        Emulator::Kvm => qemu::command(true),
+        Emulator::Bochs => bochs::command(&launch.run_dir, &launch.cpu, port)?,
+        Emulator::Qemu => qemu::command(false, port),
+        Emulator::Kvm => qemu::command(true, port),
     };
-    let child = spawn(command, launch)?;
-    supervise::Supervisor::new(launch, child).run()
+    let mut child = spawn(command, launch)?;
+    let deadline = Instant::now() + launch.timeout;
+    let echo_raw = matches!(input, Input::Stdin);
+    let log = launch.run_dir.join(SERIAL_LOG);
+    let alive = || matches!(child.try_wait(), Ok(None));
+    let console = match console::Console::connect(port, &log, echo_raw, deadline, alive) {
+        Ok(console) => console,
+        Err(err) => {
+            supervise::Supervisor::new(launch, child).stop_now();
+            return Err(err);
+        }
+    };
+    let abort = Arc::new(AtomicBool::new(false));
+    let boot = std::thread::scope(|scope| {
+        match input {
+            Input::None => {}
+            Input::Stdin => forward_stdin(&console)?,
+            Input::Script(script) => {
+                let (console, abort) = (&console, Arc::clone(&abort));
+                scope.spawn(move || script(console, &abort));
+            }
+        }
+        let boot = supervise::Supervisor::new(launch, child)
+            .abort_on(Arc::clone(&abort))
+            .run();
+        // Ends a script still waiting on the console (its waits fail at once).
+        console.shutdown();
+        boot
+    });
+    console.close();
+    boot
+}
+
+/// Forwards stdin lines to the guest from a detached thread (it ends with the runner).
+fn forward_stdin(console: &console::Console) -> Result<()> {
+    let writer = console.writer()?;
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if writer.send_line(&line).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Starts the emulator in its own process group, output to its console log, and (via `setpriv`) with a

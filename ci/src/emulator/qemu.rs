@@ -3,16 +3,17 @@
 
 use std::process::Command;
 
-use super::{DISK_IMAGE, OVMF_PATH, SERIAL_LOG};
+use super::{DISK_IMAGE, OVMF_PATH};
 
-/// The command line PLATFORM.md verified, run inside the run directory.
-pub fn command(kvm: bool) -> Command {
+/// The command line PLATFORM.md verified, run inside the run directory, with COM1 a TCP server on
+/// `com1_port` that waits for the runner's console before the machine starts.
+pub fn command(kvm: bool, com1_port: u16) -> Command {
     let mut command = Command::new("qemu-system-x86_64");
-    command.args(arguments(kvm));
+    command.args(arguments(kvm, com1_port));
     command
 }
 
-fn arguments(kvm: bool) -> Vec<String> {
+fn arguments(kvm: bool, com1_port: u16) -> Vec<String> {
     let cpu: &[&str] = if kvm {
         &["-accel", "kvm", "-cpu", "host"]
     } else {
@@ -29,7 +30,7 @@ fn arguments(kvm: bool) -> Vec<String> {
             "-drive",
             &format!("format=raw,file={DISK_IMAGE}"),
             "-serial",
-            &format!("file:{SERIAL_LOG}"),
+            &format!("tcp:127.0.0.1:{com1_port},server=on,wait=on"),
             "-display",
             "none",
             "-no-reboot",
@@ -48,10 +49,12 @@ mod tests {
 
     #[test]
     fn tcg_and_kvm_lines() {
-        let tcg = arguments(false).join(" ");
+        let tcg = arguments(false, 4556).join(" ");
         assert!(tcg.starts_with("-machine q35 -cpu max -m 512 -bios /usr/share/ovmf/OVMF.fd"));
-        assert!(tcg.contains("-drive format=raw,file=disk.img -serial file:serial.log"));
-        let kvm = arguments(true).join(" ");
+        assert!(tcg.contains(
+            "-drive format=raw,file=disk.img -serial tcp:127.0.0.1:4556,server=on,wait=on"
+        ));
+        let kvm = arguments(true, 4556).join(" ");
         assert!(kvm.contains("-accel kvm -cpu host"));
         assert!(!kvm.contains("-cpu max"));
     }

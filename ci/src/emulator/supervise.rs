@@ -2,6 +2,8 @@
 //! limit, and killing its process group at the end.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Boot, Launch, Outcome, SERIAL_LOG};
@@ -23,6 +25,8 @@ pub struct Supervisor<'a> {
     start: Instant,
     lines: Vec<String>,
     firmware_seconds: Option<f64>,
+    /// Raised by a scripted console session that failed: stop without waiting for the timeout.
+    abort: Option<Arc<AtomicBool>>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -34,7 +38,19 @@ impl<'a> Supervisor<'a> {
             start: Instant::now(),
             lines: Vec::new(),
             firmware_seconds: None,
+            abort: None,
         }
+    }
+
+    /// Stops the boot (as [`Outcome::Exited`], "stopped by the runner") once `flag` is raised.
+    pub fn abort_on(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.abort = Some(flag);
+        self
+    }
+
+    /// Kills the emulator without following it (it could not be set up).
+    pub fn stop_now(mut self) {
+        self.stop();
     }
 
     pub fn run(mut self) -> Result<Boot> {
@@ -67,6 +83,16 @@ impl<'a> Supervisor<'a> {
             }
             if self.start.elapsed() >= self.launch.timeout {
                 return Ok(Outcome::Timeout);
+            }
+            if self
+                .abort
+                .as_ref()
+                .is_some_and(|flag| flag.load(Ordering::SeqCst))
+            {
+                self.read(false)?;
+                return Ok(Outcome::Exited(
+                    "stopped by the runner: the scripted console session failed".into(),
+                ));
             }
             std::thread::sleep(POLL_INTERVAL);
         }

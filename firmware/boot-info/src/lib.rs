@@ -6,6 +6,13 @@
 //! guest-physical address of a [`BootInfo`]. Every address in this block is guest-physical and
 //! identity-mapped, so the kernel may read it directly before it replaces the page tables.
 //!
+//! The kernel ELF may be linked at virtual addresses other than its physical ones (Rampart's
+//! kernel runs in the upper half at `0xFFFF_FFFF_8000_0000 + physical`): besides the identity
+//! map, the boot page tables then map every page of each PT_LOAD segment at its `p_vaddr`
+//! (4 KiB pages, present + writable), and RIP is the virtual `e_entry`. Such virtual ranges must
+//! not overlap the identity map (below 4 GiB or the top of RAM). A kernel linked at its physical
+//! addresses sees no difference.
+//!
 //! Everything here is `repr(C)` plain data: no pointers, only physical addresses and counts, so
 //! the layout does not depend on which Rust target built either side.
 #![no_std]

@@ -1,7 +1,9 @@
 //! The guest boot area: BootInfo, boot GDT and TSS, identity-mapping page tables and boot stack
 //! in one page-aligned buffer, laid out per the entry contract (rampart-boot-info).
 //!
-//! Layout (page offsets): BootInfo | GDT + TSS | PML4 | PDPT | one PD per GiB | stack.
+//! Layout (page offsets): BootInfo | GDT + TSS | PML4 | PDPT | one PD per GiB | kernel tables |
+//! stack. The kernel tables map the kernel's PT_LOAD segments at their virtual addresses
+//! (`boot_area_kernel`), for a kernel linked in the upper half.
 
 use core::fmt;
 
@@ -18,6 +20,9 @@ pub const STACK_SIZE: u64 = 64 << 10;
 pub const MIN_IDENTITY_MAP: u64 = 4 * GIB;
 /// One PDPT maps 512 GiB; more guest RAM than that is not supported.
 pub const MAX_IDENTITY_MAP: u64 = 512 * GIB;
+/// Page-table pages reserved for the kernel's virtual mapping: a PDPT, a PD and page tables for
+/// up to 12 MiB of image (more than the kernel needs by far).
+pub const KERNEL_TABLE_PAGES: u64 = 8;
 /// Start of the high MMIO window (IOAPIC, HPET, LAPIC, flash) mapped uncacheable.
 pub const HIGH_MMIO_START: u64 = 0xFE00_0000;
 
@@ -58,6 +63,10 @@ pub enum BootAreaError {
     BufferTooSmall { needed: u64 },
     /// The physical base is not page aligned.
     Unaligned { base: u64 },
+    /// A kernel segment's virtual address collides with the identity map.
+    KernelMapConflict { vaddr: u64 },
+    /// The kernel segments need more than [`KERNEL_TABLE_PAGES`] page-table pages.
+    KernelTooLarge,
 }
 
 impl fmt::Display for BootAreaError {
@@ -66,6 +75,10 @@ impl fmt::Display for BootAreaError {
             Self::RamTooHigh { top } => write!(f, "guest RAM top {top:#x} above 512 GiB"),
             Self::BufferTooSmall { needed } => write!(f, "boot area needs {needed} bytes"),
             Self::Unaligned { base } => write!(f, "boot area base {base:#x} not page aligned"),
+            Self::KernelMapConflict { vaddr } => {
+                write!(f, "kernel vaddr {vaddr:#x} collides with the identity map")
+            }
+            Self::KernelTooLarge => f.write_str("kernel image too large to map at its vaddr"),
         }
     }
 }
@@ -80,6 +93,8 @@ pub struct Layout {
     pub pml4: u64,
     pub pdpt: u64,
     pub page_directories: u64,
+    /// [`KERNEL_TABLE_PAGES`] pages for mapping the kernel at its virtual addresses.
+    pub kernel_tables: u64,
     pub stack: u64,
     /// Total bytes (a multiple of the page size).
     pub size: u64,
@@ -100,7 +115,8 @@ impl Layout {
         let pml4 = gdt + PAGE_SIZE;
         let pdpt = pml4 + PAGE_SIZE;
         let page_directories = pdpt + PAGE_SIZE;
-        let stack = page_directories + (map_top / GIB) * PAGE_SIZE;
+        let kernel_tables = page_directories + (map_top / GIB) * PAGE_SIZE;
+        let stack = kernel_tables + KERNEL_TABLE_PAGES * PAGE_SIZE;
         let size = stack + STACK_SIZE;
         Ok(Self {
             map_top,
@@ -109,6 +125,7 @@ impl Layout {
             pml4,
             pdpt,
             page_directories,
+            kernel_tables,
             stack,
             size,
         })
@@ -212,7 +229,7 @@ pub const fn tss_descriptor(base: u64, limit: u32) -> [u64; 2] {
     [low, base >> 32]
 }
 
-fn write_u64(buffer: &mut [u8], offset: u64, value: u64) {
+pub(crate) fn write_u64(buffer: &mut [u8], offset: u64, value: u64) {
     let at = offset as usize;
     buffer[at..at + 8].copy_from_slice(&value.to_le_bytes());
 }

@@ -58,7 +58,11 @@ fn layout_sizes() {
     assert_eq!(small.map_top, 4 * GIB);
     assert_eq!(small.size % PAGE_SIZE, 0);
     assert_eq!(small.size, small.stack + STACK_SIZE);
-    assert_eq!(small.stack - small.page_directories, 4 * PAGE_SIZE);
+    assert_eq!(small.kernel_tables - small.page_directories, 4 * PAGE_SIZE);
+    assert_eq!(
+        small.stack - small.kernel_tables,
+        KERNEL_TABLE_PAGES * PAGE_SIZE
+    );
     let big = Layout::new(5 * GIB + 1).unwrap();
     assert_eq!(big.map_top, 6 * GIB);
     assert_eq!(Layout::new(512 * GIB).unwrap().map_top, 512 * GIB);

@@ -73,6 +73,9 @@ pub struct BootConfig {
     pub mode: BootMode,
     pub log: LogLevel,
     pub cmdline: CommandLine,
+    /// `gdb = on`: the hypervisor waits for a debugger on COM2 before the guest's first
+    /// instruction.
+    pub gdb: bool,
 }
 
 impl Default for BootConfig {
@@ -81,6 +84,7 @@ impl Default for BootConfig {
             mode: BootMode::Hypervisor,
             log: LogLevel::Info,
             cmdline: CommandLine::EMPTY,
+            gdb: false,
         }
     }
 }
@@ -91,16 +95,18 @@ pub enum Key {
     Mode,
     Log,
     Cmdline,
+    Gdb,
 }
 
 impl Key {
-    pub const ALL: [Key; 3] = [Key::Mode, Key::Log, Key::Cmdline];
+    pub const ALL: [Key; 4] = [Key::Mode, Key::Log, Key::Cmdline, Key::Gdb];
 
     pub const fn name(self) -> &'static str {
         match self {
             Self::Mode => "mode",
             Self::Log => "log",
             Self::Cmdline => "cmdline",
+            Self::Gdb => "gdb",
         }
     }
 
@@ -110,6 +116,7 @@ impl Key {
             Self::Mode => Some("hv, native"),
             Self::Log => Some("error, warn, info, debug, trace"),
             Self::Cmdline => None,
+            Self::Gdb => Some("on, off"),
         }
     }
 
@@ -243,6 +250,13 @@ fn apply<'a>(config: &mut BootConfig, key: Key, value: &'a str) -> Result<(), Co
         Key::Cmdline => {
             config.cmdline = CommandLine::new(value)
                 .ok_or(ConfigProblem::CmdlineTooLong { len: value.len() })?;
+        }
+        Key::Gdb => {
+            config.gdb = match value {
+                "on" => true,
+                "off" => false,
+                _ => return Err(bad),
+            }
         }
     }
     Ok(())

@@ -37,7 +37,7 @@ fn cmdline_may_contain_equals_and_be_empty() {
 fn unknown_key_names_the_line_and_the_known_keys() {
     assert_eq!(
         error_text(b"# c\nmode = hv\nmoed = native\n"),
-        "boot.cfg line 3: unknown key 'moed' (expected mode, log, cmdline)"
+        "boot.cfg line 3: unknown key 'moed' (expected mode, log, cmdline, gdb)"
     );
 }
 
@@ -109,4 +109,19 @@ fn random_bytes_never_panic() {
         }
         let _ = parse(&bytes).map_err(|error| error.to_string());
     }
+}
+
+#[test]
+fn gdb_is_off_by_default_and_takes_on_or_off() {
+    assert!(!parse(b"").unwrap().gdb);
+    assert!(parse(b"gdb = on").unwrap().gdb);
+    assert!(!parse(b"gdb=off\n").unwrap().gdb);
+    assert_eq!(
+        error_text(b"gdb = yes"),
+        "boot.cfg line 1: bad value 'yes' for gdb (expected on, off)"
+    );
+    assert_eq!(
+        error_text(b"gdb = on\ngdb = off"),
+        "boot.cfg line 2: duplicate key 'gdb' (first set on line 1)"
+    );
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod boot_area;
+pub mod boot_area_kernel;
 pub mod boot_info_encode;
 pub mod config;
 pub mod elf;

@@ -6,8 +6,8 @@ mod boot_info;
 use rampart_boot_info::BootMode;
 use rampart_hypervisor::policy::{self, KernelSegment, SegmentKind};
 use rampart_hypervisor::{GuestEntry, HandOff};
-use rampart_loader::boot_area;
 use rampart_loader::memory_map::{memory_type, Excluded};
+use rampart_loader::{boot_area, boot_area_kernel};
 use uefi::boot::MemoryType;
 
 use crate::arch::serial::COM1;
@@ -67,8 +67,21 @@ pub fn go(mut prepared: Prepared) -> ! {
         Ok(area) => area,
         Err(error) => fail::boot_error(&BootError::new("boot area", Problem::BootArea(error))),
     };
+    // The kernel may be linked in the upper half: map its segments at their virtual addresses
+    // too, and enter at the virtual e_entry (equal to the physical one for an identity-linked
+    // kernel).
+    let segments = prepared.kernel.segments();
+    if let Err(error) = boot_area_kernel::map_kernel(
+        prepared.boot_area.bytes_mut(),
+        base,
+        &prepared.layout,
+        &area,
+        segments,
+    ) {
+        fail::boot_error(&BootError::new("boot area", Problem::BootArea(error)));
+    }
     let guest = GuestEntry {
-        rip: prepared.kernel.entry_paddr,
+        rip: prepared.kernel.entry,
         rsp: area.stack_top,
         boot_info: area.boot_info,
         cr3: area.cr3,
@@ -87,6 +100,7 @@ pub fn go(mut prepared: Prepared) -> ! {
                 kernel_segments: kernel_segments(&prepared),
                 serial_port: COM1,
                 log_level: prepared.config.log as u8,
+                gdb: prepared.config.gdb,
             };
             // SAFETY: called once, after ExitBootServices; interrupts are off (the firmware
             // never enabled them after UEFI, and `start` owns the CPU from here); `reserved`

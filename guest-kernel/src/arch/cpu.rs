@@ -134,3 +134,28 @@ pub fn halt_forever() -> ! {
         halt();
     }
 }
+
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
+
+/// Runs `body` with maskable interrupts off, restoring the previous state afterwards (so a lock
+/// taken inside can never be wanted by an interrupt handler that interrupted its holder).
+pub fn without_interrupts<T>(body: impl FnOnce() -> T) -> T {
+    let flags: u64;
+    // SAFETY: reading RFLAGS through the stack has no effect beyond the push and pop.
+    unsafe { asm!("pushfq", "pop {}", out(reg) flags, options(nomem, preserves_flags)) };
+    disable_interrupts();
+    let result = body();
+    if flags & RFLAGS_IF != 0 {
+        // SAFETY: interrupts were on before, so the IDT was already installed then.
+        unsafe { enable_interrupts() };
+    }
+    result
+}
+
+/// Enables interrupts and halts until the next one, with no window in between (STI delays
+/// interrupts until after the next instruction), then returns with interrupts on.
+pub fn enable_and_halt() {
+    // SAFETY: the IDT is installed long before the idle loop, which is the only caller.
+    unsafe { asm!("sti", "hlt", options(nostack)) };
+}

@@ -10,9 +10,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 pub const KERNEL_CODE_SELECTOR: u16 = 0x08;
 pub const KERNEL_DATA_SELECTOR: u16 = 0x10;
-#[allow(dead_code)] // ring 3 (SYSRET) comes with the next milestone
 pub const USER_DATA_SELECTOR: u16 = 0x18 | 3;
-#[allow(dead_code)] // ring 3 (SYSRET) comes with the next milestone
 pub const USER_CODE_SELECTOR: u16 = 0x20 | 3;
 pub const TSS_SELECTOR: u16 = 0x28;
 
@@ -153,4 +151,11 @@ pub fn init() {
             options(preserves_flags)
         );
     }
+}
+
+/// Sets TSS.RSP0, the stack for interrupts and exceptions from ring 3.
+pub fn set_rsp0(top: u64) {
+    // SAFETY: one CPU with interrupts off (callers are the scheduler): the CPU reads RSP0 only
+    // when an interrupt arrives from ring 3, which cannot happen during this store.
+    unsafe { (*TABLES.tss.get()).privilege_stacks[0] = top };
 }

@@ -3,7 +3,11 @@
 use super::cpu;
 use crate::hv::Detection;
 use core::arch::asm;
-use rampart_hv_abi::{Hypercall, CPUID_LEAF_VENDOR};
+use core::sync::atomic::{AtomicBool, Ordering};
+use rampart_hv_abi::{Hypercall, CPUID_LEAF_VENDOR, EXIT_COUNT_TOTAL};
+
+/// Set once [`detect`] has found Rampart.
+static PRESENT: AtomicBool = AtomicBool::new(false);
 
 /// A hypercall number the ABI will never assign: used to check that unknown numbers fail
 /// cleanly with `NotSupported`.
@@ -20,12 +24,31 @@ pub fn detect() -> (Detection, Option<Rampart>) {
         (vendor.ebx, vendor.ecx, vendor.edx)
     });
     let handle = (detection == Detection::Rampart).then_some(Rampart(()));
+    PRESENT.store(handle.is_some(), Ordering::SeqCst);
     (detection, handle)
+}
+
+/// The hypercall handle, if [`detect`] found Rampart earlier.
+pub fn rampart() -> Option<Rampart> {
+    PRESENT.load(Ordering::SeqCst).then_some(Rampart(()))
 }
 
 impl Rampart {
     /// VMCALL with RAX = `number` and all argument registers zero; returns RAX.
     fn call(&self, number: u64) -> i64 {
+        self.call1(number, 0)
+    }
+
+    /// VMCALL with RAX = `number`, RDI = `argument` (not a pointer) and the other arguments
+    /// zero; returns RAX.
+    fn call1(&self, number: u64, argument: u64) -> i64 {
+        self.call3(number, argument, 0, 0)
+    }
+
+    /// VMCALL with RAX = `number` and RDI, RSI, RDX = `a`, `b`, `c` (guest-physical addresses,
+    /// lengths and offsets only: the hypervisor checks them, and writes no guest memory for
+    /// the numbers used here); returns RAX.
+    fn call3(&self, number: u64, a: u64, b: u64, c: u64) -> i64 {
         let result: u64;
         // SAFETY: Rampart is present (this handle exists), so VMCALL exits to it; the ABI
         // preserves every register except RAX. Only numbers without pointer arguments reach
@@ -34,7 +57,7 @@ impl Rampart {
             asm!(
                 "vmcall",
                 inout("rax") number => result,
-                in("rdi") 0u64, in("rsi") 0u64, in("rdx") 0u64, in("r10") 0u64,
+                in("rdi") a, in("rsi") b, in("rdx") c, in("r10") 0u64,
                 options(nostack)
             )
         };
@@ -49,6 +72,22 @@ impl Rampart {
     /// `Hypercall::LogExitStats`: the hypervisor prints its VM-exit counters.
     pub fn log_exit_stats(&self) -> i64 {
         self.call(Hypercall::LogExitStats as u64)
+    }
+
+    /// `Hypercall::ExitCount` for the total: VM exits so far, not counting these queries.
+    pub fn exit_count(&self) -> i64 {
+        self.call1(Hypercall::ExitCount as u64, EXIT_COUNT_TOTAL)
+    }
+
+    /// `Hypercall::GrantExecute`: the `length` bytes at guest-physical `gpa` become R-X in EPT
+    /// if they equal the initrd's bytes at `initrd_offset`. Returns 0 or the error.
+    pub fn grant_execute(&self, gpa: u64, length: u64, initrd_offset: u64) -> i64 {
+        self.call3(Hypercall::GrantExecute as u64, gpa, length, initrd_offset)
+    }
+
+    /// `Hypercall::RevokeExecute`: granted pages at `gpa` return to RW- (before reuse).
+    pub fn revoke_execute(&self, gpa: u64, length: u64) -> i64 {
+        self.call3(Hypercall::RevokeExecute as u64, gpa, length, 0)
     }
 
     /// A call with [`UNASSIGNED_NUMBER`]; the hypervisor must answer `NotSupported`.

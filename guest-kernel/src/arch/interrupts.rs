@@ -1,5 +1,6 @@
 //! Interrupt entry: 256 fixed-size stubs that build a `trap::InterruptFrame`, and the dispatcher
-//! they call. Exceptions are fatal for now: a register dump, the FAIL result line, halt.
+//! they call. An exception in ring 3 kills only that process; in ring 0 it is fatal: a register
+//! dump, the FAIL result line, halt.
 
 use super::{cpu, lapic};
 use crate::console::emergency_line;
@@ -65,11 +66,16 @@ extern "sysv64" fn interrupt_dispatch(frame: *mut InterruptFrame) {
     // SAFETY: the common stub passes the address of the frame it has just pushed; it stays
     // valid and unaliased until this function returns and the stub pops it.
     let frame = unsafe { &mut *frame };
+    let from_user = frame.cs & RING_MASK == RING_USER;
     match u8::try_from(frame.vector).unwrap_or(0) {
+        vector if vector < trap::EXCEPTION_COUNT && from_user && !is_machine_fault(vector) => {
+            crate::process::user_fault(frame, cpu::read_cr2())
+        }
         vector if vector < trap::EXCEPTION_COUNT => fatal_exception(frame),
         trap::VECTOR_TIMER => {
             crate::time::tick();
             lapic::end_of_interrupt();
+            crate::process::timer_tick(from_user);
         }
         // Spurious LAPIC interrupts and (masked) legacy-PIC spurious IRQs: no EOI.
         trap::VECTOR_SPURIOUS => {}
@@ -86,6 +92,18 @@ extern "sysv64" fn interrupt_dispatch(frame: *mut InterruptFrame) {
     }
 }
 
+/// The requested privilege level bits of a selector, and ring 3's value.
+const RING_MASK: u64 = 0b11;
+const RING_USER: u64 = 0b11;
+
+/// NMI, #DF and #MC are the machine's problem, not the interrupted process's.
+fn is_machine_fault(vector: u8) -> bool {
+    matches!(
+        vector,
+        trap::VECTOR_NMI | trap::VECTOR_DOUBLE_FAULT | trap::VECTOR_MACHINE_CHECK
+    )
+}
+
 /// Reports an exception over serial and stops the machine.
 fn fatal_exception(frame: &InterruptFrame) -> ! {
     let report = ExceptionReport {
@@ -96,6 +114,11 @@ fn fatal_exception(frame: &InterruptFrame) -> ! {
     report.write_lines(|line| emergency_line(true, line));
     emergency_line(false, format_args!("RAMPART-RESULT: FAIL kernel-exception"));
     cpu::halt_forever()
+}
+
+/// Disables maskable interrupts (the kernel runs with them off once processes exist).
+pub fn disable() {
+    cpu::disable_interrupts();
 }
 
 /// Enables maskable interrupts. Panics if the IDT is not installed yet.

@@ -30,7 +30,7 @@ pub const TIMER_DIVIDE_BY_16: u32 = 0b0011;
 /// this is 10 ms there; on other platforms the rate is only roughly right.
 pub const FALLBACK_COUNT_PER_10MS: u32 = 625_000;
 
-/// 0: not initialised; 1: x2APIC; else the xAPIC MMIO base address (identity mapped, UC).
+/// 0: not initialised; 1: x2APIC; else the xAPIC MMIO base address (through the direct map, UC).
 static MODE: AtomicU64 = AtomicU64::new(0);
 const MODE_X2APIC: u64 = 1;
 
@@ -39,7 +39,7 @@ fn read(register: u32) -> u32 {
         0 => 0,
         // SAFETY: x2APIC mode is on (IA32_APIC_BASE said so), so this x2APIC register MSR exists.
         MODE_X2APIC => unsafe { cpu::rdmsr(X2APIC_MSR_BASE + register / 16) as u32 },
-        // SAFETY: `base` is the xAPIC page from IA32_APIC_BASE, identity mapped uncacheable by
+        // SAFETY: `base` is the xAPIC page from IA32_APIC_BASE, mapped uncacheable in the direct map by
         // `arch::paging` (device window); `register` is one of the offsets above.
         base => unsafe { core::ptr::read_volatile((base + u64::from(register)) as *const u32) },
     }
@@ -78,7 +78,8 @@ pub fn init(spurious_vector: u8) -> ApicInfo {
     }
     let x2apic = apic_base & APIC_BASE_X2APIC != 0;
     let base = apic_base & APIC_BASE_ADDRESS;
-    MODE.store(if x2apic { MODE_X2APIC } else { base }, Ordering::Relaxed);
+    let mapped = crate::mm::layout::phys_to_virt(base);
+    MODE.store(if x2apic { MODE_X2APIC } else { mapped }, Ordering::Relaxed);
     write(TASK_PRIORITY, 0);
     write(SPURIOUS_VECTOR, SVR_ENABLE | u32::from(spurious_vector));
     ApicInfo { x2apic, base }

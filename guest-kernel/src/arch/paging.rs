@@ -1,8 +1,10 @@
-//! Loads the kernel's identity map (`mm::identity_map`) and turns on the paging protections:
-//! EFER.NXE, CR0.WP, and CR4.SMEP/SMAP where CPUID.7 reports them.
+//! Loads the kernel's own page tables (`mm::kernel_map`: upper-half image and direct map) and
+//! turns on the paging protections: EFER.NXE, CR0.WP, and CR4.SMEP/SMAP where CPUID.7 reports
+//! them.
 
 use super::cpu;
-use crate::mm::identity_map::{KernelImage, KernelPageTables, MapError, MapSummary};
+use crate::mm::kernel_map::{KernelImage, KernelPageTables, MapError, MapSummary};
+use crate::mm::layout::KERNEL_VIRT_OFFSET;
 use crate::mm::page_table;
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -38,6 +40,7 @@ pub fn kernel_image() -> KernelImage {
         text_end: (&raw const __text_end) as u64,
         rodata_end: (&raw const __rodata_end) as u64,
         data_end: (&raw const __kernel_end) as u64,
+        virt_offset: KERNEL_VIRT_OFFSET,
         guard_pages: super::entry::stack_guard_pages(),
     }
 }
@@ -90,11 +93,11 @@ pub fn init(regions: &[MemoryRegion]) -> Result<(MapSummary, Protections), MapEr
     let image = kernel_image();
     let summary = tables.build(&image, regions, protections.nxe)?;
     check_kernel_mapping(tables, &image);
-    // SAFETY: the new tables identity-map every address the kernel uses, as the firmware's did:
-    // all RAM and 0..4 GiB (the BootInfo, the kernel image with its stack and statics, the
-    // devices), with the kernel text executable; they live in a static, so they outlive their
-    // use. Only the stack guard pages and RAM above MAX_GIB lose their mapping.
-    unsafe { cpu::write_cr3(tables.root()) };
+    // SAFETY: the new tables map the kernel image at the addresses it runs at (text
+    // executable, its stack and statics writable), and physical memory in the direct map; they
+    // live in a static, so they outlive their use. The identity map goes away: the BootInfo was
+    // copied before, and every later physical access goes through the direct map.
+    unsafe { cpu::write_cr3(kernel_root()) };
 
     // SAFETY: CR0.WP only makes supervisor writes honour read-only pages; the only read-only
     // pages are kernel text and rodata, which the kernel never writes.
@@ -112,23 +115,51 @@ pub fn init(regions: &[MemoryRegion]) -> Result<(MapSummary, Protections), MapEr
         cr4 |= cpu::CR4_SMAP;
     }
     // SAFETY: SMEP and SMAP are set only where CPUID.7 reports them, and no page in the new
-    // tables is a user page, so neither can fault on anything the kernel does.
+    // tables is a user page; later user accesses go through `user_copy` (STAC/CLAC).
     unsafe { cpu::write_cr4(cr4) };
+    super::user_copy::set_smap(protections.smap);
     Ok((summary, protections))
+}
+
+/// Physical address of the kernel's PML4 (CR3 of the idle context).
+pub fn kernel_root() -> u64 {
+    TABLES.0.get() as u64 - KERNEL_VIRT_OFFSET
+}
+
+/// The kernel PML4's entries; the upper half is copied into every process's root.
+pub fn kernel_pml4_entries() -> [u64; crate::mm::page_table::ENTRIES] {
+    assert!(LOADED.load(Ordering::SeqCst));
+    // SAFETY: built once by `init` (checked loaded); later changes are only to lower-level
+    // tables, never to the PML4 itself, so reading it races with nothing.
+    unsafe { (*TABLES.0.get()).pml4().0 }
+}
+
+/// Loads `root` into CR3.
+///
+/// # Safety
+/// `root` must be the kernel root or a process root made by `mm::address_space::new_root`
+/// (sharing the kernel's upper half), alive until CR3 changes again.
+pub unsafe fn load_root(root: u64) {
+    if cpu::read_cr3() & page_table::ADDRESS_MASK != root {
+        // SAFETY: delegated to the caller: the kernel half is the same in every root.
+        unsafe { cpu::write_cr3(root) };
+    }
 }
 
 /// Checks the built tables before CR3 points at them: a mistake here would otherwise be a
 /// triple fault with no output.
 fn check_kernel_mapping(tables: &KernelPageTables, image: &KernelImage) {
-    let text = tables.leaf(image.text_start).unwrap_or(0);
+    let text = tables
+        .leaf(image.text_start, image.virt_offset)
+        .unwrap_or(0);
     assert!(
         text & page_table::PRESENT != 0
             && text & page_table::NO_EXECUTE == 0
-            && page_table::entry_address(text) == image.text_start,
+            && page_table::entry_address(text) == image.text_start - image.virt_offset,
         "kernel text not mapped executable: {text:#x}"
     );
     let data = tables
-        .leaf(image.data_end - page_table::PAGE_SIZE)
+        .leaf(image.data_end - page_table::PAGE_SIZE, image.virt_offset)
         .unwrap_or(0);
     assert!(
         data & page_table::WRITABLE != 0,

@@ -26,6 +26,8 @@ const FCR_ENABLE_CLEAR_14: u8 = 0xc7;
 const MCR_DTR_RTS: u8 = 0b11;
 /// LSR: transmit holding register empty.
 const LSR_THR_EMPTY: u8 = 1 << 5;
+/// LSR: a received byte is waiting.
+const LSR_DATA_READY: u8 = 1 << 0;
 /// 115200 baud from the 1.8432 MHz / 16 = 115200 Hz base clock.
 const DIVISOR_115200: u16 = 1;
 /// Polls of LSR before a byte is dropped: a missing or stuck UART must not hang the kernel.
@@ -56,6 +58,20 @@ impl Com1 {
     /// A handle to the UART as it is, without reprogramming it (for fatal-error paths).
     pub fn attach() -> Self {
         Self(())
+    }
+
+    /// A received byte, if one is waiting (polled; the UART's interrupts stay off).
+    pub fn read_byte(&mut self) -> Option<u8> {
+        // SAFETY: reading COM1's line status has no side effect; reading DATA when LSR says a
+        // byte is ready takes that byte, which only this console consumes.
+        unsafe {
+            (inb(COM1_BASE + LINE_STATUS) & LSR_DATA_READY != 0).then(|| inb(COM1_BASE + DATA))
+        }
+    }
+
+    /// Writes raw bytes.
+    pub fn write_bytes(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|&byte| self.write_byte(byte));
     }
 
     fn write_byte(&mut self, byte: u8) {

@@ -1,8 +1,14 @@
-//! Memory management. Pure: the page-table format, the kernel's identity map and the boot
-//! memory map summary; loading CR3 and the control bits is `arch::paging`.
+//! Memory management. Pure: the address-space layout, page-table format and walks, the
+//! kernel's own tables, the boot memory map and frame carving; touching memory and CR3 is
+//! `arch::paging` and `arch::phys`.
 
-pub mod identity_map;
+pub mod address_space;
+pub mod frames;
+pub mod heap;
+pub mod kernel_map;
 #[cfg(test)]
-mod identity_map_tests;
+mod kernel_map_tests;
+pub mod layout;
 pub mod memory_map;
 pub mod page_table;
+pub mod user_range;

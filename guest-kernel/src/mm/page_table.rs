@@ -15,7 +15,6 @@ pub const PRESENT: u64 = 1 << 0;
 /// Bit 1: writes allowed (enforced at CPL0 only with CR0.WP=1).
 pub const WRITABLE: u64 = 1 << 1;
 /// Bit 2: user-mode accesses allowed.
-#[allow(dead_code)] // no user pages yet
 pub const USER: u64 = 1 << 2;
 /// Bit 3: page-level write-through (PAT index bit 0).
 pub const WRITE_THROUGH: u64 = 1 << 3;

@@ -59,7 +59,19 @@ pub enum Hypercall {
     ReadAuditLog = 8,
     /// Returns the number of audit records so far.
     AuditCount = 9,
+    /// Returns the TSC cycles the hypervisor has spent handling VM exits so far (from exit
+    /// dispatch to resume, so the hardware's own entry/exit transitions are not included).
+    ExitCycles = 10,
+    /// Locks the descriptor tables: from now on LGDT, LIDT, LLDT and LTR raise #GP in the guest
+    /// and are audited, and the pages of the current GDT and IDT become read-only in EPT (with
+    /// RDI bit 0 set, the TSS's pages too). One-way. `NotSupported` where the CPU lacks
+    /// descriptor-table exiting.
+    LockDescriptorTables = 11,
 }
+
+/// `LockDescriptorTables` flag: also make the TSS read-only (only for kernels whose TSS never
+/// changes after boot, i.e. that do not switch RSP0 per thread).
+pub const LOCK_TSS: u64 = 1 << 0;
 
 impl Hypercall {
     /// Decodes RAX; `None` for numbers this version does not know.
@@ -75,6 +87,8 @@ impl Hypercall {
             7 => Self::LockSyscallMsrs,
             8 => Self::ReadAuditLog,
             9 => Self::AuditCount,
+            10 => Self::ExitCycles,
+            11 => Self::LockDescriptorTables,
             _ => return None,
         })
     }
@@ -117,6 +131,8 @@ pub enum Rule {
     MeasuredModule = 11,
     /// A range protected by `ProtectRange`.
     ProtectedRange = 12,
+    /// LGDT/LIDT/LLDT/LTR after `LockDescriptorTables` (invariant 6).
+    LockedDescriptorTable = 13,
 }
 
 impl Rule {
@@ -135,6 +151,7 @@ impl Rule {
             10 => UnmeasuredCode,
             11 => MeasuredModule,
             12 => ProtectedRange,
+            13 => LockedDescriptorTable,
             _ => return None,
         })
     }
@@ -155,6 +172,7 @@ impl Rule {
             UnmeasuredCode => "unmeasured-code",
             MeasuredModule => "measured-module",
             ProtectedRange => "protected-range",
+            LockedDescriptorTable => "locked-descriptor-table",
         }
     }
 }
@@ -244,7 +262,12 @@ mod tests {
         assert_eq!(Hypercall::from_raw(0), Some(Hypercall::Version));
         assert_eq!(Hypercall::from_raw(3), Some(Hypercall::ExitCount));
         assert_eq!(Hypercall::from_raw(9), Some(Hypercall::AuditCount));
-        assert_eq!(Hypercall::from_raw(10), None);
+        assert_eq!(Hypercall::from_raw(10), Some(Hypercall::ExitCycles));
+        assert_eq!(
+            Hypercall::from_raw(11),
+            Some(Hypercall::LockDescriptorTables)
+        );
+        assert_eq!(Hypercall::from_raw(12), None);
         assert_eq!(Hypercall::from_raw(u64::MAX), None);
     }
 

@@ -62,3 +62,9 @@ pub fn xgetbv0() -> u64 {
     }
     (u64::from(high) << 32) | u64::from(low)
 }
+
+/// Reads the time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects and is always available in 64-bit mode.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

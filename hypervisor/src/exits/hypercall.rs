@@ -32,6 +32,8 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         }
         Some(Hypercall::ReadAuditLog) => policy::read_audit_log(regs),
         Some(Hypercall::AuditCount) => crate::audit::LOG.lock().count(),
+        Some(Hypercall::ExitCycles) => state::STATS.cycles(),
+        Some(Hypercall::LockDescriptorTables) => super::descriptor_tables::lock(vmcs, regs.rdi),
         None => HypercallError::NotSupported as i64 as u64,
     };
     Resume::NextInstruction

@@ -3,6 +3,8 @@
 
 pub mod cpuid;
 pub mod cr_access;
+pub mod debug;
+pub mod descriptor_tables;
 pub mod hypercall;
 pub mod io;
 pub mod msr;
@@ -23,6 +25,8 @@ pub enum Resume {
     NextInstruction,
     /// Deliver this exception at the exiting instruction (it faults, as on bare metal).
     Inject(Exception),
+    /// Re-enter as the handler left the guest state (a debugger stop, or an event it set up).
+    Unchanged,
 }
 
 /// Exceptions the hypervisor injects (SDM Vol. 3A 7.3, Table 7-1).
@@ -62,6 +66,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
     // SAFETY: VM exits only happen after `boot` made the VMCS current, and it stays current.
     #[allow(unsafe_code)]
     let vmcs = unsafe { Vmcs::assume_current() };
+    let started = crate::arch::instructions::rdtsc();
     let reason_field = vmcs.get(ro::EXIT_REASON) as u32;
     let basic = exit_reason::basic(reason_field);
     state::STATS.record(basic);
@@ -81,13 +86,20 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
         }
         Some(ExitReason::EptViolation) => policy::ept_violation(&vmcs, regs),
         Some(ExitReason::Wrmsr) => msr::handle_write(&vmcs, regs),
-        Some(ExitReason::TripleFault) => stop::triple_fault(&vmcs, regs),
+        Some(ExitReason::GdtrIdtrAccess) => descriptor_tables::handle(&vmcs, regs, false),
+        Some(ExitReason::LdtrTrAccess) => descriptor_tables::handle(&vmcs, regs, true),
+        Some(ExitReason::TripleFault) => debug::triple_fault(&vmcs, regs),
+        Some(ExitReason::ExceptionOrNmi) => debug::exception(&vmcs, regs),
+        Some(ExitReason::MonitorTrapFlag) => debug::monitor_trap(&vmcs, regs),
+        Some(ExitReason::PreemptionTimer) => debug::preemption_timer(&vmcs, regs),
         _ => stop::unexpected(&vmcs, regs, basic),
     };
     match resume {
         Resume::NextInstruction => advance_rip(&vmcs),
         Resume::Inject(exception) => inject(&vmcs, exception),
+        Resume::Unchanged => {}
     }
+    state::STATS.add_cycles(crate::arch::instructions::rdtsc().wrapping_sub(started));
 }
 
 fn advance_rip(vmcs: &Vmcs) {

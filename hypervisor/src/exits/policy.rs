@@ -74,7 +74,7 @@ pub fn ept_violation(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
 }
 
 /// Flushes cached EPT translations after rights were removed (SDM Vol. 3C 29.4.3.3).
-fn flush() {
+pub fn flush() {
     let s = state::get();
     let kind = if s.caps.ept_has(ept_cap::INVEPT_SINGLE_CONTEXT) {
         InveptType::SingleContext
@@ -168,11 +168,11 @@ fn matches_initrd(initrd: u64, initrd_length: u64, offset: u64, gpa: u64, length
         return false;
     };
     let page_end = (gpa + length + 4095) & !4095;
-    // SAFETY: the policy checked every page of [gpa, page_end) is mapped write-back guest RAM
-    // outside the hypervisor, and [initrd + offset, initrd + end) lies in the measured initrd
-    // (RAM, read-only to the guest); both are identity-mapped in the host. The guest is not
-    // running while we read.
+    // The policy checked every page of [gpa, page_end) is write-back guest RAM outside the
+    // hypervisor, and [initrd + offset, initrd + end) lies in the measured (read-only) initrd.
     #[allow(unsafe_code)]
+    // SAFETY: both ranges are guest RAM (above), identity-mapped in the host; the guest is
+    // stopped while we read.
     let (code, measured, tail) = unsafe {
         (
             core::slice::from_raw_parts(gpa as *const u8, length as usize),

@@ -31,10 +31,10 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     if regs.rcx as u32 != 0 || guest_cpl(vmcs) != 0 || !valid_xcr0(value, supported) {
         return Resume::Inject(Exception::GeneralProtection);
     }
-    // SAFETY: `value` passed the architectural checks above, and the host runs with
-    // CR4.OSXSAVE as the firmware left it: the guest's XSETBV could only exit if the CPU has
-    // XSAVE, and the exit happens only when the guest's CR4.OSXSAVE is set.
+    // The guest's XSETBV exits only if the CPU has XSAVE, and then boot set the host's
+    // CR4.OSXSAVE (boot::enable_host_xsave).
     #[allow(unsafe_code)]
+    // SAFETY: `value` passed the architectural checks above and host CR4.OSXSAVE is set.
     unsafe {
         crate::arch::instructions::xsetbv0(value)
     };

@@ -145,7 +145,12 @@ impl Controls {
                     | ExitControls::SAVE_IA32_EFER
                     | ExitControls::LOAD_IA32_EFER)
                     .bits(),
-                optional: (ExitControls::SAVE_IA32_PAT | ExitControls::LOAD_IA32_PAT).bits(),
+                // Save debug controls: the guest's DR7 survives exits (the GDB stub's
+                // hardware breakpoints live there, SDM Vol. 3C 28.3.1).
+                optional: (ExitControls::SAVE_IA32_PAT
+                    | ExitControls::LOAD_IA32_PAT
+                    | ExitControls::SAVE_DEBUG_CONTROLS)
+                    .bits(),
                 forbidden: 0,
             },
             caps.exit,
@@ -154,7 +159,10 @@ impl Controls {
             ControlField::Entry,
             ControlRequest {
                 required: (EntryControls::IA32E_MODE_GUEST | EntryControls::LOAD_IA32_EFER).bits(),
-                optional: EntryControls::LOAD_IA32_PAT.bits(),
+                // Load debug controls: entry loads the guest's DR7 (27.3.2.1); without it
+                // the guest runs with the host's DR7.
+                optional: (EntryControls::LOAD_IA32_PAT | EntryControls::LOAD_DEBUG_CONTROLS)
+                    .bits(),
                 forbidden: EntryControls::ENTRY_TO_SMM.bits(),
             },
             caps.entry,

@@ -101,10 +101,10 @@ pub fn check() -> Result<(VmxCapabilities, Controls), VmxError> {
 /// Call once, at CPL0 with interrupts off, after [`check`] succeeded; `frames` must hand out
 /// identity-mapped hypervisor frames.
 pub unsafe fn enter(caps: &VmxCapabilities, frames: &mut FrameAllocator) -> Result<(), VmxError> {
-    // SAFETY: VMX exists (checked by `check`); at CPL0 these MSR and CR accesses are valid.
     // IA32_FEATURE_CONTROL is only written while unlocked (a locked MSR would #GP), setting the
     // lock and VMX-outside-SMX bits as VMXON requires (SDM 24.7); the CR0/CR4 values honour
     // the fixed bits (A.7, A.8), which only adds bits the running host already tolerates.
+    // SAFETY: VMX exists (`check`); at CPL0 these MSR and CR accesses are valid (above).
     unsafe {
         let feature_control = x86::msr::rdmsr(IA32_FEATURE_CONTROL);
         if feature_control & FEATURE_CONTROL_LOCK == 0 {

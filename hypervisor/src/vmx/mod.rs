@@ -5,6 +5,7 @@ pub mod controls;
 pub mod enable;
 pub mod exit_reason;
 pub mod instruction_error;
+pub mod instruction_info;
 pub mod msr;
 pub mod qualification;
 pub mod setup;

@@ -1,0 +1,335 @@
+//! The shell sessions the boot tests type into the guest console, and the checks on what came
+//! back. The replies are the contract with guest-user/ (sh and the programs) and guest-kernel/
+//! (the `killed:` lines, the init exit line). Checks are pure functions over the serial lines.
+
+use super::session::{Session, Step};
+
+const PROMPT: &str = "sh> ";
+/// What `run` prints when a foreground program ends.
+const EXITED: &str = " exited with code ";
+/// Spin lines per process (`spin NAME N`, ~50 ms of CPU work each).
+const SPIN_LAST: &str = "29";
+
+/// Which figures the machine can show: under Rampart the exit counts, natively `n/a`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    Native,
+    Hypervisor,
+}
+
+/// The shell session: every program, then `exit` (init exits 0, the kernel prints PASS).
+/// Each step waits for the program's exit line and the next prompt before the next is typed.
+pub const FULL: Session = Session {
+    steps: &[
+        Step {
+            label: "boot-to-prompt",
+            send: None,
+            expect: &[&["[kernel] ready"], &["[init] starting sh"], &[PROMPT]],
+        },
+        Step {
+            label: "hello",
+            send: Some("run hello"),
+            expect: &[&["[sh] hello exited with code"], &[PROMPT]],
+        },
+        Step {
+            label: "ps",
+            send: Some("ps"),
+            expect: &[&["PID PPID STATE TICKS NAME"], &[PROMPT]],
+        },
+        faulty("faulty-null", "run faulty null"),
+        faulty("faulty-gp", "run faulty gp"),
+        faulty("faulty-ud", "run faulty ud"),
+        faulty("faulty-div", "run faulty div"),
+        faulty("faulty-text", "run faulty text"),
+        Step {
+            label: "sleeper",
+            send: Some("run sleeper 500"),
+            expect: &[&["[sh] sleeper exited with code"], &[PROMPT]],
+        },
+        Step {
+            label: "badptr",
+            send: Some("run badptr"),
+            expect: &[&["[sh] badptr exited with code"], &[PROMPT]],
+        },
+        Step {
+            label: "sysloop",
+            send: Some("run sysloop"),
+            expect: &[&["[sh] sysloop exited with code"], &[PROMPT]],
+        },
+        Step {
+            label: "pingpong",
+            send: Some("run pingpong"),
+            expect: &[&["[sh] pingpong exited with code"], &[PROMPT]],
+        },
+        // Last before `exit`: the spins' output (and the kernel's lines about their exits) runs
+        // on while commands are typed, which would split the typed echo of a later command.
+        Step {
+            label: "spin-a",
+            send: Some("run spin A 30 &"),
+            expect: &[&["[sh] started spin as pid"], &[PROMPT]],
+        },
+        Step {
+            label: "spin-b",
+            send: Some("run spin B 30 &"),
+            expect: &[&["[sh] started spin as pid"], &[PROMPT]],
+        },
+        Step {
+            label: "spins-done",
+            send: None,
+            expect: &[&["A 29", "B 29"]],
+        },
+        Step {
+            label: "exit",
+            send: Some("exit"),
+            expect: &[&["[init] sh exited with code"]],
+        },
+    ],
+};
+
+/// For other boots that reach the shell: just leave it.
+pub const EXIT_ONLY: Session = Session {
+    steps: &[
+        Step {
+            label: "boot-to-prompt",
+            send: None,
+            expect: &[&["[init] starting sh"], &[PROMPT]],
+        },
+        Step {
+            label: "exit",
+            send: Some("exit"),
+            expect: &[&["[init] sh exited with code"]],
+        },
+    ],
+};
+
+const fn faulty(label: &'static str, send: &'static str) -> Step {
+    Step {
+        label,
+        send: Some(send),
+        expect: &[&["[sh] faulty exited with code"], &[PROMPT]],
+    }
+}
+
+/// The `killed:` description the kernel prints for each `faulty` mode.
+const FAULTS: [(&str, &str); 5] = [
+    ("null", "page fault (write to 0x0)"),
+    ("gp", "general protection fault"),
+    ("ud", "invalid opcode"),
+    ("div", "divide error"),
+    ("text", "page fault (write to 0x4"),
+];
+
+/// Checks the replies of a [`FULL`] session in `lines`; returns failures and figures.
+pub fn check_full(lines: &[String], flavour: Flavour) -> (Vec<String>, Vec<(String, u64)>) {
+    let mut failures = Vec::new();
+    let mut figures = Vec::new();
+    let mut fail = |text: String| failures.push(text);
+
+    let hello = section(lines, "run hello");
+    if !hello.iter().any(|l| l.contains("Hello from ring 3! pid=")) {
+        fail("run hello: no `Hello from ring 3! pid=...` line".into());
+    }
+    expect_exit(hello, "hello", 0, &mut fail);
+
+    match check_ps(section(lines, "ps")) {
+        Ok(rows) => figures.push(("ps_rows".into(), rows)),
+        Err(err) => fail(err),
+    }
+
+    match spin_switches(lines) {
+        Ok(switches) => figures.push(("spin_switches".into(), switches)),
+        Err(err) => fail(err),
+    }
+
+    for (mode, what) in FAULTS {
+        let command = format!("run faulty {mode}");
+        let part = section(lines, &command);
+        let killed = format!("(faulty) killed: {what}");
+        if !part
+            .iter()
+            .any(|l| l.contains("[kernel] pid ") && l.contains(&killed))
+        {
+            fail(format!("{command}: no `[kernel] pid N {killed}...` line"));
+        }
+        if part.iter().any(|l| l.contains("faulty: survived")) {
+            fail(format!("{command}: the program survived its fault"));
+        }
+        expect_exit(part, "faulty", -11, &mut fail);
+    }
+
+    let sleeper = section(lines, "run sleeper 500");
+    match value_after(sleeper, "sleeper: slept ") {
+        Some(ms) if (500..1500).contains(&ms) => figures.push(("sleeper_ms".into(), ms as u64)),
+        Some(ms) => fail(format!("run sleeper 500: slept {ms} ms, want 500..1500")),
+        None => fail("run sleeper 500: no `sleeper: slept N ms` line".into()),
+    }
+    expect_exit(sleeper, "sleeper", 0, &mut fail);
+
+    let badptr = section(lines, "run badptr");
+    match value_after(badptr, "badptr: all ") {
+        Some(cases) if cases > 0 => figures.push(("badptr_cases".into(), cases as u64)),
+        _ => {
+            let bad: Vec<&str> = badptr
+                .iter()
+                .filter(|l| l.contains("expected") || l.contains("failed"))
+                .map(String::as_str)
+                .collect();
+            fail(format!(
+                "run badptr: no `badptr: all N cases ok` line; {}",
+                bad.join("; ")
+            ));
+        }
+    }
+    expect_exit(badptr, "badptr", 0, &mut fail);
+
+    for (program, what) in [("sysloop", "syscalls"), ("pingpong", "yields")] {
+        let part = section(lines, &format!("run {program}"));
+        match check_exit_delta(part, program, what, flavour) {
+            Ok(Some((before, delta))) => {
+                figures.push((format!("{program}_exits_before"), before));
+                figures.push((format!("{program}_delta"), delta));
+            }
+            Ok(None) => {}
+            Err(err) => fail(err),
+        }
+        expect_exit(part, program, 0, &mut fail);
+    }
+
+    if !lines
+        .iter()
+        .any(|l| l.contains("[init] sh exited with code 0"))
+    {
+        fail("exit: no `[init] sh exited with code 0` line".into());
+    }
+    (failures, figures)
+}
+
+/// The lines a command produced: after the prompt line that typed it, up to the next prompt.
+pub fn section<'a>(lines: &'a [String], command: &str) -> &'a [String] {
+    let typed = format!("{PROMPT}{command}");
+    let Some(start) = lines.iter().position(|l| l.trim_end() == typed) else {
+        return &[];
+    };
+    let rest = &lines[start + 1..];
+    let end = rest
+        .iter()
+        .position(|l| l.starts_with(PROMPT))
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+fn expect_exit(part: &[String], program: &str, code: i64, fail: &mut impl FnMut(String)) {
+    let want = format!("[sh] {program}{EXITED}{code}");
+    if !part.iter().any(|l| l.trim_end().ends_with(&want)) {
+        let got = part
+            .iter()
+            .find(|l| l.contains(&format!("[sh] {program}{EXITED}")))
+            .map_or("no exit line".to_string(), |l| format!("`{l}`"));
+        fail(format!("run {program}: want `{want}`, got {got}"));
+    }
+}
+
+/// The integer right after `prefix` on the first line containing it.
+fn value_after(lines: &[String], prefix: &str) -> Option<i64> {
+    lines.iter().find_map(|l| {
+        let rest = &l[l.find(prefix)? + prefix.len()..];
+        let digits: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '-')
+            .collect();
+        digits.parse().ok()
+    })
+}
+
+/// The header and the `init` (pid 1) and `sh` rows; returns the number of rows.
+fn check_ps(part: &[String]) -> Result<u64, String> {
+    let header = part
+        .iter()
+        .position(|l| l.trim() == "PID PPID STATE TICKS NAME")
+        .ok_or("ps: no `PID PPID STATE TICKS NAME` header")?;
+    let rows: Vec<Vec<&str>> = part[header + 1..]
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|w| w.len() == 5 && w[0].parse::<u64>().is_ok())
+        .collect();
+    if !rows.iter().any(|w| w[0] == "1" && w[4] == "init") {
+        return Err("ps: no row `1 ... init`".into());
+    }
+    if !rows.iter().any(|w| w[4] == "sh" && w[1] == "1") {
+        return Err("ps: no `sh` row with parent 1".into());
+    }
+    Ok(rows.len() as u64)
+}
+
+/// How often the output switched between the A and B spins: at least 2 (A..B..A) proves that
+/// neither ran to its end alone.
+pub fn spin_switches(lines: &[String]) -> Result<u64, String> {
+    let labels: Vec<char> = lines
+        .iter()
+        .filter_map(|l| spin_label(l.trim_start_matches(PROMPT).trim()))
+        .collect();
+    for (name, last) in [('A', SPIN_LAST), ('B', SPIN_LAST)] {
+        let done = format!("{name} {last}");
+        if !lines
+            .iter()
+            .any(|l| l.trim_start_matches(PROMPT).trim() == done)
+        {
+            return Err(format!("spin: no `{done}` line"));
+        }
+    }
+    let switches = labels.windows(2).filter(|w| w[0] != w[1]).count() as u64;
+    if switches < 2 {
+        let order: String = labels.iter().collect();
+        return Err(format!(
+            "spin: A and B did not interleave (order {order}): no preemption seen"
+        ));
+    }
+    Ok(switches)
+}
+
+fn spin_label(line: &str) -> Option<char> {
+    let (name, number) = line.split_once(' ')?;
+    let label = match name {
+        "A" => 'A',
+        "B" => 'B',
+        _ => return None,
+    };
+    number.parse::<u32>().ok().map(|_| label)
+}
+
+/// `PROGRAM: N WHAT, exits before=B after=A delta=D` (hv: D must be 0) or `... exits n/a` (native).
+fn check_exit_delta(
+    part: &[String],
+    program: &str,
+    what: &str,
+    flavour: Flavour,
+) -> Result<Option<(u64, u64)>, String> {
+    let prefix = format!("{program}: ");
+    let line = part
+        .iter()
+        .find(|l| l.contains(&prefix) && l.contains(what))
+        .ok_or_else(|| format!("run {program}: no `{prefix}... {what}, exits ...` line"))?;
+    match flavour {
+        Flavour::Native if line.contains("exits n/a (no hypervisor)") => Ok(None),
+        Flavour::Native => Err(format!(
+            "run {program}: natively want `exits n/a`, got `{line}`"
+        )),
+        Flavour::Hypervisor => {
+            let counts = line
+                .split_once("exits ")
+                .and_then(|(_, rest)| super::expect::parse_counts(rest))
+                .ok_or_else(|| format!("run {program}: cannot parse `{line}`"))?;
+            let get = |key: &str| counts.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+            match (get("before"), get("delta")) {
+                (Some(before), Some(0)) => Ok(Some((before, 0))),
+                _ => Err(format!(
+                    "run {program}: want `delta=0` (no VM exits), got `{line}`"
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "shell_tests.rs"]
+mod tests;

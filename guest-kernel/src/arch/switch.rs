@@ -1,0 +1,99 @@
+//! Context switches between kernel stacks, and the first entry of a process into ring 3.
+//!
+//! A suspended context is its kernel RSP; the stack holds RBX, RBP, R12-R15 and the return
+//! address (System V callee-saved state). A new process's stack is prepared so that the first
+//! switch to it "returns" into `enter_user`, which pops RDI, RSI and an IRETQ frame.
+
+use super::gdt;
+use core::arch::global_asm;
+
+/// RFLAGS.IF, plus the always-one bit 1.
+const USER_RFLAGS: u64 = (1 << 9) | (1 << 1);
+
+global_asm!(
+    ".section .text",
+    ".global switch_context",
+    // rdi = where to save the current RSP, rsi = the RSP to resume.
+    "switch_context:",
+    "    push rbx",
+    "push rbp",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    "    mov [rdi], rsp",
+    "    mov rsp, rsi",
+    "    pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbp",
+    "pop rbx",
+    "    ret",
+    "enter_user:",
+    "    pop rdi",
+    "    pop rsi",
+    "    xor eax, eax",
+    "xor ebx, ebx",
+    "xor ecx, ecx",
+    "xor edx, edx",
+    "xor ebp, ebp",
+    "    xor r8d, r8d",
+    "xor r9d, r9d",
+    "xor r10d, r10d",
+    "xor r11d, r11d",
+    "    xor r12d, r12d",
+    "xor r13d, r13d",
+    "xor r14d, r14d",
+    "xor r15d, r15d",
+    "    iretq",
+    ".global __enter_user",
+    ".set __enter_user, enter_user",
+);
+
+extern "C" {
+    fn switch_context(save: *mut u64, resume: u64);
+    static __enter_user: u8;
+}
+
+/// Words `prepare_user_stack` pushes.
+const INITIAL_WORDS: usize = 6 + 1 + 2 + 5;
+
+/// Prepares the kernel stack whose top is `stack_top` (mapped, writable, at least a page) for a
+/// first switch that enters ring 3 at `rip` with `rsp`, RDI = `rdi`, RSI = `rsi`, IF=1.
+/// Returns the RSP to resume.
+pub fn prepare_user_stack(stack_top: u64, rip: u64, rsp: u64, rdi: u64, rsi: u64) -> u64 {
+    let enter = (&raw const __enter_user) as u64;
+    let words: [u64; INITIAL_WORDS] = [
+        0,
+        0,
+        0,
+        0,
+        0,
+        0, // r15 r14 r13 r12 rbp rbx
+        enter,
+        rdi,
+        rsi,
+        rip,
+        u64::from(gdt::USER_CODE_SELECTOR),
+        USER_RFLAGS,
+        rsp,
+        u64::from(gdt::USER_DATA_SELECTOR),
+    ];
+    let bottom = stack_top - (INITIAL_WORDS * 8) as u64;
+    // SAFETY: the caller passes the top of a fresh kernel stack it mapped writable and nothing
+    // else uses yet; the words fit in its first page.
+    unsafe { core::ptr::copy_nonoverlapping(words.as_ptr(), bottom as *mut u64, INITIAL_WORDS) };
+    bottom
+}
+
+/// Saves the current context to `*save` and resumes the one at `resume`.
+///
+/// # Safety
+/// Interrupts must be off; `save` must stay valid until the context is resumed; `resume` must be
+/// an RSP saved by this function (or made by `prepare_user_stack`) on a stack mapped in the
+/// loaded address space, not in use by anything else.
+pub unsafe fn switch(save: *mut u64, resume: u64) {
+    // SAFETY: delegated to the caller.
+    unsafe { switch_context(save, resume) };
+}

@@ -1,0 +1,38 @@
+//! The kernel command line (BootInfo): space-separated `key=value` options. Known: `hz=N`, the
+//! timer frequency (100-1000, default 100).
+
+/// Timer frequency without `hz=`.
+pub const DEFAULT_HZ: u64 = 100;
+/// Allowed timer frequencies.
+pub const HZ_RANGE: core::ops::RangeInclusive<u64> = 100..=1000;
+
+/// The timer frequency asked for on `line`; `Err(text)` for a bad or out-of-range value.
+pub fn hz(line: &str) -> Result<u64, &str> {
+    match line
+        .split_ascii_whitespace()
+        .rev()
+        .filter_map(|w| w.strip_prefix("hz="))
+        .next()
+    {
+        None => Ok(DEFAULT_HZ),
+        Some(text) => text
+            .parse()
+            .ok()
+            .filter(|hz| HZ_RANGE.contains(hz))
+            .ok_or(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hz_is_parsed_and_checked() {
+        assert_eq!(hz(""), Ok(100));
+        assert_eq!(hz("log=debug hz=250"), Ok(250));
+        assert_eq!(hz("hz=1000"), Ok(1000));
+        assert_eq!(hz("hz=5000"), Err("5000"));
+        assert_eq!(hz("hz=abc"), Err("abc"));
+    }
+}

@@ -1,0 +1,3 @@
+//! Program loading: ELF validation (pure) here; mapping into an address space in `process`.
+
+pub mod elf;

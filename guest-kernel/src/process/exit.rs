@@ -1,0 +1,165 @@
+//! The end of processes: exit, kill, faults in ring 3, and waiting for children. When init
+//! (pid 1) ends, the kernel prints the result line and stops.
+
+use super::schedule::{block_current, remove, schedule};
+use super::{Blocked, Table, ANY_CHILD, IDLE, TABLE};
+use crate::arch::paging;
+use crate::arch::phys::{self, Frames};
+use crate::console::kprintln;
+use crate::mm::address_space;
+use crate::trap::{InterruptFrame, UserFault};
+use rampart_kernel_abi::syscall::{Errno, EXIT_FAULTED, EXIT_KILLED, STATE_WAITING, STATE_ZOMBIE};
+
+/// The init process: its exit ends the run.
+pub const INIT: u64 = 1;
+
+/// Marks `pid` dead with `code`, detaches it from every queue, wakes a waiting parent and
+/// orphans its children. Returns its address-space root (to destroy; 0 if none).
+fn terminate(table: &mut Table, pid: u64, code: i64) -> u64 {
+    table.ready.remove(pid);
+    table.sleep.remove(pid);
+    let Some(process) = table.processes.get_mut(&pid) else {
+        return 0;
+    };
+    process.state = STATE_ZOMBIE;
+    process.blocked = None;
+    process.exit_code = code;
+    let parent = process.parent;
+    let root = core::mem::take(&mut process.root);
+    let orphans: alloc::vec::Vec<u64> = table
+        .processes
+        .values_mut()
+        .filter(|p| p.parent == pid && p.pid != IDLE)
+        .map(|p| {
+            p.parent = IDLE;
+            p.pid
+        })
+        .collect();
+    for orphan in orphans {
+        if table.processes[&orphan].state == STATE_ZOMBIE {
+            table.dead.push(orphan);
+        }
+    }
+    match table.processes.get(&parent).map(|p| p.blocked) {
+        Some(Some(Blocked::Child(wanted))) if wanted == pid || wanted == ANY_CHILD => {
+            table.wake(parent)
+        }
+        Some(_) if parent != IDLE => {}
+        _ => table.dead.push(pid),
+    }
+    root
+}
+
+/// Frees an address space and logs the frame counts.
+fn release(pid: u64, name: &str, code: i64, root: u64) {
+    if root == 0 {
+        return;
+    }
+    let before = phys::free_frames();
+    let freed = address_space::destroy(&mut Frames, root);
+    kprintln!(
+        "pid {pid} ({name}) exited with code {code}: {freed} frames freed, free frames {before} -> {}",
+        phys::free_frames()
+    );
+}
+
+/// Ends the current process with `code`; never returns.
+pub fn exit_current(code: i64) -> ! {
+    let (pid, name, root) = {
+        let mut table = TABLE.lock();
+        let pid = table.current;
+        let name = table.current().name;
+        (pid, name, terminate(&mut table, pid, code))
+    };
+    #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
+    // SAFETY: the kernel root maps everything the kernel uses; the process root is freed below,
+    // so CR3 must leave it first.
+    unsafe {
+        paging::load_root(paging::kernel_root())
+    };
+    let name = core::str::from_utf8(&name)
+        .unwrap_or("?")
+        .trim_end_matches('\0');
+    release(pid, name, code, root);
+    if pid == INIT {
+        crate::boot::finish(code);
+    }
+    schedule();
+    unreachable!("a dead process was resumed");
+}
+
+/// `kill(pid)`: ends `pid` with EXIT_KILLED.
+pub fn kill(pid: u64) -> Result<u64, Errno> {
+    let (root, name) = {
+        let mut table = TABLE.lock();
+        if pid == table.current {
+            drop(table);
+            exit_current(EXIT_KILLED);
+        }
+        match table.processes.get(&pid) {
+            Some(p) if pid != IDLE && p.state != STATE_ZOMBIE => {}
+            _ => return Err(Errno::NoProcess),
+        }
+        let name = table.processes[&pid].name;
+        (terminate(&mut table, pid, EXIT_KILLED), name)
+    };
+    let name = core::str::from_utf8(&name)
+        .unwrap_or("?")
+        .trim_end_matches('\0');
+    release(pid, name, EXIT_KILLED, root);
+    if pid == INIT {
+        crate::boot::finish(EXIT_KILLED);
+    }
+    Ok(0)
+}
+
+/// A CPU exception in ring 3: report it and end the process with EXIT_FAULTED.
+pub fn user_fault(frame: &InterruptFrame, cr2: u64) -> ! {
+    let (pid, name) = {
+        let mut table = TABLE.lock();
+        (table.current, table.current().name)
+    };
+    let name = core::str::from_utf8(&name)
+        .unwrap_or("?")
+        .trim_end_matches('\0');
+    let what = UserFault {
+        vector: frame.vector,
+        error_code: frame.error_code,
+        cr2,
+    };
+    kprintln!("pid {pid} ({name}) killed: {what} at rip={:#x}", frame.rip);
+    exit_current(EXIT_FAULTED)
+}
+
+/// `wait(pid)`: blocks until child `pid` (or any child) has exited; returns (pid, code).
+pub fn wait(pid: u64) -> Result<(u64, i64), Errno> {
+    loop {
+        {
+            let mut table = TABLE.lock();
+            let me = table.current;
+            if pid != ANY_CHILD {
+                match table.processes.get(&pid) {
+                    None => return Err(Errno::NoProcess),
+                    Some(p) if p.parent != me || pid == IDLE => return Err(Errno::NoChild),
+                    Some(_) => {}
+                }
+            }
+            let mut children = table
+                .processes
+                .values()
+                .filter(|p| p.parent == me && p.pid != IDLE && (pid == ANY_CHILD || p.pid == pid));
+            let Some(first) = children.next() else {
+                return Err(Errno::NoChild);
+            };
+            let zombie = core::iter::once(first)
+                .chain(children)
+                .find(|p| p.state == STATE_ZOMBIE)
+                .map(|p| (p.pid, p.exit_code));
+            if let Some((child, code)) = zombie {
+                remove(&mut table, child);
+                return Ok((child, code));
+            }
+        }
+        block_current(STATE_WAITING, Some(Blocked::Child(pid)), None);
+    }
+}

@@ -1,0 +1,124 @@
+//! Processes: the table, scheduling (`schedule`), program loading (`spawn`) and the end of a
+//! process (`exit`). The kernel is not preemptible: it runs with interrupts off except in the
+//! idle loop, so the table lock is never contended; it is always released before a switch.
+
+mod exit;
+mod schedule;
+mod spawn;
+
+pub use exit::{exit_current, kill, user_fault, wait};
+pub use schedule::{block_current, idle_loop, init, schedule, timer_tick};
+pub use spawn::{set_initrd, spawn};
+
+use crate::sched::queue::{Pid, ReadyQueue, SleepQueue};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use rampart_kernel_abi::syscall::{ProcessInfo, MAX_NAME};
+use spin::Mutex;
+
+/// The idle task's pid (the boot context; never in the ready queue).
+pub const IDLE: Pid = 0;
+/// `wait` for any child.
+pub const ANY_CHILD: u64 = u64::MAX;
+
+/// What a blocked process waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blocked {
+    Child(u64),
+    Console,
+}
+
+pub struct Process {
+    pub pid: Pid,
+    pub parent: Pid,
+    pub name: [u8; MAX_NAME],
+    /// `STATE_*` of the ABI.
+    pub state: u32,
+    pub blocked: Option<Blocked>,
+    /// CR3: the process's PML4 (physical); 0 once its address space is freed.
+    pub root: u64,
+    /// Kernel stack slot (`mm::layout::kernel_stack_bottom`) and its top.
+    pub stack_slot: Option<u64>,
+    pub kernel_top: u64,
+    /// The kernel RSP while switched out.
+    pub saved_rsp: u64,
+    pub brk_start: u64,
+    pub brk: u64,
+    pub exit_code: i64,
+    pub ticks: u64,
+}
+
+impl Process {
+    pub fn info(&self) -> ProcessInfo {
+        ProcessInfo {
+            pid: self.pid,
+            parent: self.parent,
+            state: self.state,
+            _reserved: 0,
+            ticks: self.ticks,
+            name: self.name,
+        }
+    }
+}
+
+pub struct Table {
+    pub processes: BTreeMap<Pid, Box<Process>>,
+    pub current: Pid,
+    pub ready: ReadyQueue,
+    pub sleep: SleepQueue,
+    pub next_pid: Pid,
+    pub free_stack_slots: Vec<u64>,
+    pub next_stack_slot: u64,
+    /// Dead processes to remove once the CPU is off their kernel stack.
+    pub dead: Vec<Pid>,
+}
+
+pub static TABLE: Mutex<Table> = Mutex::new(Table {
+    processes: BTreeMap::new(),
+    current: IDLE,
+    ready: ReadyQueue::new(),
+    sleep: SleepQueue::new(),
+    next_pid: 1,
+    free_stack_slots: Vec::new(),
+    next_stack_slot: 0,
+    dead: Vec::new(),
+});
+
+impl Table {
+    pub fn current(&mut self) -> &mut Process {
+        let pid = self.current;
+        self.processes
+            .get_mut(&pid)
+            .expect("current process is in the table")
+    }
+
+    /// Makes `pid` runnable.
+    pub fn wake(&mut self, pid: Pid) {
+        if let Some(process) = self.processes.get_mut(&pid) {
+            process.state = rampart_kernel_abi::syscall::STATE_READY;
+            process.blocked = None;
+            self.ready.push(pid);
+        }
+    }
+}
+
+/// The current process's pid.
+pub fn current_pid() -> Pid {
+    TABLE.lock().current
+}
+
+/// The current process's address space root.
+pub fn current_root() -> u64 {
+    TABLE.lock().current().root
+}
+
+/// Fills `out` with process records (the idle task excluded); returns how many.
+pub fn list(out: &mut [ProcessInfo]) -> usize {
+    let table = TABLE.lock();
+    let rows = table.processes.values().filter(|p| p.pid != IDLE);
+    out.iter_mut()
+        .zip(rows)
+        .map(|(slot, p)| *slot = p.info())
+        .count()
+}

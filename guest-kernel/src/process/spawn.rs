@@ -1,0 +1,199 @@
+//! Creating a process from an initrd program: address space, segments, user stack with the
+//! argument string, kernel stack, and the first entry into ring 3.
+
+use super::schedule::map_kernel_stack;
+use super::{Process, TABLE};
+use crate::arch::phys::{self, Frames};
+use crate::arch::{hypercall, paging, switch};
+use crate::console::kprintln;
+use crate::loader::elf::{self, Program};
+use crate::mm::address_space::{self, OutOfMemory, PhysMemory};
+use crate::mm::layout::{USER_STACK_SIZE, USER_STACK_TOP};
+use crate::mm::page_table::{self, NO_EXECUTE, PAGE_SIZE, PRESENT, USER, WRITABLE};
+use alloc::boxed::Box;
+use rampart_kernel_abi::initrd::Initrd;
+use rampart_kernel_abi::syscall::{Errno, MAX_NAME, STATE_READY};
+
+/// The initrd's bytes, if the firmware passed one.
+static INITRD: spin::Once<&'static [u8]> = spin::Once::new();
+
+/// Records the initrd (called once at boot).
+pub fn set_initrd(bytes: &'static [u8]) {
+    INITRD.call_once(|| bytes);
+}
+
+/// Starts program `name` from the initrd with argument string `args`, as a child of `parent`.
+pub fn spawn(name: &str, args: &[u8], parent: u64) -> Result<u64, Errno> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(Errno::NoEntry);
+    }
+    let bytes = INITRD.get().copied().unwrap_or(&[]);
+    let archive = Initrd::parse(bytes).map_err(|_| Errno::NoEntry)?;
+    let file = archive.find(name).ok_or(Errno::NoEntry)?;
+    let program = elf::parse(file.data)?;
+
+    let mut frames = Frames;
+    let root = address_space::new_root(&mut frames, &paging::kernel_pml4_entries())
+        .ok_or(Errno::NoMemory)?;
+    let source = Source {
+        archive: bytes,
+        file_offset: file.offset as u64,
+        file: file.data,
+    };
+    let args_address = match load(&mut frames, root, &program, &source, args) {
+        Ok(address) => address,
+        Err(OutOfMemory) => {
+            address_space::destroy(&mut frames, root);
+            return Err(Errno::NoMemory);
+        }
+    };
+    if let Err(errno) = grant_text(&frames, root, &program, &source) {
+        address_space::destroy(&mut frames, root);
+        return Err(errno);
+    }
+
+    let mut table = TABLE.lock();
+    let slot = match table.free_stack_slots.pop() {
+        Some(slot) => slot,
+        None => {
+            table.next_stack_slot += 1;
+            table.next_stack_slot - 1
+        }
+    };
+    let Some(kernel_top) = map_kernel_stack(slot) else {
+        table.free_stack_slots.push(slot);
+        address_space::destroy(&mut frames, root);
+        return Err(Errno::NoMemory);
+    };
+    let rsp = args_address & !0xf;
+    let saved_rsp = switch::prepare_user_stack(
+        kernel_top,
+        program.entry,
+        rsp,
+        args_address,
+        args.len() as u64,
+    );
+    let pid = table.next_pid;
+    table.next_pid += 1;
+    let mut process_name = [0; MAX_NAME];
+    process_name[..name.len()].copy_from_slice(name.as_bytes());
+    let brk = program.brk_start();
+    table.processes.insert(
+        pid,
+        Box::new(Process {
+            pid,
+            parent,
+            name: process_name,
+            state: STATE_READY,
+            blocked: None,
+            root,
+            stack_slot: Some(slot),
+            kernel_top,
+            saved_rsp,
+            brk_start: brk,
+            brk,
+            exit_code: 0,
+            ticks: 0,
+        }),
+    );
+    table.ready.push(pid);
+    Ok(pid)
+}
+
+/// Where a program comes from: the initrd archive and the file's place in it.
+struct Source<'a> {
+    archive: &'a [u8],
+    file_offset: u64,
+    file: &'a [u8],
+}
+
+/// Under Rampart, user pages are not executable in EPT until the hypervisor has checked that
+/// they hold the measured initrd bytes (`GrantExecute`; DESIGN.md invariant 3). Text pages are
+/// whole-page copies of the initrd for exactly that reason (see `load`).
+fn grant_text(frames: &Frames, root: u64, program: &Program, source: &Source) -> Result<(), Errno> {
+    let Some(rampart) = hypercall::rampart() else {
+        return Ok(());
+    };
+    for segment in program.segments().iter().filter(|s| s.executable) {
+        for page in address_space::pages(segment.vaddr, segment.vaddr + segment.memsz) {
+            let entry = address_space::leaf(frames, root, page).ok_or(Errno::NoMemory)?;
+            let offset = source.file_offset + text_page_offset(segment, page);
+            let result = rampart.grant_execute(page_table::entry_address(entry), PAGE_SIZE, offset);
+            if result != 0 {
+                kprintln!(
+                    "GrantExecute of {page:#x} (initrd offset {offset:#x}) refused: {result}"
+                );
+                return Err(Errno::NotExecutable);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// File offset of the page-aligned file page that `page` of executable `segment` maps (the
+/// ELF guarantees `vaddr ≡ offset` modulo the page size).
+fn text_page_offset(segment: &elf::Segment, page: u64) -> u64 {
+    (segment.offset & !(PAGE_SIZE - 1)) + (page - (segment.vaddr & !(PAGE_SIZE - 1)))
+}
+
+/// Maps the segments and the stack; returns the user address of the argument string.
+fn load(
+    frames: &mut Frames,
+    root: u64,
+    program: &Program,
+    source: &Source,
+    args: &[u8],
+) -> Result<u64, OutOfMemory> {
+    let file = source.file;
+    for segment in program.segments() {
+        let mut flags = PRESENT | USER;
+        if segment.writable {
+            flags |= WRITABLE;
+        }
+        if !segment.executable {
+            flags |= NO_EXECUTE;
+        }
+        let data_end = segment.vaddr + segment.filesz;
+        for page in address_space::pages(segment.vaddr, segment.vaddr + segment.memsz) {
+            let (frame, flags) = match address_space::leaf(frames, root, page) {
+                // Two segments share this page: keep the union of their rights.
+                Some(existing) => {
+                    let nx = existing & flags & NO_EXECUTE;
+                    let merged = ((existing | flags) & !NO_EXECUTE) | nx;
+                    (
+                        page_table::entry_address(existing),
+                        merged & !page_table::ADDRESS_MASK,
+                    )
+                }
+                None => (frames.allocate().ok_or(OutOfMemory)?, flags),
+            };
+            let start = page.max(segment.vaddr);
+            let end = (page + PAGE_SIZE).min(data_end);
+            if segment.executable {
+                // The whole page as it is in the initrd (what GrantExecute compares against).
+                let from = (source.file_offset + text_page_offset(segment, page)) as usize;
+                let to = (from + PAGE_SIZE as usize).min(source.archive.len());
+                phys::write_bytes(frame, &source.archive[from.min(to)..to]);
+            } else if start < end {
+                let from = (segment.offset + (start - segment.vaddr)) as usize;
+                phys::write_bytes(
+                    frame + (start - page),
+                    &file[from..from + (end - start) as usize],
+                );
+            }
+            address_space::map(frames, root, page, frame, flags)?;
+        }
+    }
+    let stack_flags = PRESENT | USER | WRITABLE | NO_EXECUTE;
+    let mut top_frame = 0;
+    for page in address_space::pages(USER_STACK_TOP - USER_STACK_SIZE, USER_STACK_TOP) {
+        let frame = frames.allocate().ok_or(OutOfMemory)?;
+        address_space::map(frames, root, page, frame, stack_flags)?;
+        top_frame = frame;
+    }
+    // The argument string sits at the top of the stack, 16-byte aligned (at most MAX_ARGS bytes,
+    // so it fits in the top page); RSP starts right below it.
+    let args_address = (USER_STACK_TOP - args.len() as u64 - 1) & !0xf;
+    phys::write_bytes(top_frame + (args_address % PAGE_SIZE), args);
+    Ok(args_address)
+}

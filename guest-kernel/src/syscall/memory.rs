@@ -1,0 +1,84 @@
+//! `brk`: the process heap, from the page after its highest segment up to below the stack.
+//! Growing only moves the break; each heap page gets a zeroed frame on first touch
+//! ([`fault_in`], from the user #PF handler, or [`populate`] before a system call copies to
+//! or from the heap), so the first-touch page fault is a real, measurable path.
+
+use super::Arguments;
+use crate::arch::phys::{self, Frames};
+use crate::mm::address_space::{self, PhysMemory};
+use crate::mm::heap;
+use crate::mm::layout::{USER_STACK_SIZE, USER_STACK_TOP};
+use crate::mm::page_table::{NO_EXECUTE, PAGE_SIZE, PRESENT, USER, WRITABLE};
+use crate::process::TABLE;
+use rampart_kernel_abi::syscall::Errno;
+
+/// Lowest address the heap may not reach: a gap of 1 MiB stays below the stack.
+const HEAP_LIMIT: u64 = USER_STACK_TOP - USER_STACK_SIZE - (1 << 20);
+
+/// `brk(address)`: 0 queries; otherwise moves the break (new pages are mapped on first touch,
+/// pages above a lower break are freed).
+pub fn brk(arguments: &Arguments) -> Result<u64, Errno> {
+    let wanted = arguments[0];
+    let mut table = TABLE.lock();
+    let process = table.current();
+    if wanted == 0 {
+        return Ok(process.brk);
+    }
+    if wanted < process.brk_start {
+        return Err(Errno::Invalid);
+    }
+    if wanted > HEAP_LIMIT {
+        return Err(Errno::NoMemory);
+    }
+    let old_end = process.brk.next_multiple_of(PAGE_SIZE);
+    let new_end = wanted.next_multiple_of(PAGE_SIZE);
+    if new_end < old_end {
+        shrink(process.root, new_end, old_end);
+    }
+    process.brk = wanted;
+    Ok(wanted)
+}
+
+/// Maps a zeroed RW NX frame at the heap page holding `address` if the current process's
+/// heap covers it and it is not mapped yet. True if the page is mapped now (the faulting
+/// access can be retried); false if `address` is not a lazy heap page or memory ran out.
+pub fn fault_in(address: u64) -> bool {
+    let mut table = TABLE.lock();
+    let process = table.current();
+    let Some(page) = heap::lazy_page(process.brk_start, process.brk, address) else {
+        return false;
+    };
+    let root = process.root;
+    drop(table);
+    if address_space::leaf(&Frames, root, page).is_some() {
+        return true;
+    }
+    let mut frames = Frames;
+    let Some(frame) = frames.allocate() else {
+        return false;
+    };
+    let flags = PRESENT | USER | WRITABLE | NO_EXECUTE;
+    if address_space::map(&mut frames, root, page, frame, flags).is_err() {
+        frames.free(frame);
+        return false;
+    }
+    true
+}
+
+/// Maps the untouched heap pages of `[address, address + length)` (before the kernel copies
+/// to or from them); pages outside the heap are left to the caller's range check.
+pub fn populate(address: u64, length: u64) {
+    let end = address.saturating_add(length);
+    for page in address_space::pages(address, end) {
+        fault_in(page);
+    }
+}
+
+fn shrink(root: u64, from: u64, to: u64) {
+    for page in (from..to).step_by(PAGE_SIZE as usize) {
+        if let Some(frame) = address_space::unmap(&mut Frames, root, page) {
+            phys::invalidate_page(page);
+            Frames.free(frame);
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! `sleeper MS`: sleeps MS milliseconds and reports how long it really slept (by uptime).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use rampart_user::args::{parse_int, words};
+use rampart_user::{println, sys};
+
+rampart_user::entry!(sleeper_main);
+
+const DEFAULT_MS: i64 = 500;
+
+fn sleeper_main(args: &str) -> i64 {
+    let asked = words(args)
+        .next()
+        .and_then(parse_int)
+        .unwrap_or(DEFAULT_MS)
+        .max(0) as u64;
+    let start = sys::uptime();
+    sys::sleep(asked);
+    let slept = sys::uptime().saturating_sub(start);
+    println!("sleeper: slept {slept} ms (asked {asked})");
+    0
+}

@@ -1,0 +1,105 @@
+//! Exits that belong to the debugger: #BP and #DB exceptions (exception bitmap bits 3 and 1,
+//! set only with `gdb = on`), monitor-trap-flag steps, VMX-preemption-timer polls, and guest
+//! triple faults while a debugger is attached.
+
+use super::Resume;
+use crate::console::WARN;
+use crate::gdb::{self, StopReason};
+use crate::hvlog;
+use crate::vcpu::GuestRegisters;
+use crate::vmx::vmcs::Vmcs;
+use gdbstub::common::Signal;
+use x86::vmx::vmcs::{control, guest, ro};
+
+/// Interruption-information fields (SDM Vol. 3C 25.9.2 Table 25-19 for exits, 25.8.3 Table
+/// 25-17 for entry): vector in bits 7:0, type in 10:8, error code valid bit 11, valid bit 31.
+const VECTOR_MASK: u64 = 0xff;
+const TYPE_HARDWARE_EXCEPTION: u64 = 3 << 8;
+const TYPE_SOFTWARE_EXCEPTION: u64 = 6 << 8;
+const VALID: u64 = 1 << 31;
+const VECTOR_DEBUG: u64 = 1;
+const VECTOR_BREAKPOINT: u64 = 3;
+/// #DB exit qualification (28.2.1 Table 28-1): B0-B3 in bits 3:0, BS (single step) bit 14.
+const DEBUG_QUALIFICATION_B0_B3: u64 = 0xf;
+
+/// An exception exit: only #BP and #DB are in the bitmap.
+pub fn exception(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
+    let info = vmcs.get(ro::VMEXIT_INTERRUPTION_INFO);
+    redeliver_interrupted_event(vmcs);
+    match info & VECTOR_MASK {
+        VECTOR_BREAKPOINT => breakpoint(vmcs, regs),
+        VECTOR_DEBUG => debug(vmcs, regs),
+        _ => super::stop::unexpected(vmcs, regs, 0),
+    }
+}
+
+/// INT3 exits with RIP at the INT3 itself (SDM Vol. 3C 28.1: software exceptions save the
+/// address of the instruction), which is the breakpoint address GDB expects.
+fn breakpoint(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
+    let rip = vmcs.get(guest::RIP);
+    if gdb::owns_sw_breakpoint(rip) && gdb::report_stop(vmcs, regs, StopReason::SwBreak(())) {
+        return Resume::Unchanged;
+    }
+    // The guest's own INT3: deliver it as it would have been (a software exception needs the
+    // instruction length, 25.8.3).
+    let length = vmcs.get(ro::VMEXIT_INSTRUCTION_LEN);
+    vmcs.set(control::VMENTRY_INSTRUCTION_LEN, length);
+    vmcs.set(
+        control::VMENTRY_INTERRUPTION_INFO_FIELD,
+        VECTOR_BREAKPOINT | TYPE_SOFTWARE_EXCEPTION | VALID,
+    );
+    Resume::Unchanged
+}
+
+fn debug(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
+    let qualification = vmcs.get(ro::EXIT_QUALIFICATION);
+    if let Some(reason) = gdb::hw_stop_reason(qualification & DEBUG_QUALIFICATION_B0_B3) {
+        if gdb::report_stop(vmcs, regs, reason) {
+            return Resume::Unchanged;
+        }
+    }
+    hvlog!(
+        WARN,
+        "#DB not set by the debugger (qualification {qualification:#x}); reinjected"
+    );
+    vmcs.set(
+        control::VMENTRY_INTERRUPTION_INFO_FIELD,
+        VECTOR_DEBUG | TYPE_HARDWARE_EXCEPTION | VALID,
+    );
+    Resume::Unchanged
+}
+
+/// If the exception hit while the CPU delivered another event (IDT-vectoring information
+/// valid, 28.2.4), that event must be delivered again on entry (29.2.1.1 / 27.6).
+fn redeliver_interrupted_event(vmcs: &Vmcs) {
+    let vectoring = vmcs.read(ro::IDT_VECTORING_INFO).unwrap_or(0);
+    if vectoring & VALID != 0 {
+        let error = vmcs.read(ro::IDT_VECTORING_ERR_CODE).unwrap_or(0);
+        let length = vmcs.read(ro::VMEXIT_INSTRUCTION_LEN).unwrap_or(0);
+        vmcs.set(control::VMENTRY_EXCEPTION_ERR_CODE, error);
+        vmcs.set(control::VMENTRY_INSTRUCTION_LEN, length);
+        vmcs.set(control::VMENTRY_INTERRUPTION_INFO_FIELD, vectoring);
+    }
+}
+
+/// Monitor trap flag: one instruction done (exit reason 37, SDM Vol. 3C 26.7.2).
+pub fn monitor_trap(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
+    if !gdb::report_stop(vmcs, regs, StopReason::DoneStep) {
+        gdb::poll(vmcs, regs); // turns the flag off when no debugger is attached
+    }
+    Resume::Unchanged
+}
+
+/// VMX-preemption timer (exit reason 52, 26.5.1): armed only while a debugger is attached and
+/// the guest runs, to look for Ctrl-C.
+pub fn preemption_timer(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
+    gdb::poll(vmcs, regs);
+    Resume::Unchanged
+}
+
+/// A guest triple fault stops into an attached debugger as SIGSEGV (the guest cannot go on:
+/// the session ends with the usual fatal report once the debugger resumes).
+pub fn triple_fault(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
+    gdb::report_stop(vmcs, regs, StopReason::Signal(Signal::SIGSEGV));
+    super::stop::triple_fault(vmcs, regs)
+}

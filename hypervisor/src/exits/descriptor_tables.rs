@@ -1,0 +1,176 @@
+//! Descriptor-table locking (DESIGN.md invariant 6): after the `LockDescriptorTables`
+//! hypercall, descriptor-table exiting is on (secondary control bit 2, SDM Vol. 3C 26.1.3):
+//! LGDT/LIDT/LLDT/LTR are refused with #GP and audited, SGDT/SIDT/SLDT/STR are emulated, and
+//! the GDT and IDT pages are read-only in EPT, so neither the registers nor the tables move.
+
+use super::{guest_cpl, guest_rip, Exception, Resume};
+use crate::audit::{self, Attempt};
+use crate::ept::entry::Permissions;
+use crate::gdb::memory::GuestPhysical;
+use crate::gdb::walker;
+use crate::policy::operations;
+use crate::state;
+use crate::vcpu::GuestRegisters;
+use crate::vmx::instruction_info::{decode_operand, Operand, TableInstruction};
+use crate::vmx::vmcs::Vmcs;
+use core::sync::atomic::{AtomicBool, Ordering};
+use rampart_hv_abi::{access, HypercallError, Rule, LOCK_TSS};
+use x86::vmx::vmcs::control::{self, SecondaryControls};
+use x86::vmx::vmcs::{guest, ro};
+
+static LOCKED: AtomicBool = AtomicBool::new(false);
+const PAGE: u64 = 4096;
+/// At most this many pages per table (a GDT or IDT is at most 64 KiB).
+const MAX_TABLE_PAGES: usize = 17;
+
+/// The hypercall: protect the current GDT and IDT (and TSS) pages, then turn exiting on.
+pub fn lock(vmcs: &Vmcs, flags: u64) -> u64 {
+    if LOCKED.load(Ordering::SeqCst) {
+        return 0;
+    }
+    let s = state::get();
+    if !s
+        .caps
+        .secondary_allows(SecondaryControls::DTABLE_EXITING.bits())
+    {
+        return HypercallError::NotSupported as i64 as u64;
+    }
+    if flags & !LOCK_TSS != 0 {
+        return HypercallError::InvalidArgument as i64 as u64;
+    }
+    let mut tables = [
+        (vmcs.get(guest::GDTR_BASE), vmcs.get(guest::GDTR_LIMIT) + 1),
+        (vmcs.get(guest::IDTR_BASE), vmcs.get(guest::IDTR_LIMIT) + 1),
+        (vmcs.get(guest::TR_BASE), vmcs.get(guest::TR_LIMIT) + 1),
+    ];
+    if flags & LOCK_TSS == 0 {
+        tables[2].1 = 0;
+    }
+    // Translate every page first, so that a bad table changes nothing.
+    let (cr3, cr4) = (vmcs.get(guest::CR3), vmcs.get(guest::CR4));
+    let mut frames = [0u64; 3 * MAX_TABLE_PAGES];
+    let mut count = 0;
+    for (base, length) in tables.into_iter().filter(|&(_, l)| l > 0) {
+        for page in (base & !(PAGE - 1)..base + length).step_by(PAGE as usize) {
+            let Ok(mapping) = walker::translate(&GuestPhysical, cr3, cr4, page) else {
+                return HypercallError::OutOfRange as i64 as u64;
+            };
+            if count == frames.len() {
+                return HypercallError::OutOfRange as i64 as u64;
+            }
+            frames[count] = mapping.gpa & !(PAGE - 1);
+            count += 1;
+        }
+    }
+    let mut guard = state::EPT.lock();
+    let Some(ept) = guard.as_mut() else {
+        return HypercallError::OutOfRange as i64 as u64;
+    };
+    for &frame in &frames[..count] {
+        // Keep only read: never loosens (a read-only page stays read-only).
+        if operations::protect_range(ept, &s.layout, frame, PAGE, Permissions::READ).is_err() {
+            return HypercallError::OutOfRange as i64 as u64;
+        }
+    }
+    drop(guard);
+    super::policy::flush();
+    let secondary = u64::from(s.controls.secondary | SecondaryControls::DTABLE_EXITING.bits());
+    // SAFETY: the capability MSR allows descriptor-table exiting (checked above), and its
+    // exits are handled here; nothing else in the controls changes.
+    #[allow(unsafe_code)]
+    let written = unsafe {
+        vmcs.write_host_or_control(control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary)
+    };
+    if written.is_err() {
+        return HypercallError::NotSupported as i64 as u64;
+    }
+    LOCKED.store(true, Ordering::SeqCst);
+    crate::hvlog!(
+        crate::console::INFO,
+        "descriptor tables locked ({count} pages read-only)"
+    );
+    0
+}
+
+/// A descriptor-table exit (reasons 46 and 47).
+pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters, tr_ldtr: bool) -> Resume {
+    let info = vmcs.get(ro::VMEXIT_INSTRUCTION_INFO) as u32;
+    let instruction = TableInstruction::decode(info, tr_ldtr);
+    if instruction.is_load() {
+        audit::block(Attempt {
+            rule: Rule::LockedDescriptorTable,
+            access: access::REGISTER | access::WRITE,
+            rip: guest_rip(vmcs),
+            gva: 0,
+            gpa: 0,
+            detail: instruction as u64,
+        });
+        return Resume::Inject(Exception::GeneralProtection);
+    }
+    let (limit, base) = match instruction {
+        TableInstruction::Sgdt => (vmcs.get(guest::GDTR_LIMIT), vmcs.get(guest::GDTR_BASE)),
+        TableInstruction::Sidt => (vmcs.get(guest::IDTR_LIMIT), vmcs.get(guest::IDTR_BASE)),
+        TableInstruction::Sldt => (vmcs.get(guest::LDTR_SELECTOR), 0),
+        _ => (vmcs.get(guest::TR_SELECTOR), 0),
+    };
+    match decode_operand(info, tr_ldtr) {
+        Operand::Register(number) => {
+            if let Some(register) = regs.by_number(number) {
+                *register = limit; // a selector, zero-extended (SDM Vol. 2B "STR"/"SLDT")
+            }
+        }
+        Operand::Memory(operand) => {
+            let displacement = vmcs.get(ro::EXIT_QUALIFICATION);
+            let effective = operand.effective_address(displacement, |r| regs.value(r).unwrap_or(0));
+            let segment_base = match operand.segment {
+                4 => vmcs.get(guest::FS_BASE),
+                5 => vmcs.get(guest::GS_BASE),
+                _ => 0,
+            };
+            let mut bytes = [0u8; 10];
+            bytes[..2].copy_from_slice(&(limit as u16).to_le_bytes());
+            bytes[2..].copy_from_slice(&base.to_le_bytes());
+            let length = if matches!(instruction, TableInstruction::Sgdt | TableInstruction::Sidt) {
+                10
+            } else {
+                2
+            };
+            if store(vmcs, segment_base.wrapping_add(effective), &bytes[..length]).is_none() {
+                return Resume::Inject(Exception::GeneralProtection);
+            }
+        }
+    }
+    Resume::NextInstruction
+}
+
+/// Writes `data` at guest-virtual `gva` as the guest itself could: its page tables must allow
+/// the write at its CPL, and EPT must allow it (no confused deputy).
+fn store(vmcs: &Vmcs, gva: u64, data: &[u8]) -> Option<()> {
+    let (cr3, cr4) = (vmcs.get(guest::CR3), vmcs.get(guest::CR4));
+    let user = guest_cpl(vmcs) == 3;
+    let mut done = 0;
+    while done < data.len() {
+        let address = gva.wrapping_add(done as u64);
+        let mapping = walker::translate(&GuestPhysical, cr3, cr4, address).ok()?;
+        if !mapping.writable || (user && !mapping.user) {
+            return None;
+        }
+        let take = (data.len() - done).min((PAGE - mapping.gpa % PAGE) as usize);
+        let writable = state::EPT
+            .lock()
+            .as_mut()?
+            .translate(mapping.gpa)
+            .is_some_and(|t| t.permissions.writable());
+        if !writable || GuestPhysical.check(mapping.gpa, take as u64).is_err() {
+            return None;
+        }
+        // SAFETY: `check` found the bytes in EPT-mapped guest RAM outside the hypervisor, EPT
+        // lets the guest write them, and the host identity-maps them; the guest is stopped.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::ptr::copy_nonoverlapping(data[done..].as_ptr(), mapping.gpa as *mut u8, take)
+        };
+        done += take;
+    }
+    Some(())
+}

@@ -1,0 +1,186 @@
+//! Applying the debugger's requests to the CPU: VMCS controls for single-step (monitor trap
+//! flag) and Ctrl-C polling (VMX-preemption timer), the debug registers, and the register
+//! frame GDB edited.
+#![allow(unsafe_code)]
+
+use super::breakpoints::{HwKind, HwSlot, HW_SLOTS};
+use super::session::StopReason;
+use super::target::{GuestTarget, ResumeMode};
+use crate::console::ERROR;
+use crate::hvlog;
+use crate::state;
+use crate::vcpu::GuestRegisters;
+use crate::vmx::vmcs::Vmcs;
+use gdbstub::target::ext::breakpoints::WatchKind;
+use x86::vmx::vmcs::control::{self, PinbasedControls, PrimaryControls};
+use x86::vmx::vmcs::guest;
+
+/// Exception bitmap bits: #DB (vector 1) and #BP (vector 3) exit (SDM Vol. 3C 25.6.3).
+pub const EXCEPTION_BITMAP_DEBUG: u64 = (1 << 1) | (1 << 3);
+/// RFLAGS.IF (SDM Vol. 1 3.4.3.3).
+const RFLAGS_IF: u64 = 1 << 9;
+/// Interruptibility state: blocking by STI (bit 0) and by MOV SS (bit 1) (SDM Vol. 3C 25.4.2
+/// Table 25-3); activity state 0 = active (25.4.2).
+const BLOCKING_BY_STI: u64 = 1 << 0;
+const BLOCKING_BY_MOV_SS: u64 = 1 << 1;
+const ACTIVITY_ACTIVE: u64 = 0;
+/// TSC ticks between two Ctrl-C polls while the guest runs (the timer counts TSC >> rate).
+const POLL_INTERVAL_TSC: u64 = 1 << 22;
+
+/// True if the capability MSR allows `bit` to be 1 (allowed-1 half, SDM Vol. 3D A.3).
+fn allowed(capability: u64, bit: u32) -> bool {
+    (capability >> 32) & u64::from(bit) != 0
+}
+
+fn set_control(vmcs: &Vmcs, field: u32, bit: u32, on: bool) {
+    let Ok(value) = vmcs.read(field) else { return };
+    let value = if on {
+        value | u64::from(bit)
+    } else {
+        value & !u64::from(bit)
+    };
+    // SAFETY: only the monitor-trap-flag and VMX-preemption-timer controls change, each only
+    // when the capability MSR allows it (callers check): they add VM exits, nothing else.
+    if let Err(e) = unsafe { vmcs.write_host_or_control(field, value) } {
+        hvlog!(ERROR, "gdb: {e}");
+    }
+}
+
+/// Makes #DB and #BP exit (called once when the session starts).
+pub fn trap_debug_exceptions(vmcs: &Vmcs) {
+    let bitmap = vmcs.read(control::EXCEPTION_BITMAP).unwrap_or(0);
+    // SAFETY: more exceptions exit; the exit handlers reinject those that are not ours.
+    if let Err(e) = unsafe {
+        vmcs.write_host_or_control(control::EXCEPTION_BITMAP, bitmap | EXCEPTION_BITMAP_DEBUG)
+    } {
+        hvlog!(ERROR, "gdb: {e}");
+    }
+}
+
+/// True if single-step by monitor trap flag is available (primary control bit 27).
+pub fn can_step() -> bool {
+    allowed(
+        state::get().caps.procbased,
+        PrimaryControls::MONITOR_TRAP_FLAG.bits(),
+    )
+}
+
+/// True if the VMX-preemption timer is available (pin-based control bit 6).
+pub fn can_poll() -> bool {
+    allowed(
+        state::get().caps.pinbased,
+        PinbasedControls::VMX_PREEMPTION_TIMER.bits(),
+    )
+}
+
+/// Turns the monitor trap flag off (after its exit, or when another stop came first).
+pub fn end_step(vmcs: &Vmcs) {
+    if can_step() {
+        set_control(
+            vmcs,
+            control::PRIMARY_PROCBASED_EXEC_CONTROLS,
+            PrimaryControls::MONITOR_TRAP_FLAG.bits(),
+            false,
+        );
+    }
+}
+
+/// Turns the preemption timer off (no debugger to poll for).
+pub fn stop_polling(vmcs: &Vmcs) {
+    if can_poll() {
+        set_control(
+            vmcs,
+            control::PINBASED_EXEC_CONTROLS,
+            PinbasedControls::VMX_PREEMPTION_TIMER.bits(),
+            false,
+        );
+    }
+}
+
+/// The stop reason for a hardware slot that hit.
+pub fn stop_reason_of(slot: HwSlot) -> StopReason {
+    match slot.kind {
+        HwKind::Execute => StopReason::HwBreak(()),
+        HwKind::Write => StopReason::Watch {
+            tid: (),
+            kind: WatchKind::Write,
+            addr: slot.address,
+        },
+        HwKind::ReadWrite => StopReason::Watch {
+            tid: (),
+            kind: WatchKind::ReadWrite,
+            addr: slot.address,
+        },
+    }
+}
+
+/// DR0-DR3 are not part of the VMCS: the CPU keeps them across VM entry and exit, so loading
+/// them here (in VMX root, before VMRESUME) gives them to the guest (SDM Vol. 3C 28.3.1 saves
+/// and 27.3.2.1 loads only DR7). With "load debug controls", entry loads DR7 from the VMCS
+/// and exits reset DR7 to 400H (28.5.1), so the slots never fire in the hypervisor.
+fn load_debug_registers(vmcs: &Vmcs, target: &GuestTarget) {
+    for n in 0..HW_SLOTS {
+        let address = target.hw.slots[n].map_or(0, |s| s.address) as usize;
+        // SAFETY: CPL0; DR0-DR3 only hold addresses, and DR7 in the host is 400H after
+        // every VM exit, so they cannot fire while the hypervisor runs.
+        unsafe {
+            match n {
+                0 => x86::debugregs::dr0_write(address),
+                1 => x86::debugregs::dr1_write(address),
+                2 => x86::debugregs::dr2_write(address),
+                _ => x86::debugregs::dr3_write(address),
+            }
+        }
+    }
+    if let Err(e) = vmcs.write(guest::DR7, target.hw.dr7()) {
+        hvlog!(ERROR, "gdb: {e}");
+    }
+}
+
+/// Applies what GDB asked for before the guest runs again.
+pub fn apply(vmcs: &Vmcs, regs: &mut GuestRegisters, target: &mut GuestTarget, attached: bool) {
+    if target.frame_changed {
+        if let Err(e) = target.frame.store(vmcs, regs) {
+            hvlog!(ERROR, "gdb: {e}");
+        }
+        target.frame_changed = false;
+    }
+    if target.hw_changed {
+        load_debug_registers(vmcs, target);
+        target.hw_changed = false;
+    }
+    let step = target.resume == Some(ResumeMode::Step) && attached && can_step();
+    if step {
+        set_control(
+            vmcs,
+            control::PRIMARY_PROCBASED_EXEC_CONTROLS,
+            PrimaryControls::MONITOR_TRAP_FLAG.bits(),
+            true,
+        );
+        block_interrupts_for_one_instruction(vmcs);
+    }
+    if can_poll() {
+        let rate = state::get().caps.preemption_timer_rate();
+        let _ = vmcs.write(guest::VMX_PREEMPTION_TIMER_VALUE, POLL_INTERVAL_TSC >> rate);
+        set_control(
+            vmcs,
+            control::PINBASED_EXEC_CONTROLS,
+            PinbasedControls::VMX_PREEMPTION_TIMER.bits(),
+            attached && !step,
+        );
+    }
+}
+
+/// So that a single step executes the instruction at RIP rather than entering an interrupt
+/// handler: with RFLAGS.IF = 1 and the guest active, mark blocking by STI, which holds off
+/// external interrupts for exactly one instruction (Table 25-3). The entry checks forbid it
+/// with IF = 0 or together with blocking by MOV SS (27.3.1.5), where nothing is needed or
+/// interrupts are already held off.
+fn block_interrupts_for_one_instruction(vmcs: &Vmcs) {
+    let rflags = vmcs.read(guest::RFLAGS).unwrap_or(0);
+    let state = vmcs.read(guest::INTERRUPTIBILITY_STATE).unwrap_or(0);
+    let active = vmcs.read(guest::ACTIVITY_STATE).unwrap_or(1) == ACTIVITY_ACTIVE;
+    if rflags & RFLAGS_IF != 0 && state & BLOCKING_BY_MOV_SS == 0 && active {
+        let _ = vmcs.write(guest::INTERRUPTIBILITY_STATE, state | BLOCKING_BY_STI);
+    }
+}

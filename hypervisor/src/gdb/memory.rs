@@ -1,0 +1,111 @@
+//! Guest memory as the debugger sees it: guest-virtual addresses walked through the guest's
+//! page tables, then checked against the hypervisor's ranges and EPT (guest-physical equals
+//! host-physical under the identity EPT, and the host identity-maps all of it).
+#![allow(unsafe_code)]
+
+use super::registers::GuestFrame;
+use super::walker::{self, Mapping, PhysicalMemory, WalkError};
+use crate::state;
+
+/// Guest-physical memory reached through the host's identity map, refusing the hypervisor's
+/// ranges and anything EPT does not map (MMIO holes, memory beyond RAM).
+pub struct GuestPhysical;
+
+impl GuestPhysical {
+    /// Ok if `[gpa, gpa + len)` (within one 4 KiB page) is guest memory.
+    pub fn check(&self, gpa: u64, len: u64) -> Result<(), WalkError> {
+        let range = crate::handoff::PhysRange::new(gpa, len.max(1));
+        if state::get()
+            .hypervisor_ranges
+            .iter()
+            .any(|r| r.overlaps(&range))
+        {
+            return Err(WalkError::HypervisorMemory(gpa));
+        }
+        // The lock may be held by an exit handler that stopped into the debugger (a policy
+        // violation): then the stub cannot vouch for the address and refuses it.
+        let mut ept = state::EPT.try_lock().ok_or(WalkError::NotInEpt(gpa))?;
+        let ept = ept.as_mut().ok_or(WalkError::NotInEpt(gpa))?;
+        match ept.translate(gpa) {
+            Some(t) if t.host_physical == gpa => Ok(()),
+            _ => Err(WalkError::NotInEpt(gpa)),
+        }
+    }
+}
+
+impl PhysicalMemory for GuestPhysical {
+    fn read_u64(&self, gpa: u64) -> Result<u64, WalkError> {
+        self.check(gpa, 8)?;
+        // SAFETY: `check` found the 8 bytes in guest RAM mapped by EPT and outside the
+        // hypervisor; the host identity-maps all EPT-mapped memory; a racing guest cannot
+        // run (we are in a VM exit on its only CPU).
+        Ok(unsafe { core::ptr::read_volatile(gpa as *const u64) })
+    }
+}
+
+const PAGE_4K: u64 = 4096;
+
+/// The next piece of `[gva, gva + len)` that stays in one 4 KiB page, translated and checked.
+fn piece(frame: &GuestFrame, gva: u64, len: usize) -> Result<(Mapping, usize), WalkError> {
+    let mapping = walker::translate(&GuestPhysical, frame.cr3, frame.cr4, gva)?;
+    let in_page = (PAGE_4K - (mapping.gpa % PAGE_4K)).min(mapping.bytes_to_page_end());
+    let take = (len as u64).min(in_page) as usize;
+    GuestPhysical.check(mapping.gpa, take as u64)?;
+    Ok((mapping, take))
+}
+
+/// Reads guest-virtual memory into `buffer`; returns how many bytes could be read (0 and the
+/// error if not even the first one).
+pub fn read(frame: &GuestFrame, gva: u64, buffer: &mut [u8]) -> Result<usize, WalkError> {
+    let mut done = 0;
+    while done < buffer.len() {
+        let address = gva.wrapping_add(done as u64);
+        let (mapping, take) = match piece(frame, address, buffer.len() - done) {
+            Ok(p) => p,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        // SAFETY: `piece` checked these bytes are guest RAM outside the hypervisor, identity
+        // mapped by the host; `buffer` is ours and does not overlap guest memory.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                mapping.gpa as *const u8,
+                buffer[done..].as_mut_ptr(),
+                take,
+            );
+        }
+        done += take;
+    }
+    Ok(done)
+}
+
+/// Writes `data` to guest-virtual memory, whatever the guest's or EPT's write permissions
+/// (breakpoints go into read-only text). All or nothing: every piece is checked first.
+pub fn write(frame: &GuestFrame, gva: u64, data: &[u8]) -> Result<(), WalkError> {
+    let mut done = 0;
+    while done < data.len() {
+        let (_, take) = piece(frame, gva.wrapping_add(done as u64), data.len() - done)?;
+        done += take;
+    }
+    done = 0;
+    while done < data.len() {
+        let (mapping, take) = piece(frame, gva.wrapping_add(done as u64), data.len() - done)?;
+        debugger_write_hook(gva.wrapping_add(done as u64), mapping.gpa, take as u64);
+        // SAFETY: as in `read`; the guest is stopped, so nothing executes or reads these bytes
+        // while they change.
+        unsafe {
+            core::ptr::copy_nonoverlapping(data[done..].as_ptr(), mapping.gpa as *mut u8, take);
+        }
+        done += take;
+    }
+    Ok(())
+}
+
+/// Called before every debugger write to guest memory: the place where the protection work
+/// audits writes to protected pages (DESIGN.md "GDB stub"). Logs at debug level for now.
+pub fn debugger_write_hook(gva: u64, gpa: u64, len: u64) {
+    crate::hvlog!(
+        crate::console::DEBUG,
+        "gdb: debugger writes {len} bytes at GVA {gva:#x} (GPA {gpa:#x})"
+    );
+}

@@ -1,0 +1,63 @@
+//! The GDB stub: the guest kernel debugged over COM2 with stock `gdb` (DESIGN.md "GDB stub").
+//!
+//! `framing` and `walker`, `registers`, `breakpoints`, `monitor` are pure and host-tested;
+//! `com2` (the UART), `memory` (guest memory), `control` (VMCS and debug registers) and
+//! `session` (the `gdbstub` state machine across VM exits) touch the machine.
+
+pub mod breakpoints;
+mod com2;
+mod control;
+pub mod framing;
+pub mod memory;
+pub mod monitor;
+pub mod registers;
+mod session;
+pub mod target;
+pub mod walker;
+
+use crate::console::INFO;
+use crate::hvlog;
+use crate::vcpu::GuestRegisters;
+use crate::vmx::vmcs::Vmcs;
+use gdbstub::common::Signal;
+
+pub use session::{attached, hw_stop_reason, owns_sw_breakpoint, poll, StopReason};
+
+/// Before the guest's first instruction (boot config `gdb = on`): programs COM2, makes #BP and
+/// #DB exit, and serves the debugger until it resumes the guest.
+pub fn wait_for_debugger(vmcs: &Vmcs, regs: &mut GuestRegisters) {
+    // SAFETY: COM2 belongs to the hypervisor (the I/O bitmap denies it to the guest) and
+    // nothing else has initialised or used it.
+    #[allow(unsafe_code)]
+    let _ = unsafe { com2::Com2::init() };
+    control::trap_debug_exceptions(vmcs);
+    hvlog!(
+        INFO,
+        "gdb: single-step {}, Ctrl-C polling {}",
+        if control::can_step() {
+            "by monitor trap flag"
+        } else {
+            "unavailable"
+        },
+        if control::can_poll() {
+            "by preemption timer"
+        } else {
+            "unavailable"
+        }
+    );
+    hvlog!(INFO, "gdb: waiting for debugger on COM2");
+    session::start(vmcs, regs);
+    hvlog!(INFO, "gdb: debugger resumed the guest");
+}
+
+/// Stops the guest into the attached debugger with `reason` and serves it until it resumes
+/// the guest. False if no debugger is attached (the caller handles the event itself).
+pub fn report_stop(vmcs: &Vmcs, regs: &mut GuestRegisters, reason: StopReason) -> bool {
+    session::stop(vmcs, regs, reason)
+}
+
+/// For the protection work: a blocked guest attempt stops the guest as SIGSEGV while a
+/// debugger is attached (the audit record is printed by the caller / `monitor audit`).
+pub fn report_blocked_attempt(vmcs: &Vmcs, regs: &mut GuestRegisters) -> bool {
+    report_stop(vmcs, regs, StopReason::Signal(Signal::SIGSEGV))
+}
