@@ -13,10 +13,11 @@ struct Artifact {
 }
 
 const ARTIFACTS: [Artifact; 3] = [
+    // With the attack suite (`run attacks` in the shell; the boot tests run it in both modes).
     Artifact {
         package: "rampart-kernel",
         target: "x86_64-unknown-none",
-        extra: &[],
+        extra: &["--features", "attacks"],
     },
     // The user programs for the initrd, without debug info: it would make each program ~800 KiB
     // instead of ~20 KiB, and the firmware hashes the initrd (slowly, under Bochs).

@@ -1,4 +1,4 @@
-//! The subcommands: build, image, run and test.
+//! The subcommands: build, image, run, test and bench.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -114,6 +114,15 @@ pub fn run(mut args: Args) -> Result<u8> {
     println!("xtask: the guest console is attached to this terminal (lines typed here go to COM1)");
     let boot = emulator::boot_with(&launch, Input::Stdin)?;
     Ok(conclude(&launch, &boot))
+}
+
+/// `bench [--cpu MODEL] [--timeout S]`: native and hv side by side on the same Bochs model.
+pub fn bench(mut args: Args) -> Result<u8> {
+    let cpu = args.value("cpu")?.unwrap_or(DEFAULT_BOCHS_CPU.to_string());
+    let timeout = timeout_option(&mut args)?;
+    args.finish()?;
+    setup::ensure(&[Need::Bochs])?;
+    crate::bench::run(&cpu, timeout.unwrap_or(Emulator::Bochs.default_timeout()))
 }
 
 fn need_of(emulator: Emulator) -> Need {

@@ -4,11 +4,13 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod bench;
 mod boot_tests;
 mod build;
 mod commands;
 mod emulator;
 mod error;
+mod gdb;
 mod host_tests;
 mod image;
 mod initrd;
@@ -40,6 +42,11 @@ commands:
   test [--only a,b] [--skip-host] [--no-build] [--list] [--timeout S]
                                      host unit tests, then the boot tests, two at a time
                                      (--no-build: boot the artifacts already in target/)
+  bench [--cpu MODEL] [--timeout S]  boot native and hv under Bochs (default cpu tigerlake), run
+                                     the guest's `bench` in both and print the comparison; writes
+                                     target/rampart/bench/bench.md and bench.json
+  gdb [--cpu MODEL]                  build an image with the GDB stub on, boot it under Bochs
+                                     (COM1 shown here) and start gdb on the kernel, connected
   help                               this text";
 
 fn main() -> ExitCode {
@@ -61,6 +68,9 @@ fn dispatch(command: &str, args: Args) -> Result<u8> {
         "image" => commands::image(args),
         "run" => commands::run(args),
         "test" => commands::test(args),
+        "gdb" => gdb::command(args),
+        "gdb-serve" => gdb::serve(args),
+        "bench" => commands::bench(args),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)

@@ -24,12 +24,15 @@ const FIRST_TICK_MAX_POLLS: u64 = 1 << 28;
 const HEAP_SIZE: u64 = 8 << 20;
 
 /// The firmware's BootInfo, copied into the kernel so boot memory can be reclaimed later.
-static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+pub static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 /// The `mode=` and `hypervisor=` values of the result line.
 static RESULT_NAMES: spin::Once<(&'static str, &'static str)> = spin::Once::new();
 
 /// Runs the boot sequence; called once by `arch::entry` with RDI and the BootInfo it points to.
 pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
+    // Boot cost: the TSC counts from reset, so this is everything before the kernel (OVMF,
+    // firmware, and the hypervisor's set-up under Rampart).
+    let entry_tsc = cpu::rdtsc();
     console::init();
     let info = match boot_info {
         Some(raw) if raw.is_valid() => BOOT_INFO.call_once(|| *raw),
@@ -53,6 +56,7 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
         "Rampart guest kernel {} (boot mode: {mode})",
         env!("CARGO_PKG_VERSION")
     );
+    kprintln!("tsc at entry: {entry_tsc}");
     let memory = Summary::of(info.memory_regions());
     kprintln!(
         "memory: {} MiB usable in {} regions",
@@ -82,6 +86,7 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     start_timer(hz);
     if let Some(rampart) = &rampart {
         check_hypercalls(rampart);
+        lock_entry_points(rampart);
     }
     interrupts::disable();
     process::init();
@@ -269,6 +274,23 @@ fn check_hypercalls(rampart: &Rampart) {
             "hypercall-unknown",
             format_args!("hypercall {UNASSIGNED_NUMBER:#x}: expected NotSupported, got {result}"),
         );
+    }
+}
+
+/// Step 5b: SYSCALL MSRs, GDT, IDT and TR are final: Rampart freezes them (one-way). Not the
+/// TSS: the scheduler switches RSP0 per process.
+fn lock_entry_points(rampart: &Rampart) {
+    const NOT_SUPPORTED: i64 = HypercallError::NotSupported as i64;
+    match (
+        rampart.lock_syscall_msrs(),
+        rampart.lock_descriptor_tables(0),
+    ) {
+        (0, 0) => kprintln!("hypervisor locks: syscall MSRs, descriptor tables"),
+        (0, NOT_SUPPORTED) => kprintln!("hypervisor locks: syscall MSRs (no table exiting)"),
+        (msrs, tables) => fail(
+            "hypervisor-locks",
+            format_args!("lock results {msrs}, {tables}"),
+        ),
     }
 }
 

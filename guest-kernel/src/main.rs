@@ -18,6 +18,7 @@ mod boot;
 mod console;
 extern crate alloc;
 
+mod attacks;
 mod cmdline;
 mod hv;
 mod line;

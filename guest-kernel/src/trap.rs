@@ -17,6 +17,8 @@ pub const VECTOR_SPURIOUS: u8 = 0xFF;
 pub const VECTOR_NMI: u8 = 2;
 /// Vector 8 (double fault).
 pub const VECTOR_DOUBLE_FAULT: u8 = 8;
+/// Vector 14 (page fault).
+pub const VECTOR_PAGE_FAULT: u8 = 14;
 /// Vector 18 (machine check).
 pub const VECTOR_MACHINE_CHECK: u8 = 18;
 

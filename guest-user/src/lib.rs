@@ -9,12 +9,15 @@
 #![deny(unsafe_code)]
 
 pub mod args;
+pub mod bench;
 pub mod console;
 pub mod fmt;
+pub mod heap;
 pub mod process;
 #[cfg(target_os = "none")]
 mod rt;
 pub mod sys;
+pub mod tsc;
 
 pub use rampart_kernel_abi::syscall::{Errno, ProcessInfo, EXIT_FAULTED, EXIT_KILLED};
 

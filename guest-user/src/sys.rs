@@ -146,6 +146,11 @@ pub fn exit_count() -> Result<u64, Errno> {
     call(Syscall::ExitCount, [0; 6])
 }
 
+/// TSC cycles the hypervisor has spent in exit handlers so far; `Err(NoSys)` natively.
+pub fn exit_cycles() -> Result<u64, Errno> {
+    call(Syscall::ExitCycles, [0; 6])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,15 +108,28 @@ pub fn block(attempt: Attempt) -> AuditRecord {
     record
 }
 
-/// Names an access for the log.
+/// Names an access for the log: `write`, `register write`, or `hypercall asking rwx`.
 pub fn access_name(bits: u32) -> &'static str {
     use rampart_hv_abi::access::*;
+    const RIGHTS: [&str; 8] = ["---", "r--", "-w-", "rw-", "--x", "r-x", "-wx", "rwx"];
+    const REQUESTS: [&str; 8] = [
+        "hypercall asking ---",
+        "hypercall asking r--",
+        "hypercall asking -w-",
+        "hypercall asking rw-",
+        "hypercall asking --x",
+        "hypercall asking r-x",
+        "hypercall asking -wx",
+        "hypercall asking rwx",
+    ];
+    let rights = (bits & (READ | WRITE | EXECUTE)) as usize;
     match bits {
+        b if b & HYPERCALL != 0 => REQUESTS[rights],
         b if b & REGISTER != 0 => "register write",
         b if b & EXECUTE != 0 => "execute",
         b if b & WRITE != 0 => "write",
         b if b & READ != 0 => "read",
-        _ => "request",
+        _ => RIGHTS[0],
     }
 }
 
@@ -145,6 +158,18 @@ mod tests {
         let seqs: Vec<_> = log.since(1).map(|r| (r.sequence, r.rip)).collect();
         assert_eq!(seqs, vec![(1, 1), (2, 2)]);
         assert_eq!(log.count(), 3);
+    }
+
+    #[test]
+    fn access_names_read_like_the_attempt() {
+        use rampart_hv_abi::access::*;
+        assert_eq!(access_name(WRITE), "write");
+        assert_eq!(access_name(REGISTER | WRITE), "register write");
+        assert_eq!(
+            access_name(HYPERCALL | READ | WRITE | EXECUTE),
+            "hypercall asking rwx"
+        );
+        assert_eq!(access_name(EXECUTE), "execute");
     }
 
     #[test]

@@ -216,7 +216,12 @@ fn launch(
     );
     let handoff_cycles = crate::arch::instructions::rdtsc()
         .wrapping_sub(HANDOFF_TSC.load(core::sync::atomic::Ordering::Relaxed));
-    hvlog!(INFO, "hand-off to VMLAUNCH: {handoff_cycles} TSC cycles");
+    let logging = crate::console::cycles();
+    hvlog!(
+        INFO,
+        "hand-off to VMLAUNCH: {handoff_cycles} TSC cycles, {} without serial logging ({logging})",
+        handoff_cycles.saturating_sub(logging)
+    );
     hvlog!(
         INFO,
         "launching guest: RIP={:#x} RSP={:#x} CR3={:#x} in VMX non-root",

@@ -34,14 +34,27 @@ pub fn enabled(level: u8) -> bool {
     level <= LEVEL.load(core::sync::atomic::Ordering::Relaxed)
 }
 
+/// TSC cycles spent writing log lines (the UART is slow: 115200 baud), so that boot-cost
+/// figures can leave logging out.
+static CYCLES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Cycles spent in [`line`] so far.
+pub fn cycles() -> u64 {
+    CYCLES.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Writes one line: `prefix` then the formatted text then CR LF.
 pub fn line(prefix: &str, args: fmt::Arguments<'_>) {
+    let started = crate::arch::instructions::rdtsc();
     let mut guard = CONSOLE.lock();
     if let Some(serial) = guard.as_mut() {
         let _ = serial.write_str(prefix);
         let _ = serial.write_fmt(args);
         let _ = serial.write_str("\r\n");
     }
+    drop(guard);
+    let spent = crate::arch::instructions::rdtsc().wrapping_sub(started);
+    CYCLES.fetch_add(spent, core::sync::atomic::Ordering::Relaxed);
 }
 
 /// `hvlog!(level, "...", args)`: a `[hv] ` line if `level` is enabled.

@@ -17,6 +17,8 @@ pub enum Variant {
     Truncated,
     /// `mode = turbo` in boot.cfg.
     BadConfig,
+    /// `gdb = on` in boot.cfg: real gdb against the hypervisor's stub (`crate::gdb::test`).
+    Gdb,
 }
 
 /// One boot test.
@@ -77,6 +79,16 @@ pub const BOOT_TESTS: &[BootTest] = &[
     hv_bochs("hv-bochs-tigerlake", "tigerlake"),
     hv_bochs("hv-bochs-sandybridge", "corei7_sandy_bridge_2600k"),
     BootTest {
+        name: GDB_BOCHS,
+        emulator: Emulator::Bochs,
+        mode: Mode::Hv,
+        cpu: "tigerlake",
+        variant: Variant::Gdb,
+        expect: HV_PASS,
+    },
+    // `bench quick` under Rampart: 0 VM exits in the syscall, switch and fault benchmarks.
+    hv_bochs(BENCH_ZERO_EXITS, "tigerlake"),
+    BootTest {
         name: "native-qemu",
         emulator: Emulator::Qemu,
         mode: Mode::Native,
@@ -119,6 +131,12 @@ pub const BOOT_TESTS: &[BootTest] = &[
     },
 ];
 
+/// The boot test that runs `bench quick` and checks `crate::bench::check::zero_exits`.
+pub const BENCH_ZERO_EXITS: &str = "bench-zero-exits";
+
+/// Batch gdb against the hypervisor's GDB stub, then `exit` in the shell.
+pub const GDB_BOCHS: &str = "gdb-bochs";
+
 const fn hv_bochs(name: &'static str, cpu: &'static str) -> BootTest {
     BootTest {
         name,
@@ -150,9 +168,23 @@ pub fn session(test: &BootTest) -> Option<(&'static Session, Option<Flavour>)> {
         "hv-bochs-tigerlake" | "hv-bochs-sandybridge" => {
             Some((&shell::FULL, Some(Flavour::Hypervisor)))
         }
+        BENCH_ZERO_EXITS => Some((&crate::bench::sessions::QUICK, None)),
+        GDB_BOCHS => Some((&shell::EXIT_ONLY, None)),
         _ if test.expect.pass && matches!(test.variant, Variant::Normal) => {
             Some((&shell::EXIT_ONLY, None))
         }
+        _ => None,
+    }
+}
+
+/// A check over the serial lines beyond `shell::check_full`, run once the session finished:
+/// failures and figures.
+pub type SessionCheck = fn(&[String]) -> (Vec<String>, Vec<(String, u64)>);
+
+/// The extra check of a test's session, if it has one.
+pub fn session_check(test: &BootTest) -> Option<SessionCheck> {
+    match test.name {
+        BENCH_ZERO_EXITS => Some(crate::bench::check::zero_exits),
         _ => None,
     }
 }

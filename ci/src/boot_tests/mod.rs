@@ -1,6 +1,7 @@
 //! Boot tests: each boots its own image in its own run directory under a time limit, two at a time, and
 //! checks the serial console against the test's expectations.
 
+pub mod attacks;
 pub mod catalog;
 pub mod expect;
 pub mod report;
@@ -90,6 +91,9 @@ fn boot(test: &BootTest, launch: &Launch) -> Result<(Boot, Option<session::Repor
     let mut contents = Contents::from_build(test.mode)?;
     apply(test.variant, &mut contents);
     image::write(&launch.run_dir.join(DISK_IMAGE), &contents)?;
+    if matches!(test.variant, Variant::Gdb) {
+        return crate::gdb::test::boot(launch);
+    }
     let Some((script, _)) = catalog::session(test) else {
         return Ok((emulator::boot(launch)?, None));
     };
@@ -120,6 +124,14 @@ fn add_session(test: &BootTest, boot: &Boot, report: session::Report, record: &m
         let (failures, figures) = shell::check_full(&boot.lines, flavour);
         record.failures.extend(failures);
         record.figures.extend(figures);
+        let (failures, figures) = attacks::check(&boot.lines, flavour, test.cpu);
+        record.failures.extend(failures);
+        record.figures.extend(figures);
+    }
+    if let (true, Some(check)) = (finished, catalog::session_check(test)) {
+        let (failures, figures) = check(&boot.lines);
+        record.failures.extend(failures);
+        record.figures.extend(figures);
     }
 }
 
@@ -133,6 +145,7 @@ pub fn apply(variant: Variant, contents: &mut Contents) {
         }
         Variant::Truncated => contents.kernel.truncate(contents.kernel.len() / 2),
         Variant::BadConfig => contents.boot_cfg = with_bad_mode(&contents.boot_cfg),
+        Variant::Gdb => contents.boot_cfg.push_str(crate::gdb::GDB_ON),
     }
 }
 

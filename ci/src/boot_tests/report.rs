@@ -128,7 +128,7 @@ fn json_record(r: &Record) -> String {
     )
 }
 
-fn json_string(text: &str) -> String {
+pub fn json_string(text: &str) -> String {
     let mut out = String::from("\"");
     for c in text.chars() {
         match c {

@@ -78,6 +78,11 @@ pub const FULL: Session = Session {
             send: None,
             expect: &[&["A 29", "B 29"]],
         },
+        // The attack suite, with a background spin for liveness (`attacks`).
+        super::attacks::SPIN_STEP,
+        super::attacks::RUN_STEP,
+        super::attacks::HELLO_STEP,
+        super::attacks::SPIN_DONE_STEP,
         Step {
             label: "exit",
             send: Some("exit"),

@@ -45,19 +45,34 @@ com2: enabled=false
 }
 
 /// Writes the bochsrc and debugger commands into `run_dir`, removes a stale lock, and returns the command.
-pub fn command(run_dir: &Path, cpu_model: &str, com1_port: u16) -> Result<Command> {
+pub fn command(
+    run_dir: &Path,
+    cpu_model: &str,
+    com1_port: u16,
+    com2_port: Option<u16>,
+) -> Result<Command> {
     if !Path::new(VGABIOS_PATH).is_file() {
         return Err(Error::Setup(format!(
             "{VGABIOS_PATH} is missing: install Debian's `vgabios` package"
         )));
     }
-    write(run_dir, BOCHSRC, &config(cpu_model, com1_port))?;
+    let mut rc = config(cpu_model, com1_port);
+    if let Some(port) = com2_port {
+        rc = rc.replace("com2: enabled=false", &com2_socket(port));
+    }
+    write(run_dir, BOCHSRC, &rc)?;
     write(run_dir, COMMANDS_FILE, COMMANDS)?;
     // Bochs refuses an image whose lock file survived a killed run.
     let _ = fs::remove_file(run_dir.join(format!("{DISK_IMAGE}.lock")));
     let mut command = Command::new("bochs");
     command.args(["-q", "-rc", COMMANDS_FILE, "-f", BOCHSRC]);
     Ok(command)
+}
+
+/// COM2 as a socket server for the hypervisor's GDB stub (Bochs waits for a client before the
+/// CPU starts, and OVMF writes its console to COM2 too: `crate::gdb::link` drains it).
+pub fn com2_socket(port: u16) -> String {
+    format!(r#"com2: enabled=true, mode=socket-server, dev="localhost:{port}""#)
 }
 
 fn write(run_dir: &Path, name: &str, text: &str) -> Result<()> {

@@ -195,10 +195,16 @@ pub fn boot(launch: &Launch) -> Result<Boot> {
 /// Boots `run_dir/disk.img` with COM1 on a TCP socket the runner connects to (logged to
 /// `serial.log`), `input` typing into it, and follows the log until an outcome.
 pub fn boot_with(launch: &Launch, input: Input) -> Result<Boot> {
+    boot_with_com2(launch, input, None)
+}
+
+/// Like [`boot_with`], with COM2 (the hypervisor's GDB stub) as a TCP server on `com2` (Bochs
+/// only; the emulator waits for a client there too, see `crate::gdb`).
+pub fn boot_with_com2(launch: &Launch, input: Input, com2: Option<u16>) -> Result<Boot> {
     check_ovmf()?;
     let port = console::free_port()?;
     let command = match launch.emulator {
-        Emulator::Bochs => bochs::command(&launch.run_dir, &launch.cpu, port)?,
+        Emulator::Bochs => bochs::command(&launch.run_dir, &launch.cpu, port, com2)?,
         Emulator::Qemu => qemu::command(false, port),
         Emulator::Kvm => qemu::command(true, port),
     };

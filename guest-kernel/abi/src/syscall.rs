@@ -39,10 +39,17 @@ pub enum Syscall {
     /// `exit_count() -> exits`: VM exits counted by the hypervisor so far, not counting these
     /// queries; [`Errno::NoSys`] without the Rampart hypervisor.
     ExitCount = 12,
+    /// `exit_cycles() -> cycles`: TSC cycles the hypervisor has spent handling VM exits so far
+    /// (the query's own exit included); [`Errno::NoSys`] without the Rampart hypervisor.
+    ExitCycles = 13,
+    /// `attacks() -> 0`: runs the kernel's attack suite (the "compromised kernel" of the
+    /// `attacks` cargo feature), printing one table row per attack; [`Errno::NoSys`] in kernels
+    /// built without it.
+    Attacks = 14,
 }
 
 impl Syscall {
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 15;
 
     pub fn from_raw(raw: u64) -> Option<Self> {
         use Syscall::*;
@@ -60,6 +67,8 @@ impl Syscall {
             10 => Kill,
             11 => Processes,
             12 => ExitCount,
+            13 => ExitCycles,
+            14 => Attacks,
             _ => return None,
         })
     }

@@ -20,14 +20,17 @@ pub const IST_NMI: u8 = 2;
 pub const IST_MACHINE_CHECK: u8 = 3;
 
 // Flat descriptors: base 0, limit 0xfffff, G=1. Access byte: P, DPL, S, type.
-/// 64-bit code, DPL0: P=1 S=1 type=execute/read, L=1.
-const KERNEL_CODE: u64 = 0x00af_9a00_0000_ffff;
-/// Data, DPL0: P=1 S=1 type=read/write, D/B=1.
-const KERNEL_DATA: u64 = 0x00cf_9200_0000_ffff;
+// Every segment descriptor has its accessed bit (type bit 0) set already: the CPU would set
+// it on the first load of the selector (SDM Vol. 3A 3.4.5.1), a write to the GDT, which is
+// read-only in EPT once the hypervisor has locked the descriptor tables.
+/// 64-bit code, DPL0: P=1 S=1 type=execute/read/accessed, L=1.
+const KERNEL_CODE: u64 = 0x00af_9b00_0000_ffff;
+/// Data, DPL0: P=1 S=1 type=read/write/accessed, D/B=1.
+const KERNEL_DATA: u64 = 0x00cf_9300_0000_ffff;
 /// Data, DPL3.
-const USER_DATA: u64 = 0x00cf_f200_0000_ffff;
+const USER_DATA: u64 = 0x00cf_f300_0000_ffff;
 /// 64-bit code, DPL3.
-const USER_CODE: u64 = 0x00af_fa00_0000_ffff;
+const USER_CODE: u64 = 0x00af_fb00_0000_ffff;
 /// System descriptor type 9: available 64-bit TSS; with P=1.
 const TSS_AVAILABLE_PRESENT: u64 = 0x89 << 40;
 

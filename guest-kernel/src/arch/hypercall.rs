@@ -2,9 +2,10 @@
 
 use super::cpu;
 use crate::hv::Detection;
+use crate::mm::layout;
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
-use rampart_hv_abi::{Hypercall, CPUID_LEAF_VENDOR, EXIT_COUNT_TOTAL};
+use rampart_hv_abi::{AuditRecord, Hypercall, CPUID_LEAF_VENDOR, EXIT_COUNT_TOTAL};
 
 /// Set once [`detect`] has found Rampart.
 static PRESENT: AtomicBool = AtomicBool::new(false);
@@ -79,6 +80,11 @@ impl Rampart {
         self.call1(Hypercall::ExitCount as u64, EXIT_COUNT_TOTAL)
     }
 
+    /// `Hypercall::ExitCycles`: TSC cycles spent in exit handlers so far.
+    pub fn exit_cycles(&self) -> i64 {
+        self.call(Hypercall::ExitCycles as u64)
+    }
+
     /// `Hypercall::GrantExecute`: the `length` bytes at guest-physical `gpa` become R-X in EPT
     /// if they equal the initrd's bytes at `initrd_offset`. Returns 0 or the error.
     pub fn grant_execute(&self, gpa: u64, length: u64, initrd_offset: u64) -> i64 {
@@ -88,6 +94,50 @@ impl Rampart {
     /// `Hypercall::RevokeExecute`: granted pages at `gpa` return to RW- (before reuse).
     pub fn revoke_execute(&self, gpa: u64, length: u64) -> i64 {
         self.call3(Hypercall::RevokeExecute as u64, gpa, length, 0)
+    }
+
+    /// `Hypercall::LockSyscallMsrs`: STAR/LSTAR/CSTAR/SFMASK/SYSENTER_* keep their values.
+    pub fn lock_syscall_msrs(&self) -> i64 {
+        self.call(Hypercall::LockSyscallMsrs as u64)
+    }
+
+    /// `Hypercall::LockDescriptorTables` with `flags` (`LOCK_TSS` or 0).
+    pub fn lock_descriptor_tables(&self, flags: u64) -> i64 {
+        self.call1(Hypercall::LockDescriptorTables as u64, flags)
+    }
+
+    /// `Hypercall::AuditCount`: audit records so far.
+    #[cfg_attr(not(feature = "attacks"), allow(dead_code))]
+    pub fn audit_count(&self) -> i64 {
+        self.call(Hypercall::AuditCount as u64)
+    }
+
+    /// `Hypercall::ReadAuditLog`: copies the records from sequence number `first` on into
+    /// `buffer`; returns how many (or the error).
+    #[cfg_attr(not(feature = "attacks"), allow(dead_code))]
+    pub fn read_audit_log(&self, buffer: &mut [AuditRecord], first: u64) -> i64 {
+        let virt = buffer.as_mut_ptr() as u64;
+        let direct_map = layout::DIRECT_MAP_BASE..layout::KERNEL_STACKS_BASE;
+        assert!(
+            direct_map.contains(&virt),
+            "audit buffer outside the direct map"
+        );
+        let physical = layout::virt_to_phys(virt);
+        let result: u64;
+        // SAFETY: Rampart is present (this handle exists). `buffer` is an exclusive borrow of
+        // kernel heap memory, which lives in the direct map, so `physical` is its guest-physical
+        // address; the hypervisor writes at most `buffer.len()` records there (and only memory
+        // the guest itself may write); the asm clobbers memory, so the compiler re-reads it.
+        unsafe {
+            asm!(
+                "vmcall",
+                inout("rax") Hypercall::ReadAuditLog as u64 => result,
+                in("rdi") physical, in("rsi") buffer.len() as u64, in("rdx") first,
+                in("r10") 0u64,
+                options(nostack)
+            )
+        };
+        result as i64
     }
 
     /// A call with [`UNASSIGNED_NUMBER`]; the hypervisor must answer `NotSupported`.

@@ -1,6 +1,6 @@
 //! Interrupt entry: 256 fixed-size stubs that build a `trap::InterruptFrame`, and the dispatcher
-//! they call. An exception in ring 3 kills only that process; in ring 0 it is fatal: a register
-//! dump, the FAIL result line, halt.
+//! they call. An exception in ring 3 kills only that process, one in a kernel thread only that
+//! thread; anywhere else in ring 0 it is fatal: a register dump, the FAIL result line, halt.
 
 use super::{cpu, lapic};
 use crate::console::emergency_line;
@@ -68,8 +68,21 @@ extern "sysv64" fn interrupt_dispatch(frame: *mut InterruptFrame) {
     let frame = unsafe { &mut *frame };
     let from_user = frame.cs & RING_MASK == RING_USER;
     match u8::try_from(frame.vector).unwrap_or(0) {
+        // A first touch of a heap page: map it and retry the access (`syscall::memory`).
+        trap::VECTOR_PAGE_FAULT
+            if from_user
+                && crate::mm::heap::is_first_touch(frame.error_code)
+                && crate::syscall::memory::fault_in(cpu::read_cr2()) => {}
         vector if vector < trap::EXCEPTION_COUNT && from_user && !is_machine_fault(vector) => {
             crate::process::user_fault(frame, cpu::read_cr2())
+        }
+        // A kernel thread (the attack suite's): only that thread ends.
+        vector
+            if vector < trap::EXCEPTION_COUNT
+                && !is_machine_fault(vector)
+                && crate::process::in_kernel_thread() =>
+        {
+            crate::process::kernel_thread_fault(frame, cpu::read_cr2())
         }
         vector if vector < trap::EXCEPTION_COUNT => fatal_exception(frame),
         trap::VECTOR_TIMER => {

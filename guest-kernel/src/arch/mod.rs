@@ -2,12 +2,15 @@
 //! hardware and exposes safe functions only where the wrapper itself enforces the invariant.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "attacks")]
+pub mod attack;
 pub mod cpu;
 pub mod entry;
 pub mod gdt;
 pub mod hypercall;
 pub mod idt;
 pub mod interrupts;
+pub mod kthread;
 pub mod lapic;
 pub mod paging;
 pub mod phys;

@@ -87,9 +87,13 @@ impl PhysMemory for Frames {
     }
 
     fn free_leaf(&mut self, frame: u64, entry: u64) {
+        let executable_user = entry & (USER | NO_EXECUTE) == USER;
+        // Shared program text stays (granted) for the next process of the program.
+        if executable_user && crate::process::text_cache::holds(frame) {
+            return;
+        }
         // A user text page was granted execute (and made read-only) in EPT: give it back
         // read/write before the allocator zeroes and reuses it.
-        let executable_user = entry & (USER | NO_EXECUTE) == USER;
         if let (true, Some(rampart)) = (executable_user, super::hypercall::rampart()) {
             let result = rampart.revoke_execute(frame, PAGE_SIZE);
             if result != 0 {

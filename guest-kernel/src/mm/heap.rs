@@ -32,8 +32,16 @@ mod tests {
         let start = 0x40_5000;
         assert_eq!(lazy_page(start, start + 1, 0x40_5fff), Some(0x40_5000));
         assert_eq!(lazy_page(start, start + 0x2000, 0x40_6008), Some(0x40_6000));
-        assert_eq!(lazy_page(start, start + 0x2000, 0x40_7000), None, "past the break");
-        assert_eq!(lazy_page(start, start + 0x2000, 0x40_4fff), None, "below the heap");
+        assert_eq!(
+            lazy_page(start, start + 0x2000, 0x40_7000),
+            None,
+            "past the break"
+        );
+        assert_eq!(
+            lazy_page(start, start + 0x2000, 0x40_4fff),
+            None,
+            "below the heap"
+        );
         assert_eq!(lazy_page(start, start, 0x40_5000), None, "empty heap");
     }
 

@@ -52,7 +52,8 @@ fn terminate(table: &mut Table, pid: u64, code: i64) -> u64 {
 
 /// Frees an address space and logs the frame counts.
 fn release(pid: u64, name: &str, code: i64, root: u64) {
-    if root == 0 {
+    // A kernel thread runs on the kernel's own root, which outlives it.
+    if root == 0 || root == paging::kernel_root() {
         return;
     }
     let before = phys::free_frames();

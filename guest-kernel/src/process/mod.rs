@@ -3,10 +3,15 @@
 //! idle loop, so the table lock is never contended; it is always released before a switch.
 
 mod exit;
+mod kthread;
 mod schedule;
 mod spawn;
+pub mod text_cache;
 
 pub use exit::{exit_current, kill, user_fault, wait};
+#[cfg(feature = "attacks")]
+pub use kthread::{fault_vector, spawn_kernel_thread};
+pub use kthread::{in_kernel_thread, kernel_thread_fault};
 pub use schedule::{block_current, idle_loop, init, schedule, timer_tick};
 pub use spawn::{set_initrd, spawn};
 

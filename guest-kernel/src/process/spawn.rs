@@ -2,7 +2,7 @@
 //! argument string, kernel stack, and the first entry into ring 3.
 
 use super::schedule::map_kernel_stack;
-use super::{Process, TABLE};
+use super::{text_cache, Process, TABLE};
 use crate::arch::phys::{self, Frames};
 use crate::arch::{hypercall, paging, switch};
 use crate::console::kprintln;
@@ -47,7 +47,7 @@ pub fn spawn(name: &str, args: &[u8], parent: u64) -> Result<u64, Errno> {
             return Err(Errno::NoMemory);
         }
     };
-    if let Err(errno) = grant_text(&frames, root, &program, &source) {
+    if let Err(errno) = grant_text(&mut frames, root, &program, &source) {
         address_space::destroy(&mut frames, root);
         return Err(errno);
     }
@@ -109,21 +109,46 @@ struct Source<'a> {
 
 /// Under Rampart, user pages are not executable in EPT until the hypervisor has checked that
 /// they hold the measured initrd bytes (`GrantExecute`; DESIGN.md invariant 3). Text pages are
-/// whole-page copies of the initrd for exactly that reason (see `load`).
-fn grant_text(frames: &Frames, root: u64, program: &Program, source: &Source) -> Result<(), Errno> {
-    let Some(rampart) = hypercall::rampart() else {
-        return Ok(());
-    };
+/// whole-page copies of the initrd for exactly that reason (see `load`). A read-only text page
+/// some earlier process already had granted is shared instead (`text_cache`): the fresh copy
+/// is dropped and the cached frame mapped, with no VMCALL.
+fn grant_text(
+    frames: &mut Frames,
+    root: u64,
+    program: &Program,
+    source: &Source,
+) -> Result<(), Errno> {
+    let rampart = hypercall::rampart();
     for segment in program.segments().iter().filter(|s| s.executable) {
         for page in address_space::pages(segment.vaddr, segment.vaddr + segment.memsz) {
             let entry = address_space::leaf(frames, root, page).ok_or(Errno::NoMemory)?;
+            let frame = page_table::entry_address(entry);
             let offset = source.file_offset + text_page_offset(segment, page);
-            let result = rampart.grant_execute(page_table::entry_address(entry), PAGE_SIZE, offset);
-            if result != 0 {
-                kprintln!(
-                    "GrantExecute of {page:#x} (initrd offset {offset:#x}) refused: {result}"
-                );
-                return Err(Errno::NotExecutable);
+            // A page shared with a writable segment stays private to this process.
+            let shareable = entry & WRITABLE == 0;
+            match text_cache::lookup(offset).filter(|_| shareable) {
+                Some(cached) if cached == frame => continue,
+                Some(cached) => {
+                    let flags = entry & !page_table::ADDRESS_MASK;
+                    address_space::map(frames, root, page, cached, flags)
+                        .map_err(|_| Errno::NoMemory)?;
+                    // The fresh copy was never granted: plain free.
+                    frames.free(frame);
+                    continue;
+                }
+                None => {}
+            }
+            if let Some(rampart) = &rampart {
+                let result = rampart.grant_execute(frame, PAGE_SIZE, offset);
+                if result != 0 {
+                    kprintln!(
+                        "GrantExecute of {page:#x} (initrd offset {offset:#x}) refused: {result}"
+                    );
+                    return Err(Errno::NotExecutable);
+                }
+            }
+            if shareable {
+                text_cache::insert(offset, frame);
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Console and time system calls: write, read, uptime, exit_count.
+//! Console and time system calls: write, read, uptime, exit_count, exit_cycles.
 
 use super::{user, Arguments};
 use crate::arch::hypercall;
@@ -63,4 +63,12 @@ pub fn exit_count(_: &Arguments) -> Result<u64, Errno> {
     let rampart = hypercall::rampart().ok_or(Errno::NoSys)?;
     let count = rampart.exit_count();
     u64::try_from(count).map_err(|_| Errno::NoSys)
+}
+
+/// `exit_cycles()`: TSC cycles the hypervisor has spent in exit handlers, or ENOSYS without
+/// Rampart.
+pub fn exit_cycles(_: &Arguments) -> Result<u64, Errno> {
+    let rampart = hypercall::rampart().ok_or(Errno::NoSys)?;
+    let cycles = rampart.exit_cycles();
+    u64::try_from(cycles).map_err(|_| Errno::NoSys)
 }

@@ -3,8 +3,9 @@
 //! read-only). Numbers and semantics: `rampart_kernel_abi::syscall`.
 
 mod console;
-mod memory;
+pub mod memory;
 mod process;
+mod suite;
 mod user;
 
 use rampart_kernel_abi::syscall::{Errno, Syscall};
@@ -53,7 +54,15 @@ static TABLE: [Handler; Syscall::COUNT] = [
     process::kill,
     process::processes,
     console::exit_count,
+    console::exit_cycles,
+    suite::attacks,
 ];
+
+/// Where the table is: the attack suite tries to overwrite it.
+#[cfg(feature = "attacks")]
+pub fn table_address() -> u64 {
+    TABLE.as_ptr() as u64
+}
 
 /// Called by the SYSCALL stub with interrupts off.
 pub extern "sysv64" fn dispatch(frame: *mut SyscallFrame) {

@@ -6,8 +6,10 @@ use crate::mm::address_space;
 use crate::mm::user_range::{self, Direction};
 use rampart_kernel_abi::syscall::Errno;
 
-/// Checks a user range against the current address space.
+/// Checks a user range against the current address space (mapping untouched heap pages of
+/// it first: they are valid memory the process has not used yet).
 pub fn check(address: u64, length: u64, direction: Direction) -> Result<(), Errno> {
+    super::memory::populate(address, length);
     let root = crate::process::current_root();
     user_range::check(address, length, direction, |page| {
         address_space::leaf(&Frames, root, page)

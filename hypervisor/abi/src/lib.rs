@@ -36,7 +36,7 @@ pub enum Hypercall {
     LogExitStats = 1,
     /// Stops the virtual machine cleanly (prints the exit counters first). Does not return.
     Shutdown = 2,
-    /// Returns the number of VM exits so far, not counting `ExitCount` hypercalls, so that two
+    /// Returns the number of VM exits so far, not counting `ExitCount`/`ExitCycles` hypercalls, so that two
     /// reads bracket exactly the exits caused in between. RDI = a basic exit reason (SDM Vol.
     /// 3D Appendix C) for that reason's count, or `u64::MAX` for the total.
     ExitCount = 3,
@@ -61,6 +61,7 @@ pub enum Hypercall {
     AuditCount = 9,
     /// Returns the TSC cycles the hypervisor has spent handling VM exits so far (from exit
     /// dispatch to resume, so the hardware's own entry/exit transitions are not included).
+    /// Like `ExitCount`, these queries are left out of `ExitCount`'s answers.
     ExitCycles = 10,
     /// Locks the descriptor tables: from now on LGDT, LIDT, LLDT and LTR raise #GP in the guest
     /// and are audited, and the pages of the current GDT and IDT become read-only in EPT (with
@@ -101,6 +102,8 @@ pub mod access {
     pub const EXECUTE: u32 = 1 << 2;
     /// Audit records only: a register write (CR, MSR, descriptor-table register).
     pub const REGISTER: u32 = 1 << 3;
+    /// Audit records only: a policy hypercall asking for the R/W/X bits also set.
+    pub const HYPERCALL: u32 = 1 << 4;
 }
 
 /// Which protection blocked an attempt (an [`AuditRecord`]'s `rule`).

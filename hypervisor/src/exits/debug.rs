@@ -1,5 +1,5 @@
 //! Exits that belong to the debugger: #BP and #DB exceptions (exception bitmap bits 3 and 1,
-//! set only with `gdb = on`), monitor-trap-flag steps, VMX-preemption-timer polls, and guest
+//! set only with `gdb = on`; #DB also ends the stub's RFLAGS.TF steps), monitor-trap-flag steps, VMX-preemption-timer polls, and guest
 //! triple faults while a debugger is attached.
 
 use super::Resume;
@@ -53,10 +53,18 @@ fn breakpoint(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
 
 fn debug(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     let qualification = vmcs.get(ro::EXIT_QUALIFICATION);
+    let stepping = gdb::step::in_progress();
     if let Some(reason) = gdb::hw_stop_reason(qualification & DEBUG_QUALIFICATION_B0_B3) {
         if gdb::report_stop(vmcs, regs, reason) {
             return Resume::Unchanged;
         }
+    }
+    // The stub's own single step (gdb::step: RFLAGS.TF); `report_stop` restores the guest's TF.
+    if stepping && qualification & gdb::step::QUALIFICATION_BS != 0 {
+        if !gdb::report_stop(vmcs, regs, StopReason::DoneStep) {
+            gdb::step::end(vmcs);
+        }
+        return Resume::Unchanged;
     }
     hvlog!(
         WARN,

@@ -32,7 +32,11 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         }
         Some(Hypercall::ReadAuditLog) => policy::read_audit_log(regs),
         Some(Hypercall::AuditCount) => crate::audit::LOG.lock().count(),
-        Some(Hypercall::ExitCycles) => state::STATS.cycles(),
+        Some(Hypercall::ExitCycles) => {
+            // A counter query, like ExitCount: left out of the counts it brackets.
+            state::STATS.record_query();
+            state::STATS.cycles()
+        }
         Some(Hypercall::LockDescriptorTables) => super::descriptor_tables::lock(vmcs, regs.rdi),
         None => HypercallError::NotSupported as i64 as u64,
     };

@@ -70,6 +70,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
     let reason_field = vmcs.get(ro::EXIT_REASON) as u32;
     let basic = exit_reason::basic(reason_field);
     state::STATS.record(basic);
+    let audits_before = crate::gdb::audit_mark();
     if reason_field & EXIT_REASON_ENTRY_FAILURE != 0 {
         stop::entry_failure_exit(&vmcs, regs, basic);
     }
@@ -99,6 +100,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
         Resume::Inject(exception) => inject(&vmcs, exception),
         Resume::Unchanged => {}
     }
+    crate::gdb::stop_if_blocked(&vmcs, regs, audits_before);
     state::STATS.add_cycles(crate::arch::instructions::rdtsc().wrapping_sub(started));
 }
 

@@ -113,7 +113,7 @@ fn apply(
         Err(Denial::Denied { rule, gpa }) => {
             audit::block(Attempt {
                 rule,
-                access: requested,
+                access: requested | access::HYPERCALL,
                 rip: guest_rip(vmcs),
                 gva: 0,
                 gpa,

@@ -1,5 +1,5 @@
-//! Applying the debugger's requests to the CPU: VMCS controls for single-step (monitor trap
-//! flag) and Ctrl-C polling (VMX-preemption timer), the debug registers, and the register
+//! Applying the debugger's requests to the CPU: VMCS controls for single-step (`step`)
+//! and Ctrl-C polling (VMX-preemption timer), the debug registers, and the register
 //! frame GDB edited.
 #![allow(unsafe_code)]
 
@@ -12,18 +12,13 @@ use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use gdbstub::target::ext::breakpoints::WatchKind;
-use x86::vmx::vmcs::control::{self, PinbasedControls, PrimaryControls};
+use x86::vmx::vmcs::control::{self, PinbasedControls};
 use x86::vmx::vmcs::guest;
 
 /// Exception bitmap bits: #DB (vector 1) and #BP (vector 3) exit (SDM Vol. 3C 25.6.3).
 pub const EXCEPTION_BITMAP_DEBUG: u64 = (1 << 1) | (1 << 3);
-/// RFLAGS.IF (SDM Vol. 1 3.4.3.3).
-const RFLAGS_IF: u64 = 1 << 9;
-/// Interruptibility state: blocking by STI (bit 0) and by MOV SS (bit 1) (SDM Vol. 3C 25.4.2
-/// Table 25-3); activity state 0 = active (25.4.2).
-const BLOCKING_BY_STI: u64 = 1 << 0;
-const BLOCKING_BY_MOV_SS: u64 = 1 << 1;
-const ACTIVITY_ACTIVE: u64 = 0;
+/// RFLAGS.RF (SDM Vol. 3B 19.3.1.1): resuming at an instruction breakpoint must not hit it again.
+const RFLAGS_RF: u64 = 1 << 16;
 /// TSC ticks between two Ctrl-C polls while the guest runs (the timer counts TSC >> rate).
 const POLL_INTERVAL_TSC: u64 = 1 << 22;
 
@@ -32,7 +27,7 @@ fn allowed(capability: u64, bit: u32) -> bool {
     (capability >> 32) & u64::from(bit) != 0
 }
 
-fn set_control(vmcs: &Vmcs, field: u32, bit: u32, on: bool) {
+pub(super) fn set_control(vmcs: &Vmcs, field: u32, bit: u32, on: bool) {
     let Ok(value) = vmcs.read(field) else { return };
     let value = if on {
         value | u64::from(bit)
@@ -57,32 +52,12 @@ pub fn trap_debug_exceptions(vmcs: &Vmcs) {
     }
 }
 
-/// True if single-step by monitor trap flag is available (primary control bit 27).
-pub fn can_step() -> bool {
-    allowed(
-        state::get().caps.procbased,
-        PrimaryControls::MONITOR_TRAP_FLAG.bits(),
-    )
-}
-
 /// True if the VMX-preemption timer is available (pin-based control bit 6).
 pub fn can_poll() -> bool {
     allowed(
         state::get().caps.pinbased,
         PinbasedControls::VMX_PREEMPTION_TIMER.bits(),
     )
-}
-
-/// Turns the monitor trap flag off (after its exit, or when another stop came first).
-pub fn end_step(vmcs: &Vmcs) {
-    if can_step() {
-        set_control(
-            vmcs,
-            control::PRIMARY_PROCBASED_EXEC_CONTROLS,
-            PrimaryControls::MONITOR_TRAP_FLAG.bits(),
-            false,
-        );
-    }
 }
 
 /// Turns the preemption timer off (no debugger to poll for).
@@ -149,15 +124,12 @@ pub fn apply(vmcs: &Vmcs, regs: &mut GuestRegisters, target: &mut GuestTarget, a
         load_debug_registers(vmcs, target);
         target.hw_changed = false;
     }
-    let step = target.resume == Some(ResumeMode::Step) && attached && can_step();
+    let step = target.resume == Some(ResumeMode::Step) && attached;
     if step {
-        set_control(
-            vmcs,
-            control::PRIMARY_PROCBASED_EXEC_CONTROLS,
-            PrimaryControls::MONITOR_TRAP_FLAG.bits(),
-            true,
-        );
-        block_interrupts_for_one_instruction(vmcs);
+        super::step::begin(vmcs);
+    }
+    if attached {
+        skip_instruction_breakpoint(vmcs, target);
     }
     if can_poll() {
         let rate = state::get().caps.preemption_timer_rate();
@@ -171,16 +143,18 @@ pub fn apply(vmcs: &Vmcs, regs: &mut GuestRegisters, target: &mut GuestTarget, a
     }
 }
 
-/// So that a single step executes the instruction at RIP rather than entering an interrupt
-/// handler: with RFLAGS.IF = 1 and the guest active, mark blocking by STI, which holds off
-/// external interrupts for exactly one instruction (Table 25-3). The entry checks forbid it
-/// with IF = 0 or together with blocking by MOV SS (27.3.1.5), where nothing is needed or
-/// interrupts are already held off.
-fn block_interrupts_for_one_instruction(vmcs: &Vmcs) {
-    let rflags = vmcs.read(guest::RFLAGS).unwrap_or(0);
-    let state = vmcs.read(guest::INTERRUPTIBILITY_STATE).unwrap_or(0);
-    let active = vmcs.read(guest::ACTIVITY_STATE).unwrap_or(1) == ACTIVITY_ACTIVE;
-    if rflags & RFLAGS_IF != 0 && state & BLOCKING_BY_MOV_SS == 0 && active {
-        let _ = vmcs.write(guest::INTERRUPTIBILITY_STATE, state | BLOCKING_BY_STI);
+/// An instruction breakpoint is a fault (SDM Vol. 3B 19.2.4): resuming at its address with
+/// RFLAGS.RF = 1 lets the instruction run once instead of stopping again at once.
+fn skip_instruction_breakpoint(vmcs: &Vmcs, target: &GuestTarget) {
+    let rip = vmcs.read(guest::RIP).unwrap_or(0);
+    let at_breakpoint = target
+        .hw
+        .slots
+        .iter()
+        .flatten()
+        .any(|s| s.kind == HwKind::Execute && s.address == rip);
+    if at_breakpoint {
+        let rflags = vmcs.read(guest::RFLAGS).unwrap_or(0);
+        let _ = vmcs.write(guest::RFLAGS, rflags | RFLAGS_RF);
     }
 }

@@ -12,6 +12,7 @@ pub mod memory;
 pub mod monitor;
 pub mod registers;
 mod session;
+pub mod step;
 pub mod target;
 pub mod walker;
 
@@ -34,11 +35,7 @@ pub fn wait_for_debugger(vmcs: &Vmcs, regs: &mut GuestRegisters) {
     hvlog!(
         INFO,
         "gdb: single-step {}, Ctrl-C polling {}",
-        if control::can_step() {
-            "by monitor trap flag"
-        } else {
-            "unavailable"
-        },
+        step::describe(),
         if control::can_poll() {
             "by preemption timer"
         } else {
@@ -56,8 +53,24 @@ pub fn report_stop(vmcs: &Vmcs, regs: &mut GuestRegisters, reason: StopReason) -
     session::stop(vmcs, regs, reason)
 }
 
-/// For the protection work: a blocked guest attempt stops the guest as SIGSEGV while a
-/// debugger is attached (the audit record is printed by the caller / `monitor audit`).
+/// The audit log's record count while a debugger is attached (`None` otherwise), taken when
+/// an exit begins, for [`stop_if_blocked`].
+pub fn audit_mark() -> Option<u64> {
+    attached().then(|| crate::audit::LOG.lock().count())
+}
+
+/// After an exit handler ran: if it blocked a guest attempt (policy, MSR, CR and descriptor
+/// table handlers all record one with `audit::block`) while a debugger is attached, the guest
+/// stops as SIGSEGV at the offending instruction, with the fault it will receive already set
+/// up; `monitor audit` shows the record.
+pub fn stop_if_blocked(vmcs: &Vmcs, regs: &mut GuestRegisters, before: Option<u64>) {
+    let Some(before) = before else { return };
+    if crate::audit::LOG.lock().count() > before {
+        report_blocked_attempt(vmcs, regs);
+    }
+}
+
+/// A blocked guest attempt stops the guest as SIGSEGV while a debugger is attached.
 pub fn report_blocked_attempt(vmcs: &Vmcs, regs: &mut GuestRegisters) -> bool {
     report_stop(vmcs, regs, StopReason::Signal(Signal::SIGSEGV))
 }

@@ -117,9 +117,31 @@ fn ept(gpa: u64, out: &mut ConsoleOutput<'_>) {
     }
 }
 
-/// `monitor audit`: the protection work's audit records. None are kept yet.
+/// Records `monitor audit` shows (the newest).
+const AUDIT_SHOWN: u64 = 16;
+
+/// `monitor audit`: the newest records of the audit log (the guest's blocked attempts).
 pub fn audit_log(out: &mut ConsoleOutput<'_>) {
-    outputln!(out, "no audit records");
+    let Some(log) = crate::audit::LOG.try_lock() else {
+        outputln!(out, "audit log busy");
+        return;
+    };
+    let count = log.count();
+    outputln!(out, "audit: {count} records");
+    for r in log.since(count.saturating_sub(AUDIT_SHOWN)) {
+        let rule = rampart_hv_abi::Rule::from_raw(r.rule).map_or("?", |rule| rule.name());
+        outputln!(
+            out,
+            "#{} {} rule {} RIP={:#x} GVA={:#x} GPA={:#x} detail={:#x}",
+            r.sequence,
+            crate::audit::access_name(r.access),
+            rule,
+            r.rip,
+            r.gva,
+            r.gpa,
+            r.detail
+        );
+    }
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ pub fn stop(vmcs: &Vmcs, regs: &mut GuestRegisters, reason: StopReason) -> bool 
     let Some(session) = guard.as_mut().filter(|s| s.attached) else {
         return false;
     };
-    control::end_step(vmcs);
+    super::step::end(vmcs);
     if !load_frame(session, vmcs, regs) {
         return false;
     }
@@ -122,7 +122,7 @@ pub fn poll(vmcs: &Vmcs, regs: &mut GuestRegisters) {
     };
     let Some(session) = guard.as_mut().filter(|s| s.attached) else {
         control::stop_polling(vmcs);
-        control::end_step(vmcs);
+        super::step::end(vmcs);
         return;
     };
     let mut conn = unsafe_conn();
@@ -131,7 +131,7 @@ pub fn poll(vmcs: &Vmcs, regs: &mut GuestRegisters) {
         interrupted |= pump(session, byte);
     }
     if interrupted {
-        control::end_step(vmcs);
+        super::step::end(vmcs);
         if load_frame(session, vmcs, regs) {
             serve(session, vmcs, regs);
         }

@@ -1,0 +1,86 @@
+//! The deterministic part of the dashboard, checked by a boot test: under Rampart the system
+//! call, context switch and first-touch fault benchmarks cause no VM exit at all (the guest
+//! owns its interrupts, CR3 loads and #PF do not exit). Timings are not asserted.
+
+use super::parse::{bench_lines, DONE};
+
+/// The benchmarks that must show `exits=0`.
+pub const ZERO_EXIT: [&str; 3] = ["syscall", "switch", "fault"];
+
+/// Checks the `bench` output in `lines`; returns failures and figures
+/// (`bench.<name>.cycles`, `bench.<name>.exits` for every benchmark).
+pub fn zero_exits(lines: &[String]) -> (Vec<String>, Vec<(String, u64)>) {
+    let mut failures = Vec::new();
+    let results = bench_lines(lines);
+    let mut figures = Vec::new();
+    for result in &results {
+        figures.push((
+            format!("bench.{}.cycles", result.name),
+            result.cycles_per_op,
+        ));
+        if let Some(exits) = result.exits {
+            figures.push((format!("bench.{}.exits", result.name), exits));
+        }
+    }
+    for name in ZERO_EXIT {
+        match results.iter().find(|r| r.name == name) {
+            None => failures.push(format!("bench: no `bench: name={name} ...` line")),
+            Some(r) if r.exits == Some(0) => {}
+            Some(r) => failures.push(format!(
+                "bench: {name}: want exits=0, got exits={} over {} ops",
+                r.exits.map_or("n/a".into(), |e| e.to_string()),
+                r.ops
+            )),
+        }
+    }
+    if !lines.iter().any(|l| l.contains(DONE)) {
+        failures.push(format!("bench: no `{DONE}` line"));
+    }
+    if !lines
+        .iter()
+        .any(|l| l.contains("[sh] bench exited with code 0"))
+    {
+        failures.push("bench: want `[sh] bench exited with code 0`".into());
+    }
+    (failures, figures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &[&str]) -> Vec<String> {
+        text.iter().map(|l| l.to_string()).collect()
+    }
+
+    const GOOD: &[&str] = &[
+        "bench: name=syscall ops=10 cycles_per_op=100 exits=0 exits_per_op=0.000 exit_cycles=0",
+        "bench: name=switch ops=10 cycles_per_op=900 exits=0 exits_per_op=0.000 exit_cycles=0",
+        "bench: name=fault ops=10 cycles_per_op=800 exits=0 exits_per_op=0.000 exit_cycles=0",
+        "bench: name=spawn ops=1 cycles_per_op=9000 exits=4 exits_per_op=4.000 exit_cycles=99",
+        "bench: done",
+        "[sh] bench exited with code 0",
+    ];
+
+    #[test]
+    fn zero_exits_pass_and_spawn_exits_are_only_figures() {
+        let (failures, figures) = zero_exits(&lines(GOOD));
+        assert!(failures.is_empty(), "{failures:?}");
+        assert!(figures.contains(&("bench.spawn.exits".into(), 4)));
+        assert!(figures.contains(&("bench.fault.cycles".into(), 800)));
+    }
+
+    #[test]
+    fn an_exit_or_a_missing_line_fails() {
+        let mut log = lines(GOOD);
+        log[1] = log[1].replace("exits=0 ", "exits=3 ");
+        log.remove(2);
+        let (failures, _) = zero_exits(&log);
+        assert_eq!(failures.len(), 2, "{failures:?}");
+        assert!(failures[0].contains("switch: want exits=0, got exits=3"));
+        assert!(failures[1].contains("name=fault"));
+        let native = lines(&[GOOD[0].replace("exits=0", "exits=n/a").as_str()]);
+        let (failures, _) = zero_exits(&native);
+        assert!(failures[0].contains("got exits=n/a"));
+    }
+}

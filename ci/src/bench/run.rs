@@ -1,0 +1,130 @@
+//! Running the dashboard: build once, boot native and hv side by side on Bochs (two cores,
+//! one boot each), type `run bench` in each shell, and write the comparison.
+
+use std::fs;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::parse::{bench_lines, BootFigures, DONE};
+use super::sessions;
+use super::size;
+use super::table::{Dashboard, Side};
+use crate::boot_tests::session::{self, Limits};
+use crate::emulator::{self, Emulator, Input, Launch, Outcome, DISK_IMAGE};
+use crate::error::{Context, Result};
+use crate::image::{self, Contents, Mode};
+use crate::{build, paths};
+
+/// Exit codes: 0 both runs produced every result; 1 otherwise.
+const EXIT_COMPLETE: u8 = 0;
+const EXIT_INCOMPLETE: u8 = 1;
+
+/// Builds, boots both modes on Bochs model `cpu`, prints the table and writes
+/// `target/rampart/bench/bench.md` and `bench.json`.
+pub fn run(cpu: &str, timeout: Duration) -> Result<u8> {
+    build::build()?;
+    let (native, hv) = std::thread::scope(|scope| {
+        let native = scope.spawn(|| boot_side(Mode::Native, cpu, timeout));
+        let hv = scope.spawn(|| boot_side(Mode::Hv, cpu, timeout));
+        (join(native), join(hv))
+    });
+    let efi = fs::read(paths::firmware_efi())
+        .context(|| format!("cannot read {}", paths::firmware_efi().display()))?;
+    let dashboard = Dashboard {
+        cpu: cpu.to_string(),
+        native,
+        hv,
+        source: size::source_size(&paths::repo_root().join("hypervisor/src"))?,
+        efi_text: size::pe_text_size(&efi),
+    };
+    let markdown = dashboard.markdown();
+    println!("\n{markdown}");
+    let dir = paths::rampart_dir().join("bench");
+    fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
+    for (name, text) in [("bench.md", markdown), ("bench.json", dashboard.json())] {
+        let path = dir.join(name);
+        fs::write(&path, text).context(|| format!("cannot write {}", path.display()))?;
+        println!("xtask: wrote {}", paths::display(&path));
+    }
+    let complete = dashboard.native.problem.is_none() && dashboard.hv.problem.is_none();
+    Ok(if complete {
+        EXIT_COMPLETE
+    } else {
+        EXIT_INCOMPLETE
+    })
+}
+
+fn join(handle: std::thread::ScopedJoinHandle<'_, Side>) -> Side {
+    handle.join().unwrap_or_else(|_| Side {
+        problem: Some("the boot thread panicked".into()),
+        ..Side::default()
+    })
+}
+
+/// Boots one mode and collects what it printed; a failure becomes the side's `problem`.
+fn boot_side(mode: Mode, cpu: &str, timeout: Duration) -> Side {
+    match boot(mode, cpu, timeout) {
+        Ok(side) => side,
+        Err(err) => Side {
+            problem: Some(err.to_string()),
+            ..Side::default()
+        },
+    }
+}
+
+fn boot(mode: Mode, cpu: &str, timeout: Duration) -> Result<Side> {
+    let launch = Launch {
+        emulator: Emulator::Bochs,
+        cpu: cpu.to_string(),
+        run_dir: paths::run_dir(&format!("bench-{}-{cpu}", mode.name())),
+        timeout,
+        echo: false,
+    };
+    emulator::fresh_run_dir(&launch.run_dir)?;
+    image::write(
+        &launch.run_dir.join(DISK_IMAGE),
+        &Contents::from_build(mode)?,
+    )?;
+    println!(
+        "xtask: bench: booting {} under bochs (cpu {cpu}), logs in {}…",
+        mode.name(),
+        paths::display(&launch.run_dir)
+    );
+    let limits = Limits {
+        first: timeout,
+        step: timeout,
+    };
+    let slot = Arc::new(Mutex::new(None));
+    let filled = Arc::clone(&slot);
+    let input = Input::Script(Box::new(move |console, abort| {
+        let report = session::run(&sessions::FULL, console, abort, limits);
+        *filled.lock().expect("session slot") = Some(report);
+    }));
+    let boot = emulator::boot_with(&launch, input)?;
+    let report = slot.lock().expect("session slot").take();
+    let results = bench_lines(&boot.lines);
+    let mut problems: Vec<String> = report.map(|r| r.failures).unwrap_or_default();
+    if !boot.lines.iter().any(|l| l.contains(DONE)) {
+        problems.push(format!("no `{DONE}` line"));
+    }
+    if !matches!(&boot.outcome, Outcome::Verdict(result) if result.pass) {
+        problems.push(format!("the boot did not end in PASS ({:?})", boot.outcome));
+    }
+    println!(
+        "xtask: bench: {} finished in {:.0} s with {} results",
+        mode.name(),
+        boot.seconds,
+        results.len()
+    );
+    Ok(Side {
+        results,
+        boot: BootFigures::parse(&boot.lines),
+        problem: (!problems.is_empty()).then(|| {
+            format!(
+                "{} (see {})",
+                problems.join("; "),
+                paths::display(&launch.run_dir)
+            )
+        }),
+    })
+}

@@ -1,0 +1,310 @@
+//! The dashboard: one row per benchmark (native and hv cycles per operation, their ratio,
+//! exits per operation), boot cost, hypervisor size and EPT bytes, as Markdown and JSON.
+
+use std::fmt::Write as _;
+
+use super::parse::{BenchLine, BootFigures};
+use super::size::SourceSize;
+use crate::boot_tests::report::json_string;
+
+/// Goal: hv cycles per op at most this many times native (issue 6).
+pub const RATIO_GOAL: f64 = 1.02;
+
+/// What one boot reported.
+#[derive(Clone, Debug, Default)]
+pub struct Side {
+    pub results: Vec<BenchLine>,
+    pub boot: BootFigures,
+    /// Why the boot gave no (or partial) results, if it did.
+    pub problem: Option<String>,
+}
+
+/// Everything the dashboard shows.
+pub struct Dashboard {
+    pub cpu: String,
+    pub native: Side,
+    pub hv: Side,
+    pub source: SourceSize,
+    /// `.text` of BOOTX64.EFI: (virtual size, raw size).
+    pub efi_text: Option<(u64, u64)>,
+}
+
+/// One benchmark compared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub name: String,
+    pub native: Option<u64>,
+    pub hv: Option<u64>,
+    pub exits_per_op: Option<f64>,
+    pub exit_cycles: Option<u64>,
+    pub ops: u64,
+}
+
+impl Row {
+    pub fn ratio(&self) -> Option<f64> {
+        match (self.native, self.hv) {
+            (Some(native), Some(hv)) if native > 0 => Some(hv as f64 / native as f64),
+            _ => None,
+        }
+    }
+
+    /// The goals this row misses: `exits` (not 0 per op) and `ratio` (above [`RATIO_GOAL`]).
+    pub fn misses(&self) -> Vec<&'static str> {
+        let mut missed = Vec::new();
+        if self.exits_per_op.is_some_and(|e| e > 0.0) {
+            missed.push("exits");
+        }
+        if self.ratio().is_some_and(|r| r > RATIO_GOAL) {
+            missed.push("ratio");
+        }
+        missed
+    }
+}
+
+impl Dashboard {
+    /// Rows in the hv run's order, then any benchmark only the native run reported.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut names: Vec<&str> = self.hv.results.iter().map(|b| b.name.as_str()).collect();
+        for line in &self.native.results {
+            if !names.contains(&line.name.as_str()) {
+                names.push(&line.name);
+            }
+        }
+        let find = |side: &'_ Side, name: &str| -> Option<BenchLine> {
+            side.results.iter().find(|b| b.name == name).cloned()
+        };
+        names
+            .into_iter()
+            .map(|name| {
+                let native = find(&self.native, name);
+                let hv = find(&self.hv, name);
+                Row {
+                    name: name.to_string(),
+                    native: native.as_ref().map(|b| b.cycles_per_op),
+                    hv: hv.as_ref().map(|b| b.cycles_per_op),
+                    exits_per_op: hv.as_ref().and_then(|b| b.exits_per_op),
+                    exit_cycles: hv.as_ref().and_then(|b| b.exit_cycles),
+                    ops: hv.or(native).map_or(0, |b| b.ops),
+                }
+            })
+            .collect()
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = format!(
+            "# Rampart bench: native vs hv (Bochs, cpu {})\n\n",
+            self.cpu
+        );
+        md.push_str("| benchmark | native cycles/op | hv cycles/op | hv/native | exits/op | exit cycles | ops | goals |\n");
+        md.push_str("|---|---:|---:|---:|---:|---:|---:|---|\n");
+        for row in self.rows() {
+            let misses = row.misses();
+            let goals = if misses.is_empty() {
+                "met".to_string()
+            } else {
+                format!("missed: {}", misses.join(", "))
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {goals} |",
+                row.name,
+                number(row.native),
+                number(row.hv),
+                row.ratio().map_or("-".into(), |r| format!("{r:.3}")),
+                row.exits_per_op.map_or("-".into(), |e| format!("{e:.3}")),
+                number(row.exit_cycles),
+                row.ops,
+            );
+        }
+        self.tick_notes(&mut md);
+        let (native, hv) = (&self.native.boot, &self.hv.boot);
+        md.push_str("\n## Boot cost (TSC cycles)\n\n| figure | native | hv |\n|---|---:|---:|\n");
+        let _ = writeln!(
+            md,
+            "| kernel TSC at entry (from reset) | {} | {} |",
+            number(native.kernel_entry_tsc),
+            number(hv.kernel_entry_tsc)
+        );
+        let _ = writeln!(
+            md,
+            "| hypervisor hand-off to VMLAUNCH | - | {} |",
+            number(hv.handoff_to_vmlaunch)
+        );
+        let _ = writeln!(
+            md,
+            "| hand-off to VMLAUNCH without serial logging | - | {} |",
+            number(hv.handoff_without_logging)
+        );
+        md.push_str("\n## Hypervisor size\n\n");
+        let s = &self.source;
+        let _ = writeln!(
+            md,
+            "- Rust in hypervisor/src without tests: {} files, {} lines ({} non-blank, non-comment)",
+            s.files, s.lines, s.code_lines
+        );
+        let text = self
+            .efi_text
+            .map_or("unknown".into(), |(virtual_size, raw)| {
+                format!("{virtual_size} bytes ({raw} in the file)")
+            });
+        let _ = writeln!(
+            md,
+            "- .text of BOOTX64.EFI (firmware and hypervisor linked together): {text}"
+        );
+        let _ = writeln!(
+            md,
+            "- EPT at launch: {} tables, {} KiB",
+            number(hv.ept_tables),
+            number(hv.ept_kib)
+        );
+        for (side, problem) in [("native", &self.native.problem), ("hv", &self.hv.problem)] {
+            if let Some(problem) = problem {
+                let _ = writeln!(md, "\n**{side} run:** {problem}");
+            }
+        }
+        md
+    }
+
+    /// The tick benchmark's extra figures, when present.
+    fn tick_notes(&self, md: &mut String) {
+        let extra = |side: &Side, key: &str| {
+            side.results
+                .iter()
+                .find(|b| b.name == "tick")
+                .and_then(|b| b.extra(key))
+        };
+        if extra(&self.hv, "lost_ppm").is_none() && extra(&self.native, "lost_ppm").is_none() {
+            return;
+        }
+        md.push_str("\n| timer tick | native | hv |\n|---|---:|---:|\n");
+        for (label, key) in [
+            ("loop iterations lost per second", "lost_per_second"),
+            ("CPU lost (ppm)", "lost_ppm"),
+            ("TSC cycles per ms", "tsc_per_ms"),
+        ] {
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {} |",
+                number(extra(&self.native, key)),
+                number(extra(&self.hv, key))
+            );
+        }
+    }
+
+    pub fn json(&self) -> String {
+        let rows: Vec<String> = self
+            .rows()
+            .iter()
+            .map(|row| {
+                let misses: Vec<String> = row.misses().iter().map(|m| json_string(m)).collect();
+                format!(
+                    "    {{\"name\": {}, \"native_cycles_per_op\": {}, \"hv_cycles_per_op\": {}, \"ratio\": {}, \"exits_per_op\": {}, \"exit_cycles\": {}, \"ops\": {}, \"missed\": [{}]}}",
+                    json_string(&row.name),
+                    json_number(row.native),
+                    json_number(row.hv),
+                    row.ratio().map_or("null".into(), |r| format!("{r:.4}")),
+                    row.exits_per_op.map_or("null".into(), |e| format!("{e:.3}")),
+                    json_number(row.exit_cycles),
+                    row.ops,
+                    misses.join(", ")
+                )
+            })
+            .collect();
+        let (native, hv, s) = (&self.native.boot, &self.hv.boot, &self.source);
+        let (text_virtual, text_raw) = match self.efi_text {
+            Some((v, r)) => (v.to_string(), r.to_string()),
+            None => ("null".into(), "null".into()),
+        };
+        format!(
+            "{{\n  \"emulator\": \"bochs\",\n  \"cpu\": {},\n  \"benchmarks\": [\n{}\n  ],\n  \"boot\": {{\"native_kernel_entry_tsc\": {}, \"hv_kernel_entry_tsc\": {}, \"handoff_to_vmlaunch_cycles\": {}, \"handoff_without_logging_cycles\": {}}},\n  \"hypervisor\": {{\"source_files\": {}, \"source_lines\": {}, \"code_lines\": {}, \"efi_text_bytes\": {text_virtual}, \"efi_text_raw_bytes\": {text_raw}, \"ept_tables\": {}, \"ept_kib\": {}}}\n}}\n",
+            json_string(&self.cpu),
+            rows.join(",\n"),
+            json_number(native.kernel_entry_tsc),
+            json_number(hv.kernel_entry_tsc),
+            json_number(hv.handoff_to_vmlaunch),
+            json_number(hv.handoff_without_logging),
+            s.files,
+            s.lines,
+            s.code_lines,
+            json_number(hv.ept_tables),
+            json_number(hv.ept_kib),
+        )
+    }
+}
+
+fn number(value: Option<u64>) -> String {
+    value.map_or("-".into(), |v| v.to_string())
+}
+
+fn json_number(value: Option<u64>) -> String {
+    value.map_or("null".into(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(lines: &[&str]) -> Side {
+        let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        Side {
+            results: super::super::parse::bench_lines(&lines),
+            boot: BootFigures::parse(&lines),
+            problem: None,
+        }
+    }
+
+    fn dashboard() -> Dashboard {
+        Dashboard {
+            cpu: "tigerlake".into(),
+            native: side(&[
+                "[kernel] tsc at entry: 1000",
+                "bench: name=syscall ops=10 cycles_per_op=100 exits=n/a exits_per_op=n/a exit_cycles=n/a",
+                "bench: name=spawn ops=2 cycles_per_op=1000 exits=n/a exits_per_op=n/a exit_cycles=n/a",
+            ]),
+            hv: side(&[
+                "[hv] EPT: identity map of 4 GiB in 6 tables (24 KiB), 2M pages on",
+                "[hv] hand-off to VMLAUNCH: 500 TSC cycles",
+                "[kernel] tsc at entry: 3000",
+                "bench: name=syscall ops=10 cycles_per_op=101 exits=0 exits_per_op=0.000 exit_cycles=0",
+                "bench: name=spawn ops=2 cycles_per_op=1100 exits=4 exits_per_op=2.000 exit_cycles=900",
+            ]),
+            source: SourceSize {
+                files: 3,
+                lines: 300,
+                code_lines: 200,
+            },
+            efi_text: Some((4096, 4608)),
+        }
+    }
+
+    #[test]
+    fn rows_compare_and_flag_missed_goals() {
+        let rows = dashboard().rows();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].ratio(), Some(1.01));
+        assert!(rows[0].misses().is_empty());
+        assert_eq!(rows[1].misses(), ["exits", "ratio"]);
+    }
+
+    #[test]
+    fn markdown_has_the_table_and_the_figures() {
+        let md = dashboard().markdown();
+        assert!(md.contains("| syscall | 100 | 101 | 1.010 | 0.000 | 0 | 10 | met |"));
+        assert!(
+            md.contains("| spawn | 1000 | 1100 | 1.100 | 2.000 | 900 | 2 | missed: exits, ratio |")
+        );
+        assert!(md.contains("| kernel TSC at entry (from reset) | 1000 | 3000 |"));
+        assert!(md.contains("| hypervisor hand-off to VMLAUNCH | - | 500 |"));
+        assert!(md.contains("EPT at launch: 6 tables, 24 KiB"));
+        assert!(md.contains("4096 bytes (4608 in the file)"));
+    }
+
+    #[test]
+    fn json_carries_the_same_figures() {
+        let json = dashboard().json();
+        assert!(json.contains("\"name\": \"spawn\", \"native_cycles_per_op\": 1000, \"hv_cycles_per_op\": 1100, \"ratio\": 1.1000, \"exits_per_op\": 2.000"));
+        assert!(json.contains("\"missed\": [\"exits\", \"ratio\"]"));
+        assert!(json.contains("\"handoff_to_vmlaunch_cycles\": 500"));
+        assert!(json.contains("\"ept_kib\": 24"));
+    }
+}

@@ -1,0 +1,201 @@
+//! The attack suite in the shell sessions: a background `spin`, `run attacks`, then `run hello`
+//! and the spin's end (liveness); and the checks on the table the kernel printed: every row's
+//! verdict per mode and CPU model, the summary counts, and one hypervisor audit record per
+//! blocked attack. The rows are the contract with guest-kernel/src/attacks/.
+
+use super::session::Step;
+use super::shell::Flavour;
+
+const PROMPT: &str = "sh> ";
+/// The background spin: `SPIN_NAME i` lines for i in 0..SPIN_LINES, 50 ms apart, so it runs
+/// before, during and after the suite.
+const SPIN_NAME: &str = "S";
+const SPIN_LAST: &str = "S 119";
+
+/// The steps, in order, for the shell session (after the other programs, before `exit`).
+pub const SPIN_STEP: Step = Step {
+    label: "attacks-spin",
+    send: Some("run spin S 120 &"),
+    expect: &[&["[sh] started spin as pid"], &[PROMPT]],
+};
+pub const RUN_STEP: Step = Step {
+    label: "attacks",
+    send: Some("run attacks"),
+    expect: &[
+        &["; audit records +"],
+        &["[sh] attacks exited with code"],
+        &[PROMPT],
+    ],
+};
+pub const HELLO_STEP: Step = Step {
+    label: "attacks-hello",
+    send: Some("run hello"),
+    expect: &[&["[sh] hello exited with code"], &[PROMPT]],
+};
+pub const SPIN_DONE_STEP: Step = Step {
+    label: "attacks-spin-done",
+    send: None,
+    expect: &[&[SPIN_LAST]],
+};
+
+const HEADER: &str = "attacks: 14 attacks, each in its own kernel thread";
+const ROW: &str = "[kernel] attack: ";
+const SUMMARY: &str = "[kernel] attacks: ";
+const AUDIT: &str = "[hv] audit #";
+/// Bochs CPU models without SMEP (the kernel then never sets CR4.SMEP).
+const WITHOUT_SMEP: &[&str] = &["corei7_sandy_bridge_2600k"];
+
+/// Each attack's verdict natively and under Rampart (one rule per attack, from its audit record).
+const TABLE: [(&str, &str, &str); 14] = [
+    ("text-write", "SUCCEEDED", "BLOCKED (kernel-text)"),
+    ("cr0-wp", "SUCCEEDED", "BLOCKED (pinned-cr)"),
+    ("text-alias", "SUCCEEDED", "BLOCKED (kernel-text)"),
+    ("heap-shellcode", "SUCCEEDED", "BLOCKED (w^x-no-exec)"),
+    ("syscall-table", "SUCCEEDED", "BLOCKED (kernel-rodata)"),
+    ("idt-entry", "SUCCEEDED", "BLOCKED (protected-range)"),
+    (
+        "lidt-forged",
+        "SUCCEEDED",
+        "BLOCKED (locked-descriptor-table)",
+    ),
+    ("wrmsr-lstar", "SUCCEEDED", "BLOCKED (locked-msr)"),
+    ("cr4-smep", "SUCCEEDED", "BLOCKED (pinned-cr)"),
+    (
+        "hv-read",
+        "N/A (no hypervisor)",
+        "BLOCKED (hypervisor-memory)",
+    ),
+    (
+        "hv-write",
+        "N/A (no hypervisor)",
+        "BLOCKED (hypervisor-memory)",
+    ),
+    (
+        "vmcall-protect",
+        "N/A (no hypervisor)",
+        "BLOCKED (kernel-text)",
+    ),
+    (
+        "vmcall-revoke",
+        "N/A (no hypervisor)",
+        "BLOCKED (kernel-text)",
+    ),
+    (
+        "grant-unmeasured",
+        "N/A (no hypervisor)",
+        "BLOCKED (unmeasured-code)",
+    ),
+];
+
+/// The verdicts expected for `flavour` on Bochs model `cpu` (QEMU's `-cpu max` has SMEP).
+pub fn expected(flavour: Flavour, cpu: &str) -> Vec<(&'static str, &'static str)> {
+    TABLE
+        .iter()
+        .map(|&(name, native, hv)| match (flavour, name) {
+            (_, "cr4-smep") if WITHOUT_SMEP.contains(&cpu) => (name, "N/A (CPU lacks SMEP)"),
+            (Flavour::Native, _) => (name, native),
+            (Flavour::Hypervisor, _) => (name, hv),
+        })
+        .collect()
+}
+
+/// Checks the suite's output in `lines`; returns failures and figures.
+pub fn check(lines: &[String], flavour: Flavour, cpu: &str) -> (Vec<String>, Vec<(String, u64)>) {
+    let mut failures = Vec::new();
+    let mut figures = Vec::new();
+    let Some(start) = lines.iter().position(|l| l.contains(HEADER)) else {
+        return (vec![format!("run attacks: no `{HEADER}` line")], figures);
+    };
+    let Some(end) = lines[start..]
+        .iter()
+        .position(|l| l.contains(SUMMARY) && l.contains("; audit records +"))
+        .map(|i| start + i)
+    else {
+        return (vec!["run attacks: no summary line".into()], figures);
+    };
+    let suite = &lines[start..end];
+    let rows: Vec<(&str, &str)> = suite
+        .iter()
+        .filter_map(|l| {
+            let row = &l[l.find(ROW)? + ROW.len()..];
+            let mut cells = row.split(" | ");
+            let name = cells.next()?;
+            Some((name, cells.nth(1)?.trim_end()))
+        })
+        .collect();
+    let want = expected(flavour, cpu);
+    if rows.len() != want.len() {
+        failures.push(format!(
+            "run attacks: {} rows, want {}",
+            rows.len(),
+            want.len()
+        ));
+    }
+    for (name, verdict) in &want {
+        match rows.iter().find(|(n, _)| n == name) {
+            Some((_, got)) if got == verdict => {}
+            Some((_, got)) => {
+                failures.push(format!("attack {name}: got `{got}`, want `{verdict}`"))
+            }
+            None => failures.push(format!("attack {name}: no row")),
+        }
+    }
+    let count = |prefix: &str| want.iter().filter(|(_, v)| v.starts_with(prefix)).count() as u64;
+    let blocked = count("BLOCKED");
+    let records = if flavour == Flavour::Hypervisor {
+        blocked
+    } else {
+        0
+    };
+    let summary = format!(
+        "attacks: {blocked} blocked, {} succeeded, {} n/a; audit records +{records}",
+        count("SUCCEEDED"),
+        count("N/A")
+    );
+    if !lines[end].trim_end().ends_with(&summary) {
+        failures.push(format!(
+            "run attacks: got `{}`, want `{summary}`",
+            lines[end].trim_end()
+        ));
+    }
+    let delta = lines[end]
+        .split_once("audit records +")
+        .and_then(|(_, n)| n.trim().parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    let audited = suite.iter().filter(|l| l.contains(AUDIT)).count() as u64;
+    if audited != records {
+        failures.push(format!(
+            "run attacks: {audited} `{AUDIT}` lines, want {records}"
+        ));
+    }
+    let after = &lines[end + 1..];
+    let spin_after = after.iter().filter(|l| is_spin_line(l)).count() as u64;
+    if spin_after == 0 {
+        failures.push(format!("liveness: no `{SPIN_NAME} N` line after the suite"));
+    }
+    if !after
+        .iter()
+        .any(|l| l.contains("[sh] hello exited with code 0"))
+    {
+        failures.push("liveness: no `[sh] hello exited with code 0` after the suite".into());
+    }
+    figures.extend([
+        ("attacks_blocked".to_string(), blocked),
+        ("attacks_succeeded".to_string(), count("SUCCEEDED")),
+        ("attacks_na".to_string(), count("N/A")),
+        ("attacks_audit_delta".to_string(), delta),
+        ("attacks_audit_lines".to_string(), audited),
+        ("attacks_spin_lines_after".to_string(), spin_after),
+    ]);
+    (failures, figures)
+}
+
+fn is_spin_line(line: &str) -> bool {
+    let line = line.trim_start_matches(PROMPT).trim();
+    line.split_once(' ')
+        .is_some_and(|(name, n)| name == SPIN_NAME && n.parse::<u32>().is_ok())
+}
+
+#[cfg(test)]
+#[path = "attacks_tests.rs"]
+mod tests;

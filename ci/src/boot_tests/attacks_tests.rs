@@ -1,0 +1,62 @@
+use super::*;
+
+/// A transcript of the suite as the kernel prints it, with `verdicts` in table order.
+fn transcript(verdicts: &[(&str, &str)], audit_lines: usize, delta: usize) -> Vec<String> {
+    let mut lines = vec![
+        "sh> run attacks".to_string(),
+        format!("[kernel] {HEADER}, under Rampart"),
+    ];
+    let mut audits = 0;
+    for (name, verdict) in verdicts {
+        if verdict.starts_with("BLOCKED") && audits < audit_lines {
+            audits += 1;
+            lines.push("[hv] audit #0: blocked write by rule kernel-text at RIP=0x1".into());
+        }
+        lines.push(format!("[kernel] attack: {name} | tried | {verdict}"));
+        lines.push("S 3".into());
+    }
+    let count = |p: &str| verdicts.iter().filter(|(_, v)| v.starts_with(p)).count();
+    lines.push(format!(
+        "[kernel] attacks: {} blocked, {} succeeded, {} n/a; audit records +{delta}",
+        count("BLOCKED"),
+        count("SUCCEEDED"),
+        count("N/A")
+    ));
+    lines.extend(["S 4", "[sh] hello exited with code 0"].map(String::from));
+    lines
+}
+
+#[test]
+fn hv_table_passes_with_one_record_per_block() {
+    let want = expected(Flavour::Hypervisor, "tigerlake");
+    assert!(want.iter().all(|(_, v)| v.starts_with("BLOCKED")));
+    let (failures, figures) = check(&transcript(&want, 14, 14), Flavour::Hypervisor, "tigerlake");
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(figures.contains(&("attacks_audit_delta".into(), 14)));
+}
+
+#[test]
+fn models_without_smep_and_native_differ() {
+    let sandy = expected(Flavour::Hypervisor, "corei7_sandy_bridge_2600k");
+    assert!(sandy.contains(&("cr4-smep", "N/A (CPU lacks SMEP)")));
+    let native = expected(Flavour::Native, "");
+    assert!(native.contains(&("cr4-smep", "SUCCEEDED")));
+    assert!(native.contains(&("vmcall-revoke", "N/A (no hypervisor)")));
+    let (failures, _) = check(&transcript(&native, 0, 0), Flavour::Native, "");
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
+#[test]
+fn wrong_rows_counts_and_liveness_fail() {
+    let mut want = expected(Flavour::Hypervisor, "tigerlake");
+    want[0].1 = "SUCCEEDED";
+    let mut lines = transcript(&want, 13, 13);
+    let (failures, _) = check(&lines, Flavour::Hypervisor, "tigerlake");
+    assert!(failures
+        .iter()
+        .any(|f| f.contains("attack text-write: got `SUCCEEDED`")));
+    assert!(failures.iter().any(|f| f.starts_with("run attacks: got `")));
+    lines.truncate(lines.len() - 2);
+    let (failures, _) = check(&lines, Flavour::Hypervisor, "tigerlake");
+    assert!(failures.iter().any(|f| f.starts_with("liveness: no `S N`")));
+}

@@ -1,0 +1,167 @@
+//! The `gdb-bochs` boot test's console script: while the guest waits before its first
+//! instruction, raw malformed packets on COM2 (each must get a NACK or an error reply, and
+//! the session go on), then a real `gdb -batch -nx` through the relay (see `script`), then
+//! `exit` in the guest shell. The transcript goes to `gdb.log` in the run directory.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{link, script};
+use crate::boot_tests::session::{self, Limits, Report};
+use crate::boot_tests::shell;
+use crate::emulator::console::{self, Console};
+use crate::emulator::{self, Boot, Input, Launch, Script};
+use crate::paths;
+
+/// The hypervisor's line when the stub waits before the guest's first instruction.
+pub const STUB_WAITING: &str = "gdb: waiting for debugger on COM2";
+/// How long gdb may take from attaching to its final `continue` (Bochs runs the guest).
+const GDB_LIMIT: Duration = Duration::from_secs(60);
+/// Time limit of the `exit` step.
+const BOCHS_STEP: Duration = Duration::from_secs(90);
+const REPLY_WAIT: Duration = Duration::from_secs(5);
+pub const TRANSCRIPT: &str = "gdb.log";
+
+/// What a raw packet must get back.
+enum Want {
+    Nack,
+    ErrorReply,
+    Packet(&'static str),
+}
+
+/// Malformed, truncated and finally valid packets, sent before gdb attaches.
+const RAW: &[(&[u8], Want)] = &[
+    (b"$m0,1#zz", Want::Nack),      // checksum not hex
+    (b"$garbage#00", Want::Nack),   // wrong checksum
+    (b"$mzz#61", Want::ErrorReply), // right checksum, malformed command
+    // Truncated (no checksum), then a valid read: the stub drops the first and answers the second.
+    (b"$m4000000,4$m4000000,4#21", Want::Packet("+$")),
+    (b"$?#3f", Want::Packet("+$T05")), // stop reason: still stopped at the start
+];
+
+/// Boots `launch` (its image has `gdb = on`) with COM2 as a socket and runs the script.
+pub fn boot(launch: &Launch) -> crate::error::Result<(Boot, Option<Report>)> {
+    let com2 = console::free_port()?;
+    let limits = Limits {
+        first: launch.timeout,
+        step: BOCHS_STEP,
+    };
+    let slot = Arc::new(Mutex::new(Report::default()));
+    let input = Input::Script(script(
+        com2,
+        launch.run_dir.clone(),
+        limits,
+        Arc::clone(&slot),
+    ));
+    let boot = emulator::boot_with_com2(launch, input, Some(com2))?;
+    let report = std::mem::take(&mut *slot.lock().expect("gdb report"));
+    Ok((boot, Some(report)))
+}
+
+/// The script for `emulator::boot_with_com2`; its report lands in `slot`.
+pub fn script(com2: u16, run_dir: PathBuf, limits: Limits, slot: Arc<Mutex<Report>>) -> Script {
+    Box::new(move |console: &Console, abort: &AtomicBool| {
+        let report = run(console, com2, &run_dir, limits);
+        if !report.failures.is_empty() {
+            abort.store(true, Ordering::SeqCst);
+        }
+        *slot.lock().expect("gdb report") = report;
+    })
+}
+
+fn run(console: &Console, com2: u16, run_dir: &Path, limits: Limits) -> Report {
+    let mut report = Report::default();
+    let mut log = String::new();
+    if let Err(failure) = attach_and_debug(console, com2, run_dir, limits, &mut log, &mut report) {
+        report.failures.push(failure);
+    }
+    let _ = std::fs::write(run_dir.join(TRANSCRIPT), &log);
+    report
+}
+
+fn attach_and_debug(
+    console: &Console,
+    com2: u16,
+    run_dir: &Path,
+    limits: Limits,
+    log: &mut String,
+    report: &mut Report,
+) -> Result<(), String> {
+    let start = Instant::now();
+    let mut stub = link::connect(com2, start + limits.first)?;
+    let mut cursor = 0;
+    console.wait_for(&mut cursor, &[STUB_WAITING], limits.first)?;
+    let noise = link::drain(&mut stub);
+    let _ = writeln!(
+        log,
+        "# {noise} bytes of firmware console text drained from COM2"
+    );
+    report.figures.push((
+        "boot_to_stub_ms".to_string(),
+        start.elapsed().as_millis() as u64,
+    ));
+    for (bytes, want) in RAW {
+        let reply = link::exchange(&mut stub, bytes, REPLY_WAIT);
+        let (sent, got) = (
+            String::from_utf8_lossy(bytes),
+            String::from_utf8_lossy(&reply),
+        );
+        let _ = writeln!(log, "# raw {sent} -> {got}");
+        let ok = match want {
+            Want::Nack => reply == b"-",
+            Want::ErrorReply => got.starts_with("+$E"),
+            Want::Packet(prefix) => got.starts_with(prefix) && !got.contains("$E"),
+        };
+        if !ok {
+            return Err(format!("raw packet `{sent}`: unexpected reply `{got}`"));
+        }
+    }
+    let (listener, port) = link::listen()?;
+    link::relay(listener, stub, &run_dir.join("rsp.log"))?;
+    let commands = run_dir.join("session.gdb");
+    std::fs::write(&commands, script::commands(&paths::kernel_elf(), port))
+        .map_err(|e| format!("cannot write {}: {e}", commands.display()))?;
+    let output_path = run_dir.join("gdb-output.txt");
+    let output = std::fs::File::create(&output_path).map_err(|e| e.to_string())?;
+    let mut gdb = Command::new("gdb")
+        .args(["-batch", "-nx", "-x"])
+        .arg(&commands)
+        .stdin(Stdio::null())
+        .stdout(output.try_clone().map_err(|e| e.to_string())?)
+        .stderr(output)
+        .spawn()
+        .map_err(|e| format!("cannot start gdb: {e}"))?;
+    let gdb_start = Instant::now();
+    // gdb's last `continue` lets the guest run to its shell; then leave it.
+    let exit = session::run(
+        &shell::EXIT_ONLY,
+        console,
+        &AtomicBool::new(false),
+        Limits {
+            first: GDB_LIMIT,
+            step: limits.step,
+        },
+    );
+    report.failures.extend(exit.failures);
+    report.figures.push((
+        "gdb_session_ms".to_string(),
+        gdb_start.elapsed().as_millis() as u64,
+    ));
+    // gdb ends when the emulator stops and the relay closes its side.
+    let deadline = Instant::now() + GDB_LIMIT;
+    while matches!(gdb.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = gdb.kill();
+    let _ = gdb.wait();
+    let text = std::fs::read_to_string(&output_path).unwrap_or_default();
+    log.push_str(&text);
+    let (failures, figures) = script::check(&text);
+    report.failures.extend(failures);
+    report.figures.extend(figures);
+    Ok(())
+}

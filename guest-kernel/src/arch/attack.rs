@@ -1,0 +1,80 @@
+//! The raw instructions of the attack suite (`crate::attacks`, cargo feature `attacks`): what a
+//! compromised kernel would execute. Each is `unsafe`: it is meant to be refused by the
+//! hypervisor (a fault ends the calling kernel thread) and, natively, to be harmless only
+//! because the caller writes back what was there and restores what it changed.
+
+use super::gdt::DescriptorTablePointer;
+use core::arch::asm;
+
+/// Reads the byte at `address`.
+///
+/// # Safety
+/// `address` must be mapped readable, or the caller must be a kernel thread that may die of
+/// the fault.
+pub unsafe fn read_byte(address: u64) -> u8 {
+    // SAFETY: delegated to the caller.
+    unsafe { core::ptr::read_volatile(address as *const u8) }
+}
+
+/// Writes `value` to the byte at `address`.
+///
+/// # Safety
+/// As [`read_byte`], and the write must not change anything the kernel relies on (the
+/// attacks write back the value that is there).
+pub unsafe fn write_byte(address: u64, value: u8) {
+    // SAFETY: delegated to the caller.
+    unsafe { core::ptr::write_volatile(address as *mut u8, value) }
+}
+
+/// Calls the code at `address` (shellcode ending in `ret`).
+///
+/// # Safety
+/// `address` must hold code that returns and preserves the callee-saved registers, or the
+/// caller must be a kernel thread that may die of the fault.
+pub unsafe fn call(address: u64) {
+    // SAFETY: delegated to the caller; the code is a bare `ret`, every caller-saved register
+    // is declared clobbered.
+    unsafe { asm!("call {}", in(reg) address, clobber_abi("sysv64")) };
+}
+
+/// The IDT register: (base, limit).
+pub fn sidt() -> (u64, u16) {
+    let mut pointer = DescriptorTablePointer { limit: 0, base: 0 };
+    // SAFETY: SIDT only stores 10 bytes into `pointer` (emulated by Rampart once the tables
+    // are locked).
+    unsafe { asm!("sidt [{}]", in(reg) &raw mut pointer, options(nostack, preserves_flags)) };
+    (pointer.base, pointer.limit)
+}
+
+/// Loads the IDT register.
+///
+/// # Safety
+/// `[base, base + limit]` must hold a valid IDT for every vector that can arrive while it is
+/// loaded.
+pub unsafe fn lidt(base: u64, limit: u16) {
+    let pointer = DescriptorTablePointer { limit, base };
+    // SAFETY: delegated to the caller.
+    unsafe {
+        asm!("lidt [{}]", in(reg) &raw const pointer, options(readonly, nostack, preserves_flags))
+    };
+}
+
+/// VMCALL with RAX = `number` and RDI, RSI, RDX = `a`, `b`, `c`, whether or not a hypervisor
+/// is there (natively it raises #UD); returns RAX.
+///
+/// # Safety
+/// The call must not make the hypervisor write guest memory, or the caller must be a kernel
+/// thread that may die of #UD.
+pub unsafe fn vmcall(number: u64, a: u64, b: u64, c: u64) -> i64 {
+    let result: u64;
+    // SAFETY: delegated to the caller; under Rampart every register but RAX is preserved.
+    unsafe {
+        asm!(
+            "vmcall",
+            inout("rax") number => result,
+            in("rdi") a, in("rsi") b, in("rdx") c, in("r10") 0u64,
+            options(nostack)
+        )
+    };
+    result as i64
+}

@@ -1,0 +1,301 @@
+//! The attacks, each a function run in a kernel thread of its own. Each does what a kernel
+//! under an attacker's control would, but writes back the value that is there and restores any
+//! register it changed, so natively (where every non-hypercall attack succeeds) nothing breaks.
+//! Under Rampart the forbidden step faults and the thread ends there.
+#![allow(unsafe_code)] // the attacks themselves; each block says why it is harmless natively
+
+use super::hole;
+use super::verdict::Attempt;
+use crate::arch::phys::{self, Frames};
+use crate::arch::{attack, cpu, hypercall, paging};
+use crate::mm::address_space::{self, PhysMemory};
+use crate::mm::layout::{phys_to_virt, KERNEL_STACKS_BASE, KERNEL_VIRT_OFFSET};
+use crate::mm::page_table::{NO_EXECUTE, PAGE_SIZE, PRESENT, WRITABLE};
+use core::sync::atomic::{AtomicU64, Ordering};
+use rampart_hv_abi::{access, Hypercall};
+
+/// One attack: its table name, what it tries, whether it is a hypercall, and its code.
+pub struct Attack {
+    pub name: &'static str,
+    pub tried: &'static str,
+    pub vmcall: bool,
+    pub run: fn() -> Attempt,
+}
+
+const fn attack(name: &'static str, tried: &'static str, run: fn() -> Attempt) -> Attack {
+    Attack {
+        name,
+        tried,
+        vmcall: false,
+        run,
+    }
+}
+
+const fn hypercall(name: &'static str, tried: &'static str, run: fn() -> Attempt) -> Attack {
+    Attack {
+        name,
+        tried,
+        vmcall: true,
+        run,
+    }
+}
+
+pub const ATTACKS: [Attack; 14] = [
+    attack(
+        "text-write",
+        "write kernel text via the direct map",
+        text_write,
+    ),
+    attack("cr0-wp", "clear CR0.WP, write kernel text", cr0_wp),
+    attack(
+        "text-alias",
+        "map kernel text writable at a new address, write",
+        text_alias,
+    ),
+    attack(
+        "heap-shellcode",
+        "write `ret` to a heap page mapped executable, call it",
+        shellcode,
+    ),
+    attack(
+        "syscall-table",
+        "write the syscall table via the direct map",
+        syscall_table,
+    ),
+    attack(
+        "idt-entry",
+        "write the #PF gate of the IDT via the direct map",
+        idt_entry,
+    ),
+    attack(
+        "lidt-forged",
+        "LIDT to a forged copy of the IDT",
+        lidt_forged,
+    ),
+    attack("wrmsr-lstar", "WRMSR IA32_LSTAR (same value)", wrmsr_lstar),
+    attack("cr4-smep", "clear CR4.SMEP", cr4_smep),
+    attack(
+        "hv-read",
+        "read the hypervisor's memory (memory-map hole)",
+        hv_read,
+    ),
+    attack(
+        "hv-write",
+        "write the hypervisor's memory (memory-map hole)",
+        hv_write,
+    ),
+    hypercall(
+        "vmcall-protect",
+        "ProtectRange kernel text to RWX",
+        vmcall_protect,
+    ),
+    hypercall("vmcall-revoke", "RevokeExecute kernel text", vmcall_revoke),
+    hypercall(
+        "grant-unmeasured",
+        "GrantExecute a heap page of shellcode",
+        grant_unmeasured,
+    ),
+];
+
+/// A kernel address no one else maps (above every kernel stack slot), for alias mappings.
+const ALIAS_PAGE: u64 = KERNEL_STACKS_BASE + (256 << 30);
+/// A frame an attack allocated (0 = none), freed by [`cleanup`] whether or not it survived.
+static SCRATCH_FRAME: AtomicU64 = AtomicU64::new(0);
+/// `ret`.
+const SHELLCODE: [u8; 1] = [0xc3];
+/// Vector 14's gate: 16 bytes each.
+const PAGE_FAULT_GATE_OFFSET: u64 = 14 * 16;
+const IA32_LSTAR: u32 = 0xc000_0082;
+
+/// Undoes what the last attack left: the alias mapping and the scratch frame.
+pub fn cleanup() {
+    if address_space::unmap(&mut Frames, paging::kernel_root(), ALIAS_PAGE).is_some() {
+        phys::invalidate_page(ALIAS_PAGE);
+    }
+    let frame = SCRATCH_FRAME.swap(0, Ordering::SeqCst);
+    if frame != 0 {
+        Frames.free(frame);
+    }
+}
+
+/// Physical kernel text: (start, length).
+fn text() -> (u64, u64) {
+    let image = paging::kernel_image();
+    (
+        image.text_start - KERNEL_VIRT_OFFSET,
+        image.text_end - image.text_start,
+    )
+}
+
+/// Rewrites the byte at `address` with itself.
+fn rewrite_byte(address: u64) -> Attempt {
+    // SAFETY: the address is mapped (the caller's mapping); the same value goes back, so
+    // natively nothing changes; under Rampart the write faults and ends this thread.
+    unsafe { attack::write_byte(address, attack::read_byte(address)) };
+    Attempt::Done
+}
+
+/// Maps `frame` at [`ALIAS_PAGE`] with `flags` in the kernel's tables.
+fn alias(frame: u64, flags: u64) -> Option<u64> {
+    address_space::map(&mut Frames, paging::kernel_root(), ALIAS_PAGE, frame, flags).ok()?;
+    phys::invalidate_page(ALIAS_PAGE);
+    Some(ALIAS_PAGE)
+}
+
+/// A fresh frame holding `bytes` (freed by [`cleanup`]).
+fn scratch_frame(bytes: &[u8]) -> Option<u64> {
+    let frame = Frames.allocate()?;
+    SCRATCH_FRAME.store(frame, Ordering::SeqCst);
+    phys::write_bytes(frame, bytes);
+    Some(frame)
+}
+
+fn text_write() -> Attempt {
+    rewrite_byte(phys_to_virt(text().0))
+}
+
+fn cr0_wp() -> Attempt {
+    let cr0 = cpu::read_cr0();
+    let target = paging::kernel_image().text_start;
+    // SAFETY: interrupts are off; with WP clear only this thread's write to read-only text
+    // differs, and it writes back the same byte before WP is set again.
+    unsafe {
+        cpu::write_cr0(cr0 & !cpu::CR0_WP);
+        attack::write_byte(target, attack::read_byte(target));
+        cpu::write_cr0(cr0);
+    }
+    Attempt::Done
+}
+
+fn text_alias() -> Attempt {
+    match alias(text().0, PRESENT | WRITABLE | NO_EXECUTE) {
+        Some(page) => rewrite_byte(page),
+        None => Attempt::NotApplicable("out of memory"),
+    }
+}
+
+fn shellcode() -> Attempt {
+    let Some(page) = scratch_frame(&SHELLCODE).and_then(|frame| alias(frame, PRESENT)) else {
+        return Attempt::NotApplicable("out of memory");
+    };
+    // SAFETY: the page holds a bare `ret` (written above), mapped executable.
+    unsafe { attack::call(page) };
+    Attempt::Done
+}
+
+fn syscall_table() -> Attempt {
+    rewrite_byte(phys_to_virt(
+        crate::syscall::table_address() - KERNEL_VIRT_OFFSET,
+    ))
+}
+
+fn idt_entry() -> Attempt {
+    let (base, _) = attack::sidt();
+    rewrite_byte(phys_to_virt(base - KERNEL_VIRT_OFFSET) + PAGE_FAULT_GATE_OFFSET)
+}
+
+fn lidt_forged() -> Attempt {
+    let (base, limit) = attack::sidt();
+    // SAFETY: the IDT (a page in the kernel image) is mapped and readable.
+    let idt = unsafe { core::slice::from_raw_parts(base as *const u8, PAGE_SIZE as usize) };
+    let Some(forged) = scratch_frame(idt).map(phys_to_virt) else {
+        return Attempt::NotApplicable("out of memory");
+    };
+    // SAFETY: the copy has the same gates as the real IDT; interrupts are off, and the real
+    // IDT is loaded again right after.
+    unsafe { attack::lidt(forged, limit) };
+    let loaded = attack::sidt().0;
+    // SAFETY: the kernel's own IDT, as it was.
+    unsafe { attack::lidt(base, limit) };
+    if loaded == forged {
+        Attempt::Done
+    } else {
+        Attempt::NotApplicable("LIDT ignored")
+    }
+}
+
+fn wrmsr_lstar() -> Attempt {
+    // SAFETY: IA32_LSTAR exists on every 64-bit CPU; the same value goes back.
+    unsafe { cpu::wrmsr(IA32_LSTAR, cpu::rdmsr(IA32_LSTAR)) };
+    Attempt::Done
+}
+
+fn cr4_smep() -> Attempt {
+    let cr4 = cpu::read_cr4();
+    if cr4 & cpu::CR4_SMEP == 0 {
+        return Attempt::NotApplicable("CPU lacks SMEP");
+    }
+    // SAFETY: without SMEP the kernel only loses a protection (no user page is executed in
+    // between); CR4 is restored at once.
+    unsafe {
+        cpu::write_cr4(cr4 & !cpu::CR4_SMEP);
+        cpu::write_cr4(cr4);
+    }
+    Attempt::Done
+}
+
+/// Where the hypervisor's memory must be: the largest hole in the memory map (firmware maps
+/// can have small gaps of their own). No hypervisor, no hypervisor memory: natively N/A.
+fn hypervisor_guess() -> Result<u64, Attempt> {
+    if hypercall::rampart().is_none() {
+        return Err(Attempt::NotApplicable("no hypervisor"));
+    }
+    let info = crate::boot::BOOT_INFO.get();
+    let holes = info.map(|info| hole::ram_holes(info.memory_regions()));
+    holes
+        .and_then(|holes| holes.max_by_key(|(start, end)| end - start))
+        .map(|(start, _)| start)
+        .ok_or(Attempt::NotApplicable("no hole in the memory map"))
+}
+
+fn hv_read() -> Attempt {
+    let hole = match hypervisor_guess() {
+        Ok(hole) => hole,
+        Err(not_applicable) => return not_applicable,
+    };
+    // SAFETY: the direct map covers all physical memory below its top, holes included.
+    unsafe { attack::read_byte(phys_to_virt(hole)) };
+    Attempt::Done
+}
+
+fn hv_write() -> Attempt {
+    let hole = match hypervisor_guess() {
+        Ok(hole) => hole,
+        Err(not_applicable) => return not_applicable,
+    };
+    // SAFETY: a blind write (reading first would be blocked as a read): only ever made where
+    // the memory map has a hole, which is the hypervisor's and absent from EPT.
+    unsafe { attack::write_byte(phys_to_virt(hole), 0) };
+    Attempt::Done
+}
+
+/// The result of a policy hypercall as an attempt.
+fn hypercall_result(result: i64) -> Attempt {
+    match result {
+        0 => Attempt::Done,
+        error => Attempt::Refused(error),
+    }
+}
+
+fn vmcall_protect() -> Attempt {
+    let (start, length) = text();
+    let all = u64::from(access::READ | access::WRITE | access::EXECUTE);
+    // SAFETY: ProtectRange writes no guest memory; natively VMCALL raises #UD, ending this
+    // thread.
+    hypercall_result(unsafe { attack::vmcall(Hypercall::ProtectRange as u64, start, length, all) })
+}
+
+fn vmcall_revoke() -> Attempt {
+    let (start, length) = text();
+    // SAFETY: as in `vmcall_protect`.
+    hypercall_result(unsafe { attack::vmcall(Hypercall::RevokeExecute as u64, start, length, 0) })
+}
+
+fn grant_unmeasured() -> Attempt {
+    let Some(frame) = scratch_frame(&SHELLCODE) else {
+        return Attempt::NotApplicable("out of memory");
+    };
+    let number = Hypercall::GrantExecute as u64;
+    // SAFETY: as in `vmcall_protect`.
+    hypercall_result(unsafe { attack::vmcall(number, frame, PAGE_SIZE, 0) })
+}
