@@ -113,24 +113,13 @@ pub fn grant_execute(
     length: u64,
     content_matches: impl FnOnce(u64, u64) -> bool,
 ) -> Result<(), Denial> {
-    for page in pages(gpa, length)? {
-        if let Some(rule) = measured_rule(layout, page) {
-            return Err(Denial::Denied { rule, gpa: page });
-        }
-        if ram_page(table, layout, page)? != Permissions::READ_WRITE {
-            return Err(Denial::Denied {
-                rule: Rule::HypercallDenied,
-                gpa: page,
-            });
-        }
-    }
+    let rounded = check_swap(table, layout, gpa, length, Permissions::READ_WRITE)?;
     if !content_matches(gpa, length) {
         return Err(Denial::Denied {
             rule: Rule::UnmeasuredCode,
             gpa,
         });
     }
-    let rounded = pages(gpa, length)?.count() as u64 * PAGE;
     table.set(
         gpa,
         rounded,
@@ -147,20 +136,34 @@ pub fn revoke_execute(
     gpa: u64,
     length: u64,
 ) -> Result<(), Denial> {
+    let rounded = check_swap(table, layout, gpa, length, Permissions::READ_EXECUTE)?;
+    table.set(gpa, rounded, Permissions::READ_WRITE, MemoryType::WriteBack)?;
+    Ok(())
+}
+
+/// Checks a W<->X swap request: every page is guest RAM outside the measured layout and has
+/// exactly `current` rights. Returns the page-rounded length.
+fn check_swap(
+    table: &mut impl PageTable,
+    layout: &ProtectedLayout,
+    gpa: u64,
+    length: u64,
+    current: Permissions,
+) -> Result<u64, Denial> {
+    let mut count = 0;
     for page in pages(gpa, length)? {
         if let Some(rule) = measured_rule(layout, page) {
             return Err(Denial::Denied { rule, gpa: page });
         }
-        if ram_page(table, layout, page)? != Permissions::READ_EXECUTE {
+        if ram_page(table, layout, page)? != current {
             return Err(Denial::Denied {
                 rule: Rule::HypercallDenied,
                 gpa: page,
             });
         }
+        count += 1;
     }
-    let rounded = pages(gpa, length)?.count() as u64 * PAGE;
-    table.set(gpa, rounded, Permissions::READ_WRITE, MemoryType::WriteBack)?;
-    Ok(())
+    Ok(count * PAGE)
 }
 
 /// `ProtectRange`: pages keep only `keep`, which must be a subset of what each page has.
