@@ -30,6 +30,13 @@ pub fn parse_int(word: &str) -> Option<i64> {
     Some(if negative { -value } else { value })
 }
 
+/// A count from an optional argument word: `default` if it is absent or not a number, 0 for a
+/// negative number.
+pub fn count_or(word: Option<&str>, default: u64) -> u64 {
+    word.and_then(parse_int)
+        .map_or(default, |value| value.max(0) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +57,14 @@ mod tests {
         assert_eq!(parse_int("4x"), None);
         assert_eq!(parse_int("-"), None);
         assert_eq!(parse_int("99999999999999999999"), None);
+    }
+
+    #[test]
+    fn counts_default_and_clamp() {
+        assert_eq!(count_or(Some("7"), 3), 7);
+        assert_eq!(count_or(Some("-7"), 3), 0);
+        assert_eq!(count_or(Some("x"), 3), 3);
+        assert_eq!(count_or(Some(""), 3), 3);
+        assert_eq!(count_or(None, 3), 3);
     }
 }

@@ -1,5 +1,6 @@
 //! Benchmark plumbing for `bench`: medians, the hypervisor's exit counters read around a
-//! measurement, and the machine-readable result line the runner parses:
+//! measurement, and the machine-readable result line the runner parses (plus [`ExitDelta`], the
+//! line of `sysloop` and `pingpong`):
 //!
 //! `bench: name=syscall ops=22000 cycles_per_op=123 exits=0 exits_per_op=0.000 exit_cycles=0`
 //!
@@ -133,6 +134,52 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+/// The result line of a program that brackets `count` `unit` (e.g. "syscalls") with two
+/// ExitCount reads: `before` and `after`.
+pub struct ExitDelta<'a> {
+    pub program: &'a str,
+    pub count: u64,
+    pub unit: &'a str,
+    pub before: Result<u64, Errno>,
+    pub after: Result<u64, Errno>,
+}
+
+impl ExitDelta<'_> {
+    /// The program's exit code: 1 if a read failed other than for want of a hypervisor.
+    pub fn exit_code(&self) -> i64 {
+        match (self.before, self.after) {
+            (Ok(_), Ok(_)) | (Err(Errno::NoSys), _) => 0,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for ExitDelta<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            program,
+            count,
+            unit,
+            ..
+        } = self;
+        match (self.before, self.after) {
+            (Ok(before), Ok(after)) => {
+                let delta = after.wrapping_sub(before) as i64;
+                write!(
+                    f,
+                    "{program}: {count} {unit}, exits before={before} after={after} delta={delta}"
+                )
+            }
+            (Err(Errno::NoSys), _) => {
+                write!(f, "{program}: {count} {unit}, exits n/a (no hypervisor)")
+            }
+            (Err(err), _) | (_, Err(err)) => {
+                write!(f, "{program}: exit_count failed: {}", err.name())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +189,34 @@ mod tests {
         assert_eq!(median(&mut [5, 1, 9, 3, 7]), 5);
         assert_eq!(median(&mut [4, 2]), 4);
         assert_eq!(median(&mut []), 0);
+    }
+
+    #[test]
+    fn exit_delta_lines() {
+        let line = |before, after| {
+            let delta = ExitDelta {
+                program: "sysloop",
+                count: 5,
+                unit: "syscalls",
+                before,
+                after,
+            };
+            (delta.to_string(), delta.exit_code())
+        };
+        assert_eq!(
+            line(Ok(7), Ok(7)),
+            (
+                "sysloop: 5 syscalls, exits before=7 after=7 delta=0".into(),
+                0
+            )
+        );
+        assert_eq!(
+            line(Err(Errno::NoSys), Err(Errno::NoSys)),
+            ("sysloop: 5 syscalls, exits n/a (no hypervisor)".into(), 0)
+        );
+        let failed = line(Ok(7), Err(Errno::NoSys));
+        assert_eq!(failed.1, 1);
+        assert!(failed.0.starts_with("sysloop: exit_count failed: "));
     }
 
     #[test]

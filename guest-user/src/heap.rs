@@ -30,11 +30,11 @@ impl Fresh {
     pub fn touch(&self, index: u64) {
         assert!(index < self.count, "page {index} of {}", self.count);
         let address = self.start + index * PAGE_SIZE;
-        // SAFETY: `address` lies in `[start, start + count pages)`, heap this `Fresh` added
-        // above the break: user memory the kernel maps on first touch, which no Rust object
-        // occupies (the runtime has no allocator), so the write aliases nothing. Should
-        // someone else have shrunk the break meanwhile, the write faults and the kernel ends
+        // Should someone have shrunk the break meanwhile, the write faults and the kernel ends
         // the process; memory safety is not at stake either way.
+        // SAFETY: `address` is in `[start, start + count pages)` (asserted), heap this `Fresh`
+        // added above the break: memory the kernel maps on first touch and no Rust object
+        // occupies (the runtime has no allocator), so the write aliases nothing.
         unsafe {
             core::arch::asm!(
                 "mov byte ptr [{address}], 1",

@@ -19,6 +19,8 @@ pub enum Variant {
     BadConfig,
     /// `gdb = on` in boot.cfg: real gdb against the hypervisor's stub (`crate::gdb::test`).
     Gdb,
+    /// `gdb = on`, and gdb kills the guest (`crate::gdb::test::Kind::Kill`).
+    GdbKill,
 }
 
 /// One boot test.
@@ -86,6 +88,24 @@ pub const BOOT_TESTS: &[BootTest] = &[
         variant: Variant::Gdb,
         expect: HV_PASS,
     },
+    BootTest {
+        name: GDB_KILL_BOCHS,
+        emulator: Emulator::Bochs,
+        mode: Mode::Hv,
+        cpu: "tigerlake",
+        variant: Variant::GdbKill,
+        expect: Expectations {
+            ordered: &[
+                &["[hv] launching guest"],
+                &["[hv] gdb: killed by the debugger; halting"],
+                &["[hv] exits: total="],
+            ],
+            absent: &["[kernel] ready"],
+            pass: false,
+            result_words: &["killed-by-debugger"],
+            checks: &[],
+        },
+    },
     // `bench quick` under Rampart: 0 VM exits in the syscall, switch and fault benchmarks.
     hv_bochs(BENCH_ZERO_EXITS, "tigerlake"),
     BootTest {
@@ -136,6 +156,8 @@ pub const BENCH_ZERO_EXITS: &str = "bench-zero-exits";
 
 /// Batch gdb against the hypervisor's GDB stub, then `exit` in the shell.
 pub const GDB_BOCHS: &str = "gdb-bochs";
+/// Batch gdb that breaks, then `kill`s the guest: the hypervisor stops the machine.
+pub const GDB_KILL_BOCHS: &str = "gdb-kill-bochs";
 
 const fn hv_bochs(name: &'static str, cpu: &'static str) -> BootTest {
     BootTest {
@@ -185,6 +207,7 @@ pub type SessionCheck = fn(&[String]) -> (Vec<String>, Vec<(String, u64)>);
 pub fn session_check(test: &BootTest) -> Option<SessionCheck> {
     match test.name {
         BENCH_ZERO_EXITS => Some(crate::bench::check::zero_exits),
+        GDB_BOCHS => Some(crate::gdb::stops::attack_table),
         _ => None,
     }
 }

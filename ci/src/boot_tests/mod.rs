@@ -91,8 +91,10 @@ fn boot(test: &BootTest, launch: &Launch) -> Result<(Boot, Option<session::Repor
     let mut contents = Contents::from_build(test.mode)?;
     apply(test.variant, &mut contents);
     image::write(&launch.run_dir.join(DISK_IMAGE), &contents)?;
-    if matches!(test.variant, Variant::Gdb) {
-        return crate::gdb::test::boot(launch);
+    match test.variant {
+        Variant::Gdb => return crate::gdb::test::boot(launch, crate::gdb::test::Kind::Full),
+        Variant::GdbKill => return crate::gdb::test::boot(launch, crate::gdb::test::Kind::Kill),
+        _ => {}
     }
     let Some((script, _)) = catalog::session(test) else {
         return Ok((emulator::boot(launch)?, None));
@@ -145,7 +147,7 @@ pub fn apply(variant: Variant, contents: &mut Contents) {
         }
         Variant::Truncated => contents.kernel.truncate(contents.kernel.len() / 2),
         Variant::BadConfig => contents.boot_cfg = with_bad_mode(&contents.boot_cfg),
-        Variant::Gdb => contents.boot_cfg.push_str(crate::gdb::GDB_ON),
+        Variant::Gdb | Variant::GdbKill => contents.boot_cfg.push_str(crate::gdb::GDB_ON),
     }
 }
 

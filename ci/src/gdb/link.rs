@@ -90,12 +90,22 @@ pub fn listen() -> Result<(TcpListener, u16), String> {
     Ok((listener, port))
 }
 
+/// Everything relayed so far, one stream per direction (packets are split across reads: the
+/// stub writes COM2 byte by byte), for a test to follow the session.
+#[derive(Clone, Default)]
+pub struct Traffic {
+    pub from_gdb: Arc<Mutex<Vec<u8>>>,
+    pub from_stub: Arc<Mutex<Vec<u8>>>,
+}
+
 /// Once gdb connects to `listener`, copies bytes both ways between it and the stub, logging
-/// the traffic to `log` (`> ` from gdb, `< ` from the stub). When the stub's side closes (the
-/// emulator stopped), gdb's side is closed too.
-pub fn relay(listener: TcpListener, stub: TcpStream, log: &Path) -> Result<(), String> {
+/// the traffic to `log` (`> ` from gdb, `< ` from the stub) and keeping it in the returned
+/// [`Traffic`]. When the stub's side closes (the emulator stopped), gdb's side is closed too.
+pub fn relay(listener: TcpListener, stub: TcpStream, log: &Path) -> Result<Traffic, String> {
     let log = File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let log = Arc::new(Mutex::new(log));
+    let traffic = Traffic::default();
+    let kept = traffic.clone();
     let _ = stub.set_read_timeout(None);
     std::thread::spawn(move || {
         let Ok((gdb, _)) = listener.accept() else {
@@ -105,14 +115,17 @@ pub fn relay(listener: TcpListener, stub: TcpStream, log: &Path) -> Result<(), S
         let (Ok(stub_in), Ok(gdb_in)) = (stub.try_clone(), gdb.try_clone()) else {
             return;
         };
-        let to_stub = Arc::clone(&log);
+        let to_stub = (Arc::clone(&log), Arc::clone(&kept.from_gdb));
         std::thread::spawn(move || copy(gdb_in, stub, &to_stub, b"> ", false));
-        copy(stub_in, gdb, &log, b"< ", true);
+        copy(stub_in, gdb, &(log, kept.from_stub), b"< ", true);
     });
-    Ok(())
+    Ok(traffic)
 }
 
-fn copy(mut from: TcpStream, mut to: TcpStream, log: &Mutex<File>, tag: &[u8], close: bool) {
+type Sink = (Arc<Mutex<File>>, Arc<Mutex<Vec<u8>>>);
+
+fn copy(mut from: TcpStream, mut to: TcpStream, sink: &Sink, tag: &[u8], close: bool) {
+    let (log, kept) = sink;
     let mut buffer = [0u8; 4096];
     loop {
         let n = match from.read(&mut buffer) {
@@ -123,6 +136,9 @@ fn copy(mut from: TcpStream, mut to: TcpStream, log: &Mutex<File>, tag: &[u8], c
             let _ = log.write_all(tag);
             let _ = log.write_all(&buffer[..n]);
             let _ = log.write_all(b"\n");
+        }
+        if let Ok(mut kept) = kept.lock() {
+            kept.extend_from_slice(&buffer[..n]);
         }
         if to.write_all(&buffer[..n]).is_err() {
             break;

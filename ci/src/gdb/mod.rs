@@ -12,8 +12,10 @@
 //! hypervisor logs `gdb: waiting for debugger on COM2`; whatever OVMF printed on COM2 before
 //! must be read and discarded first (this runner's `link::drain`).
 
+pub mod drive;
 pub mod link;
 pub mod script;
+pub mod stops;
 pub mod test;
 
 use std::os::unix::process::CommandExt;
@@ -126,5 +128,5 @@ fn link_when_waiting(
         std::thread::sleep(Duration::from_millis(200));
     }
     link::drain(&mut stub);
-    link::relay(listener, stub, &run_dir.join("rsp.log"))
+    link::relay(listener, stub, &run_dir.join("rsp.log")).map(|_| ())
 }

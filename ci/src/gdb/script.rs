@@ -10,7 +10,8 @@ pub const WATCHED: &str = "rampart_kernel::time::TICKS";
 /// The guest-physical address `monitor ept` is asked about: the kernel's text (policy r-x).
 pub const EPT_ADDRESS: &str = "0x4000000";
 
-/// The gdb command file: attach, break, inspect, step, watch, monitor, then run to the end.
+/// The gdb command file: attach, break, inspect, step, watch, monitor, then the stops of
+/// `stops` (hbreak, Ctrl-C, blocked attempts) and `detach`.
 pub fn commands(kernel: &Path, port: u16) -> String {
     format!(
         "set pagination off\nset confirm off\nset remotetimeout 30\nset width 0\n\
@@ -24,8 +25,19 @@ pub fn commands(kernel: &Path, port: u16) -> String {
          echo @@exits\\n\nmonitor exits\n\
          echo @@ept\\n\nmonitor ept {EPT_ADDRESS}\n\
          echo @@audit\\n\nmonitor audit\n\
-         echo @@vmx\\n\nmonitor vmx\n\
-         echo @@continue\\n\ndelete\ncontinue\n",
+         echo @@vmx\\n\nmonitor vmx\n{stops}",
+        kernel = kernel.display(),
+        stops = super::stops::commands(),
+    )
+}
+
+/// The gdb command file of the `gdb-kill-bochs` test: attach, break, continue, `kill`.
+pub fn kill_commands(kernel: &Path, port: u16) -> String {
+    format!(
+        "set pagination off\nset confirm off\nset remotetimeout 30\nset width 0\n\
+         file {kernel}\ntarget remote 127.0.0.1:{port}\n\
+         echo @@break\\n\nbreak {BREAK_AT}\ncontinue\n\
+         echo @@kill\\n\nkill\n",
         kernel = kernel.display()
     )
 }
@@ -102,6 +114,7 @@ pub fn check(output: &str) -> (Vec<String>, Vec<(String, u64)>) {
     if let Some(total) = hex_or_decimal_after(section(output, "exits"), "exits: total=") {
         figures.push(("gdb_exits_at_watchpoint".to_string(), total));
     }
+    failures.extend(super::stops::check(output));
     (failures, figures)
 }
 

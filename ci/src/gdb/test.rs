@@ -1,7 +1,9 @@
-//! The `gdb-bochs` boot test's console script: while the guest waits before its first
-//! instruction, raw malformed packets on COM2 (each must get a NACK or an error reply, and
-//! the session go on), then a real `gdb -batch -nx` through the relay (see `script`), then
-//! `exit` in the guest shell. The transcript goes to `gdb.log` in the run directory.
+//! The console scripts of the gdb boot tests. `gdb-bochs`: while the guest waits before its
+//! first instruction, raw malformed packets on COM2 (each must get a NACK or an error reply,
+//! and the session go on), then a real `gdb -batch -nx` through the relay (see `script` and
+//! `stops`) while `drive` interrupts gdb and types `run attacks`; after gdb detaches, `exit` in
+//! the guest shell. `gdb-kill-bochs`: the same raw packets, then gdb breaks and `kill`s the
+//! guest. The transcript goes to `gdb.log` in the run directory.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,18 +12,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{link, script};
-use crate::boot_tests::session::{self, Limits, Report};
-use crate::boot_tests::shell;
+use super::{drive, link, script, stops};
+use crate::boot_tests::session::{Limits, Report};
 use crate::emulator::console::{self, Console};
 use crate::emulator::{self, Boot, Input, Launch, Script};
 use crate::paths;
 
 /// The hypervisor's line when the stub waits before the guest's first instruction.
 pub const STUB_WAITING: &str = "gdb: waiting for debugger on COM2";
-/// How long gdb may take from attaching to its final `continue` (Bochs runs the guest).
+/// How long gdb may take from attaching to the guest's shell prompt, and to end after its
+/// script (Bochs runs the guest).
 const GDB_LIMIT: Duration = Duration::from_secs(60);
-/// Time limit of the `exit` step.
+/// Time limit of each later wait on the guest console (the attack suite, `exit`).
 const BOCHS_STEP: Duration = Duration::from_secs(90);
 const REPLY_WAIT: Duration = Duration::from_secs(5);
 pub const TRANSCRIPT: &str = "gdb.log";
@@ -43,8 +45,17 @@ const RAW: &[(&[u8], Want)] = &[
     (b"$?#3f", Want::Packet("+$T05")), // stop reason: still stopped at the start
 ];
 
+/// Which gdb session a test runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `gdb-bochs`: the whole script (`script`, `stops`), detach, the guest runs to PASS.
+    Full,
+    /// `gdb-kill-bochs`: break, continue, `kill`; the hypervisor stops the machine.
+    Kill,
+}
+
 /// Boots `launch` (its image has `gdb = on`) with COM2 as a socket and runs the script.
-pub fn boot(launch: &Launch) -> crate::error::Result<(Boot, Option<Report>)> {
+pub fn boot(launch: &Launch, kind: Kind) -> crate::error::Result<(Boot, Option<Report>)> {
     let com2 = console::free_port()?;
     let limits = Limits {
         first: launch.timeout,
@@ -55,6 +66,7 @@ pub fn boot(launch: &Launch) -> crate::error::Result<(Boot, Option<Report>)> {
         com2,
         launch.run_dir.clone(),
         limits,
+        kind,
         Arc::clone(&slot),
     ));
     let boot = emulator::boot_with_com2(launch, input, Some(com2))?;
@@ -63,9 +75,15 @@ pub fn boot(launch: &Launch) -> crate::error::Result<(Boot, Option<Report>)> {
 }
 
 /// The script for `emulator::boot_with_com2`; its report lands in `slot`.
-pub fn script(com2: u16, run_dir: PathBuf, limits: Limits, slot: Arc<Mutex<Report>>) -> Script {
+pub fn script(
+    com2: u16,
+    run_dir: PathBuf,
+    limits: Limits,
+    kind: Kind,
+    slot: Arc<Mutex<Report>>,
+) -> Script {
     Box::new(move |console: &Console, abort: &AtomicBool| {
-        let report = run(console, com2, &run_dir, limits);
+        let report = run(console, com2, &run_dir, limits, kind);
         if !report.failures.is_empty() {
             abort.store(true, Ordering::SeqCst);
         }
@@ -73,24 +91,40 @@ pub fn script(com2: u16, run_dir: PathBuf, limits: Limits, slot: Arc<Mutex<Repor
     })
 }
 
-fn run(console: &Console, com2: u16, run_dir: &Path, limits: Limits) -> Report {
+fn run(console: &Console, com2: u16, run_dir: &Path, limits: Limits, kind: Kind) -> Report {
     let mut report = Report::default();
     let mut log = String::new();
-    if let Err(failure) = attach_and_debug(console, com2, run_dir, limits, &mut log, &mut report) {
+    let debug = Debug {
+        console,
+        com2,
+        run_dir,
+        limits,
+        kind,
+    };
+    if let Err(failure) = attach_and_debug(&debug, &mut log, &mut report) {
         report.failures.push(failure);
     }
     let _ = std::fs::write(run_dir.join(TRANSCRIPT), &log);
     report
 }
 
-fn attach_and_debug(
-    console: &Console,
+/// What one gdb session works with.
+struct Debug<'a> {
+    console: &'a Console,
     com2: u16,
-    run_dir: &Path,
+    run_dir: &'a Path,
     limits: Limits,
-    log: &mut String,
-    report: &mut Report,
-) -> Result<(), String> {
+    kind: Kind,
+}
+
+fn attach_and_debug(debug: &Debug, log: &mut String, report: &mut Report) -> Result<(), String> {
+    let Debug {
+        console,
+        com2,
+        run_dir,
+        limits,
+        kind,
+    } = *debug;
     let start = Instant::now();
     let mut stub = link::connect(com2, start + limits.first)?;
     let mut cursor = 0;
@@ -121,9 +155,13 @@ fn attach_and_debug(
         }
     }
     let (listener, port) = link::listen()?;
-    link::relay(listener, stub, &run_dir.join("rsp.log"))?;
+    let traffic = link::relay(listener, stub, &run_dir.join("rsp.log"))?;
     let commands = run_dir.join("session.gdb");
-    std::fs::write(&commands, script::commands(&paths::kernel_elf(), port))
+    let text = match kind {
+        Kind::Full => script::commands(&paths::kernel_elf(), port),
+        Kind::Kill => script::kill_commands(&paths::kernel_elf(), port),
+    };
+    std::fs::write(&commands, text)
         .map_err(|e| format!("cannot write {}: {e}", commands.display()))?;
     let output_path = run_dir.join("gdb-output.txt");
     let output = std::fs::File::create(&output_path).map_err(|e| e.to_string())?;
@@ -136,31 +174,33 @@ fn attach_and_debug(
         .spawn()
         .map_err(|e| format!("cannot start gdb: {e}"))?;
     let gdb_start = Instant::now();
-    // gdb's last `continue` lets the guest run to its shell; then leave it.
-    let exit = session::run(
-        &shell::EXIT_ONLY,
-        console,
-        &AtomicBool::new(false),
-        Limits {
-            first: GDB_LIMIT,
-            step: limits.step,
-        },
-    );
-    report.failures.extend(exit.failures);
-    report.figures.push((
-        "gdb_session_ms".to_string(),
-        gdb_start.elapsed().as_millis() as u64,
-    ));
-    // gdb ends when the emulator stops and the relay closes its side.
+    let drive_limits = Limits {
+        first: GDB_LIMIT,
+        step: limits.step,
+    };
+    if kind == Kind::Full {
+        // gdb interrupts, stops at blocked attacks, detaches; the guest runs on to `exit`.
+        let driven = drive::run(console, &gdb, &traffic, drive_limits);
+        report.failures.extend(driven.failures);
+        report.figures.extend(driven.figures);
+    }
+    // gdb ends when its script ends, or when the emulator stops and the relay closes its side.
     let deadline = Instant::now() + GDB_LIMIT;
     while matches!(gdb.try_wait(), Ok(None)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
+    report.figures.push((
+        "gdb_session_ms".to_string(),
+        gdb_start.elapsed().as_millis() as u64,
+    ));
     let _ = gdb.kill();
     let _ = gdb.wait();
     let text = std::fs::read_to_string(&output_path).unwrap_or_default();
     log.push_str(&text);
-    let (failures, figures) = script::check(&text);
+    let (failures, figures) = match kind {
+        Kind::Full => script::check(&text),
+        Kind::Kill => (stops::check_kill(&text), Vec::new()),
+    };
     report.failures.extend(failures);
     report.figures.extend(figures);
     Ok(())

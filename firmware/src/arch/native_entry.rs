@@ -32,12 +32,13 @@ pub unsafe fn enter(entry: &GuestEntry) -> ! {
         limit: entry.gdt_limit,
         base: entry.gdt_base,
     };
-    // Registers: R8 = &gdtr, R9 = CR3, R10 = stack, R11 = entry, RDI = BootInfo.
-    // SAFETY: per this function's contract the GDT, page tables, stack and entry are ready and
-    // identity-mapped. Order matters: LGDT reads `gdtr` from the current stack before RSP
-    // moves; CR3 is loaded while the code and old stack stay mapped (identity); the far return
-    // reloads CS with the new 64-bit code selector; RSP is switched last, right before the
-    // jump. RAX, RCX and RDX are free scratch (nothing follows). RDI is set explicitly because the kernel entry is SysV while this target is MS x64.
+    // Registers: R8 = &gdtr, R9 = CR3, R10 = stack, R11 = entry, RDI = BootInfo. RDI is set
+    // explicitly because the kernel entry is SysV while this target is MS x64. RAX, RCX and RDX
+    // are free scratch (nothing follows). The boot tables set no XD bits, so loading CR3 before
+    // EFER.NXE is set is fine.
+    // SAFETY: the contract (boot services exited; GDT, page tables, stack, entry ready) holds.
+    // LGDT reads `gdtr` off the old stack before RSP moves; the new CR3 identity-maps this code
+    // and stack; RETFQ reloads CS to 64-bit code; RSP is switched last, right before the jump.
     unsafe {
         asm!(
             "cli",

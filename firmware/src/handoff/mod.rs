@@ -33,12 +33,12 @@ fn kernel_segments(prepared: &Prepared) -> [Option<KernelSegment>; policy::layou
 const _: () = assert!(rampart_loader::elf::MAX_SEGMENTS <= policy::layout::MAX_SEGMENTS);
 
 pub fn go(mut prepared: Prepared) -> ! {
+    let boot_area_type = MemoryType::custom(memory_type::BOOT_AREA);
+    #[allow(unsafe_code)]
     // SAFETY: nothing that depends on boot services outlives this call: the ESP, protocols and
     // file buffers were dropped in `flow::prepare`, the heap is not used from here on (only
     // fixed-size values and `format_args!`), and console output checks `boot_services_exited`.
-    #[allow(unsafe_code)]
-    let map =
-        unsafe { uefi::boot::exit_boot_services(Some(MemoryType::custom(memory_type::BOOT_AREA))) };
+    let map = unsafe { uefi::boot::exit_boot_services(Some(boot_area_type)) };
     fail::boot_services_exited();
 
     let hypervisor = prepared.config.mode == BootMode::Hypervisor;
@@ -102,22 +102,23 @@ pub fn go(mut prepared: Prepared) -> ! {
                 log_level: prepared.config.log as u8,
                 gdb: prepared.config.gdb,
             };
-            // SAFETY: called once, after ExitBootServices; interrupts are off (the firmware
-            // never enabled them after UEFI, and `start` owns the CPU from here); `reserved`
-            // and `image` are left out of the guest memory map; the boot area, kernel and
-            // initrd are prepared in guest RAM per the entry contract.
+            // `go` is called once (from `flow`) and never returns. ExitBootServices disabled
+            // interrupts (EDK2 does so on exit) and the firmware executes no STI.
             #[allow(unsafe_code)]
+            // SAFETY: once, after ExitBootServices, interrupts off, at CPL0 on UEFI's identity map;
+            // `reserved` and `image` are kept out of the guest memory map; COM1 is a 16550; the
+            // boot area, kernel and initrd are prepared in guest RAM per the entry contract.
             unsafe {
                 rampart_hypervisor::start(&handoff)
             }
         }
         _ => {
             info!("booting natively: entry={:#x}", guest.rip);
-            // SAFETY: after ExitBootServices; the boot area was just built for `guest` and
-            // identity-maps all RAM, including this code and the current stack; the kernel
-            // segments are loaded at their physical addresses; nothing of the firmware runs
-            // afterwards.
+            // Nothing of the firmware runs after this call.
             #[allow(unsafe_code)]
+            // SAFETY: after ExitBootServices; the boot area was just built for `guest`: its GDT,
+            // stack and tables, which identity-map all RAM (this code and stack included) and
+            // map the kernel's loaded segments at their virtual addresses, entry included.
             unsafe {
                 crate::arch::native_entry::enter(&guest)
             }

@@ -58,23 +58,3 @@ pub unsafe fn lidt(base: u64, limit: u16) {
         asm!("lidt [{}]", in(reg) &raw const pointer, options(readonly, nostack, preserves_flags))
     };
 }
-
-/// VMCALL with RAX = `number` and RDI, RSI, RDX = `a`, `b`, `c`, whether or not a hypervisor
-/// is there (natively it raises #UD); returns RAX.
-///
-/// # Safety
-/// The call must not make the hypervisor write guest memory, or the caller must be a kernel
-/// thread that may die of #UD.
-pub unsafe fn vmcall(number: u64, a: u64, b: u64, c: u64) -> i64 {
-    let result: u64;
-    // SAFETY: delegated to the caller; under Rampart every register but RAX is preserved.
-    unsafe {
-        asm!(
-            "vmcall",
-            inout("rax") number => result,
-            in("rdi") a, in("rsi") b, in("rdx") c, in("r10") 0u64,
-            options(nostack)
-        )
-    };
-    result as i64
-}

@@ -86,10 +86,10 @@ pub fn ist_stack_tops() -> (u64, u64, u64) {
 extern "sysv64" fn rust_entry(boot_info_address: u64) -> ! {
     let aligned = boot_info_address.is_multiple_of(core::mem::align_of::<BootInfo>() as u64);
     let boot_info = if boot_info_address != 0 && aligned {
-        // SAFETY: the entry contract (rampart_boot_info) says RDI holds the identity-mapped
-        // address of a BootInfo that stays untouched until the kernel reuses boot memory, which
-        // it does not before `boot::start` has copied it; non-null and alignment checked above.
-        // The caller validates magic and version before trusting any other field.
+        // The caller validates magic and version before trusting any other field; BootInfo is
+        // integers only, so any bytes there are a valid value.
+        // SAFETY: per the entry contract (rampart_boot_info) RDI is the identity-mapped address
+        // of a BootInfo left untouched until `boot::start` has copied it; non-null and aligned.
         Some(unsafe { &*(boot_info_address as *const BootInfo) })
     } else {
         None

@@ -128,10 +128,10 @@ pub fn init() {
         limit: (GDT_ENTRIES * core::mem::size_of::<u64>() - 1) as u16,
         base: TABLES.gdt.get() as u64,
     };
+    // The far return pops the pushed RIP and CS (the asm may use the stack); LTR marks the TSS
+    // busy in the GDT, which is writable.
     // SAFETY: the GDT is static and valid (filled above); its code and data selectors describe
-    // the same flat segments the firmware's GDT did, so reloading them changes no address the
-    // running code uses. The far return pops the pushed RIP and CS. LTR marks the TSS busy in
-    // the (writable) GDT.
+    // the same flat segments the firmware's GDT did, so reloading them moves no address in use.
     unsafe {
         asm!(
             "lgdt [{pointer}]",

@@ -34,6 +34,28 @@ pub fn rampart() -> Option<Rampart> {
     PRESENT.load(Ordering::SeqCst).then_some(Rampart(()))
 }
 
+/// VMCALL with RAX = `number`, RDI, RSI, RDX = `a`, `b`, `c` and R10 = 0, whether or not a
+/// hypervisor is there (natively it raises #UD); returns RAX. Under Rampart the ABI preserves
+/// every register but RAX. The asm is not `nomem`: the compiler re-reads memory after it.
+///
+/// # Safety
+/// Rampart must be present, or the caller must be a kernel thread that may die of #UD. Any guest
+/// memory the call makes the hypervisor write must be the caller's to hand out, exclusively.
+pub unsafe fn vmcall(number: u64, a: u64, b: u64, c: u64) -> i64 {
+    let result: u64;
+    // SAFETY: delegated to the caller (Rampart there or #UD survivable; memory written is the
+    // caller's); the asm names every register the ABI changes (RAX).
+    unsafe {
+        asm!(
+            "vmcall",
+            inout("rax") number => result,
+            in("rdi") a, in("rsi") b, in("rdx") c, in("r10") 0u64,
+            options(nostack)
+        )
+    };
+    result as i64
+}
+
 impl Rampart {
     /// VMCALL with RAX = `number` and all argument registers zero; returns RAX.
     fn call(&self, number: u64) -> i64 {
@@ -50,19 +72,9 @@ impl Rampart {
     /// lengths and offsets only: the hypervisor checks them, and writes no guest memory for
     /// the numbers used here); returns RAX.
     fn call3(&self, number: u64, a: u64, b: u64, c: u64) -> i64 {
-        let result: u64;
-        // SAFETY: Rampart is present (this handle exists), so VMCALL exits to it; the ABI
-        // preserves every register except RAX. Only numbers without pointer arguments reach
-        // here (see the callers), so the hypervisor writes no guest memory.
-        unsafe {
-            asm!(
-                "vmcall",
-                inout("rax") number => result,
-                in("rdi") a, in("rsi") b, in("rdx") c, in("r10") 0u64,
-                options(nostack)
-            )
-        };
-        result as i64
+        // SAFETY: Rampart is present (this handle exists), so VMCALL exits to it. Only numbers
+        // without pointer arguments reach here (see the callers): no guest memory is written.
+        unsafe { vmcall(number, a, b, c) }
     }
 
     /// `Hypercall::Version`: the hypercall ABI version.
@@ -123,21 +135,11 @@ impl Rampart {
             "audit buffer outside the direct map"
         );
         let physical = layout::virt_to_phys(virt);
-        let result: u64;
-        // SAFETY: Rampart is present (this handle exists). `buffer` is an exclusive borrow of
-        // kernel heap memory, which lives in the direct map, so `physical` is its guest-physical
-        // address; the hypervisor writes at most `buffer.len()` records there (and only memory
-        // the guest itself may write); the asm clobbers memory, so the compiler re-reads it.
-        unsafe {
-            asm!(
-                "vmcall",
-                inout("rax") Hypercall::ReadAuditLog as u64 => result,
-                in("rdi") physical, in("rsi") buffer.len() as u64, in("rdx") first,
-                in("r10") 0u64,
-                options(nostack)
-            )
-        };
-        result as i64
+        let count = buffer.len() as u64;
+        // SAFETY: Rampart is present (this handle exists). `buffer` is exclusively borrowed and
+        // in the linear direct map (asserted), so `physical` is its guest-physical address; the
+        // hypervisor writes at most `buffer.len()` records (plain integers) there.
+        unsafe { vmcall(Hypercall::ReadAuditLog as u64, physical, count, first) }
     }
 
     /// A call with [`UNASSIGNED_NUMBER`]; the hypervisor must answer `NotSupported`.

@@ -93,10 +93,10 @@ pub fn init(regions: &[MemoryRegion]) -> Result<(MapSummary, Protections), MapEr
     let image = kernel_image();
     let summary = tables.build(&image, regions, protections.nxe)?;
     check_kernel_mapping(tables, &image);
-    // SAFETY: the new tables map the kernel image at the addresses it runs at (text
-    // executable, its stack and statics writable), and physical memory in the direct map; they
-    // live in a static, so they outlive their use. The identity map goes away: the BootInfo was
-    // copied before, and every later physical access goes through the direct map.
+    // The identity map goes away: the BootInfo was copied before, and every later physical
+    // access goes through the direct map.
+    // SAFETY: the new tables (checked above) map the kernel image where it runs (text executable,
+    // stack and statics writable) and RAM in the direct map; they are static, so outlive use.
     unsafe { cpu::write_cr3(kernel_root()) };
 
     // SAFETY: CR0.WP only makes supervisor writes honour read-only pages; the only read-only

@@ -64,10 +64,10 @@ pub fn init() {
     // User selectors for SYSRET: CS = base + 16, SS = base + 8 (gdt: 0x18 data, 0x20 code).
     let sysret_base = u64::from(gdt::USER_DATA_SELECTOR & !3) - 8;
     let star = (sysret_base << 48) | (u64::from(gdt::KERNEL_CODE_SELECTOR) << 32);
-    // SAFETY: these MSRs exist on every x86-64 CPU. STAR's selectors match the GDT
-    // (kernel CS/SS 0x08/0x10, user SS/CS 0x1b/0x23), LSTAR is the entry stub above, FMASK
-    // keeps interrupts off on entry, KERNEL_GS_BASE points at the static per-CPU block, and
-    // SCE only enables the SYSCALL instruction.
+    // STAR's selectors match the GDT (kernel CS/SS 0x08/0x10, user SS/CS 0x1b/0x23); FMASK
+    // keeps interrupts off on entry; SCE only enables the SYSCALL instruction.
+    // SAFETY: these MSRs exist on every x86-64 CPU; STAR and FMASK are as described above,
+    // LSTAR is the entry stub above, KERNEL_GS_BASE the static per-CPU block its SWAPGS reaches.
     unsafe {
         cpu::wrmsr(IA32_STAR, star);
         cpu::wrmsr(IA32_LSTAR, syscall_entry as *const () as u64);

@@ -280,15 +280,17 @@ fn hypercall_result(result: i64) -> Attempt {
 fn vmcall_protect() -> Attempt {
     let (start, length) = text();
     let all = u64::from(access::READ | access::WRITE | access::EXECUTE);
+    let number = Hypercall::ProtectRange as u64;
     // SAFETY: ProtectRange writes no guest memory; natively VMCALL raises #UD, ending this
     // thread.
-    hypercall_result(unsafe { attack::vmcall(Hypercall::ProtectRange as u64, start, length, all) })
+    hypercall_result(unsafe { hypercall::vmcall(number, start, length, all) })
 }
 
 fn vmcall_revoke() -> Attempt {
     let (start, length) = text();
+    let number = Hypercall::RevokeExecute as u64;
     // SAFETY: as in `vmcall_protect`.
-    hypercall_result(unsafe { attack::vmcall(Hypercall::RevokeExecute as u64, start, length, 0) })
+    hypercall_result(unsafe { hypercall::vmcall(number, start, length, 0) })
 }
 
 fn grant_unmeasured() -> Attempt {
@@ -297,5 +299,5 @@ fn grant_unmeasured() -> Attempt {
     };
     let number = Hypercall::GrantExecute as u64;
     // SAFETY: as in `vmcall_protect`.
-    hypercall_result(unsafe { attack::vmcall(number, frame, PAGE_SIZE, 0) })
+    hypercall_result(unsafe { hypercall::vmcall(number, frame, PAGE_SIZE, 0) })
 }

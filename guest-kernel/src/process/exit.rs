@@ -2,7 +2,7 @@
 //! (pid 1) ends, the kernel prints the result line and stops.
 
 use super::schedule::{block_current, remove, schedule};
-use super::{Blocked, Table, ANY_CHILD, IDLE, TABLE};
+use super::{name_text, Blocked, Table, ANY_CHILD, IDLE, TABLE};
 use crate::arch::paging;
 use crate::arch::phys::{self, Frames};
 use crate::console::kprintln;
@@ -72,15 +72,13 @@ pub fn exit_current(code: i64) -> ! {
         let name = table.current().name;
         (pid, name, terminate(&mut table, pid, code))
     };
+    let name = name_text(&name);
     #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
     // SAFETY: the kernel root maps everything the kernel uses; the process root is freed below,
     // so CR3 must leave it first.
     unsafe {
         paging::load_root(paging::kernel_root())
     };
-    let name = core::str::from_utf8(&name)
-        .unwrap_or("?")
-        .trim_end_matches('\0');
     release(pid, name, code, root);
     if pid == INIT {
         crate::boot::finish(code);
@@ -104,9 +102,7 @@ pub fn kill(pid: u64) -> Result<u64, Errno> {
         let name = table.processes[&pid].name;
         (terminate(&mut table, pid, EXIT_KILLED), name)
     };
-    let name = core::str::from_utf8(&name)
-        .unwrap_or("?")
-        .trim_end_matches('\0');
+    let name = name_text(&name);
     release(pid, name, EXIT_KILLED, root);
     if pid == INIT {
         crate::boot::finish(EXIT_KILLED);
@@ -116,13 +112,8 @@ pub fn kill(pid: u64) -> Result<u64, Errno> {
 
 /// A CPU exception in ring 3: report it and end the process with EXIT_FAULTED.
 pub fn user_fault(frame: &InterruptFrame, cr2: u64) -> ! {
-    let (pid, name) = {
-        let mut table = TABLE.lock();
-        (table.current, table.current().name)
-    };
-    let name = core::str::from_utf8(&name)
-        .unwrap_or("?")
-        .trim_end_matches('\0');
+    let (pid, name) = TABLE.lock().current_and_name();
+    let name = name_text(&name);
     let what = UserFault {
         vector: frame.vector,
         error_code: frame.error_code,

@@ -5,15 +5,14 @@
 // Only the attack suite starts kernel threads so far.
 #![cfg_attr(not(feature = "attacks"), allow(dead_code))]
 
-use super::schedule::map_kernel_stack;
-use super::{exit_current, Process, IDLE, TABLE};
+use super::schedule::allocate_kernel_stack;
+use super::{exit_current, name_text, NewProcess, IDLE, TABLE};
 use crate::arch::kthread::{self, Body};
 use crate::arch::paging;
 use crate::console::kprintln;
 use crate::sched::queue::Pid;
 use crate::trap::{exception_mnemonic, InterruptFrame};
-use alloc::boxed::Box;
-use rampart_kernel_abi::syscall::{Errno, MAX_NAME, STATE_READY};
+use rampart_kernel_abi::syscall::Errno;
 
 /// Exit codes of threads ended by an exception: this minus the vector.
 const FAULT_EXIT_BASE: i64 = -1000;
@@ -37,44 +36,17 @@ pub fn spawn_kernel_thread(
     parent: Pid,
 ) -> Result<Pid, Errno> {
     let mut table = TABLE.lock();
-    let slot = match table.free_stack_slots.pop() {
-        Some(slot) => slot,
-        None => {
-            table.next_stack_slot += 1;
-            table.next_stack_slot - 1
-        }
-    };
-    let Some(kernel_top) = map_kernel_stack(slot) else {
-        table.free_stack_slots.push(slot);
-        return Err(Errno::NoMemory);
-    };
-    let pid = table.next_pid;
-    table.next_pid += 1;
-    let mut process_name = [0; MAX_NAME];
-    let length = name.len().min(MAX_NAME);
-    process_name[..length].copy_from_slice(&name.as_bytes()[..length]);
-    table.processes.insert(
-        pid,
-        Box::new(Process {
-            pid,
-            parent,
-            name: process_name,
-            state: STATE_READY,
-            blocked: None,
-            // The kernel's own root: what tells a kernel thread from a process (and what
-            // `exit::release` never frees).
-            root: paging::kernel_root(),
-            stack_slot: Some(slot),
-            kernel_top,
-            saved_rsp: kthread::prepare_kernel_stack(kernel_top, body, argument),
-            brk_start: 0,
-            brk: 0,
-            exit_code: 0,
-            ticks: 0,
-        }),
-    );
-    table.ready.push(pid);
-    Ok(pid)
+    let (slot, kernel_top) = allocate_kernel_stack(&mut table).ok_or(Errno::NoMemory)?;
+    Ok(table.add_ready(NewProcess {
+        parent,
+        name,
+        // The kernel's own root: what tells a kernel thread from a process (and what
+        // `exit::release` never frees).
+        root: paging::kernel_root(),
+        kernel_stack: (slot, kernel_top),
+        saved_rsp: kthread::prepare_kernel_stack(kernel_top, body, argument),
+        brk: 0,
+    }))
 }
 
 /// True if the CPU runs a kernel thread. `false` when the process table is locked: the
@@ -89,13 +61,8 @@ pub fn in_kernel_thread() -> bool {
 /// An exception in a kernel thread: report it and end the thread (exit code
 /// [`fault_exit_code`]). The frame on the thread's stack is abandoned with the stack.
 pub fn kernel_thread_fault(frame: &InterruptFrame, cr2: u64) -> ! {
-    let (pid, name) = {
-        let mut table = TABLE.lock();
-        (table.current, table.current().name)
-    };
-    let name = core::str::from_utf8(&name)
-        .unwrap_or("?")
-        .trim_end_matches('\0');
+    let (pid, name) = TABLE.lock().current_and_name();
+    let name = name_text(&name);
     let mnemonic = exception_mnemonic(u8::try_from(frame.vector).unwrap_or(u8::MAX));
     kprintln!(
         "kernel thread {pid} ({name}) ended by {mnemonic} (vector {}) at rip={:#x} cr2={cr2:#x}",

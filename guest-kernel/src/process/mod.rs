@@ -19,7 +19,7 @@ use crate::sched::queue::{Pid, ReadyQueue, SleepQueue};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use rampart_kernel_abi::syscall::{ProcessInfo, MAX_NAME};
+use rampart_kernel_abi::syscall::{ProcessInfo, MAX_NAME, STATE_READY};
 use spin::Mutex;
 
 /// The idle task's pid (the boot context; never in the ready queue).
@@ -67,6 +67,20 @@ impl Process {
     }
 }
 
+/// What `spawn` and `spawn_kernel_thread` choose for a new process; [`Table::add_ready`] fills in
+/// the rest.
+pub struct NewProcess<'a> {
+    pub parent: Pid,
+    /// Truncated to `MAX_NAME` bytes.
+    pub name: &'a str,
+    pub root: u64,
+    /// Kernel stack slot and top, from `schedule::allocate_kernel_stack`.
+    pub kernel_stack: (u64, u64),
+    pub saved_rsp: u64,
+    /// Start (and initial end) of the heap.
+    pub brk: u64,
+}
+
 pub struct Table {
     pub processes: BTreeMap<Pid, Box<Process>>,
     pub current: Pid,
@@ -98,14 +112,56 @@ impl Table {
             .expect("current process is in the table")
     }
 
+    /// Adds `new` under the next pid, ready to run; returns the pid.
+    pub fn add_ready(&mut self, new: NewProcess) -> Pid {
+        let pid = self.next_pid;
+        self.next_pid += 1;
+        let mut name = [0; MAX_NAME];
+        let length = new.name.len().min(MAX_NAME);
+        name[..length].copy_from_slice(&new.name.as_bytes()[..length]);
+        let (stack_slot, kernel_top) = new.kernel_stack;
+        self.processes.insert(
+            pid,
+            Box::new(Process {
+                pid,
+                parent: new.parent,
+                name,
+                state: STATE_READY,
+                blocked: None,
+                root: new.root,
+                stack_slot: Some(stack_slot),
+                kernel_top,
+                saved_rsp: new.saved_rsp,
+                brk_start: new.brk,
+                brk: new.brk,
+                exit_code: 0,
+                ticks: 0,
+            }),
+        );
+        self.ready.push(pid);
+        pid
+    }
+
+    /// The current process's pid and name.
+    pub fn current_and_name(&mut self) -> (Pid, [u8; MAX_NAME]) {
+        (self.current, self.current().name)
+    }
+
     /// Makes `pid` runnable.
     pub fn wake(&mut self, pid: Pid) {
         if let Some(process) = self.processes.get_mut(&pid) {
-            process.state = rampart_kernel_abi::syscall::STATE_READY;
+            process.state = STATE_READY;
             process.blocked = None;
             self.ready.push(pid);
         }
     }
+}
+
+/// A process name as text, for messages ("?" if it is not UTF-8).
+pub fn name_text(name: &[u8; MAX_NAME]) -> &str {
+    core::str::from_utf8(name)
+        .unwrap_or("?")
+        .trim_end_matches('\0')
 }
 
 /// The current process's pid.

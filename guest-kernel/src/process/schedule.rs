@@ -161,8 +161,25 @@ pub fn remove(table: &mut Table, pid: u64) {
     }
 }
 
+/// Takes a free kernel stack slot (or a new one) and maps its stack; returns `(slot, top)`, or
+/// `None` without memory (the slot goes back to the free list).
+pub fn allocate_kernel_stack(table: &mut Table) -> Option<(u64, u64)> {
+    let slot = match table.free_stack_slots.pop() {
+        Some(slot) => slot,
+        None => {
+            table.next_stack_slot += 1;
+            table.next_stack_slot - 1
+        }
+    };
+    let Some(top) = map_kernel_stack(slot) else {
+        table.free_stack_slots.push(slot);
+        return None;
+    };
+    Some((slot, top))
+}
+
 /// Maps a kernel stack in `slot`; returns its top, or `None` without memory.
-pub fn map_kernel_stack(slot: u64) -> Option<u64> {
+fn map_kernel_stack(slot: u64) -> Option<u64> {
     let bottom = kernel_stack_bottom(slot);
     let mut frames = Frames;
     for page in (bottom..bottom + KERNEL_STACK_SIZE).step_by(PAGE_SIZE as usize) {

@@ -1,8 +1,8 @@
 //! Creating a process from an initrd program: address space, segments, user stack with the
 //! argument string, kernel stack, and the first entry into ring 3.
 
-use super::schedule::map_kernel_stack;
-use super::{text_cache, Process, TABLE};
+use super::schedule::allocate_kernel_stack;
+use super::{text_cache, NewProcess, TABLE};
 use crate::arch::phys::{self, Frames};
 use crate::arch::{hypercall, paging, switch};
 use crate::console::kprintln;
@@ -10,9 +10,8 @@ use crate::loader::elf::{self, Program};
 use crate::mm::address_space::{self, OutOfMemory, PhysMemory};
 use crate::mm::layout::{USER_STACK_SIZE, USER_STACK_TOP};
 use crate::mm::page_table::{self, NO_EXECUTE, PAGE_SIZE, PRESENT, USER, WRITABLE};
-use alloc::boxed::Box;
 use rampart_kernel_abi::initrd::Initrd;
-use rampart_kernel_abi::syscall::{Errno, MAX_NAME, STATE_READY};
+use rampart_kernel_abi::syscall::{Errno, MAX_NAME};
 
 /// The initrd's bytes, if the firmware passed one.
 static INITRD: spin::Once<&'static [u8]> = spin::Once::new();
@@ -53,15 +52,7 @@ pub fn spawn(name: &str, args: &[u8], parent: u64) -> Result<u64, Errno> {
     }
 
     let mut table = TABLE.lock();
-    let slot = match table.free_stack_slots.pop() {
-        Some(slot) => slot,
-        None => {
-            table.next_stack_slot += 1;
-            table.next_stack_slot - 1
-        }
-    };
-    let Some(kernel_top) = map_kernel_stack(slot) else {
-        table.free_stack_slots.push(slot);
+    let Some((slot, kernel_top)) = allocate_kernel_stack(&mut table) else {
         address_space::destroy(&mut frames, root);
         return Err(Errno::NoMemory);
     };
@@ -73,31 +64,14 @@ pub fn spawn(name: &str, args: &[u8], parent: u64) -> Result<u64, Errno> {
         args_address,
         args.len() as u64,
     );
-    let pid = table.next_pid;
-    table.next_pid += 1;
-    let mut process_name = [0; MAX_NAME];
-    process_name[..name.len()].copy_from_slice(name.as_bytes());
-    let brk = program.brk_start();
-    table.processes.insert(
-        pid,
-        Box::new(Process {
-            pid,
-            parent,
-            name: process_name,
-            state: STATE_READY,
-            blocked: None,
-            root,
-            stack_slot: Some(slot),
-            kernel_top,
-            saved_rsp,
-            brk_start: brk,
-            brk,
-            exit_code: 0,
-            ticks: 0,
-        }),
-    );
-    table.ready.push(pid);
-    Ok(pid)
+    Ok(table.add_ready(NewProcess {
+        parent,
+        name,
+        root,
+        kernel_stack: (slot, kernel_top),
+        saved_rsp,
+        brk: program.brk_start(),
+    }))
 }
 
 /// Where a program comes from: the initrd archive and the file's place in it.

@@ -3,12 +3,13 @@
 //! stack), and under Rampart none of it may cause a VM exit. `pingpong partner` is the partner.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-use rampart_user::args::{parse_int, split_first};
-use rampart_user::{println, sys, Errno};
+use rampart_user::args::{count_or, split_first};
+use rampart_user::bench::ExitDelta;
+use rampart_user::{println, sys};
 
 rampart_user::entry!(pingpong_main);
 
-const DEFAULT_YIELDS: i64 = 1_000;
+const DEFAULT_YIELDS: u64 = 1_000;
 
 fn pingpong_main(args: &str) -> i64 {
     let (first, _) = split_first(args);
@@ -17,7 +18,7 @@ fn pingpong_main(args: &str) -> i64 {
             sys::yield_now();
         }
     }
-    let yields = parse_int(first).unwrap_or(DEFAULT_YIELDS).max(0) as u64;
+    let yields = count_or(Some(first), DEFAULT_YIELDS);
     let partner = match sys::spawn("pingpong", "partner") {
         Ok(pid) => pid,
         Err(err) => {
@@ -33,23 +34,15 @@ fn pingpong_main(args: &str) -> i64 {
     }
     let after = sys::exit_count();
     let stopped = sys::kill(partner).and_then(|()| sys::wait(Some(partner)));
-    let code = match (before, after) {
-        (Ok(before), Ok(after)) => {
-            let delta = after.wrapping_sub(before) as i64;
-            println!(
-                "pingpong: {yields} yields, exits before={before} after={after} delta={delta}"
-            );
-            0
-        }
-        (Err(Errno::NoSys), _) => {
-            println!("pingpong: {yields} yields, exits n/a (no hypervisor)");
-            0
-        }
-        (Err(err), _) | (_, Err(err)) => {
-            println!("pingpong: exit_count failed: {}", err.name());
-            1
-        }
+    let delta = ExitDelta {
+        program: "pingpong",
+        count: yields,
+        unit: "yields",
+        before,
+        after,
     };
+    println!("{delta}");
+    let code = delta.exit_code();
     if let Err(err) = stopped {
         println!("pingpong: stopping the partner failed: {}", err.name());
         return 1;

@@ -3,11 +3,12 @@
 //! interleave if the kernel preempts them.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-use rampart_user::args::{parse_int, words};
+use rampart_user::args::{count_or, words};
 use rampart_user::{println, sys};
 
 rampart_user::entry!(spin_main);
 
+const DEFAULT_COUNT: u64 = 10;
 const DEFAULT_MS: u64 = 50;
 /// Arithmetic iterations between two looks at the clock.
 const INNER_LOOP: u64 = 2000;
@@ -15,11 +16,8 @@ const INNER_LOOP: u64 = 2000;
 fn spin_main(args: &str) -> i64 {
     let mut words = words(args);
     let name = words.next().unwrap_or("spin");
-    let count = words.next().and_then(parse_int).unwrap_or(10).max(0) as u64;
-    let ms = words
-        .next()
-        .and_then(parse_int)
-        .map_or(DEFAULT_MS, |ms| ms.max(0) as u64);
+    let count = count_or(words.next(), DEFAULT_COUNT);
+    let ms = count_or(words.next(), DEFAULT_MS);
     for i in 0..count {
         if i > 0 {
             burn(ms);

@@ -26,6 +26,10 @@ pub type StopReason = SingleThreadStopReason<u64>;
 
 /// The error reply sent after `gdbstub` gave up on a packet (an ack, then `E01`).
 const ERROR_REPLY: &[u8] = b"+$E01#a6";
+/// The reply to `vKill` (`OK`).
+const KILL_REPLY: &[u8] = b"$OK#9a";
+/// The result line's first word after the debugger killed the guest (`RAMPART-RESULT: FAIL ...`).
+pub const KILLED_WORD: &str = "killed-by-debugger";
 
 struct Session {
     target: GuestTarget,
@@ -211,6 +215,17 @@ fn report<E: core::fmt::Debug>(
     }
 }
 
+/// `kill` from GDB: answers a `vKill` (a `k` wants no reply; GDB drops the extra `OK` as it
+/// closes), then stops the machine the way every other stop does: the stop line, the exit
+/// counters, a result line for the runner, and the CPU halted.
+fn killed(conn: &mut Com2) -> ! {
+    let _ = conn.write_all(KILL_REPLY);
+    hvlog!(INFO, "gdb: killed by the debugger; halting");
+    hvlog!(INFO, "exits: {}", crate::state::STATS);
+    crate::console::result_line(format_args!("FAIL {KILLED_WORD}"));
+    crate::arch::instructions::halt_forever()
+}
+
 /// Serves GDB while the guest is stopped, until GDB resumes, detaches or kills it.
 fn serve(session: &mut Session, vmcs: &Vmcs, regs: &mut GuestRegisters) {
     session.target.resume = None;
@@ -225,8 +240,7 @@ fn serve(session: &mut Session, vmcs: &Vmcs, regs: &mut GuestRegisters) {
                 let reason = gdb.get_reason();
                 session.machine = Some(gdb.return_to_idle());
                 if reason == DisconnectReason::Kill {
-                    hvlog!(INFO, "gdb: killed by the debugger");
-                    crate::exits::stop::shutdown();
+                    killed(&mut conn);
                 }
                 hvlog!(INFO, "gdb: debugger detached ({reason:?}); guest continues");
                 session.target.clear_breakpoints();
