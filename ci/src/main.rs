@@ -14,6 +14,7 @@ mod gdb;
 mod host_tests;
 mod image;
 mod initrd;
+mod lock;
 mod paths;
 mod serial;
 mod setup;
@@ -63,6 +64,11 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(command: &str, args: Args) -> Result<u8> {
+    // `gdb-serve` runs as a child of `gdb`, which already holds the lock.
+    let _lock = match command {
+        "build" | "image" | "run" | "test" | "gdb" | "bench" => Some(lock::acquire()?),
+        _ => None,
+    };
     match command {
         "build" => commands::build(args),
         "image" => commands::image(args),

@@ -14,6 +14,7 @@ pub mod ept;
 pub mod exits;
 pub mod frames;
 pub mod gdb;
+pub mod guest_memory;
 pub mod handoff;
 pub mod policy;
 pub mod state;

@@ -178,15 +178,20 @@ pub fn allocate_kernel_stack(table: &mut Table) -> Option<(u64, u64)> {
     Some((slot, top))
 }
 
-/// Maps a kernel stack in `slot`; returns its top, or `None` without memory.
+/// Maps a fresh kernel stack in `slot` and returns its top; without memory, unmaps and frees
+/// whatever it had mapped (so the slot goes back to the free list clean) and returns `None`.
 fn map_kernel_stack(slot: u64) -> Option<u64> {
     let bottom = kernel_stack_bottom(slot);
     let mut frames = Frames;
     for page in (bottom..bottom + KERNEL_STACK_SIZE).step_by(PAGE_SIZE as usize) {
-        let frame = frames.allocate()?;
+        let Some(frame) = frames.allocate() else {
+            free_kernel_stack(slot);
+            return None;
+        };
         let flags = crate::mm::page_table::Access::ReadWrite.flags(true);
         if address_space::map(&mut frames, paging::kernel_root(), page, frame, flags).is_err() {
             frames.free(frame);
+            free_kernel_stack(slot);
             return None;
         }
     }

@@ -6,8 +6,8 @@
 use super::{guest_cpl, guest_rip, Exception, Resume};
 use crate::audit::{self, Attempt};
 use crate::ept::entry::Permissions;
-use crate::gdb::memory::GuestPhysical;
-use crate::gdb::walker;
+use crate::guest_memory::walker;
+use crate::guest_memory::GuestPhysical;
 use crate::policy::operations;
 use crate::state;
 use crate::vcpu::GuestRegisters;

@@ -4,44 +4,9 @@
 #![allow(unsafe_code)]
 
 use super::registers::GuestFrame;
-use super::walker::{self, Mapping, PhysicalMemory, WalkError};
+use crate::guest_memory::walker::{self, Mapping, WalkError};
+use crate::guest_memory::GuestPhysical;
 use crate::state;
-
-/// Guest-physical memory reached through the host's identity map, refusing the hypervisor's
-/// ranges and anything EPT does not map (MMIO holes, memory beyond RAM).
-pub struct GuestPhysical;
-
-impl GuestPhysical {
-    /// Ok if `[gpa, gpa + len)` (within one 4 KiB page) is guest memory.
-    pub fn check(&self, gpa: u64, len: u64) -> Result<(), WalkError> {
-        let range = crate::handoff::PhysRange::new(gpa, len.max(1));
-        if state::get()
-            .hypervisor_ranges
-            .iter()
-            .any(|r| r.overlaps(&range))
-        {
-            return Err(WalkError::HypervisorMemory(gpa));
-        }
-        // The lock may be held by an exit handler that stopped into the debugger (a policy
-        // violation): then the stub cannot vouch for the address and refuses it.
-        let mut ept = state::EPT.try_lock().ok_or(WalkError::NotInEpt(gpa))?;
-        let ept = ept.as_mut().ok_or(WalkError::NotInEpt(gpa))?;
-        match ept.translate(gpa) {
-            Some(t) if t.host_physical == gpa => Ok(()),
-            _ => Err(WalkError::NotInEpt(gpa)),
-        }
-    }
-}
-
-impl PhysicalMemory for GuestPhysical {
-    fn read_u64(&self, gpa: u64) -> Result<u64, WalkError> {
-        self.check(gpa, 8)?;
-        // SAFETY: `check` found the 8 bytes in guest RAM mapped by EPT and outside the
-        // hypervisor; the host identity-maps all EPT-mapped memory; a racing guest cannot
-        // run (we are in a VM exit on its only CPU).
-        Ok(unsafe { core::ptr::read_volatile(gpa as *const u64) })
-    }
-}
 
 const PAGE_4K: u64 = 4096;
 

@@ -14,7 +14,6 @@ pub mod registers;
 mod session;
 pub mod step;
 pub mod target;
-pub mod walker;
 
 use crate::console::INFO;
 use crate::hvlog;
