@@ -80,6 +80,8 @@ const KERNEL_REJECTED: Expectations = Expectations {
 pub const BOOT_TESTS: &[BootTest] = &[
     hv_bochs("hv-bochs-tigerlake", "tigerlake"),
     hv_bochs("hv-bochs-sandybridge", "corei7_sandy_bridge_2600k"),
+    // SMEP without SMAP, and other VMX features again (see hypervisor/tests/vmx-caps).
+    hv_bochs("hv-bochs-haswell", "corei7_haswell_4770"),
     BootTest {
         name: GDB_BOCHS,
         emulator: Emulator::Bochs,
@@ -187,7 +189,7 @@ const fn native_failure(name: &'static str, variant: Variant, expect: Expectatio
 pub fn session(test: &BootTest) -> Option<(&'static Session, Option<Flavour>)> {
     match test.name {
         "native-qemu" => Some((&shell::FULL, Some(Flavour::Native))),
-        "hv-bochs-tigerlake" | "hv-bochs-sandybridge" => {
+        "hv-bochs-tigerlake" | "hv-bochs-sandybridge" | "hv-bochs-haswell" => {
             Some((&shell::FULL, Some(Flavour::Hypervisor)))
         }
         BENCH_ZERO_EXITS => Some((&crate::bench::sessions::QUICK, None)),
