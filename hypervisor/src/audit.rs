@@ -92,8 +92,7 @@ impl Attempt {
 
 /// Records a blocked attempt and reports it on the log: `[hv] audit #N: ...`.
 pub fn block(attempt: Attempt) -> AuditRecord {
-    let tsc = crate::arch::instructions::rdtsc();
-    let record = LOG.lock().append(attempt.record(tsc));
+    let record = append(attempt);
     crate::hvlog!(
         crate::console::ERROR,
         "audit #{}: blocked {} by rule {} at RIP={:#x} GVA={:#x} GPA={:#x} detail={:#x}",
@@ -106,6 +105,12 @@ pub fn block(attempt: Attempt) -> AuditRecord {
         record.detail
     );
     record
+}
+
+/// Appends a record stamped with the current TSC; the caller reports it.
+pub fn append(attempt: Attempt) -> AuditRecord {
+    let tsc = crate::arch::instructions::rdtsc();
+    LOG.lock().append(attempt.record(tsc))
 }
 
 /// Names an access for the log: `write`, `register write`, or `hypercall asking rwx`.
@@ -125,6 +130,7 @@ pub fn access_name(bits: u32) -> &'static str {
     let rights = (bits & (READ | WRITE | EXECUTE)) as usize;
     match bits {
         b if b & HYPERCALL != 0 => REQUESTS[rights],
+        b if b & DEBUGGER != 0 => "debugger write",
         b if b & REGISTER != 0 => "register write",
         b if b & EXECUTE != 0 => "execute",
         b if b & WRITE != 0 => "write",

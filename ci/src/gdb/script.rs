@@ -100,6 +100,8 @@ pub fn check(output: &str) -> (Vec<String>, Vec<(String, u64)>) {
     expect("exits", "EXCEPTION_OR_NMI=");
     expect("ept", &format!("ept {EPT_ADDRESS}: -> {EPT_ADDRESS} r-x"));
     expect("audit", "audit: ");
+    // The software breakpoint was written into EPT read-only kernel text: allowed and audited.
+    expect("audit", "debugger write rule debugger-write");
     expect("vmx", "VMX: ");
     let stepi = section(output, "stepi");
     let before = hex_after(stepi, "$1 =");

@@ -104,6 +104,8 @@ pub mod access {
     pub const REGISTER: u32 = 1 << 3;
     /// Audit records only: a policy hypercall asking for the R/W/X bits also set.
     pub const HYPERCALL: u32 = 1 << 4;
+    /// Audit records only: a write by the attached debugger (allowed, recorded).
+    pub const DEBUGGER: u32 = 1 << 5;
 }
 
 /// Which protection blocked an attempt (an [`AuditRecord`]'s `rule`).
@@ -136,6 +138,8 @@ pub enum Rule {
     ProtectedRange = 12,
     /// LGDT/LIDT/LLDT/LTR after `LockDescriptorTables` (invariant 6).
     LockedDescriptorTable = 13,
+    /// Not a block: the debugger wrote to a page the guest may not write (allowed, recorded).
+    DebuggerWrite = 14,
 }
 
 impl Rule {
@@ -155,6 +159,7 @@ impl Rule {
             11 => MeasuredModule,
             12 => ProtectedRange,
             13 => LockedDescriptorTable,
+            14 => DebuggerWrite,
             _ => return None,
         })
     }
@@ -176,6 +181,7 @@ impl Rule {
             MeasuredModule => "measured-module",
             ProtectedRange => "protected-range",
             LockedDescriptorTable => "locked-descriptor-table",
+            DebuggerWrite => "debugger-write",
         }
     }
 }

@@ -68,22 +68,35 @@ pub fn write(frame: &GuestFrame, gva: u64, data: &[u8]) -> Result<(), WalkError>
 
 /// Called before every debugger write to guest memory. Writes to pages EPT keeps read-only
 /// for the guest (kernel text and read-only data: software breakpoints, patched constants) are
-/// allowed, because the person at the debugger owns the machine, and reported on the
-/// hypervisor log as `gdb: debugger write to protected ...`. They are deliberately not audit
-/// records: the audit log holds the guest's blocked attempts (DESIGN.md invariant 8), which
-/// the guest reads back by hypercall and the attack tests count; a debugger write is neither
-/// blocked nor the guest's, and a rule for it would change the shared hypercall ABI.
+/// allowed, because the person at the debugger owns the machine, and audited (issue 5): an
+/// audit record with rule `debugger-write` and access bit DEBUGGER, so the guest and
+/// `monitor audit` can tell them from the guest's own blocked attempts, and a log line
+/// `gdb: debugger write to protected page ... (audit #N, rule debugger-write)` that is not an
+/// `audit #N: blocked` line.
 pub fn debugger_write_hook(gva: u64, gpa: u64, len: u64) {
     let permissions = state::EPT
         .try_lock()
         .and_then(|mut ept| ept.as_mut().and_then(|e| e.translate(gpa)))
         .map(|t| t.permissions);
     match permissions {
-        Some(p) if !p.writable() => crate::hvlog!(
-            crate::console::INFO,
-            "gdb: debugger write to protected page: {len} bytes at GVA {gva:#x} (GPA {gpa:#x}, \
-             EPT {p:?}), allowed"
-        ),
+        Some(p) if !p.writable() => {
+            // SAFETY: the stub only writes guest memory inside a VM exit, with the VMCS current.
+            let vmcs = unsafe { crate::vmx::vmcs::Vmcs::assume_current() };
+            let record = crate::audit::append(crate::audit::Attempt {
+                rule: rampart_hv_abi::Rule::DebuggerWrite,
+                access: rampart_hv_abi::access::WRITE | rampart_hv_abi::access::DEBUGGER,
+                rip: vmcs.read(x86::vmx::vmcs::guest::RIP).unwrap_or(0),
+                gva,
+                gpa,
+                detail: len,
+            });
+            crate::hvlog!(
+                crate::console::INFO,
+                "gdb: debugger write to protected page: {len} bytes at GVA {gva:#x} (GPA {gpa:#x}, \
+                 EPT {p:?}), allowed (audit #{}, rule debugger-write)",
+                record.sequence
+            );
+        }
         _ => crate::hvlog!(
             crate::console::DEBUG,
             "gdb: debugger writes {len} bytes at GVA {gva:#x} (GPA {gpa:#x})"

@@ -64,7 +64,13 @@ pub fn audit_mark() -> Option<u64> {
 /// up; `monitor audit` shows the record.
 pub fn stop_if_blocked(vmcs: &Vmcs, regs: &mut GuestRegisters, before: Option<u64>) {
     let Some(before) = before else { return };
-    if crate::audit::LOG.lock().count() > before {
+    // Records of the debugger's own writes (made while this exit served gdb) are not attempts.
+    let debugger = rampart_hv_abi::Rule::DebuggerWrite as u32;
+    let blocked = crate::audit::LOG
+        .lock()
+        .since(before)
+        .any(|r| r.rule != debugger);
+    if blocked {
         report_blocked_attempt(vmcs, regs);
     }
 }
