@@ -86,6 +86,7 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     start_timer(hz);
     if let Some(rampart) = &rampart {
         check_hypercalls(rampart);
+        check_rejections(rampart);
         lock_entry_points(rampart);
     }
     interrupts::disable();
@@ -275,6 +276,19 @@ fn check_hypercalls(rampart: &Rampart) {
             format_args!("hypercall {UNASSIGNED_NUMBER:#x}: expected NotSupported, got {result}"),
         );
     }
+}
+
+/// Step 5a: malformed hypercalls get their documented errors (and no fault).
+fn check_rejections(rampart: &Rampart) {
+    let total = crate::hypercall_checks::CASES.len();
+    let mut wrong = crate::hypercall_checks::run(rampart).peekable();
+    if let Some((name, result)) = wrong.next() {
+        fail(
+            "hypercall-arguments",
+            format_args!("hypercall argument check {name}: unexpected result {result}"),
+        );
+    }
+    kprintln!("hypercall argument checks: {total} of {total} rejected as expected");
 }
 
 /// Step 5b: SYSCALL MSRs, GDT, IDT and TR are final: Rampart freezes them (one-way). Not the

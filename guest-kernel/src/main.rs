@@ -21,6 +21,8 @@ extern crate alloc;
 mod attacks;
 mod cmdline;
 mod hv;
+#[cfg(target_os = "none")]
+mod hypercall_checks;
 mod line;
 mod loader;
 mod mm;

@@ -57,6 +57,7 @@ const HV_LINES: &[LinePattern] = &[
     &["[kernel] hypervisor: Rampart detected via CPUID 0x40000000 (running in VMX non-root)"],
     &["[kernel] timer ticks: "],
     &["[kernel] hypercall version: 0x00010000"],
+    &["[kernel] hypercall argument checks: 7 of 7 rejected as expected"],
     &["[kernel] ready"],
 ];
 

@@ -41,6 +41,7 @@ pub const FULL: Session = Session {
         faulty("faulty-ud", "run faulty ud"),
         faulty("faulty-div", "run faulty div"),
         faulty("faulty-text", "run faulty text"),
+        faulty("faulty-vmcall", "run faulty vmcall"),
         Step {
             label: "sleeper",
             send: Some("run sleeper 500"),
@@ -116,12 +117,14 @@ const fn faulty(label: &'static str, send: &'static str) -> Step {
 }
 
 /// The `killed:` description the kernel prints for each `faulty` mode.
-const FAULTS: [(&str, &str); 5] = [
+const FAULTS: [(&str, &str); 6] = [
     ("null", "page fault (write to 0x0)"),
     ("gp", "general protection fault"),
     ("ud", "invalid opcode"),
     ("div", "divide error"),
     ("text", "page fault (write to 0x4"),
+    // VMCALL from ring 3: #UD natively (VMX off) and under Rampart (hypercalls are ring 0 only).
+    ("vmcall", "invalid opcode"),
 ];
 
 /// Checks the replies of a [`FULL`] session in `lines`; returns failures and figures.

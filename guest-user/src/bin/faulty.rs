@@ -1,4 +1,5 @@
-//! `faulty null|gp|ud|div|text`: causes one CPU exception in ring 3; the kernel must kill this
+//! `faulty null|gp|ud|div|text|vmcall`: causes one CPU exception in ring 3 (`vmcall`: #UD,
+//! natively because VMX is off, under Rampart because hypercalls are for ring 0 only); the kernel must kill this
 //! process (exit code -11) and nothing else. Each fault is raised with `asm!` so the compiler
 //! can neither fold it nor treat it as undefined behaviour.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -46,8 +47,13 @@ fn faulty_main(args: &str) -> i64 {
             let code = faulty_main as fn(&str) -> i64 as usize as u64;
             asm!("mov byte ptr [{p}], 0xcc", p = in(reg) code, options(nostack));
         },
+        // SAFETY: VMCALL from ring 3 raises #UD (natively and under Rampart); RAX = 0 would
+        // only ask for the version if it did not.
+        "vmcall" => unsafe {
+            asm!("vmcall", inout("rax") 0u64 => _, options(nostack, nomem));
+        },
         _ => {
-            println!("usage: faulty null|gp|ud|div|text");
+            println!("usage: faulty null|gp|ud|div|text|vmcall");
             return 2;
         }
     }
