@@ -6,7 +6,7 @@ use crate::arch::host_paging::{self, zeroed_frame};
 use crate::arch::{descriptors, vm_entry};
 use crate::console::{DEBUG, INFO};
 use crate::ept::builder::{Ept, PageSizes};
-use crate::ept::entry::{eptp, MemoryType};
+use crate::ept::entry::{eptp, MemoryType, Permissions};
 use crate::ept::layout;
 use crate::exits::io;
 use crate::exits::stop::fatal;
@@ -168,6 +168,11 @@ fn launch(
         segments: handoff.kernel_segments,
         initrd: initrd_range(boot_info),
         hypervisor: excluded,
+        text_rights: if caps.ept_has(ept_cap::EXECUTE_ONLY) {
+            Permissions::EXECUTE_ONLY
+        } else {
+            Permissions::READ_EXECUTE
+        },
     };
     let ept = build_ept(&caps, frames, regions, &layout, top)?;
     let state = state::init(HypervisorState {

@@ -26,6 +26,17 @@ pub unsafe fn write_byte(address: u64, value: u8) {
     unsafe { core::ptr::write_volatile(address as *mut u8, value) }
 }
 
+/// The first byte of [`text_target`]: its whole body is one `ret` (opcode C3).
+pub const TEXT_TARGET_BYTE: u8 = 0xc3;
+
+/// A function in kernel text whose first byte is known at compile time, so the text attacks
+/// can write that same byte without reading text first (kernel text is execute-only where EPT
+/// allows it, so a read would be refused before the write is tried).
+#[unsafe(naked)]
+pub extern "sysv64" fn text_target() {
+    core::arch::naked_asm!("ret")
+}
+
 /// Calls the code at `address` (shellcode ending in `ret`).
 ///
 /// # Safety

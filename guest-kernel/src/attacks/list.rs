@@ -119,12 +119,26 @@ pub fn cleanup() {
 }
 
 /// Physical kernel text: (start, length).
+/// Guest-physical start and length of the kernel's text.
 fn text() -> (u64, u64) {
     let image = paging::kernel_image();
     (
         image.text_start - KERNEL_VIRT_OFFSET,
         image.text_end - image.text_start,
     )
+}
+
+/// Guest-physical address of [`attack::text_target`], a byte of kernel text whose value is known.
+fn text_target() -> u64 {
+    attack::text_target as *const () as u64 - KERNEL_VIRT_OFFSET
+}
+
+/// Writes the known byte of [`attack::text_target`] at `address` (a mapping of it): natively
+/// nothing changes; under Rampart the write faults and ends this thread. No read comes first.
+fn rewrite_text_byte(address: u64) -> Attempt {
+    // SAFETY: the address maps `text_target`, whose first byte is TEXT_TARGET_BYTE already.
+    unsafe { attack::write_byte(address, attack::TEXT_TARGET_BYTE) };
+    Attempt::Done
 }
 
 /// Rewrites the byte at `address` with itself.
@@ -151,25 +165,26 @@ fn scratch_frame(bytes: &[u8]) -> Option<u64> {
 }
 
 fn text_write() -> Attempt {
-    rewrite_byte(phys_to_virt(text().0))
+    rewrite_text_byte(phys_to_virt(text_target()))
 }
 
 fn cr0_wp() -> Attempt {
     let cr0 = cpu::read_cr0();
-    let target = paging::kernel_image().text_start;
+    let target = attack::text_target as *const () as u64;
     // SAFETY: interrupts are off; with WP clear only this thread's write to read-only text
-    // differs, and it writes back the same byte before WP is set again.
+    // differs, and it writes the byte that is there before WP is set again.
     unsafe {
         cpu::write_cr0(cr0 & !cpu::CR0_WP);
-        attack::write_byte(target, attack::read_byte(target));
+        attack::write_byte(target, attack::TEXT_TARGET_BYTE);
         cpu::write_cr0(cr0);
     }
     Attempt::Done
 }
 
 fn text_alias() -> Attempt {
-    match alias(text().0, PRESENT | WRITABLE | NO_EXECUTE) {
-        Some(page) => rewrite_byte(page),
+    let target = text_target();
+    match alias(target & !(PAGE_SIZE - 1), PRESENT | WRITABLE | NO_EXECUTE) {
+        Some(page) => rewrite_text_byte(page + (target & (PAGE_SIZE - 1))),
         None => Attempt::NotApplicable("out of memory"),
     }
 }

@@ -26,8 +26,15 @@ pub fn classify(layout: &ProtectedLayout, gpa: u64, q: EptViolation) -> Option<R
         return None;
     }
     let rights = Permissions::from_entry(q.allowed());
+    let text = matches!(
+        layout.segment_at(gpa).map(|s| s.kind),
+        Some(SegmentKind::Text)
+    );
     Some(if q.fetch() {
         Rule::NotExecutable
+    } else if text {
+        // A write, or a read of execute-only text.
+        Rule::KernelText
     } else if q.write() {
         match layout.segment_at(gpa).map(|s| s.kind) {
             Some(SegmentKind::Text) => Rule::KernelText,
@@ -257,6 +264,7 @@ mod tests {
                 PhysRange::new(0x10000, 0x1000),
                 PhysRange::new(0x20000, 0x1000),
             ],
+            text_rights: Permissions::EXECUTE_ONLY,
         }
     }
 
@@ -265,6 +273,7 @@ mod tests {
     const WRITE_TO_R: u64 = 0b001_010;
     const FETCH_FROM_RW: u64 = 0b011_100;
     const READ_ABSENT: u64 = 0b000_001;
+    const READ_OF_EXECUTE_ONLY: u64 = 0b100_001;
 
     #[test]
     fn violations_name_the_rule() {
@@ -294,5 +303,9 @@ mod tests {
             Some(Rule::HypervisorMemory)
         );
         assert_eq!(classify(&l, 0x9_0000_0000, EptViolation(READ_ABSENT)), None);
+        assert_eq!(
+            classify(&l, 0x1008, EptViolation(READ_OF_EXECUTE_ONLY)),
+            Some(Rule::KernelText)
+        );
     }
 }

@@ -57,6 +57,10 @@ pub struct ProtectedLayout {
     pub initrd: PhysRange,
     /// Ranges the guest can never reach.
     pub hypervisor: [PhysRange; 2],
+    /// Kernel text's rights: execute-only where the CPU's EPT allows it (IA32_VMX_EPT_VPID_CAP
+    /// bit 0), so a compromised kernel cannot even read its code (as console hypervisors do);
+    /// R-X otherwise.
+    pub text_rights: Permissions,
 }
 
 impl ProtectedLayout {
@@ -72,7 +76,7 @@ impl ProtectedLayout {
         let initrd = (self.initrd.length != 0).then(|| (round_out(self.initrd), Permissions::READ));
         let text = segments
             .filter(|s| s.kind == SegmentKind::Text)
-            .map(|s| (round_out(s.range), Permissions::READ_EXECUTE));
+            .map(|s| (round_out(s.range), self.text_rights));
         read_only.chain(initrd).chain(text)
     }
 
@@ -129,6 +133,7 @@ mod tests {
                 PhysRange::new(0x1d80_0000, 0x80_0000),
                 PhysRange::new(0x1e1b_9000, 0x23000),
             ],
+            text_rights: Permissions::EXECUTE_ONLY,
         }
     }
 
@@ -149,7 +154,7 @@ mod tests {
         let overrides: Vec<_> = layout().overrides().collect();
         assert!(overrides.contains(&(
             PhysRange::new(0x400_0000, 0x5000),
-            Permissions::READ_EXECUTE
+            Permissions::EXECUTE_ONLY
         )));
         assert!(overrides.contains(&(PhysRange::new(0x400_5000, 0x1000), Permissions::READ)));
         assert!(overrides.contains(&(PhysRange::new(0x800_0000, 0x3000), Permissions::READ)));

@@ -18,7 +18,7 @@ const INITRD: PhysRange = PhysRange::new(8 * MIB, 4 * 4096);
 const HV: PhysRange = PhysRange::new(12 * MIB, 2 * MIB);
 const IMAGE: PhysRange = PhysRange::new(14 * MIB + 4096, 3 * 4096);
 
-fn layout() -> ProtectedLayout {
+fn layout(text_rights: Permissions) -> ProtectedLayout {
     let mut segments = [None; MAX_SEGMENTS];
     segments[0] = Some(KernelSegment {
         range: TEXT,
@@ -32,6 +32,7 @@ fn layout() -> ProtectedLayout {
         segments,
         initrd: INITRD,
         hypervisor: [HV, IMAGE],
+        text_rights,
     }
 }
 
@@ -90,8 +91,10 @@ proptest! {
     fn no_sequence_of_requests_breaks_the_invariants(
         requests in proptest::collection::vec(request(), 1..40),
         one_gig in any::<bool>(),
+        execute_only in any::<bool>(),
     ) {
-        let layout = layout();
+        let text_rights = if execute_only { Permissions::EXECUTE_ONLY } else { Permissions::READ_EXECUTE };
+        let layout = layout(text_rights);
         let mut table = ept(PageSizes { large_2m: true, huge_1g: one_gig });
         let ram = [MemoryRegion::new(0, TOP, MemoryKind::Usable)];
         build_identity_map(&mut table, &ram, &[HV, IMAGE], TOP).unwrap();
@@ -146,7 +149,7 @@ proptest! {
 
 #[test]
 fn unmeasured_content_is_never_granted() {
-    let layout = layout();
+    let layout = layout(Permissions::EXECUTE_ONLY);
     let mut table = ept(PageSizes {
         large_2m: true,
         huge_1g: true,
