@@ -52,7 +52,11 @@ const TABLE: [(&str, &str, &str); 14] = [
     ("text-alias", "SUCCEEDED", "BLOCKED (kernel-text)"),
     ("heap-shellcode", "SUCCEEDED", "BLOCKED (w^x-no-exec)"),
     ("syscall-table", "SUCCEEDED", "BLOCKED (kernel-rodata)"),
-    ("idt-entry", "SUCCEEDED", "BLOCKED (protected-range)"),
+    (
+        "idt-entry",
+        "SUCCEEDED",
+        "BLOCKED (locked-descriptor-table)",
+    ),
     (
         "lidt-forged",
         "SUCCEEDED",

@@ -19,6 +19,15 @@ use x86::vmx::vmcs::control::{self, SecondaryControls};
 use x86::vmx::vmcs::{guest, ro};
 
 static LOCKED: AtomicBool = AtomicBool::new(false);
+/// The guest-physical frames made read-only by the lock (GDT, IDT, and TSS with LOCK_TSS).
+static LOCKED_FRAMES: spin::Once<([u64; 3 * MAX_TABLE_PAGES], usize)> = spin::Once::new();
+
+/// True if `gpa` lies in a descriptor-table page the lock made read-only.
+pub fn is_locked_table_page(gpa: u64) -> bool {
+    LOCKED_FRAMES
+        .get()
+        .is_some_and(|(frames, count)| frames[..*count].contains(&(gpa & !(PAGE - 1))))
+}
 const PAGE: u64 = 4096;
 /// At most this many pages per table (a GDT or IDT is at most 64 KiB).
 const MAX_TABLE_PAGES: usize = 17;
@@ -84,6 +93,7 @@ pub fn lock(vmcs: &Vmcs, flags: u64) -> u64 {
     if written.is_err() {
         return HypercallError::NotSupported as i64 as u64;
     }
+    LOCKED_FRAMES.call_once(|| (frames, count));
     LOCKED.store(true, Ordering::SeqCst);
     crate::hvlog!(
         crate::console::INFO,

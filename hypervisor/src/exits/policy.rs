@@ -18,7 +18,13 @@ use x86::vmx::vmcs::ro;
 
 /// The rule a blocked access broke; `None` if the access is not a policy matter (a guest
 /// touching unmapped space beyond its RAM and MMIO, which stops the VM as before).
-pub fn classify(layout: &ProtectedLayout, gpa: u64, q: EptViolation) -> Option<Rule> {
+/// `locked_table` says whether `gpa` is in a GDT/IDT page locked by `LockDescriptorTables`.
+pub fn classify(
+    layout: &ProtectedLayout,
+    gpa: u64,
+    q: EptViolation,
+    locked_table: bool,
+) -> Option<Rule> {
     if layout.in_hypervisor(gpa) {
         return Some(Rule::HypervisorMemory);
     }
@@ -35,6 +41,8 @@ pub fn classify(layout: &ProtectedLayout, gpa: u64, q: EptViolation) -> Option<R
     } else if text {
         // A write, or a read of execute-only text.
         Rule::KernelText
+    } else if q.write() && locked_table {
+        Rule::LockedDescriptorTable
     } else if q.write() {
         match layout.segment_at(gpa).map(|s| s.kind) {
             Some(SegmentKind::Text) => Rule::KernelText,
@@ -61,7 +69,8 @@ fn access_bits(q: EptViolation) -> u32 {
 pub fn ept_violation(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
     let q = EptViolation(vmcs.get(ro::EXIT_QUALIFICATION));
     let gpa = vmcs.get(ro::GUEST_PHYSICAL_ADDR_FULL);
-    let Some(rule) = classify(&state::get().layout, gpa, q) else {
+    let locked_table = super::descriptor_tables::is_locked_table_page(gpa);
+    let Some(rule) = classify(&state::get().layout, gpa, q, locked_table) else {
         return super::stop::ept_violation(vmcs, regs);
     };
     let gva = if q.linear_address_valid() {
@@ -279,33 +288,40 @@ mod tests {
     fn violations_name_the_rule() {
         let l = layout();
         assert_eq!(
-            classify(&l, 0x1008, EptViolation(WRITE_TO_RX)),
+            classify(&l, 0x1008, EptViolation(WRITE_TO_RX), false),
             Some(Rule::KernelText)
         );
         assert_eq!(
-            classify(&l, 0x2008, EptViolation(WRITE_TO_R)),
+            classify(&l, 0x2008, EptViolation(WRITE_TO_R), false),
             Some(Rule::KernelReadOnly)
         );
         assert_eq!(
-            classify(&l, 0x8000, EptViolation(WRITE_TO_R)),
+            classify(&l, 0x8000, EptViolation(WRITE_TO_R), false),
             Some(Rule::MeasuredModule)
         );
         assert_eq!(
-            classify(&l, 0x5000, EptViolation(WRITE_TO_RX)),
+            classify(&l, 0x5000, EptViolation(WRITE_TO_RX), false),
             Some(Rule::ExecutableNotWritable)
         );
         assert_eq!(
-            classify(&l, 0x5000, EptViolation(FETCH_FROM_RW)),
+            classify(&l, 0x5000, EptViolation(FETCH_FROM_RW), false),
             Some(Rule::NotExecutable)
         );
         assert_eq!(
-            classify(&l, 0x10008, EptViolation(READ_ABSENT)),
+            classify(&l, 0x10008, EptViolation(READ_ABSENT), false),
             Some(Rule::HypervisorMemory)
         );
-        assert_eq!(classify(&l, 0x9_0000_0000, EptViolation(READ_ABSENT)), None);
         assert_eq!(
-            classify(&l, 0x1008, EptViolation(READ_OF_EXECUTE_ONLY)),
+            classify(&l, 0x9_0000_0000, EptViolation(READ_ABSENT), false),
+            None
+        );
+        assert_eq!(
+            classify(&l, 0x1008, EptViolation(READ_OF_EXECUTE_ONLY), false),
             Some(Rule::KernelText)
+        );
+        assert_eq!(
+            classify(&l, 0x5008, EptViolation(WRITE_TO_R), true),
+            Some(Rule::LockedDescriptorTable)
         );
     }
 }
