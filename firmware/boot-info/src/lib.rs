@@ -18,6 +18,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod descriptors;
+
 /// `BootInfo::magic`: the ASCII bytes "RAMPBOOT" read as a little-endian u64.
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"RAMPBOOT");
 /// Bumped whenever the layout of anything in this crate changes.

@@ -38,12 +38,7 @@ pub mod pte {
 
 /// Segment descriptors (SDM Vol. 3A 3.4.5 and 7.2.3).
 pub mod gdt {
-    /// Flat 64-bit code: access 0x9B (present, DPL0, code, exec/read, accessed), L=1, G=1.
-    pub const CODE64: u64 = 0x00AF_9B00_0000_FFFF;
-    /// Flat data: access 0x93 (present, DPL0, data, read/write, accessed), D/B=1, G=1.
-    pub const DATA: u64 = 0x00CF_9300_0000_FFFF;
-    /// System-descriptor type of an available 64-bit TSS, with the present bit.
-    pub const TSS_AVAILABLE_PRESENT: u64 = 0x89;
+    pub use rampart_boot_info::descriptors::{KERNEL_CODE64 as CODE64, KERNEL_DATA as DATA};
     /// Null, code, data and the two halves of the TSS descriptor.
     pub const ENTRIES: usize = 5;
     /// Byte offset of the TSS inside the GDT page.
@@ -218,16 +213,7 @@ pub fn build(
     })
 }
 
-/// The 16-byte 64-bit TSS descriptor (SDM Vol. 3A 8.2.3, Figure 8-4): byte granular limit.
-pub const fn tss_descriptor(base: u64, limit: u32) -> [u64; 2] {
-    let limit = limit as u64;
-    let low = (limit & 0xFFFF)
-        | ((base & 0xFF_FFFF) << 16)
-        | (gdt::TSS_AVAILABLE_PRESENT << 40)
-        | (((limit >> 16) & 0xF) << 48)
-        | (((base >> 24) & 0xFF) << 56);
-    [low, base >> 32]
-}
+pub use rampart_boot_info::descriptors::tss_descriptor;
 
 pub(crate) fn write_u64(buffer: &mut [u8], offset: u64, value: u64) {
     let at = offset as usize;

@@ -7,6 +7,7 @@
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
+use rampart_boot_info::descriptors::{tss_descriptor, KERNEL_CODE64 as KERNEL_CODE, KERNEL_DATA};
 
 pub const KERNEL_CODE_SELECTOR: u16 = 0x08;
 pub const KERNEL_DATA_SELECTOR: u16 = 0x10;
@@ -23,16 +24,10 @@ pub const IST_MACHINE_CHECK: u8 = 3;
 // Every segment descriptor has its accessed bit (type bit 0) set already: the CPU would set
 // it on the first load of the selector (SDM Vol. 3A 3.4.5.1), a write to the GDT, which is
 // read-only in EPT once the hypervisor has locked the descriptor tables.
-/// 64-bit code, DPL0: P=1 S=1 type=execute/read/accessed, L=1.
-const KERNEL_CODE: u64 = 0x00af_9b00_0000_ffff;
-/// Data, DPL0: P=1 S=1 type=read/write/accessed, D/B=1.
-const KERNEL_DATA: u64 = 0x00cf_9300_0000_ffff;
 /// Data, DPL3.
 const USER_DATA: u64 = 0x00cf_f300_0000_ffff;
 /// 64-bit code, DPL3.
 const USER_CODE: u64 = 0x00af_fb00_0000_ffff;
-/// System descriptor type 9: available 64-bit TSS; with P=1.
-const TSS_AVAILABLE_PRESENT: u64 = 0x89 << 40;
 
 /// The 64-bit TSS: only stack pointers (RSP0-2 for privilege changes, IST1-7).
 #[repr(C, packed(4))]
@@ -87,16 +82,6 @@ pub struct DescriptorTablePointer {
     pub base: u64,
 }
 
-/// The two GDT slots of a 64-bit TSS descriptor at `base` with byte limit `limit`.
-const fn tss_descriptor(base: u64, limit: u64) -> [u64; 2] {
-    let low = (limit & 0xffff)
-        | ((base & 0xff_ffff) << 16)
-        | TSS_AVAILABLE_PRESENT
-        | (((limit >> 16) & 0xf) << 48)
-        | (((base >> 24) & 0xff) << 56);
-    [low, base >> 32]
-}
-
 /// Installs the GDT and TSS: LGDT, reload every segment register (CS by far return), LTR.
 /// The IST stacks are those of `arch::entry`. Panics if called twice.
 pub fn init() {
@@ -113,7 +98,7 @@ pub fn init() {
         tss.interrupt_stacks[usize::from(IST_DOUBLE_FAULT - 1)] = double_fault;
         tss.interrupt_stacks[usize::from(IST_NMI - 1)] = nmi;
         tss.interrupt_stacks[usize::from(IST_MACHINE_CHECK - 1)] = machine_check;
-        let [tss_low, tss_high] = tss_descriptor(tss_base, TSS_SIZE as u64 - 1);
+        let [tss_low, tss_high] = tss_descriptor(tss_base, TSS_SIZE as u32 - 1);
         (*TABLES.gdt.get()).0 = [
             0,
             KERNEL_CODE,

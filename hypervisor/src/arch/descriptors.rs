@@ -10,15 +10,11 @@ pub const HOST_DATA_SELECTOR: u16 = 0x10;
 /// Registers").
 pub const HOST_TSS_SELECTOR: u16 = 0x18;
 
-/// 64-bit code: present, DPL0, execute/read, L=1, G=1.
-const CODE64: u64 = 0x00af_9b00_0000_ffff;
-/// Data: present, DPL0, read/write, D/B=1, G=1.
-const DATA: u64 = 0x00cf_9300_0000_ffff;
+use rampart_boot_info::descriptors::{
+    tss_descriptor, KERNEL_CODE64 as CODE64, KERNEL_DATA as DATA,
+};
 /// Size of the 64-bit TSS (SDM Vol. 3A 9.7, Figure 9-11).
 const TSS_SIZE: usize = 104;
-/// System-segment type 9: available 64-bit TSS.
-const TSS_AVAILABLE: u64 = 0x9;
-const DESCRIPTOR_PRESENT: u64 = 1 << 47;
 
 #[repr(C, align(16))]
 struct Gdt([u64; 5]);
@@ -74,14 +70,7 @@ pub struct HostTables {
 /// firmware's descriptor tables.
 pub unsafe fn install() -> HostTables {
     let tss_base = addr_of!(TSS) as u64;
-    let tss_limit = (TSS_SIZE - 1) as u64;
-    let tss_low = (tss_limit & 0xffff)
-        | ((tss_base & 0xff_ffff) << 16)
-        | (TSS_AVAILABLE << 40)
-        | DESCRIPTOR_PRESENT
-        | (((tss_limit >> 16) & 0xf) << 48)
-        | (((tss_base >> 24) & 0xff) << 56);
-    let tss_high = tss_base >> 32;
+    let [tss_low, tss_high] = tss_descriptor(tss_base, (TSS_SIZE - 1) as u32);
     let handlers = exception_stubs();
     // SAFETY: single-threaded boot (caller contract); nothing else references GDT/IDT yet.
     let (gdt_base, idt_base) = unsafe {
