@@ -23,7 +23,7 @@ pub mod descriptors;
 /// `BootInfo::magic`: the ASCII bytes "RAMPBOOT" read as a little-endian u64.
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"RAMPBOOT");
 /// Bumped whenever the layout of anything in this crate changes.
-pub const BOOT_INFO_VERSION: u32 = 1;
+pub const BOOT_INFO_VERSION: u32 = 2;
 
 /// Selector of the flat 64-bit code segment in the boot GDT.
 pub const GDT_SELECTOR_CODE: u16 = 0x08;
@@ -40,6 +40,8 @@ pub const MAX_MODULES: usize = 8;
 pub const MAX_COMMAND_LINE: usize = 256;
 /// Length of a module name in bytes (NUL padded).
 pub const MODULE_NAME_LEN: usize = 32;
+/// Maximum number of CPUs in [`BootInfo::apic_ids`].
+pub const MAX_CPUS: usize = 16;
 
 /// What a physical range holds, from the guest kernel's point of view.
 #[repr(u32)]
@@ -195,6 +197,17 @@ pub struct BootInfo {
     pub modules: [Module; MAX_MODULES],
     pub command_line_len: u64,
     pub command_line: [u8; MAX_COMMAND_LINE],
+    /// The CPUs the kernel may run on: `cpu_count` local APIC IDs, the boot CPU first. Natively,
+    /// every CPU the firmware found (parked by the firmware; the kernel wakes them with
+    /// INIT-SIPI-SIPI through [`BootInfo::ap_trampoline`]). Under Rampart, the CPUs the
+    /// hypervisor brought up: each waits in VMX root for the `StartVcpu` hypercall, and the guest
+    /// cannot send INIT or SIPI.
+    pub cpu_count: u32,
+    pub _pad2: u32,
+    pub apic_ids: [u32; MAX_CPUS],
+    /// Natively: physical address of a 4 KiB page below 1 MiB, reserved (memory kind
+    /// `Reserved`) for the kernel's real-mode AP start-up code. 0 under Rampart.
+    pub ap_trampoline: u64,
 }
 
 impl BootInfo {
@@ -217,6 +230,10 @@ impl BootInfo {
             modules: [Module::EMPTY; MAX_MODULES],
             command_line_len: 0,
             command_line: [0; MAX_COMMAND_LINE],
+            cpu_count: 0,
+            _pad2: 0,
+            apic_ids: [0; MAX_CPUS],
+            ap_trampoline: 0,
         }
     }
 
@@ -241,6 +258,12 @@ impl BootInfo {
     pub fn command_line(&self) -> &str {
         let len = (self.command_line_len as usize).min(MAX_COMMAND_LINE);
         core::str::from_utf8(&self.command_line[..len]).unwrap_or("")
+    }
+
+    /// The APIC IDs of the CPUs the kernel may use, the boot CPU first (clamped to the array).
+    pub fn cpus(&self) -> &[u32] {
+        let count = (self.cpu_count as usize).min(MAX_CPUS);
+        &self.apic_ids[..count]
     }
 
     /// The mode the firmware booted in.
@@ -272,6 +295,8 @@ mod tests {
         info.memory_region_count = u64::MAX;
         info.module_count = 1000;
         info.command_line_len = 9999;
+        info.cpu_count = u32::MAX;
+        assert_eq!(info.cpus().len(), MAX_CPUS);
         assert_eq!(info.memory_regions().len(), MAX_MEMORY_REGIONS);
         assert_eq!(info.modules().len(), MAX_MODULES);
         assert_eq!(info.command_line().len(), MAX_COMMAND_LINE);

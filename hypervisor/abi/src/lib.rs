@@ -68,6 +68,17 @@ pub enum Hypercall {
     /// RDI bit 0 set, the TSS's pages too). One-way. `NotSupported` where the CPU lacks
     /// descriptor-table exiting.
     LockDescriptorTables = 11,
+    /// Starts a virtual CPU on one of the CPUs the BootInfo lists (each waits in VMX root until
+    /// then): RDI = its local APIC ID, RSI = RIP (must lie in the measured kernel text), RDX =
+    /// RSP, R10 = CR3 (4 KiB aligned, in guest RAM). The vCPU starts under the boot CPU's entry
+    /// contract (64-bit mode, CPL0, RFLAGS.IF=0, CR0/CR4/EFER as the boot CPU had them at entry,
+    /// flat code selector 0x08 and data 0x10, a placeholder TSS at selector 0x18, GDTR and IDTR
+    /// empty: its first instructions must load its own GDT, IDT and TR) with RDI = its APIC ID.
+    /// It shares the EPT and every lock with the other vCPUs. Returns 0 once the vCPU has been
+    /// handed its state; `OutOfRange` for an unknown APIC ID, a RIP outside kernel text or a
+    /// CR3 outside RAM, `Denied` for a vCPU already started (or the caller itself), and for
+    /// any start after `LockDescriptorTables` (start every vCPU before locking).
+    StartVcpu = 12,
 }
 
 /// `LockDescriptorTables` flag: also make the TSS read-only (only for kernels whose TSS never
@@ -90,6 +101,7 @@ impl Hypercall {
             9 => Self::AuditCount,
             10 => Self::ExitCycles,
             11 => Self::LockDescriptorTables,
+            12 => Self::StartVcpu,
             _ => return None,
         })
     }
@@ -140,6 +152,9 @@ pub enum Rule {
     LockedDescriptorTable = 13,
     /// Not a block: the debugger wrote to a page the guest may not write (allowed, recorded).
     DebuggerWrite = 14,
+    /// An interprocessor interrupt the guest may not send: INIT, SIPI, SMI, or a destination
+    /// that is not one of its CPUs. The ICR write is dropped; `detail` holds the ICR value.
+    IpiDelivery = 15,
 }
 
 impl Rule {
@@ -160,6 +175,7 @@ impl Rule {
             12 => ProtectedRange,
             13 => LockedDescriptorTable,
             14 => DebuggerWrite,
+            15 => IpiDelivery,
             _ => return None,
         })
     }
@@ -182,6 +198,7 @@ impl Rule {
             ProtectedRange => "protected-range",
             LockedDescriptorTable => "locked-descriptor-table",
             DebuggerWrite => "debugger-write",
+            IpiDelivery => "ipi-delivery",
         }
     }
 }
@@ -276,7 +293,8 @@ mod tests {
             Hypercall::from_raw(11),
             Some(Hypercall::LockDescriptorTables)
         );
-        assert_eq!(Hypercall::from_raw(12), None);
+        assert_eq!(Hypercall::from_raw(12), Some(Hypercall::StartVcpu));
+        assert_eq!(Hypercall::from_raw(13), None);
         assert_eq!(Hypercall::from_raw(u64::MAX), None);
     }
 
