@@ -155,6 +155,8 @@ pub enum Rule {
     /// An interprocessor interrupt the guest may not send: INIT, SIPI, SMI, or a destination
     /// that is not one of its CPUs. The ICR write is dropped; `detail` holds the ICR value.
     IpiDelivery = 15,
+    /// A write to an MSR the hypervisor has not vetted for the guest (MSRs are default-deny).
+    Msr = 16,
 }
 
 impl Rule {
@@ -176,6 +178,7 @@ impl Rule {
             13 => LockedDescriptorTable,
             14 => DebuggerWrite,
             15 => IpiDelivery,
+            16 => Msr,
             _ => return None,
         })
     }
@@ -199,6 +202,7 @@ impl Rule {
             LockedDescriptorTable => "locked-descriptor-table",
             DebuggerWrite => "debugger-write",
             IpiDelivery => "ipi-delivery",
+            Msr => "msr",
         }
     }
 }

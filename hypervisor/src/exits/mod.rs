@@ -68,6 +68,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
     // SAFETY: VM exits only happen after `boot` made the VMCS current, and it stays current.
     #[allow(unsafe_code)]
     let vmcs = unsafe { Vmcs::assume_current() };
+    crate::smp::halt_if_stopping();
     let started = crate::arch::instructions::rdtsc();
     let reason_field = vmcs.get(ro::EXIT_REASON) as u32;
     let basic = exit_reason::basic(reason_field);
@@ -91,8 +92,16 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
             crate::arch::instructions::wbinvd();
             Resume::NextInstruction
         }
-        Some(ExitReason::EptViolation) => policy::ept_violation(&vmcs, regs),
+        Some(ExitReason::EptViolation) => policy::ept_violation(&vmcs),
         Some(ExitReason::Wrmsr) => msr::handle_write(&vmcs, regs),
+        // Only MSRs outside the bitmap's ranges exit on reads (25.6.9): none the guest may use.
+        Some(ExitReason::Rdmsr) => Resume::Inject(Exception::GeneralProtection),
+        Some(reason) if reason.is_unoffered_instruction() => {
+            Resume::Inject(Exception::InvalidOpcode)
+        }
+        // Real hardware latches an INIT sent to a CPU in VMX non-root as this exit (26.2); the
+        // guest cannot send one (ICR filter), so it is stray: dropped, never fatal.
+        Some(ExitReason::Init) => Resume::Unchanged,
         Some(ExitReason::GdtrIdtrAccess) => descriptor_tables::handle(&vmcs, regs, false),
         Some(ExitReason::LdtrTrAccess) => descriptor_tables::handle(&vmcs, regs, true),
         Some(ExitReason::TripleFault) => debug::triple_fault(&vmcs, regs),

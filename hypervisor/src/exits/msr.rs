@@ -93,6 +93,7 @@ pub fn decide(msr: u32, value: u64, syscall_msrs_locked: bool) -> Decision {
                 Decision::Efer(value | EFER_LMA)
             }
         }
+        _ if !TRAPPED.contains(&msr) => Decision::Blocked(Rule::Msr),
         _ if syscall_msrs_locked => Decision::Blocked(Rule::LockedMsr),
         IA32_LSTAR | IA32_CSTAR | IA32_SYSENTER_ESP | IA32_SYSENTER_EIP if !canonical(value) => {
             Decision::Invalid
@@ -209,6 +210,14 @@ mod tests {
         );
         assert_eq!(decide(IA32_FMASK, 1 << 40, false), Decision::Invalid);
         assert_eq!(decide(IA32_STAR, u64::MAX, false), Decision::Write);
+    }
+
+    #[test]
+    fn msrs_outside_the_vetted_set_are_never_written() {
+        // kvmclock (KVM paravirtual, outside the bitmap's ranges), an MTRR, microcode update.
+        for msr in [0x4b56_4d01, 0x200, 0x79] {
+            assert_eq!(decide(msr, 0x1000, false), Decision::Blocked(Rule::Msr));
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub fn is_nmi(vmcs: &Vmcs) -> bool {
 }
 
 pub fn handle(vmcs: &Vmcs, slot: usize) -> Resume {
+    crate::smp::halt_if_stopping();
     if !crate::smp::shootdown::acknowledge(slot) {
         // Not ours: inject it (VM-entry interruption information, 25.8.3, type NMI).
         vmcs.set(

@@ -109,6 +109,25 @@ pub fn online() -> impl Iterator<Item = u32> {
         .map(|cpu| cpu.apic_id.load(Ordering::Relaxed))
 }
 
+/// `slot=exits` for every CPU that ran a vCPU, for the log.
+pub struct ExitsByVcpu;
+
+impl core::fmt::Display for ExitsByVcpu {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut first = true;
+        for (slot, cpu) in CPUS.iter().enumerate() {
+            if cpu.state() == CpuState::Running {
+                if !first {
+                    f.write_str(" ")?;
+                }
+                write!(f, "{slot}={}", cpu.exits.load(Ordering::Relaxed))?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// IA32_GS_BASE holds this CPU's slot index in VMX root: set at start-up and loaded from the
 /// VMCS host-state area on every VM exit (SDM Vol. 3C 28.5.2), so any hypervisor code can ask
 /// which CPU it runs on without a per-CPU pointer.

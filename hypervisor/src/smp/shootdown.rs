@@ -67,12 +67,18 @@ fn waiting_for(generation: u64, me: usize) -> u32 {
 fn send_nmis(mask: u32) {
     for (slot, cpu) in CPUS.iter().enumerate() {
         if mask & (1 << slot) != 0 {
-            // SAFETY: x2APIC is on on every CPU the hypervisor runs; an NMI to a vCPU only
-            // makes it exit (NMI exiting) or enter the host NMI handler, both of which end in
-            // `acknowledge`.
-            unsafe { crate::arch::apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), ICR_NMI) };
+            send_nmi(cpu.apic_id.load(Ordering::Relaxed));
         }
     }
+}
+
+/// Sends an NMI to the CPU `apic_id`, which must run under the hypervisor (parked or running
+/// a vCPU): there it makes a VM exit (NMI exiting) or enters the host NMI handler, both of
+/// which only serve what `smp` left pending.
+pub fn send_nmi(apic_id: u32) {
+    // SAFETY: x2APIC is on on every CPU the hypervisor runs (boot CPU before bring-up, APs in
+    // `ap_entry`); the NMI's effect on the target is the one described above.
+    unsafe { crate::arch::apic::send_ipi(apic_id, ICR_NMI) };
 }
 
 /// Serves a tightening on this CPU if one is pending: INVEPT and the locks' controls on its
