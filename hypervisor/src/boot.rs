@@ -415,7 +415,7 @@ fn initrd_range(boot_info: &BootInfo) -> PhysRange {
 fn msr_bitmap(frames: &mut FrameAllocator) -> Result<u64, BootError> {
     let bitmap = frame(frames, "MSR bitmap")?;
     // SAFETY: a fresh, zeroed, identity-mapped 4 KiB frame nothing else references.
-    crate::exits::msr::trap_writes(unsafe { &mut *(bitmap as *mut [u8; 4096]) });
+    crate::exits::msr_bitmap::build(unsafe { &mut *(bitmap as *mut [u8; 4096]) });
     Ok(bitmap)
 }
 

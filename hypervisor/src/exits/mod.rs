@@ -9,6 +9,7 @@ pub mod hypercall;
 pub mod io;
 pub mod ipi;
 pub mod msr;
+pub mod msr_bitmap;
 pub mod nmi;
 pub mod policy;
 pub mod stop;
@@ -94,8 +95,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
         }
         Some(ExitReason::EptViolation) => policy::ept_violation(&vmcs),
         Some(ExitReason::Wrmsr) => msr::handle_write(&vmcs, regs),
-        // Only MSRs outside the bitmap's ranges exit on reads (25.6.9): none the guest may use.
-        Some(ExitReason::Rdmsr) => Resume::Inject(Exception::GeneralProtection),
+        Some(ExitReason::Rdmsr) => msr::handle_read(&vmcs, regs),
         Some(reason) if reason.is_unoffered_instruction() => {
             Resume::Inject(Exception::InvalidOpcode)
         }
