@@ -157,6 +157,12 @@ pub enum Rule {
     IpiDelivery = 15,
     /// A write to an MSR the hypervisor has not vetted for the guest (MSRs are default-deny).
     Msr = 16,
+    /// Device DMA the hypervisor has not vetted: PCI bus mastering, the ISA DMA controllers.
+    Dma = 17,
+    /// A PCI BAR moved over RAM, the hypervisor or the platform's interrupt controllers.
+    DeviceBar = 18,
+    /// An SMI source the guest may not use (APM control port).
+    Smi = 19,
 }
 
 impl Rule {
@@ -179,6 +185,9 @@ impl Rule {
             14 => DebuggerWrite,
             15 => IpiDelivery,
             16 => Msr,
+            17 => Dma,
+            18 => DeviceBar,
+            19 => Smi,
             _ => return None,
         })
     }
@@ -203,6 +212,9 @@ impl Rule {
             DebuggerWrite => "debugger-write",
             IpiDelivery => "ipi-delivery",
             Msr => "msr",
+            Dma => "dma",
+            DeviceBar => "device-bar",
+            Smi => "smi",
         }
     }
 }

@@ -255,6 +255,7 @@ mod tests {
             hypervisor: [
                 PhysRange::new(0x10000, 0x1000),
                 PhysRange::new(0x20000, 0x1000),
+                PhysRange::new(0, 0),
             ],
             text_rights: Permissions::EXECUTE_ONLY,
         }
