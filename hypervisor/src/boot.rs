@@ -295,10 +295,9 @@ fn bring_up_aps(handoff: &HandOff, frames: &mut FrameAllocator) -> Result<(), Bo
     }
     hvlog!(
         INFO,
-        "CPUs: {} online (APIC IDs {}){}",
+        "CPUs: {} online (APIC IDs {})",
         summary.online,
-        ApicIds(&online[..count]),
-        summary.skipped.map_or("", |_| "; APs not started:")
+        ApicIds(&online[..count])
     );
     if let Some(reason) = summary.skipped {
         hvlog!(INFO, "APs not started: {reason}");
