@@ -21,6 +21,7 @@ pub fn is_nmi(vmcs: &Vmcs) -> bool {
 
 pub fn handle(vmcs: &Vmcs, slot: usize) -> Resume {
     crate::smp::halt_if_stopping();
+    crate::arch::instructions::unblock_nmis();
     if !crate::smp::shootdown::acknowledge(slot) {
         // Not ours: inject it (VM-entry interruption information, 25.8.3, type NMI).
         vmcs.set(
