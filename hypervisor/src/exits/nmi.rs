@@ -22,7 +22,9 @@ pub fn is_nmi(vmcs: &Vmcs) -> bool {
 pub fn handle(vmcs: &Vmcs, slot: usize) -> Resume {
     crate::smp::halt_if_stopping();
     crate::arch::instructions::unblock_nmis();
-    if !crate::smp::shootdown::acknowledge(slot) {
+    let ours = crate::smp::shootdown::take_hypervisor_nmi(slot);
+    crate::smp::shootdown::acknowledge(slot);
+    if !ours {
         // Not ours: inject it (VM-entry interruption information, 25.8.3, type NMI).
         vmcs.set(
             control::VMENTRY_INTERRUPTION_INFO_FIELD,

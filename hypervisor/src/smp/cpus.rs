@@ -2,7 +2,7 @@
 //! failed), its start request, and its resources.
 #![allow(unsafe_code)]
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use rampart_boot_info::MAX_CPUS;
 
 /// Where a CPU stands. Transitions: Absent -> Starting -> Parked -> StartRequested -> Running,
@@ -49,6 +49,9 @@ pub struct Cpu {
     pub ept_generation: AtomicU64,
     /// VM exits on this CPU.
     pub exits: AtomicU64,
+    /// The hypervisor has sent this CPU an NMI it has not yet taken: the next NMI is the
+    /// hypervisor's, not the guest's (NMIs coalesce, so a flag and not a count).
+    pub hypervisor_nmi: AtomicBool,
     /// Top of this CPU's hypervisor stack (start-up, parking, then VM exits).
     pub stack_top: AtomicU64,
     /// Its VMXON region and VMCS, allocated by the boot CPU.
@@ -66,6 +69,7 @@ impl Cpu {
             start_cr3: AtomicU64::new(0),
             ept_generation: AtomicU64::new(0),
             exits: AtomicU64::new(0),
+            hypervisor_nmi: AtomicBool::new(false),
             stack_top: AtomicU64::new(0),
             vmxon_region: AtomicU64::new(0),
             vmcs_region: AtomicU64::new(0),

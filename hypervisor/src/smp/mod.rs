@@ -18,7 +18,9 @@ static STOPPING: AtomicBool = AtomicBool::new(false);
 /// looking at what is pending, so a spurious NMI does nothing.
 pub extern "sysv64" fn nmi_in_root() {
     halt_if_stopping();
-    shootdown::acknowledge(this_cpu());
+    let slot = this_cpu();
+    shootdown::take_hypervisor_nmi(slot);
+    shootdown::acknowledge(slot);
 }
 
 /// Halts this CPU for good if the hypervisor is stopping.
@@ -42,7 +44,7 @@ pub fn halt_others() {
                 CpuState::Parked | CpuState::StartRequested | CpuState::Running
             )
         {
-            shootdown::send_nmi(cpu.apic_id.load(Ordering::Relaxed));
+            shootdown::send_nmi(slot);
         }
     }
 }

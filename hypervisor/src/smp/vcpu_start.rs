@@ -118,7 +118,6 @@ fn request(vmcs: &Vmcs, apic_id: u64, rip: u64, rsp: u64, cr3: u64) -> Result<()
 /// after it last looked, so one NMI is not enough).
 fn wake_and_wait(slot: usize) -> Result<(), StartRefusal> {
     let cpu = &CPUS[slot];
-    let apic_id = cpu.apic_id.load(Ordering::Relaxed);
     let started = instructions::rdtsc();
     let mut last_sent = None;
     while cpu.state() == CpuState::StartRequested {
@@ -128,7 +127,7 @@ fn wake_and_wait(slot: usize) -> Result<(), StartRefusal> {
         }
         if last_sent.is_none_or(|sent: u64| now.wrapping_sub(sent) >= WAKE_RESEND_CYCLES) {
             // Wakes the CPU from its parking HLT; the host NMI handler returns to the loop.
-            super::shootdown::send_nmi(apic_id);
+            super::shootdown::send_nmi(slot);
             last_sent = Some(now);
         }
         core::hint::spin_loop();
