@@ -78,6 +78,8 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
     crate::smp::CPUS[slot]
         .exits
         .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    // Another vCPU is stopped in the debugger: wait (all-stop) before handling this exit.
+    crate::gdb::vcpus::park_if_halted(&vmcs, regs, slot);
     let audits_before = crate::gdb::audit_mark();
     if reason_field & EXIT_REASON_ENTRY_FAILURE != 0 {
         stop::entry_failure_exit(&vmcs, regs, basic);
@@ -117,6 +119,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
         Resume::Unchanged => {}
     }
     crate::gdb::stop_if_blocked(&vmcs, regs, audits_before);
+    crate::gdb::vcpus::park_if_halted(&vmcs, regs, slot);
     state::STATS.add_cycles(crate::arch::instructions::rdtsc().wrapping_sub(started));
 }
 

@@ -184,6 +184,7 @@ pub fn launch_here(slot: usize) -> ! {
         control::CR4_READ_SHADOW,
         vmcs.get(control::CR4_READ_SHADOW) | pinned,
     );
+    crate::gdb::prepare_vcpu(&vmcs);
     cpu.set_state(CpuState::Running);
     // Any tightening from now on waits for this CPU; catch up with those before it.
     super::shootdown::acknowledge(slot);
