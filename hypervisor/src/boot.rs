@@ -273,14 +273,12 @@ fn launch(
 /// guest (BootInfo `apic_ids`) which CPUs it may start with `StartVcpu`.
 fn bring_up_aps(handoff: &HandOff, frames: &mut FrameAllocator) -> Result<(), BootError> {
     if !crate::arch::apic::enable_x2apic() {
-        // The guest then reaches the ICR through the xAPIC page, unchecked: without x2APIC the
-        // APs stay where the firmware parked them.
+        // Every CPU still ends up in VMX root (where INIT is blocked and SIPI ignored) and SMIs
+        // run the RSM stub, but ICR writes through the xAPIC page are not checked.
         hvlog!(
             WARN,
-            "no x2APIC: APs left parked by the firmware, outside VMX (guest IPIs unchecked)"
+            "no x2APIC: the guest's IPIs go through the xAPIC page unchecked (INIT/SIPI reach only CPUs in VMX root; an SMI runs the RSM stub)"
         );
-        write_guest_cpus(handoff, &[handoff.cpus.ids()[0]]);
-        return Ok(());
     }
     // SAFETY: reading CR3 has no side effects.
     let host_cr3 = unsafe { x86::controlregs::cr3() };
