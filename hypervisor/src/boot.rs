@@ -265,6 +265,7 @@ fn launch(
         if handoff.gdb {
             crate::gdb::wait_for_debugger(&vmcs, regs);
         }
+        crate::smp::quiet::entering_guest(0);
         vm_entry::vm_launch(regs)
     }
 }
