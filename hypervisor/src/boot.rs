@@ -183,6 +183,7 @@ fn launch(
         layout,
         eptp: ept,
         mmio_window: mmio_window(regions),
+        program_text: program_text(layout.initrd),
     });
 
     // SAFETY: the firmware reserved `smm_area` for the hypervisor; it is out of EPT (above).
@@ -413,6 +414,24 @@ fn build_ept(
     let pointer = eptp(ept.pml4(), table_type);
     *state::EPT.lock() = Some(ept);
     Ok(pointer)
+}
+
+/// The executable segments of the initrd's programs, parsed from the measured initrd (guest
+/// RAM the guest has not run on yet, R-- in EPT from its first instruction).
+fn program_text(initrd: PhysRange) -> crate::policy::program_text::ProgramText {
+    if initrd.length == 0 {
+        return crate::policy::program_text::ProgramText::empty();
+    }
+    // SAFETY: the firmware loaded and measured the initrd there; identity-mapped RAM.
+    let bytes =
+        unsafe { core::slice::from_raw_parts(initrd.start as *const u8, initrd.length as usize) };
+    let text = crate::policy::program_text::ProgramText::of_initrd(bytes);
+    hvlog!(
+        INFO,
+        "policy: {} executable segments in the initrd's programs (GrantExecute offsets)",
+        text.segments()
+    );
+    text
 }
 
 /// Where PCI memory BARs may lie: from the top of everything but MMIO and firmware-reserved

@@ -142,10 +142,14 @@ pub fn protect_range(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
 
 pub fn grant_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     let (gpa, length, offset) = (regs.rdi, regs.rsi, regs.rdx);
-    let initrd = state::get().layout.initrd;
+    let s = state::get();
+    let initrd = s.layout.initrd;
+    let text = s.program_text;
     apply(vmcs, access::EXECUTE, |ept, layout| {
         operations::grant_execute(ept, layout, gpa, length, |gpa, length| {
-            matches_initrd(initrd.start, initrd.length, offset, gpa, length)
+            // Only whole pages of a program's executable segment, never any other initrd bytes.
+            text.allows(offset, length)
+                && matches_initrd(initrd.start, initrd.length, offset, gpa, length)
         })
     })
 }
