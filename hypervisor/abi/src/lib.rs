@@ -163,6 +163,9 @@ pub enum Rule {
     DeviceBar = 18,
     /// An SMI source the guest may not use (APM control port).
     Smi = 19,
+    /// Not a block: `ReadAuditLog` asked for records the full ring has overwritten; this
+    /// record stands for them (`sequence` = the first lost, `detail` = how many).
+    RecordsDropped = 20,
 }
 
 impl Rule {
@@ -188,6 +191,7 @@ impl Rule {
             17 => Dma,
             18 => DeviceBar,
             19 => Smi,
+            20 => RecordsDropped,
             _ => return None,
         })
     }
@@ -215,6 +219,7 @@ impl Rule {
             Dma => "dma",
             DeviceBar => "device-bar",
             Smi => "smi",
+            RecordsDropped => "records-dropped",
         }
     }
 }
