@@ -379,6 +379,9 @@ fn build_ept(
     let mut ept = Ept::new(unsafe { EptFrames::new(pool) }, sizes)?;
     layout::build_identity_map(&mut ept, regions, &layout.hypervisor, top)?;
     policy::operations::apply_initial(&mut ept, layout)?;
+    for page in crate::devices::platform::READ_ONLY_PAGES {
+        ept.map(page, FRAME_SIZE, Permissions::READ, MemoryType::Uncacheable)?;
+    }
     let [reserved, image, _] = layout.hypervisor;
     hvlog!(
         INFO,
@@ -404,7 +407,7 @@ fn build_ept(
     }
     hvlog!(
         INFO,
-        "policy: all other RAM rw- (W^X: nothing else executable)"
+        "policy: all other RAM rw- (W^X: nothing else executable); IOAPIC and HPET pages r--"
     );
     let table_type = if caps.ept_has(ept_cap::MEMORY_TYPE_WB) {
         MemoryType::WriteBack

@@ -166,6 +166,9 @@ pub enum Rule {
     /// Not a block: `ReadAuditLog` asked for records the full ring has overwritten; this
     /// record stands for them (`sequence` = the first lost, `detail` = how many).
     RecordsDropped = 20,
+    /// A write to a platform interrupt source the guest may not program (IOAPIC redirection
+    /// entries and HPET FSB delivery can send SMI, INIT or NMI).
+    PlatformDevice = 21,
 }
 
 impl Rule {
@@ -192,6 +195,7 @@ impl Rule {
             18 => DeviceBar,
             19 => Smi,
             20 => RecordsDropped,
+            21 => PlatformDevice,
             _ => return None,
         })
     }
@@ -220,6 +224,7 @@ impl Rule {
             DeviceBar => "device-bar",
             Smi => "smi",
             RecordsDropped => "records-dropped",
+            PlatformDevice => "platform-device",
         }
     }
 }

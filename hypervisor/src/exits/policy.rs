@@ -21,6 +21,9 @@ pub fn classify(layout: &ProtectedLayout, gpa: u64, q: EptViolation, locked_tabl
     if layout.in_hypervisor(gpa) {
         return Rule::HypervisorMemory;
     }
+    if q.write() && crate::devices::platform::is_read_only_device(gpa) {
+        return Rule::PlatformDevice;
+    }
     if q.allowed() == 0 {
         // A page left with no rights (ProtectRange to ---) or beyond what EPT maps: the guest
         // gets #VE like for any other block; nothing the guest touches stops the hypervisor.
