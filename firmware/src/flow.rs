@@ -1,6 +1,6 @@
 //! The boot flow before ExitBootServices: discover, load and measure, probe; then hand off.
 
-use rampart_boot_info::BootMode;
+use rampart_boot_info::{ApicIds, BootMode};
 use rampart_hypervisor::PhysRange;
 use rampart_loader::boot_area::Layout;
 use rampart_loader::config::BootConfig;
@@ -193,19 +193,4 @@ fn image_range() -> Result<PhysRange, BootError> {
     let start = base as u64 & !(PAGE_SIZE - 1);
     let end = align_up(base as u64 + size, PAGE_SIZE).unwrap_or(u64::MAX);
     Ok(PhysRange::new(start, end - start))
-}
-
-/// APIC IDs separated by spaces, for log lines.
-pub struct ApicIds<'a>(pub &'a [u32]);
-
-impl core::fmt::Display for ApicIds<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (i, id) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{id}")?;
-        }
-        Ok(())
-    }
 }

@@ -21,7 +21,7 @@ use crate::vmx::controls::Controls;
 use crate::vmx::enable;
 use crate::vmx::setup::{self, HostSetup, Structures};
 use crate::vmx::vmcs::Vmcs;
-use rampart_boot_info::BootInfo;
+use rampart_boot_info::{ApicIds, BootInfo};
 use x86::vmx::vmcs::control::SecondaryControls;
 
 /// 64 KiB each for the boot stack and the VM-exit stack.
@@ -325,21 +325,6 @@ fn write_guest_cpus(handoff: &HandOff, ids: &[u32]) {
     unsafe {
         (*info).apic_ids = list;
         (*info).cpu_count = count as u32;
-    }
-}
-
-/// APIC IDs separated by spaces.
-struct ApicIds<'a>(&'a [u32]);
-
-impl core::fmt::Display for ApicIds<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (i, id) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{id}")?;
-        }
-        Ok(())
     }
 }
 
