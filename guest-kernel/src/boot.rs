@@ -1,5 +1,5 @@
 //! The boot sequence: console, BootInfo, hypervisor detection, own CPU tables, memory, timer
-//! interrupts, hypercall checks, SYSCALL, then `init` from the initrd; and the result line the
+//! interrupts, the other CPUs, hypercall checks, locks, then `init` from the initrd; and the result line the
 //! boot tests wait for, printed when init exits.
 
 use crate::arch::hypercall::{self, Rampart, UNASSIGNED_NUMBER};
@@ -33,6 +33,7 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     // Boot cost: the TSC counts from reset, so this is everything before the kernel (OVMF,
     // firmware, and the hypervisor's set-up under Rampart).
     let entry_tsc = cpu::rdtsc();
+    crate::smp::init_boot_cpu();
     console::init();
     let info = match boot_info {
         Some(raw) if raw.is_valid() => BOOT_INFO.call_once(|| *raw),
@@ -83,7 +84,9 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
         }
     };
     time::set_hz(hz);
-    start_timer(hz);
+    let timer_count = start_timer(hz);
+    // Every CPU must be set up before the hypervisor locks the entry points.
+    crate::smp::start_all(info, timer_count);
     if let Some(rampart) = &rampart {
         check_hypercalls(rampart);
         check_rejections(rampart);
@@ -91,6 +94,7 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     }
     interrupts::disable();
     process::init();
+    crate::smp::release_aps();
     kprintln!("ready");
     start_init(info);
     process::idle_loop()
@@ -209,8 +213,9 @@ fn install_cpu_tables(info: &BootInfo) {
     kprintln!("GDT, IDT and page tables installed");
 }
 
-/// Step 4: legacy PIC off, LAPIC timer at `hz`, interrupts on, wait for ticks.
-fn start_timer(hz: u64) -> u64 {
+/// Step 4: legacy PIC off, LAPIC timer at `hz`, interrupts on, wait for ticks. Returns the
+/// timer's initial count (the other CPUs use the same).
+fn start_timer(hz: u64) -> u32 {
     pic::disable();
     let apic = lapic::init(trap::VECTOR_SPURIOUS);
     let count = match lapic::calibrate_10ms() {
@@ -252,9 +257,8 @@ fn start_timer(hz: u64) -> u64 {
     while time::ticks() < TICKS_TO_WAIT {
         cpu::halt();
     }
-    let ticks = time::ticks();
-    kprintln!("timer ticks: {ticks}");
-    ticks
+    kprintln!("timer ticks: {}", time::ticks());
+    count
 }
 
 /// Step 5: the version hypercall and an unknown number.

@@ -7,6 +7,10 @@ use super::session::{Session, Step};
 const PROMPT: &str = "sh> ";
 /// What `run` prints when a foreground program ends.
 const EXITED: &str = " exited with code ";
+/// The header `ps` prints (guest-user/src/bin/sh.rs).
+pub const PS_HEADER: &str = "PID PPID CPU STATE TICKS NAME";
+/// Columns of a `ps` row.
+const PS_COLUMNS: usize = 6;
 /// Spin lines per process (`spin NAME N`, ~50 ms of CPU work each).
 const SPIN_LAST: &str = "29";
 
@@ -34,7 +38,7 @@ pub const FULL: Session = Session {
         Step {
             label: "ps",
             send: Some("ps"),
-            expect: &[&["PID PPID STATE TICKS NAME"], &[PROMPT]],
+            expect: &[&[PS_HEADER], &[PROMPT]],
         },
         faulty("faulty-null", "run faulty null"),
         faulty("faulty-gp", "run faulty gp"),
@@ -253,17 +257,19 @@ fn value_after(lines: &[String], prefix: &str) -> Option<i64> {
 fn check_ps(part: &[String]) -> Result<u64, String> {
     let header = part
         .iter()
-        .position(|l| l.trim() == "PID PPID STATE TICKS NAME")
-        .ok_or("ps: no `PID PPID STATE TICKS NAME` header")?;
+        .position(|l| l.trim() == PS_HEADER)
+        .ok_or(format!("ps: no `{PS_HEADER}` header"))?;
     let rows: Vec<Vec<&str>> = part[header + 1..]
         .iter()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|w| w.len() == 5 && w[0].parse::<u64>().is_ok())
+        .filter(|w| {
+            w.len() == PS_COLUMNS && w[0].parse::<u64>().is_ok() && w[2].parse::<u32>().is_ok()
+        })
         .collect();
-    if !rows.iter().any(|w| w[0] == "1" && w[4] == "init") {
+    if !rows.iter().any(|w| w[0] == "1" && w[5] == "init") {
         return Err("ps: no row `1 ... init`".into());
     }
-    if !rows.iter().any(|w| w[4] == "sh" && w[1] == "1") {
+    if !rows.iter().any(|w| w[5] == "sh" && w[1] == "1") {
         return Err("ps: no `sh` row with parent 1".into());
     }
     Ok(rows.len() as u64)

@@ -109,8 +109,9 @@ const IA32_LSTAR: u32 = 0xc000_0082;
 
 /// Undoes what the last attack left: the alias mapping and the scratch frame.
 pub fn cleanup() {
+    // The attack thread may have run on another CPU, which may still cache the alias.
     if address_space::unmap(&mut Frames, paging::kernel_root(), ALIAS_PAGE).is_some() {
-        phys::invalidate_page(ALIAS_PAGE);
+        crate::smp::flush_kernel_page(ALIAS_PAGE);
     }
     let frame = SCRATCH_FRAME.swap(0, Ordering::SeqCst);
     if frame != 0 {

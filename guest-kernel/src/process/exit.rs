@@ -1,14 +1,17 @@
 //! The end of processes: exit, kill, faults in ring 3, and waiting for children. When init
 //! (pid 1) ends, the kernel prints the result line and stops.
 
-use super::schedule::{block_current, remove, schedule};
+use super::schedule::{block_locked, remove, schedule};
 use super::{name_text, Blocked, Table, ANY_CHILD, IDLE, TABLE};
 use crate::arch::paging;
 use crate::arch::phys::{self, Frames};
 use crate::console::kprintln;
 use crate::mm::address_space;
 use crate::trap::{InterruptFrame, UserFault};
-use rampart_kernel_abi::syscall::{Errno, EXIT_FAULTED, EXIT_KILLED, STATE_WAITING, STATE_ZOMBIE};
+use core::sync::atomic::Ordering;
+use rampart_kernel_abi::syscall::{
+    Errno, EXIT_FAULTED, EXIT_KILLED, STATE_RUNNING, STATE_WAITING, STATE_ZOMBIE,
+};
 
 /// The init process: its exit ends the run.
 pub const INIT: u64 = 1;
@@ -37,7 +40,7 @@ fn terminate(table: &mut Table, pid: u64, code: i64) -> u64 {
         .collect();
     for orphan in orphans {
         if table.processes[&orphan].state == STATE_ZOMBIE {
-            table.dead.push(orphan);
+            remove(table, orphan);
         }
     }
     match table.processes.get(&parent).map(|p| p.blocked) {
@@ -45,7 +48,7 @@ fn terminate(table: &mut Table, pid: u64, code: i64) -> u64 {
             table.wake(parent)
         }
         Some(_) if parent != IDLE => {}
-        _ => table.dead.push(pid),
+        _ => remove(table, pid),
     }
     root
 }
@@ -68,7 +71,7 @@ fn release(pid: u64, name: &str, code: i64, root: u64) {
 pub fn exit_current(code: i64) -> ! {
     let (pid, name, root) = {
         let mut table = TABLE.lock();
-        let pid = table.current;
+        let pid = table.current_pid();
         let name = table.current().name;
         (pid, name, terminate(&mut table, pid, code))
     };
@@ -87,19 +90,33 @@ pub fn exit_current(code: i64) -> ! {
     unreachable!("a dead process was resumed");
 }
 
-/// `kill(pid)`: ends `pid` with EXIT_KILLED.
+/// `kill(pid)`: ends `pid` with EXIT_KILLED: at once, or, if it runs on another CPU, at its
+/// next timer tick in ring 3 (or when it would block).
 pub fn kill(pid: u64) -> Result<u64, Errno> {
     let (root, name) = {
         let mut table = TABLE.lock();
-        if pid == table.current {
+        if pid == table.current_pid() {
             drop(table);
             exit_current(EXIT_KILLED);
         }
-        match table.processes.get(&pid) {
-            Some(p) if pid != IDLE && p.state != STATE_ZOMBIE => {}
-            _ => return Err(Errno::NoProcess),
+        let Some(target) = table
+            .processes
+            .get_mut(&pid)
+            .filter(|p| p.pid != IDLE && p.state != STATE_ZOMBIE)
+        else {
+            return Err(Errno::NoProcess);
+        };
+        if target.on_cpu.load(Ordering::Acquire) {
+            if target.state == STATE_RUNNING {
+                target.kill_pending = true;
+                return Ok(0);
+            }
+            // Parked, but its CPU is still leaving its stack (a few instructions, no lock).
+            while target.on_cpu.load(Ordering::Acquire) {
+                core::hint::spin_loop();
+            }
         }
-        let name = table.processes[&pid].name;
+        let name = target.name;
         (terminate(&mut table, pid, EXIT_KILLED), name)
     };
     let name = name_text(&name);
@@ -128,7 +145,7 @@ pub fn wait(pid: u64) -> Result<(u64, i64), Errno> {
     loop {
         {
             let mut table = TABLE.lock();
-            let me = table.current;
+            let me = table.current_pid();
             if pid != ANY_CHILD {
                 match table.processes.get(&pid) {
                     None => return Err(Errno::NoProcess),
@@ -151,7 +168,8 @@ pub fn wait(pid: u64) -> Result<(u64, i64), Errno> {
                 remove(&mut table, child);
                 return Ok((child, code));
             }
+            // Still locked: a child's exit cannot slip in before this process is parked.
+            block_locked(table, STATE_WAITING, Some(Blocked::Child(pid)), None);
         }
-        block_current(STATE_WAITING, Some(Blocked::Child(pid)), None);
     }
 }

@@ -1,0 +1,214 @@
+//! Bringing up the other CPUs: the boot CPU starts each one (INIT-SIPI-SIPI through the AP
+//! trampoline natively, `StartVcpu` under Rampart) and waits until it has its own GDT/TSS, IDT,
+//! page tables, SYSCALL MSRs and LAPIC timer, all before the hypervisor locks them; each then
+//! waits for the scheduler and runs its own idle loop. Also the set of online CPUs, for TLB
+//! shootdowns.
+
+use crate::arch::{cpu, gdt, hypercall, idt, lapic, paging, percpu, smp, syscall_entry, tlb};
+use crate::console::kprintln;
+use crate::{cpu_list, process, time, trap};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use rampart_boot_info::{BootInfo, MAX_CPUS};
+
+/// Local APIC ID of each CPU index (index 0 = boot CPU).
+static APIC_IDS: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
+/// Bit N: CPU N has finished its set-up.
+static ONLINE: AtomicU32 = AtomicU32::new(0);
+/// Bit N: CPU N was given up on (it halts if it ever arrives).
+static ABANDONED: AtomicU32 = AtomicU32::new(0);
+/// IST stack tops (double fault, NMI, machine check) of each AP.
+static IST_TOPS: [[AtomicU64; 3]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; 3] }; MAX_CPUS];
+/// The LAPIC timer's initial count, as the boot CPU calibrated it.
+static TIMER_COUNT: AtomicU32 = AtomicU32::new(0);
+/// Set once the process table exists: APs wait for it before their idle loops.
+static SCHEDULER_READY: AtomicBool = AtomicBool::new(false);
+
+/// How long the boot CPU waits for each AP to finish its set-up.
+const START_TIMEOUT_MS: u64 = 2000;
+
+/// Registers the boot CPU (index 0): its per-CPU block. Call first thing at boot.
+pub fn init_boot_cpu() {
+    percpu::init(0);
+}
+
+/// Starts every CPU the BootInfo lists (after the boot CPU's timer runs, interrupts on) and
+/// logs `CPUs: N started (APIC IDs ...)`. `timer_count` is the boot CPU's LAPIC timer count.
+pub fn start_all(info: &BootInfo, timer_count: u32) {
+    let boot_id = lapic::id();
+    APIC_IDS[0].store(boot_id, Ordering::SeqCst);
+    ONLINE.fetch_or(1, Ordering::SeqCst);
+    TIMER_COUNT.store(timer_count, Ordering::SeqCst);
+    let aps = cpu_list::application_processors(info.cpus(), boot_id, MAX_CPUS);
+    let mut started = alloc::vec![boot_id];
+    if !aps.is_empty() {
+        match Starter::new(info) {
+            Ok(starter) => {
+                for (slot, &apic_id) in aps.iter().enumerate() {
+                    if starter.start(slot + 1, apic_id) {
+                        started.push(apic_id);
+                    }
+                }
+            }
+            Err(why) => kprintln!("CPUs: {} more listed, none started: {why}", aps.len()),
+        }
+    }
+    kprintln!("{}", cpu_list::started_line(&started));
+}
+
+/// How APs are started here.
+enum Starter {
+    Hypervisor(hypercall::Rampart),
+    /// Natively: the trampoline page and the tables it runs on.
+    Native {
+        page: u64,
+        root: u64,
+    },
+}
+
+impl Starter {
+    fn new(info: &BootInfo) -> Result<Self, &'static str> {
+        if let Some(rampart) = hypercall::rampart() {
+            return Ok(Self::Hypervisor(rampart));
+        }
+        let page = info.ap_trampoline;
+        if page == 0 {
+            return Err("no AP trampoline page in the BootInfo");
+        }
+        let root = paging::trampoline_root(page).ok_or("no memory for the trampoline's tables")?;
+        Ok(Self::Native { page, root })
+    }
+
+    /// Starts CPU `index` (APIC ID `apic_id`) and waits for it; false (logged) if it failed.
+    fn start(&self, index: usize, apic_id: u32) -> bool {
+        let mut tops = [0u64; 4];
+        for top in tops.iter_mut() {
+            match process::allocate_stack_top() {
+                Some(value) => *top = value,
+                None => {
+                    kprintln!("CPU with APIC ID {apic_id} not started: no memory for its stacks");
+                    return false;
+                }
+            }
+        }
+        let [idle, ists @ ..] = tops;
+        for (slot, top) in IST_TOPS[index].iter().zip(ists) {
+            slot.store(top, Ordering::SeqCst);
+        }
+        APIC_IDS[index].store(apic_id, Ordering::SeqCst);
+        let sent = match self {
+            Self::Hypervisor(rampart) => {
+                // SAFETY: the entry is `arch::smp`'s AP entry, which loads its own GDT, IDT and
+                // TR first; `idle` is a fresh kernel stack; the kernel root maps both.
+                #[allow(unsafe_code)] // boot glue over `arch`'s unsafe primitives
+                let result = unsafe {
+                    rampart.start_vcpu(apic_id, smp::entry64_address(), idle, paging::kernel_root())
+                };
+                if result != 0 {
+                    kprintln!(
+                        "CPU with APIC ID {apic_id} not started: StartVcpu returned {result}"
+                    );
+                }
+                result == 0
+            }
+            Self::Native { page, root } => {
+                let parameters = smp::TrampolineParameters {
+                    cr3: *root,
+                    rsp: idle,
+                    apic_id,
+                };
+                smp::install_trampoline(*page, &parameters);
+                // SAFETY: `apic_id` is a CPU the firmware parked and the kernel has not started
+                // (listed once, not the boot CPU); the trampoline is installed above.
+                #[allow(unsafe_code)] // boot glue over `arch`'s unsafe primitives
+                let sent = unsafe { smp::wake(apic_id, *page, wait_ms) };
+                if !sent {
+                    kprintln!("CPU with APIC ID {apic_id}: INIT/SIPI not delivered");
+                }
+                sent
+            }
+        };
+        if sent && wait_online(index) {
+            return true;
+        }
+        ABANDONED.fetch_or(1 << index, Ordering::SeqCst);
+        if sent {
+            kprintln!("CPU with APIC ID {apic_id} did not start within {START_TIMEOUT_MS} ms");
+        }
+        false
+    }
+}
+
+/// Waits at least `ms` milliseconds on the boot CPU's timer (interrupts on).
+fn wait_ms(ms: u64) {
+    let until = time::ticks() + crate::sched::queue::ticks_for(ms, time::hz()) + 1;
+    while time::ticks() < until {
+        cpu::halt();
+    }
+}
+
+fn wait_online(index: usize) -> bool {
+    let until = time::ticks() + crate::sched::queue::ticks_for(START_TIMEOUT_MS, time::hz());
+    while time::ticks() < until {
+        if ONLINE.load(Ordering::SeqCst) & (1 << index) != 0 {
+            return true;
+        }
+        cpu::halt();
+    }
+    ONLINE.load(Ordering::SeqCst) & (1 << index) != 0
+}
+
+/// Lets the APs leave their start-up wait for their idle loops (after `process::init`).
+pub fn release_aps() {
+    SCHEDULER_READY.store(true, Ordering::SeqCst);
+}
+
+/// The online CPUs: (index, local APIC ID).
+#[cfg_attr(not(feature = "attacks"), allow(dead_code))]
+pub fn online() -> impl Iterator<Item = (usize, u32)> + Clone {
+    let mask = ONLINE.load(Ordering::SeqCst);
+    (0..MAX_CPUS)
+        .filter(move |index| mask & (1 << index) != 0)
+        .map(|index| (index, APIC_IDS[index].load(Ordering::SeqCst)))
+}
+
+/// Invalidates the kernel-half page `address` on every online CPU (`arch::tlb`). Call with no
+/// lock held.
+#[cfg_attr(not(feature = "attacks"), allow(dead_code))]
+pub fn flush_kernel_page(address: u64) {
+    let late = tlb::flush_everywhere(
+        address,
+        percpu::index(),
+        online(),
+        trap::VECTOR_TLB_SHOOTDOWN,
+    );
+    if late != 0 {
+        let cpus: Vec<usize> = (0..MAX_CPUS).filter(|i| late & (1 << i) != 0).collect();
+        kprintln!("TLB shootdown of {address:#x}: CPUs {cpus:?} did not answer");
+    }
+}
+
+/// An AP's first Rust code (from `arch::smp`'s entry), on its idle stack, interrupts off.
+pub fn ap_main(apic_id: u32) -> ! {
+    let index = (1..MAX_CPUS).find(|&i| APIC_IDS[i].load(Ordering::SeqCst) == apic_id);
+    let Some(index) = index.filter(|&i| ABANDONED.load(Ordering::SeqCst) & (1 << i) == 0) else {
+        cpu::halt_forever()
+    };
+    percpu::init(index);
+    paging::init_ap();
+    let ists = IST_TOPS[index]
+        .each_ref()
+        .map(|top| top.load(Ordering::SeqCst));
+    gdt::load(index, ists);
+    idt::load();
+    syscall_entry::init();
+    lapic::init(trap::VECTOR_SPURIOUS);
+    lapic::start_periodic_timer(trap::VECTOR_TIMER, TIMER_COUNT.load(Ordering::SeqCst));
+    ONLINE.fetch_or(1 << index, Ordering::SeqCst);
+    while !SCHEDULER_READY.load(Ordering::SeqCst) {
+        cpu::enable_and_halt();
+    }
+    cpu::disable_interrupts();
+    process::idle_loop()
+}
