@@ -12,8 +12,9 @@ use uefi::Status;
 
 use crate::arch::serial;
 use crate::discover::config::mode_name;
+use crate::discover::cpus::CpuList;
 use crate::discover::files::{Esp, INITRD_PATH, KERNEL_PATH};
-use crate::discover::{acpi, memory};
+use crate::discover::{acpi, cpus, memory};
 use crate::fail::{self, BootError, Outcome, Problem};
 use crate::load::measure::{sha256, Hex};
 use crate::load::module::LoadedModule;
@@ -32,6 +33,10 @@ pub struct Prepared {
     /// hv mode only.
     pub reserved: Option<PhysRange>,
     pub rsdp: Option<u64>,
+    /// The CPUs MP services listed, the boot CPU first.
+    pub cpus: CpuList,
+    /// A page below 1 MiB for AP start-up code (`None`: only the boot CPU can run).
+    pub ap_trampoline: Option<u64>,
     /// This EFI image, page-rounded.
     pub image: PhysRange,
 }
@@ -103,6 +108,24 @@ fn prepare() -> Result<Prepared, BootError> {
     };
     let rsdp = acpi::find_rsdp();
     debug!("ACPI RSDP {:#x}", rsdp.unwrap_or(0));
+    let mut cpus = cpus::discover();
+    cross_check_madt(&mut cpus, rsdp);
+    let ap_trampoline = reserve::ap_trampoline();
+    if ap_trampoline.is_none() && cpus.count > 1 {
+        info!("no free page below 1 MiB for the AP start-up code: the boot CPU only");
+        cpus.count = 1;
+    }
+    info!(
+        "CPUs: {} from {} (APIC IDs {}){}",
+        cpus.count,
+        cpus.source,
+        ApicIds(cpus.ids()),
+        if cpus.dropped > 0 {
+            "; more than the BootInfo holds left parked"
+        } else {
+            ""
+        }
+    );
 
     if config.mode == BootMode::Hypervisor {
         match rampart_hypervisor::probe() {
@@ -121,8 +144,29 @@ fn prepare() -> Result<Prepared, BootError> {
         boot_area,
         reserved,
         rsdp,
+        cpus,
+        ap_trampoline,
         image,
     })
+}
+
+/// Adds the CPUs the ACPI MADT lists but MP services did not (see `rampart_loader::cpus`), and
+/// says how the two sources compare; without a MADT (OVMF under Bochs has no RSDP), says so.
+fn cross_check_madt(cpus: &mut CpuList, rsdp: Option<u64>) {
+    let Some((madt, count)) = rsdp.and_then(crate::discover::madt::apic_ids) else {
+        info!("no ACPI MADT: CPUs from {} alone", cpus.source);
+        return;
+    };
+    let merged = rampart_loader::cpus::merge(cpus.ids(), &madt[..count]);
+    info!(
+        "MADT: {count} CPUs (APIC IDs {}); {} only in the MADT (added), {} only in MP services",
+        ApicIds(&madt[..count]),
+        merged.madt_only,
+        merged.mp_only
+    );
+    cpus.apic_ids = merged.apic_ids;
+    cpus.count = merged.count;
+    cpus.dropped += merged.dropped;
 }
 
 /// This image's load range, rounded out to pages.
@@ -133,4 +177,19 @@ fn image_range() -> Result<PhysRange, BootError> {
     let start = base as u64 & !(PAGE_SIZE - 1);
     let end = align_up(base as u64 + size, PAGE_SIZE).unwrap_or(u64::MAX);
     Ok(PhysRange::new(start, end - start))
+}
+
+/// APIC IDs separated by spaces, for log lines.
+pub struct ApicIds<'a>(pub &'a [u32]);
+
+impl core::fmt::Display for ApicIds<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, id) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{id}")?;
+        }
+        Ok(())
+    }
 }

@@ -84,7 +84,7 @@ impl Attempt {
             detail: self.detail,
             access: self.access,
             rule: self.rule as u32,
-            vcpu: 0,
+            vcpu: crate::smp::this_cpu() as u32,
             _reserved: 0,
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::arch::host_paging::{self, zeroed_frame};
 use crate::arch::{descriptors, vm_entry};
-use crate::console::{DEBUG, INFO};
+use crate::console::{DEBUG, ERROR, INFO, WARN};
 use crate::ept::builder::{Ept, PageSizes};
 use crate::ept::entry::{eptp, MemoryType, Permissions};
 use crate::ept::layout;
@@ -134,8 +134,10 @@ fn launch(
     frames: &mut FrameAllocator,
 ) -> Result<core::convert::Infallible, BootError> {
     // SAFETY: single CPU, interrupts off (crate::start contract); from here on nothing uses the
-    // firmware's GDT/IDT.
+    // firmware's GDT/IDT. The boot CPU is slot 0.
     let tables = unsafe { descriptors::install() };
+    // SAFETY: slot 0 is the boot CPU's; host code never uses GS-relative addressing.
+    unsafe { crate::smp::cpus::set_this_cpu(0) };
     // SAFETY: the BootInfo lies in guest RAM prepared by the firmware, which the guest cannot
     // have touched yet: it has not run.
     let boot_info = unsafe { &*(handoff.guest.boot_info as *const BootInfo) };
@@ -183,6 +185,7 @@ fn launch(
         eptp: ept,
     });
 
+    bring_up_aps(handoff, frames)?;
     let structures = Structures {
         eptp: ept,
         msr_bitmap: msr_bitmap(frames)?,
@@ -204,6 +207,7 @@ fn launch(
         tables,
         exit_stack_top: exit_stack + STACK_FRAMES * FRAME_SIZE,
         exit_entry: vm_entry::vm_exit_entry as *const () as u64,
+        cpu_slot: 0,
     };
     // SAFETY: `enter` made a VMCS current and it stays current from here on.
     let vmcs = unsafe { Vmcs::assume_current() };
@@ -214,6 +218,11 @@ fn launch(
         setup::write_host_state(&vmcs, &state.controls, &host)?;
     }
     setup::write_guest_state(&vmcs, &state.caps, &state.controls, &handoff.guest)?;
+    crate::smp::vcpu_start::TEMPLATE.call_once(|| crate::smp::vcpu_start::Template {
+        structures,
+        host_cr3,
+        boot_entry: handoff.guest,
+    });
     hvlog!(
         DEBUG,
         "{} KiB of hypervisor frames left",
@@ -246,8 +255,83 @@ fn launch(
     }
 }
 
+/// Switches the boot CPU's APIC to x2APIC mode, brings every AP into VMX root, and tells the
+/// guest (BootInfo `apic_ids`) which CPUs it may start with `StartVcpu`.
+fn bring_up_aps(handoff: &HandOff, frames: &mut FrameAllocator) -> Result<(), BootError> {
+    if !crate::arch::apic::enable_x2apic() {
+        // The guest then reaches the ICR through the xAPIC page, unchecked: without x2APIC the
+        // APs stay where the firmware parked them.
+        hvlog!(
+            WARN,
+            "no x2APIC: APs left parked by the firmware, outside VMX (guest IPIs unchecked)"
+        );
+        write_guest_cpus(handoff, &[handoff.cpus.ids()[0]]);
+        return Ok(());
+    }
+    // SAFETY: reading CR3 has no side effects.
+    let host_cr3 = unsafe { x86::controlregs::cr3() };
+    // SAFETY: boot CPU, VMX root, host tables and paging active, state recorded; the trampoline
+    // page is guest RAM the guest has not run on.
+    let summary = unsafe { crate::smp::bringup::start_aps(handoff, frames, host_cr3) };
+    let mut online = [0u32; rampart_boot_info::MAX_CPUS];
+    let mut count = 0;
+    for id in crate::smp::cpus::online() {
+        online[count] = id;
+        count += 1;
+    }
+    hvlog!(
+        INFO,
+        "CPUs: {} online (APIC IDs {}){}",
+        summary.online,
+        ApicIds(&online[..count]),
+        summary.skipped.map_or("", |_| "; APs not started:")
+    );
+    if let Some(reason) = summary.skipped {
+        hvlog!(INFO, "APs not started: {reason}");
+    }
+    for id in &summary.failed[..summary.failed_count] {
+        hvlog!(
+            ERROR,
+            "CPU with APIC ID {id} did not reach VMX root after {} INIT-SIPI-SIPI attempts; left out of the guest's CPUs",
+            2
+        );
+    }
+    hvlog!(INFO, "CPUs failed: {}", summary.failed_count);
+    write_guest_cpus(handoff, &online[..count]);
+    Ok(())
+}
+
+/// Rewrites the BootInfo's CPU list (guest RAM the guest has not run on yet).
+fn write_guest_cpus(handoff: &HandOff, ids: &[u32]) {
+    let mut list = [0u32; rampart_boot_info::MAX_CPUS];
+    let count = ids.len().min(list.len());
+    list[..count].copy_from_slice(&ids[..count]);
+    let info = handoff.guest.boot_info as *mut BootInfo;
+    // SAFETY: the BootInfo lies in guest RAM prepared by the firmware; the guest has not run,
+    // and no reference into it is used after this write (the caller's is only read before).
+    unsafe {
+        (*info).apic_ids = list;
+        (*info).cpu_count = count as u32;
+    }
+}
+
+/// APIC IDs separated by spaces.
+struct ApicIds<'a>(&'a [u32]);
+
+impl core::fmt::Display for ApicIds<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, id) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{id}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The host needs CR4.OSXSAVE so that it can execute the guest's validated XSETBV.
-fn enable_host_xsave() {
+pub(crate) fn enable_host_xsave() {
     if raw_cpuid::cpuid!(1).ecx & CPUID_1_ECX_XSAVE != 0 {
         // SAFETY: the CPU supports XSAVE (CPUID.1:ECX.XSAVE), so setting CR4.OSXSAVE is valid;
         // it only enables instructions.

@@ -63,4 +63,22 @@ pub struct HandOff {
     pub log_level: u8,
     /// Boot config `gdb = on`: wait for a debugger on COM2 before the guest's first instruction.
     pub gdb: bool,
+    /// The platform's CPUs as the firmware found them, the boot CPU first.
+    pub cpus: CpuIds,
+    /// A 4 KiB page below 1 MiB for the APs' real-mode start-up code (0: none, boot CPU only).
+    /// Guest RAM the guest has not run on yet: the hypervisor uses it before VMLAUNCH only.
+    pub ap_trampoline: u64,
+}
+
+/// Local APIC IDs, `count` of them used.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuIds {
+    pub apic_ids: [u32; rampart_boot_info::MAX_CPUS],
+    pub count: usize,
+}
+
+impl CpuIds {
+    pub fn ids(&self) -> &[u32] {
+        &self.apic_ids[..self.count.min(rampart_boot_info::MAX_CPUS)]
+    }
 }

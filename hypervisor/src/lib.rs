@@ -17,13 +17,14 @@ pub mod gdb;
 pub mod guest_memory;
 pub mod handoff;
 pub mod policy;
+pub mod smp;
 pub mod state;
 pub mod stats;
 pub mod vcpu;
 pub mod vmx;
 
 pub use boot::VmxSummary as ProbeSummary;
-pub use handoff::{GuestEntry, HandOff, PhysRange, RESERVED_ALIGN, RESERVED_BYTES};
+pub use handoff::{CpuIds, GuestEntry, HandOff, PhysRange, RESERVED_ALIGN, RESERVED_BYTES};
 pub use vmx::enable::VmxError as ProbeError;
 
 /// Checks that this CPU can run Rampart, without changing any state: CPUID, IA32_FEATURE_CONTROL,

@@ -6,6 +6,7 @@ pub mod boot_area;
 pub mod boot_area_kernel;
 pub mod boot_info_encode;
 pub mod config;
+pub mod cpus;
 pub mod elf;
 pub mod memory_map;
 

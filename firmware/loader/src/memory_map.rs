@@ -17,6 +17,9 @@ pub mod memory_type {
     pub const BOOT_AREA: u32 = 0x8000_0003;
     /// The hypervisor's reserved range: never shown to the guest.
     pub const HYPERVISOR: u32 = 0x8000_0004;
+    /// A page below 1 MiB for real-mode AP start-up code (the hypervisor's before the guest
+    /// runs, or the native kernel's): shown to the guest as reserved.
+    pub const AP_TRAMPOLINE: u32 = 0x8000_0005;
 
     // Standard UEFI types (UEFI 2.10 Table 7.10).
     pub const RESERVED: u32 = 0;
@@ -85,6 +88,7 @@ pub const fn kind_of(uefi_type: u32) -> Option<MemoryKind> {
         MODULE => MemoryKind::BootModule,
         BOOT_AREA => MemoryKind::BootReclaimable,
         HYPERVISOR => return None,
+        AP_TRAMPOLINE => MemoryKind::Reserved,
         _ => MemoryKind::Reserved,
     })
 }

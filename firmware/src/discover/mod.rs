@@ -2,5 +2,7 @@
 
 pub mod acpi;
 pub mod config;
+pub mod cpus;
 pub mod files;
+pub mod madt;
 pub mod memory;

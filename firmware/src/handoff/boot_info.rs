@@ -33,6 +33,13 @@ pub fn fill(
         info.modules[0] = module;
         info.module_count = 1;
     }
+    // Under Rampart the hypervisor rewrites the CPU list with the CPUs it brought up.
+    let cpus = prepared.cpus.ids();
+    info.apic_ids[..cpus.len()].copy_from_slice(cpus);
+    info.cpu_count = cpus.len() as u32;
+    if prepared.config.mode == rampart_boot_info::BootMode::Native {
+        info.ap_trampoline = prepared.ap_trampoline.unwrap_or(0);
+    }
     let cmdline = prepared.config.cmdline.as_bytes();
     info.command_line[..cmdline.len()].copy_from_slice(cmdline);
     info.command_line_len = cmdline.len() as u64;

@@ -5,7 +5,7 @@ mod boot_info;
 
 use rampart_boot_info::BootMode;
 use rampart_hypervisor::policy::{self, KernelSegment, SegmentKind};
-use rampart_hypervisor::{GuestEntry, HandOff};
+use rampart_hypervisor::{CpuIds, GuestEntry, HandOff};
 use rampart_loader::memory_map::{memory_type, Excluded};
 use rampart_loader::{boot_area, boot_area_kernel};
 use uefi::boot::MemoryType;
@@ -101,6 +101,11 @@ pub fn go(mut prepared: Prepared) -> ! {
                 serial_port: COM1,
                 log_level: prepared.config.log as u8,
                 gdb: prepared.config.gdb,
+                cpus: CpuIds {
+                    apic_ids: prepared.cpus.apic_ids,
+                    count: prepared.cpus.count,
+                },
+                ap_trampoline: prepared.ap_trampoline.unwrap_or(0),
             };
             // `go` is called once (from `flow`) and never returns. ExitBootServices disabled
             // interrupts (EDK2 does so on exit) and the firmware executes no STI.

@@ -25,8 +25,10 @@ pub fn hypervisor() -> Result<PhysRange, BootError> {
     const STEP: &str = "hypervisor reserve";
     let slack_pages = (RESERVED_ALIGN - PAGE_SIZE) / PAGE_SIZE;
     let wanted_pages = RESERVED_BYTES / PAGE_SIZE;
+    // Below 4 GiB: the APs' start-up code loads CR3 with the hypervisor's page tables from
+    // 32-bit protected mode (SDM Vol. 3A 10.8.5).
     let whole = Pages::allocate(
-        AllocateType::AnyPages,
+        AllocateType::MaxAddress(BELOW_4G),
         memory_type::HYPERVISOR,
         wanted_pages + slack_pages,
         STEP,
@@ -50,4 +52,21 @@ pub fn hypervisor() -> Result<PhysRange, BootError> {
     free(whole.start, start)?;
     free(end, whole.end())?;
     Ok(PhysRange::new(start, RESERVED_BYTES))
+}
+
+/// Highest address of a page a SIPI can start a CPU at: the vector is the page number, 8 bits
+/// (SDM Vol. 3A 10.6.1, start-up IPI).
+const BELOW_1M: u64 = 0xF_FFFF;
+
+/// One page below 1 MiB for the APs' real-mode start-up code (type AP_TRAMPOLINE), or `None`
+/// if the firmware has none left (then only the boot CPU runs).
+pub fn ap_trampoline() -> Option<u64> {
+    Pages::allocate(
+        AllocateType::MaxAddress(BELOW_1M),
+        memory_type::AP_TRAMPOLINE,
+        1,
+        "AP trampoline",
+    )
+    .ok()
+    .map(|pages| pages.start)
 }

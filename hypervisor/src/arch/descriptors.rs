@@ -7,8 +7,14 @@ use core::ptr::addr_of;
 pub const HOST_CODE_SELECTOR: u16 = 0x08;
 pub const HOST_DATA_SELECTOR: u16 = 0x10;
 /// Host TR must not be 0 (SDM Vol. 3C 27.2.3 "Checks on Host Segment and Descriptor-Table
-/// Registers").
-pub const HOST_TSS_SELECTOR: u16 = 0x18;
+/// Registers"). CPU `i` has its own TSS at selector `0x18 + 16 * i` (a 64-bit TSS descriptor
+/// takes two GDT slots), since LTR marks a descriptor busy and a busy TSS cannot be loaded on
+/// a second CPU.
+const FIRST_TSS_SELECTOR: u16 = 0x18;
+const MAX_CPUS: usize = rampart_boot_info::MAX_CPUS;
+const GDT_ENTRIES: usize = 3 + 2 * MAX_CPUS;
+/// Vector of the NMI, which the hypervisor uses to reach CPUs in VMX root (`smp`).
+const VECTOR_NMI: usize = 2;
 
 use rampart_boot_info::descriptors::{
     tss_descriptor, KERNEL_CODE64 as CODE64, KERNEL_DATA as DATA,
@@ -17,7 +23,7 @@ use rampart_boot_info::descriptors::{
 const TSS_SIZE: usize = 104;
 
 #[repr(C, align(16))]
-struct Gdt([u64; 5]);
+struct Gdt([u64; GDT_ENTRIES]);
 
 #[repr(C, align(16))]
 struct Tss([u8; TSS_SIZE]);
@@ -42,8 +48,8 @@ const EXCEPTIONS: usize = 32;
 #[repr(C, align(16))]
 struct Idt([Gate; EXCEPTIONS]);
 
-static mut GDT: Gdt = Gdt([0; 5]);
-static TSS: Tss = Tss([0; TSS_SIZE]);
+static mut GDT: Gdt = Gdt([0; GDT_ENTRIES]);
+static TSS: [Tss; MAX_CPUS] = [const { Tss([0; TSS_SIZE]) }; MAX_CPUS];
 static mut IDT: Idt = Idt([Gate {
     offset_low: 0,
     selector: 0,
@@ -60,48 +66,70 @@ pub struct HostTables {
     pub gdt_base: u64,
     pub idt_base: u64,
     pub tss_base: u64,
+    pub tss_selector: u16,
 }
 
-/// Loads the host GDT (with a TSS, loaded into TR), reloads every segment register, and loads
-/// the host IDT whose handlers report any exception in the hypervisor and halt.
+/// Fills the host GDT (a TSS descriptor per CPU) and IDT (exception handlers that report any
+/// exception in the hypervisor and halt; an NMI handler that serves `smp` requests), then loads
+/// them on the boot CPU ([`load`] with index 0).
 ///
 /// # Safety
 /// Call once, on the boot CPU, with interrupts disabled, before anything relies on the
-/// firmware's descriptor tables.
+/// firmware's descriptor tables and before any AP runs.
 pub unsafe fn install() -> HostTables {
-    let tss_base = addr_of!(TSS) as u64;
-    let [tss_low, tss_high] = tss_descriptor(tss_base, (TSS_SIZE - 1) as u32);
     let handlers = exception_stubs();
     // SAFETY: single-threaded boot (caller contract); nothing else references GDT/IDT yet.
-    let (gdt_base, idt_base) = unsafe {
+    unsafe {
         let gdt = &mut *core::ptr::addr_of_mut!(GDT);
-        gdt.0 = [0, CODE64, DATA, tss_low, tss_high];
+        gdt.0[..3].copy_from_slice(&[0, CODE64, DATA]);
+        for (cpu, tss) in TSS.iter().enumerate() {
+            let [low, high] = tss_descriptor(addr_of!(*tss) as u64, (TSS_SIZE - 1) as u32);
+            gdt.0[3 + 2 * cpu] = low;
+            gdt.0[4 + 2 * cpu] = high;
+        }
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
-        for (gate, handler) in idt.0.iter_mut().zip(handlers) {
-            let offset = handler as *const () as u64;
+        for (vector, (gate, handler)) in idt.0.iter_mut().zip(handlers).enumerate() {
+            let handler = if vector == VECTOR_NMI {
+                nmi_entry as *const () as u64
+            } else {
+                handler as *const () as u64
+            };
             *gate = Gate {
-                offset_low: offset as u16,
+                offset_low: handler as u16,
                 selector: HOST_CODE_SELECTOR,
                 ist: 0,
                 type_attributes: INTERRUPT_GATE,
-                offset_mid: (offset >> 16) as u16,
-                offset_high: (offset >> 32) as u32,
+                offset_mid: (handler >> 16) as u16,
+                offset_high: (handler >> 32) as u32,
                 reserved: 0,
             };
         }
-        (gdt as *const Gdt as u64, idt as *const Idt as u64)
-    };
+    }
+    // SAFETY: the tables were just filled; this is the boot CPU (index 0).
+    unsafe { load(0) }
+}
+
+/// Loads the host GDT and IDT that [`install`] filled on this CPU, with CPU `cpu`'s TSS in TR,
+/// and reloads every segment register.
+///
+/// # Safety
+/// [`install`] must have run; `cpu` < MAX_CPUS must be this CPU's own index (each TSS is loaded
+/// on one CPU only); interrupts disabled.
+pub unsafe fn load(cpu: usize) -> HostTables {
+    let gdt_base = addr_of!(GDT) as u64;
+    let idt_base = addr_of!(IDT) as u64;
+    let tss_selector = FIRST_TSS_SELECTOR + 16 * cpu as u16;
     let gdtr = DescriptorPointer {
-        limit: (5 * 8 - 1) as u16,
+        limit: (GDT_ENTRIES * 8 - 1) as u16,
         base: gdt_base,
     };
     let idtr = DescriptorPointer {
         limit: (EXCEPTIONS * 16 - 1) as u16,
         base: idt_base,
     };
-    // SAFETY: the GDT and IDT are statics (live forever) filled above with valid descriptors;
+    // SAFETY: the GDT and IDT are statics (live forever) holding valid descriptors (`install`);
     // the far return reloads CS with the 64-bit code selector of that GDT, the other segment
-    // registers get its data selector, and LTR gets its available TSS.
+    // registers get its data selector, and LTR gets this CPU's own, still available, TSS.
     unsafe {
         asm!(
             "lgdt [{gdtr}]",
@@ -121,15 +149,54 @@ pub unsafe fn install() -> HostTables {
             idtr = in(reg) &idtr,
             code = in(reg) u64::from(HOST_CODE_SELECTOR),
             data = in(reg) u64::from(HOST_DATA_SELECTOR),
-            tss = in(reg) u64::from(HOST_TSS_SELECTOR),
+            tss = in(reg) u64::from(tss_selector),
             tmp = out(reg) _,
         );
     }
     HostTables {
         gdt_base,
         idt_base,
-        tss_base,
+        tss_base: addr_of!(TSS[cpu]) as u64,
+        tss_selector,
     }
+}
+
+/// NMI in VMX root: saves the caller-saved registers and the SSE state, lets `smp` serve its
+/// request (an EPT shootdown or a vCPU start), and returns with IRETQ (which also ends NMI
+/// blocking, SDM Vol. 3A 7.7.1).
+#[unsafe(naked)]
+extern "sysv64" fn nmi_entry() {
+    naked_asm!(
+        "push rax",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "push rbp",
+        "mov rbp, rsp",
+        "and rsp, -16",
+        "sub rsp, 512",
+        "fxsave64 [rsp]",
+        "call {handler}",
+        "fxrstor64 [rsp]",
+        "mov rsp, rbp",
+        "pop rbp",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rax",
+        "iretq",
+        handler = sym crate::smp::nmi_in_root,
+    )
 }
 
 #[repr(C, packed)]
@@ -215,3 +282,14 @@ exception_stubs!(
     e30 = 30,
     e31 = 31,
 );
+
+/// The host tables of CPU `cpu` as [`load`] returned them, without loading anything.
+pub fn tables_of(cpu: usize) -> HostTables {
+    let cpu = cpu.min(MAX_CPUS - 1);
+    HostTables {
+        gdt_base: addr_of!(GDT) as u64,
+        idt_base: addr_of!(IDT) as u64,
+        tss_base: addr_of!(TSS[cpu]) as u64,
+        tss_selector: FIRST_TSS_SELECTOR + 16 * cpu as u16,
+    }
+}

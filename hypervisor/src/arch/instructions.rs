@@ -68,3 +68,18 @@ pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects and is always available in 64-bit mode.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
+
+/// Waits for the next NMI (or SMI/INIT) with interrupts off: HLT with RFLAGS.IF = 0.
+pub fn halt_until_nmi() {
+    // SAFETY: HLT touches no memory; with IF = 0 only an NMI (served by the host IDT's NMI
+    // handler, which returns here) or INIT/SMI ends it.
+    unsafe { asm!("hlt", options(nomem, nostack)) };
+}
+
+/// Busy-waits `cycles` TSC cycles (the TSC is the only clock the hypervisor keeps).
+pub fn delay_cycles(cycles: u64) {
+    let start = rdtsc();
+    while rdtsc().wrapping_sub(start) < cycles {
+        core::hint::spin_loop();
+    }
+}

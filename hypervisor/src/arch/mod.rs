@@ -2,6 +2,8 @@
 //! VM-exit stubs, and instructions the `x86` crate does not wrap.
 #![allow(unsafe_code)]
 
+pub mod ap_trampoline;
+pub mod apic;
 pub mod descriptors;
 pub mod host_paging;
 pub mod instructions;

@@ -95,6 +95,8 @@ pub fn lock(vmcs: &Vmcs, flags: u64) -> u64 {
     }
     LOCKED_FRAMES.call_once(|| (frames, count));
     LOCKED.store(true, Ordering::SeqCst);
+    // The other vCPUs get descriptor-table exiting before this hypercall returns.
+    crate::smp::shootdown::tighten_all();
     crate::hvlog!(
         crate::console::INFO,
         "descriptor tables locked ({count} pages read-only)"
@@ -183,4 +185,28 @@ fn store(vmcs: &Vmcs, gva: u64, data: &[u8]) -> Option<()> {
         done += take;
     }
     Some(())
+}
+
+/// True once `LockDescriptorTables` succeeded.
+pub fn locked() -> bool {
+    LOCKED.load(Ordering::SeqCst)
+}
+
+/// Turns descriptor-table exiting on in this CPU's VMCS if the tables are locked (every vCPU,
+/// including those started or reached by a shootdown after the lock).
+pub fn apply_lock_to_current_vmcs() {
+    if !locked() {
+        return;
+    }
+    // SAFETY: only called on a CPU running a vCPU, whose VMCS stays current in VMX root.
+    #[allow(unsafe_code)]
+    let vmcs = unsafe { Vmcs::assume_current() };
+    let s = state::get();
+    let secondary = u64::from(s.controls.secondary | SecondaryControls::DTABLE_EXITING.bits());
+    // SAFETY: `lock` only sets LOCKED after checking that the CPU allows descriptor-table
+    // exiting; its exits are handled in this module.
+    #[allow(unsafe_code)]
+    let _ = unsafe {
+        vmcs.write_host_or_control(control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary)
+    };
 }

@@ -38,6 +38,7 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
             state::STATS.cycles()
         }
         Some(Hypercall::LockDescriptorTables) => super::descriptor_tables::lock(vmcs, regs.rdi),
+        Some(Hypercall::StartVcpu) => crate::smp::vcpu_start::handle(vmcs, regs),
         None => HypercallError::NotSupported as i64 as u64,
     };
     Resume::NextInstruction

@@ -7,7 +7,9 @@ pub mod debug;
 pub mod descriptor_tables;
 pub mod hypercall;
 pub mod io;
+pub mod ipi;
 pub mod msr;
+pub mod nmi;
 pub mod policy;
 pub mod stop;
 pub mod xsetbv;
@@ -70,6 +72,10 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
     let reason_field = vmcs.get(ro::EXIT_REASON) as u32;
     let basic = exit_reason::basic(reason_field);
     state::STATS.record(basic);
+    let slot = crate::smp::this_cpu();
+    crate::smp::CPUS[slot]
+        .exits
+        .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let audits_before = crate::gdb::audit_mark();
     if reason_field & EXIT_REASON_ENTRY_FAILURE != 0 {
         stop::entry_failure_exit(&vmcs, regs, basic);
@@ -90,6 +96,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
         Some(ExitReason::GdtrIdtrAccess) => descriptor_tables::handle(&vmcs, regs, false),
         Some(ExitReason::LdtrTrAccess) => descriptor_tables::handle(&vmcs, regs, true),
         Some(ExitReason::TripleFault) => debug::triple_fault(&vmcs, regs),
+        Some(ExitReason::ExceptionOrNmi) if nmi::is_nmi(&vmcs) => nmi::handle(&vmcs, slot),
         Some(ExitReason::ExceptionOrNmi) => debug::exception(&vmcs, regs),
         Some(ExitReason::MonitorTrapFlag) => debug::monitor_trap(&vmcs, regs),
         Some(ExitReason::PreemptionTimer) => debug::preemption_timer(&vmcs, regs),

@@ -19,8 +19,16 @@ pub const IA32_LSTAR: u32 = 0xc000_0082;
 pub const IA32_CSTAR: u32 = 0xc000_0083;
 pub const IA32_FMASK: u32 = 0xc000_0084;
 
+/// IA32_APIC_BASE (SDM Vol. 3A 11.4.4): the hypervisor put the APIC in x2APIC mode; moving
+/// the xAPIC window or leaving x2APIC mode would reopen the unchecked ICR.
+pub const IA32_APIC_BASE: u32 = crate::arch::apic::IA32_APIC_BASE;
+/// The x2APIC ICR (MSR 0x830): IPIs are checked (`ipi`).
+pub const X2APIC_ICR: u32 = crate::arch::apic::X2APIC_ICR;
+
 /// The MSRs whose writes exit.
-pub const TRAPPED: [u32; 8] = [
+pub const TRAPPED: [u32; 10] = [
+    IA32_APIC_BASE,
+    X2APIC_ICR,
     IA32_SYSENTER_CS,
     IA32_SYSENTER_ESP,
     IA32_SYSENTER_EIP,
@@ -102,6 +110,11 @@ fn canonical(address: u64) -> bool {
 pub fn handle_write(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     let msr = regs.rcx as u32;
     let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+    match msr {
+        X2APIC_ICR => return super::ipi::handle_icr_write(vmcs, value),
+        IA32_APIC_BASE => return apic_base_write(vmcs, value),
+        _ => {}
+    }
     match decide(msr, value, SYSCALL_MSRS_LOCKED.load(Ordering::SeqCst)) {
         Decision::Efer(efer) => vmcs.set(guest::IA32_EFER_FULL, efer),
         Decision::Write => write(vmcs, msr, value),
@@ -119,6 +132,27 @@ pub fn handle_write(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         }
     }
     Resume::NextInstruction
+}
+
+/// IA32_APIC_BASE: rewriting the current value is allowed (kernels that "enable" an APIC that
+/// is already enabled); any change is refused with #GP and audited (rule `ipi-delivery`: it
+/// would take the local APIC, and so IPIs, out of the hypervisor's view).
+fn apic_base_write(vmcs: &Vmcs, value: u64) -> Resume {
+    // SAFETY: IA32_APIC_BASE exists on every x86-64 CPU; reading it has no side effects.
+    #[allow(unsafe_code)]
+    let current = unsafe { x86::msr::rdmsr(IA32_APIC_BASE) };
+    if value == current {
+        return Resume::NextInstruction;
+    }
+    audit::block(Attempt {
+        rule: Rule::IpiDelivery,
+        access: access::REGISTER | access::WRITE,
+        rip: guest_rip(vmcs),
+        gva: 0,
+        gpa: 0,
+        detail: u64::from(IA32_APIC_BASE),
+    });
+    Resume::Inject(Exception::GeneralProtection)
 }
 
 fn write(vmcs: &Vmcs, msr: u32, value: u64) {
@@ -187,6 +221,12 @@ mod tests {
             "no read exits"
         );
         assert_eq!(bitmap[2048 + 0x174 / 8], 0b0111_0000);
+        assert_eq!(bitmap[2048 + 0x830 / 8], 0b0000_0001);
         assert_eq!(bitmap[3072 + 0x80 / 8], 0b0001_1111);
     }
+}
+
+/// True once `LockSyscallMsrs` succeeded.
+pub fn syscall_msrs_locked() -> bool {
+    SYSCALL_MSRS_LOCKED.load(Ordering::SeqCst)
 }

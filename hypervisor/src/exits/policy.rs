@@ -3,14 +3,12 @@
 //! the policy hypercalls change EPT rights through `policy::operations`, followed by INVEPT.
 
 use super::{guest_rip, Exception, Resume};
-use crate::arch::instructions::{invept, InveptType};
 use crate::audit::{self, Attempt};
 use crate::ept::entry::Permissions;
 use crate::policy::operations::{self, Denial};
 use crate::policy::{ProtectedLayout, SegmentKind};
 use crate::state;
 use crate::vcpu::GuestRegisters;
-use crate::vmx::caps::ept_cap;
 use crate::vmx::qualification::EptViolation;
 use crate::vmx::vmcs::Vmcs;
 use rampart_hv_abi::{access, AuditRecord, HypercallError, Rule};
@@ -89,20 +87,10 @@ pub fn ept_violation(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
     Resume::Inject(Exception::VirtualizationException)
 }
 
-/// Flushes cached EPT translations after rights were removed (SDM Vol. 3C 29.4.3.3).
+/// Flushes cached EPT translations after rights were removed (SDM Vol. 3C 29.4.3.3), on every
+/// vCPU before the hypercall returns.
 pub fn flush() {
-    let s = state::get();
-    let kind = if s.caps.ept_has(ept_cap::INVEPT_SINGLE_CONTEXT) {
-        InveptType::SingleContext
-    } else {
-        InveptType::AllContext
-    };
-    // SAFETY: VMX is on; `check` at boot required INVEPT support (single- or all-context),
-    // and `eptp` is the guest's EPT pointer.
-    #[allow(unsafe_code)]
-    unsafe {
-        invept(kind, s.eptp)
-    }
+    crate::smp::shootdown::tighten_all();
 }
 
 /// Runs a policy operation on the EPT and turns its outcome into a hypercall result,

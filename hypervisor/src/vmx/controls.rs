@@ -92,7 +92,7 @@ pub struct Controls {
 }
 
 impl Controls {
-    /// Rampart's controls: EPT on, the guest owns interrupts, HLT and CR3 loads, so none of
+    /// Rampart's controls: EPT on, the guest owns maskable interrupts, HLT and CR3 loads, so none of
     /// these exit (DESIGN.md "Devices and interrupts"); MSR and I/O bitmaps decide which MSRs
     /// and ports exit; a 64-bit host and a 64-bit guest with EFER/PAT switched on entry/exit.
     pub fn fit(caps: &VmxCapabilities) -> Result<Self, FitError> {
@@ -100,9 +100,10 @@ impl Controls {
             ControlField::Pinbased,
             ControlRequest {
                 required: 0,
-                optional: 0,
-                forbidden: PinbasedControls::EXTERNAL_INTERRUPT_EXITING.bits()
-                    | PinbasedControls::NMI_EXITING.bits(),
+                // NMIs are how the hypervisor reaches other vCPUs (EPT shootdowns, lock
+                // propagation, `smp::shootdown`); guest NMIs are re-injected.
+                optional: PinbasedControls::NMI_EXITING.bits(),
+                forbidden: PinbasedControls::EXTERNAL_INTERRUPT_EXITING.bits(),
             },
             caps.pinbased,
         )?;

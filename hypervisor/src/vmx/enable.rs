@@ -101,6 +101,25 @@ pub fn check() -> Result<(VmxCapabilities, Controls), VmxError> {
 /// Call once, at CPL0 with interrupts off, after [`check`] succeeded; `frames` must hand out
 /// identity-mapped hypervisor frames.
 pub unsafe fn enter(caps: &VmxCapabilities, frames: &mut FrameAllocator) -> Result<(), VmxError> {
+    // SAFETY: `frames` hands out identity-mapped hypervisor frames (caller contract).
+    let vmxon_region = unsafe { zeroed_frame(frames) }.ok_or(VmxError::OutOfFrames)?;
+    // SAFETY: as above.
+    let vmcs_region = unsafe { zeroed_frame(frames) }.ok_or(VmxError::OutOfFrames)?;
+    // SAFETY: the caller's contract, with two fresh zeroed frames.
+    unsafe { enter_with(caps, vmxon_region, vmcs_region) }
+}
+
+/// [`enter`] with a VMXON region and a VMCS the caller allocated (an AP's, prepared by the
+/// boot CPU).
+///
+/// # Safety
+/// As [`enter`], on the CPU that will own both regions; each a zeroed, identity-mapped 4 KiB
+/// hypervisor frame used for nothing else.
+pub unsafe fn enter_with(
+    caps: &VmxCapabilities,
+    vmxon_region: u64,
+    vmcs_region: u64,
+) -> Result<(), VmxError> {
     // IA32_FEATURE_CONTROL is only written while unlocked (a locked MSR would #GP), setting the
     // lock and VMX-outside-SMX bits as VMXON requires (SDM 24.7); the CR0/CR4 values honour
     // the fixed bits (A.7, A.8), which only adds bits the running host already tolerates.
@@ -116,10 +135,6 @@ pub unsafe fn enter(caps: &VmxCapabilities, frames: &mut FrameAllocator) -> Resu
         let cr0 = caps.fit_cr0(x86::controlregs::cr0().bits() as u64, false);
         x86::controlregs::cr0_write(x86::controlregs::Cr0::from_bits_truncate(cr0 as usize));
     }
-    // SAFETY: `frames` hands out identity-mapped hypervisor frames (caller contract).
-    let vmxon_region = unsafe { zeroed_frame(frames) }.ok_or(VmxError::OutOfFrames)?;
-    // SAFETY: as above.
-    let vmcs_region = unsafe { zeroed_frame(frames) }.ok_or(VmxError::OutOfFrames)?;
     // SAFETY: both regions are zeroed, 4 KiB aligned frames we own, now stamped with the VMCS
     // revision identifier as SDM 25.2 and 25.11.5 require; CR4.VMXE is set and the fixed bits
     // hold, so VMXON, VMCLEAR and VMPTRLD see valid operands.

@@ -6,9 +6,7 @@ use super::caps::VmxCapabilities;
 use super::controls::Controls;
 use super::msr::{IA32_EFER, IA32_PAT};
 use super::vmcs::{Vmcs, VmcsError};
-use crate::arch::descriptors::{
-    HostTables, HOST_CODE_SELECTOR, HOST_DATA_SELECTOR, HOST_TSS_SELECTOR,
-};
+use crate::arch::descriptors::{HostTables, HOST_CODE_SELECTOR, HOST_DATA_SELECTOR};
 use crate::exits::cr_access::{CR0_WP, CR4_PINNABLE};
 use crate::handoff::GuestEntry;
 use rampart_boot_info::{GDT_SELECTOR_CODE, GDT_SELECTOR_DATA, GDT_SELECTOR_TSS};
@@ -53,6 +51,8 @@ pub struct HostSetup {
     pub tables: HostTables,
     pub exit_stack_top: u64,
     pub exit_entry: u64,
+    /// This CPU's slot, kept in host GS base (`smp::this_cpu`).
+    pub cpu_slot: u64,
 }
 
 /// Writes the control fields.
@@ -147,9 +147,9 @@ pub unsafe fn write_host_state(
         (host::ES_SELECTOR, u64::from(HOST_DATA_SELECTOR)),
         (host::FS_SELECTOR, u64::from(HOST_DATA_SELECTOR)),
         (host::GS_SELECTOR, u64::from(HOST_DATA_SELECTOR)),
-        (host::TR_SELECTOR, u64::from(HOST_TSS_SELECTOR)),
+        (host::TR_SELECTOR, u64::from(host.tables.tss_selector)),
         (host::FS_BASE, 0),
-        (host::GS_BASE, 0),
+        (host::GS_BASE, host.cpu_slot),
         (host::TR_BASE, host.tables.tss_base),
         (host::GDTR_BASE, host.tables.gdt_base),
         (host::IDTR_BASE, host.tables.idt_base),

@@ -1,0 +1,151 @@
+//! The per-CPU table: each CPU's APIC ID, where it stands (parked in VMX root, running a vCPU,
+//! failed), its start request, and its resources.
+#![allow(unsafe_code)]
+
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use rampart_boot_info::MAX_CPUS;
+
+/// Where a CPU stands. Transitions: Absent -> Starting -> Parked -> StartRequested -> Running,
+/// or Starting -> Failed.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuState {
+    /// No CPU in this slot.
+    Absent = 0,
+    /// INIT-SIPI-SIPI sent, not yet in VMX root.
+    Starting = 1,
+    /// In VMX root, halted, waiting for a `StartVcpu` request.
+    Parked = 2,
+    /// A `StartVcpu` request is waiting for this CPU to take it.
+    StartRequested = 3,
+    /// Running its vCPU.
+    Running = 4,
+    /// Never reached VMX root: left out of the guest's CPU list.
+    Failed = 5,
+}
+
+impl CpuState {
+    fn from_raw(raw: u8) -> Self {
+        match raw {
+            1 => Self::Starting,
+            2 => Self::Parked,
+            3 => Self::StartRequested,
+            4 => Self::Running,
+            5 => Self::Failed,
+            _ => Self::Absent,
+        }
+    }
+}
+
+/// One CPU's slot. Index 0 is the boot CPU.
+pub struct Cpu {
+    pub apic_id: AtomicU32,
+    state: AtomicU8,
+    /// The requested vCPU entry: RIP, RSP, CR3 (valid in `StartRequested`).
+    pub start_rip: AtomicU64,
+    pub start_rsp: AtomicU64,
+    pub start_cr3: AtomicU64,
+    /// The last EPT generation this CPU has invalidated (`shootdown`).
+    pub ept_generation: AtomicU64,
+    /// VM exits on this CPU.
+    pub exits: AtomicU64,
+    /// Top of this CPU's hypervisor stack (start-up, parking, then VM exits).
+    pub stack_top: AtomicU64,
+    /// Its VMXON region and VMCS, allocated by the boot CPU.
+    pub vmxon_region: AtomicU64,
+    pub vmcs_region: AtomicU64,
+}
+
+impl Cpu {
+    const fn new() -> Self {
+        Self {
+            apic_id: AtomicU32::new(0),
+            state: AtomicU8::new(CpuState::Absent as u8),
+            start_rip: AtomicU64::new(0),
+            start_rsp: AtomicU64::new(0),
+            start_cr3: AtomicU64::new(0),
+            ept_generation: AtomicU64::new(0),
+            exits: AtomicU64::new(0),
+            stack_top: AtomicU64::new(0),
+            vmxon_region: AtomicU64::new(0),
+            vmcs_region: AtomicU64::new(0),
+        }
+    }
+
+    pub fn state(&self) -> CpuState {
+        CpuState::from_raw(self.state.load(Ordering::Acquire))
+    }
+
+    pub fn set_state(&self, state: CpuState) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// Moves `from` -> `to` if the CPU is in `from`; false otherwise.
+    pub fn transition(&self, from: CpuState, to: CpuState) -> bool {
+        self.state
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+pub static CPUS: [Cpu; MAX_CPUS] = [const { Cpu::new() }; MAX_CPUS];
+
+/// The slot of the CPU with `apic_id`, among slots that hold a CPU.
+pub fn index_of(apic_id: u32) -> Option<usize> {
+    CPUS.iter().position(|cpu| {
+        cpu.state() != CpuState::Absent && cpu.apic_id.load(Ordering::Relaxed) == apic_id
+    })
+}
+
+/// The APIC IDs of the CPUs in VMX root (parked or running), in slot order.
+pub fn online() -> impl Iterator<Item = u32> {
+    CPUS.iter()
+        .filter(|cpu| {
+            matches!(
+                cpu.state(),
+                CpuState::Parked | CpuState::StartRequested | CpuState::Running
+            )
+        })
+        .map(|cpu| cpu.apic_id.load(Ordering::Relaxed))
+}
+
+/// IA32_GS_BASE holds this CPU's slot index in VMX root: set at start-up and loaded from the
+/// VMCS host-state area on every VM exit (SDM Vol. 3C 28.5.2), so any hypervisor code can ask
+/// which CPU it runs on without a per-CPU pointer.
+const IA32_GS_BASE: u32 = 0xc000_0101;
+
+/// This CPU's slot index (0 on the boot CPU).
+pub fn this_cpu() -> usize {
+    #[cfg(not(test))]
+    {
+        // SAFETY: IA32_GS_BASE exists in 64-bit mode; reading it has no side effects.
+        (unsafe { x86::msr::rdmsr(IA32_GS_BASE) } as usize).min(MAX_CPUS - 1)
+    }
+    #[cfg(test)]
+    0
+}
+
+/// Records `index` as this CPU's slot (see [`this_cpu`]).
+///
+/// # Safety
+/// Host code must not use GS-relative addressing (it does not) and `index` must be this CPU's.
+pub unsafe fn set_this_cpu(index: usize) {
+    // SAFETY: writing a small canonical value to IA32_GS_BASE is always valid.
+    unsafe { x86::msr::wrmsr(IA32_GS_BASE, index as u64) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_only_from_the_expected_state() {
+        let cpu = Cpu::new();
+        assert_eq!(cpu.state(), CpuState::Absent);
+        cpu.set_state(CpuState::Parked);
+        assert!(!cpu.transition(CpuState::Running, CpuState::Parked));
+        assert!(cpu.transition(CpuState::Parked, CpuState::StartRequested));
+        assert!(!cpu.transition(CpuState::Parked, CpuState::StartRequested));
+        assert_eq!(cpu.state(), CpuState::StartRequested);
+    }
+}

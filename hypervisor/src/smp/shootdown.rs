@@ -1,0 +1,105 @@
+//! Tightening every vCPU before a hypercall returns: after rights are removed from the shared
+//! EPT, or a lock is taken, each running vCPU must drop its cached EPT translations (INVEPT
+//! works on the executing CPU only, SDM Vol. 3C 29.4.3.1) and pick up the new controls before
+//! the caller continues. The caller bumps a generation and sends an NMI to every other running
+//! vCPU (NMI exiting makes it a VM exit; in VMX root the host NMI handler serves it); each
+//! acknowledges by recording the generation. No acknowledgement within the timeout stops the
+//! hypervisor: failing closed, never continuing with a possibly stale translation.
+#![allow(unsafe_code)]
+
+use super::cpus::{CpuState, CPUS};
+use crate::arch::instructions::{self, invept, InveptType};
+use crate::vmx::caps::ept_cap;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Bumped by every tightening.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// NMI delivery (SDM Vol. 3A 11.6.1): delivery mode 100.
+const ICR_NMI: u32 = 0b100 << 8;
+/// How long to wait for all acknowledgements; an NMI is re-sent every `RESEND_CYCLES`.
+const TIMEOUT_CYCLES: u64 = 500_000_000;
+const RESEND_CYCLES: u64 = 5_000_000;
+
+/// Shootdowns done, for the bench's figures.
+pub static SHOOTDOWNS: AtomicU64 = AtomicU64::new(0);
+
+/// Makes every running vCPU drop stale EPT translations and apply the current locks; returns
+/// once all have acknowledged. Call after the EPT change and lock flags are in place.
+pub fn tighten_all() {
+    let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
+    let me = super::this_cpu();
+    acknowledge(me);
+    let mut pending = waiting_for(generation, me);
+    if pending == 0 {
+        return;
+    }
+    SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
+    let started = instructions::rdtsc();
+    let mut last_sent = None;
+    while pending != 0 {
+        let now = instructions::rdtsc();
+        if last_sent.is_none_or(|sent: u64| now.wrapping_sub(sent) >= RESEND_CYCLES) {
+            send_nmis(pending);
+            last_sent = Some(now);
+        }
+        if now.wrapping_sub(started) > TIMEOUT_CYCLES {
+            crate::exits::stop::fatal(format_args!(
+                "EPT shootdown: vCPU mask {pending:#x} did not acknowledge generation {generation} within {TIMEOUT_CYCLES} cycles; stopping rather than running with stale translations"
+            ));
+        }
+        core::hint::spin_loop();
+        pending = waiting_for(generation, me);
+    }
+}
+
+/// Bit mask of the running vCPUs other than `me` that have not acknowledged `generation`.
+fn waiting_for(generation: u64, me: usize) -> u32 {
+    CPUS.iter()
+        .enumerate()
+        .filter(|&(slot, cpu)| {
+            slot != me
+                && cpu.state() == CpuState::Running
+                && cpu.ept_generation.load(Ordering::SeqCst) < generation
+        })
+        .fold(0, |mask, (slot, _)| mask | 1 << slot)
+}
+
+fn send_nmis(mask: u32) {
+    for (slot, cpu) in CPUS.iter().enumerate() {
+        if mask & (1 << slot) != 0 {
+            // SAFETY: x2APIC is on on every CPU the hypervisor runs; an NMI to a vCPU only
+            // makes it exit (NMI exiting) or enter the host NMI handler, both of which end in
+            // `acknowledge`.
+            unsafe { crate::arch::apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), ICR_NMI) };
+        }
+    }
+}
+
+/// Serves a tightening on this CPU if one is pending: INVEPT and the locks' controls on its
+/// VMCS. Returns true if there was one (an NMI that finds none was meant for the guest).
+pub fn acknowledge(slot: usize) -> bool {
+    let cpu = &CPUS[slot];
+    let generation = GENERATION.load(Ordering::SeqCst);
+    if cpu.ept_generation.load(Ordering::SeqCst) >= generation {
+        return false;
+    }
+    if cpu.state() == CpuState::Running {
+        flush_local();
+        crate::exits::descriptor_tables::apply_lock_to_current_vmcs();
+    }
+    cpu.ept_generation.store(generation, Ordering::SeqCst);
+    true
+}
+
+/// INVEPT of the guest's EPT on this CPU (SDM Vol. 3C 29.4.3.3).
+pub fn flush_local() {
+    let s = crate::state::get();
+    let kind = if s.caps.ept_has(ept_cap::INVEPT_SINGLE_CONTEXT) {
+        InveptType::SingleContext
+    } else {
+        InveptType::AllContext
+    };
+    // SAFETY: VMX is on on every CPU that runs hypervisor code after start-up; `check` at
+    // boot required INVEPT support (single- or all-context), and `eptp` is the guest's EPT.
+    unsafe { invept(kind, s.eptp) }
+}
