@@ -86,7 +86,7 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     time::set_hz(hz);
     let timer_count = start_timer(hz);
     // Every CPU must be set up before the hypervisor locks the entry points.
-    crate::smp::start_all(info, timer_count);
+    cpu::without_interrupts(|| crate::smp::start_all(info, timer_count));
     if let Some(rampart) = &rampart {
         check_hypercalls(rampart);
         check_rejections(rampart);

@@ -33,8 +33,10 @@ pub fn init_boot_cpu() {
     percpu::init(0);
 }
 
-/// Starts every CPU the BootInfo lists (after the boot CPU's timer runs, interrupts on) and
-/// logs `CPUs: N started (APIC IDs ...)`. `timer_count` is the boot CPU's LAPIC timer count.
+/// Starts every CPU the BootInfo lists and logs `CPUs: N started (APIC IDs ...)`.
+/// `timer_count` is the boot CPU's LAPIC timer count. Call with interrupts off once the boot
+/// CPU's timer runs: the waits enable them only while halted (this code takes the table lock,
+/// which the timer interrupt wants too).
 pub fn start_all(info: &BootInfo, timer_count: u32) {
     let boot_id = lapic::id();
     APIC_IDS[0].store(boot_id, Ordering::SeqCst);
@@ -140,11 +142,12 @@ impl Starter {
     }
 }
 
-/// Waits at least `ms` milliseconds on the boot CPU's timer (interrupts on).
+/// Waits at least `ms` milliseconds on the boot CPU's timer (interrupts on only while halted).
 fn wait_ms(ms: u64) {
     let until = time::ticks() + crate::sched::queue::ticks_for(ms, time::hz()) + 1;
     while time::ticks() < until {
-        cpu::halt();
+        cpu::enable_and_halt();
+        cpu::disable_interrupts();
     }
 }
 
@@ -154,9 +157,40 @@ fn wait_online(index: usize) -> bool {
         if ONLINE.load(Ordering::SeqCst) & (1 << index) != 0 {
             return true;
         }
-        cpu::halt();
+        cpu::enable_and_halt();
+        cpu::disable_interrupts();
     }
     ONLINE.load(Ordering::SeqCst) & (1 << index) != 0
+}
+
+/// Bit N: CPU N sits in its idle loop with nothing to run (kept under the process table lock).
+static IDLE: AtomicU32 = AtomicU32::new(0);
+
+/// Records whether CPU `index` is about to idle (called by the scheduler under its lock).
+pub fn set_idle(index: usize, idle: bool) {
+    match idle {
+        true => IDLE.fetch_or(1 << index, Ordering::SeqCst),
+        false => IDLE.fetch_and(!(1 << index), Ordering::SeqCst),
+    };
+}
+
+/// A process became ready: wake one idle CPU other than this one with an IPI, so it does not
+/// wait for its next tick (called by the scheduler under its lock). Nothing when no other CPU
+/// idles, which is always the case on one CPU: no IPI, no VM exit.
+pub fn kick_idle() {
+    let me = percpu::index();
+    let idle = IDLE.load(Ordering::SeqCst) & ONLINE.load(Ordering::SeqCst) & !(1 << me);
+    if idle == 0 {
+        return;
+    }
+    let index = idle.trailing_zeros() as usize;
+    IDLE.fetch_and(!(1 << index), Ordering::SeqCst);
+    let apic_id = APIC_IDS[index].load(Ordering::SeqCst);
+    // SAFETY: a fixed IPI with a vector `arch::interrupts` handles (it only ends a HLT).
+    #[allow(unsafe_code)] // scheduler glue over `arch`'s unsafe primitives
+    unsafe {
+        lapic::send_ipi(apic_id, lapic::command::fixed(trap::VECTOR_RESCHEDULE))
+    };
 }
 
 /// Lets the APs leave their start-up wait for their idle loops (after `process::init`).

@@ -98,6 +98,8 @@ extern "sysv64" fn interrupt_dispatch(frame: *mut InterruptFrame) {
             super::tlb::service(super::percpu::index());
             lapic::end_of_interrupt();
         }
+        // Only ends the HLT of an idle loop, which then looks at the ready queue.
+        trap::VECTOR_RESCHEDULE => lapic::end_of_interrupt(),
         // Spurious LAPIC interrupts and (masked) legacy-PIC spurious IRQs: no EOI.
         trap::VECTOR_SPURIOUS => {}
         vector

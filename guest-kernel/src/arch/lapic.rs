@@ -33,7 +33,6 @@ pub mod command {
     /// Level assert (bit 14): required for every mode but INIT de-assert.
     const ASSERT: u32 = 1 << 14;
     /// Fixed delivery of `vector`.
-    #[cfg_attr(not(feature = "attacks"), allow(dead_code))]
     pub const fn fixed(vector: u8) -> u32 {
         ASSERT | vector as u32
     }

@@ -16,13 +16,15 @@ use rampart_kernel_abi::syscall::{
 /// The init process: its exit ends the run.
 pub const INIT: u64 = 1;
 
-/// Marks `pid` dead with `code`, detaches it from every queue, wakes a waiting parent and
-/// orphans its children. Returns its address-space root (to destroy; 0 if none).
-fn terminate(table: &mut Table, pid: u64, code: i64) -> u64 {
+/// Marks `pid` dead with `code`, detaches it from every queue and orphans its children.
+/// Returns its address-space root (to destroy; 0 if none) and the parent to wake once that is
+/// done ([`wake_parent`]): a parent on another CPU would otherwise go on before the exit is
+/// logged.
+fn terminate(table: &mut Table, pid: u64, code: i64) -> (u64, Option<u64>) {
     table.ready.remove(pid);
     table.sleep.remove(pid);
     let Some(process) = table.processes.get_mut(&pid) else {
-        return 0;
+        return (0, None);
     };
     process.state = STATE_ZOMBIE;
     process.blocked = None;
@@ -45,12 +47,25 @@ fn terminate(table: &mut Table, pid: u64, code: i64) -> u64 {
     }
     match table.processes.get(&parent).map(|p| p.blocked) {
         Some(Some(Blocked::Child(wanted))) if wanted == pid || wanted == ANY_CHILD => {
-            table.wake(parent)
+            return (root, Some(parent));
         }
         Some(_) if parent != IDLE => {}
         _ => remove(table, pid),
     }
-    root
+    (root, None)
+}
+
+/// Wakes `parent` if it still waits for child `pid` (which has exited).
+fn wake_parent(parent: Option<u64>, pid: u64) {
+    let Some(parent) = parent else {
+        return;
+    };
+    let mut table = TABLE.lock();
+    if let Some(Some(Blocked::Child(wanted))) = table.processes.get(&parent).map(|p| p.blocked) {
+        if wanted == pid || wanted == ANY_CHILD {
+            table.wake(parent);
+        }
+    }
 }
 
 /// Frees an address space and logs the frame counts.
@@ -69,7 +84,7 @@ fn release(pid: u64, name: &str, code: i64, root: u64) {
 
 /// Ends the current process with `code`; never returns.
 pub fn exit_current(code: i64) -> ! {
-    let (pid, name, root) = {
+    let (pid, name, (root, parent)) = {
         let mut table = TABLE.lock();
         let pid = table.current_pid();
         let name = table.current().name;
@@ -86,6 +101,7 @@ pub fn exit_current(code: i64) -> ! {
     if pid == INIT {
         crate::boot::finish(code);
     }
+    wake_parent(parent, pid);
     schedule();
     unreachable!("a dead process was resumed");
 }
@@ -93,7 +109,7 @@ pub fn exit_current(code: i64) -> ! {
 /// `kill(pid)`: ends `pid` with EXIT_KILLED: at once, or, if it runs on another CPU, at its
 /// next timer tick in ring 3 (or when it would block).
 pub fn kill(pid: u64) -> Result<u64, Errno> {
-    let (root, name) = {
+    let ((root, parent), name) = {
         let mut table = TABLE.lock();
         if pid == table.current_pid() {
             drop(table);
@@ -124,6 +140,7 @@ pub fn kill(pid: u64) -> Result<u64, Errno> {
     if pid == INIT {
         crate::boot::finish(EXIT_KILLED);
     }
+    wake_parent(parent, pid);
     Ok(0)
 }
 

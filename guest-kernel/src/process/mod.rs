@@ -186,6 +186,7 @@ impl Table {
             }),
         );
         self.ready.push(pid);
+        crate::smp::kick_idle();
         pid
     }
 
@@ -202,6 +203,7 @@ impl Table {
             process.state = STATE_READY;
             process.blocked = None;
             self.ready.push(pid);
+            crate::smp::kick_idle();
         }
     }
 }

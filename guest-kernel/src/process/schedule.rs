@@ -151,6 +151,7 @@ fn switch_away(mut table: MutexGuard<'static, Table>) {
         table.ready.push(previous);
     }
     let next = table.ready.pop().unwrap_or(IDLE);
+    crate::smp::set_idle(cpu, next == IDLE);
     if next == previous {
         table.current().state = STATE_RUNNING;
         return;
