@@ -58,6 +58,7 @@ fn run_one(test: &BootTest, timeout: Option<Duration>) -> Record {
     let launch = Launch {
         emulator: test.emulator,
         cpu: test.cpu.to_string(),
+        cpus: test.cpus,
         timeout: timeout.unwrap_or(test.emulator.default_timeout()),
         run_dir: run_dir.clone(),
         echo: false,

@@ -144,3 +144,31 @@ fn killed_lines_are_required() {
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(failures[0].contains("run faulty div"));
 }
+
+#[test]
+fn spins_must_run_on_two_cpus() {
+    let lines = |a: &str, b: &str| -> Vec<String> {
+        [
+            "sh> ps",
+            "PID PPID CPU STATE TICKS NAME",
+            "1 0 0 waiting 1 init",
+            "2 1 0 running 3 sh",
+            "A 3",
+            a,
+            b,
+            "sh> B 4",
+            "A 29",
+        ]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+    };
+    let (failures, figures) =
+        spins_on_two_cpus(&lines("3 2 1 running 4 spin", "4 2 2 running 4 spin"));
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(figures, [("spin_cpus_distinct".to_string(), 1)]);
+    let (failures, _) = spins_on_two_cpus(&lines("3 2 1 running 4 spin", "4 2 1 ready 4 spin"));
+    assert!(failures[0].contains("both spins on CPU 1"), "{failures:?}");
+    let (failures, _) = spins_on_two_cpus(&lines("3 2 1 running 4 spin", "B 3"));
+    assert!(failures[0].contains("1 spin rows"), "{failures:?}");
+}
