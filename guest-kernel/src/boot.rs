@@ -20,6 +20,13 @@ const FIRST_TICK_TIMEOUT_CYCLES: u64 = 5_000_000_000;
 /// Polls to wait for the first tick, in case the TSC itself does not advance.
 const FIRST_TICK_MAX_POLLS: u64 = 1 << 28;
 
+/// Physical memory the frame allocator never hands out: with the attack suite, the default
+/// SMRAM its SMI attack writes (`attacks::ipi`); else nothing.
+#[cfg(feature = "attacks")]
+const KEPT_OUT: (u64, u64) = crate::attacks::ipi::SMRAM_WINDOW;
+#[cfg(not(feature = "attacks"))]
+const KEPT_OUT: (u64, u64) = (0, 0);
+
 /// Bytes of kernel heap, carved from the first usable range large enough.
 const HEAP_SIZE: u64 = 8 << 20;
 
@@ -167,7 +174,11 @@ fn init_memory(regions: &[rampart_boot_info::MemoryRegion]) {
     for kind in [MemoryKind::Usable, MemoryKind::BootReclaimable] {
         for (start, end) in frames::ranges(regions, kind, limit) {
             let pieces = [(start, end.min(heap)), (start.max(heap + HEAP_SIZE), end)];
-            for (from, to) in pieces.into_iter().filter(|(from, to)| from < to) {
+            let pieces = pieces.into_iter().flat_map(|(from, to)| {
+                let (hole_start, hole_end) = KEPT_OUT;
+                [(from, to.min(hole_start)), (from.max(hole_end), to)]
+            });
+            for (from, to) in pieces.filter(|(from, to)| from < to) {
                 #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
                 // SAFETY: usable RAM outside the heap, or the firmware's boot area, which
                 // nothing uses any more (BootInfo copied, own stack and page tables loaded).

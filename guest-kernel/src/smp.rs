@@ -193,6 +193,64 @@ pub fn kick_idle() {
     };
 }
 
+/// Bit N: CPU N is asked to leave the scheduler and wait in [`parked`].
+static PARK_REQUESTS: AtomicU32 = AtomicU32::new(0);
+/// Bit N: CPU N waits in [`parked`] (off the online set, running nothing).
+static PARKED: AtomicU32 = AtomicU32::new(0);
+
+/// Whether CPU `index` is asked to park (the scheduler then runs its idle context only).
+pub fn park_requested(index: usize) -> bool {
+    PARK_REQUESTS.load(Ordering::SeqCst) & (1 << index) != 0
+}
+
+/// Asks the online CPU with the highest index other than this one to park; returns its (index,
+/// APIC ID). It parks from its idle loop: at once if idle (kicked), else at its next timer tick
+/// in ring 3 or when its process blocks. `None` if no other CPU is online.
+#[cfg(feature = "attacks")]
+pub fn request_park() -> Option<(usize, u32)> {
+    let me = percpu::index();
+    let (index, apic_id) = online().filter(|&(index, _)| index != me).last()?;
+    PARK_REQUESTS.fetch_or(1 << index, Ordering::SeqCst);
+    // SAFETY: a fixed IPI with a vector `arch::interrupts` handles (it only ends a HLT).
+    #[allow(unsafe_code)] // glue over `arch`'s unsafe primitives
+    unsafe {
+        lapic::send_ipi(apic_id, lapic::command::fixed(trap::VECTOR_RESCHEDULE))
+    };
+    Some((index, apic_id))
+}
+
+/// Whether CPU `index` has parked.
+#[cfg(feature = "attacks")]
+pub fn is_parked(index: usize) -> bool {
+    PARKED.load(Ordering::SeqCst) & (1 << index) != 0
+}
+
+/// Lets parked CPU `index` return to its scheduler.
+#[cfg(feature = "attacks")]
+pub fn unpark(index: usize) {
+    PARK_REQUESTS.fetch_and(!(1 << index), Ordering::SeqCst);
+}
+
+/// This CPU's parking place (from its idle loop): off the online set (no TLB shootdown waits
+/// for it), halting with interrupts on until the request is withdrawn, then back with a full
+/// TLB flush (it missed the shootdowns meanwhile). A CPU restarted by INIT never comes back.
+pub fn parked(index: usize) {
+    ONLINE.fetch_and(!(1 << index), Ordering::SeqCst);
+    PARKED.fetch_or(1 << index, Ordering::SeqCst);
+    while park_requested(index) {
+        cpu::enable_and_halt();
+        cpu::disable_interrupts();
+    }
+    // SAFETY: reloading the same CR3 (the kernel root: this is the idle context) only drops
+    // non-global translations; no page is global in this kernel.
+    #[allow(unsafe_code)] // glue over `arch`'s unsafe primitives
+    unsafe {
+        cpu::write_cr3(cpu::read_cr3())
+    };
+    ONLINE.fetch_or(1 << index, Ordering::SeqCst);
+    PARKED.fetch_and(!(1 << index), Ordering::SeqCst);
+}
+
 /// Lets the APs leave their start-up wait for their idle loops (after `process::init`).
 pub fn release_aps() {
     SCHEDULER_READY.store(true, Ordering::SeqCst);

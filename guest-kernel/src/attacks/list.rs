@@ -40,7 +40,7 @@ const fn hypercall(name: &'static str, tried: &'static str, run: fn() -> Attempt
     }
 }
 
-pub const ATTACKS: [Attack; 14] = [
+pub const ATTACKS: [Attack; 16] = [
     attack(
         "text-write",
         "write kernel text via the direct map",
@@ -94,6 +94,17 @@ pub const ATTACKS: [Attack; 14] = [
         "grant-unmeasured",
         "GrantExecute a heap page of shellcode",
         grant_unmeasured,
+    ),
+    attack(
+        "smi-self",
+        "SMI to itself via the ICR, handler at SMBASE+0x8000 writes rodata",
+        super::ipi::smi_self,
+    ),
+    // Last: natively it costs the kernel the CPU it restarts.
+    attack(
+        "init-sipi-wake",
+        "INIT-SIPI-SIPI to a parked CPU, its code writes rodata",
+        super::ipi::init_sipi_wake,
     ),
 ];
 

@@ -59,6 +59,10 @@ pub fn idle_loop() -> ! {
     loop {
         cpu::disable_interrupts();
         schedule();
+        let cpu = percpu::index();
+        if crate::smp::park_requested(cpu) {
+            crate::smp::parked(cpu);
+        }
         cpu::enable_and_halt();
     }
 }
@@ -150,7 +154,11 @@ fn switch_away(mut table: MutexGuard<'static, Table>) {
         table.current().state = STATE_READY;
         table.ready.push(previous);
     }
-    let next = table.ready.pop().unwrap_or(IDLE);
+    // A CPU asked to park goes to its idle context, which parks it.
+    let next = match crate::smp::park_requested(cpu) {
+        true => IDLE,
+        false => table.ready.pop().unwrap_or(IDLE),
+    };
     crate::smp::set_idle(cpu, next == IDLE);
     if next == previous {
         table.current().state = STATE_RUNNING;
