@@ -127,7 +127,7 @@ fn add_session(test: &BootTest, boot: &Boot, report: session::Report, record: &m
         let (failures, figures) = shell::check_full(&boot.lines, flavour);
         record.failures.extend(failures);
         record.figures.extend(figures);
-        let (failures, figures) = attacks::check(&boot.lines, flavour, test.cpu);
+        let (failures, figures) = attacks::check(&boot.lines, flavour, test.cpu, test.cpus);
         record.failures.extend(failures);
         record.figures.extend(figures);
     }
