@@ -101,9 +101,9 @@ impl Starter {
         APIC_IDS[index].store(apic_id, Ordering::SeqCst);
         let sent = match self {
             Self::Hypervisor(rampart) => {
+                #[allow(unsafe_code)] // boot glue over `arch`'s unsafe primitives
                 // SAFETY: the entry is `arch::smp`'s AP entry, which loads its own GDT, IDT and
                 // TR first; `idle` is a fresh kernel stack; the kernel root maps both.
-                #[allow(unsafe_code)] // boot glue over `arch`'s unsafe primitives
                 let result = unsafe {
                     rampart.start_vcpu(apic_id, smp::entry64_address(), idle, paging::kernel_root())
                 };
@@ -121,9 +121,9 @@ impl Starter {
                     apic_id,
                 };
                 smp::install_trampoline(*page, &parameters);
+                #[allow(unsafe_code)] // boot glue over `arch`'s unsafe primitives
                 // SAFETY: `apic_id` is a CPU the firmware parked and the kernel has not started
                 // (listed once, not the boot CPU); the trampoline is installed above.
-                #[allow(unsafe_code)] // boot glue over `arch`'s unsafe primitives
                 let sent = unsafe { smp::wake(apic_id, *page, wait_ms) };
                 if !sent {
                     kprintln!("CPU with APIC ID {apic_id}: INIT/SIPI not delivered");
@@ -186,11 +186,31 @@ pub fn kick_idle() {
     let index = idle.trailing_zeros() as usize;
     IDLE.fetch_and(!(1 << index), Ordering::SeqCst);
     let apic_id = APIC_IDS[index].load(Ordering::SeqCst);
-    // SAFETY: a fixed IPI with a vector `arch::interrupts` handles (it only ends a HLT).
     #[allow(unsafe_code)] // scheduler glue over `arch`'s unsafe primitives
+    // SAFETY: a fixed IPI with a vector `arch::interrupts` handles (it only ends a HLT).
     unsafe {
         lapic::send_ipi(apic_id, lapic::command::fixed(trap::VECTOR_RESCHEDULE))
     };
+}
+
+/// Interrupts CPU `index` (a process there has something to do: `kill_pending`).
+pub fn kick(index: usize) {
+    if index == percpu::index() || ONLINE.load(Ordering::SeqCst) & (1 << index) == 0 {
+        return;
+    }
+    let apic_id = APIC_IDS[index].load(Ordering::SeqCst);
+    #[allow(unsafe_code)] // glue over `arch`'s unsafe primitives
+    // SAFETY: a fixed IPI with a vector `arch::interrupts` handles.
+    unsafe {
+        lapic::send_ipi(apic_id, lapic::command::fixed(trap::VECTOR_RESCHEDULE))
+    };
+}
+
+/// One step of a wait for another CPU (interrupts off, no lock held): serves TLB shootdown
+/// requests meanwhile, so the other CPU never waits for this one.
+pub fn wait_politely() {
+    tlb::service(percpu::index());
+    core::hint::spin_loop();
 }
 
 /// Bit N: CPU N is asked to leave the scheduler and wait in [`parked`].
@@ -211,8 +231,8 @@ pub fn request_park() -> Option<(usize, u32)> {
     let me = percpu::index();
     let (index, apic_id) = online().filter(|&(index, _)| index != me).last()?;
     PARK_REQUESTS.fetch_or(1 << index, Ordering::SeqCst);
-    // SAFETY: a fixed IPI with a vector `arch::interrupts` handles (it only ends a HLT).
     #[allow(unsafe_code)] // glue over `arch`'s unsafe primitives
+    // SAFETY: a fixed IPI with a vector `arch::interrupts` handles (it only ends a HLT).
     unsafe {
         lapic::send_ipi(apic_id, lapic::command::fixed(trap::VECTOR_RESCHEDULE))
     };
@@ -241,9 +261,9 @@ pub fn parked(index: usize) {
         cpu::enable_and_halt();
         cpu::disable_interrupts();
     }
+    #[allow(unsafe_code)] // glue over `arch`'s unsafe primitives
     // SAFETY: reloading the same CR3 (the kernel root: this is the idle context) only drops
     // non-global translations; no page is global in this kernel.
-    #[allow(unsafe_code)] // glue over `arch`'s unsafe primitives
     unsafe {
         cpu::write_cr3(cpu::read_cr3())
     };

@@ -67,7 +67,7 @@ struct Tables {
 // interrupts off.
 unsafe impl Sync for Tables {}
 
-const EMPTY_TSS: UnsafeCell<TaskStateSegment> = UnsafeCell::new(TaskStateSegment {
+const EMPTY_TSS: TaskStateSegment = TaskStateSegment {
     _reserved0: 0,
     privilege_stacks: [0; 3],
     _reserved1: 0,
@@ -75,11 +75,11 @@ const EMPTY_TSS: UnsafeCell<TaskStateSegment> = UnsafeCell::new(TaskStateSegment
     _reserved2: 0,
     _reserved3: 0,
     io_map_base: TSS_SIZE as u16,
-});
+};
 
 static TABLES: Tables = Tables {
     gdt: UnsafeCell::new(Gdt([0; GDT_ENTRIES])),
-    tss: [EMPTY_TSS; MAX_CPUS],
+    tss: [const { UnsafeCell::new(EMPTY_TSS) }; MAX_CPUS],
 };
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 

@@ -98,8 +98,14 @@ extern "sysv64" fn interrupt_dispatch(frame: *mut InterruptFrame) {
             super::tlb::service(super::percpu::index());
             lapic::end_of_interrupt();
         }
-        // Only ends the HLT of an idle loop, which then looks at the ready queue.
-        trap::VECTOR_RESCHEDULE => lapic::end_of_interrupt(),
+        // Ends the HLT of an idle loop (which then looks at the ready queue), or asks the
+        // process it interrupted in ring 3 whether it was killed meanwhile.
+        trap::VECTOR_RESCHEDULE => {
+            lapic::end_of_interrupt();
+            if from_user {
+                crate::process::end_if_killed();
+            }
+        }
         // Spurious LAPIC interrupts and (masked) legacy-PIC spurious IRQs: no EOI.
         trap::VECTOR_SPURIOUS => {}
         vector

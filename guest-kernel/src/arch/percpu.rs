@@ -32,12 +32,15 @@ struct Blocks([UnsafeCell<PerCpu>; MAX_CPUS]);
 // SYSCALL stub), always with interrupts off; no other CPU touches it.
 unsafe impl Sync for Blocks {}
 
-const EMPTY: UnsafeCell<PerCpu> = UnsafeCell::new(PerCpu {
-    kernel_rsp: 0,
-    user_rsp: 0,
-    index: 0,
-});
-static BLOCKS: Blocks = Blocks([EMPTY; MAX_CPUS]);
+static BLOCKS: Blocks = Blocks(
+    [const {
+        UnsafeCell::new(PerCpu {
+            kernel_rsp: 0,
+            user_rsp: 0,
+            index: 0,
+        })
+    }; MAX_CPUS],
+);
 
 /// Makes block `index` this CPU's (IA32_KERNEL_GS_BASE). Call once per CPU, first thing,
 /// with interrupts off. Panics if `index` is out of range.

@@ -82,13 +82,15 @@ fn release(pid: u64, name: &str, code: i64, root: u64) {
     );
 }
 
-/// Ends the current process with `code`; never returns.
+/// Ends the current process with `code`; never returns. Its address space is freed and the
+/// exit logged before it becomes a zombie, so a parent on another CPU that reaps it cannot
+/// print ahead of that line.
 pub fn exit_current(code: i64) -> ! {
-    let (pid, name, (root, parent)) = {
+    let (pid, name, root) = {
         let mut table = TABLE.lock();
         let pid = table.current_pid();
-        let name = table.current().name;
-        (pid, name, terminate(&mut table, pid, code))
+        let current = table.current();
+        (pid, current.name, core::mem::take(&mut current.root))
     };
     let name = name_text(&name);
     #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
@@ -101,39 +103,42 @@ pub fn exit_current(code: i64) -> ! {
     if pid == INIT {
         crate::boot::finish(code);
     }
+    let (_, parent) = terminate(&mut TABLE.lock(), pid, code);
     wake_parent(parent, pid);
     schedule();
     unreachable!("a dead process was resumed");
 }
 
-/// `kill(pid)`: ends `pid` with EXIT_KILLED: at once, or, if it runs on another CPU, at its
-/// next timer tick in ring 3 (or when it would block).
+/// `kill(pid)`: ends `pid` with EXIT_KILLED and returns once it has ended. One running on
+/// another CPU is asked to end itself (`kill_pending` and a kick: it exits on the interrupt
+/// if in ring 3, else when it would block or at its next tick); this waits for that, without
+/// the table lock, and ends the process itself if it left its CPU alive (a yield, a
+/// preemption).
 pub fn kill(pid: u64) -> Result<u64, Errno> {
-    let ((root, parent), name) = {
+    let mut asked = false;
+    let ((root, parent), name) = loop {
         let mut table = TABLE.lock();
         if pid == table.current_pid() {
             drop(table);
             exit_current(EXIT_KILLED);
         }
-        let Some(target) = table
-            .processes
-            .get_mut(&pid)
-            .filter(|p| p.pid != IDLE && p.state != STATE_ZOMBIE)
-        else {
-            return Err(Errno::NoProcess);
+        let target = table.processes.get_mut(&pid);
+        let Some(target) = target.filter(|p| p.pid != IDLE && p.state != STATE_ZOMBIE) else {
+            // Once asked, it ended itself (the zombie may already be reaped).
+            return if asked { Ok(0) } else { Err(Errno::NoProcess) };
         };
         if target.on_cpu.load(Ordering::Acquire) {
-            if target.state == STATE_RUNNING {
+            if target.state == STATE_RUNNING && !asked {
                 target.kill_pending = true;
-                return Ok(0);
+                asked = true;
+                crate::smp::kick(target.cpu as usize);
             }
-            // Parked, but its CPU is still leaving its stack (a few instructions, no lock).
-            while target.on_cpu.load(Ordering::Acquire) {
-                core::hint::spin_loop();
-            }
+            drop(table);
+            crate::smp::wait_politely();
+            continue;
         }
         let name = target.name;
-        (terminate(&mut table, pid, EXIT_KILLED), name)
+        break (terminate(&mut table, pid, EXIT_KILLED), name);
     };
     let name = name_text(&name);
     release(pid, name, EXIT_KILLED, root);

@@ -14,7 +14,9 @@ pub use exit::{exit_current, kill, user_fault, wait};
 #[cfg(feature = "attacks")]
 pub use kthread::{fault_vector, spawn_kernel_thread};
 pub use kthread::{in_kernel_thread, kernel_thread_fault};
-pub use schedule::{allocate_stack_top, block_current, idle_loop, init, schedule, timer_tick};
+pub use schedule::{
+    allocate_stack_top, block_current, end_if_killed, idle_loop, init, schedule, timer_tick,
+};
 pub use spawn::{set_initrd, spawn};
 
 use crate::arch::percpu;
@@ -113,7 +115,8 @@ pub struct Table {
     pub free_stack_slots: Vec<u64>,
     pub next_stack_slot: u64,
     /// Processes reaped (out of `processes`) whose kernel stack a CPU may still be on: freed
-    /// once `on_cpu` is clear.
+    /// once `on_cpu` is clear. Boxed: a switching CPU holds pointers into them.
+    #[allow(clippy::vec_box)]
     pub dead: Vec<Box<Process>>,
 }
 

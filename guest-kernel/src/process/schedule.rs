@@ -103,6 +103,13 @@ pub fn timer_tick(from_user: bool, cpu: usize) {
     }
 }
 
+/// From an interrupt in ring 3: ends the current process if `kill` asked for it.
+pub fn end_if_killed() {
+    if TABLE.lock().current().kill_pending {
+        super::exit_current(EXIT_KILLED);
+    }
+}
+
 /// Blocks the current process (state `state`, reason `blocked`, or a sleep until tick `wake`)
 /// and runs something else; returns once it has been woken.
 pub fn block_current(state: u32, blocked: Option<Blocked>, wake: Option<u64>) {
