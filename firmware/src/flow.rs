@@ -32,6 +32,8 @@ pub struct Prepared {
     pub boot_area: Pages,
     /// hv mode only.
     pub reserved: Option<PhysRange>,
+    /// hv mode only: the default SMBASE area, if the firmware could reserve it.
+    pub smm_area: Option<PhysRange>,
     pub rsdp: Option<u64>,
     /// The CPUs MP services listed, the boot CPU first.
     pub cpus: CpuList,
@@ -102,9 +104,9 @@ fn prepare() -> Result<Prepared, BootError> {
         Layout::new(ram_top).map_err(|e| BootError::new("boot area", Problem::BootArea(e)))?;
     let boot_area = reserve::boot_area(&layout)?;
     debug!("boot area {:#x}-{:#x}", boot_area.start, boot_area.end());
-    let reserved = match config.mode {
-        BootMode::Hypervisor => Some(reserve::hypervisor()?),
-        BootMode::Native => None,
+    let (reserved, smm_area) = match config.mode {
+        BootMode::Hypervisor => (Some(reserve::hypervisor()?), reserve::smm_default_area()),
+        BootMode::Native => (None, None),
     };
     let rsdp = acpi::find_rsdp();
     debug!("ACPI RSDP {:#x}", rsdp.unwrap_or(0));
@@ -143,6 +145,7 @@ fn prepare() -> Result<Prepared, BootError> {
         layout,
         boot_area,
         reserved,
+        smm_area,
         rsdp,
         cpus,
         ap_trampoline,

@@ -8,7 +8,6 @@ use crate::console::{DEBUG, ERROR, INFO, WARN};
 use crate::ept::builder::{Ept, PageSizes};
 use crate::ept::entry::{eptp, MemoryType, Permissions};
 use crate::ept::layout;
-use crate::exits::io;
 use crate::exits::stop::fatal;
 use crate::frames::{FrameAllocator, FRAME_SIZE};
 use crate::handoff::{HandOff, PhysRange};
@@ -165,7 +164,7 @@ fn launch(
         caps.revision_id()
     );
 
-    let excluded = [handoff.reserved, handoff.image];
+    let excluded = [handoff.reserved, handoff.image, handoff.smm_area];
     let layout = ProtectedLayout {
         segments: handoff.kernel_segments,
         initrd: initrd_range(boot_info),
@@ -183,8 +182,23 @@ fn launch(
         hypervisor_ranges: excluded,
         layout,
         eptp: ept,
+        mmio_window: mmio_window(regions),
     });
 
+    // SAFETY: the firmware reserved `smm_area` for the hypervisor; it is out of EPT (above).
+    if unsafe { crate::smm::install_rsm_handler(handoff.smm_area) } {
+        hvlog!(
+            INFO,
+            "SMM: SMBASE and SMRAM lock cannot be read outside SMM; default SMBASE area {:#x}+{:#x} taken from the guest with an RSM-only handler (an SMI runs no guest code)",
+            handoff.smm_area.start,
+            handoff.smm_area.length
+        );
+    } else {
+        hvlog!(
+            WARN,
+            "SMM: default SMBASE area not reserved by the firmware: if SMBASE was never relocated, an SMI runs guest-writable code"
+        );
+    }
     bring_up_aps(handoff, frames)?;
     let structures = Structures {
         eptp: ept,
@@ -281,10 +295,9 @@ fn bring_up_aps(handoff: &HandOff, frames: &mut FrameAllocator) -> Result<(), Bo
     }
     hvlog!(
         INFO,
-        "CPUs: {} online (APIC IDs {}){}",
+        "CPUs: {} online (APIC IDs {})",
         summary.online,
-        ApicIds(&online[..count]),
-        summary.skipped.map_or("", |_| "; APs not started:")
+        ApicIds(&online[..count])
     );
     if let Some(reason) = summary.skipped {
         hvlog!(INFO, "APs not started: {reason}");
@@ -366,7 +379,7 @@ fn build_ept(
     let mut ept = Ept::new(unsafe { EptFrames::new(pool) }, sizes)?;
     layout::build_identity_map(&mut ept, regions, &layout.hypervisor, top)?;
     policy::operations::apply_initial(&mut ept, layout)?;
-    let [reserved, image] = layout.hypervisor;
+    let [reserved, image, _] = layout.hypervisor;
     hvlog!(
         INFO,
         "EPT: identity map of {} GiB in {} tables ({} KiB), 2M pages {}, 1G pages {}; hypervisor {:#x}+{:#x} and image {:#x}+{:#x} absent",
@@ -403,6 +416,26 @@ fn build_ept(
     Ok(pointer)
 }
 
+/// Where PCI memory BARs may lie: from the top of everything but MMIO and firmware-reserved
+/// ranges below 4 GiB, up to the IOAPIC/LAPIC range.
+fn mmio_window(regions: &[rampart_boot_info::MemoryRegion]) -> (u64, u64) {
+    use rampart_boot_info::MemoryKind;
+    const FOUR_GIB: u64 = 1 << 32;
+    let low_ram_top = regions
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r.kind(),
+                Some(MemoryKind::Mmio) | Some(MemoryKind::Reserved) | None
+            )
+        })
+        .map(|r| r.end())
+        .filter(|&end| end <= FOUR_GIB)
+        .max()
+        .unwrap_or(0);
+    (low_ram_top, crate::devices::pci::PLATFORM_RANGE_START)
+}
+
 /// The measured initrd: the boot module named "initrd" (empty range if there is none).
 fn initrd_range(boot_info: &BootInfo) -> PhysRange {
     boot_info
@@ -415,7 +448,7 @@ fn initrd_range(boot_info: &BootInfo) -> PhysRange {
 fn msr_bitmap(frames: &mut FrameAllocator) -> Result<u64, BootError> {
     let bitmap = frame(frames, "MSR bitmap")?;
     // SAFETY: a fresh, zeroed, identity-mapped 4 KiB frame nothing else references.
-    crate::exits::msr::trap_writes(unsafe { &mut *(bitmap as *mut [u8; 4096]) });
+    crate::exits::msr_bitmap::build(unsafe { &mut *(bitmap as *mut [u8; 4096]) });
     Ok(bitmap)
 }
 
@@ -427,7 +460,7 @@ fn frame(frames: &mut FrameAllocator, what: &'static str) -> Result<u64, BootErr
 fn io_bitmap_a(frames: &mut FrameAllocator) -> Result<u64, BootError> {
     let bitmap = frame(frames, "I/O bitmap A")?;
     // SAFETY: a fresh, zeroed, identity-mapped 4 KiB frame nothing else references.
-    io::deny_com2(unsafe { &mut *(bitmap as *mut [u8; 4096]) });
+    crate::devices::ports::build_bitmap_a(unsafe { &mut *(bitmap as *mut [u8; 4096]) });
     Ok(bitmap)
 }
 

@@ -21,6 +21,10 @@ impl PhysRange {
     }
 }
 
+/// How many ranges the hypervisor keeps out of EPT: its reserved range, its EFI image, and the
+/// default SMBASE area (see [`HandOff::smm_area`]).
+pub const HYPERVISOR_RANGES: usize = 3;
+
 /// Bytes of RAM the firmware reserves for the hypervisor (stacks, VMXON/VMCS regions, bitmaps,
 /// host and EPT page tables). Allocated as one range aligned to [`RESERVED_ALIGN`].
 pub const RESERVED_BYTES: u64 = 8 << 20;
@@ -65,6 +69,11 @@ pub struct HandOff {
     pub gdb: bool,
     /// The platform's CPUs as the firmware found them, the boot CPU first.
     pub cpus: CpuIds,
+    /// The default SMBASE area `[0x30000, 0x40000)` (SDM Vol. 3C 32.4: SMI handler entry at
+    /// SMBASE + 0x8000, save state at SMBASE + 0xFE00), kept from the guest (empty if the
+    /// firmware could not reserve it): where no SMM firmware relocated SMBASE, an SMI would
+    /// run whatever the guest wrote there, outside VMX and EPT.
+    pub smm_area: PhysRange,
     /// A 4 KiB page below 1 MiB for the APs' real-mode start-up code (0: none, boot CPU only).
     /// Guest RAM the guest has not run on yet: the hypervisor uses it before VMLAUNCH only.
     pub ap_trampoline: u64,

@@ -10,6 +10,7 @@ pub mod arch;
 pub mod audit;
 mod boot;
 pub mod console;
+pub mod devices;
 pub mod ept;
 pub mod exits;
 pub mod frames;
@@ -17,6 +18,7 @@ pub mod gdb;
 pub mod guest_memory;
 pub mod handoff;
 pub mod policy;
+pub mod smm;
 pub mod smp;
 pub mod state;
 pub mod stats;
@@ -24,7 +26,9 @@ pub mod vcpu;
 pub mod vmx;
 
 pub use boot::VmxSummary as ProbeSummary;
-pub use handoff::{CpuIds, GuestEntry, HandOff, PhysRange, RESERVED_ALIGN, RESERVED_BYTES};
+pub use handoff::{
+    CpuIds, GuestEntry, HandOff, PhysRange, HYPERVISOR_RANGES, RESERVED_ALIGN, RESERVED_BYTES,
+};
 pub use vmx::enable::VmxError as ProbeError;
 
 /// Checks that this CPU can run Rampart, without changing any state: CPUID, IA32_FEATURE_CONTROL,

@@ -15,11 +15,14 @@ pub struct HypervisorState {
     pub caps: VmxCapabilities,
     pub controls: Controls,
     /// Ranges the guest may never reach (absent from EPT).
-    pub hypervisor_ranges: [PhysRange; 2],
+    pub hypervisor_ranges: [PhysRange; crate::handoff::HYPERVISOR_RANGES],
     /// The measured layout the policy protects.
     pub layout: ProtectedLayout,
     /// The EPT pointer in the VMCS.
     pub eptp: u64,
+    /// `[start, end)` where PCI memory BARs may lie: above RAM below 4 GiB, below the
+    /// platform's interrupt controllers (`devices::pci`).
+    pub mmio_window: (u64, u64),
 }
 
 static STATE: spin::Once<HypervisorState> = spin::Once::new();

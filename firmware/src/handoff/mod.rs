@@ -42,7 +42,7 @@ pub fn go(mut prepared: Prepared) -> ! {
     fail::boot_services_exited();
 
     let hypervisor = prepared.config.mode == BootMode::Hypervisor;
-    let mut excluded = [Excluded { start: 0, end: 0 }; 2];
+    let mut excluded = [Excluded { start: 0, end: 0 }; 3];
     if let (true, Some(reserved)) = (hypervisor, prepared.reserved) {
         excluded[0] = Excluded {
             start: reserved.start,
@@ -52,6 +52,12 @@ pub fn go(mut prepared: Prepared) -> ! {
             start: prepared.image.start,
             end: prepared.image.end(),
         };
+        if let Some(smm) = prepared.smm_area {
+            excluded[2] = Excluded {
+                start: smm.start,
+                end: smm.end(),
+            };
+        }
     }
     let info = match boot_info::fill(&prepared, memory::regions(&map), &excluded) {
         Ok(info) => info,
@@ -106,6 +112,9 @@ pub fn go(mut prepared: Prepared) -> ! {
                     count: prepared.cpus.count,
                 },
                 ap_trampoline: prepared.ap_trampoline.unwrap_or(0),
+                smm_area: prepared
+                    .smm_area
+                    .unwrap_or(rampart_hypervisor::PhysRange::new(0, 0)),
             };
             // `go` is called once (from `flow`) and never returns. ExitBootServices disabled
             // interrupts (EDK2 does so on exit) and the firmware executes no STI.

@@ -70,3 +70,18 @@ pub fn ap_trampoline() -> Option<u64> {
     .ok()
     .map(|pages| pages.start)
 }
+
+/// The default SMBASE area `[0x30000, 0x40000)` for the hypervisor (type HYPERVISOR, so it
+/// leaves the guest's memory map), or `None` if the firmware uses it.
+pub fn smm_default_area() -> Option<PhysRange> {
+    const SMBASE: u64 = 0x3_0000;
+    const LENGTH: u64 = 0x1_0000;
+    Pages::allocate(
+        AllocateType::Address(SMBASE),
+        memory_type::HYPERVISOR,
+        LENGTH / PAGE_SIZE,
+        "SMBASE area",
+    )
+    .ok()
+    .map(|pages| PhysRange::new(pages.start, LENGTH))
+}

@@ -155,6 +155,14 @@ pub enum Rule {
     /// An interprocessor interrupt the guest may not send: INIT, SIPI, SMI, or a destination
     /// that is not one of its CPUs. The ICR write is dropped; `detail` holds the ICR value.
     IpiDelivery = 15,
+    /// A write to an MSR the hypervisor has not vetted for the guest (MSRs are default-deny).
+    Msr = 16,
+    /// Device DMA the hypervisor has not vetted: PCI bus mastering, the ISA DMA controllers.
+    Dma = 17,
+    /// A PCI BAR moved over RAM, the hypervisor or the platform's interrupt controllers.
+    DeviceBar = 18,
+    /// An SMI source the guest may not use (APM control port).
+    Smi = 19,
 }
 
 impl Rule {
@@ -176,6 +184,10 @@ impl Rule {
             13 => LockedDescriptorTable,
             14 => DebuggerWrite,
             15 => IpiDelivery,
+            16 => Msr,
+            17 => Dma,
+            18 => DeviceBar,
+            19 => Smi,
             _ => return None,
         })
     }
@@ -199,6 +211,10 @@ impl Rule {
             LockedDescriptorTable => "locked-descriptor-table",
             DebuggerWrite => "debugger-write",
             IpiDelivery => "ipi-delivery",
+            Msr => "msr",
+            Dma => "dma",
+            DeviceBar => "device-bar",
+            Smi => "smi",
         }
     }
 }

@@ -83,3 +83,30 @@ pub fn delay_cycles(cycles: u64) {
         core::hint::spin_loop();
     }
 }
+
+/// Ends NMI blocking with an IRETQ to the next instruction. A VM exit caused by an NMI leaves
+/// NMIs blocked in VMX root until the next IRET (SDM Vol. 3C, "Event Blocking" after VM exits,
+/// and KVM's `vmx_do_nmi_irqoff` for the same reason); without this the next NMI, the
+/// hypervisor's only way to reach a running vCPU, would stay pending.
+pub fn unblock_nmis() {
+    // SAFETY: builds a 64-bit interrupt frame (SS, RSP, RFLAGS, CS, RIP) on the current stack
+    // that returns to the label right after IRETQ with every register as it was; RAX and RCX
+    // are declared clobbered.
+    unsafe {
+        asm!(
+            "mov rcx, rsp",
+            "mov eax, ss",
+            "push rax",
+            "push rcx",
+            "pushfq",
+            "mov eax, cs",
+            "push rax",
+            "lea rax, [rip + 2f]",
+            "push rax",
+            "iretq",
+            "2:",
+            out("rax") _,
+            out("rcx") _,
+        );
+    }
+}

@@ -45,8 +45,11 @@ pub fn cr0_for_guest(caps: &VmxCapabilities, value: u64) -> Option<u64> {
 /// allow in VMX operation (natively those writes raise #GP too).
 pub fn cr4_for_guest(caps: &VmxCapabilities, value: u64) -> Option<u64> {
     const CR4_VMXE: u64 = 1 << 13;
+    // Clearing PAE in IA-32e mode raises #GP natively (SDM Vol. 3A 2.4.3, "MOV to CR4"); let
+    // through, it would make the next VM entry fail.
+    const CR4_PAE: u64 = 1 << 5;
     let requested = value & !CR4_VMXE;
-    if requested & !caps.cr4_fixed1 != 0 {
+    if requested & !caps.cr4_fixed1 != 0 || requested & CR4_PAE == 0 {
         return None;
     }
     Some(caps.fit_cr4(requested))

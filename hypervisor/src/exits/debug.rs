@@ -37,6 +37,11 @@ pub fn exception(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
 /// address of the instruction), which is the breakpoint address GDB expects.
 fn breakpoint(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     let rip = vmcs.get(guest::RIP);
+    if gdb::vcpus::halted_by_other(crate::smp::this_cpu()) {
+        // The debugger is busy with another vCPU (its session is locked): re-execute the INT3
+        // once this vCPU has parked and gone on, and decide then whose it is.
+        return Resume::Unchanged;
+    }
     if gdb::owns_sw_breakpoint(rip) && gdb::report_stop(vmcs, regs, StopReason::SwBreak(())) {
         return Resume::Unchanged;
     }

@@ -18,6 +18,11 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         Some(Hypercall::Version) => u64::from(ABI_VERSION),
         Some(Hypercall::LogExitStats) => {
             crate::hvlog!(crate::console::ERROR, "exits: {}", state::STATS);
+            crate::hvlog!(
+                crate::console::ERROR,
+                "exits by vCPU: {}",
+                crate::smp::cpus::ExitsByVcpu
+            );
             0
         }
         Some(Hypercall::Shutdown) => stop::shutdown(),

@@ -1,15 +1,17 @@
-//! I/O-instruction exits: only ports set in the I/O bitmaps exit, i.e. COM2, which the
-//! hypervisor keeps for its debugger (DESIGN.md "Devices and interrupts"). The guest sees an
-//! absent device: reads return all ones, writes are dropped.
+//! I/O-instruction exits: only the mediated ports of `devices::ports` exit. COM2 (the
+//! debugger's) and the ISA DMA controllers are absent for the guest (reads all ones, writes
+//! dropped, DMA writes audited); the APM control port's SMI is refused; PCI configuration
+//! goes through `devices::pci`'s filter.
 
-use super::{Exception, Resume};
+use super::{guest_rip, Exception, Resume};
+use crate::audit::{self, Attempt};
+use crate::devices::pci::{self, ConfigWrite, Verdict};
+use crate::devices::pci_access::{self, ENABLE};
+use crate::devices::ports::{self, Port, PCI_CONFIG_ADDRESS, RESET_CONTROL};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
+use rampart_hv_abi::{access, Rule};
 use x86::vmx::vmcs::ro;
-
-/// COM2's eight registers.
-pub const COM2_BASE: u16 = 0x2f8;
-pub const COM2_PORTS: u16 = 8;
 
 /// I/O exit qualification (SDM Vol. 3C 28.2.1, Table 28-5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,28 +37,107 @@ impl IoAccess {
 pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     let access = IoAccess(vmcs.get(ro::EXIT_QUALIFICATION));
     if access.is_string() {
-        // String I/O to a hypervisor port would need guest-memory access on its behalf.
+        // String I/O to a mediated port would need guest-memory access on its behalf.
         return Resume::Inject(Exception::GeneralProtection);
     }
-    if access.is_in() {
-        let mask = match access.size() {
-            1 => 0xff,
-            2 => 0xffff,
-            _ => 0xffff_ffff,
-        };
-        regs.rax |= mask;
-        if access.size() == 4 {
-            regs.rax &= 0xffff_ffff; // a 32-bit destination zero-extends
+    let value = (regs.rax & mask(access.size())) as u32;
+    match (ports::classify(access.port()), access.is_in()) {
+        (Port::PciAddress(PCI_CONFIG_ADDRESS), true) if access.size() == 4 => {
+            complete_in(regs, access, pci_access::guest_address())
         }
+        (Port::PciAddress(PCI_CONFIG_ADDRESS), false) if access.size() == 4 => {
+            pci_access::set_guest_address(value)
+        }
+        (Port::PciAddress(RESET_CONTROL), false) if access.size() == 1 => {
+            pci_access::write_reset_control(value as u8)
+        }
+        (Port::PciData(offset), true) => {
+            let address = pci_access::guest_address();
+            let data = if address & ENABLE != 0 {
+                let register = (address & 0xfc) as u8 + offset;
+                pci_access::read(address, register, access.size())
+            } else {
+                u32::MAX
+            };
+            complete_in(regs, access, data)
+        }
+        (Port::PciData(offset), false) => pci_write(vmcs, offset, access.size(), value),
+        (Port::SmiTrigger, false) => refuse(vmcs, Rule::Smi, access, value),
+        (Port::LegacyDma, false) => refuse(vmcs, Rule::Dma, access, value),
+        (_, true) => complete_in(regs, access, u32::MAX),
+        (_, false) => {}
     }
     Resume::NextInstruction
 }
 
-/// Sets the bits for COM2 in I/O bitmap A (ports 0000H-7FFFH, one bit each, SDM 25.6.4).
-pub fn deny_com2(bitmap_a: &mut [u8; 4096]) {
-    for port in COM2_BASE..COM2_BASE + COM2_PORTS {
-        bitmap_a[usize::from(port / 8)] |= 1 << (port % 8);
+fn mask(size: u8) -> u64 {
+    match size {
+        1 => 0xff,
+        2 => 0xffff,
+        _ => 0xffff_ffff,
     }
+}
+
+/// Puts an IN's result in AL/AX/EAX (a 32-bit destination zero-extends, 8/16 bits merge).
+fn complete_in(regs: &mut GuestRegisters, access: IoAccess, value: u32) {
+    let mask = mask(access.size());
+    regs.rax = if access.size() == 4 {
+        u64::from(value)
+    } else {
+        (regs.rax & !mask) | (u64::from(value) & mask)
+    };
+}
+
+fn pci_write(vmcs: &Vmcs, offset: u8, size: u8, value: u32) {
+    let address = pci_access::guest_address();
+    if address & ENABLE == 0 {
+        return;
+    }
+    let write = ConfigWrite {
+        offset: (address & 0xfc) as u8 + offset,
+        size,
+        value,
+    };
+    let facts = pci_access::facts(address, write);
+    match pci::decide(write, facts, crate::state::get().mmio_window) {
+        Verdict::Forward(write) => pci_access::write(address, write),
+        Verdict::Trimmed(write, _) => {
+            audit_device(vmcs, Rule::Dma, address, value);
+            pci_access::write(address, write);
+        }
+        Verdict::Refuse(refusal) => {
+            let rule = match refusal {
+                pci::Refusal::BusMaster => Rule::Dma,
+                _ => Rule::DeviceBar,
+            };
+            audit_device(vmcs, rule, address, value);
+        }
+    }
+}
+
+/// Audit record of a configuration write: GPA holds the configuration address, detail the
+/// value written.
+fn audit_device(vmcs: &Vmcs, rule: Rule, address: u32, value: u32) {
+    audit::block(Attempt {
+        rule,
+        access: access::REGISTER | access::WRITE,
+        rip: guest_rip(vmcs),
+        gva: 0,
+        gpa: u64::from(address),
+        detail: u64::from(value),
+    });
+}
+
+/// A write to a port the guest may not use: dropped, audited (detail: port << 32 | value).
+fn refuse(vmcs: &Vmcs, rule: Rule, access: IoAccess, value: u32) {
+    audit::block(Attempt {
+        rule,
+        access: access::REGISTER | access::WRITE,
+        rip: guest_rip(vmcs),
+        gva: 0,
+        gpa: 0,
+        detail: (u64::from(access.port()) << 32) | u64::from(value),
+    });
 }
 
 #[cfg(test)]
@@ -74,10 +155,14 @@ mod tests {
     }
 
     #[test]
-    fn bitmap_covers_exactly_com2() {
-        let mut bitmap = [0u8; 4096];
-        deny_com2(&mut bitmap);
-        assert_eq!(bitmap[0x2f8 / 8], 0xff);
-        assert_eq!(bitmap.iter().map(|b| b.count_ones()).sum::<u32>(), 8);
+    fn in_merges_narrow_results() {
+        let mut regs = GuestRegisters {
+            rax: 0xdead_beef_1234_5678,
+            ..Default::default()
+        };
+        complete_in(&mut regs, IoAccess(1 << 3), 0xab);
+        assert_eq!(regs.rax, 0xdead_beef_1234_56ab);
+        complete_in(&mut regs, IoAccess((1 << 3) | 3), 0xffff_ffff);
+        assert_eq!(regs.rax, 0xffff_ffff);
     }
 }

@@ -70,6 +70,54 @@ pub enum IpiRefusal {
     ForeignDestination(u32),
 }
 
+/// LVT mask bit (SDM Vol. 3A 11.5.1, Figure 11-8).
+const LVT_MASKED: u64 = 1 << 16;
+
+/// The LVT entries with a delivery-mode field (CMCI, thermal, performance, LINT0/1, error):
+/// set to SMI, NMI, INIT or ExtINT they would deliver what the ICR may not.
+pub fn is_lvt_with_delivery_mode(msr: u32) -> bool {
+    use super::msr_bitmap::x2apic::*;
+    matches!(
+        msr,
+        LVT_CMCI | LVT_THERMAL | LVT_PERFORMANCE | LVT_LINT0 | LVT_LINT1 | LVT_ERROR
+    )
+}
+
+/// An LVT write is allowed masked, or with fixed delivery.
+pub fn lvt_allowed(value: u64) -> bool {
+    value & LVT_MASKED != 0 || DeliveryMode::of(value) == DeliveryMode::Fixed
+}
+
+/// Handles a guest write to an LVT entry with a delivery mode: forwarded if allowed, else
+/// dropped and audited (rule `ipi-delivery`).
+pub fn handle_lvt_write(vmcs: &crate::vmx::vmcs::Vmcs, msr: u32, value: u64) -> Resume {
+    if value >> 32 != 0 {
+        return Resume::Inject(super::Exception::GeneralProtection);
+    }
+    if lvt_allowed(value) {
+        // SAFETY: x2APIC mode is on (the hypervisor set it and freezes IA32_APIC_BASE); the
+        // value delivers a fixed vector or nothing.
+        #[allow(unsafe_code)]
+        unsafe {
+            x86::msr::wrmsr(msr, value)
+        };
+    } else {
+        refuse(vmcs, value);
+    }
+    Resume::NextInstruction
+}
+
+fn refuse(vmcs: &crate::vmx::vmcs::Vmcs, value: u64) {
+    audit::block(Attempt {
+        rule: Rule::IpiDelivery,
+        access: access::REGISTER | access::WRITE,
+        rip: guest_rip(vmcs),
+        gva: 0,
+        gpa: 0,
+        detail: value,
+    });
+}
+
 /// Checks a guest ICR write against the CPUs the guest was given (`guest_cpus`, APIC IDs).
 pub fn decide(icr: u64, guest_cpus: &[u32]) -> IpiDecision {
     if icr & RESERVED_MASK != 0 {
@@ -116,14 +164,7 @@ pub fn handle_icr_write(vmcs: &crate::vmx::vmcs::Vmcs, value: u64) -> Resume {
         }
         IpiDecision::Invalid => Resume::Inject(super::Exception::GeneralProtection),
         IpiDecision::Refused(_) => {
-            audit::block(Attempt {
-                rule: Rule::IpiDelivery,
-                access: access::REGISTER | access::WRITE,
-                rip: guest_rip(vmcs),
-                gva: 0,
-                gpa: 0,
-                detail: value,
-            });
+            refuse(vmcs, value);
             Resume::NextInstruction
         }
     }
@@ -162,6 +203,15 @@ mod tests {
                     IpiDecision::Refused(IpiRefusal::DeliveryMode(name))
                 );
             }
+        }
+    }
+
+    #[test]
+    fn lvt_entries_may_only_deliver_fixed_vectors() {
+        assert!(lvt_allowed(0x40));
+        assert!(lvt_allowed(LVT_MASKED | (0b010 << 8)));
+        for mode in [0b010u64, 0b100, 0b101, 0b111] {
+            assert!(!lvt_allowed((mode << 8) | 0x40), "mode {mode:#b}");
         }
     }
 

@@ -9,6 +9,7 @@ pub mod hypercall;
 pub mod io;
 pub mod ipi;
 pub mod msr;
+pub mod msr_bitmap;
 pub mod nmi;
 pub mod policy;
 pub mod stop;
@@ -68,6 +69,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
     // SAFETY: VM exits only happen after `boot` made the VMCS current, and it stays current.
     #[allow(unsafe_code)]
     let vmcs = unsafe { Vmcs::assume_current() };
+    crate::smp::halt_if_stopping();
     let started = crate::arch::instructions::rdtsc();
     let reason_field = vmcs.get(ro::EXIT_REASON) as u32;
     let basic = exit_reason::basic(reason_field);
@@ -76,6 +78,8 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
     crate::smp::CPUS[slot]
         .exits
         .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    // Another vCPU is stopped in the debugger: wait (all-stop) before handling this exit.
+    crate::gdb::vcpus::park_if_halted(&vmcs, regs, slot);
     let audits_before = crate::gdb::audit_mark();
     if reason_field & EXIT_REASON_ENTRY_FAILURE != 0 {
         stop::entry_failure_exit(&vmcs, regs, basic);
@@ -91,8 +95,15 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
             crate::arch::instructions::wbinvd();
             Resume::NextInstruction
         }
-        Some(ExitReason::EptViolation) => policy::ept_violation(&vmcs, regs),
+        Some(ExitReason::EptViolation) => policy::ept_violation(&vmcs),
         Some(ExitReason::Wrmsr) => msr::handle_write(&vmcs, regs),
+        Some(ExitReason::Rdmsr) => msr::handle_read(&vmcs, regs),
+        Some(reason) if reason.is_unoffered_instruction() => {
+            Resume::Inject(Exception::InvalidOpcode)
+        }
+        // Real hardware latches an INIT sent to a CPU in VMX non-root as this exit (26.2); the
+        // guest cannot send one (ICR filter), so it is stray: dropped, never fatal.
+        Some(ExitReason::Init) => Resume::Unchanged,
         Some(ExitReason::GdtrIdtrAccess) => descriptor_tables::handle(&vmcs, regs, false),
         Some(ExitReason::LdtrTrAccess) => descriptor_tables::handle(&vmcs, regs, true),
         Some(ExitReason::TripleFault) => debug::triple_fault(&vmcs, regs),
@@ -108,6 +119,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
         Resume::Unchanged => {}
     }
     crate::gdb::stop_if_blocked(&vmcs, regs, audits_before);
+    crate::gdb::vcpus::park_if_halted(&vmcs, regs, slot);
     state::STATS.add_cycles(crate::arch::instructions::rdtsc().wrapping_sub(started));
 }
 

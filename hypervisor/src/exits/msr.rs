@@ -1,6 +1,8 @@
-//! WRMSR exits for the MSRs the policy guards (the MSR bitmap traps only their writes, reads
-//! never exit): EFER with NXE and LME pinned (DESIGN.md invariant 5), and the SYSCALL/SYSENTER
-//! entry points, which one `LockSyscallMsrs` hypercall freezes for good (invariant 6).
+//! RDMSR and WRMSR exits (every MSR outside `msr_bitmap`'s allowlists): EFER with NXE and LME
+//! pinned (DESIGN.md invariant 5); the SYSCALL/SYSENTER entry points, which one
+//! `LockSyscallMsrs` hypercall freezes for good (invariant 6); the x2APIC ICR and LVTs checked
+//! (`ipi`); IA32_APIC_BASE frozen; every other MSR refused with #GP and audited (rule `msr`):
+//! the hypervisor never reads or writes an MSR it has not vetted on the guest's behalf.
 
 use super::{guest_rip, Exception, Resume};
 use crate::audit::{self, Attempt};
@@ -25,10 +27,8 @@ pub const IA32_APIC_BASE: u32 = crate::arch::apic::IA32_APIC_BASE;
 /// The x2APIC ICR (MSR 0x830): IPIs are checked (`ipi`).
 pub const X2APIC_ICR: u32 = crate::arch::apic::X2APIC_ICR;
 
-/// The MSRs whose writes exit.
-pub const TRAPPED: [u32; 10] = [
-    IA32_APIC_BASE,
-    X2APIC_ICR,
+/// The MSRs whose writes are emulated here (the pinned and lockable ones).
+pub const EMULATED: [u32; 8] = [
     IA32_SYSENTER_CS,
     IA32_SYSENTER_ESP,
     IA32_SYSENTER_EIP,
@@ -48,19 +48,6 @@ const EFER_NXE: u64 = 1 << 11;
 const EFER_PINNED: u64 = EFER_LME | EFER_NXE;
 
 static SYSCALL_MSRS_LOCKED: AtomicBool = AtomicBool::new(false);
-
-/// Sets the write-exit bits of the trapped MSRs in a 4 KiB MSR bitmap (SDM Vol. 3C 25.6.9:
-/// write bitmap for MSRs 0-1FFFH at byte 2048, for C0000000H-C0001FFFH at byte 3072).
-pub fn trap_writes(bitmap: &mut [u8; 4096]) {
-    for msr in TRAPPED {
-        let (base, index) = if msr >= 0xc000_0000 {
-            (3072, msr - 0xc000_0000)
-        } else {
-            (2048, msr)
-        };
-        bitmap[base + (index / 8) as usize] |= 1 << (index % 8);
-    }
-}
 
 /// Freezes the SYSCALL/SYSENTER MSRs (one-way).
 pub fn lock_syscall_msrs() {
@@ -93,6 +80,7 @@ pub fn decide(msr: u32, value: u64, syscall_msrs_locked: bool) -> Decision {
                 Decision::Efer(value | EFER_LMA)
             }
         }
+        _ if !EMULATED.contains(&msr) => Decision::Blocked(Rule::Msr),
         _ if syscall_msrs_locked => Decision::Blocked(Rule::LockedMsr),
         IA32_LSTAR | IA32_CSTAR | IA32_SYSENTER_ESP | IA32_SYSENTER_EIP if !canonical(value) => {
             Decision::Invalid
@@ -112,6 +100,9 @@ pub fn handle_write(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
     match msr {
         X2APIC_ICR => return super::ipi::handle_icr_write(vmcs, value),
+        msr if super::ipi::is_lvt_with_delivery_mode(msr) => {
+            return super::ipi::handle_lvt_write(vmcs, msr, value)
+        }
         IA32_APIC_BASE => return apic_base_write(vmcs, value),
         _ => {}
     }
@@ -151,6 +142,20 @@ fn apic_base_write(vmcs: &Vmcs, value: u64) -> Resume {
         gva: 0,
         gpa: 0,
         detail: u64::from(IA32_APIC_BASE),
+    });
+    Resume::Inject(Exception::GeneralProtection)
+}
+
+/// RDMSR exits only for MSRs outside the read allowlist: #GP (as for an MSR the CPU lacks) and
+/// an audit record.
+pub fn handle_read(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
+    audit::block(Attempt {
+        rule: Rule::Msr,
+        access: access::REGISTER | access::READ,
+        rip: guest_rip(vmcs),
+        gva: 0,
+        gpa: 0,
+        detail: regs.rcx & 0xffff_ffff,
     });
     Resume::Inject(Exception::GeneralProtection)
 }
@@ -212,17 +217,11 @@ mod tests {
     }
 
     #[test]
-    fn bitmap_traps_writes_only() {
-        let mut bitmap = [0u8; 4096];
-        trap_writes(&mut bitmap);
-        assert_eq!(
-            bitmap[..2048].iter().map(|b| b.count_ones()).sum::<u32>(),
-            0,
-            "no read exits"
-        );
-        assert_eq!(bitmap[2048 + 0x174 / 8], 0b0111_0000);
-        assert_eq!(bitmap[2048 + 0x830 / 8], 0b0000_0001);
-        assert_eq!(bitmap[3072 + 0x80 / 8], 0b0001_1111);
+    fn msrs_outside_the_vetted_set_are_never_written() {
+        // kvmclock (KVM paravirtual, outside the bitmap's ranges), an MTRR, microcode update.
+        for msr in [0x4b56_4d01, 0x200, 0x79] {
+            assert_eq!(decide(msr, 0x1000, false), Decision::Blocked(Rule::Msr));
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::Resume;
 use crate::vmx::vmcs::Vmcs;
-use x86::vmx::vmcs::{control, ro};
+use x86::vmx::vmcs::{control, guest, ro};
 
 /// VM-exit interruption information (SDM Vol. 3C 25.9.2, Table 25-19): type in bits 10:8
 /// (2 = NMI), valid bit 31.
@@ -12,6 +12,8 @@ const TYPE_MASK: u64 = 0b111 << 8;
 const TYPE_NMI: u64 = 2 << 8;
 const VALID: u64 = 1 << 31;
 const VECTOR_NMI: u64 = 2;
+/// Guest interruptibility state bit 3: blocking by NMI (SDM Vol. 3C 25.4.2, Table 25-3).
+const BLOCKING_BY_NMI: u64 = 1 << 3;
 
 /// True if this exception-or-NMI exit was an NMI.
 pub fn is_nmi(vmcs: &Vmcs) -> bool {
@@ -20,7 +22,19 @@ pub fn is_nmi(vmcs: &Vmcs) -> bool {
 }
 
 pub fn handle(vmcs: &Vmcs, slot: usize) -> Resume {
-    if !crate::smp::shootdown::acknowledge(slot) {
+    crate::smp::halt_if_stopping();
+    crate::arch::instructions::unblock_nmis();
+    let ours = crate::smp::shootdown::take_hypervisor_nmi(slot);
+    crate::smp::shootdown::acknowledge(slot);
+    if ours {
+        // The guest never saw this NMI, so it must not come back blocked: the guest state saved
+        // at the exit shows blocking by NMI (seen on Bochs 2.7), and the next VM entry would
+        // then mask every later NMI until a guest IRET from an NMI handler that never ran.
+        let state = vmcs.get(guest::INTERRUPTIBILITY_STATE);
+        if state & BLOCKING_BY_NMI != 0 {
+            vmcs.set(guest::INTERRUPTIBILITY_STATE, state & !BLOCKING_BY_NMI);
+        }
+    } else {
         // Not ours: inject it (VM-entry interruption information, 25.8.3, type NMI).
         vmcs.set(
             control::VMENTRY_INTERRUPTION_INFO_FIELD,

@@ -14,27 +14,24 @@ use crate::vmx::vmcs::Vmcs;
 use rampart_hv_abi::{access, AuditRecord, HypercallError, Rule};
 use x86::vmx::vmcs::ro;
 
-/// The rule a blocked access broke; `None` if the access is not a policy matter (a guest
-/// touching unmapped space beyond its RAM and MMIO, which stops the VM as before).
+/// The rule a blocked access broke. Every EPT violation is one: touching a page with no
+/// rights, or beyond what EPT maps, is `ProtectedRange`.
 /// `locked_table` says whether `gpa` is in a GDT/IDT page locked by `LockDescriptorTables`.
-pub fn classify(
-    layout: &ProtectedLayout,
-    gpa: u64,
-    q: EptViolation,
-    locked_table: bool,
-) -> Option<Rule> {
+pub fn classify(layout: &ProtectedLayout, gpa: u64, q: EptViolation, locked_table: bool) -> Rule {
     if layout.in_hypervisor(gpa) {
-        return Some(Rule::HypervisorMemory);
+        return Rule::HypervisorMemory;
     }
     if q.allowed() == 0 {
-        return None;
+        // A page left with no rights (ProtectRange to ---) or beyond what EPT maps: the guest
+        // gets #VE like for any other block; nothing the guest touches stops the hypervisor.
+        return Rule::ProtectedRange;
     }
     let rights = Permissions::from_entry(q.allowed());
     let text = matches!(
         layout.segment_at(gpa).map(|s| s.kind),
         Some(SegmentKind::Text)
     );
-    Some(if q.fetch() {
+    if q.fetch() {
         Rule::NotExecutable
     } else if text {
         // A write, or a read of execute-only text.
@@ -51,7 +48,7 @@ pub fn classify(
         }
     } else {
         Rule::ProtectedRange
-    })
+    }
 }
 
 fn access_bits(q: EptViolation) -> u32 {
@@ -64,13 +61,11 @@ fn access_bits(q: EptViolation) -> u32 {
     }
 }
 
-pub fn ept_violation(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
+pub fn ept_violation(vmcs: &Vmcs) -> Resume {
     let q = EptViolation(vmcs.get(ro::EXIT_QUALIFICATION));
     let gpa = vmcs.get(ro::GUEST_PHYSICAL_ADDR_FULL);
     let locked_table = super::descriptor_tables::is_locked_table_page(gpa);
-    let Some(rule) = classify(&state::get().layout, gpa, q, locked_table) else {
-        return super::stop::ept_violation(vmcs, regs);
-    };
+    let rule = classify(&state::get().layout, gpa, q, locked_table);
     let gva = if q.linear_address_valid() {
         vmcs.read(ro::GUEST_LINEAR_ADDR).unwrap_or(0)
     } else {
@@ -260,6 +255,7 @@ mod tests {
             hypervisor: [
                 PhysRange::new(0x10000, 0x1000),
                 PhysRange::new(0x20000, 0x1000),
+                PhysRange::new(0, 0),
             ],
             text_rights: Permissions::EXECUTE_ONLY,
         }
@@ -277,39 +273,39 @@ mod tests {
         let l = layout();
         assert_eq!(
             classify(&l, 0x1008, EptViolation(WRITE_TO_RX), false),
-            Some(Rule::KernelText)
+            Rule::KernelText
         );
         assert_eq!(
             classify(&l, 0x2008, EptViolation(WRITE_TO_R), false),
-            Some(Rule::KernelReadOnly)
+            Rule::KernelReadOnly
         );
         assert_eq!(
             classify(&l, 0x8000, EptViolation(WRITE_TO_R), false),
-            Some(Rule::MeasuredModule)
+            Rule::MeasuredModule
         );
         assert_eq!(
             classify(&l, 0x5000, EptViolation(WRITE_TO_RX), false),
-            Some(Rule::ExecutableNotWritable)
+            Rule::ExecutableNotWritable
         );
         assert_eq!(
             classify(&l, 0x5000, EptViolation(FETCH_FROM_RW), false),
-            Some(Rule::NotExecutable)
+            Rule::NotExecutable
         );
         assert_eq!(
             classify(&l, 0x10008, EptViolation(READ_ABSENT), false),
-            Some(Rule::HypervisorMemory)
+            Rule::HypervisorMemory
         );
         assert_eq!(
             classify(&l, 0x9_0000_0000, EptViolation(READ_ABSENT), false),
-            None
+            Rule::ProtectedRange
         );
         assert_eq!(
             classify(&l, 0x1008, EptViolation(READ_OF_EXECUTE_ONLY), false),
-            Some(Rule::KernelText)
+            Rule::KernelText
         );
         assert_eq!(
             classify(&l, 0x5008, EptViolation(WRITE_TO_R), true),
-            Some(Rule::LockedDescriptorTable)
+            Rule::LockedDescriptorTable
         );
     }
 }

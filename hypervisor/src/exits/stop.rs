@@ -9,7 +9,6 @@ use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::exit_reason;
 use crate::vmx::instruction_error;
-use crate::vmx::qualification::EptViolation;
 use crate::vmx::vmcs::Vmcs;
 use core::fmt;
 use x86::vmx::vmcs::{guest, ro};
@@ -22,13 +21,16 @@ pub fn fatal(reason: fmt::Arguments<'_>) -> ! {
     hvlog!(ERROR, "FATAL: {}", reason);
     hvlog!(ERROR, "exits: {}", state::STATS);
     console::result_line(format_args!("FAIL hv: {}", reason));
+    crate::smp::halt_others();
     crate::arch::instructions::halt_forever()
 }
 
 /// The guest asked to stop (Shutdown hypercall).
 pub fn shutdown() -> ! {
     hvlog!(ERROR, "exits: {}", state::STATS);
+    hvlog!(ERROR, "exits by vCPU: {}", crate::smp::cpus::ExitsByVcpu);
     hvlog!(ERROR, "guest requested shutdown; halting");
+    crate::smp::halt_others();
     crate::arch::instructions::halt_forever()
 }
 
@@ -61,25 +63,6 @@ pub fn entry_failure_exit(vmcs: &Vmcs, regs: &GuestRegisters, basic: u16) -> ! {
     fatal(format_args!(
         "VM entry failed: {} (qualification {qualification:#x})",
         exit_reason::name(basic)
-    ))
-}
-
-pub fn ept_violation(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
-    let qualification = EptViolation(vmcs.get(ro::EXIT_QUALIFICATION));
-    let gpa = vmcs.get(ro::GUEST_PHYSICAL_ADDR_FULL);
-    let gva = if qualification.linear_address_valid() {
-        vmcs.read(ro::GUEST_LINEAR_ADDR).unwrap_or(0)
-    } else {
-        0
-    };
-    let rip = vmcs.get(guest::RIP);
-    hvlog!(
-        ERROR,
-        "EPT violation: {qualification} GPA={gpa:#x} GVA={gva:#x} RIP={rip:#x}"
-    );
-    dump_guest(vmcs, regs);
-    fatal(format_args!(
-        "EPT violation at GPA {gpa:#x} ({qualification}), guest halted"
     ))
 }
 

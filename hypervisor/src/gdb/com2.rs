@@ -3,7 +3,7 @@
 //! while the guest is stopped in a VM exit.
 #![allow(unsafe_code)]
 
-use crate::exits::io::COM2_BASE;
+use crate::devices::ports::COM2_BASE;
 use x86::io::{inb, outb};
 
 /// 16550 registers (offsets from the base) and bits.

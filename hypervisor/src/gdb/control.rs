@@ -94,8 +94,10 @@ pub fn stop_reason_of(slot: HwSlot) -> StopReason {
 /// and 27.3.2.1 loads only DR7). With "load debug controls", entry loads DR7 from the VMCS
 /// and exits reset DR7 to 400H (28.5.1), so the slots never fire in the hypervisor.
 fn load_debug_registers(vmcs: &Vmcs, target: &GuestTarget) {
-    for n in 0..HW_SLOTS {
+    let mut addresses = [0u64; HW_SLOTS];
+    for (n, published) in addresses.iter_mut().enumerate() {
         let address = target.hw.slots[n].map_or(0, |s| s.address) as usize;
+        *published = address as u64;
         // SAFETY: CPL0; DR0-DR3 only hold addresses, and DR7 in the host is 400H after
         // every VM exit, so they cannot fire while the hypervisor runs.
         unsafe {
@@ -110,6 +112,8 @@ fn load_debug_registers(vmcs: &Vmcs, target: &GuestTarget) {
     if let Err(e) = vmcs.write(guest::DR7, target.hw.dr7()) {
         hvlog!(ERROR, "gdb: {e}");
     }
+    // The parked vCPUs load the same when they go on.
+    super::vcpus::publish_debug_registers(addresses, target.hw.dr7());
 }
 
 /// Applies what GDB asked for before the guest runs again.

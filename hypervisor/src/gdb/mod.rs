@@ -14,6 +14,7 @@ pub mod registers;
 mod session;
 pub mod step;
 pub mod target;
+pub mod vcpus;
 
 use crate::console::INFO;
 use crate::hvlog;
@@ -44,6 +45,15 @@ pub fn wait_for_debugger(vmcs: &Vmcs, regs: &mut GuestRegisters) {
     hvlog!(INFO, "gdb: waiting for debugger on COM2");
     session::start(vmcs, regs);
     hvlog!(INFO, "gdb: debugger resumed the guest");
+}
+
+/// A vCPU started while a debugger is attached traps #BP and #DB too, and gets the debug
+/// registers GDB set.
+pub fn prepare_vcpu(vmcs: &Vmcs) {
+    if attached() {
+        control::trap_debug_exceptions(vmcs);
+        vcpus::load_debug_registers(vmcs);
+    }
 }
 
 /// Stops the guest into the attached debugger with `reason` and serves it until it resumes

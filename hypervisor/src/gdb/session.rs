@@ -17,12 +17,28 @@ use crate::hvlog;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use gdbstub::common::Signal;
+use gdbstub::common::Tid;
 use gdbstub::conn::Connection;
 use gdbstub::stub::state_machine::GdbStubStateMachine;
-use gdbstub::stub::{DisconnectReason, GdbStubBuilder, SingleThreadStopReason};
+use gdbstub::stub::{
+    BaseStopReason, DisconnectReason, GdbStubBuilder, MultiThreadStopReason, SingleThreadStopReason,
+};
 
 type Machine = GdbStubStateMachine<'static, GuestTarget, Com2>;
+/// Why a vCPU stopped; [`threaded`] names the vCPU for GDB.
 pub type StopReason = SingleThreadStopReason<u64>;
+
+/// The stop reason as GDB gets it: attributed to the thread of the vCPU that stopped, so that
+/// GDB switches to it.
+fn threaded(reason: StopReason, tid: Tid) -> MultiThreadStopReason<u64> {
+    match reason {
+        BaseStopReason::Signal(signal) => BaseStopReason::SignalWithThread { tid, signal },
+        BaseStopReason::SwBreak(()) => BaseStopReason::SwBreak(tid),
+        BaseStopReason::HwBreak(()) => BaseStopReason::HwBreak(tid),
+        BaseStopReason::Watch { kind, addr, .. } => BaseStopReason::Watch { tid, kind, addr },
+        other => other.into(),
+    }
+}
 
 /// The error reply sent after `gdbstub` gave up on a packet (an ack, then `E01`).
 const ERROR_REPLY: &[u8] = b"+$E01#a6";
@@ -105,18 +121,35 @@ pub fn stop(vmcs: &Vmcs, regs: &mut GuestRegisters, reason: StopReason) -> bool 
         return false;
     };
     super::step::end(vmcs);
+    let slot = crate::smp::this_cpu();
+    session.target.stopper = slot;
+    halt_others(slot);
     if !load_frame(session, vmcs, regs) {
+        super::vcpus::resume_others();
         return false;
     }
+    let tid = super::target::tid_of(slot);
     session.machine = match session.machine.take() {
         Some(GdbStubStateMachine::Running(gdb)) => report(
-            gdb.report_stop(&mut session.target, reason),
+            gdb.report_stop(&mut session.target, threaded(reason, tid)),
             &mut session.target,
         ),
         other => other,
     };
     serve(session, vmcs, regs);
+    super::vcpus::resume_others();
     true
+}
+
+/// Stops the other vCPUs; says so if some did not stop in time.
+fn halt_others(slot: usize) {
+    let missing = super::vcpus::halt_others(slot);
+    if missing > 0 {
+        hvlog!(
+            ERROR,
+            "gdb: {missing} vCPU(s) did not stop in time; GDB does not list them"
+        );
+    }
 }
 
 /// Preemption-timer exit while the guest runs: takes waiting bytes (Ctrl-C) from COM2.
@@ -131,14 +164,17 @@ pub fn poll(vmcs: &Vmcs, regs: &mut GuestRegisters) {
     };
     let mut conn = unsafe_conn();
     let mut interrupted = false;
+    session.target.stopper = crate::smp::this_cpu();
     while let Some(byte) = conn.try_read() {
         interrupted |= pump(session, byte);
     }
     if interrupted {
         super::step::end(vmcs);
+        halt_others(session.target.stopper);
         if load_frame(session, vmcs, regs) {
             serve(session, vmcs, regs);
         }
+        super::vcpus::resume_others();
     }
 }
 
@@ -188,7 +224,8 @@ fn pump(session: &mut Session, byte: u8) -> bool {
                 };
                 *machine = match machine.take() {
                     Some(GdbStubStateMachine::CtrlCInterrupt(gdb)) => {
-                        let reason = Some(StopReason::Signal(Signal::SIGINT));
+                        let tid = super::target::tid_of(target.stopper);
+                        let reason = Some(threaded(StopReason::Signal(Signal::SIGINT), tid));
                         report(gdb.interrupt_handled(target, reason), target)
                     }
                     other => other,

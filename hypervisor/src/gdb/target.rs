@@ -6,9 +6,10 @@ use super::breakpoints::{HwBreakpoints, HwKind, HwSlot, SwBreakpoint, SwBreakpoi
 use super::memory;
 use super::registers::GuestFrame;
 use gdbstub::common::Signal;
-use gdbstub::target::ext::base::singlethread::{
-    SingleThreadBase, SingleThreadResume, SingleThreadResumeOps, SingleThreadSingleStep,
-    SingleThreadSingleStepOps,
+use gdbstub::common::Tid;
+use gdbstub::target::ext::base::multithread::{
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
+    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
 };
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::breakpoints::{
@@ -30,10 +31,13 @@ pub enum ResumeMode {
     Step,
 }
 
-/// The debugger's view of the guest and what it asked for.
+/// The debugger's view of the guest and what it asked for. Each vCPU is a thread (thread id =
+/// slot + 1); `frame` is the stopped vCPU's, the others' are parked in `vcpus`.
 #[derive(Debug, Default)]
 pub struct GuestTarget {
     pub frame: GuestFrame,
+    /// The slot of the vCPU that stopped and serves the debugger.
+    pub stopper: usize,
     /// GDB wrote registers: store the frame back before the guest runs.
     pub frame_changed: bool,
     pub sw: SwBreakpoints,
@@ -49,7 +53,7 @@ impl Target for GuestTarget {
     type Error = &'static str;
 
     fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
-        BaseOps::SingleThread(self)
+        BaseOps::MultiThread(self)
     }
 
     fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
@@ -66,48 +70,123 @@ impl Target for GuestTarget {
     }
 }
 
-impl SingleThreadBase for GuestTarget {
-    fn read_registers(&mut self, regs: &mut X86_64CoreRegs) -> TargetResult<(), Self> {
-        *regs = self.frame.to_gdb();
+/// The thread id of a vCPU slot.
+pub fn tid_of(slot: usize) -> Tid {
+    Tid::new(slot + 1).unwrap_or(Tid::MIN)
+}
+
+fn slot_of(tid: Tid) -> usize {
+    tid.get() - 1
+}
+
+impl GuestTarget {
+    /// The frame of thread `tid`: the stopped vCPU's own, or a parked one's.
+    fn frame_of(&self, tid: Tid) -> Option<GuestFrame> {
+        let slot = slot_of(tid);
+        if slot == self.stopper {
+            Some(self.frame)
+        } else {
+            super::vcpus::frame_of(slot)
+        }
+    }
+}
+
+impl MultiThreadBase for GuestTarget {
+    fn read_registers(&mut self, regs: &mut X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
+        *regs = self.frame_of(tid).ok_or(TargetError::NonFatal)?.to_gdb();
         Ok(())
     }
 
-    fn write_registers(&mut self, regs: &X86_64CoreRegs) -> TargetResult<(), Self> {
-        self.frame
-            .from_gdb(regs)
-            .map_err(|_| TargetError::NonFatal)?;
-        self.frame_changed = true;
+    fn write_registers(&mut self, regs: &X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
+        let mut frame = self.frame_of(tid).ok_or(TargetError::NonFatal)?;
+        frame.from_gdb(regs).map_err(|_| TargetError::NonFatal)?;
+        if slot_of(tid) == self.stopper {
+            self.frame = frame;
+            self.frame_changed = true;
+        } else if !super::vcpus::set_frame_of(slot_of(tid), frame) {
+            return Err(TargetError::NonFatal);
+        }
         Ok(())
     }
 
-    fn read_addrs(&mut self, start: u64, data: &mut [u8]) -> TargetResult<usize, Self> {
-        memory::read(&self.frame, start, data).map_err(|_| TargetError::Errno(EFAULT))
+    /// Memory through the thread's own page tables (its CR3).
+    fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
+        let frame = self.frame_of(tid).unwrap_or(self.frame);
+        memory::read(&frame, start, data).map_err(|_| TargetError::Errno(EFAULT))
     }
 
-    fn write_addrs(&mut self, start: u64, data: &[u8]) -> TargetResult<(), Self> {
-        memory::write(&self.frame, start, data).map_err(|_| TargetError::Errno(EFAULT))
+    fn write_addrs(&mut self, start: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
+        let frame = self.frame_of(tid).unwrap_or(self.frame);
+        memory::write(&frame, start, data).map_err(|_| TargetError::Errno(EFAULT))
     }
 
-    fn support_resume(&mut self) -> Option<SingleThreadResumeOps<'_, Self>> {
+    fn list_active_threads(
+        &mut self,
+        thread_is_active: &mut dyn FnMut(Tid),
+    ) -> Result<(), Self::Error> {
+        thread_is_active(tid_of(self.stopper));
+        super::vcpus::parked()
+            .filter(|&slot| slot != self.stopper)
+            .for_each(|slot| thread_is_active(tid_of(slot)));
+        Ok(())
+    }
+
+    fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
         Some(self)
     }
 }
 
-impl SingleThreadResume for GuestTarget {
+/// Every vCPU resumes together (all-stop); only the stopped vCPU can single-step: a step
+/// asked for another thread resumes everything instead.
+impl MultiThreadResume for GuestTarget {
+    fn resume(&mut self) -> Result<(), Self::Error> {
+        if self.resume.is_none() {
+            self.resume = Some(ResumeMode::Continue);
+        }
+        Ok(())
+    }
+
+    fn clear_resume_actions(&mut self) -> Result<(), Self::Error> {
+        self.resume = None;
+        Ok(())
+    }
+
     /// Signals are not delivered to the guest (it has no signals); they are ignored.
-    fn resume(&mut self, _signal: Option<Signal>) -> Result<(), Self::Error> {
-        self.resume = Some(ResumeMode::Continue);
+    fn set_resume_action_continue(
+        &mut self,
+        _tid: Tid,
+        _signal: Option<Signal>,
+    ) -> Result<(), Self::Error> {
         Ok(())
     }
 
-    fn support_single_step(&mut self) -> Option<SingleThreadSingleStepOps<'_, Self>> {
+    fn support_single_step(&mut self) -> Option<MultiThreadSingleStepOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
         Some(self)
     }
 }
 
-impl SingleThreadSingleStep for GuestTarget {
-    fn step(&mut self, _signal: Option<Signal>) -> Result<(), Self::Error> {
-        self.resume = Some(ResumeMode::Step);
+/// GDB asks for scheduler locking when it resumes one thread alone (`vCont;s:1`). Rampart's
+/// vCPUs resume together, so the others also run during a step, as with GDB's default
+/// `scheduler-locking off`.
+impl MultiThreadSchedulerLocking for GuestTarget {
+    fn set_resume_action_scheduler_lock(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+impl MultiThreadSingleStep for GuestTarget {
+    fn set_resume_action_step(
+        &mut self,
+        tid: Tid,
+        _signal: Option<Signal>,
+    ) -> Result<(), Self::Error> {
+        if slot_of(tid) == self.stopper {
+            self.resume = Some(ResumeMode::Step);
+        }
         Ok(())
     }
 }

@@ -56,7 +56,7 @@ pub struct ProtectedLayout {
     /// The measured initrd: read-only to the guest, the reference for execute grants.
     pub initrd: PhysRange,
     /// Ranges the guest can never reach.
-    pub hypervisor: [PhysRange; 2],
+    pub hypervisor: [PhysRange; crate::handoff::HYPERVISOR_RANGES],
     /// Kernel text's rights: execute-only where the CPU's EPT allows it (IA32_VMX_EPT_VPID_CAP
     /// bit 0), so a compromised kernel cannot even read its code (as console hypervisors do);
     /// R-X otherwise.
@@ -132,6 +132,7 @@ mod tests {
             hypervisor: [
                 PhysRange::new(0x1d80_0000, 0x80_0000),
                 PhysRange::new(0x1e1b_9000, 0x23000),
+                PhysRange::new(0x3_0000, 0x1_0000),
             ],
             text_rights: Permissions::EXECUTE_ONLY,
         }

@@ -31,7 +31,7 @@ fn layout(text_rights: Permissions) -> ProtectedLayout {
     ProtectedLayout {
         segments,
         initrd: INITRD,
-        hypervisor: [HV, IMAGE],
+        hypervisor: [HV, IMAGE, PhysRange::new(0, 0)],
         text_rights,
     }
 }

@@ -2,7 +2,7 @@
 //! failed), its start request, and its resources.
 #![allow(unsafe_code)]
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use rampart_boot_info::MAX_CPUS;
 
 /// Where a CPU stands. Transitions: Absent -> Starting -> Parked -> StartRequested -> Running,
@@ -49,6 +49,9 @@ pub struct Cpu {
     pub ept_generation: AtomicU64,
     /// VM exits on this CPU.
     pub exits: AtomicU64,
+    /// The hypervisor has sent this CPU an NMI it has not yet taken: the next NMI is the
+    /// hypervisor's, not the guest's (NMIs coalesce, so a flag and not a count).
+    pub hypervisor_nmi: AtomicBool,
     /// Top of this CPU's hypervisor stack (start-up, parking, then VM exits).
     pub stack_top: AtomicU64,
     /// Its VMXON region and VMCS, allocated by the boot CPU.
@@ -66,6 +69,7 @@ impl Cpu {
             start_cr3: AtomicU64::new(0),
             ept_generation: AtomicU64::new(0),
             exits: AtomicU64::new(0),
+            hypervisor_nmi: AtomicBool::new(false),
             stack_top: AtomicU64::new(0),
             vmxon_region: AtomicU64::new(0),
             vmcs_region: AtomicU64::new(0),
@@ -107,6 +111,25 @@ pub fn online() -> impl Iterator<Item = u32> {
             )
         })
         .map(|cpu| cpu.apic_id.load(Ordering::Relaxed))
+}
+
+/// `slot=exits` for every CPU that ran a vCPU, for the log.
+pub struct ExitsByVcpu;
+
+impl core::fmt::Display for ExitsByVcpu {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut first = true;
+        for (slot, cpu) in CPUS.iter().enumerate() {
+            if cpu.state() == CpuState::Running {
+                if !first {
+                    f.write_str(" ")?;
+                }
+                write!(f, "{slot}={}", cpu.exits.load(Ordering::Relaxed))?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// IA32_GS_BASE holds this CPU's slot index in VMX root: set at start-up and loaded from the

@@ -8,9 +8,43 @@ pub mod vcpu_start;
 
 pub use cpus::{this_cpu, CpuState, CPUS};
 
-/// The host NMI handler's body: an NMI reaches a CPU in VMX root either to wake it from its
-/// parking HLT (a vCPU start) or to make it drop stale EPT translations; both are served by
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once the hypervisor stops: every CPU that sees it halts.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// The host NMI handler's body: an NMI reaches a CPU in VMX root to wake it from its parking
+/// HLT (a vCPU start), to make it drop stale EPT translations, or to stop it; all are served by
 /// looking at what is pending, so a spurious NMI does nothing.
 pub extern "sysv64" fn nmi_in_root() {
-    shootdown::acknowledge(this_cpu());
+    halt_if_stopping();
+    let slot = this_cpu();
+    shootdown::take_hypervisor_nmi(slot);
+    shootdown::acknowledge(slot);
+}
+
+/// Halts this CPU for good if the hypervisor is stopping.
+pub fn halt_if_stopping() {
+    if STOPPING.load(Ordering::SeqCst) {
+        crate::arch::instructions::halt_forever();
+    }
+}
+
+/// Stops every other CPU (a clean stop must stop the whole machine, not one vCPU): marks the
+/// stop, then sends each CPU under the hypervisor an NMI, which ends in [`halt_if_stopping`].
+pub fn halt_others() {
+    if STOPPING.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let me = this_cpu();
+    for (slot, cpu) in CPUS.iter().enumerate() {
+        if slot != me
+            && matches!(
+                cpu.state(),
+                CpuState::Parked | CpuState::StartRequested | CpuState::Running
+            )
+        {
+            shootdown::send_nmi(slot);
+        }
+    }
 }

@@ -65,18 +65,29 @@ fn waiting_for(generation: u64, me: usize) -> u32 {
 }
 
 fn send_nmis(mask: u32) {
-    for (slot, cpu) in CPUS.iter().enumerate() {
-        if mask & (1 << slot) != 0 {
-            // SAFETY: x2APIC is on on every CPU the hypervisor runs; an NMI to a vCPU only
-            // makes it exit (NMI exiting) or enter the host NMI handler, both of which end in
-            // `acknowledge`.
-            unsafe { crate::arch::apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), ICR_NMI) };
-        }
-    }
+    (0..CPUS.len())
+        .filter(|slot| mask & (1 << slot) != 0)
+        .for_each(send_nmi);
+}
+
+/// Sends an NMI to the CPU in `slot`, which must run under the hypervisor (parked or running
+/// a vCPU): there it makes a VM exit (NMI exiting) or enters the host NMI handler, both of
+/// which only serve what `smp` left pending, and never pass it to the guest.
+pub fn send_nmi(slot: usize) {
+    let cpu = &CPUS[slot];
+    cpu.hypervisor_nmi.store(true, Ordering::SeqCst);
+    // SAFETY: x2APIC is on on every CPU the hypervisor runs (boot CPU before bring-up, APs in
+    // `ap_entry`); the NMI's effect on the target is the one described above.
+    unsafe { crate::arch::apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), ICR_NMI) };
+}
+
+/// True if an NMI this CPU takes now is the hypervisor's (and marks it taken).
+pub fn take_hypervisor_nmi(slot: usize) -> bool {
+    CPUS[slot].hypervisor_nmi.swap(false, Ordering::SeqCst)
 }
 
 /// Serves a tightening on this CPU if one is pending: INVEPT and the locks' controls on its
-/// VMCS. Returns true if there was one (an NMI that finds none was meant for the guest).
+/// VMCS. Returns true if there was one.
 pub fn acknowledge(slot: usize) -> bool {
     let cpu = &CPUS[slot];
     let generation = GENERATION.load(Ordering::SeqCst);

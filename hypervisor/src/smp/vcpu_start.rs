@@ -36,7 +36,6 @@ const PLACEHOLDER_TSS_LIMIT: u32 = 0x67;
 /// wakes it every `WAKE_RESEND_CYCLES`.
 const TAKE_TIMEOUT_CYCLES: u64 = 200_000_000;
 const WAKE_RESEND_CYCLES: u64 = 2_000_000;
-const ICR_NMI: u32 = 0b100 << 8;
 const PAGE_OFFSET_MASK: u64 = 0xfff;
 
 /// Why a start request is refused; each maps to a documented hypercall error.
@@ -119,7 +118,6 @@ fn request(vmcs: &Vmcs, apic_id: u64, rip: u64, rsp: u64, cr3: u64) -> Result<()
 /// after it last looked, so one NMI is not enough).
 fn wake_and_wait(slot: usize) -> Result<(), StartRefusal> {
     let cpu = &CPUS[slot];
-    let apic_id = cpu.apic_id.load(Ordering::Relaxed);
     let started = instructions::rdtsc();
     let mut last_sent = None;
     while cpu.state() == CpuState::StartRequested {
@@ -128,9 +126,8 @@ fn wake_and_wait(slot: usize) -> Result<(), StartRefusal> {
             return Err(StartRefusal::NoAnswer);
         }
         if last_sent.is_none_or(|sent: u64| now.wrapping_sub(sent) >= WAKE_RESEND_CYCLES) {
-            // SAFETY: x2APIC is on; the NMI wakes a CPU parked in VMX root, whose host NMI
-            // handler returns to its parking loop.
-            unsafe { crate::arch::apic::send_ipi(apic_id, ICR_NMI) };
+            // Wakes the CPU from its parking HLT; the host NMI handler returns to the loop.
+            super::shootdown::send_nmi(slot);
             last_sent = Some(now);
         }
         core::hint::spin_loop();
@@ -187,11 +184,12 @@ pub fn launch_here(slot: usize) -> ! {
         control::CR4_READ_SHADOW,
         vmcs.get(control::CR4_READ_SHADOW) | pinned,
     );
+    crate::gdb::prepare_vcpu(&vmcs);
     cpu.set_state(CpuState::Running);
     // Any tightening from now on waits for this CPU; catch up with those before it.
     super::shootdown::acknowledge(slot);
     super::shootdown::flush_local();
-    let mut regs = GuestRegisters {
+    let regs = GuestRegisters {
         rdi: u64::from(cpu.apic_id.load(Ordering::Relaxed)),
         ..GuestRegisters::default()
     };
@@ -205,5 +203,5 @@ pub fn launch_here(slot: usize) -> ! {
     );
     // SAFETY: the VMCS is complete; host RSP is the top of this CPU's own stack and host RIP
     // the exit stub; `regs` lives on this stack until VMLAUNCH has loaded it.
-    unsafe { vm_entry::vm_launch(&mut regs) }
+    unsafe { vm_entry::vm_launch(&regs) }
 }

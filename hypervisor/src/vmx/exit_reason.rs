@@ -95,9 +95,19 @@ pub enum ExitReason {
     Init = 3,
     Sipi = 4,
     Cpuid = 10,
+    Getsec = 11,
     Hlt = 12,
     Invd = 13,
     Vmcall = 18,
+    Vmclear = 19,
+    Vmlaunch = 20,
+    Vmptrld = 21,
+    Vmptrst = 22,
+    Vmread = 23,
+    Vmresume = 24,
+    Vmwrite = 25,
+    Vmxoff = 26,
+    Vmxon = 27,
     CrAccess = 28,
     IoInstruction = 30,
     Rdmsr = 31,
@@ -108,9 +118,37 @@ pub enum ExitReason {
     LdtrTrAccess = 47,
     EptViolation = 48,
     EptMisconfig = 49,
+    Invept = 50,
     PreemptionTimer = 52,
+    Invvpid = 53,
     Wbinvd = 54,
     Xsetbv = 55,
+    Vmfunc = 59,
+}
+
+impl ExitReason {
+    /// VMX and SMX instructions: they exit unconditionally in VMX non-root, even from ring 3
+    /// (SDM Vol. 3C 26.1.2, before the CPL check), and Rampart offers no nested VMX or SMX, so
+    /// the guest gets #UD exactly as on a CPU without them (CPUID hides VMX and SMX).
+    pub fn is_unoffered_instruction(self) -> bool {
+        use ExitReason::*;
+        matches!(
+            self,
+            Getsec
+                | Vmclear
+                | Vmlaunch
+                | Vmptrld
+                | Vmptrst
+                | Vmread
+                | Vmresume
+                | Vmwrite
+                | Vmxoff
+                | Vmxon
+                | Invept
+                | Invvpid
+                | Vmfunc
+        )
+    }
 }
 
 impl ExitReason {
@@ -123,9 +161,19 @@ impl ExitReason {
             3 => Init,
             4 => Sipi,
             10 => Cpuid,
+            11 => Getsec,
             12 => Hlt,
             13 => Invd,
             18 => Vmcall,
+            19 => Vmclear,
+            20 => Vmlaunch,
+            21 => Vmptrld,
+            22 => Vmptrst,
+            23 => Vmread,
+            24 => Vmresume,
+            25 => Vmwrite,
+            26 => Vmxoff,
+            27 => Vmxon,
             28 => CrAccess,
             30 => IoInstruction,
             31 => Rdmsr,
@@ -136,9 +184,12 @@ impl ExitReason {
             47 => LdtrTrAccess,
             48 => EptViolation,
             49 => EptMisconfig,
+            50 => Invept,
             52 => PreemptionTimer,
+            53 => Invvpid,
             54 => Wbinvd,
             55 => Xsetbv,
+            59 => Vmfunc,
             _ => return None,
         })
     }

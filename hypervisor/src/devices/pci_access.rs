@@ -1,0 +1,103 @@
+//! PCI configuration mechanism #1 as the hypervisor drives it on the guest's behalf: the
+//! guest's address-port value is kept here (the real port only ever holds the hypervisor's
+//! own selections, made under a lock, so vCPUs cannot interleave each other's accesses).
+#![allow(unsafe_code)]
+
+use super::pci::{self, ConfigWrite, DeviceFacts, BAR_IO, BAR_TYPE_64, BAR_TYPE_MASK};
+use super::ports::{PCI_CONFIG_ADDRESS, PCI_CONFIG_DATA};
+use core::sync::atomic::{AtomicU32, Ordering};
+use x86::io::{inb, inl, inw, outb, outl, outw};
+
+/// The guest's last write to the address port (bit 31 enable, bus/device/function, register).
+static GUEST_ADDRESS: AtomicU32 = AtomicU32::new(0);
+static PORTS: spin::Mutex<()> = spin::Mutex::new(());
+/// Address-port bit 31: configuration space enabled; bits 7:2: dword register.
+pub const ENABLE: u32 = 1 << 31;
+const REGISTER_MASK: u32 = 0xfc;
+
+pub fn guest_address() -> u32 {
+    GUEST_ADDRESS.load(Ordering::SeqCst)
+}
+
+pub fn set_guest_address(value: u32) {
+    GUEST_ADDRESS.store(value, Ordering::SeqCst);
+}
+
+/// Reads `size` bytes at byte `offset` of configuration space of the function `address`
+/// (an address-port value; its register bits are replaced).
+pub fn read(address: u32, offset: u8, size: u8) -> u32 {
+    let _guard = PORTS.lock();
+    let select = (address & !REGISTER_MASK) | u32::from(offset) & REGISTER_MASK | ENABLE;
+    let port = PCI_CONFIG_DATA + u16::from(offset & 3);
+    // SAFETY: mechanism #1 ports, serialised by PORTS; reading configuration space has no side
+    // effects on memory.
+    unsafe {
+        outl(PCI_CONFIG_ADDRESS, select);
+        match size {
+            1 => u32::from(inb(port)),
+            2 => u32::from(inw(port)),
+            _ => inl(PCI_CONFIG_DATA),
+        }
+    }
+}
+
+/// Writes a filtered configuration write (see [`pci::decide`]).
+pub fn write(address: u32, write: ConfigWrite) {
+    let _guard = PORTS.lock();
+    let select = (address & !REGISTER_MASK) | u32::from(write.offset) & REGISTER_MASK | ENABLE;
+    let port = PCI_CONFIG_DATA + u16::from(write.offset & 3);
+    // SAFETY: as in `read`; the value passed the filter (no bus mastering, BARs in the MMIO
+    // window), so the device cannot reach RAM through it.
+    unsafe {
+        outl(PCI_CONFIG_ADDRESS, select);
+        match write.size {
+            1 => outb(port, write.value as u8),
+            2 => outw(port, write.value as u16),
+            _ => outl(PCI_CONFIG_DATA, write.value),
+        }
+    }
+}
+
+/// What the filter needs to know about the function at `address` for `write`.
+pub fn facts(address: u32, write: ConfigWrite) -> DeviceFacts {
+    const HEADER_TYPE_MASK: u32 = 0x7f;
+    let header = (read(address, pci::HEADER_TYPE & !3, 4) >> 16) & HEADER_TYPE_MASK;
+    let register = write.offset & !3;
+    let current_bar = read(address, register, 4);
+    let upper_half_of_64bit = register > pci::FIRST_BAR && register <= pci::LAST_BAR && {
+        let below = read(address, register - 4, 4);
+        below & BAR_IO == 0 && below & BAR_TYPE_MASK == BAR_TYPE_64
+    };
+    let rom = register == pci::EXPANSION_ROM;
+    let sized = write.value != u32::MAX && write.value != current_bar && !upper_half_of_64bit;
+    let bar_size = if sized {
+        let _guard = PORTS.lock();
+        let select = (address & !REGISTER_MASK) | u32::from(register) | ENABLE;
+        // SAFETY: the standard sizing sequence (PCI 3.0 6.2.5.1) on the BAR the guest is
+        // writing anyway: all ones, read back, restore; serialised by PORTS.
+        let readback = unsafe {
+            outl(PCI_CONFIG_ADDRESS, select);
+            outl(PCI_CONFIG_DATA, u32::MAX);
+            let readback = inl(PCI_CONFIG_DATA);
+            outl(PCI_CONFIG_DATA, current_bar);
+            readback
+        };
+        pci::bar_size(readback, rom)
+    } else {
+        0
+    };
+    DeviceFacts {
+        is_endpoint: header == 0,
+        current_bar,
+        upper_half_of_64bit,
+        bar_size,
+    }
+}
+
+/// Forwards a guest write to the reset-control port 0xCF9 (a platform reset is the guest's
+/// own business, like a triple fault).
+pub fn write_reset_control(value: u8) {
+    // SAFETY: 0xCF9 only resets the platform; nothing the hypervisor holds survives a reset
+    // anyway, and the guest could triple-fault instead.
+    unsafe { outb(super::ports::RESET_CONTROL, value) };
+}
