@@ -97,7 +97,7 @@ pub const ATTACKS: [Attack; 16] = [
     ),
     attack(
         "smi-self",
-        "SMI to itself via the ICR, handler at SMBASE+0x8000 writes rodata",
+        "SMI to itself via the ICR (natively a handler at SMBASE+0x8000 writes rodata)",
         super::ipi::smi_self,
     ),
     // Last: natively it costs the kernel the CPU it restarts.
