@@ -176,12 +176,12 @@ pub fn set_idle(index: usize, idle: bool) {
 
 /// A process became ready: wake one idle CPU other than this one with an IPI, so it does not
 /// wait for its next tick (called by the scheduler under its lock). Nothing when no other CPU
-/// idles, which is always the case on one CPU: no IPI, no VM exit.
-pub fn kick_idle() {
+/// idles, which is always the case on one CPU: no IPI, no VM exit. Returns whether it kicked.
+pub fn kick_idle() -> bool {
     let me = percpu::index();
     let idle = IDLE.load(Ordering::SeqCst) & ONLINE.load(Ordering::SeqCst) & !(1 << me);
     if idle == 0 {
-        return;
+        return false;
     }
     let index = idle.trailing_zeros() as usize;
     IDLE.fetch_and(!(1 << index), Ordering::SeqCst);
@@ -191,6 +191,7 @@ pub fn kick_idle() {
     unsafe {
         lapic::send_ipi(apic_id, lapic::command::fixed(trap::VECTOR_RESCHEDULE))
     };
+    true
 }
 
 /// Interrupts CPU `index` (a process there has something to do: `kill_pending`).

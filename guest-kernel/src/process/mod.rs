@@ -189,7 +189,7 @@ impl Table {
             }),
         );
         self.ready.push(pid);
-        crate::smp::kick_idle();
+        let _ = crate::smp::kick_idle();
         pid
     }
 
@@ -206,7 +206,7 @@ impl Table {
             process.state = STATE_READY;
             process.blocked = None;
             self.ready.push(pid);
-            crate::smp::kick_idle();
+            let _ = crate::smp::kick_idle();
         }
     }
 }

@@ -68,11 +68,12 @@ pub fn idle_loop() -> ! {
 }
 
 /// Called by the timer interrupt of CPU `cpu` after EOI: on the boot CPU, wakes due sleepers
-/// and console readers; everywhere, charges the tick and preempts a process interrupted in
-/// ring 3 (or ends it if another CPU killed it meanwhile).
+/// and console readers; everywhere, charges the tick and, if something waits to run, preempts
+/// a process interrupted in ring 3, unless an idle CPU can take the waiting one instead (it is
+/// kicked); ends the process if another CPU killed it meanwhile.
 pub fn timer_tick(from_user: bool, cpu: usize) {
     let line_ready = cpu == 0 && console::poll_input();
-    let killed = {
+    let (killed, preempt) = {
         let mut table = TABLE.lock();
         if table.processes.is_empty() {
             return;
@@ -93,12 +94,14 @@ pub fn timer_tick(from_user: bool, cpu: usize) {
         }
         let current = table.current();
         current.ticks += 1;
-        current.kill_pending
+        let killed = current.kill_pending;
+        let preempt = from_user && !table.ready.is_empty() && !crate::smp::kick_idle();
+        (killed, preempt)
     };
     if from_user && killed {
         super::exit_current(EXIT_KILLED);
     }
-    if from_user {
+    if preempt {
         schedule();
     }
 }
