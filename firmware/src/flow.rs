@@ -19,7 +19,7 @@ use crate::fail::{self, BootError, Outcome, Problem};
 use crate::load::measure::{sha256, Hex};
 use crate::load::module::LoadedModule;
 use crate::load::pages::Pages;
-use crate::load::{kernel, module, reserve};
+use crate::load::{kernel, module, reserve, verify};
 use crate::log::{debug, info};
 
 /// Everything the hand-off needs, gathered while boot services still run.
@@ -70,6 +70,12 @@ fn prepare() -> Result<Prepared, BootError> {
         kernel_file.len(),
         Hex(&kernel_sha256)
     );
+    let expected = verify::expected();
+    verify::require(
+        KERNEL_PATH,
+        expected.check_kernel(&kernel_sha256),
+        Some(kernel_sha256),
+    )?;
     let kernel =
         elf::validate(&kernel_file).map_err(|e| BootError::new(KERNEL_PATH, Problem::Elf(e)))?;
     debug!(
@@ -79,6 +85,13 @@ fn prepare() -> Result<Prepared, BootError> {
     let initrd_file = esp
         .read_optional(INITRD_PATH)?
         .filter(|file| !file.is_empty());
+    let initrd_sha256 = initrd_file.as_deref().map(sha256);
+    verify::require(
+        INITRD_PATH,
+        expected.check_initrd(initrd_sha256.as_ref()),
+        initrd_sha256,
+    )?;
+    info!("verified boot: kernel and initrd match the digests built into BOOTX64.EFI");
     drop(esp);
 
     let map = memory::snapshot()?;

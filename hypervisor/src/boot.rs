@@ -183,6 +183,7 @@ fn launch(
         layout,
         eptp: ept,
         mmio_window: mmio_window(regions),
+        program_text: program_text(layout.initrd),
     });
 
     // SAFETY: the firmware reserved `smm_area` for the hypervisor; it is out of EPT (above).
@@ -265,6 +266,7 @@ fn launch(
         if handoff.gdb {
             crate::gdb::wait_for_debugger(&vmcs, regs);
         }
+        crate::smp::quiet::entering_guest(0);
         vm_entry::vm_launch(regs)
     }
 }
@@ -273,14 +275,12 @@ fn launch(
 /// guest (BootInfo `apic_ids`) which CPUs it may start with `StartVcpu`.
 fn bring_up_aps(handoff: &HandOff, frames: &mut FrameAllocator) -> Result<(), BootError> {
     if !crate::arch::apic::enable_x2apic() {
-        // The guest then reaches the ICR through the xAPIC page, unchecked: without x2APIC the
-        // APs stay where the firmware parked them.
+        // Every CPU still ends up in VMX root (where INIT is blocked and SIPI ignored) and SMIs
+        // run the RSM stub, but ICR writes through the xAPIC page are not checked.
         hvlog!(
             WARN,
-            "no x2APIC: APs left parked by the firmware, outside VMX (guest IPIs unchecked)"
+            "no x2APIC: the guest's IPIs go through the xAPIC page unchecked (INIT/SIPI reach only CPUs in VMX root; an SMI runs the RSM stub)"
         );
-        write_guest_cpus(handoff, &[handoff.cpus.ids()[0]]);
-        return Ok(());
     }
     // SAFETY: reading CR3 has no side effects.
     let host_cr3 = unsafe { x86::controlregs::cr3() };
@@ -379,6 +379,9 @@ fn build_ept(
     let mut ept = Ept::new(unsafe { EptFrames::new(pool) }, sizes)?;
     layout::build_identity_map(&mut ept, regions, &layout.hypervisor, top)?;
     policy::operations::apply_initial(&mut ept, layout)?;
+    for page in crate::devices::platform::READ_ONLY_PAGES {
+        ept.map(page, FRAME_SIZE, Permissions::READ, MemoryType::Uncacheable)?;
+    }
     let [reserved, image, _] = layout.hypervisor;
     hvlog!(
         INFO,
@@ -404,7 +407,7 @@ fn build_ept(
     }
     hvlog!(
         INFO,
-        "policy: all other RAM rw- (W^X: nothing else executable)"
+        "policy: all other RAM rw- (W^X: nothing else executable); IOAPIC and HPET pages r--"
     );
     let table_type = if caps.ept_has(ept_cap::MEMORY_TYPE_WB) {
         MemoryType::WriteBack
@@ -414,6 +417,24 @@ fn build_ept(
     let pointer = eptp(ept.pml4(), table_type);
     *state::EPT.lock() = Some(ept);
     Ok(pointer)
+}
+
+/// The executable segments of the initrd's programs, parsed from the measured initrd (guest
+/// RAM the guest has not run on yet, R-- in EPT from its first instruction).
+fn program_text(initrd: PhysRange) -> crate::policy::program_text::ProgramText {
+    if initrd.length == 0 {
+        return crate::policy::program_text::ProgramText::empty();
+    }
+    // SAFETY: the firmware loaded and measured the initrd there; identity-mapped RAM.
+    let bytes =
+        unsafe { core::slice::from_raw_parts(initrd.start as *const u8, initrd.length as usize) };
+    let text = crate::policy::program_text::ProgramText::of_initrd(bytes);
+    hvlog!(
+        INFO,
+        "policy: {} executable segments in the initrd's programs (GrantExecute offsets)",
+        text.segments()
+    );
+    text
 }
 
 /// Where PCI memory BARs may lie: from the top of everything but MMIO and firmware-reserved

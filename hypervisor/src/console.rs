@@ -1,7 +1,7 @@
 //! The hypervisor's log on the shared console UART: every line prefixed `[hv] `.
 //!
-//! The guest owns COM1 too (DESIGN.md "Devices and interrupts"); the hypervisor only writes
-//! while the guest is stopped in a VM exit, so lines never interleave within a character.
+//! The guest owns COM1 too (DESIGN.md "Devices and interrupts"); the hypervisor writes a line
+//! only while no vCPU runs guest code (`smp::quiet`), so lines never interleave.
 
 use core::fmt::{self, Write};
 use spin::Mutex;
@@ -48,9 +48,11 @@ pub fn line(prefix: &str, args: fmt::Arguments<'_>) {
     let started = crate::arch::instructions::rdtsc();
     let mut guard = CONSOLE.lock();
     if let Some(serial) = guard.as_mut() {
-        let _ = serial.write_str(prefix);
-        let _ = serial.write_fmt(args);
-        let _ = serial.write_str("\r\n");
+        crate::smp::quiet::with_others_out_of_the_guest(|| {
+            let _ = serial.write_str(prefix);
+            let _ = serial.write_fmt(args);
+            let _ = serial.write_str("\r\n");
+        });
     }
     drop(guard);
     let spent = crate::arch::instructions::rdtsc().wrapping_sub(started);

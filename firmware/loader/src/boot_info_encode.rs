@@ -98,6 +98,23 @@ pub fn encode(info: &BootInfo, out: &mut [u8]) -> Option<()> {
         &info.command_line_len.to_le_bytes(),
     );
     put(out, offset_of!(BootInfo, command_line), &info.command_line);
+    put(
+        out,
+        offset_of!(BootInfo, cpu_count),
+        &info.cpu_count.to_le_bytes(),
+    );
+    for (index, id) in info.apic_ids.iter().enumerate() {
+        put(
+            out,
+            offset_of!(BootInfo, apic_ids) + index * size_of::<u32>(),
+            &id.to_le_bytes(),
+        );
+    }
+    put(
+        out,
+        offset_of!(BootInfo, ap_trampoline),
+        &info.ap_trampoline.to_le_bytes(),
+    );
     Some(())
 }
 
@@ -127,6 +144,9 @@ mod tests {
         info.modules[0].length = 77;
         info.command_line_len = 3;
         info.command_line[..3].copy_from_slice(b"a=b");
+        info.cpu_count = 2;
+        info.apic_ids[1] = 6;
+        info.ap_trampoline = 0x9_f000;
         let mut bytes = vec![0xFFu8; ENCODED_SIZE + 8];
         encode(&info, &mut bytes).unwrap();
         assert_eq!(&bytes[..8], b"RAMPBOOT");
@@ -151,6 +171,14 @@ mod tests {
         assert_eq!(&bytes[module + 48..module + 54], b"initrd");
         let line = offset_of!(BootInfo, command_line);
         assert_eq!(&bytes[line..line + 4], b"a=b\0");
+        let cpus = offset_of!(BootInfo, cpu_count);
+        assert_eq!(&bytes[cpus..cpus + 4], &2u32.to_le_bytes());
+        let ids = offset_of!(BootInfo, apic_ids);
+        assert_eq!(&bytes[ids + 4..ids + 8], &6u32.to_le_bytes());
+        assert_eq!(
+            u64_at(&bytes, offset_of!(BootInfo, ap_trampoline)),
+            0x9_f000
+        );
         assert_eq!(bytes[ENCODED_SIZE], 0xFF, "nothing written past the block");
         assert!(encode(&info, &mut bytes[..ENCODED_SIZE - 1]).is_none());
     }

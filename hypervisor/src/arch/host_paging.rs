@@ -6,6 +6,10 @@ use crate::frames::{FrameAllocator, FRAME_SIZE};
 const PRESENT: u64 = 1 << 0;
 const WRITABLE: u64 = 1 << 1;
 const PAGE_SIZE_2M: u64 = 1 << 7;
+/// PWT and PCD: uncacheable (SDM Vol. 3A 12.12.3), for the local APIC and IOAPIC range, which
+/// must not be cached (11.4.1).
+const UNCACHEABLE: u64 = (1 << 3) | (1 << 4);
+const APIC_RANGE: core::ops::Range<u64> = 0xfec0_0000..0x1_0000_0000;
 const ENTRIES: u64 = 512;
 const TWO_MIB: u64 = 2 << 20;
 const ONE_GIB: u64 = 1 << 30;
@@ -30,7 +34,15 @@ pub unsafe fn build_identity_map(frames: &mut FrameAllocator, top: u64) -> Optio
             let address = gib * ONE_GIB + i * TWO_MIB;
             // SAFETY: `pd` is a fresh identity-mapped frame; `i` < 512 stays inside it.
             unsafe {
-                *(pd as *mut u64).add(i as usize) = address | PRESENT | WRITABLE | PAGE_SIZE_2M
+                *(pd as *mut u64).add(i as usize) = address
+                    | PRESENT
+                    | WRITABLE
+                    | PAGE_SIZE_2M
+                    | if APIC_RANGE.contains(&address) {
+                        UNCACHEABLE
+                    } else {
+                        0
+                    }
             };
         }
         // SAFETY: `gib` < 512 indexes inside the PDPT frame.

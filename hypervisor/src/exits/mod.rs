@@ -75,6 +75,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
     let basic = exit_reason::basic(reason_field);
     state::STATS.record(basic);
     let slot = crate::smp::this_cpu();
+    crate::smp::quiet::left_guest(slot);
     crate::smp::CPUS[slot]
         .exits
         .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
@@ -121,6 +122,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
     crate::gdb::stop_if_blocked(&vmcs, regs, audits_before);
     crate::gdb::vcpus::park_if_halted(&vmcs, regs, slot);
     state::STATS.add_cycles(crate::arch::instructions::rdtsc().wrapping_sub(started));
+    crate::smp::quiet::entering_guest(slot);
 }
 
 fn advance_rip(vmcs: &Vmcs) {

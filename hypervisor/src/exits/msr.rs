@@ -174,6 +174,11 @@ fn write(vmcs: &Vmcs, msr: u32, value: u64) {
     }
 }
 
+/// True once `LockSyscallMsrs` succeeded.
+pub fn syscall_msrs_locked() -> bool {
+    SYSCALL_MSRS_LOCKED.load(Ordering::SeqCst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,9 +228,4 @@ mod tests {
             assert_eq!(decide(msr, 0x1000, false), Decision::Blocked(Rule::Msr));
         }
     }
-}
-
-/// True once `LockSyscallMsrs` succeeded.
-pub fn syscall_msrs_locked() -> bool {
-    SYSCALL_MSRS_LOCKED.load(Ordering::SeqCst)
 }

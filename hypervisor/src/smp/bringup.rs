@@ -50,7 +50,7 @@ pub struct Summary {
 pub unsafe fn start_aps(handoff: &HandOff, frames: &mut FrameAllocator, host_cr3: u64) -> Summary {
     let ids = handoff.cpus.ids();
     let boot = &CPUS[0];
-    boot.apic_id.store(apic::x2apic_id(), Ordering::Relaxed);
+    boot.apic_id.store(apic::apic_id(), Ordering::Relaxed);
     boot.set_state(CpuState::Running);
     let mut summary = Summary {
         online: 1,
@@ -177,7 +177,9 @@ extern "sysv64" fn ap_entry(slot: u64) -> ! {
     );
     // SAFETY: CPL0, interrupts off; both regions are this AP's zeroed frames (`start_one`).
     let entered = unsafe { enable::enter_with(caps, vmxon, vmcs) }.is_ok();
-    if !entered || !apic::enable_x2apic() || !cpu.transition(CpuState::Starting, CpuState::Parked) {
+    // Same APIC mode as the boot CPU (x2APIC wherever the CPU has it).
+    apic::enable_x2apic();
+    if !entered || !cpu.transition(CpuState::Starting, CpuState::Parked) {
         instructions::halt_forever();
     }
     park(slot)

@@ -3,6 +3,7 @@
 
 pub mod bringup;
 pub mod cpus;
+pub mod quiet;
 pub mod shootdown;
 pub mod vcpu_start;
 

@@ -201,6 +201,7 @@ pub fn launch_here(slot: usize) -> ! {
         entry.rsp,
         entry.cr3
     );
+    super::quiet::entering_guest(slot);
     // SAFETY: the VMCS is complete; host RSP is the top of this CPU's own stack and host RIP
     // the exit stub; `regs` lives on this stack until VMLAUNCH has loaded it.
     unsafe { vm_entry::vm_launch(&regs) }
