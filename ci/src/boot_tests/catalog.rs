@@ -24,6 +24,8 @@ pub enum Variant {
     Gdb,
     /// `gdb = on`, and gdb kills the guest (`crate::gdb::test::Kind::Kill`).
     GdbKill,
+    /// `gdb = on` on several CPUs: each vCPU a gdb thread (`crate::gdb::test::Kind::Threads`).
+    GdbThreads,
 }
 
 /// One boot test.
@@ -158,6 +160,25 @@ pub const BOOT_TESTS: &[BootTest] = &[
         cpus: 1,
         variant: Variant::Gdb,
         expect: HV_PASS,
+    },
+    BootTest {
+        name: "gdb-threads-bochs-smp2",
+        emulator: Emulator::Bochs,
+        mode: Mode::Hv,
+        cpu: "tigerlake",
+        cpus: 2,
+        variant: Variant::GdbThreads,
+        expect: Expectations {
+            ordered: &[
+                &["[hv] CPUs: 2 online"],
+                &["[hv] vCPU 1 (APIC ID 1) launching"],
+                &["[hv] gdb: killed by the debugger; halting"],
+            ],
+            absent: &["[kernel] ready"],
+            pass: false,
+            result_words: &["killed-by-debugger"],
+            checks: &[],
+        },
     },
     BootTest {
         name: GDB_KILL_BOCHS,

@@ -95,6 +95,9 @@ fn boot(test: &BootTest, launch: &Launch) -> Result<(Boot, Option<session::Repor
     match test.variant {
         Variant::Gdb => return crate::gdb::test::boot(launch, crate::gdb::test::Kind::Full),
         Variant::GdbKill => return crate::gdb::test::boot(launch, crate::gdb::test::Kind::Kill),
+        Variant::GdbThreads => {
+            return crate::gdb::test::boot(launch, crate::gdb::test::Kind::Threads)
+        }
         _ => {}
     }
     let Some((script, _)) = catalog::session(test) else {
@@ -153,7 +156,9 @@ pub fn apply(variant: Variant, contents: &mut Contents) {
             let last = contents.kernel.len() - 1;
             contents.kernel[last] ^= 0xff;
         }
-        Variant::Gdb | Variant::GdbKill => contents.boot_cfg.push_str(crate::gdb::GDB_ON),
+        Variant::Gdb | Variant::GdbKill | Variant::GdbThreads => {
+            contents.boot_cfg.push_str(crate::gdb::GDB_ON)
+        }
     }
 }
 

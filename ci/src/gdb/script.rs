@@ -43,6 +43,61 @@ pub fn kill_commands(kernel: &Path, port: u16) -> String {
     )
 }
 
+/// Where the threads test breaks: the kernel's AP main, so the stop is on vCPU 1 while vCPU 0
+/// runs the boot CPU's code.
+pub const AP_BREAK_AT: &str = "rampart_kernel::smp::ap_main";
+
+/// The gdb command file of the `gdb-threads-bochs-smp2` test: break where an AP starts, list
+/// the vCPUs as threads, read each one's RIP, then `kill`.
+pub fn threads_commands(kernel: &Path, port: u16) -> String {
+    format!(
+        "set pagination off\nset confirm off\nset remotetimeout 30\nset width 0\n\
+         file {kernel}\ntarget remote 127.0.0.1:{port}\n\
+         echo @@break\\n\nbreak {AP_BREAK_AT}\ncontinue\n\
+         echo @@threads\\n\ninfo threads\n\
+         echo @@thread1\\n\nthread 1\nprintf \"pc=%#lx\\n\", $pc\n\
+         echo @@thread2\\n\nthread 2\nprintf \"pc=%#lx\\n\", $pc\n\
+         echo @@kill\\n\nkill\n",
+        kernel = kernel.display()
+    )
+}
+
+/// Failures in the output of [`threads_commands`]: the AP's breakpoint was hit, two threads
+/// were listed, and they are stopped at different places (two vCPUs, not one twice).
+pub fn check_threads(output: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    if !section(output, "break").contains(&format!("Breakpoint 1, {AP_BREAK_AT}")) {
+        failures.push(format!(
+            "gdb threads: the breakpoint at {AP_BREAK_AT} was not hit"
+        ));
+    }
+    let listed = section(output, "threads")
+        .lines()
+        .filter(|l| l.contains("Thread "))
+        .count();
+    if listed < 2 {
+        failures.push(format!(
+            "gdb threads: `info threads` listed {listed} threads, want 2"
+        ));
+    }
+    let pc = |name| {
+        section(output, name)
+            .lines()
+            .find_map(|l| l.strip_prefix("pc="))
+            .map(str::to_string)
+    };
+    match (pc("thread1"), pc("thread2")) {
+        (Some(a), Some(b)) if a != b => {}
+        other => failures.push(format!(
+            "gdb threads: want two different RIPs, got {other:?}"
+        )),
+    }
+    if !section(output, "kill").contains("killed]") {
+        failures.push("gdb threads: no `[Inferior 1 (process 1) killed]`".to_string());
+    }
+    failures
+}
+
 /// The output of one marked section (empty if the marker is missing).
 pub fn section<'a>(output: &'a str, name: &str) -> &'a str {
     let marker = format!("@@{name}\n");

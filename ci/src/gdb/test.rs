@@ -52,6 +52,8 @@ pub enum Kind {
     Full,
     /// `gdb-kill-bochs`: break, continue, `kill`; the hypervisor stops the machine.
     Kill,
+    /// `gdb-threads-bochs-smp2`: break on an AP, every vCPU a thread, then `kill`.
+    Threads,
 }
 
 /// Boots `launch` (its image has `gdb = on`) with COM2 as a socket and runs the script.
@@ -160,6 +162,7 @@ fn attach_and_debug(debug: &Debug, log: &mut String, report: &mut Report) -> Res
     let text = match kind {
         Kind::Full => script::commands(&paths::kernel_elf(), port),
         Kind::Kill => script::kill_commands(&paths::kernel_elf(), port),
+        Kind::Threads => script::threads_commands(&paths::kernel_elf(), port),
     };
     std::fs::write(&commands, text)
         .map_err(|e| format!("cannot write {}: {e}", commands.display()))?;
@@ -200,6 +203,7 @@ fn attach_and_debug(debug: &Debug, log: &mut String, report: &mut Report) -> Res
     let (failures, figures) = match kind {
         Kind::Full => script::check(&text),
         Kind::Kill => (stops::check_kill(&text), Vec::new()),
+        Kind::Threads => (script::check_threads(&text), Vec::new()),
     };
     report.failures.extend(failures);
     report.figures.extend(figures);
