@@ -68,7 +68,7 @@ fn make_image(mode: Mode, out: Option<PathBuf>) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// `run [--emulator E] [--mode M] [--cpu MODEL] [--timeout S] [--image PATH]`: boot with the serial
+/// `run [--emulator E] [--mode M] [--cpu MODEL] [--cpus N] [--timeout S] [--image PATH]`: boot with the serial
 /// console live. `--image` boots an existing image (e.g. a failed test's `disk.img`) without building.
 pub fn run(mut args: Args) -> Result<u8> {
     let choice = args.parsed(
@@ -78,6 +78,9 @@ pub fn run(mut args: Args) -> Result<u8> {
     )?;
     let mode = mode_option(&mut args)?;
     let cpu = args.value("cpu")?.unwrap_or(DEFAULT_BOCHS_CPU.to_string());
+    let cpus = args
+        .parsed("cpus", parse_cpus, "a processor count from 1 to 16")?
+        .unwrap_or(1);
     let timeout = timeout_option(&mut args)?;
     let given_image = args.value("image")?.map(PathBuf::from);
     args.finish()?;
@@ -99,6 +102,7 @@ pub fn run(mut args: Args) -> Result<u8> {
     let launch = Launch {
         emulator,
         cpu: emulator.cpu_label(&cpu),
+        cpus,
         timeout: timeout.unwrap_or(emulator.default_timeout()),
         run_dir,
         // The console is shown raw (prompt included) by the interactive input below.
@@ -123,6 +127,11 @@ pub fn bench(mut args: Args) -> Result<u8> {
     args.finish()?;
     setup::ensure(&[Need::Bochs])?;
     crate::bench::run(&cpu, timeout.unwrap_or(Emulator::Bochs.default_timeout()))
+}
+
+/// A processor count for `--cpus` (the kernel uses at most 16).
+fn parse_cpus(text: &str) -> Option<u32> {
+    text.parse().ok().filter(|n| (1..=16).contains(n))
 }
 
 fn need_of(emulator: Emulator) -> Need {

@@ -36,9 +36,10 @@ commands:
   image [--mode hv|native] [--out PATH] [--firmware EFI --kernel ELF]
                                      build, then write the FAT disk image (path on the last line);
                                      with --firmware and --kernel, use those files and skip the build
-  run [--emulator auto|bochs|qemu|kvm] [--mode hv|native] [--cpu MODEL] [--timeout S] [--image PATH]
-                                     build, image and boot with the serial console live
-                                     (--image: boot that image, no build);
+  run [--emulator auto|bochs|qemu|kvm] [--mode hv|native] [--cpu MODEL] [--cpus N] [--timeout S]
+      [--image PATH]                 build, image and boot with the serial console live
+                                     (--cpus: processors, default 1; --image: boot that image,
+                                     no build);
                                      exit 0 PASS, 1 FAIL, 2 timeout, 3 emulator exited, 4 error
   test [--only a,b] [--skip-host] [--no-build] [--list] [--timeout S]
                                      host unit tests, then the boot tests, two at a time

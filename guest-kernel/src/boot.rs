@@ -1,5 +1,5 @@
 //! The boot sequence: console, BootInfo, hypervisor detection, own CPU tables, memory, timer
-//! interrupts, hypercall checks, SYSCALL, then `init` from the initrd; and the result line the
+//! interrupts, the other CPUs, hypercall checks, locks, then `init` from the initrd; and the result line the
 //! boot tests wait for, printed when init exits.
 
 use crate::arch::hypercall::{self, Rampart, UNASSIGNED_NUMBER};
@@ -20,6 +20,13 @@ const FIRST_TICK_TIMEOUT_CYCLES: u64 = 5_000_000_000;
 /// Polls to wait for the first tick, in case the TSC itself does not advance.
 const FIRST_TICK_MAX_POLLS: u64 = 1 << 28;
 
+/// Physical memory the frame allocator never hands out: with the attack suite, the default
+/// SMRAM its SMI attack writes (`attacks::ipi`); else nothing.
+#[cfg(feature = "attacks")]
+const KEPT_OUT: (u64, u64) = crate::attacks::ipi::SMRAM_WINDOW;
+#[cfg(not(feature = "attacks"))]
+const KEPT_OUT: (u64, u64) = (0, 0);
+
 /// Bytes of kernel heap, carved from the first usable range large enough.
 const HEAP_SIZE: u64 = 8 << 20;
 
@@ -33,6 +40,7 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     // Boot cost: the TSC counts from reset, so this is everything before the kernel (OVMF,
     // firmware, and the hypervisor's set-up under Rampart).
     let entry_tsc = cpu::rdtsc();
+    crate::smp::init_boot_cpu();
     console::init();
     let info = match boot_info {
         Some(raw) if raw.is_valid() => BOOT_INFO.call_once(|| *raw),
@@ -83,7 +91,9 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
         }
     };
     time::set_hz(hz);
-    start_timer(hz);
+    let timer_count = start_timer(hz);
+    // Every CPU must be set up before the hypervisor locks the entry points.
+    cpu::without_interrupts(|| crate::smp::start_all(info, timer_count));
     if let Some(rampart) = &rampart {
         check_hypercalls(rampart);
         check_rejections(rampart);
@@ -91,6 +101,7 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     }
     interrupts::disable();
     process::init();
+    crate::smp::release_aps();
     kprintln!("ready");
     start_init(info);
     process::idle_loop()
@@ -163,7 +174,11 @@ fn init_memory(regions: &[rampart_boot_info::MemoryRegion]) {
     for kind in [MemoryKind::Usable, MemoryKind::BootReclaimable] {
         for (start, end) in frames::ranges(regions, kind, limit) {
             let pieces = [(start, end.min(heap)), (start.max(heap + HEAP_SIZE), end)];
-            for (from, to) in pieces.into_iter().filter(|(from, to)| from < to) {
+            let pieces = pieces.into_iter().flat_map(|(from, to)| {
+                let (hole_start, hole_end) = KEPT_OUT;
+                [(from, to.min(hole_start)), (from.max(hole_end), to)]
+            });
+            for (from, to) in pieces.filter(|(from, to)| from < to) {
                 #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
                 // SAFETY: usable RAM outside the heap, or the firmware's boot area, which
                 // nothing uses any more (BootInfo copied, own stack and page tables loaded).
@@ -209,8 +224,9 @@ fn install_cpu_tables(info: &BootInfo) {
     kprintln!("GDT, IDT and page tables installed");
 }
 
-/// Step 4: legacy PIC off, LAPIC timer at `hz`, interrupts on, wait for ticks.
-fn start_timer(hz: u64) -> u64 {
+/// Step 4: legacy PIC off, LAPIC timer at `hz`, interrupts on, wait for ticks. Returns the
+/// timer's initial count (the other CPUs use the same).
+fn start_timer(hz: u64) -> u32 {
     pic::disable();
     let apic = lapic::init(trap::VECTOR_SPURIOUS);
     let count = match lapic::calibrate_10ms() {
@@ -252,9 +268,8 @@ fn start_timer(hz: u64) -> u64 {
     while time::ticks() < TICKS_TO_WAIT {
         cpu::halt();
     }
-    let ticks = time::ticks();
-    kprintln!("timer ticks: {ticks}");
-    ticks
+    kprintln!("timer ticks: {}", time::ticks());
+    count
 }
 
 /// Step 5: the version hypercall and an unknown number.

@@ -20,6 +20,7 @@ extern crate alloc;
 
 mod attacks;
 mod cmdline;
+mod cpu_list;
 mod hv;
 #[cfg(target_os = "none")]
 mod hypercall_checks;
@@ -31,6 +32,8 @@ mod panic;
 #[cfg(target_os = "none")]
 mod process;
 mod sched;
+#[cfg(target_os = "none")]
+mod smp;
 #[cfg(target_os = "none")]
 mod syscall;
 mod time;

@@ -10,6 +10,10 @@ pub const VECTOR_TIMER: u8 = 0x20;
 /// First of the 16 vectors the legacy 8259 PICs are remapped to (masked; only spurious IRQ7 and
 /// IRQ15 can still arrive there).
 pub const VECTOR_LEGACY_PIC_BASE: u8 = 0xE0;
+/// TLB shootdown requests between the kernel's CPUs (`arch::tlb`).
+pub const VECTOR_TLB_SHOOTDOWN: u8 = 0xF0;
+/// Wakes an idle CPU from HLT because a process became ready (`smp::kick_idle`).
+pub const VECTOR_RESCHEDULE: u8 = 0xF1;
 /// The LAPIC spurious-interrupt vector (low nibble all ones, as P6-era LAPICs required).
 pub const VECTOR_SPURIOUS: u8 = 0xFF;
 

@@ -75,6 +75,7 @@ fn boot_side(mode: Mode, cpu: &str, timeout: Duration) -> Side {
 fn boot(mode: Mode, cpu: &str, timeout: Duration) -> Result<Side> {
     let launch = Launch {
         emulator: Emulator::Bochs,
+        cpus: 1,
         cpu: cpu.to_string(),
         run_dir: paths::run_dir(&format!("bench-{}-{cpu}", mode.name())),
         timeout,

@@ -38,15 +38,18 @@ pub const SPIN_DONE_STEP: Step = Step {
     expect: &[&[SPIN_LAST]],
 };
 
-const HEADER: &str = "attacks: 14 attacks, each in its own kernel thread";
+const HEADER: &str = "attacks: 16 attacks, each in its own kernel thread";
 const ROW: &str = "[kernel] attack: ";
 const SUMMARY: &str = "[kernel] attacks: ";
 const AUDIT: &str = "[hv] audit #";
+/// The middle of a hypervisor audit line (`... blocked write by rule kernel-text at ...`).
+const AUDIT_RULE: &str = " by rule ";
 /// Bochs CPU models without SMEP (the kernel then never sets CR4.SMEP).
 const WITHOUT_SMEP: &[&str] = &["corei7_sandy_bridge_2600k"];
 
 /// Each attack's verdict natively and under Rampart (one rule per attack, from its audit record).
-const TABLE: [(&str, &str, &str); 14] = [
+/// Natively the SMI is taken at the default SMBASE (QEMU q35 TCG with OVMF without SMM).
+const TABLE: [(&str, &str, &str); 16] = [
     ("text-write", "SUCCEEDED", "BLOCKED (kernel-text)"),
     ("cr0-wp", "SUCCEEDED", "BLOCKED (pinned-cr)"),
     ("text-alias", "SUCCEEDED", "BLOCKED (kernel-text)"),
@@ -89,14 +92,32 @@ const TABLE: [(&str, &str, &str); 14] = [
         "N/A (no hypervisor)",
         "BLOCKED (unmeasured-code)",
     ),
+    ("smi-self", "SUCCEEDED", "BLOCKED (ipi-delivery)"),
+    // Needs a second CPU to restart (`one_cpu` below).
+    ("init-sipi-wake", "SUCCEEDED", "BLOCKED (ipi-delivery)"),
 ];
 
-/// The verdicts expected for `flavour` on Bochs model `cpu` (QEMU's `-cpu max` has SMEP).
-pub fn expected(flavour: Flavour, cpu: &str) -> Vec<(&'static str, &'static str)> {
+/// Bochs CPU models without x2APIC: the hypervisor then leaves the guest's xAPIC unchecked (it
+/// logs `[hv] no x2APIC: ... guest IPIs unchecked`), so the SMI's ICR write is not audited; the
+/// default SMBASE area is the hypervisor's (an RSM-only handler), so no marker is written.
+const WITHOUT_X2APIC: &[&str] = &["corei7_sandy_bridge_2600k"];
+const SMI_NOT_TAKEN: &str = "N/A (no marker written)";
+
+/// Attacks that need another CPU, and their verdict on a machine with one.
+const NEEDS_TWO_CPUS: &[&str] = &["init-sipi-wake"];
+const ONE_CPU: &str = "N/A (one CPU)";
+
+/// The verdicts expected for `flavour` on Bochs model `cpu` (QEMU's `-cpu max` has SMEP) with
+/// `cpus` processors.
+pub fn expected(flavour: Flavour, cpu: &str, cpus: u32) -> Vec<(&'static str, &'static str)> {
     TABLE
         .iter()
         .map(|&(name, native, hv)| match (flavour, name) {
             (_, "cr4-smep") if WITHOUT_SMEP.contains(&cpu) => (name, "N/A (CPU lacks SMEP)"),
+            _ if cpus < 2 && NEEDS_TWO_CPUS.contains(&name) => (name, ONE_CPU),
+            (Flavour::Hypervisor, "smi-self") if WITHOUT_X2APIC.contains(&cpu) => {
+                (name, SMI_NOT_TAKEN)
+            }
             (Flavour::Native, _) => (name, native),
             (Flavour::Hypervisor, _) => (name, hv),
         })
@@ -104,7 +125,12 @@ pub fn expected(flavour: Flavour, cpu: &str) -> Vec<(&'static str, &'static str)
 }
 
 /// Checks the suite's output in `lines`; returns failures and figures.
-pub fn check(lines: &[String], flavour: Flavour, cpu: &str) -> (Vec<String>, Vec<(String, u64)>) {
+pub fn check(
+    lines: &[String],
+    flavour: Flavour,
+    cpu: &str,
+    cpus: u32,
+) -> (Vec<String>, Vec<(String, u64)>) {
     let mut failures = Vec::new();
     let mut figures = Vec::new();
     let Some(start) = lines.iter().position(|l| l.contains(HEADER)) else {
@@ -127,7 +153,7 @@ pub fn check(lines: &[String], flavour: Flavour, cpu: &str) -> (Vec<String>, Vec
             Some((name, cells.nth(1)?.trim_end()))
         })
         .collect();
-    let want = expected(flavour, cpu);
+    let want = expected(flavour, cpu, cpus);
     if rows.len() != want.len() {
         failures.push(format!(
             "run attacks: {} rows, want {}",
@@ -166,8 +192,17 @@ pub fn check(lines: &[String], flavour: Flavour, cpu: &str) -> (Vec<String>, Vec
         .split_once("audit records +")
         .and_then(|(_, n)| n.trim().parse::<u64>().ok())
         .unwrap_or(u64::MAX);
-    let audited = suite.iter().filter(|l| l.contains(AUDIT)).count() as u64;
-    if audited != records {
+    // With several CPUs the background spin prints while the hypervisor logs from another vCPU
+    // on the same UART, so a record's line can be split by a spin line: each piece is counted
+    // once if it still shows `[hv] audit #` or ` by rule `, and at least one per record must.
+    let audited = match cpus {
+        1 => suite.iter().filter(|l| l.contains(AUDIT)).count() as u64,
+        _ => suite
+            .iter()
+            .filter(|l| l.contains(AUDIT) || l.contains(AUDIT_RULE))
+            .count() as u64,
+    };
+    if (cpus == 1 && audited != records) || audited < records {
         failures.push(format!(
             "run attacks: {audited} `{AUDIT}` lines, want {records}"
         ));

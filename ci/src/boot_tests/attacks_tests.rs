@@ -28,35 +28,61 @@ fn transcript(verdicts: &[(&str, &str)], audit_lines: usize, delta: usize) -> Ve
 
 #[test]
 fn hv_table_passes_with_one_record_per_block() {
-    let want = expected(Flavour::Hypervisor, "tigerlake");
+    let want = expected(Flavour::Hypervisor, "tigerlake", 4);
     assert!(want.iter().all(|(_, v)| v.starts_with("BLOCKED")));
-    let (failures, figures) = check(&transcript(&want, 14, 14), Flavour::Hypervisor, "tigerlake");
+    let (failures, figures) = check(
+        &transcript(&want, 16, 16),
+        Flavour::Hypervisor,
+        "tigerlake",
+        4,
+    );
     assert!(failures.is_empty(), "{failures:?}");
-    assert!(figures.contains(&("attacks_audit_delta".into(), 14)));
+    assert!(figures.contains(&("attacks_audit_delta".into(), 16)));
 }
 
 #[test]
 fn models_without_smep_and_native_differ() {
-    let sandy = expected(Flavour::Hypervisor, "corei7_sandy_bridge_2600k");
+    let sandy = expected(Flavour::Hypervisor, "corei7_sandy_bridge_2600k", 1);
     assert!(sandy.contains(&("cr4-smep", "N/A (CPU lacks SMEP)")));
-    let native = expected(Flavour::Native, "");
+    let native = expected(Flavour::Native, "", 1);
     assert!(native.contains(&("cr4-smep", "SUCCEEDED")));
     assert!(native.contains(&("vmcall-revoke", "N/A (no hypervisor)")));
-    let (failures, _) = check(&transcript(&native, 0, 0), Flavour::Native, "");
+    assert!(native.contains(&("init-sipi-wake", "N/A (one CPU)")));
+    assert!(sandy.contains(&("smi-self", "N/A (no marker written)")));
+    let haswell = expected(Flavour::Hypervisor, "corei7_haswell_4770", 1);
+    assert!(haswell.contains(&("smi-self", "BLOCKED (ipi-delivery)")));
+    let native_smp = expected(Flavour::Native, "", 4);
+    assert!(native_smp.contains(&("init-sipi-wake", "SUCCEEDED")));
+    let (failures, _) = check(&transcript(&native, 0, 0), Flavour::Native, "", 1);
     assert!(failures.is_empty(), "{failures:?}");
 }
 
 #[test]
 fn wrong_rows_counts_and_liveness_fail() {
-    let mut want = expected(Flavour::Hypervisor, "tigerlake");
+    let mut want = expected(Flavour::Hypervisor, "tigerlake", 4);
     want[0].1 = "SUCCEEDED";
-    let mut lines = transcript(&want, 13, 13);
-    let (failures, _) = check(&lines, Flavour::Hypervisor, "tigerlake");
+    let mut lines = transcript(&want, 15, 15);
+    let (failures, _) = check(&lines, Flavour::Hypervisor, "tigerlake", 4);
     assert!(failures
         .iter()
         .any(|f| f.contains("attack text-write: got `SUCCEEDED`")));
     assert!(failures.iter().any(|f| f.starts_with("run attacks: got `")));
     lines.truncate(lines.len() - 2);
-    let (failures, _) = check(&lines, Flavour::Hypervisor, "tigerlake");
+    let (failures, _) = check(&lines, Flavour::Hypervisor, "tigerlake", 4);
     assert!(failures.iter().any(|f| f.starts_with("liveness: no `S N`")));
+}
+
+#[test]
+fn split_audit_lines_count_on_several_cpus() {
+    let want = expected(Flavour::Hypervisor, "tigerlake", 2);
+    let mut lines = transcript(&want, 16, 16);
+    let at = lines.iter().position(|l| l.starts_with(AUDIT)).unwrap();
+    let whole = lines[at].clone();
+    lines[at] = "[hv]S  au3di".into();
+    lines.insert(
+        at + 1,
+        format!("t #0:{}", &whole[whole.find(" blocked").unwrap()..]),
+    );
+    let (failures, _) = check(&lines, Flavour::Hypervisor, "tigerlake", 2);
+    assert!(failures.is_empty(), "{failures:?}");
 }

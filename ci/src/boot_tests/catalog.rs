@@ -30,6 +30,8 @@ pub struct BootTest {
     pub mode: Mode,
     /// The Bochs CPU model (ignored by QEMU).
     pub cpu: &'static str,
+    /// Processors of the machine.
+    pub cpus: u32,
     pub variant: Variant,
     pub expect: Expectations,
 }
@@ -69,6 +71,57 @@ const HV_PASS: Expectations = Expectations {
     checks: &[Check::Ticks, Check::Exits],
 };
 
+/// `HV_LINES` with the kernel's count of the CPUs it started (`[kernel] CPUs: N started`).
+macro_rules! hv_smp_lines {
+    ($started:literal) => {
+        &[
+            &["[fw] VMX: "],
+            &["[fw] handing off to the hypervisor"],
+            &["[hv] VMX capabilities: "],
+            &["[hv] VMXON ok"],
+            &["[hv] EPT: "],
+            &["[hv] launching guest"],
+            &["[kernel] hypervisor: Rampart detected via CPUID 0x40000000 (running in VMX non-root)"],
+            &["[kernel] timer ticks: "],
+            &[$started],
+            &["[kernel] hypercall version: 0x00010000"],
+            &["[kernel] hypercall argument checks: 7 of 7 rejected as expected"],
+            &["[kernel] ready"],
+        ]
+    };
+}
+
+const HV_SMP2_PASS: Expectations = Expectations {
+    ordered: hv_smp_lines!("[kernel] CPUs: 2 started"),
+    checks: &[
+        Check::Ticks,
+        Check::Exits,
+        Check::Present(&["[hv] CPUs: 2 online"]),
+    ],
+    ..HV_PASS
+};
+
+const HV_SMP4_PASS: Expectations = Expectations {
+    ordered: hv_smp_lines!("[kernel] CPUs: 4 started"),
+    checks: &[
+        Check::Ticks,
+        Check::Exits,
+        Check::Present(&["[hv] CPUs: 4 online"]),
+    ],
+    ..HV_PASS
+};
+
+const NATIVE_SMP4_LINES: &[LinePattern] = &[
+    &["[fw] Rampart firmware"],
+    &["[fw] kernel \\rampart\\kernel.elf:", "sha256="],
+    &["[fw] booting natively"],
+    &["[kernel] Rampart guest kernel"],
+    &["[kernel] hypervisor: "],
+    &["[kernel] timer ticks: "],
+    &["[kernel] CPUs: 4 started"],
+    &["[kernel] ready"],
+];
+
 const KERNEL_REJECTED: Expectations = Expectations {
     ordered: &[&["[fw] error: \\rampart\\kernel.elf:"]],
     absent: &["[kernel]"],
@@ -79,6 +132,17 @@ const KERNEL_REJECTED: Expectations = Expectations {
 
 /// Every boot test, longest first so the two Bochs runs share the two cores.
 pub const BOOT_TESTS: &[BootTest] = &[
+    // SMP under Rampart: the slowest boots first.
+    BootTest {
+        cpus: 4,
+        expect: HV_SMP4_PASS,
+        ..hv_bochs(HV_BOCHS_TIGERLAKE_SMP4, "tigerlake")
+    },
+    BootTest {
+        cpus: 2,
+        expect: HV_SMP2_PASS,
+        ..hv_bochs(HV_BOCHS_HASWELL_SMP2, "corei7_haswell_4770")
+    },
     hv_bochs("hv-bochs-tigerlake", "tigerlake"),
     hv_bochs("hv-bochs-sandybridge", "corei7_sandy_bridge_2600k"),
     // SMEP without SMAP, and other VMX features again (see hypervisor/tests/vmx-caps).
@@ -88,6 +152,7 @@ pub const BOOT_TESTS: &[BootTest] = &[
         emulator: Emulator::Bochs,
         mode: Mode::Hv,
         cpu: "tigerlake",
+        cpus: 1,
         variant: Variant::Gdb,
         expect: HV_PASS,
     },
@@ -96,6 +161,7 @@ pub const BOOT_TESTS: &[BootTest] = &[
         emulator: Emulator::Bochs,
         mode: Mode::Hv,
         cpu: "tigerlake",
+        cpus: 1,
         variant: Variant::GdbKill,
         expect: Expectations {
             ordered: &[
@@ -112,10 +178,26 @@ pub const BOOT_TESTS: &[BootTest] = &[
     // `bench quick` under Rampart: 0 VM exits in the syscall, switch and fault benchmarks.
     hv_bochs(BENCH_ZERO_EXITS, "tigerlake"),
     BootTest {
+        name: NATIVE_QEMU_SMP4,
+        emulator: Emulator::Qemu,
+        mode: Mode::Native,
+        cpu: "",
+        cpus: 4,
+        variant: Variant::Normal,
+        expect: Expectations {
+            ordered: NATIVE_SMP4_LINES,
+            absent: &["[hv]", "Rampart detected", "did not start"],
+            pass: true,
+            result_words: &["mode=native", "hypervisor=none"],
+            checks: &[Check::Ticks],
+        },
+    },
+    BootTest {
         name: "native-qemu",
         emulator: Emulator::Qemu,
         mode: Mode::Native,
         cpu: "",
+        cpus: 1,
         variant: Variant::Normal,
         expect: Expectations {
             ordered: NATIVE_LINES,
@@ -143,6 +225,7 @@ pub const BOOT_TESTS: &[BootTest] = &[
         emulator: Emulator::Qemu,
         mode: Mode::Hv,
         cpu: "",
+        cpus: 1,
         variant: Variant::Normal,
         expect: Expectations {
             ordered: &[&["[fw] no VMX:"]],
@@ -153,6 +236,13 @@ pub const BOOT_TESTS: &[BootTest] = &[
         },
     },
 ];
+
+/// Four CPUs natively (QEMU `-smp 4`): the full session with a `ps` while two spins run.
+pub const NATIVE_QEMU_SMP4: &str = "native-qemu-smp4";
+/// Four vCPUs under Rampart on Bochs tigerlake, the full session with the SMP `ps` check.
+pub const HV_BOCHS_TIGERLAKE_SMP4: &str = "hv-bochs-tigerlake-smp4";
+/// Two vCPUs under Rampart on Bochs haswell, the full session.
+pub const HV_BOCHS_HASWELL_SMP2: &str = "hv-bochs-haswell-smp2";
 
 /// The boot test that runs `bench quick` and checks `crate::bench::check::zero_exits`.
 pub const BENCH_ZERO_EXITS: &str = "bench-zero-exits";
@@ -168,6 +258,7 @@ const fn hv_bochs(name: &'static str, cpu: &'static str) -> BootTest {
         emulator: Emulator::Bochs,
         mode: Mode::Hv,
         cpu,
+        cpus: 1,
         variant: Variant::Normal,
         expect: HV_PASS,
     }
@@ -179,6 +270,7 @@ const fn native_failure(name: &'static str, variant: Variant, expect: Expectatio
         emulator: Emulator::Qemu,
         mode: Mode::Native,
         cpu: "",
+        cpus: 1,
         variant,
         expect,
     }
@@ -190,8 +282,12 @@ const fn native_failure(name: &'static str, variant: Variant, expect: Expectatio
 pub fn session(test: &BootTest) -> Option<(&'static Session, Option<Flavour>)> {
     match test.name {
         "native-qemu" => Some((&shell::FULL, Some(Flavour::Native))),
+        NATIVE_QEMU_SMP4 => Some((&shell::FULL_SMP, Some(Flavour::Native))),
         "hv-bochs-tigerlake" | "hv-bochs-sandybridge" | "hv-bochs-haswell" => {
             Some((&shell::FULL, Some(Flavour::Hypervisor)))
+        }
+        HV_BOCHS_TIGERLAKE_SMP4 | HV_BOCHS_HASWELL_SMP2 => {
+            Some((&shell::FULL_SMP, Some(Flavour::Hypervisor)))
         }
         BENCH_ZERO_EXITS => Some((&crate::bench::sessions::QUICK, None)),
         GDB_BOCHS => Some((&shell::EXIT_ONLY, None)),
@@ -211,6 +307,7 @@ pub fn session_check(test: &BootTest) -> Option<SessionCheck> {
     match test.name {
         BENCH_ZERO_EXITS => Some(crate::bench::check::zero_exits),
         GDB_BOCHS => Some(crate::gdb::stops::attack_table),
+        NATIVE_QEMU_SMP4 | HV_BOCHS_TIGERLAKE_SMP4 => Some(shell::spins_on_two_cpus),
         _ => None,
     }
 }

@@ -27,6 +27,9 @@ pub enum Check {
     Ticks,
     /// `[hv] exits: total=T ... CPUID=C VMCALL=V` with T > 0, C >= 1, V >= 2.
     Exits,
+    /// A line containing each part, anywhere (for lines whose place among others is not fixed,
+    /// such as the hypervisor's report of the CPUs it brought up).
+    Present(LinePattern),
 }
 
 const TICKS_PREFIX: &str = "[kernel] timer ticks: ";
@@ -133,6 +136,10 @@ fn run_check(check: Check, lines: &[String], result: Option<&ResultLine>, eval: 
     let outcome = match check {
         Check::Ticks => check_ticks(lines, result, &mut eval.figures),
         Check::Exits => check_exits(lines, &mut eval.figures),
+        Check::Present(parts) => match lines.iter().any(|line| line_matches(line, parts)) {
+            true => Ok(()),
+            false => Err(format!("missing line `{}`", parts.join(" … "))),
+        },
     };
     if let Err(failure) = outcome {
         eval.failures.push(failure);

@@ -58,6 +58,7 @@ fn run_one(test: &BootTest, timeout: Option<Duration>) -> Record {
     let launch = Launch {
         emulator: test.emulator,
         cpu: test.cpu.to_string(),
+        cpus: test.cpus,
         timeout: timeout.unwrap_or(test.emulator.default_timeout()),
         run_dir: run_dir.clone(),
         echo: false,
@@ -126,7 +127,7 @@ fn add_session(test: &BootTest, boot: &Boot, report: session::Report, record: &m
         let (failures, figures) = shell::check_full(&boot.lines, flavour);
         record.failures.extend(failures);
         record.figures.extend(figures);
-        let (failures, figures) = attacks::check(&boot.lines, flavour, test.cpu);
+        let (failures, figures) = attacks::check(&boot.lines, flavour, test.cpu, test.cpus);
         record.failures.extend(failures);
         record.figures.extend(figures);
     }

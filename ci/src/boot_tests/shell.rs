@@ -7,6 +7,10 @@ use super::session::{Session, Step};
 const PROMPT: &str = "sh> ";
 /// What `run` prints when a foreground program ends.
 const EXITED: &str = " exited with code ";
+/// The header `ps` prints (guest-user/src/bin/sh.rs).
+pub const PS_HEADER: &str = "PID PPID CPU STATE TICKS NAME";
+/// Columns of a `ps` row.
+const PS_COLUMNS: usize = 6;
 /// Spin lines per process (`spin NAME N`, ~50 ms of CPU work each).
 const SPIN_LAST: &str = "29";
 
@@ -21,75 +25,127 @@ pub enum Flavour {
 /// Each step waits for the program's exit line and the next prompt before the next is typed.
 pub const FULL: Session = Session {
     steps: &[
-        Step {
-            label: "boot-to-prompt",
-            send: None,
-            expect: &[&["[kernel] ready"], &["[init] starting sh"], &[PROMPT]],
-        },
-        Step {
-            label: "hello",
-            send: Some("run hello"),
-            expect: &[&["[sh] hello exited with code"], &[PROMPT]],
-        },
-        Step {
-            label: "ps",
-            send: Some("ps"),
-            expect: &[&["PID PPID STATE TICKS NAME"], &[PROMPT]],
-        },
-        faulty("faulty-null", "run faulty null"),
-        faulty("faulty-gp", "run faulty gp"),
-        faulty("faulty-ud", "run faulty ud"),
-        faulty("faulty-div", "run faulty div"),
-        faulty("faulty-text", "run faulty text"),
-        faulty("faulty-vmcall", "run faulty vmcall"),
-        Step {
-            label: "sleeper",
-            send: Some("run sleeper 500"),
-            expect: &[&["[sh] sleeper exited with code"], &[PROMPT]],
-        },
-        Step {
-            label: "badptr",
-            send: Some("run badptr"),
-            expect: &[&["[sh] badptr exited with code"], &[PROMPT]],
-        },
-        Step {
-            label: "sysloop",
-            send: Some("run sysloop"),
-            expect: &[&["[sh] sysloop exited with code"], &[PROMPT]],
-        },
-        Step {
-            label: "pingpong",
-            send: Some("run pingpong"),
-            expect: &[&["[sh] pingpong exited with code"], &[PROMPT]],
-        },
-        // Last before `exit`: the spins' output (and the kernel's lines about their exits) runs
-        // on while commands are typed, which would split the typed echo of a later command.
-        Step {
-            label: "spin-a",
-            send: Some("run spin A 30 &"),
-            expect: &[&["[sh] started spin as pid"], &[PROMPT]],
-        },
-        Step {
-            label: "spin-b",
-            send: Some("run spin B 30 &"),
-            expect: &[&["[sh] started spin as pid"], &[PROMPT]],
-        },
-        Step {
-            label: "spins-done",
-            send: None,
-            expect: &[&["A 29", "B 29"]],
-        },
-        // The attack suite, with a background spin for liveness (`attacks`).
+        BOOT,
+        HELLO,
+        PS,
+        FAULTY_NULL,
+        FAULTY_GP,
+        FAULTY_UD,
+        FAULTY_DIV,
+        FAULTY_TEXT,
+        FAULTY_VMCALL,
+        SLEEPER,
+        BADPTR,
+        SYSLOOP,
+        PINGPONG,
+        SPIN_A,
+        SPIN_B,
+        SPINS_DONE,
         super::attacks::SPIN_STEP,
         super::attacks::RUN_STEP,
         super::attacks::HELLO_STEP,
         super::attacks::SPIN_DONE_STEP,
-        Step {
-            label: "exit",
-            send: Some("exit"),
-            expect: &[&["[init] sh exited with code"]],
-        },
+        EXIT,
     ],
+};
+
+/// [`FULL`] for machines with several CPUs: also `ps` while the two spins run, so
+/// [`spins_on_two_cpus`] can see them on different CPUs.
+pub const FULL_SMP: Session = Session {
+    steps: &[
+        BOOT,
+        HELLO,
+        PS,
+        FAULTY_NULL,
+        FAULTY_GP,
+        FAULTY_UD,
+        FAULTY_DIV,
+        FAULTY_TEXT,
+        FAULTY_VMCALL,
+        SLEEPER,
+        BADPTR,
+        SYSLOOP,
+        PINGPONG,
+        SPIN_A,
+        SPIN_B,
+        PS_SPINS,
+        SPINS_DONE,
+        super::attacks::SPIN_STEP,
+        super::attacks::RUN_STEP,
+        super::attacks::HELLO_STEP,
+        super::attacks::SPIN_DONE_STEP,
+        EXIT,
+    ],
+};
+
+const BOOT: Step = Step {
+    label: "boot-to-prompt",
+    send: None,
+    expect: &[&["[kernel] ready"], &["[init] starting sh"], &[PROMPT]],
+};
+const HELLO: Step = Step {
+    label: "hello",
+    send: Some("run hello"),
+    expect: &[&["[sh] hello exited with code"], &[PROMPT]],
+};
+const PS: Step = Step {
+    label: "ps",
+    send: Some("ps"),
+    expect: &[&[PS_HEADER], &[PROMPT]],
+};
+const FAULTY_NULL: Step = faulty("faulty-null", "run faulty null");
+const FAULTY_GP: Step = faulty("faulty-gp", "run faulty gp");
+const FAULTY_UD: Step = faulty("faulty-ud", "run faulty ud");
+const FAULTY_DIV: Step = faulty("faulty-div", "run faulty div");
+const FAULTY_TEXT: Step = faulty("faulty-text", "run faulty text");
+const FAULTY_VMCALL: Step = faulty("faulty-vmcall", "run faulty vmcall");
+const SLEEPER: Step = Step {
+    label: "sleeper",
+    send: Some("run sleeper 500"),
+    expect: &[&["[sh] sleeper exited with code"], &[PROMPT]],
+};
+const BADPTR: Step = Step {
+    label: "badptr",
+    send: Some("run badptr"),
+    expect: &[&["[sh] badptr exited with code"], &[PROMPT]],
+};
+const SYSLOOP: Step = Step {
+    label: "sysloop",
+    send: Some("run sysloop"),
+    expect: &[&["[sh] sysloop exited with code"], &[PROMPT]],
+};
+const PINGPONG: Step = Step {
+    label: "pingpong",
+    send: Some("run pingpong"),
+    expect: &[&["[sh] pingpong exited with code"], &[PROMPT]],
+};
+// Last before `exit`: the spins' output (and the kernel's lines about their exits) runs on while
+// commands are typed, which would split the typed echo of a later command.
+const SPIN_A: Step = Step {
+    label: "spin-a",
+    send: Some("run spin A 30 &"),
+    expect: &[&["[sh] started spin as pid"], &[PROMPT]],
+};
+const SPIN_B: Step = Step {
+    label: "spin-b",
+    send: Some("run spin B 30 &"),
+    expect: &[&["[sh] started spin as pid"], &[PROMPT]],
+};
+/// `ps` while both spins run (its echo may be split by their lines; its rows are whole).
+const PS_SPINS: Step = Step {
+    label: "ps-spins",
+    send: Some("ps"),
+    expect: &[&[PS_HEADER], &[PROMPT]],
+};
+const SPINS_DONE: Step = Step {
+    label: "spins-done",
+    send: None,
+    expect: &[&["A 29", "B 29"]],
+};
+const EXIT: Step = Step {
+    label: "exit",
+    send: Some("exit"),
+    expect: &[&["[init] sh exited with code"]],
 };
 
 /// For other boots that reach the shell: just leave it.
@@ -253,20 +309,58 @@ fn value_after(lines: &[String], prefix: &str) -> Option<i64> {
 fn check_ps(part: &[String]) -> Result<u64, String> {
     let header = part
         .iter()
-        .position(|l| l.trim() == "PID PPID STATE TICKS NAME")
-        .ok_or("ps: no `PID PPID STATE TICKS NAME` header")?;
+        .position(|l| l.trim() == PS_HEADER)
+        .ok_or(format!("ps: no `{PS_HEADER}` header"))?;
     let rows: Vec<Vec<&str>> = part[header + 1..]
         .iter()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|w| w.len() == 5 && w[0].parse::<u64>().is_ok())
+        .filter(|w| {
+            w.len() == PS_COLUMNS && w[0].parse::<u64>().is_ok() && w[2].parse::<u32>().is_ok()
+        })
         .collect();
-    if !rows.iter().any(|w| w[0] == "1" && w[4] == "init") {
+    if !rows.iter().any(|w| w[0] == "1" && w[5] == "init") {
         return Err("ps: no row `1 ... init`".into());
     }
-    if !rows.iter().any(|w| w[4] == "sh" && w[1] == "1") {
+    if !rows.iter().any(|w| w[5] == "sh" && w[1] == "1") {
         return Err("ps: no `sh` row with parent 1".into());
     }
     Ok(rows.len() as u64)
+}
+
+/// The `ps` typed while the A and B spins run (the last `ps` before `A 29`) must show two
+/// `spin` rows on different CPUs: they ran in parallel, not only interleaved.
+pub fn spins_on_two_cpus(lines: &[String]) -> (Vec<String>, Vec<(String, u64)>) {
+    let end = lines
+        .iter()
+        .position(|l| l.trim_start_matches(PROMPT).trim() == format!("A {SPIN_LAST}"))
+        .unwrap_or(lines.len());
+    let Some(header) = lines[..end].iter().rposition(|l| l.trim() == PS_HEADER) else {
+        return (
+            vec![format!("ps during the spins: no `{PS_HEADER}` header")],
+            Vec::new(),
+        );
+    };
+    let cpus: Vec<u32> = lines[header + 1..end]
+        .iter()
+        .take_while(|l| !l.starts_with(PROMPT))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|w| w.len() == PS_COLUMNS && w[5] == "spin")
+        .filter_map(|w| w[2].parse().ok())
+        .collect();
+    match cpus.as_slice() {
+        [a, b] if a != b => (Vec::new(), vec![("spin_cpus_distinct".to_string(), 1)]),
+        [a, b] => (
+            vec![format!("ps during the spins: both spins on CPU {a} ({b})")],
+            Vec::new(),
+        ),
+        other => (
+            vec![format!(
+                "ps during the spins: {} spin rows, want 2",
+                other.len()
+            )],
+            Vec::new(),
+        ),
+    }
 }
 
 /// How often the output switched between the A and B spins: at least 2 (A..B..A) proves that

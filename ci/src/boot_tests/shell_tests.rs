@@ -15,9 +15,9 @@ fn transcript(flavour: Flavour) -> Vec<String> {
         "Hello from ring 3! pid=2 args=\"\"".into(),
         "[sh] hello exited with code 0".into(),
         "sh> ps".into(),
-        "PID PPID STATE TICKS NAME".into(),
-        "1 0 waiting 1 init".into(),
-        "2 1 running 5 sh".into(),
+        "PID PPID CPU STATE TICKS NAME".into(),
+        "1 0 0 waiting 1 init".into(),
+        "2 1 0 running 5 sh".into(),
         "sh> run spin A 30 &".into(),
         "[sh] started spin as pid 3".into(),
         "A 0".into(),
@@ -99,7 +99,7 @@ fn reports_each_broken_reply() {
             "sleeper: slept 120 ms (asked 500)",
             "slept 120 ms",
         ),
-        ("2 1 running 5 sh", "2 1 running 5 shx", "no `sh` row"),
+        ("2 1 0 running 5 sh", "2 1 0 running 5 shx", "no `sh` row"),
         (
             "badptr: all 17 cases ok",
             "badptr: read null: expected EFAULT, got success",
@@ -143,4 +143,32 @@ fn killed_lines_are_required() {
     let (failures, _) = check_full(&lines, Flavour::Native);
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(failures[0].contains("run faulty div"));
+}
+
+#[test]
+fn spins_must_run_on_two_cpus() {
+    let lines = |a: &str, b: &str| -> Vec<String> {
+        [
+            "sh> ps",
+            "PID PPID CPU STATE TICKS NAME",
+            "1 0 0 waiting 1 init",
+            "2 1 0 running 3 sh",
+            "A 3",
+            a,
+            b,
+            "sh> B 4",
+            "A 29",
+        ]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+    };
+    let (failures, figures) =
+        spins_on_two_cpus(&lines("3 2 1 running 4 spin", "4 2 2 running 4 spin"));
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(figures, [("spin_cpus_distinct".to_string(), 1)]);
+    let (failures, _) = spins_on_two_cpus(&lines("3 2 1 running 4 spin", "4 2 1 ready 4 spin"));
+    assert!(failures[0].contains("both spins on CPU 1"), "{failures:?}");
+    let (failures, _) = spins_on_two_cpus(&lines("3 2 1 running 4 spin", "B 3"));
+    assert!(failures[0].contains("1 spin rows"), "{failures:?}");
 }

@@ -15,7 +15,7 @@ const COMMANDS: &str = "c\n";
 const BOCHSRC: &str = "bochsrc";
 const COMMANDS_FILE: &str = "bochs.cmds";
 
-/// The bochsrc for one CPU model, COM1 listening on `com1_port`. All paths are relative to the run
+/// The bochsrc for one CPU model with `cpus` processors, COM1 listening on `com1_port`. All paths are relative to the run
 /// directory (Bochs runs there).
 ///
 /// `rfb` with `timeout=0` needs no viewer and no X server; its server takes the first free TCP port in
@@ -23,7 +23,7 @@ const COMMANDS_FILE: &str = "bochs.cmds";
 /// runs need no port option. COM1 is a socket server the runner connects to (Bochs waits for that
 /// connection before it starts the CPU); the runner logs it to `serial.log`. COM2 stays off until
 /// the hypervisor's GDB stub needs it.
-pub fn config(cpu_model: &str, com1_port: u16) -> String {
+pub fn config(cpu_model: &str, cpus: u32, com1_port: u16) -> String {
     format!(
         r#"display_library: rfb, options="timeout=0"
 memory: host=512, guest=512
@@ -34,7 +34,7 @@ ata0: enabled=true, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14
 ata0-master: type=disk, path="{DISK_IMAGE}", mode=flat
 pci: enabled=1, chipset=i440fx
 vga: extension=vbe, update_freq=5
-cpu: count=1, ips=50000000, model={cpu_model}, reset_on_triple_fault=0, ignore_bad_msrs=1
+cpu: count={cpus}, ips=50000000, model={cpu_model}, reset_on_triple_fault=0, ignore_bad_msrs=1
 clock: sync=none, time0=local
 log: bochs.log
 panic: action=fatal
@@ -48,6 +48,7 @@ com2: enabled=false
 pub fn command(
     run_dir: &Path,
     cpu_model: &str,
+    cpus: u32,
     com1_port: u16,
     com2_port: Option<u16>,
 ) -> Result<Command> {
@@ -56,7 +57,7 @@ pub fn command(
             "{VGABIOS_PATH} is missing: install Debian's `vgabios` package"
         )));
     }
-    let mut rc = config(cpu_model, com1_port);
+    let mut rc = config(cpu_model, cpus, com1_port);
     if let Some(port) = com2_port {
         rc = rc.replace("com2: enabled=false", &com2_socket(port));
     }
@@ -86,12 +87,15 @@ mod tests {
 
     #[test]
     fn config_names_the_model_and_files() {
-        let rc = config("corei7_sandy_bridge_2600k", 4555);
+        let rc = config("corei7_sandy_bridge_2600k", 1, 4555);
         assert!(rc.contains(
             "cpu: count=1, ips=50000000, model=corei7_sandy_bridge_2600k, reset_on_triple_fault=0"
         ));
         assert!(rc.contains(r#"romimage: file="/usr/share/ovmf/OVMF.fd", address=0xffe00000"#));
         assert!(rc.contains(r#"com1: enabled=true, mode=socket-server, dev="localhost:4555""#));
         assert!(rc.contains(r#"display_library: rfb, options="timeout=0""#));
+        assert!(
+            config("tigerlake", 4, 4555).contains("cpu: count=4, ips=50000000, model=tigerlake")
+        );
     }
 }

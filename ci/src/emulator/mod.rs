@@ -125,6 +125,8 @@ fn cpu_flags_have_vmx(cpuinfo: &str) -> bool {
 pub struct Launch {
     pub emulator: Emulator,
     pub cpu: String,
+    /// Processors of the machine (QEMU `-smp`, Bochs `cpu: count=`).
+    pub cpus: u32,
     pub run_dir: PathBuf,
     pub timeout: Duration,
     /// Print each serial line to stdout as it arrives.
@@ -204,9 +206,9 @@ pub fn boot_with_com2(launch: &Launch, input: Input, com2: Option<u16>) -> Resul
     check_ovmf()?;
     let port = console::free_port()?;
     let command = match launch.emulator {
-        Emulator::Bochs => bochs::command(&launch.run_dir, &launch.cpu, port, com2)?,
-        Emulator::Qemu => qemu::command(false, port),
-        Emulator::Kvm => qemu::command(true, port),
+        Emulator::Bochs => bochs::command(&launch.run_dir, &launch.cpu, launch.cpus, port, com2)?,
+        Emulator::Qemu => qemu::command(false, launch.cpus, port),
+        Emulator::Kvm => qemu::command(true, launch.cpus, port),
     };
     let mut child = spawn(command, launch)?;
     let deadline = Instant::now() + launch.timeout;

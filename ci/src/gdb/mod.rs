@@ -94,6 +94,7 @@ pub fn serve(mut args: Args) -> Result<u8> {
     let launch = Launch {
         emulator: Emulator::Bochs,
         cpu,
+        cpus: 1,
         run_dir: run_dir.clone(),
         timeout: SESSION_LIMIT,
         echo: true,

@@ -101,7 +101,7 @@ fn check_blocked(text: &str, rule: &str) -> Result<(), String> {
 /// attack blocked by its rule, one audit line each, as in the shell tests
 /// (`boot_tests::attacks`); their liveness checks need a background spin this test lacks.
 pub fn attack_table(lines: &[String]) -> (Vec<String>, Vec<(String, u64)>) {
-    let (failures, figures) = crate::boot_tests::attacks::check(lines, Flavour::Hypervisor, CPU);
+    let (failures, figures) = crate::boot_tests::attacks::check(lines, Flavour::Hypervisor, CPU, 1);
     let failures = failures
         .into_iter()
         .filter(|f| !f.starts_with("liveness:"))

@@ -158,7 +158,8 @@ pub struct ProcessInfo {
     pub pid: u64,
     pub parent: u64,
     pub state: u32,
-    pub _reserved: u32,
+    /// The CPU (index, 0 = boot CPU) it runs on or last ran on.
+    pub cpu: u32,
     /// Timer ticks spent running.
     pub ticks: u64,
     /// NUL-padded program name.
@@ -170,7 +171,7 @@ impl ProcessInfo {
         pid: 0,
         parent: 0,
         state: 0,
-        _reserved: 0,
+        cpu: 0,
         ticks: 0,
         name: [0; MAX_NAME],
     };

@@ -2,12 +2,13 @@
 //! Management in 64-bit Mode").
 //!
 //! Layout (selectors): 0x08 kernel code, 0x10 kernel data, 0x18 user data, 0x20 user code,
-//! 0x28 TSS. The user pair is ordered for SYSRET (STAR[63:48] + 8 = SS, + 16 = CS).
+//! 0x28 + 16 * N the TSS of CPU N (one GDT for all CPUs, on one page). The user pair is ordered for SYSRET (STAR[63:48] + 8 = SS, + 16 = CS).
 
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 use rampart_boot_info::descriptors::{tss_descriptor, KERNEL_CODE64 as KERNEL_CODE, KERNEL_DATA};
+use rampart_boot_info::MAX_CPUS;
 
 pub const KERNEL_CODE_SELECTOR: u16 = 0x08;
 pub const KERNEL_DATA_SELECTOR: u16 = 0x10;
@@ -44,36 +45,48 @@ pub struct TaskStateSegment {
 const TSS_SIZE: usize = 104;
 const _: () = assert!(core::mem::size_of::<TaskStateSegment>() == TSS_SIZE);
 
-/// Entries: null, 4 segments, the TSS (two slots).
-const GDT_ENTRIES: usize = 7;
+/// Entries: null, 4 segments, then one TSS (two slots) per CPU.
+const SEGMENT_ENTRIES: usize = 5;
+const GDT_ENTRIES: usize = SEGMENT_ENTRIES + 2 * MAX_CPUS;
 
-/// The GDT on a page of its own, so the hypervisor can later make it read-only in EPT.
+/// The GDT on a page of its own, so the hypervisor can later make it read-only in EPT. One GDT
+/// for all CPUs: the page `LockDescriptorTables` locks holds every CPU's TSS descriptor.
 #[repr(C, align(4096))]
 struct Gdt([u64; GDT_ENTRIES]);
+const _: () = assert!(core::mem::size_of::<Gdt>() == 4096);
 
 /// Static storage the CPU also writes (LTR sets the TSS busy bit; interrupts read the TSS).
 struct Tables {
     gdt: UnsafeCell<Gdt>,
-    tss: UnsafeCell<TaskStateSegment>,
+    tss: [UnsafeCell<TaskStateSegment>; MAX_CPUS],
 }
 
-// SAFETY: both cells are written only by `init`, once (guarded by `INSTALLED`), on the boot CPU
-// with interrupts off; afterwards only the CPU touches them.
+// SAFETY: the GDT is written only by `init`, once (guarded by `INSTALLED`), on the boot CPU with
+// interrupts off, before any other CPU loads it; afterwards only CPUs touch it (LTR's busy bits,
+// each on its own descriptor). TSS N is written only by CPU N (`load`, `set_rsp0`) with
+// interrupts off.
 unsafe impl Sync for Tables {}
+
+const EMPTY_TSS: TaskStateSegment = TaskStateSegment {
+    _reserved0: 0,
+    privilege_stacks: [0; 3],
+    _reserved1: 0,
+    interrupt_stacks: [0; 7],
+    _reserved2: 0,
+    _reserved3: 0,
+    io_map_base: TSS_SIZE as u16,
+};
 
 static TABLES: Tables = Tables {
     gdt: UnsafeCell::new(Gdt([0; GDT_ENTRIES])),
-    tss: UnsafeCell::new(TaskStateSegment {
-        _reserved0: 0,
-        privilege_stacks: [0; 3],
-        _reserved1: 0,
-        interrupt_stacks: [0; 7],
-        _reserved2: 0,
-        _reserved3: 0,
-        io_map_base: TSS_SIZE as u16,
-    }),
+    tss: [const { UnsafeCell::new(EMPTY_TSS) }; MAX_CPUS],
 };
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// The task-register selector of CPU `index`'s TSS.
+pub const fn tss_selector(index: usize) -> u16 {
+    TSS_SELECTOR + 16 * index as u16
+}
 
 /// The operand of LGDT/LIDT.
 #[repr(C, packed)]
@@ -82,41 +95,50 @@ pub struct DescriptorTablePointer {
     pub base: u64,
 }
 
-/// Installs the GDT and TSS: LGDT, reload every segment register (CS by far return), LTR.
-/// The IST stacks are those of `arch::entry`. Panics if called twice.
+/// Fills the GDT (every CPU's TSS descriptor) and loads it on the boot CPU with TSS 0, whose
+/// IST stacks are those of `arch::entry`. Panics if called twice.
 pub fn init() {
     assert!(
         !INSTALLED.swap(true, Ordering::SeqCst),
         "GDT installed twice"
     );
+    // SAFETY: first and only call (checked above) on the boot CPU, interrupts off, before any
+    // other CPU runs kernel code: nothing else holds a reference into the GDT, and the CPU does
+    // not use it until the LGDT in `load`.
+    let gdt = unsafe { &mut *TABLES.gdt.get() };
+    gdt.0[..SEGMENT_ENTRIES].copy_from_slice(&[0, KERNEL_CODE, KERNEL_DATA, USER_DATA, USER_CODE]);
+    for (index, tss) in TABLES.tss.iter().enumerate() {
+        let slot = SEGMENT_ENTRIES + 2 * index;
+        let descriptor = tss_descriptor(tss.get() as u64, TSS_SIZE as u32 - 1);
+        gdt.0[slot..slot + 2].copy_from_slice(&descriptor);
+    }
     let (double_fault, nmi, machine_check) = super::entry::ist_stack_tops();
-    let tss_base = TABLES.tss.get() as u64;
-    // SAFETY: first and only call (checked above) on the only CPU, interrupts off: nothing else
-    // holds a reference into TABLES, and the CPU does not use them until the LGDT/LTR below.
+    load(0, [double_fault, nmi, machine_check]);
+}
+
+/// Loads the GDT on this CPU, CPU `index`, with TSS `index` and its IST stacks `ist_tops`
+/// (double fault, NMI, machine check): LGDT, reload every segment register (CS by far return),
+/// LTR. Call once per CPU, with interrupts off, after [`init`]. Panics if `init` has not run.
+pub fn load(index: usize, ist_tops: [u64; 3]) {
+    assert!(INSTALLED.load(Ordering::SeqCst), "GDT not built yet");
+    // SAFETY: TSS `index` is this CPU's own (callers give every CPU its own index); interrupts
+    // are off and the TR does not point at it yet, so the CPU does not read it meanwhile.
     unsafe {
-        let tss = &mut *TABLES.tss.get();
-        tss.interrupt_stacks[usize::from(IST_DOUBLE_FAULT - 1)] = double_fault;
-        tss.interrupt_stacks[usize::from(IST_NMI - 1)] = nmi;
-        tss.interrupt_stacks[usize::from(IST_MACHINE_CHECK - 1)] = machine_check;
-        let [tss_low, tss_high] = tss_descriptor(tss_base, TSS_SIZE as u32 - 1);
-        (*TABLES.gdt.get()).0 = [
-            0,
-            KERNEL_CODE,
-            KERNEL_DATA,
-            USER_DATA,
-            USER_CODE,
-            tss_low,
-            tss_high,
-        ];
+        let tss = &mut *TABLES.tss[index].get();
+        tss.interrupt_stacks[usize::from(IST_DOUBLE_FAULT - 1)] = ist_tops[0];
+        tss.interrupt_stacks[usize::from(IST_NMI - 1)] = ist_tops[1];
+        tss.interrupt_stacks[usize::from(IST_MACHINE_CHECK - 1)] = ist_tops[2];
     }
     let pointer = DescriptorTablePointer {
         limit: (GDT_ENTRIES * core::mem::size_of::<u64>() - 1) as u16,
         base: TABLES.gdt.get() as u64,
     };
-    // The far return pops the pushed RIP and CS (the asm may use the stack); LTR marks the TSS
-    // busy in the GDT, which is writable.
-    // SAFETY: the GDT is static and valid (filled above); its code and data selectors describe
-    // the same flat segments the firmware's GDT did, so reloading them moves no address in use.
+    // The far return pops the pushed RIP and CS (the asm may use the stack); LTR marks this
+    // CPU's TSS descriptor busy in the GDT, which is writable until the hypervisor locks it.
+    // SAFETY: the GDT is static and valid (filled by `init`); its code and data selectors
+    // describe the same flat segments the firmware's (or the hypervisor's start-up) GDT did, so
+    // reloading them moves no address in use; descriptor `index` is an available 64-bit TSS
+    // no other CPU loads.
     unsafe {
         asm!(
             "lgdt [{pointer}]",
@@ -134,16 +156,18 @@ pub fn init() {
             pointer = in(reg) &raw const pointer,
             code = const KERNEL_CODE_SELECTOR as u64,
             data = in(reg) u64::from(KERNEL_DATA_SELECTOR),
-            tss = in(reg) u64::from(TSS_SELECTOR),
+            tss = in(reg) u64::from(tss_selector(index)),
             tmp = out(reg) _,
             options(preserves_flags)
         );
     }
 }
 
-/// Sets TSS.RSP0, the stack for interrupts and exceptions from ring 3.
+/// Sets this CPU's TSS.RSP0, the stack for interrupts and exceptions from ring 3.
 pub fn set_rsp0(top: u64) {
-    // SAFETY: one CPU with interrupts off (callers are the scheduler): the CPU reads RSP0 only
-    // when an interrupt arrives from ring 3, which cannot happen during this store.
-    unsafe { (*TABLES.tss.get()).privilege_stacks[0] = top };
+    let tss = TABLES.tss[super::percpu::index()].get();
+    // SAFETY: this CPU's own TSS, with interrupts off (callers are the scheduler): the CPU
+    // reads RSP0 only when an interrupt arrives from ring 3, which cannot happen during this
+    // store, and no other CPU touches this TSS.
+    unsafe { (*tss).privilege_stacks[0] = top };
 }

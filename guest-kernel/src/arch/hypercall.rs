@@ -42,6 +42,15 @@ pub fn rampart() -> Option<Rampart> {
 /// Rampart must be present, or the caller must be a kernel thread that may die of #UD. Any guest
 /// memory the call makes the hypervisor write must be the caller's to hand out, exclusively.
 pub unsafe fn vmcall(number: u64, a: u64, b: u64, c: u64) -> i64 {
+    // SAFETY: delegated to the caller.
+    unsafe { vmcall4(number, a, b, c, 0) }
+}
+
+/// [`vmcall`] with a fourth argument in R10.
+///
+/// # Safety
+/// As [`vmcall`].
+unsafe fn vmcall4(number: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
     let result: u64;
     // SAFETY: delegated to the caller (Rampart there or #UD survivable; memory written is the
     // caller's); the asm names every register the ABI changes (RAX).
@@ -49,7 +58,7 @@ pub unsafe fn vmcall(number: u64, a: u64, b: u64, c: u64) -> i64 {
         asm!(
             "vmcall",
             inout("rax") number => result,
-            in("rdi") a, in("rsi") b, in("rdx") c, in("r10") 0u64,
+            in("rdi") a, in("rsi") b, in("rdx") c, in("r10") d,
             options(nostack)
         )
     };
@@ -116,6 +125,20 @@ impl Rampart {
     /// `Hypercall::LockDescriptorTables` with `flags` (`LOCK_TSS` or 0).
     pub fn lock_descriptor_tables(&self, flags: u64) -> i64 {
         self.call1(Hypercall::LockDescriptorTables as u64, flags)
+    }
+
+    /// `Hypercall::StartVcpu`: starts the vCPU with local APIC ID `apic_id` in 64-bit mode at
+    /// `rip` with `rsp` and `cr3` (RDI = its APIC ID). Returns 0 or the error.
+    ///
+    /// # Safety
+    /// `rip` must be code that runs without GDT, IDT or TR loaded until it has loaded its own
+    /// (`arch::smp`'s AP entry), `rsp` the top of a stack nothing else uses, and `cr3` page
+    /// tables mapping both (the kernel's).
+    pub unsafe fn start_vcpu(&self, apic_id: u32, rip: u64, rsp: u64, cr3: u64) -> i64 {
+        let number = Hypercall::StartVcpu as u64;
+        // SAFETY: Rampart is present (this handle exists); StartVcpu writes no guest memory,
+        // and what the new vCPU runs is the caller's guarantee (above).
+        unsafe { vmcall4(number, u64::from(apic_id), rip, rsp, cr3) }
     }
 
     /// `Hypercall::AuditCount`: audit records so far.

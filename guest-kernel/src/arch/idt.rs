@@ -58,6 +58,12 @@ pub fn init() {
     for (vector, gate) in (0..=u8::MAX).zip(idt.0.iter_mut()) {
         *gate = interrupt_gate(interrupts::stub_address(vector), ist_for(vector));
     }
+    load();
+}
+
+/// Loads the IDT [`init`] filled on this CPU (every CPU shares it). Panics before `init`.
+pub fn load() {
+    assert!(is_installed(), "IDT not built yet");
     let pointer = DescriptorTablePointer {
         limit: (core::mem::size_of::<Idt>() - 1) as u16,
         base: IDT.0.get() as u64,

@@ -86,9 +86,25 @@ extern "sysv64" fn interrupt_dispatch(frame: *mut InterruptFrame) {
         }
         vector if vector < trap::EXCEPTION_COUNT => fatal_exception(frame),
         trap::VECTOR_TIMER => {
-            crate::time::tick();
+            // One clock: only the boot CPU's timer advances kernel time.
+            let cpu = super::percpu::index();
+            if cpu == 0 {
+                crate::time::tick();
+            }
             lapic::end_of_interrupt();
-            crate::process::timer_tick(from_user);
+            crate::process::timer_tick(from_user, cpu);
+        }
+        trap::VECTOR_TLB_SHOOTDOWN => {
+            super::tlb::service(super::percpu::index());
+            lapic::end_of_interrupt();
+        }
+        // Ends the HLT of an idle loop (which then looks at the ready queue), or asks the
+        // process it interrupted in ring 3 whether it was killed meanwhile.
+        trap::VECTOR_RESCHEDULE => {
+            lapic::end_of_interrupt();
+            if from_user {
+                crate::process::end_if_killed();
+            }
         }
         // Spurious LAPIC interrupts and (masked) legacy-PIC spurious IRQs: no EOI.
         trap::VECTOR_SPURIOUS => {}

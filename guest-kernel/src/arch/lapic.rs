@@ -6,6 +6,9 @@ use super::{cpu, pit};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 // Register offsets in the xAPIC page (x2APIC MSR = 0x800 + offset / 16).
+const ID: u32 = 0x020;
+const INTERRUPT_COMMAND_LOW: u32 = 0x300;
+const INTERRUPT_COMMAND_HIGH: u32 = 0x310;
 const TASK_PRIORITY: u32 = 0x080;
 const EOI: u32 = 0x0b0;
 const SPURIOUS_VECTOR: u32 = 0x0f0;
@@ -14,6 +17,35 @@ const TIMER_INITIAL_COUNT: u32 = 0x380;
 const TIMER_CURRENT_COUNT: u32 = 0x390;
 const TIMER_DIVIDE: u32 = 0x3e0;
 const X2APIC_MSR_BASE: u32 = 0x800;
+
+/// The x2APIC ICR: one 64-bit MSR, destination in bits 63:32 (SDM Vol. 3A 11.12.9).
+const X2APIC_INTERRUPT_COMMAND: u32 = 0x830;
+/// xAPIC ICR high: destination in bits 31:24 (SDM Vol. 3A 11.6.1).
+const XAPIC_DESTINATION_SHIFT: u32 = 24;
+/// ICR bit 12: delivery status (send pending), xAPIC only.
+const ICR_SEND_PENDING: u32 = 1 << 12;
+/// Polls of the delivery status before giving up on an xAPIC IPI.
+const SEND_PENDING_POLLS: u32 = 1_000_000;
+
+/// ICR command words (SDM Vol. 3A 11.6.1, Figure 11-12): delivery mode in bits 10:8, level
+/// (bit 14) asserted; physical destination mode, no shorthand.
+pub mod command {
+    /// Level assert (bit 14): required for every mode but INIT de-assert.
+    const ASSERT: u32 = 1 << 14;
+    /// Fixed delivery of `vector`.
+    pub const fn fixed(vector: u8) -> u32 {
+        ASSERT | vector as u32
+    }
+    /// SMI (delivery mode 010; vector field must be 0).
+    #[cfg_attr(not(feature = "attacks"), allow(dead_code))]
+    pub const SMI: u32 = ASSERT | (0b010 << 8);
+    /// INIT (delivery mode 101).
+    pub const INIT: u32 = ASSERT | (0b101 << 8);
+    /// Start-up (delivery mode 110) at physical page `page` (the vector field).
+    pub const fn startup(page: u8) -> u32 {
+        ASSERT | (0b110 << 8) | page as u32
+    }
+}
 
 /// IA32_APIC_BASE bit 11: APIC globally enabled; bit 10: x2APIC mode; bits 51:12: base.
 const APIC_BASE_ENABLE: u64 = 1 << 11;
@@ -111,4 +143,41 @@ pub fn start_periodic_timer(vector: u8, initial_count: u32) {
 /// Signals end of interrupt for the interrupt being handled.
 pub fn end_of_interrupt() {
     write(EOI, 0);
+}
+
+/// This CPU's local APIC ID (x2APIC: the 32-bit ID; xAPIC: bits 31:24 of the ID register).
+pub fn id() -> u32 {
+    if MODE.load(Ordering::Relaxed) == MODE_X2APIC {
+        read(ID)
+    } else {
+        read(ID) >> XAPIC_DESTINATION_SHIFT
+    }
+}
+
+/// Sends the interprocessor interrupt `command` (see [`command`]) to the CPU with local APIC ID
+/// `destination`: in x2APIC mode one write of the 64-bit ICR, in xAPIC mode the high then the
+/// low half, then a wait for the delivery status to clear. Returns false if an xAPIC send was
+/// still pending after the wait.
+///
+/// # Safety
+/// INIT, start-up and SMI IPIs reset or divert the destination CPU: the caller must own that
+/// CPU's state (a CPU the kernel has not started, or one it may lose). A fixed vector needs a
+/// handler on the destination (every vector has a stub in `arch::interrupts`).
+pub unsafe fn send_ipi(destination: u32, command: u32) -> bool {
+    if MODE.load(Ordering::Relaxed) == MODE_X2APIC {
+        let value = (u64::from(destination) << 32) | u64::from(command);
+        // SAFETY: x2APIC mode is on, so the ICR MSR exists; what the IPI does to the
+        // destination is the caller's to allow (see above).
+        unsafe { cpu::wrmsr(X2APIC_INTERRUPT_COMMAND, value) };
+        return true;
+    }
+    write(
+        INTERRUPT_COMMAND_HIGH,
+        destination << XAPIC_DESTINATION_SHIFT,
+    );
+    write(INTERRUPT_COMMAND_LOW, command);
+    (0..SEND_PENDING_POLLS).any(|_| {
+        core::hint::spin_loop();
+        read(INTERRUPT_COMMAND_LOW) & ICR_SEND_PENDING == 0
+    })
 }

@@ -118,7 +118,47 @@ pub fn init(regions: &[MemoryRegion]) -> Result<(MapSummary, Protections), MapEr
     // tables is a user page; later user accesses go through `user_copy` (STAC/CLAC).
     unsafe { cpu::write_cr4(cr4) };
     super::user_copy::set_smap(protections.smap);
+    PROTECTIONS.call_once(|| protections);
     Ok((summary, protections))
+}
+
+/// The protections `init` turned on, for the other CPUs to copy.
+static PROTECTIONS: spin::Once<Protections> = spin::Once::new();
+
+/// On another CPU, after the boot CPU's [`init`]: loads the kernel's tables and turns on the
+/// same protections (EFER.NXE, CR0.WP, CR4.SMEP/SMAP). Panics before `init`.
+pub fn init_ap() {
+    let protections = *PROTECTIONS.get().expect("boot CPU paging first");
+    // SAFETY: the kernel tables are built and map everything the kernel uses at the addresses
+    // it runs at (this CPU arrives on tables that share the kernel half); they are static.
+    unsafe { load_root(kernel_root()) };
+    if protections.nxe {
+        enable_nxe();
+    }
+    // SAFETY: as in `init`: WP only makes supervisor writes honour read-only pages.
+    unsafe { cpu::write_cr0(cpu::read_cr0() | cpu::CR0_WP) };
+    let mut cr4 = cpu::read_cr4();
+    if protections.smep {
+        cr4 |= cpu::CR4_SMEP;
+    }
+    if protections.smap {
+        cr4 |= cpu::CR4_SMAP;
+    }
+    // SAFETY: as in `init`: the boot CPU found these features in CPUID.7 (all CPUs of the
+    // machine have the same), and the kernel half has no user pages.
+    unsafe { cpu::write_cr4(cr4) };
+}
+
+/// Page tables for the AP trampoline: the kernel half of every root, plus physical page `page`
+/// identity-mapped (read, write, execute, supervisor) so the trampoline keeps running when it
+/// turns paging on. Returns the root, or `None` without memory. Never freed (a few frames).
+pub fn trampoline_root(page: u64) -> Option<u64> {
+    use crate::mm::address_space;
+    let mut frames = super::phys::Frames;
+    let root = address_space::new_root(&mut frames, &kernel_pml4_entries())?;
+    let flags = page_table::PRESENT | page_table::WRITABLE;
+    address_space::map(&mut frames, root, page, page, flags).ok()?;
+    Some(root)
 }
 
 /// Physical address of the kernel's PML4 (CR3 of the idle context).

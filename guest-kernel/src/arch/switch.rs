@@ -6,6 +6,7 @@
 
 use super::gdt;
 use core::arch::global_asm;
+use core::sync::atomic::AtomicBool;
 
 /// RFLAGS.IF, plus the always-one bit 1.
 const USER_RFLAGS: u64 = (1 << 9) | (1 << 1);
@@ -13,7 +14,8 @@ const USER_RFLAGS: u64 = (1 << 9) | (1 << 1);
 global_asm!(
     ".section .text",
     ".global switch_context",
-    // rdi = where to save the current RSP, rsi = the RSP to resume.
+    // rdi = where to save the current RSP, rsi = the RSP to resume, rdx = the byte to clear
+    // once off the old stack (its process's `on_cpu`: another CPU may resume it from then on).
     "switch_context:",
     "    push rbx",
     "push rbp",
@@ -23,6 +25,7 @@ global_asm!(
     "push r15",
     "    mov [rdi], rsp",
     "    mov rsp, rsi",
+    "    mov byte ptr [rdx], 0",
     "    pop r15",
     "pop r14",
     "pop r13",
@@ -52,7 +55,7 @@ global_asm!(
 );
 
 extern "C" {
-    fn switch_context(save: *mut u64, resume: u64);
+    fn switch_context(save: *mut u64, resume: u64, leaving: *const AtomicBool);
     static __enter_user: u8;
 }
 
@@ -87,13 +90,15 @@ pub fn prepare_user_stack(stack_top: u64, rip: u64, rsp: u64, rdi: u64, rsi: u64
     bottom
 }
 
-/// Saves the current context to `*save` and resumes the one at `resume`.
+/// Saves the current context to `*save`, resumes the one at `resume`, and clears `*leaving`
+/// (a plain store, ordered after the save on x86) once off the old stack.
 ///
 /// # Safety
-/// Interrupts must be off; `save` must stay valid until the context is resumed; `resume` must be
-/// an RSP saved by this function (or made by `prepare_user_stack`) on a stack mapped in the
-/// loaded address space, not in use by anything else.
-pub unsafe fn switch(save: *mut u64, resume: u64) {
+/// Interrupts must be off; `save` and `leaving` must stay valid until the store (then until the
+/// context is resumed); `resume` must be an RSP saved by this function (or made by
+/// `prepare_user_stack`) on a stack mapped in the loaded address space, not in use by anything
+/// else.
+pub unsafe fn switch(save: *mut u64, resume: u64, leaving: *const AtomicBool) {
     // SAFETY: delegated to the caller.
-    unsafe { switch_context(save, resume) };
+    unsafe { switch_context(save, resume, leaving) };
 }

@@ -40,7 +40,7 @@ const fn hypercall(name: &'static str, tried: &'static str, run: fn() -> Attempt
     }
 }
 
-pub const ATTACKS: [Attack; 14] = [
+pub const ATTACKS: [Attack; 16] = [
     attack(
         "text-write",
         "write kernel text via the direct map",
@@ -95,6 +95,17 @@ pub const ATTACKS: [Attack; 14] = [
         "GrantExecute a heap page of shellcode",
         grant_unmeasured,
     ),
+    attack(
+        "smi-self",
+        "SMI to itself via the ICR (natively a handler at SMBASE+0x8000 writes rodata)",
+        super::ipi::smi_self,
+    ),
+    // Last: natively it costs the kernel the CPU it restarts.
+    attack(
+        "init-sipi-wake",
+        "INIT-SIPI-SIPI to a parked CPU, its code writes rodata",
+        super::ipi::init_sipi_wake,
+    ),
 ];
 
 /// A kernel address no one else maps (above every kernel stack slot), for alias mappings.
@@ -109,8 +120,9 @@ const IA32_LSTAR: u32 = 0xc000_0082;
 
 /// Undoes what the last attack left: the alias mapping and the scratch frame.
 pub fn cleanup() {
+    // The attack thread may have run on another CPU, which may still cache the alias.
     if address_space::unmap(&mut Frames, paging::kernel_root(), ALIAS_PAGE).is_some() {
-        phys::invalidate_page(ALIAS_PAGE);
+        crate::smp::flush_kernel_page(ALIAS_PAGE);
     }
     let frame = SCRATCH_FRAME.swap(0, Ordering::SeqCst);
     if frame != 0 {

@@ -5,6 +5,8 @@
 #[cfg(any(test, feature = "attacks"))]
 pub mod hole;
 #[cfg(all(target_os = "none", feature = "attacks"))]
+pub mod ipi;
+#[cfg(all(target_os = "none", feature = "attacks"))]
 mod list;
 #[cfg(all(target_os = "none", feature = "attacks"))]
 pub mod run;

@@ -13,6 +13,9 @@ pub enum Attempt {
     NotApplicable(&'static str),
     /// A hypercall answered with this (negative) error.
     Refused(i64),
+    /// The step went without a fault but had no effect (an interprocessor interrupt the
+    /// hypervisor dropped: its audit record names the rule).
+    NoEffect,
 }
 
 /// How the attack's kernel thread ended.
@@ -48,9 +51,12 @@ pub fn judge(vmcall: bool, ending: Ending, hypervisor: bool, rules: &[&'static s
         (Ending::Faulted(INVALID_OPCODE), []) if vmcall && !hypervisor => {
             Verdict::NotApplicable("no hypervisor")
         }
-        (Ending::Faulted(_) | Ending::Returned(Attempt::Refused(DENIED)), [rule]) => {
-            Verdict::Blocked(rule)
-        }
+        (
+            Ending::Faulted(_)
+            | Ending::Returned(Attempt::Refused(DENIED))
+            | Ending::Returned(Attempt::NoEffect),
+            [rule],
+        ) => Verdict::Blocked(rule),
         (ending, records) => Verdict::Unexpected {
             ending,
             records: records.len(),
@@ -70,6 +76,7 @@ impl fmt::Display for Verdict {
                     Ending::Returned(Attempt::Done) => f.write_str("went through")?,
                     Ending::Returned(Attempt::NotApplicable(why)) => write!(f, "n/a: {why}")?,
                     Ending::Returned(Attempt::Refused(error)) => write!(f, "refused: {error}")?,
+                    Ending::Returned(Attempt::NoEffect) => f.write_str("no effect")?,
                     Ending::Faulted(vector) => write!(f, "fault vector {vector}")?,
                 }
                 write!(f, ", {records} audit records)")
@@ -119,6 +126,19 @@ mod tests {
             judge(true, Ending::Faulted(6), false, &[]),
             Verdict::NotApplicable("no hypervisor")
         );
+        assert_eq!(
+            judge(
+                false,
+                Ending::Returned(Attempt::NoEffect),
+                true,
+                &["ipi-delivery"]
+            ),
+            Verdict::Blocked("ipi-delivery")
+        );
+        assert!(matches!(
+            judge(false, Ending::Returned(Attempt::NoEffect), false, &[]),
+            Verdict::Unexpected { records: 0, .. }
+        ));
         let na = Ending::Returned(Attempt::NotApplicable("no SMEP"));
         assert_eq!(judge(false, na, true, &[]).to_string(), "N/A (no SMEP)");
     }

@@ -1,25 +1,30 @@
 //! The end of processes: exit, kill, faults in ring 3, and waiting for children. When init
 //! (pid 1) ends, the kernel prints the result line and stops.
 
-use super::schedule::{block_current, remove, schedule};
+use super::schedule::{block_locked, remove, schedule};
 use super::{name_text, Blocked, Table, ANY_CHILD, IDLE, TABLE};
 use crate::arch::paging;
 use crate::arch::phys::{self, Frames};
 use crate::console::kprintln;
 use crate::mm::address_space;
 use crate::trap::{InterruptFrame, UserFault};
-use rampart_kernel_abi::syscall::{Errno, EXIT_FAULTED, EXIT_KILLED, STATE_WAITING, STATE_ZOMBIE};
+use core::sync::atomic::Ordering;
+use rampart_kernel_abi::syscall::{
+    Errno, EXIT_FAULTED, EXIT_KILLED, STATE_RUNNING, STATE_WAITING, STATE_ZOMBIE,
+};
 
 /// The init process: its exit ends the run.
 pub const INIT: u64 = 1;
 
-/// Marks `pid` dead with `code`, detaches it from every queue, wakes a waiting parent and
-/// orphans its children. Returns its address-space root (to destroy; 0 if none).
-fn terminate(table: &mut Table, pid: u64, code: i64) -> u64 {
+/// Marks `pid` dead with `code`, detaches it from every queue and orphans its children.
+/// Returns its address-space root (to destroy; 0 if none) and the parent to wake once that is
+/// done ([`wake_parent`]): a parent on another CPU would otherwise go on before the exit is
+/// logged.
+fn terminate(table: &mut Table, pid: u64, code: i64) -> (u64, Option<u64>) {
     table.ready.remove(pid);
     table.sleep.remove(pid);
     let Some(process) = table.processes.get_mut(&pid) else {
-        return 0;
+        return (0, None);
     };
     process.state = STATE_ZOMBIE;
     process.blocked = None;
@@ -37,17 +42,30 @@ fn terminate(table: &mut Table, pid: u64, code: i64) -> u64 {
         .collect();
     for orphan in orphans {
         if table.processes[&orphan].state == STATE_ZOMBIE {
-            table.dead.push(orphan);
+            remove(table, orphan);
         }
     }
     match table.processes.get(&parent).map(|p| p.blocked) {
         Some(Some(Blocked::Child(wanted))) if wanted == pid || wanted == ANY_CHILD => {
-            table.wake(parent)
+            return (root, Some(parent));
         }
         Some(_) if parent != IDLE => {}
-        _ => table.dead.push(pid),
+        _ => remove(table, pid),
     }
-    root
+    (root, None)
+}
+
+/// Wakes `parent` if it still waits for child `pid` (which has exited).
+fn wake_parent(parent: Option<u64>, pid: u64) {
+    let Some(parent) = parent else {
+        return;
+    };
+    let mut table = TABLE.lock();
+    if let Some(Some(Blocked::Child(wanted))) = table.processes.get(&parent).map(|p| p.blocked) {
+        if wanted == pid || wanted == ANY_CHILD {
+            table.wake(parent);
+        }
+    }
 }
 
 /// Frees an address space and logs the frame counts.
@@ -64,13 +82,15 @@ fn release(pid: u64, name: &str, code: i64, root: u64) {
     );
 }
 
-/// Ends the current process with `code`; never returns.
+/// Ends the current process with `code`; never returns. Its address space is freed and the
+/// exit logged before it becomes a zombie, so a parent on another CPU that reaps it cannot
+/// print ahead of that line.
 pub fn exit_current(code: i64) -> ! {
     let (pid, name, root) = {
         let mut table = TABLE.lock();
-        let pid = table.current;
-        let name = table.current().name;
-        (pid, name, terminate(&mut table, pid, code))
+        let pid = table.current_pid();
+        let current = table.current();
+        (pid, current.name, core::mem::take(&mut current.root))
     };
     let name = name_text(&name);
     #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
@@ -83,30 +103,49 @@ pub fn exit_current(code: i64) -> ! {
     if pid == INIT {
         crate::boot::finish(code);
     }
+    let (_, parent) = terminate(&mut TABLE.lock(), pid, code);
+    wake_parent(parent, pid);
     schedule();
     unreachable!("a dead process was resumed");
 }
 
-/// `kill(pid)`: ends `pid` with EXIT_KILLED.
+/// `kill(pid)`: ends `pid` with EXIT_KILLED and returns once it has ended. One running on
+/// another CPU is asked to end itself (`kill_pending` and a kick: it exits on the interrupt
+/// if in ring 3, else when it would block or at its next tick); this waits for that, without
+/// the table lock, and ends the process itself if it left its CPU alive (a yield, a
+/// preemption).
 pub fn kill(pid: u64) -> Result<u64, Errno> {
-    let (root, name) = {
+    let mut asked = false;
+    let ((root, parent), name) = loop {
         let mut table = TABLE.lock();
-        if pid == table.current {
+        if pid == table.current_pid() {
             drop(table);
             exit_current(EXIT_KILLED);
         }
-        match table.processes.get(&pid) {
-            Some(p) if pid != IDLE && p.state != STATE_ZOMBIE => {}
-            _ => return Err(Errno::NoProcess),
+        let target = table.processes.get_mut(&pid);
+        let Some(target) = target.filter(|p| p.pid != IDLE && p.state != STATE_ZOMBIE) else {
+            // Once asked, it ended itself (the zombie may already be reaped).
+            return if asked { Ok(0) } else { Err(Errno::NoProcess) };
+        };
+        if target.on_cpu.load(Ordering::Acquire) {
+            if target.state == STATE_RUNNING && !asked {
+                target.kill_pending = true;
+                asked = true;
+                crate::smp::kick(target.cpu as usize);
+            }
+            drop(table);
+            crate::smp::wait_politely();
+            continue;
         }
-        let name = table.processes[&pid].name;
-        (terminate(&mut table, pid, EXIT_KILLED), name)
+        let name = target.name;
+        break (terminate(&mut table, pid, EXIT_KILLED), name);
     };
     let name = name_text(&name);
     release(pid, name, EXIT_KILLED, root);
     if pid == INIT {
         crate::boot::finish(EXIT_KILLED);
     }
+    wake_parent(parent, pid);
     Ok(0)
 }
 
@@ -128,7 +167,7 @@ pub fn wait(pid: u64) -> Result<(u64, i64), Errno> {
     loop {
         {
             let mut table = TABLE.lock();
-            let me = table.current;
+            let me = table.current_pid();
             if pid != ANY_CHILD {
                 match table.processes.get(&pid) {
                     None => return Err(Errno::NoProcess),
@@ -151,7 +190,8 @@ pub fn wait(pid: u64) -> Result<(u64, i64), Errno> {
                 remove(&mut table, child);
                 return Ok((child, code));
             }
+            // Still locked: a child's exit cannot slip in before this process is parked.
+            block_locked(table, STATE_WAITING, Some(Blocked::Child(pid)), None);
         }
-        block_current(STATE_WAITING, Some(Blocked::Child(pid)), None);
     }
 }

@@ -49,14 +49,19 @@ pub fn spawn_kernel_thread(
     }))
 }
 
-/// True if the CPU runs a kernel thread. `false` when the process table is locked: the
-/// exception then struck the kernel proper (threads never hold it at a faulting instruction).
+/// True if this CPU runs a kernel thread. `false` when the process table stays locked: the
+/// exception then struck the kernel proper on this CPU (threads never hold it at a faulting
+/// instruction).
 pub fn in_kernel_thread() -> bool {
-    let Some(mut table) = TABLE.try_lock() else {
+    // Another CPU may hold the lock briefly; this CPU holding it never lets go.
+    let Some(mut table) = (0..LOCK_ATTEMPTS).find_map(|_| TABLE.try_lock()) else {
         return false;
     };
-    table.current != IDLE && table.current().root == paging::kernel_root()
+    table.current_pid() != IDLE && table.current().root == paging::kernel_root()
 }
+
+/// Attempts at the table lock before an exception is taken for the kernel's own.
+const LOCK_ATTEMPTS: u32 = 10_000_000;
 
 /// An exception in a kernel thread: report it and end the thread (exit code
 /// [`fault_exit_code`]). The frame on the thread's stack is abandoned with the stack.

@@ -1,6 +1,8 @@
 //! Processes: the table, scheduling (`schedule`), program loading (`spawn`) and the end of a
 //! process (`exit`). The kernel is not preemptible: it runs with interrupts off except in the
-//! idle loop, so the table lock is never contended; it is always released before a switch.
+//! idle loop, so a CPU never waits for the table lock on a holder it interrupted. Every CPU
+//! runs the scheduler: each has its own current process (or its own idle context), and a
+//! process runs on at most one CPU at a time (`Process::on_cpu`).
 
 mod exit;
 mod kthread;
@@ -12,17 +14,24 @@ pub use exit::{exit_current, kill, user_fault, wait};
 #[cfg(feature = "attacks")]
 pub use kthread::{fault_vector, spawn_kernel_thread};
 pub use kthread::{in_kernel_thread, kernel_thread_fault};
-pub use schedule::{block_current, idle_loop, init, schedule, timer_tick};
+pub use schedule::{
+    allocate_stack_top, block_current, end_if_killed, idle_loop, init, schedule, timer_tick,
+};
 pub use spawn::{set_initrd, spawn};
 
+use crate::arch::percpu;
 use crate::sched::queue::{Pid, ReadyQueue, SleepQueue};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use rampart_kernel_abi::syscall::{ProcessInfo, MAX_NAME, STATE_READY};
+use core::sync::atomic::AtomicBool;
+use rampart_boot_info::MAX_CPUS;
+use rampart_kernel_abi::syscall::{
+    ProcessInfo, MAX_NAME, STATE_READY, STATE_SLEEPING, STATE_WAITING,
+};
 use spin::Mutex;
 
-/// The idle task's pid (the boot context; never in the ready queue).
+/// The idle tasks' pid (each CPU's start-up context; never in the ready queue).
 pub const IDLE: Pid = 0;
 /// `wait` for any child.
 pub const ANY_CHILD: u64 = u64::MAX;
@@ -52,6 +61,14 @@ pub struct Process {
     pub brk: u64,
     pub exit_code: i64,
     pub ticks: u64,
+    /// The CPU (index) it runs on, or last ran on.
+    pub cpu: u32,
+    /// Some CPU is on its kernel stack: set when a CPU picks it, cleared by `arch::switch` once
+    /// that CPU has saved its RSP and left the stack. No other CPU may resume it meanwhile.
+    pub on_cpu: AtomicBool,
+    /// `kill` found it running on another CPU: it ends itself at its next timer tick in ring 3
+    /// or when it would block.
+    pub kill_pending: bool,
 }
 
 impl Process {
@@ -60,7 +77,7 @@ impl Process {
             pid: self.pid,
             parent: self.parent,
             state: self.state,
-            _reserved: 0,
+            cpu: self.cpu,
             ticks: self.ticks,
             name: self.name,
         }
@@ -81,21 +98,36 @@ pub struct NewProcess<'a> {
     pub brk: u64,
 }
 
+/// What the table knows about one CPU.
+pub struct CpuSlot {
+    /// The process it runs (IDLE: its idle context).
+    pub current: Pid,
+    /// The idle context's kernel RSP while switched out.
+    pub idle_rsp: u64,
+}
+
 pub struct Table {
     pub processes: BTreeMap<Pid, Box<Process>>,
-    pub current: Pid,
+    pub cpus: [CpuSlot; MAX_CPUS],
     pub ready: ReadyQueue,
     pub sleep: SleepQueue,
     pub next_pid: Pid,
     pub free_stack_slots: Vec<u64>,
     pub next_stack_slot: u64,
-    /// Dead processes to remove once the CPU is off their kernel stack.
-    pub dead: Vec<Pid>,
+    /// Processes reaped (out of `processes`) whose kernel stack a CPU may still be on: freed
+    /// once `on_cpu` is clear. Boxed: a switching CPU holds pointers into them.
+    #[allow(clippy::vec_box)]
+    pub dead: Vec<Box<Process>>,
 }
 
 pub static TABLE: Mutex<Table> = Mutex::new(Table {
     processes: BTreeMap::new(),
-    current: IDLE,
+    cpus: [const {
+        CpuSlot {
+            current: IDLE,
+            idle_rsp: 0,
+        }
+    }; MAX_CPUS],
     ready: ReadyQueue::new(),
     sleep: SleepQueue::new(),
     next_pid: 1,
@@ -105,11 +137,26 @@ pub static TABLE: Mutex<Table> = Mutex::new(Table {
 });
 
 impl Table {
+    /// The pid this CPU runs.
+    pub fn current_pid(&self) -> Pid {
+        self.cpus[percpu::index()].current
+    }
+
+    /// The process this CPU runs (the shared IDLE record for an idle context).
     pub fn current(&mut self) -> &mut Process {
-        let pid = self.current;
-        self.processes
-            .get_mut(&pid)
-            .expect("current process is in the table")
+        let pid = self.current_pid();
+        self.find(pid).expect("current process is in the table")
+    }
+
+    /// A process in the table or reaped but not yet freed.
+    pub fn find(&mut self, pid: Pid) -> Option<&mut Process> {
+        if self.processes.contains_key(&pid) {
+            return self.processes.get_mut(&pid).map(|p| &mut **p);
+        }
+        self.dead
+            .iter_mut()
+            .find(|p| p.pid == pid)
+            .map(|p| &mut **p)
     }
 
     /// Adds `new` under the next pid, ready to run; returns the pid.
@@ -136,23 +183,30 @@ impl Table {
                 brk: new.brk,
                 exit_code: 0,
                 ticks: 0,
+                cpu: 0,
+                on_cpu: AtomicBool::new(false),
+                kill_pending: false,
             }),
         );
         self.ready.push(pid);
+        let _ = crate::smp::kick_idle();
         pid
     }
 
     /// The current process's pid and name.
     pub fn current_and_name(&mut self) -> (Pid, [u8; MAX_NAME]) {
-        (self.current, self.current().name)
+        (self.current_pid(), self.current().name)
     }
 
-    /// Makes `pid` runnable.
+    /// Makes `pid` runnable if it sleeps or waits.
     pub fn wake(&mut self, pid: Pid) {
-        if let Some(process) = self.processes.get_mut(&pid) {
+        let process = self.processes.get_mut(&pid);
+        if let Some(process) = process.filter(|p| matches!(p.state, STATE_SLEEPING | STATE_WAITING))
+        {
             process.state = STATE_READY;
             process.blocked = None;
             self.ready.push(pid);
+            let _ = crate::smp::kick_idle();
         }
     }
 }
@@ -166,7 +220,7 @@ pub fn name_text(name: &[u8; MAX_NAME]) -> &str {
 
 /// The current process's pid.
 pub fn current_pid() -> Pid {
-    TABLE.lock().current
+    TABLE.lock().current_pid()
 }
 
 /// The current process's address space root.

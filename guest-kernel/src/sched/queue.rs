@@ -35,7 +35,6 @@ impl ReadyQueue {
         self.queue.retain(|&p| p != pid);
     }
 
-    #[cfg_attr(target_os = "none", allow(dead_code))]
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }

@@ -93,6 +93,7 @@ fn row_bytes(row: &ProcessInfo) -> [u8; 64] {
     bytes[0..8].copy_from_slice(&row.pid.to_le_bytes());
     bytes[8..16].copy_from_slice(&row.parent.to_le_bytes());
     bytes[16..20].copy_from_slice(&row.state.to_le_bytes());
+    bytes[20..24].copy_from_slice(&row.cpu.to_le_bytes());
     bytes[24..32].copy_from_slice(&row.ticks.to_le_bytes());
     bytes[32..64].copy_from_slice(&row.name);
     bytes

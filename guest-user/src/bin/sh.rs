@@ -14,7 +14,7 @@ const MAX_PROCESSES: usize = 32;
 const HELP: &str = "\
 commands:
   help                 this text
-  ps                   list processes
+  ps                   list processes (CPU: where each runs or last ran)
   run PROG [ARGS] [&]  run an initrd program and wait for it (& = in the background)
   kill PID             end a process
   uptime               milliseconds since boot
@@ -71,12 +71,13 @@ fn ps() {
             return;
         }
     };
-    println!("PID PPID STATE TICKS NAME");
+    println!("PID PPID CPU STATE TICKS NAME");
     for p in &table[..count] {
         println!(
-            "{} {} {} {} {}",
+            "{} {} {} {} {} {}",
             p.pid,
             p.parent,
+            p.cpu,
             state_name(p.state),
             p.ticks,
             p.name()
