@@ -29,6 +29,19 @@ pub const FULL: Session = Session {
     ],
 };
 
+/// `run bench smp`, for the dashboard's boots with several processors.
+pub const SMP: Session = Session {
+    steps: &[
+        BOOT,
+        Step {
+            label: "bench",
+            send: Some("run bench smp"),
+            expect: &[&["[sh] bench exited with code"], &[PROMPT]],
+        },
+        EXIT,
+    ],
+};
+
 /// `run bench quick`, for the zero-exit boot test.
 pub const QUICK: Session = Session {
     steps: &[
