@@ -4,10 +4,16 @@
 //! ticks, and an idle sleep: VM exits while every CPU takes its ticks) and `shootdown`
 //! (ProtectRange hypercalls, each shooting down every other vCPU's EPT translations; hv only).
 //!
-//! Children are this program (`bench par-child K START`, `bench tick-child CYCLES START`): each
-//! spins until the TSC reaches START (so all start together, after every spawn), measures,
-//! and reports through its exit code (`rampart_user::bench::ChildReport`). The TSC is the same
-//! on every CPU (one clock on Bochs; the kernel starts all CPUs at boot).
+//! Children are this program (`bench par-child|tick-child AMOUNT START INDEX COUNT READ_AFTER`):
+//! each waits for the TSC to reach START (after every spawn), measures from START + COUNT x
+//! [`READ_SPACING`] on (so all measure together), and reports through its exit code
+//! (`rampart_user::bench::ChildReport`). The TSC is the same on every CPU (one clock on Bochs).
+//!
+//! Each child brackets its work with ExitCount, but never at the same moment as another: the
+//! hypervisor's total (all exits less the counter queries, two atomics read one after the
+//! other) can be one too high while another vCPU is inside its own query, so child INDEX reads
+//! at INDEX x [`READ_SPACING`] after START and after START + READ_AFTER, and every child exits
+//! only once all have read (no exit, wake-up or spawn falls inside any window).
 
 use core::fmt::Write as _;
 
@@ -49,6 +55,12 @@ pub const QUICK: SmpPlan = SmpPlan {
 /// Children start this many TSC cycles per child after the parent read the clock: several
 /// times a spawn's cost (~0.43M cycles on Bochs), so every child is ready before the start.
 const START_MARGIN_PER_CHILD: u64 = 2_000_000;
+/// TSC cycles between two children's exit-counter reads (a query takes a few thousand).
+const READ_SPACING: u64 = 200_000;
+/// Generous TSC cycles per getpid for a child's `read_after` (one takes ~120 on Bochs).
+const SYSCALL_BUDGET: u64 = 400;
+/// Beyond the tick window: the tick counter's warm-up loop.
+const TICK_SLACK: u64 = 1_000_000;
 /// Most children at once.
 const MAX_CHILDREN: usize = 16;
 
@@ -75,42 +87,52 @@ pub fn run(plan: &SmpPlan, overhead: u64, tsc_per_ms: u64) -> Result<(), Errno> 
 /// A child's main: `kind` is `par-child` or `tick-child`.
 pub fn child(kind: &str, rest: &str) -> i64 {
     let mut args = words(rest);
-    let amount = count_or(args.next(), 0);
-    let start = count_or(args.next(), 0);
-    while tsc::now() < start {
-        core::hint::spin_loop();
-    }
-    let before = sys::exit_count().ok();
+    let mut next = || count_or(args.next(), 0);
+    let (amount, start, index, count, read_after) = (next(), next(), next(), next(), next());
+    let work_start = start + count * READ_SPACING;
+    let read_at = |base: u64, slot: u64| {
+        let at = base + slot * READ_SPACING;
+        while tsc::now() < at {
+            core::hint::spin_loop();
+        }
+        sys::exit_count().ok()
+    };
+    let before = read_at(start, index);
+    read_at(work_start, 0);
     let value = if kind == "par-child" {
         for _ in 0..amount {
             core::hint::black_box(sys::getpid());
         }
-        tsc::now().wrapping_sub(start)
+        tsc::now().wrapping_sub(work_start)
     } else {
         count_ticks(amount)
     };
-    let after = sys::exit_count().ok();
+    let after = read_at(work_start + read_after, index);
     let report = ChildReport {
         value,
         cpu: cpus().1,
         exits: before.zip(after).map(|(b, a)| a.wrapping_sub(b)),
     };
+    // Everyone has read before anyone exits.
+    read_at(work_start + read_after, count);
     report.encode()
 }
 
-/// Spawns `count` children `bench KIND AMOUNT START` with one common start and collects their
-/// reports.
+/// Spawns `count` children `bench KIND AMOUNT START INDEX COUNT READ_AFTER` with one common
+/// start and collects their reports. `read_after`: TSC cycles from the common start of work to
+/// the exit-counter reads (more than the work takes; a child that overruns reads at once).
 fn run_children(
     count: usize,
     kind: &str,
     amount: u64,
+    read_after: u64,
     reports: &mut [ChildReport; MAX_CHILDREN],
 ) -> Result<(), Errno> {
     let mut pids = [0u64; MAX_CHILDREN];
     let start = tsc::now() + START_MARGIN_PER_CHILD * count as u64;
-    for pid in &mut pids[..count] {
-        let mut args = FixedBuf::<64>::new();
-        let _ = write!(args, "{kind} {amount} {start}");
+    for (index, pid) in pids[..count].iter_mut().enumerate() {
+        let mut args = FixedBuf::<128>::new();
+        let _ = write!(args, "{kind} {amount} {start} {index} {count} {read_after}");
         let text = core::str::from_utf8(args.as_bytes()).map_err(|_| Errno::Invalid)?;
         *pid = sys::spawn("bench", text)?;
     }
@@ -159,11 +181,12 @@ fn parallel(plan: &SmpPlan, online: u64) -> Result<(), Errno> {
     let count = (online.max(2) as usize).min(MAX_CHILDREN);
     let mut reports = [EMPTY; MAX_CHILDREN];
     let mut serial = 0u64;
+    let budget = plan.par_syscalls * SYSCALL_BUDGET;
     for _ in 0..count {
-        run_children(1, "par-child", plan.par_syscalls, &mut reports)?;
+        run_children(1, "par-child", plan.par_syscalls, budget, &mut reports)?;
         serial += reports[0].value;
     }
-    run_children(count, "par-child", plan.par_syscalls, &mut reports)?;
+    run_children(count, "par-child", plan.par_syscalls, budget, &mut reports)?;
     let reports = &reports[..count];
     let wall = reports.iter().map(|r| r.value).max().unwrap_or(0).max(1);
     let ops = count as u64 * plan.par_syscalls;
@@ -210,18 +233,34 @@ fn ipi(plan: &SmpPlan, overhead: u64) -> Result<(), Errno> {
     Ok(())
 }
 
-/// A spinner per CPU watching `tick_ms` of timer ticks (exits in each window), then an idle
-/// sleep of the same length bracketed by the parent (every CPU halted between ticks).
+/// The short sleep whose exits (its wake-up) are subtracted from a longer one's.
+const SHORT_SLEEP_MS: u64 = 20;
+
+/// A spinner per CPU watching `tick_ms` of timer ticks (exits in each window), then the exits
+/// of `tick_ms` more of idle sleep (every CPU halted between ticks; wake-ups subtracted).
 fn tick(plan: &SmpPlan, online: u64, tsc_per_ms: u64, overhead: u64) -> Result<(), Errno> {
     let count = (online as usize).clamp(1, MAX_CHILDREN);
     let window = plan.tick_ms * tsc_per_ms;
     let mut reports = [EMPTY; MAX_CHILDREN];
-    run_children(count, "tick-child", window, &mut reports)?;
+    run_children(
+        count,
+        "tick-child",
+        window,
+        window + TICK_SLACK,
+        &mut reports,
+    )?;
     let reports = &reports[..count];
     let ticks: u64 = reports.iter().map(|r| r.value).sum();
-    let idle = Bracket::open();
-    sys::sleep(plan.tick_ms);
-    let idle_exits = idle.close(overhead).map(|c| c.exits);
+    // Each sleep ends with one wake-up (an IPI to an idle CPU, an ICR exit under Rampart):
+    // the difference between a long and a short sleep is what the extra idle ticks cost.
+    let sleep_exits = |ms| {
+        let bracket = Bracket::open();
+        sys::sleep(ms);
+        bracket.close(overhead).map(|c| c.exits)
+    };
+    let short = sleep_exits(SHORT_SLEEP_MS);
+    let long = sleep_exits(plan.tick_ms + SHORT_SLEEP_MS);
+    let idle_exits = short.zip(long).map(|(s, l)| l.saturating_sub(s));
     let mut extra = [
         ("spinners", count as u64),
         ("cpus_used", cpus_used(reports)),
@@ -231,13 +270,15 @@ fn tick(plan: &SmpPlan, online: u64, tsc_per_ms: u64, overhead: u64) -> Result<(
         ),
         ("idle_ms", plan.tick_ms),
         ("idle_exits", 0),
+        ("wake_exits", 0),
     ];
-    let shown = match idle_exits {
-        Some(exits) => {
+    let shown = match (idle_exits, short) {
+        (Some(exits), Some(wake)) => {
             extra[4].1 = exits;
+            extra[5].1 = wake;
             extra.len()
         }
-        None => extra.len() - 1,
+        _ => extra.len() - 2,
     };
     let line = Report {
         name: "tick-smp",
