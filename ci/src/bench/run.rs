@@ -116,7 +116,7 @@ fn boot(
         &Contents::from_build(mode)?,
     )?;
     println!(
-        "xtask: bench: booting {} under bochs (cpu {cpu}, {cpus} processors), logs in {}…",
+        "xtask: bench: booting {} under bochs (cpu {cpu}, processors: {cpus}), logs in {}…",
         mode.name(),
         paths::display(&launch.run_dir)
     );
@@ -141,7 +141,7 @@ fn boot(
         problems.push(format!("the boot did not end in PASS ({:?})", boot.outcome));
     }
     println!(
-        "xtask: bench: {} ({cpus} processors) finished in {:.0} s with {} results",
+        "xtask: bench: {} (processors: {cpus}) finished in {:.0} s with {} results",
         mode.name(),
         boot.seconds,
         results.len()

@@ -54,3 +54,16 @@ pub const QUICK: Session = Session {
         EXIT,
     ],
 };
+
+/// `run bench smp quick`, for the zero-exit boot test on several vCPUs.
+pub const SMP_QUICK: Session = Session {
+    steps: &[
+        BOOT,
+        Step {
+            label: "bench",
+            send: Some("run bench smp quick"),
+            expect: &[&["[sh] bench exited with code"], &[PROMPT]],
+        },
+        EXIT,
+    ],
+};

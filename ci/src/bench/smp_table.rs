@@ -102,8 +102,12 @@ pub fn markdown(md: &mut String, smp: &Smp, one_hv: &Side) {
         number(find(side, "tick-smp").and_then(|l| l.exits))
     }));
     md.push_str(&both(
-        "tick-smp: exits during an idle sleep (every CPU halted between ticks)",
+        "tick-smp: exits during idle sleep (every CPU halted between ticks; wake-up subtracted)",
         &extra("tick-smp", "idle_exits"),
+    ));
+    md.push_str(&both(
+        "tick-smp: exits of one sleep's wake-up (IPI to an idle CPU)",
+        &extra("tick-smp", "wake_exits"),
     ));
     let shootdown = |side: &Side| {
         find(side, "shootdown").map_or("-".into(), |l| {
@@ -187,7 +191,7 @@ mod tests {
             "| shootdown (ProtectRange, hv only): 1 vCPU vs 2 | 4000 cycles, 1.000 exits/op | 9000 cycles, 2.000 exits/op |"
         ));
         assert!(md.contains(
-            "| tick-smp: exits during an idle sleep (every CPU halted between ticks) | - | 0 |"
+            "| tick-smp: exits during idle sleep (every CPU halted between ticks; wake-up subtracted) | - | 0 |"
         ));
     }
 }
