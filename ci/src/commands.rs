@@ -120,13 +120,22 @@ pub fn run(mut args: Args) -> Result<u8> {
     Ok(conclude(&launch, &boot))
 }
 
-/// `bench [--cpu MODEL] [--timeout S]`: native and hv side by side on the same Bochs model.
+/// `bench [--cpu MODEL] [--cpus N] [--timeout S]`: native and hv side by side on the same Bochs
+/// model, on one processor and on N (default [`crate::bench::DEFAULT_SMP_CPUS`]; 1 skips the
+/// SMP boots).
 pub fn bench(mut args: Args) -> Result<u8> {
     let cpu = args.value("cpu")?.unwrap_or(DEFAULT_BOCHS_CPU.to_string());
+    let cpus = args
+        .parsed("cpus", parse_cpus, "a processor count from 1 to 16")?
+        .unwrap_or(crate::bench::DEFAULT_SMP_CPUS);
     let timeout = timeout_option(&mut args)?;
     args.finish()?;
     setup::ensure(&[Need::Bochs])?;
-    crate::bench::run(&cpu, timeout.unwrap_or(Emulator::Bochs.default_timeout()))
+    crate::bench::run(
+        &cpu,
+        cpus,
+        timeout.unwrap_or(Emulator::Bochs.default_timeout()),
+    )
 }
 
 /// A processor count for `--cpus` (the kernel uses at most 16).

@@ -44,8 +44,10 @@ commands:
   test [--only a,b] [--skip-host] [--no-build] [--list] [--timeout S]
                                      host unit tests, then the boot tests, two at a time
                                      (--no-build: boot the artifacts already in target/)
-  bench [--cpu MODEL] [--timeout S]  boot native and hv under Bochs (default cpu tigerlake), run
-                                     the guest's `bench` in both and print the comparison; writes
+  bench [--cpu MODEL] [--cpus N] [--timeout S]
+                                     boot native and hv under Bochs (default cpu tigerlake) on 1
+                                     and on N (2) processors, run the guest's `bench` (`bench smp`
+                                     on N) in each and print the comparison; writes
                                      target/rampart/bench/bench.md and bench.json
   gdb [--cpu MODEL]                  build an image with the GDB stub on, boot it under Bochs
                                      (COM1 shown here) and start gdb on the kernel, connected

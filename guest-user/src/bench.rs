@@ -180,9 +180,81 @@ impl fmt::Display for ExitDelta<'_> {
     }
 }
 
+/// What a benchmark child process reports through its exit code (non-negative): bits 0-39 a
+/// value (cycles or ticks), 40-47 the CPU it ended on, 48-62 the VM exits in its window
+/// ([`ChildReport::NO_EXITS`] without the hypervisor, saturated above).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildReport {
+    pub value: u64,
+    pub cpu: u64,
+    pub exits: Option<u64>,
+}
+
+impl ChildReport {
+    const VALUE_BITS: u32 = 40;
+    const CPU_SHIFT: u32 = 40;
+    const CPU_MASK: u64 = 0xff;
+    const EXITS_SHIFT: u32 = 48;
+    /// The exits field meaning "no hypervisor"; larger counts saturate one below it.
+    const NO_EXITS: u64 = 0x7fff;
+
+    pub fn encode(&self) -> i64 {
+        let value = self.value.min((1 << Self::VALUE_BITS) - 1);
+        let cpu = self.cpu.min(Self::CPU_MASK);
+        let exits = self
+            .exits
+            .map_or(Self::NO_EXITS, |e| e.min(Self::NO_EXITS - 1));
+        (value | cpu << Self::CPU_SHIFT | exits << Self::EXITS_SHIFT) as i64
+    }
+
+    /// `None` for a negative code (the child failed or was killed).
+    pub fn decode(code: i64) -> Option<ChildReport> {
+        let raw = u64::try_from(code).ok()?;
+        let exits = raw >> Self::EXITS_SHIFT;
+        Some(ChildReport {
+            value: raw & ((1 << Self::VALUE_BITS) - 1),
+            cpu: raw >> Self::CPU_SHIFT & Self::CPU_MASK,
+            exits: (exits != Self::NO_EXITS).then_some(exits),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn child_reports_round_trip() {
+        for report in [
+            ChildReport {
+                value: 123_456_789,
+                cpu: 3,
+                exits: Some(0),
+            },
+            ChildReport {
+                value: 0,
+                cpu: 0,
+                exits: None,
+            },
+            ChildReport {
+                value: 1,
+                cpu: 15,
+                exits: Some(42),
+            },
+        ] {
+            let code = report.encode();
+            assert!(code >= 0);
+            assert_eq!(ChildReport::decode(code), Some(report));
+        }
+        let many = ChildReport {
+            value: 1,
+            cpu: 0,
+            exits: Some(1 << 20),
+        }
+        .encode();
+        assert_eq!(ChildReport::decode(many).unwrap().exits, Some(0x7ffe));
+        assert_eq!(ChildReport::decode(-9), None);
+    }
 
     #[test]
     fn median_of_odd_and_empty() {

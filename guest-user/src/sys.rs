@@ -151,6 +151,12 @@ pub fn exit_cycles() -> Result<u64, Errno> {
     call(Syscall::ExitCycles, [0; 6])
 }
 
+/// `bench(op, count)`: the kernel's help for the `bench` program's SMP rows
+/// (`rampart_kernel_abi::syscall::bench`).
+pub fn bench(operation: u64, count: u64) -> Result<u64, Errno> {
+    call(Syscall::Bench, args2(operation, count))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

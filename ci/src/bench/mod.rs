@@ -9,6 +9,7 @@ pub mod parse;
 mod run;
 pub mod sessions;
 mod size;
+mod smp_table;
 mod table;
 
-pub use run::run;
+pub use run::{run, DEFAULT_SMP_CPUS};

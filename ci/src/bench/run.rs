@@ -1,5 +1,6 @@
 //! Running the dashboard: build once, boot native and hv side by side on Bochs (two cores,
-//! one boot each), type `run bench` in each shell, and write the comparison.
+//! one boot each), type `run bench` in each shell (one processor), then the same with N
+//! processors and `run bench smp`, and write the comparison.
 
 use std::fs;
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,8 @@ use std::time::Duration;
 use super::parse::{bench_lines, BootFigures, DONE};
 use super::sessions;
 use super::size;
-use super::table::{Dashboard, Side};
+use super::table::{Dashboard, Side, Smp};
+use crate::boot_tests::session::Session;
 use crate::boot_tests::session::{self, Limits};
 use crate::emulator::{self, Emulator, Input, Launch, Outcome, DISK_IMAGE};
 use crate::error::{Context, Result};
@@ -19,14 +21,24 @@ use crate::{build, paths};
 const EXIT_COMPLETE: u8 = 0;
 const EXIT_INCOMPLETE: u8 = 1;
 
-/// Builds, boots both modes on Bochs model `cpu`, prints the table and writes
-/// `target/rampart/bench/bench.md` and `bench.json`.
-pub fn run(cpu: &str, timeout: Duration) -> Result<u8> {
+/// Processors of the SMP boots unless `--cpus` says otherwise.
+pub const DEFAULT_SMP_CPUS: u32 = 2;
+
+/// Builds, boots both modes on Bochs model `cpu` with one processor and then with `cpus` (unless
+/// 1), prints the table and writes `target/rampart/bench/bench.md` and `bench.json`.
+pub fn run(cpu: &str, cpus: u32, timeout: Duration) -> Result<u8> {
     build::build()?;
-    let (native, hv) = std::thread::scope(|scope| {
-        let native = scope.spawn(|| boot_side(Mode::Native, cpu, timeout));
-        let hv = scope.spawn(|| boot_side(Mode::Hv, cpu, timeout));
-        (join(native), join(hv))
+    let pair = |count: u32, session: &'static Session| {
+        std::thread::scope(|scope| {
+            let native = scope.spawn(|| boot_side(Mode::Native, cpu, count, session, timeout));
+            let hv = scope.spawn(|| boot_side(Mode::Hv, cpu, count, session, timeout));
+            (join(native), join(hv))
+        })
+    };
+    let (native, hv) = pair(1, &sessions::FULL);
+    let smp = (cpus > 1).then(|| {
+        let (native, hv) = pair(cpus, &sessions::SMP);
+        Smp { cpus, native, hv }
     });
     let efi = fs::read(paths::firmware_efi())
         .context(|| format!("cannot read {}", paths::firmware_efi().display()))?;
@@ -34,6 +46,7 @@ pub fn run(cpu: &str, timeout: Duration) -> Result<u8> {
         cpu: cpu.to_string(),
         native,
         hv,
+        smp,
         source: size::source_size(&paths::repo_root().join("hypervisor/src"))?,
         efi_text: size::pe_text_size(&efi),
     };
@@ -46,7 +59,7 @@ pub fn run(cpu: &str, timeout: Duration) -> Result<u8> {
         fs::write(&path, text).context(|| format!("cannot write {}", path.display()))?;
         println!("xtask: wrote {}", paths::display(&path));
     }
-    let complete = dashboard.native.problem.is_none() && dashboard.hv.problem.is_none();
+    let complete = dashboard.sides().all(|side| side.problem.is_none());
     Ok(if complete {
         EXIT_COMPLETE
     } else {
@@ -62,8 +75,14 @@ fn join(handle: std::thread::ScopedJoinHandle<'_, Side>) -> Side {
 }
 
 /// Boots one mode and collects what it printed; a failure becomes the side's `problem`.
-fn boot_side(mode: Mode, cpu: &str, timeout: Duration) -> Side {
-    match boot(mode, cpu, timeout) {
+fn boot_side(
+    mode: Mode,
+    cpu: &str,
+    cpus: u32,
+    session: &'static Session,
+    timeout: Duration,
+) -> Side {
+    match boot(mode, cpu, cpus, session, timeout) {
         Ok(side) => side,
         Err(err) => Side {
             problem: Some(err.to_string()),
@@ -72,12 +91,22 @@ fn boot_side(mode: Mode, cpu: &str, timeout: Duration) -> Side {
     }
 }
 
-fn boot(mode: Mode, cpu: &str, timeout: Duration) -> Result<Side> {
+fn boot(
+    mode: Mode,
+    cpu: &str,
+    cpus: u32,
+    session: &'static Session,
+    timeout: Duration,
+) -> Result<Side> {
+    let name = match cpus {
+        1 => format!("bench-{}-{cpu}", mode.name()),
+        n => format!("bench-{}-{cpu}-smp{n}", mode.name()),
+    };
     let launch = Launch {
         emulator: Emulator::Bochs,
-        cpus: 1,
+        cpus,
         cpu: cpu.to_string(),
-        run_dir: paths::run_dir(&format!("bench-{}-{cpu}", mode.name())),
+        run_dir: paths::run_dir(&name),
         timeout,
         echo: false,
     };
@@ -87,7 +116,7 @@ fn boot(mode: Mode, cpu: &str, timeout: Duration) -> Result<Side> {
         &Contents::from_build(mode)?,
     )?;
     println!(
-        "xtask: bench: booting {} under bochs (cpu {cpu}), logs in {}…",
+        "xtask: bench: booting {} under bochs (cpu {cpu}, processors: {cpus}), logs in {}…",
         mode.name(),
         paths::display(&launch.run_dir)
     );
@@ -98,7 +127,7 @@ fn boot(mode: Mode, cpu: &str, timeout: Duration) -> Result<Side> {
     let slot = Arc::new(Mutex::new(None));
     let filled = Arc::clone(&slot);
     let input = Input::Script(Box::new(move |console, abort| {
-        let report = session::run(&sessions::FULL, console, abort, limits);
+        let report = session::run(session, console, abort, limits);
         *filled.lock().expect("session slot") = Some(report);
     }));
     let boot = emulator::boot_with(&launch, input)?;
@@ -112,7 +141,7 @@ fn boot(mode: Mode, cpu: &str, timeout: Duration) -> Result<Side> {
         problems.push(format!("the boot did not end in PASS ({:?})", boot.outcome));
     }
     println!(
-        "xtask: bench: {} finished in {:.0} s with {} results",
+        "xtask: bench: {} (processors: {cpus}) finished in {:.0} s with {} results",
         mode.name(),
         boot.seconds,
         results.len()

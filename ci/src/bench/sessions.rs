@@ -29,6 +29,19 @@ pub const FULL: Session = Session {
     ],
 };
 
+/// `run bench smp`, for the dashboard's boots with several processors.
+pub const SMP: Session = Session {
+    steps: &[
+        BOOT,
+        Step {
+            label: "bench",
+            send: Some("run bench smp"),
+            expect: &[&["[sh] bench exited with code"], &[PROMPT]],
+        },
+        EXIT,
+    ],
+};
+
 /// `run bench quick`, for the zero-exit boot test.
 pub const QUICK: Session = Session {
     steps: &[
@@ -36,6 +49,19 @@ pub const QUICK: Session = Session {
         Step {
             label: "bench",
             send: Some("run bench quick"),
+            expect: &[&["[sh] bench exited with code"], &[PROMPT]],
+        },
+        EXIT,
+    ],
+};
+
+/// `run bench smp quick`, for the zero-exit boot test on several vCPUs.
+pub const SMP_QUICK: Session = Session {
+    steps: &[
+        BOOT,
+        Step {
+            label: "bench",
+            send: Some("run bench smp quick"),
             expect: &[&["[sh] bench exited with code"], &[PROMPT]],
         },
         EXIT,

@@ -201,6 +201,12 @@ pub const BOOT_TESTS: &[BootTest] = &[
     },
     // `bench quick` under Rampart: 0 VM exits in the syscall, switch and fault benchmarks.
     hv_bochs(BENCH_ZERO_EXITS, "tigerlake"),
+    // `bench smp quick` on two vCPUs: 0 VM exits in parallel syscalls and timer ticks.
+    BootTest {
+        cpus: 2,
+        expect: HV_SMP2_PASS,
+        ..hv_bochs(BENCH_ZERO_EXITS_SMP2, "tigerlake")
+    },
     BootTest {
         name: NATIVE_QEMU_SMP4,
         emulator: Emulator::Qemu,
@@ -285,6 +291,8 @@ pub const HV_BOCHS_HASWELL_SMP2: &str = "hv-bochs-haswell-smp2";
 
 /// The boot test that runs `bench quick` and checks `crate::bench::check::zero_exits`.
 pub const BENCH_ZERO_EXITS: &str = "bench-zero-exits";
+/// Two vCPUs, `bench smp quick`, checked by `crate::bench::check::zero_exits_smp`.
+pub const BENCH_ZERO_EXITS_SMP2: &str = "bench-zero-exits-smp2";
 
 /// Batch gdb against the hypervisor's GDB stub, then `exit` in the shell.
 pub const GDB_BOCHS: &str = "gdb-bochs";
@@ -329,6 +337,7 @@ pub fn session(test: &BootTest) -> Option<(&'static Session, Option<Flavour>)> {
             Some((&shell::FULL_SMP, Some(Flavour::Hypervisor)))
         }
         BENCH_ZERO_EXITS => Some((&crate::bench::sessions::QUICK, None)),
+        BENCH_ZERO_EXITS_SMP2 => Some((&crate::bench::sessions::SMP_QUICK, None)),
         GDB_BOCHS => Some((&shell::EXIT_ONLY, None)),
         _ if test.expect.pass && matches!(test.variant, Variant::Normal) => {
             Some((&shell::EXIT_ONLY, None))
@@ -345,6 +354,7 @@ pub type SessionCheck = fn(&[String]) -> (Vec<String>, Vec<(String, u64)>);
 pub fn session_check(test: &BootTest) -> Option<SessionCheck> {
     match test.name {
         BENCH_ZERO_EXITS => Some(crate::bench::check::zero_exits),
+        BENCH_ZERO_EXITS_SMP2 => Some(crate::bench::check::zero_exits_smp),
         GDB_BOCHS => Some(crate::gdb::stops::attack_table),
         NATIVE_QEMU_SMP4 | HV_BOCHS_TIGERLAKE_SMP4 => Some(shell::spins_on_two_cpus),
         _ => None,

@@ -46,10 +46,30 @@ pub enum Syscall {
     /// `attacks` cargo feature), printing one table row per attack; [`Errno::NoSys`] in kernels
     /// built without it.
     Attacks = 14,
+    /// `bench(op, count) -> value`: kernel help for the `bench` program's SMP rows, see
+    /// [`bench`]: [`bench::CPUS`], [`bench::IPI`], [`bench::SHOOTDOWN`].
+    Bench = 15,
+}
+
+/// The operations of [`Syscall::Bench`] (RDI) and their results.
+pub mod bench {
+    /// `bench(CPUS, 0) -> (online << 32) | current`: the number of online CPUs and the index of
+    /// the CPU running the caller (0 = boot CPU).
+    pub const CPUS: u64 = 0;
+    /// `bench(IPI, count) -> others`: `count` round trips of the kernel's TLB-shootdown IPI
+    /// (a fixed IPI to every other online CPU, each answering by clearing its request bit),
+    /// invalidating a page that stays mapped; returns how many other CPUs were asked.
+    pub const IPI: u64 = 1;
+    /// `bench(SHOOTDOWN, count) -> 0`: `count` `ProtectRange` hypercalls keeping read/write on
+    /// one scratch frame (no right changes; the hypervisor still shoots down every other vCPU's
+    /// EPT translations); ENOSYS without the hypervisor.
+    pub const SHOOTDOWN: u64 = 2;
+    /// Most operations one call performs (interrupts stay off for the call).
+    pub const MAX_COUNT: u64 = 1_000;
 }
 
 impl Syscall {
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
 
     pub fn from_raw(raw: u64) -> Option<Self> {
         use Syscall::*;
@@ -69,6 +89,7 @@ impl Syscall {
             12 => ExitCount,
             13 => ExitCycles,
             14 => Attacks,
+            15 => Bench,
             _ => return None,
         })
     }

@@ -117,6 +117,12 @@ impl Rampart {
         self.call3(Hypercall::RevokeExecute as u64, gpa, length, 0)
     }
 
+    /// `Hypercall::ProtectRange`: the pages `[gpa, gpa + length)` keep only the `keep` rights
+    /// (`rampart_hv_abi::access` bits; a subset of the current ones). Returns 0 or the error.
+    pub fn protect_range(&self, gpa: u64, length: u64, keep: u64) -> i64 {
+        self.call3(Hypercall::ProtectRange as u64, gpa, length, keep)
+    }
+
     /// `Hypercall::LockSyscallMsrs`: STAR/LSTAR/CSTAR/SFMASK/SYSENTER_* keep their values.
     pub fn lock_syscall_msrs(&self) -> i64 {
         self.call(Hypercall::LockSyscallMsrs as u64)

@@ -2,6 +2,7 @@
 //! a `static` array of function pointers in read-only data (the hypervisor can make it EPT
 //! read-only). Numbers and semantics: `rampart_kernel_abi::syscall`.
 
+mod bench;
 mod console;
 pub mod memory;
 mod process;
@@ -56,6 +57,7 @@ static TABLE: [Handler; Syscall::COUNT] = [
     console::exit_count,
     console::exit_cycles,
     suite::attacks,
+    bench::bench,
 ];
 
 /// Where the table is: the attack suite tries to overwrite it.

@@ -3,8 +3,11 @@
 //! `bench partner`), first-touch page fault (fresh heap pages), spawn+exit+wait of `true`, and
 //! the timer tick (TSC gaps in a tight loop). Around each benchmark the hypervisor's exit
 //! counters are read; one `bench: name=...` line per benchmark (see `rampart_user::bench`),
-//! then `bench: done`. `quick` runs fewer rounds and operations (the CI check).
+//! then `bench: done`. `quick` runs fewer rounds and operations (the CI check). The SMP rows
+//! (module `smp`) follow; `bench smp [quick]` runs only those.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+
+mod smp;
 
 use rampart_user::args::split_first;
 use rampart_user::bench::{median, Bracket, Report};
@@ -47,18 +50,45 @@ const MAX_ROUNDS: usize = 11;
 const TINY_PROGRAM: &str = "true";
 
 fn bench_main(args: &str) -> i64 {
-    let (first, _) = split_first(args);
-    if first == "partner" {
-        loop {
+    let (first, rest) = split_first(args);
+    match first {
+        "partner" => loop {
             sys::yield_now();
-        }
+        },
+        "par-child" | "tick-child" => return smp::child(first, rest),
+        _ => {}
     }
-    let plan = if first == "quick" { &QUICK } else { &FULL };
+    let only_smp = first == "smp";
+    let quick = if only_smp {
+        split_first(rest).0 == "quick"
+    } else {
+        first == "quick"
+    };
+    let (plan, smp_plan) = if quick {
+        (&QUICK, &smp::QUICK)
+    } else {
+        (&FULL, &smp::FULL)
+    };
     let overhead = Bracket::calibrate();
     println!(
         "bench: start rounds={} bracket_cycles={overhead}",
         plan.rounds
     );
+    let cycles_per_ms = tsc_per_ms();
+    let mut code = 0;
+    if !only_smp {
+        code = single(plan, overhead, cycles_per_ms);
+    }
+    if let Err(err) = smp::run(smp_plan, overhead, cycles_per_ms) {
+        println!("bench: smp failed: {}", err.name());
+        code = 1;
+    }
+    println!("bench: done");
+    code
+}
+
+/// The one-CPU rows: syscall, switch, fault, spawn, tick. The exit code so far.
+fn single(plan: &Plan, overhead: u64, cycles_per_ms: u64) -> i64 {
     let mut code = 0;
     syscall(plan, overhead);
     let results = [
@@ -72,8 +102,7 @@ fn bench_main(args: &str) -> i64 {
             code = 1;
         }
     }
-    tick(plan, overhead);
-    println!("bench: done");
+    tick(plan, overhead, cycles_per_ms);
     code
 }
 
@@ -200,8 +229,7 @@ const MIN_GAP: u64 = 256;
 /// A tight TSC loop: every step much longer than the loop's own is an interrupt (the timer;
 /// nothing else is ready to run). Reports the median cycles lost per tick, and the loop
 /// iterations lost per second and the share of the CPU (parts per million) over the window.
-fn tick(plan: &Plan, overhead: u64) {
-    let cycles_per_ms = tsc_per_ms();
+fn tick(plan: &Plan, overhead: u64, cycles_per_ms: u64) {
     let mut step = u64::MAX;
     let mut last = tsc::now();
     for _ in 0..WARMUP {
