@@ -107,27 +107,28 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     process::idle_loop()
 }
 
-/// Spawns `init` from the initrd, or finishes the run at once if there is none.
+/// Spawns `init` from the initrd. A boot that cannot start init has failed, and says so: a
+/// malformed initrd is `FAIL bad-initrd`, a missing or unloadable init `FAIL no-init`.
 fn start_init(info: &BootInfo) {
     let initrd = info.modules().iter().find(|m| m.name() == "initrd");
     if let Some(module) = initrd.filter(|m| m.length > 0) {
         let bytes = phys::module_bytes(module.start, module.length);
         match rampart_kernel_abi::initrd::Initrd::parse(bytes) {
             Ok(archive) => kprintln!("initrd: {} files, {} bytes", archive.len(), bytes.len()),
-            Err(error) => kprintln!("{error}"),
+            Err(error) => fail("bad-initrd", format_args!("initrd: {error}")),
         }
         process::set_initrd(bytes);
     }
     match process::spawn("init", b"", process::IDLE) {
         Ok(pid) => kprintln!("started init (pid {pid})"),
-        Err(errno) => {
-            kprintln!("no init in initrd ({})", errno.name());
-            finish(0);
-        }
+        Err(errno) => fail(
+            "no-init",
+            format_args!("cannot start init from the initrd ({})", errno.name()),
+        ),
     }
 }
 
-/// The end of the run (init exited with `code`, or there is no init): the result line, then
+/// The end of the run (init exited with `code`): the result line, then
 /// shutdown under Rampart or halt.
 pub fn finish(code: i64) -> ! {
     cpu::disable_interrupts();

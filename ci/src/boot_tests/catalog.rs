@@ -17,6 +17,8 @@ pub enum Variant {
     Truncated,
     /// `mode = turbo` in boot.cfg.
     BadConfig,
+    /// The initrd without `init` (stamped as it is: the kernel, not the firmware, must notice).
+    NoInit,
     /// Verified boot: the firmware is stamped with the built kernel's digest, then one byte of
     /// the kernel changes (a kernel swapped on a built image).
     SwappedKernel,
@@ -239,6 +241,20 @@ pub const BOOT_TESTS: &[BootTest] = &[
     },
     native_failure("corrupt-kernel", Variant::CorruptMagic, KERNEL_REJECTED),
     native_failure("truncated-kernel", Variant::Truncated, KERNEL_REJECTED),
+    native_failure(
+        "no-init",
+        Variant::NoInit,
+        Expectations {
+            ordered: &[
+                &["[kernel] ready"],
+                &["[kernel] cannot start init from the initrd (ENOENT)"],
+            ],
+            absent: &["[kernel] started init", "RAMPART-RESULT: PASS"],
+            pass: false,
+            result_words: &["no-init"],
+            checks: &[],
+        },
+    ),
     native_failure(
         "swapped-kernel",
         Variant::SwappedKernel,

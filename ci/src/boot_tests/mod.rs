@@ -151,6 +151,7 @@ pub fn apply(variant: Variant, contents: &mut Contents) {
         }
         Variant::Truncated => contents.kernel.truncate(contents.kernel.len() / 2),
         Variant::BadConfig => contents.boot_cfg = with_bad_mode(&contents.boot_cfg),
+        Variant::NoInit => contents.initrd = without_init(&contents.initrd),
         Variant::SwappedKernel => {
             contents.expected_kernel = Some(crate::image::sha256(&contents.kernel));
             let last = contents.kernel.len() - 1;
@@ -201,6 +202,19 @@ fn evidence(record: &Record, emulator_log: &str, run_dir: &Path) -> String {
     text
 }
 
+/// The initrd archive `initrd` with every file but `init`.
+fn without_init(initrd: &[u8]) -> Vec<u8> {
+    let Ok(archive) = rampart_kernel_abi::initrd::Initrd::parse(initrd) else {
+        return initrd.to_vec();
+    };
+    let files: Vec<(&str, &[u8], [u8; 32])> = archive
+        .files()
+        .filter(|f| f.name != "init")
+        .map(|f| (f.name, f.data, f.sha256))
+        .collect();
+    rampart_kernel_abi::initrd::build(&files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +241,12 @@ mod tests {
         let mut c = contents();
         apply(Variant::BadConfig, &mut c);
         assert_eq!(c.boot_cfg, "mode = turbo\nlog = info\n");
+        let mut c = contents();
+        c.initrd =
+            rampart_kernel_abi::initrd::build(&[("init", b"x", [0; 32]), ("sh", b"y", [0; 32])]);
+        apply(Variant::NoInit, &mut c);
+        let archive = rampart_kernel_abi::initrd::Initrd::parse(&c.initrd).unwrap();
+        assert!(archive.find("init").is_none() && archive.find("sh").is_some());
         let mut c = contents();
         let original = image::sha256(&c.kernel);
         apply(Variant::SwappedKernel, &mut c);

@@ -6,8 +6,15 @@
 //! `$` inside a packet (a truncated packet followed by a new one), and passes `+`, `-` and
 //! Ctrl-C (0x03) through as single bytes (GDB remote protocol, "Overview" and "Interrupts").
 
+use core::fmt::Write as _;
+
 /// Longest packet accepted, `$` and checksum included (also the size of gdbstub's buffer).
 pub const MAX_PACKET: usize = 4096;
+/// Most bytes one `m` read may ask for: its hex reply fits one packet. gdbstub reads the
+/// whole requested length in buffer-sized chunks, so `m8,ffffffff` would stream 8 GiB of hex
+/// and leave the stub deaf (Ctrl-C included); a clamped read answers fewer bytes, which GDB
+/// handles by asking for the rest (GDB remote protocol, "m addr,length").
+pub const MAX_READ: u64 = ((MAX_PACKET - 4) / 2) as u64;
 
 const START: u8 = b'$';
 const END: u8 = b'#';
@@ -107,6 +114,7 @@ impl Framer {
                 self.store(byte);
                 self.state = State::Between;
                 if self.len >= 4 && checksum_ok(&self.buffer[..self.len]) {
+                    self.len = clamp_memory_read(&mut self.buffer, self.len);
                     Frame::Forward(&self.buffer[..self.len])
                 } else {
                     Frame::Reject
@@ -120,6 +128,75 @@ impl Framer {
             *slot = byte;
             self.len += 1;
         }
+    }
+}
+
+/// Rewrites a valid `$m<addr>,<len>#xx` packet whose length exceeds [`MAX_READ`] to ask for
+/// [`MAX_READ`] bytes (new checksum); returns the packet's new length. Other packets stay.
+fn clamp_memory_read(buffer: &mut [u8; MAX_PACKET], len: usize) -> usize {
+    let body = &buffer[1..len - 3];
+    let Some(rest) = body.strip_prefix(b"m") else {
+        return len;
+    };
+    let Some(comma) = rest.iter().position(|&b| b == b',') else {
+        return len;
+    };
+    let (address, length) = (&rest[..comma], &rest[comma + 1..]);
+    let requested = core::str::from_utf8(length)
+        .ok()
+        .and_then(|text| u64::from_str_radix(text, 16).ok());
+    // Lengths that do not parse (or overflow u64) are gdbstub's to reject; only clamp big ones.
+    if requested.is_some_and(|n| n <= MAX_READ) || (requested.is_none() && length.len() <= 16) {
+        return len;
+    }
+    let mut packet = Writer::default();
+    packet.push(b"$m");
+    packet.push(address);
+    let _ = write!(packet, ",{MAX_READ:x}");
+    let sum = packet.bytes[1..packet.len]
+        .iter()
+        .fold(0u8, |s, b| s.wrapping_add(*b));
+    let _ = write!(packet, "#{sum:02x}");
+    if packet.overflowed {
+        return len; // an address too long to be real: gdbstub rejects it
+    }
+    buffer[..packet.len].copy_from_slice(&packet.bytes[..packet.len]);
+    packet.len
+}
+
+/// A short packet being built.
+struct Writer {
+    bytes: [u8; 64],
+    len: usize,
+    overflowed: bool,
+}
+
+impl Default for Writer {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 64],
+            len: 0,
+            overflowed: false,
+        }
+    }
+}
+
+impl Writer {
+    fn push(&mut self, bytes: &[u8]) {
+        match self.bytes.get_mut(self.len..self.len + bytes.len()) {
+            Some(slot) => {
+                slot.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => self.overflowed = true,
+        }
+    }
+}
+
+impl core::fmt::Write for Writer {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        self.push(text.as_bytes());
+        Ok(())
     }
 }
 
@@ -170,6 +247,30 @@ mod tests {
     #[test]
     fn junk_between_packets_is_dropped_and_truncated_packets_resync() {
         assert_eq!(run(b"hello$m0,1$g#67"), vec!["$g#67"]);
+    }
+
+    fn packet(body: &str) -> Vec<u8> {
+        let sum = body.bytes().fold(0u8, |s, b| s.wrapping_add(b));
+        format!("${body}#{sum:02x}").into_bytes()
+    }
+
+    #[test]
+    fn huge_memory_reads_are_clamped_to_one_packet() {
+        let out = run(&packet("m8,ffffffff"));
+        assert_eq!(out, vec![String::from_utf8(packet("m8,7fe")).unwrap()]);
+        assert_eq!(MAX_READ, 0x7fe);
+        // Small reads, other commands, and lengths gdbstub will reject pass unchanged.
+        for body in ["m8,10", "mffffffff84000000,7fe", "g", "M8,1:00", "m8,zz"] {
+            assert_eq!(
+                run(&packet(body)),
+                vec![String::from_utf8(packet(body)).unwrap()]
+            );
+        }
+        let huge = "m8,ffffffffffffffffff";
+        assert_eq!(
+            run(&packet(huge)),
+            vec![String::from_utf8(packet("m8,7fe")).unwrap()]
+        );
     }
 
     #[test]

@@ -3,10 +3,12 @@
 #![allow(unsafe_code)]
 
 use super::walker::{PhysicalMemory, WalkError};
+use crate::ept::entry::MemoryType;
 use crate::state;
 
 /// Guest-physical memory reached through the host's identity map, refusing the hypervisor's
-/// ranges and anything EPT does not map (MMIO holes, memory beyond RAM).
+/// ranges, anything EPT does not map (memory beyond RAM) and device memory (EPT memory type
+/// uncacheable: MMIO such as the local APIC; RAM is write-back).
 pub struct GuestPhysical;
 
 impl GuestPhysical {
@@ -25,7 +27,10 @@ impl GuestPhysical {
         let mut ept = state::EPT.try_lock().ok_or(WalkError::NotInEpt(gpa))?;
         let ept = ept.as_mut().ok_or(WalkError::NotInEpt(gpa))?;
         match ept.translate(gpa) {
-            Some(t) if t.host_physical == gpa => Ok(()),
+            Some(t) if t.host_physical == gpa && t.memory_type == Some(MemoryType::WriteBack) => {
+                Ok(())
+            }
+            Some(t) if t.host_physical == gpa => Err(WalkError::DeviceMemory(gpa)),
             _ => Err(WalkError::NotInEpt(gpa)),
         }
     }

@@ -34,6 +34,10 @@ pub enum WalkError {
     HypervisorMemory(u64),
     /// The guest-physical address is not mapped in EPT.
     NotInEpt(u64),
+    /// The guest-physical address is device memory (MMIO), which the hypervisor never reads or
+    /// writes on anyone's behalf (an 8-byte access to the local APIC page aborts Bochs, and its
+    /// effect on hardware is undefined).
+    DeviceMemory(u64),
     /// The guest uses 5-level paging.
     FiveLevelPaging,
 }
@@ -45,6 +49,7 @@ impl fmt::Display for WalkError {
             Self::NotPresent { level } => write!(f, "not present at level {level}"),
             Self::HypervisorMemory(a) => write!(f, "GPA {a:#x} belongs to the hypervisor"),
             Self::NotInEpt(a) => write!(f, "GPA {a:#x} is not mapped in EPT"),
+            Self::DeviceMemory(a) => write!(f, "GPA {a:#x} is device memory, not RAM"),
             Self::FiveLevelPaging => f.write_str("5-level paging is not supported"),
         }
     }
