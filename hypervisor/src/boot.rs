@@ -201,11 +201,21 @@ fn launch(
         );
     }
     bring_up_aps(handoff, frames)?;
+    let sweep = crate::devices::sweep::run();
+    let dma_blocks = crate::devices::DMA_BLOCKS.call_once(|| sweep);
+    hvlog!(
+        INFO,
+        "PCI: {} functions, bus mastering turned off on {}, {} IDE bus-master register blocks trapped",
+        sweep.functions,
+        sweep.bus_master_cleared,
+        sweep.dma_block_count
+    );
+    let (io_bitmap_a, io_bitmap_b) = io_bitmaps(frames, dma_blocks.dma_blocks())?;
     let structures = Structures {
         eptp: ept,
         msr_bitmap: msr_bitmap(frames)?,
-        io_bitmap_a: io_bitmap_a(frames)?,
-        io_bitmap_b: frame(frames, "I/O bitmap B")?,
+        io_bitmap_a,
+        io_bitmap_b,
         vpid: if controls.has_secondary(SecondaryControls::ENABLE_VPID) {
             GUEST_VPID
         } else {
@@ -463,11 +473,23 @@ fn frame(frames: &mut FrameAllocator, what: &'static str) -> Result<u64, BootErr
     unsafe { zeroed_frame(frames) }.ok_or(BootError::OutOfFrames(what))
 }
 
-fn io_bitmap_a(frames: &mut FrameAllocator) -> Result<u64, BootError> {
-    let bitmap = frame(frames, "I/O bitmap A")?;
-    // SAFETY: a fresh, zeroed, identity-mapped 4 KiB frame nothing else references.
-    crate::devices::ports::build_bitmap_a(unsafe { &mut *(bitmap as *mut [u8; 4096]) });
-    Ok(bitmap)
+fn io_bitmaps(
+    frames: &mut FrameAllocator,
+    dma: &[crate::devices::ports::PortBlock],
+) -> Result<(u64, u64), BootError> {
+    let (a, b) = (
+        frame(frames, "I/O bitmap A")?,
+        frame(frames, "I/O bitmap B")?,
+    );
+    // SAFETY: two fresh, zeroed, identity-mapped 4 KiB frames nothing else references.
+    unsafe {
+        crate::devices::ports::build_bitmaps(
+            &mut *(a as *mut [u8; 4096]),
+            &mut *(b as *mut [u8; 4096]),
+            dma,
+        )
+    };
+    Ok((a, b))
 }
 
 /// See [`crate::probe`].

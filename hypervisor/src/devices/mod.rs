@@ -7,3 +7,12 @@ pub mod pci;
 pub mod pci_access;
 pub mod platform;
 pub mod ports;
+pub mod sweep;
+
+/// What the boot-time PCI sweep found (its DMA register blocks are trapped ports).
+pub static DMA_BLOCKS: spin::Once<sweep::Sweep> = spin::Once::new();
+
+/// The trapped DMA register blocks (none before the sweep).
+pub fn dma_blocks() -> &'static [ports::PortBlock] {
+    DMA_BLOCKS.get().map_or(&[], |sweep| sweep.dma_blocks())
+}

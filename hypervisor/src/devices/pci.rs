@@ -3,7 +3,7 @@
 //! and hypervisor included, and MSI is such a write too; so bus mastering is refused on every
 //! device (the hypervisor vets none), and a memory BAR may only move within the MMIO window
 //! between the top of RAM below 4 GiB and the IOAPIC/LAPIC range, never over RAM or the
-//! hypervisor. Reads are not filtered.
+//! hypervisor, and I/O BARs do not move. Reads are not filtered.
 
 /// Type-0 header registers (PCI Local Bus 3.0, 6.1).
 pub const COMMAND: u8 = 0x04;
@@ -67,6 +67,8 @@ pub enum Refusal {
     BarOutsideMmioWindow { base: u64, size: u64 },
     /// A 64-bit BAR moved above 4 GiB (the filter keeps BARs in the low window).
     BarAbove4G,
+    /// An I/O BAR moved (they stay where the firmware put them).
+    IoBarMoved,
 }
 
 /// The filter's answer.
@@ -117,8 +119,10 @@ pub fn decide(write: ConfigWrite, facts: DeviceFacts, mmio_window: (u64, u64)) -
             Verdict::Refuse(Refusal::BarAbove4G)
         };
     }
+    // I/O BARs stay where the firmware put them: a moved block of DMA registers would leave
+    // the ports the hypervisor traps (`sweep`).
     if bar && facts.current_bar & BAR_IO != 0 {
-        return Verdict::Forward(write);
+        return Verdict::Refuse(Refusal::IoBarMoved);
     }
     let flags = if rom { ROM_FLAGS } else { BAR_MEMORY_FLAGS };
     let base = u64::from(write.value & !flags);
@@ -248,9 +252,13 @@ mod tests {
             decide(write(0x30, 4, 0x0400_0001), device(0, 0x1_0000), WINDOW),
             Verdict::Refuse(_)
         ));
-        // I/O BARs move freely (they cannot reach memory).
-        assert!(matches!(
+        // I/O BARs stay (sizing and restoring pass).
+        assert_eq!(
             decide(write(0x20, 4, 0xc001), device(0xc041, 0x40), WINDOW),
+            Verdict::Refuse(Refusal::IoBarMoved)
+        );
+        assert!(matches!(
+            decide(write(0x20, 4, 0xc041), device(0xc041, 0x40), WINDOW),
             Verdict::Forward(_)
         ));
     }

@@ -101,3 +101,16 @@ pub fn write_reset_control(value: u8) {
     // anyway, and the guest could triple-fault instead.
     unsafe { outb(super::ports::RESET_CONTROL, value) };
 }
+
+/// Reads a trapped DMA register for the guest (status and addresses: reading starts nothing).
+pub fn read_port(port: u16, size: u8) -> u32 {
+    // SAFETY: `port` lies in a DMA register block the sweep found (a PCI I/O BAR); reads of
+    // those registers have no side effects on memory.
+    unsafe {
+        match size {
+            1 => u32::from(inb(port)),
+            2 => u32::from(inw(port)),
+            _ => inl(port),
+        }
+    }
+}

@@ -26,12 +26,26 @@ pub enum Port {
     PciAddress(u16),
     /// PCI configuration data (0xCFC-0xCFF): byte offset 0-3.
     PciData(u8),
+    /// A PCI DMA engine's I/O registers (an IDE controller's bus-master block, BAR4): writes
+    /// would start DMA, which devices may do even with Bus Master Enable clear (Bochs does).
+    BusMaster,
     /// Not an exiting port.
     Other,
 }
 
-/// Classifies an exiting port.
-pub fn classify(port: u16) -> Port {
+/// Most PCI DMA register blocks the hypervisor traps.
+pub const MAX_DMA_BLOCKS: usize = 4;
+/// A trapped block: first port and length.
+pub type PortBlock = (u16, u16);
+
+/// Classifies an exiting port; `dma_blocks` are the bus-master register blocks found at boot.
+pub fn classify(port: u16, dma_blocks: &[PortBlock]) -> Port {
+    if dma_blocks
+        .iter()
+        .any(|&(start, length)| port >= start && port - start < length)
+    {
+        return Port::BusMaster;
+    }
     match port {
         COM2_BASE..=0x2ff => Port::Com2,
         APM_CONTROL => Port::SmiTrigger,
@@ -43,11 +57,18 @@ pub fn classify(port: u16) -> Port {
     }
 }
 
-/// Sets the exit bit of every mediated port in I/O bitmap A (ports 0000H-7FFFH, one bit each).
-pub fn build_bitmap_a(bitmap_a: &mut [u8; 4096]) {
-    for port in 0..=0x7fffu16 {
-        if classify(port) != Port::Other {
-            bitmap_a[usize::from(port / 8)] |= 1 << (port % 8);
+/// Sets the exit bit of every mediated port in I/O bitmap A (ports 0000H-7FFFH) and B
+/// (8000H-FFFFH), one bit each (SDM Vol. 3C 25.6.4).
+pub fn build_bitmaps(bitmap_a: &mut [u8; 4096], bitmap_b: &mut [u8; 4096], dma: &[PortBlock]) {
+    for port in 0..=u16::MAX {
+        if classify(port, dma) != Port::Other {
+            let bitmap = if port < 0x8000 {
+                &mut *bitmap_a
+            } else {
+                &mut *bitmap_b
+            };
+            let index = port & 0x7fff;
+            bitmap[usize::from(index / 8)] |= 1 << (index % 8);
         }
     }
 }
@@ -59,8 +80,11 @@ mod tests {
     #[test]
     fn the_bitmap_covers_the_mediated_ports_only() {
         let mut bitmap = [0u8; 4096];
-        build_bitmap_a(&mut bitmap);
+        let mut high = [0u8; 4096];
+        build_bitmaps(&mut bitmap, &mut high, &[(0xc040, 16)]);
         let set = |port: u16| bitmap[usize::from(port / 8)] & (1 << (port % 8)) != 0;
+        let set_high = |port: u16| high[usize::from((port & 0x7fff) / 8)] & (1 << (port % 8)) != 0;
+        assert!(set_high(0xc040) && set_high(0xc04f) && !set_high(0xc050));
         for port in [
             0x2f8, 0x2ff, 0xb2, 0x00, 0x0f, 0x87, 0xc0, 0xdf, 0xcf8, 0xcf9, 0xcfc, 0xcff,
         ] {
@@ -75,8 +99,9 @@ mod tests {
 
     #[test]
     fn classification_names_the_register() {
-        assert_eq!(classify(0xcfe), Port::PciData(2));
-        assert_eq!(classify(0xcf9), Port::PciAddress(0xcf9));
-        assert_eq!(classify(0xb2), Port::SmiTrigger);
+        assert_eq!(classify(0xcfe, &[]), Port::PciData(2));
+        assert_eq!(classify(0xcf9, &[]), Port::PciAddress(0xcf9));
+        assert_eq!(classify(0xb2, &[]), Port::SmiTrigger);
+        assert_eq!(classify(0xc048, &[(0xc040, 16)]), Port::BusMaster);
     }
 }

@@ -40,7 +40,10 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         return Resume::Inject(Exception::GeneralProtection);
     }
     let value = (regs.rax & mask(access.size())) as u32;
-    match (ports::classify(access.port()), access.is_in()) {
+    match (
+        ports::classify(access.port(), crate::devices::dma_blocks()),
+        access.is_in(),
+    ) {
         (Port::PciAddress(PCI_CONFIG_ADDRESS), true) if access.size() == 4 => {
             complete_in(regs, access, pci_access::guest_address())
         }
@@ -62,7 +65,14 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         }
         (Port::PciData(offset), false) => pci_write(vmcs, offset, access.size(), value),
         (Port::SmiTrigger, false) => refuse(vmcs, Rule::Smi, access, value),
-        (Port::LegacyDma, false) => refuse(vmcs, Rule::Dma, access, value),
+        (Port::LegacyDma, false) | (Port::BusMaster, false) => {
+            refuse(vmcs, Rule::Dma, access, value)
+        }
+        (Port::BusMaster, true) => complete_in(
+            regs,
+            access,
+            pci_access::read_port(access.port(), access.size()),
+        ),
         (_, true) => complete_in(regs, access, u32::MAX),
         (_, false) => {}
     }

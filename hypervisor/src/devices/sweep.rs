@@ -1,0 +1,92 @@
+//! The boot-time PCI sweep: before the guest's first instruction, Bus Master Enable is turned
+//! off on every function (firmware leaves it on for the devices it used, e.g. the IDE
+//! controller it booted from), and the bus-master register blocks of IDE controllers are
+//! recorded so that their ports exit: some devices start DMA whatever Bus Master Enable says
+//! (Bochs's IDE model does), so the registers that start it must be mediated too.
+
+use super::pci::{self, COMMAND_BUS_MASTER};
+use super::pci_access::{self, ENABLE};
+use super::ports::{PortBlock, MAX_DMA_BLOCKS};
+
+/// Class code of an IDE controller (PCI Code and ID Assignment: 01h mass storage, 01h IDE).
+const CLASS_IDE: u32 = 0x0101;
+/// Programming interface bit 7: bus mastering capable; BAR4: its register block (PCI IDE 1.0).
+const PROG_IF_BUS_MASTER: u32 = 1 << 7;
+const BAR4: u8 = 0x20;
+const BUS_MASTER_PORTS: u16 = 16;
+const VENDOR_NONE: u32 = 0xffff;
+/// Header type bit 7: multi-function device.
+const MULTI_FUNCTION: u32 = 1 << 23;
+const CLASS_REVISION: u8 = 0x08;
+
+/// What the sweep found and did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sweep {
+    pub functions: usize,
+    pub bus_master_cleared: usize,
+    pub dma_blocks: [PortBlock; MAX_DMA_BLOCKS],
+    pub dma_block_count: usize,
+}
+
+impl Sweep {
+    pub fn dma_blocks(&self) -> &[PortBlock] {
+        &self.dma_blocks[..self.dma_block_count]
+    }
+}
+
+/// Configuration address of bus/device/function (register 0).
+fn address(bus: u32, device: u32, function: u32) -> u32 {
+    ENABLE | (bus << 16) | (device << 11) | (function << 8)
+}
+
+/// Sweeps every bus, device and function through configuration mechanism #1.
+pub fn run() -> Sweep {
+    let mut sweep = Sweep::default();
+    for bus in 0..256 {
+        for device in 0..32 {
+            let first = address(bus, device, 0);
+            if pci_access::read(first, 0, 4) & VENDOR_NONE == VENDOR_NONE {
+                continue;
+            }
+            let functions =
+                if pci_access::read(first, pci::HEADER_TYPE & !3, 4) & MULTI_FUNCTION != 0 {
+                    8
+                } else {
+                    1
+                };
+            for function in 0..functions {
+                let at = address(bus, device, function);
+                if pci_access::read(at, 0, 4) & VENDOR_NONE != VENDOR_NONE {
+                    visit(at, &mut sweep);
+                }
+            }
+        }
+    }
+    sweep
+}
+
+fn visit(at: u32, sweep: &mut Sweep) {
+    sweep.functions += 1;
+    let command = pci_access::read(at, pci::COMMAND, 2);
+    if command & COMMAND_BUS_MASTER != 0 {
+        pci_access::write(
+            at,
+            pci::ConfigWrite {
+                offset: pci::COMMAND,
+                size: 2,
+                value: command & !COMMAND_BUS_MASTER,
+            },
+        );
+        sweep.bus_master_cleared += 1;
+    }
+    let class = pci_access::read(at, CLASS_REVISION, 4);
+    let bar4 = pci_access::read(at, BAR4, 4);
+    let is_bus_master_ide = class >> 16 == CLASS_IDE && (class >> 8) & PROG_IF_BUS_MASTER != 0;
+    if is_bus_master_ide && bar4 & pci::BAR_IO != 0 && sweep.dma_block_count < MAX_DMA_BLOCKS {
+        let base = (bar4 & 0xfffc) as u16;
+        if base != 0 {
+            sweep.dma_blocks[sweep.dma_block_count] = (base, BUS_MASTER_PORTS);
+            sweep.dma_block_count += 1;
+        }
+    }
+}
