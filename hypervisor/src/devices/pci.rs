@@ -11,6 +11,8 @@ pub const HEADER_TYPE: u8 = 0x0e;
 pub const FIRST_BAR: u8 = 0x10;
 pub const LAST_BAR: u8 = 0x24;
 pub const EXPANSION_ROM: u8 = 0x30;
+/// A bridge's (type-1 header) expansion ROM BAR (PCI-to-PCI Bridge 1.2, 3.2).
+pub const BRIDGE_EXPANSION_ROM: u8 = 0x38;
 pub const BRIDGE_LAST_BAR: u8 = 0x14;
 /// Command register bit 2: bus master enable.
 pub const COMMAND_BUS_MASTER: u32 = 1 << 2;
@@ -101,7 +103,8 @@ pub fn decide(write: ConfigWrite, facts: DeviceFacts, mmio_window: (u64, u64)) -
         BRIDGE_LAST_BAR
     };
     let bar = write.covers_any(FIRST_BAR, last_bar + 3);
-    let rom = facts.is_endpoint && write.covers_any(EXPANSION_ROM, EXPANSION_ROM + 3);
+    let rom_bar = expansion_rom(facts.is_endpoint);
+    let rom = write.covers_any(rom_bar, rom_bar + 3);
     if !(bar || rom) {
         return Verdict::Forward(write);
     }
@@ -135,6 +138,15 @@ pub fn decide(write: ConfigWrite, facts: DeviceFacts, mmio_window: (u64, u64)) -
         Verdict::Forward(write)
     } else {
         Verdict::Refuse(Refusal::BarOutsideMmioWindow { base, size })
+    }
+}
+
+/// The expansion ROM BAR's register: a bridge has it too, further up (0x38).
+pub const fn expansion_rom(is_endpoint: bool) -> u8 {
+    if is_endpoint {
+        EXPANSION_ROM
+    } else {
+        BRIDGE_EXPANSION_ROM
     }
 }
 

@@ -68,7 +68,7 @@ pub fn facts(address: u32, write: ConfigWrite) -> DeviceFacts {
         let below = read(address, register - 4, 4);
         below & BAR_IO == 0 && below & BAR_TYPE_MASK == BAR_TYPE_64
     };
-    let rom = register == pci::EXPANSION_ROM;
+    let rom = register == pci::expansion_rom(header == 0);
     let sized = write.value != u32::MAX && write.value != current_bar && !upper_half_of_64bit;
     let bar_size = if sized {
         let _guard = PORTS.lock();

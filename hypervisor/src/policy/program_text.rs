@@ -44,12 +44,13 @@ impl ProgramText {
                 .iter()
                 .filter(|s| s.p_type == PT_LOAD && s.p_flags & PF_X != 0 && s.p_filesz > 0)
             {
-                let start = file.offset as u64 + segment.p_offset;
                 let in_file = segment.p_offset.checked_add(segment.p_filesz);
                 let outside = in_file.is_none_or(|end| end > file.data.len() as u64);
                 if outside || text.count == MAX_TEXT_SEGMENTS {
                     continue;
                 }
+                // Only now is p_offset known to be inside the file: this cannot overflow.
+                let start = file.offset as u64 + segment.p_offset;
                 text.ranges[text.count] = (start, start + segment.p_filesz);
                 text.count += 1;
             }
