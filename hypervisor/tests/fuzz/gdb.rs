@@ -83,7 +83,10 @@ fn piece() -> impl Strategy<Value = Piece> {
     prop_oneof![
         3 => proptest::collection::vec(any::<u8>().prop_filter("no $", |b| *b != b'$'), 0..16)
             .prop_map(Piece::Noise),
-        3 => proptest::collection::vec(body_byte, 0..64).prop_map(Piece::Packet),
+        // Bodies starting with `m` are memory reads, which the framer may clamp (see below).
+        3 => proptest::collection::vec(body_byte, 0..64)
+            .prop_filter("no memory read", |b| b.first() != Some(&b'm'))
+            .prop_map(Piece::Packet),
         1 => (MAX_PACKET - 8..MAX_PACKET + 8).prop_map(Piece::Overlong),
     ]
 }
@@ -124,7 +127,7 @@ proptest! {
 
     /// A packet cut short by a new `$` is dropped and the new one is framed.
     #[test]
-    fn truncated_packets_resync(cut in proptest::collection::vec(any::<u8>().prop_filter("body", |b| *b != b'$' && *b != b'#'), 0..40), body in "[a-zA-Z0-9,:]{0,40}") {
+    fn truncated_packets_resync(cut in proptest::collection::vec(any::<u8>().prop_filter("body", |b| *b != b'$' && *b != b'#'), 0..40), body in "([a-ln-zA-Z0-9,:][a-zA-Z0-9,:]{0,39})?") {
         let mut input = vec![b'$'];
         input.extend_from_slice(&cut);
         input.extend(packet(body.as_bytes()));
@@ -148,17 +151,19 @@ proptest! {
     }
 }
 
-/// Hostile memory packets are ordinary packets to the framer: huge lengths and non-canonical
-/// addresses pass framing intact (they are refused later, by the walker: see `walker`).
+/// Hostile memory packets pass framing (non-canonical addresses are refused later, by the
+/// walker: see `walker`), except that a read longer than one reply packet is clamped to
+/// `MAX_READ` bytes, so a huge `m` cannot keep the stub streaming for good.
 #[test]
 fn hostile_memory_packets_are_framed_intact() {
     for body in [
-        &b"m8000000000000000,ffffffffffffffff"[..],
-        b"Mffff800000000000,10000000000:00",
+        &b"Mffff800000000000,10000000000:00"[..],
         b"Xdeadbeefdeadbeef,ffffffff:}\x5d",
         b"m0,0",
     ] {
         let out = run(&packet(body)).unwrap();
         assert_eq!(out, vec![Out::Packet(packet(body))]);
     }
+    let out = run(&packet(b"m8000000000000000,ffffffffffffffff")).unwrap();
+    assert_eq!(out, vec![Out::Packet(packet(b"m8000000000000000,7fe"))]);
 }
