@@ -31,13 +31,13 @@ fn hv_table_passes_with_one_record_per_block() {
     let want = expected(Flavour::Hypervisor, "tigerlake", 4);
     assert!(want.iter().all(|(_, v)| v.starts_with("BLOCKED")));
     let (failures, figures) = check(
-        &transcript(&want, 16, 16),
+        &transcript(&want, 24, 24),
         Flavour::Hypervisor,
         "tigerlake",
         4,
     );
     assert!(failures.is_empty(), "{failures:?}");
-    assert!(figures.contains(&("attacks_audit_delta".into(), 16)));
+    assert!(figures.contains(&("attacks_audit_delta".into(), 24)));
 }
 
 #[test]
@@ -48,11 +48,17 @@ fn models_without_smep_and_native_differ() {
     assert!(native.contains(&("cr4-smep", "SUCCEEDED")));
     assert!(native.contains(&("vmcall-revoke", "N/A (no hypervisor)")));
     assert!(native.contains(&("init-sipi-wake", "N/A (one CPU)")));
+    assert!(native.contains(&("stale-tlb", "N/A (no hypervisor)")));
+    assert!(native.contains(&("ide-dma", "N/A (no PCI IDE controller)")));
+    let tiger_one = expected(Flavour::Hypervisor, "tigerlake", 1);
+    assert!(tiger_one.contains(&("stale-tlb", "N/A (one CPU)")));
+    assert!(tiger_one.contains(&("ide-dma", "BLOCKED (dma)")));
     assert!(sandy.contains(&("smi-self", "N/A (no marker written)")));
     let haswell = expected(Flavour::Hypervisor, "corei7_haswell_4770", 1);
     assert!(haswell.contains(&("smi-self", "BLOCKED (ipi-delivery)")));
     let native_smp = expected(Flavour::Native, "", 4);
     assert!(native_smp.contains(&("init-sipi-wake", "SUCCEEDED")));
+    assert!(native_smp.contains(&("stale-tlb", "N/A (no hypervisor)")));
     let (failures, _) = check(&transcript(&native, 0, 0), Flavour::Native, "", 1);
     assert!(failures.is_empty(), "{failures:?}");
 }
@@ -61,7 +67,7 @@ fn models_without_smep_and_native_differ() {
 fn wrong_rows_counts_and_liveness_fail() {
     let mut want = expected(Flavour::Hypervisor, "tigerlake", 4);
     want[0].1 = "SUCCEEDED";
-    let mut lines = transcript(&want, 15, 15);
+    let mut lines = transcript(&want, 23, 23);
     let (failures, _) = check(&lines, Flavour::Hypervisor, "tigerlake", 4);
     assert!(failures
         .iter()
@@ -75,7 +81,7 @@ fn wrong_rows_counts_and_liveness_fail() {
 #[test]
 fn split_audit_lines_count_on_several_cpus() {
     let want = expected(Flavour::Hypervisor, "tigerlake", 2);
-    let mut lines = transcript(&want, 16, 16);
+    let mut lines = transcript(&want, 24, 24);
     let at = lines.iter().position(|l| l.starts_with(AUDIT)).unwrap();
     let whole = lines[at].clone();
     lines[at] = "[hv]S  au3di".into();
