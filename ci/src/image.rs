@@ -45,6 +45,9 @@ pub struct Contents {
     pub kernel: Vec<u8>,
     pub initrd: Vec<u8>,
     pub boot_cfg: String,
+    /// The kernel digest to stamp into the firmware instead of `kernel`'s own (tests of
+    /// verified boot swap the kernel after stamping).
+    pub expected_kernel: Option<[u8; 32]>,
 }
 
 impl Contents {
@@ -64,6 +67,7 @@ impl Contents {
             kernel: read_artifact(kernel)?,
             initrd: Vec::new(),
             boot_cfg: boot_cfg(mode),
+            expected_kernel: None,
         })
     }
 }
@@ -105,16 +109,41 @@ pub fn write(path: &Path, contents: &Contents) -> Result<()> {
     fatfs::format_volume(&mut disk, options).map_err(fat_error("format"))?;
     let fs =
         fatfs::FileSystem::new(&mut disk, fatfs::FsOptions::new()).map_err(fat_error("mount"))?;
-    populate(&fs, contents)?;
+    let firmware = stamped_firmware(contents)?;
+    populate(&fs, contents, &firmware)?;
     fs.unmount().map_err(fat_error("unmount"))
+}
+
+/// The SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// The firmware with the kernel's and initrd's digests stamped into it (verified boot: the
+/// firmware refuses anything else, so a Secure Boot signature over BOOTX64.EFI, made after
+/// this step, covers the whole chain).
+pub fn stamped_firmware(contents: &Contents) -> Result<Vec<u8>> {
+    let mut firmware = contents.firmware.clone();
+    let kernel = contents
+        .expected_kernel
+        .unwrap_or_else(|| sha256(&contents.kernel));
+    let initrd = (!contents.initrd.is_empty()).then(|| sha256(&contents.initrd));
+    rampart_loader::expected_digests::stamp(&mut firmware, kernel, initrd)
+        .map_err(|e| Error::Image(format!("cannot stamp BOOTX64.EFI: {e}")))?;
+    Ok(firmware)
 }
 
 type Dir<'a, 'b> = fatfs::Dir<'a, &'b mut fs::File>;
 
-fn populate(fs: &fatfs::FileSystem<&mut fs::File>, contents: &Contents) -> Result<()> {
+fn populate(
+    fs: &fatfs::FileSystem<&mut fs::File>,
+    contents: &Contents,
+    firmware: &[u8],
+) -> Result<()> {
     let root = fs.root_dir();
     let efi_boot = mkdirs(&root, &["EFI", "BOOT"])?;
-    put(&efi_boot, "BOOTX64.EFI", &contents.firmware)?;
+    put(&efi_boot, "BOOTX64.EFI", firmware)?;
     let rampart = mkdirs(&root, &["rampart"])?;
     put(&rampart, "kernel.elf", &contents.kernel)?;
     put(&rampart, "initrd", &contents.initrd)?;
@@ -148,11 +177,15 @@ mod tests {
     #[test]
     fn image_holds_the_files() {
         let path = std::env::temp_dir().join(format!("xtask-image-{}.img", std::process::id()));
+        let mut firmware = b"MZ firmware ".to_vec();
+        firmware.extend_from_slice(&rampart_loader::expected_digests::MARKER);
+        firmware.resize(firmware.len() + 72, 0);
         let contents = Contents {
-            firmware: b"MZ firmware".to_vec(),
+            firmware: firmware.clone(),
             kernel: b"\x7fELF kernel".to_vec(),
             initrd: Vec::new(),
             boot_cfg: boot_cfg(Mode::Native),
+            expected_kernel: None,
         };
         write(&path, &contents).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().len(), IMAGE_BYTES);
@@ -160,7 +193,14 @@ mod tests {
             read_back(&path, "rampart/boot.cfg"),
             b"mode = native\nlog = info\n"
         );
-        assert_eq!(read_back(&path, "EFI/BOOT/BOOTX64.EFI"), b"MZ firmware");
+        let stamped = read_back(&path, "EFI/BOOT/BOOTX64.EFI");
+        assert_eq!(&stamped[..12], b"MZ firmware ");
+        assert_eq!(stamped.len(), firmware.len());
+        assert_eq!(
+            &stamped[12 + 40..12 + 72],
+            &sha256(b"\x7fELF kernel"),
+            "kernel digest stamped"
+        );
         assert_eq!(read_back(&path, "rampart/initrd"), b"");
         fs::remove_file(&path).unwrap();
     }

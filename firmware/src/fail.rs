@@ -32,6 +32,15 @@ pub enum Problem {
     Uefi(&'static str, Status),
     MemoryMap(MemoryMapError),
     BootArea(BootAreaError),
+    /// Verified boot: the file's SHA-256 differs from the one built into BOOTX64.EFI.
+    DigestMismatch {
+        expected: [u8; 32],
+        actual: [u8; 32],
+    },
+    /// Verified boot: BOOTX64.EFI carries no expected digests.
+    Unstamped,
+    /// Verified boot: a file is present that the stamp does not expect, or the reverse.
+    UnexpectedFile,
     /// AllocatePages failed (`address` 0: any address).
     Allocate {
         address: u64,
@@ -46,6 +55,18 @@ impl fmt::Display for Problem {
             Self::Config(error) => error.fmt(f),
             Self::Elf(error) => error.fmt(f),
             Self::Missing => f.write_str("file not found"),
+            Self::DigestMismatch { expected, actual } => write!(
+                f,
+                "SHA-256 {} does not match {} built into BOOTX64.EFI (verified boot): not booting it",
+                crate::load::measure::Hex(actual),
+                crate::load::measure::Hex(expected)
+            ),
+            Self::Unstamped => f.write_str(
+                "BOOTX64.EFI carries no expected digests (verified boot): build the image with `cargo xtask image`, which stamps them",
+            ),
+            Self::UnexpectedFile => f.write_str(
+                "present or absent against the digests built into BOOTX64.EFI (verified boot)",
+            ),
             Self::Uefi(what, status) if *status == Status::NOT_FOUND => {
                 write!(f, "{what}: not found")
             }

@@ -1,6 +1,6 @@
 //! The boot flow before ExitBootServices: discover, load and measure, probe; then hand off.
 
-use rampart_boot_info::BootMode;
+use rampart_boot_info::{ApicIds, BootMode};
 use rampart_hypervisor::PhysRange;
 use rampart_loader::boot_area::Layout;
 use rampart_loader::config::BootConfig;
@@ -19,7 +19,7 @@ use crate::fail::{self, BootError, Outcome, Problem};
 use crate::load::measure::{sha256, Hex};
 use crate::load::module::LoadedModule;
 use crate::load::pages::Pages;
-use crate::load::{kernel, module, reserve};
+use crate::load::{kernel, module, reserve, verify};
 use crate::log::{debug, info};
 
 /// Everything the hand-off needs, gathered while boot services still run.
@@ -70,6 +70,12 @@ fn prepare() -> Result<Prepared, BootError> {
         kernel_file.len(),
         Hex(&kernel_sha256)
     );
+    let expected = verify::expected();
+    verify::require(
+        KERNEL_PATH,
+        expected.check_kernel(&kernel_sha256),
+        Some(kernel_sha256),
+    )?;
     let kernel =
         elf::validate(&kernel_file).map_err(|e| BootError::new(KERNEL_PATH, Problem::Elf(e)))?;
     debug!(
@@ -79,6 +85,13 @@ fn prepare() -> Result<Prepared, BootError> {
     let initrd_file = esp
         .read_optional(INITRD_PATH)?
         .filter(|file| !file.is_empty());
+    let initrd_sha256 = initrd_file.as_deref().map(sha256);
+    verify::require(
+        INITRD_PATH,
+        expected.check_initrd(initrd_sha256.as_ref()),
+        initrd_sha256,
+    )?;
+    info!("verified boot: kernel and initrd match the digests built into BOOTX64.EFI");
     drop(esp);
 
     let map = memory::snapshot()?;
@@ -180,19 +193,4 @@ fn image_range() -> Result<PhysRange, BootError> {
     let start = base as u64 & !(PAGE_SIZE - 1);
     let end = align_up(base as u64 + size, PAGE_SIZE).unwrap_or(u64::MAX);
     Ok(PhysRange::new(start, end - start))
-}
-
-/// APIC IDs separated by spaces, for log lines.
-pub struct ApicIds<'a>(pub &'a [u32]);
-
-impl core::fmt::Display for ApicIds<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (i, id) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{id}")?;
-        }
-        Ok(())
-    }
 }

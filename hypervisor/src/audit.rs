@@ -46,6 +46,20 @@ impl AuditLog {
         self.next
     }
 
+    /// What a reader asking for records from `first` gets: if the ring overwrote some of them,
+    /// first one `RecordsDropped` record saying how many (so that a full ring never erases
+    /// records quietly), then the kept records, oldest first.
+    pub fn read_from(&self, first: u64) -> impl Iterator<Item = AuditRecord> + '_ {
+        let oldest = self.next.saturating_sub(CAPACITY as u64);
+        let gap = (first < oldest).then(|| AuditRecord {
+            sequence: first,
+            detail: oldest - first,
+            rule: Rule::RecordsDropped as u32,
+            ..AuditRecord::default()
+        });
+        gap.into_iter().chain(self.since(first).copied())
+    }
+
     /// The kept records with sequence >= `first`, oldest first.
     pub fn since(&self, first: u64) -> impl Iterator<Item = &AuditRecord> {
         let oldest = self.next.saturating_sub(CAPACITY as u64);
@@ -188,5 +202,11 @@ mod tests {
         assert_eq!(first.sequence, 10);
         assert_eq!(log.since(0).count(), CAPACITY);
         assert_eq!(log.since(u64::MAX).count(), 0);
+        let read: Vec<_> = log.read_from(3).collect();
+        assert_eq!(read.len(), CAPACITY + 1);
+        assert_eq!(read[0].rule, Rule::RecordsDropped as u32);
+        assert_eq!((read[0].sequence, read[0].detail), (3, 7));
+        assert_eq!(read[1].sequence, 10);
+        assert_eq!(log.read_from(10).next().unwrap().sequence, 10, "no gap");
     }
 }

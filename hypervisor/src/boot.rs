@@ -21,7 +21,7 @@ use crate::vmx::controls::Controls;
 use crate::vmx::enable;
 use crate::vmx::setup::{self, HostSetup, Structures};
 use crate::vmx::vmcs::Vmcs;
-use rampart_boot_info::BootInfo;
+use rampart_boot_info::{ApicIds, BootInfo};
 use x86::vmx::vmcs::control::SecondaryControls;
 
 /// 64 KiB each for the boot stack and the VM-exit stack.
@@ -183,6 +183,7 @@ fn launch(
         layout,
         eptp: ept,
         mmio_window: mmio_window(regions),
+        program_text: program_text(layout.initrd),
     });
 
     // SAFETY: the firmware reserved `smm_area` for the hypervisor; it is out of EPT (above).
@@ -327,21 +328,6 @@ fn write_guest_cpus(handoff: &HandOff, ids: &[u32]) {
     }
 }
 
-/// APIC IDs separated by spaces.
-struct ApicIds<'a>(&'a [u32]);
-
-impl core::fmt::Display for ApicIds<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (i, id) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{id}")?;
-        }
-        Ok(())
-    }
-}
-
 /// The host needs CR4.OSXSAVE so that it can execute the guest's validated XSETBV.
 pub(crate) fn enable_host_xsave() {
     if raw_cpuid::cpuid!(1).ecx & CPUID_1_ECX_XSAVE != 0 {
@@ -378,6 +364,9 @@ fn build_ept(
     let mut ept = Ept::new(unsafe { EptFrames::new(pool) }, sizes)?;
     layout::build_identity_map(&mut ept, regions, &layout.hypervisor, top)?;
     policy::operations::apply_initial(&mut ept, layout)?;
+    for page in crate::devices::platform::READ_ONLY_PAGES {
+        ept.map(page, FRAME_SIZE, Permissions::READ, MemoryType::Uncacheable)?;
+    }
     let [reserved, image, _] = layout.hypervisor;
     hvlog!(
         INFO,
@@ -403,7 +392,7 @@ fn build_ept(
     }
     hvlog!(
         INFO,
-        "policy: all other RAM rw- (W^X: nothing else executable)"
+        "policy: all other RAM rw- (W^X: nothing else executable); IOAPIC and HPET pages r--"
     );
     let table_type = if caps.ept_has(ept_cap::MEMORY_TYPE_WB) {
         MemoryType::WriteBack
@@ -413,6 +402,24 @@ fn build_ept(
     let pointer = eptp(ept.pml4(), table_type);
     *state::EPT.lock() = Some(ept);
     Ok(pointer)
+}
+
+/// The executable segments of the initrd's programs, parsed from the measured initrd (guest
+/// RAM the guest has not run on yet, R-- in EPT from its first instruction).
+fn program_text(initrd: PhysRange) -> crate::policy::program_text::ProgramText {
+    if initrd.length == 0 {
+        return crate::policy::program_text::ProgramText::empty();
+    }
+    // SAFETY: the firmware loaded and measured the initrd there; identity-mapped RAM.
+    let bytes =
+        unsafe { core::slice::from_raw_parts(initrd.start as *const u8, initrd.length as usize) };
+    let text = crate::policy::program_text::ProgramText::of_initrd(bytes);
+    hvlog!(
+        INFO,
+        "policy: {} executable segments in the initrd's programs (GrantExecute offsets)",
+        text.segments()
+    );
+    text
 }
 
 /// Where PCI memory BARs may lie: from the top of everything but MMIO and firmware-reserved

@@ -17,6 +17,9 @@ pub enum Variant {
     Truncated,
     /// `mode = turbo` in boot.cfg.
     BadConfig,
+    /// Verified boot: the firmware is stamped with the built kernel's digest, then one byte of
+    /// the kernel changes (a kernel swapped on a built image).
+    SwappedKernel,
     /// `gdb = on` in boot.cfg: real gdb against the hypervisor's stub (`crate::gdb::test`).
     Gdb,
     /// `gdb = on`, and gdb kills the guest (`crate::gdb::test::Kind::Kill`).
@@ -209,6 +212,21 @@ pub const BOOT_TESTS: &[BootTest] = &[
     },
     native_failure("corrupt-kernel", Variant::CorruptMagic, KERNEL_REJECTED),
     native_failure("truncated-kernel", Variant::Truncated, KERNEL_REJECTED),
+    native_failure(
+        "swapped-kernel",
+        Variant::SwappedKernel,
+        Expectations {
+            ordered: &[&[
+                "[fw] error: \\rampart\\kernel.elf: SHA-256 ",
+                "does not match ",
+                "built into BOOTX64.EFI (verified boot)",
+            ]],
+            absent: &["[kernel]", "[fw] booting natively"],
+            pass: false,
+            result_words: &["boot-error"],
+            checks: &[],
+        },
+    ),
     native_failure(
         "bad-config",
         Variant::BadConfig,

@@ -148,6 +148,11 @@ pub fn apply(variant: Variant, contents: &mut Contents) {
         }
         Variant::Truncated => contents.kernel.truncate(contents.kernel.len() / 2),
         Variant::BadConfig => contents.boot_cfg = with_bad_mode(&contents.boot_cfg),
+        Variant::SwappedKernel => {
+            contents.expected_kernel = Some(crate::image::sha256(&contents.kernel));
+            let last = contents.kernel.len() - 1;
+            contents.kernel[last] ^= 0xff;
+        }
         Variant::Gdb | Variant::GdbKill => contents.boot_cfg.push_str(crate::gdb::GDB_ON),
     }
 }
@@ -202,6 +207,7 @@ mod tests {
             kernel: b"\x7fELF\x02\x01\x01\x00".to_vec(),
             initrd: Vec::new(),
             boot_cfg: image::boot_cfg(Mode::Native),
+            expected_kernel: None,
         }
     }
 
@@ -216,5 +222,10 @@ mod tests {
         let mut c = contents();
         apply(Variant::BadConfig, &mut c);
         assert_eq!(c.boot_cfg, "mode = turbo\nlog = info\n");
+        let mut c = contents();
+        let original = image::sha256(&c.kernel);
+        apply(Variant::SwappedKernel, &mut c);
+        assert_eq!(c.expected_kernel, Some(original));
+        assert_ne!(image::sha256(&c.kernel), original);
     }
 }

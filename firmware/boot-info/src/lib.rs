@@ -276,6 +276,21 @@ impl BootInfo {
     }
 }
 
+/// APIC IDs separated by spaces, for log lines.
+pub struct ApicIds<'a>(pub &'a [u32]);
+
+impl core::fmt::Display for ApicIds<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, id) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{id}")?;
+        }
+        Ok(())
+    }
+}
+
 // The layout is an ABI between separately built images: keep it fixed.
 const _: () = assert!(core::mem::size_of::<MemoryRegion>() == 24);
 const _: () = assert!(core::mem::size_of::<Module>() == 80);
@@ -309,6 +324,14 @@ mod tests {
         }
         assert_eq!(MemoryKind::from_raw(0), None);
         assert_eq!(MemoryKind::from_raw(10), None);
+    }
+
+    #[test]
+    fn apic_ids_read_as_a_list() {
+        extern crate std;
+        use std::string::ToString;
+        assert_eq!(ApicIds(&[0, 1, 6]).to_string(), "0 1 6");
+        assert_eq!(ApicIds(&[]).to_string(), "");
     }
 
     #[test]

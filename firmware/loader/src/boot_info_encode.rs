@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(&bytes[cpus..cpus + 4], &2u32.to_le_bytes());
         let ids = offset_of!(BootInfo, apic_ids);
         assert_eq!(&bytes[ids + 4..ids + 8], &6u32.to_le_bytes());
-        assert_eq!(u64_at(&bytes, offset_of!(BootInfo, ap_trampoline)), 0x9_f000);
+        assert_eq!(
+            u64_at(&bytes, offset_of!(BootInfo, ap_trampoline)),
+            0x9_f000
+        );
         assert_eq!(bytes[ENCODED_SIZE], 0xFF, "nothing written past the block");
         assert!(encode(&info, &mut bytes[..ENCODED_SIZE - 1]).is_none());
     }

@@ -8,6 +8,7 @@ pub mod boot_info_encode;
 pub mod config;
 pub mod cpus;
 pub mod elf;
+pub mod expected_digests;
 pub mod memory_map;
 
 /// Size of a 4 KiB page, the unit of every UEFI allocation.

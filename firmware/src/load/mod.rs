@@ -6,3 +6,4 @@ pub mod measure;
 pub mod module;
 pub mod pages;
 pub mod reserve;
+pub mod verify;

@@ -103,7 +103,7 @@ extern "sysv64" fn interrupt_dispatch(frame: *mut InterruptFrame) {
         trap::VECTOR_RESCHEDULE => {
             lapic::end_of_interrupt();
             if from_user {
-                crate::process::end_if_killed();
+                crate::process::kicked_in_user_mode();
             }
         }
         // Spurious LAPIC interrupts and (masked) legacy-PIC spurious IRQs: no EOI.

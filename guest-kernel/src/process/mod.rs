@@ -15,7 +15,7 @@ pub use exit::{exit_current, kill, user_fault, wait};
 pub use kthread::{fault_vector, spawn_kernel_thread};
 pub use kthread::{in_kernel_thread, kernel_thread_fault};
 pub use schedule::{
-    allocate_stack_top, block_current, end_if_killed, idle_loop, init, schedule, timer_tick,
+    allocate_stack_top, block_current, idle_loop, init, kicked_in_user_mode, schedule, timer_tick,
 };
 pub use spawn::{set_initrd, spawn};
 

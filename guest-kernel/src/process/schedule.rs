@@ -95,7 +95,9 @@ pub fn timer_tick(from_user: bool, cpu: usize) {
         let current = table.current();
         current.ticks += 1;
         let killed = current.kill_pending;
-        let preempt = from_user && !table.ready.is_empty() && !crate::smp::kick_idle();
+        let preempt = from_user
+            && (crate::smp::park_requested(cpu)
+                || (!table.ready.is_empty() && !crate::smp::kick_idle()));
         (killed, preempt)
     };
     if from_user && killed {
@@ -106,10 +108,14 @@ pub fn timer_tick(from_user: bool, cpu: usize) {
     }
 }
 
-/// From an interrupt in ring 3: ends the current process if `kill` asked for it.
-pub fn end_if_killed() {
+/// From a kick (`smp::kick`, `smp::request_park`) that interrupted ring 3: ends the current
+/// process if `kill` asked for it, or leaves it for the idle context if this CPU is to park.
+pub fn kicked_in_user_mode() {
     if TABLE.lock().current().kill_pending {
         super::exit_current(EXIT_KILLED);
+    }
+    if crate::smp::park_requested(percpu::index()) {
+        schedule();
     }
 }
 

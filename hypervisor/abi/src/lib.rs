@@ -163,6 +163,12 @@ pub enum Rule {
     DeviceBar = 18,
     /// An SMI source the guest may not use (APM control port).
     Smi = 19,
+    /// Not a block: `ReadAuditLog` asked for records the full ring has overwritten; this
+    /// record stands for them (`sequence` = the first lost, `detail` = how many).
+    RecordsDropped = 20,
+    /// A write to a platform interrupt source the guest may not program (IOAPIC redirection
+    /// entries and HPET FSB delivery can send SMI, INIT or NMI).
+    PlatformDevice = 21,
 }
 
 impl Rule {
@@ -188,6 +194,8 @@ impl Rule {
             17 => Dma,
             18 => DeviceBar,
             19 => Smi,
+            20 => RecordsDropped,
+            21 => PlatformDevice,
             _ => return None,
         })
     }
@@ -215,6 +223,8 @@ impl Rule {
             Dma => "dma",
             DeviceBar => "device-bar",
             Smi => "smi",
+            RecordsDropped => "records-dropped",
+            PlatformDevice => "platform-device",
         }
     }
 }

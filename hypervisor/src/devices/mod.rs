@@ -5,4 +5,5 @@
 
 pub mod pci;
 pub mod pci_access;
+pub mod platform;
 pub mod ports;

@@ -115,6 +115,11 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     }
 }
 
+/// The CR4 bits pinned so far (on any vCPU).
+pub fn pinned_cr4() -> u64 {
+    PINNED_CR4.load(Ordering::SeqCst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,9 +138,4 @@ mod tests {
         );
         assert_eq!(clears_pinned(3, 0, u64::MAX), 0, "CR3 is not pinned");
     }
-}
-
-/// The CR4 bits pinned so far (on any vCPU).
-pub fn pinned_cr4() -> u64 {
-    PINNED_CR4.load(Ordering::SeqCst)
 }

@@ -3,8 +3,7 @@
 //! dropped, DMA writes audited); the APM control port's SMI is refused; PCI configuration
 //! goes through `devices::pci`'s filter.
 
-use super::{guest_rip, Exception, Resume};
-use crate::audit::{self, Attempt};
+use super::{Exception, Resume};
 use crate::devices::pci::{self, ConfigWrite, Verdict};
 use crate::devices::pci_access::{self, ENABLE};
 use crate::devices::ports::{self, Port, PCI_CONFIG_ADDRESS, RESET_CONTROL};
@@ -118,26 +117,24 @@ fn pci_write(vmcs: &Vmcs, offset: u8, size: u8, value: u32) {
 /// Audit record of a configuration write: GPA holds the configuration address, detail the
 /// value written.
 fn audit_device(vmcs: &Vmcs, rule: Rule, address: u32, value: u32) {
-    audit::block(Attempt {
+    super::audit_register(
+        vmcs,
         rule,
-        access: access::REGISTER | access::WRITE,
-        rip: guest_rip(vmcs),
-        gva: 0,
-        gpa: u64::from(address),
-        detail: u64::from(value),
-    });
+        access::WRITE,
+        u64::from(address),
+        u64::from(value),
+    );
 }
 
 /// A write to a port the guest may not use: dropped, audited (detail: port << 32 | value).
 fn refuse(vmcs: &Vmcs, rule: Rule, access: IoAccess, value: u32) {
-    audit::block(Attempt {
+    super::audit_register(
+        vmcs,
         rule,
-        access: access::REGISTER | access::WRITE,
-        rip: guest_rip(vmcs),
-        gva: 0,
-        gpa: 0,
-        detail: (u64::from(access.port()) << 32) | u64::from(value),
-    });
+        access::WRITE,
+        0,
+        (u64::from(access.port()) << 32) | u64::from(value),
+    );
 }
 
 #[cfg(test)]

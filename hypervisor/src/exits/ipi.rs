@@ -5,8 +5,7 @@
 //! hypervisor's own signal) and lowest-priority or logical-mode delivery are refused, audited
 //! with rule `ipi-delivery`, and dropped: the guest goes on, as after an ignored IPI.
 
-use super::{guest_rip, Resume};
-use crate::audit::{self, Attempt};
+use super::Resume;
 use rampart_hv_abi::{access, Rule};
 
 /// x2APIC ICR fields (SDM Vol. 3A 11.12.9, Figure 11-28, and 11.6.1).
@@ -108,14 +107,7 @@ pub fn handle_lvt_write(vmcs: &crate::vmx::vmcs::Vmcs, msr: u32, value: u64) -> 
 }
 
 fn refuse(vmcs: &crate::vmx::vmcs::Vmcs, value: u64) {
-    audit::block(Attempt {
-        rule: Rule::IpiDelivery,
-        access: access::REGISTER | access::WRITE,
-        rip: guest_rip(vmcs),
-        gva: 0,
-        gpa: 0,
-        detail: value,
-    });
+    super::audit_register(vmcs, Rule::IpiDelivery, access::WRITE, 0, value);
 }
 
 /// Checks a guest ICR write against the CPUs the guest was given (`guest_cpus`, APIC IDs).

@@ -153,6 +153,20 @@ pub fn guest_cpl(vmcs: &Vmcs) -> u8 {
     ((vmcs.get(guest::SS_ACCESS_RIGHTS) >> AR_DPL_SHIFT) & 0b11) as u8
 }
 
+/// Audits a refused register-like access (MSR, port, ICR, configuration write) at the
+/// guest's RIP: `access` is READ or WRITE, `gpa` an address it names (0 if none), `detail`
+/// the register number or value.
+pub fn audit_register(vmcs: &Vmcs, rule: rampart_hv_abi::Rule, access: u32, gpa: u64, detail: u64) {
+    crate::audit::block(crate::audit::Attempt {
+        rule,
+        access: rampart_hv_abi::access::REGISTER | access,
+        rip: guest_rip(vmcs),
+        gva: 0,
+        gpa,
+        detail,
+    });
+}
+
 /// The guest's RIP at the exit.
 pub fn guest_rip(vmcs: &Vmcs) -> u64 {
     vmcs.get(guest::RIP)

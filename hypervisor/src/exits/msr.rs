@@ -4,8 +4,7 @@
 //! (`ipi`); IA32_APIC_BASE frozen; every other MSR refused with #GP and audited (rule `msr`):
 //! the hypervisor never reads or writes an MSR it has not vetted on the guest's behalf.
 
-use super::{guest_rip, Exception, Resume};
-use crate::audit::{self, Attempt};
+use super::{Exception, Resume};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -111,14 +110,7 @@ pub fn handle_write(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         Decision::Write => write(vmcs, msr, value),
         Decision::Invalid => return Resume::Inject(Exception::GeneralProtection),
         Decision::Blocked(rule) => {
-            audit::block(Attempt {
-                rule,
-                access: access::REGISTER | access::WRITE,
-                rip: guest_rip(vmcs),
-                gva: 0,
-                gpa: 0,
-                detail: u64::from(msr),
-            });
+            super::audit_register(vmcs, rule, access::WRITE, 0, u64::from(msr));
             return Resume::Inject(Exception::GeneralProtection);
         }
     }
@@ -135,28 +127,20 @@ fn apic_base_write(vmcs: &Vmcs, value: u64) -> Resume {
     if value == current {
         return Resume::NextInstruction;
     }
-    audit::block(Attempt {
-        rule: Rule::IpiDelivery,
-        access: access::REGISTER | access::WRITE,
-        rip: guest_rip(vmcs),
-        gva: 0,
-        gpa: 0,
-        detail: u64::from(IA32_APIC_BASE),
-    });
+    super::audit_register(
+        vmcs,
+        Rule::IpiDelivery,
+        access::WRITE,
+        0,
+        u64::from(IA32_APIC_BASE),
+    );
     Resume::Inject(Exception::GeneralProtection)
 }
 
 /// RDMSR exits only for MSRs outside the read allowlist: #GP (as for an MSR the CPU lacks) and
 /// an audit record.
 pub fn handle_read(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
-    audit::block(Attempt {
-        rule: Rule::Msr,
-        access: access::REGISTER | access::READ,
-        rip: guest_rip(vmcs),
-        gva: 0,
-        gpa: 0,
-        detail: regs.rcx & 0xffff_ffff,
-    });
+    super::audit_register(vmcs, Rule::Msr, access::READ, 0, regs.rcx & 0xffff_ffff);
     Resume::Inject(Exception::GeneralProtection)
 }
 
@@ -172,6 +156,11 @@ fn write(vmcs: &Vmcs, msr: u32, value: u64) {
         #[allow(unsafe_code)]
         _ => unsafe { x86::msr::wrmsr(msr, value) },
     }
+}
+
+/// True once `LockSyscallMsrs` succeeded.
+pub fn syscall_msrs_locked() -> bool {
+    SYSCALL_MSRS_LOCKED.load(Ordering::SeqCst)
 }
 
 #[cfg(test)]
@@ -223,9 +212,4 @@ mod tests {
             assert_eq!(decide(msr, 0x1000, false), Decision::Blocked(Rule::Msr));
         }
     }
-}
-
-/// True once `LockSyscallMsrs` succeeded.
-pub fn syscall_msrs_locked() -> bool {
-    SYSCALL_MSRS_LOCKED.load(Ordering::SeqCst)
 }

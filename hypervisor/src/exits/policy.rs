@@ -21,6 +21,9 @@ pub fn classify(layout: &ProtectedLayout, gpa: u64, q: EptViolation, locked_tabl
     if layout.in_hypervisor(gpa) {
         return Rule::HypervisorMemory;
     }
+    if q.write() && crate::devices::platform::is_read_only_device(gpa) {
+        return Rule::PlatformDevice;
+    }
     if q.allowed() == 0 {
         // A page left with no rights (ProtectRange to ---) or beyond what EPT maps: the guest
         // gets #VE like for any other block; nothing the guest touches stops the hypervisor.
@@ -142,10 +145,14 @@ pub fn protect_range(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
 
 pub fn grant_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     let (gpa, length, offset) = (regs.rdi, regs.rsi, regs.rdx);
-    let initrd = state::get().layout.initrd;
+    let s = state::get();
+    let initrd = s.layout.initrd;
+    let text = s.program_text;
     apply(vmcs, access::EXECUTE, |ept, layout| {
         operations::grant_execute(ept, layout, gpa, length, |gpa, length| {
-            matches_initrd(initrd.start, initrd.length, offset, gpa, length)
+            // Only whole pages of a program's executable segment, never any other initrd bytes.
+            text.allows(offset, length)
+                && matches_initrd(initrd.start, initrd.length, offset, gpa, length)
         })
     })
 }
@@ -196,31 +203,38 @@ pub fn read_audit_log(regs: &GuestRegisters) -> u64 {
     else {
         return HypercallError::InvalidArgument as i64 as u64;
     };
-    if buffer % 8 != 0 || !guest_writable(buffer, bytes) {
+    // The EPT lock is held until the records are written, so another vCPU cannot take the
+    // write right away between the check and the writes (no confused deputy).
+    let mut ept = state::EPT.lock();
+    if buffer % 8 != 0 || !guest_writable(ept.as_mut(), buffer, bytes) {
         return HypercallError::OutOfRange as i64 as u64;
     }
     let log = audit::LOG.lock();
     let mut written = 0;
-    for (i, record) in log.since(first).take(capacity as usize).enumerate() {
+    for (i, record) in log.read_from(first).take(capacity as usize).enumerate() {
         // SAFETY: `guest_writable` checked every page of the buffer is guest RAM the guest may
         // write, outside the hypervisor, identity-mapped; the index stays below `capacity`.
         #[allow(unsafe_code)]
         unsafe {
-            core::ptr::write_unaligned((buffer + i as u64 * RECORD) as *mut AuditRecord, *record)
+            core::ptr::write_unaligned((buffer + i as u64 * RECORD) as *mut AuditRecord, record)
         };
         written += 1;
     }
+    drop(ept);
     written
 }
 
 /// True if every page of `[start, start + length)` is write-back RAM the guest may write.
-fn guest_writable(start: u64, length: u64) -> bool {
+fn guest_writable(
+    ept: Option<&mut crate::ept::builder::Ept<state::EptFrames>>,
+    start: u64,
+    length: u64,
+) -> bool {
     let Some(end) = start.checked_add(length) else {
         return false;
     };
     let layout = &state::get().layout;
-    let mut guard = state::EPT.lock();
-    let Some(ept) = guard.as_mut() else {
+    let Some(ept) = ept else {
         return false;
     };
     (start & !4095..end).step_by(4096).all(|page| {

@@ -7,6 +7,7 @@
 
 pub mod layout;
 pub mod operations;
+pub mod program_text;
 
 #[cfg(test)]
 mod proptests;
