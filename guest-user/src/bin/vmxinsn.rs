@@ -1,7 +1,8 @@
 //! `vmxinsn [NAME]`: ring 3 tries each privileged or virtualization instruction in a child
 //! process of its own (`vmxinsn NAME` runs one). VMX instructions and GETSEC raise #UD (natively:
 //! VMX is off; under Rampart they exit and the hypervisor injects #UD, hypercalls being ring 0
-//! only); RDMSR, WRMSR, XSETBV, HLT, INVD and MOV to CR0 raise #GP at CPL 3. The kernel must
+//! only); XSETBV with CR4.OSXSAVE clear (ours never sets it) raises #GP or #UD, as the CPU
+//! orders the CPL and OSXSAVE checks; RDMSR, WRMSR, HLT, INVD and MOV to CR0 raise #GP at CPL 3. The kernel must
 //! kill only the child (exit code -11); the parent prints `vmxinsn: NAME: exit code C` for each
 //! and `vmxinsn: all N killed` (exit 0) or `vmxinsn: K of N killed` (exit 1).
 #![cfg_attr(target_os = "none", no_std, no_main)]
