@@ -36,6 +36,7 @@ fn transcript(flavour: Flavour) -> Vec<String> {
     }
     text.push("sh> run vmxinsn".into());
     for (name, what) in VMX_FAULTS {
+        let what = vmx_fault(name, what, flavour);
         text.push(format!("vmxinsn: trying {name}"));
         text.push(format!(
             "[kernel] pid 12 (vmxinsn) killed: {what} at rip=0x400123"
@@ -130,7 +131,8 @@ fn reports_each_broken_reply() {
     }
     let native_with_counts = transcript(hv);
     let (failures, _) = check_full(&native_with_counts, Flavour::Native);
-    assert_eq!(failures.len(), 2, "{failures:?}");
+    // sysloop and pingpong show counts; XSETBV faulted as on Bochs (#UD), not QEMU (#GP).
+    assert_eq!(failures.len(), 3, "{failures:?}");
 }
 
 #[test]
@@ -191,6 +193,7 @@ fn vmxinsn_wants_every_instruction_killed_with_its_fault() {
     let at = lines
         .iter()
         .position(|l| l.contains("(vmxinsn) killed: general protection fault"))
+        .filter(|&at| lines[at - 1] == "vmxinsn: trying rdmsr")
         .unwrap();
     lines[at] = "[kernel] pid 12 (vmxinsn) killed: invalid opcode at rip=0x400123".into();
     let survived = lines
