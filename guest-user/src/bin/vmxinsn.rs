@@ -67,7 +67,7 @@ fn try_one(name: &str) -> i64 {
     // instruction faults before it reads memory, and should one not, it only reads this).
     let region = [0u64; 2];
     let p = region.as_ptr();
-    // SAFETY (every arm): each instruction raises #UD or #GP in ring 3 before it has any
+    // SAFETY: (every arm) each instruction raises #UD or #GP in ring 3 before it has any
     // effect; the registers it would change are declared, the memory it could read is `region`.
     unsafe {
         match name {
