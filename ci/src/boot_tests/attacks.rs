@@ -38,7 +38,7 @@ pub const SPIN_DONE_STEP: Step = Step {
     expect: &[&[SPIN_LAST]],
 };
 
-const HEADER: &str = "attacks: 16 attacks, each in its own kernel thread";
+const HEADER: &str = "attacks: 24 attacks, each in its own kernel thread";
 const ROW: &str = "[kernel] attack: ";
 const SUMMARY: &str = "[kernel] attacks: ";
 const AUDIT: &str = "[hv] audit #";
@@ -49,7 +49,7 @@ const WITHOUT_SMEP: &[&str] = &["corei7_sandy_bridge_2600k"];
 
 /// Each attack's verdict natively and under Rampart (one rule per attack, from its audit record).
 /// Natively the SMI is taken at the default SMBASE (QEMU q35 TCG with OVMF without SMM).
-const TABLE: [(&str, &str, &str); 16] = [
+const TABLE: [(&str, &str, &str); 24] = [
     ("text-write", "SUCCEEDED", "BLOCKED (kernel-text)"),
     ("cr0-wp", "SUCCEEDED", "BLOCKED (pinned-cr)"),
     ("text-alias", "SUCCEEDED", "BLOCKED (kernel-text)"),
@@ -92,7 +92,28 @@ const TABLE: [(&str, &str, &str); 16] = [
         "N/A (no hypervisor)",
         "BLOCKED (unmeasured-code)",
     ),
+    (
+        "grant-header",
+        "N/A (no hypervisor)",
+        "BLOCKED (unmeasured-code)",
+    ),
+    // Needs a second CPU (`one_cpu` below) and a hypervisor.
+    (
+        "stale-tlb",
+        "N/A (no hypervisor)",
+        "BLOCKED (protected-range)",
+    ),
+    ("msr-unknown-write", "SUCCEEDED", "BLOCKED (msr)"),
+    ("msr-unknown-read", "SUCCEEDED", "BLOCKED (msr)"),
+    ("apic-base-move", "SUCCEEDED", "BLOCKED (ipi-delivery)"),
+    // The runner's Bochs machine has no device with a memory BAR (`NO_MEMORY_BAR` below).
+    ("bar-over-ram", "SUCCEEDED", "BLOCKED (device-bar)"),
+    // QEMU q35 has AHCI, no PCI IDE; Bochs has the PIIX3 IDE (00:01.1). Under Rampart on
+    // Bochs: a known gap (`KNOWN_GAPS` below).
+    ("ide-dma", "N/A (no PCI IDE controller)", "BLOCKED (dma)"),
     ("smi-self", "SUCCEEDED", "BLOCKED (ipi-delivery)"),
+    // Natively QEMU's ICH9 raises the SMI once APMC_EN is set (the attack sets it).
+    ("apm-smi", "SUCCEEDED", "BLOCKED (smi)"),
     // Needs a second CPU to restart (`one_cpu` below).
     ("init-sipi-wake", "SUCCEEDED", "BLOCKED (ipi-delivery)"),
 ];
@@ -103,9 +124,24 @@ const TABLE: [(&str, &str, &str); 16] = [
 const WITHOUT_X2APIC: &[&str] = &["corei7_sandy_bridge_2600k"];
 const SMI_NOT_TAKEN: &str = "N/A (no marker written)";
 
+/// The Bochs machine of the boot tests (i440fx, PIIX3 IDE/ISA, PIIX4 ACPI, ISA VGA) has no
+/// PCI function with a 32-bit memory BAR, so there is no BAR to move.
+const NO_MEMORY_BAR: &str = "N/A (no 32-bit memory BAR)";
+
+/// Verdicts under Rampart on Bochs that are holes, not protection, pinned here so a change
+/// either way shows. `ide-dma`: OVMF leaves Bus Master Enable on for the IDE controller it
+/// booted from and the hypervisor does not clear it at hand-off; the attack's own write of
+/// the bit is stripped and audited (`dma`, command 0x5 -> 0x1), but Bochs 2.7's PIIX3
+/// bus-master engine ignores the command register's BME bit, so the READ DMA still lands in
+/// kernel rodata (the sector ends 0x55 0xaa). Closing it needs the hypervisor to refuse the
+/// bus-master registers themselves (BAR4's I/O ports), not only the configuration bit.
+const KNOWN_GAPS: &[(&str, &str)] = &[("ide-dma", "UNEXPECTED (went through, 1 audit records)")];
+
 /// Attacks that need another CPU, and their verdict on a machine with one.
-const NEEDS_TWO_CPUS: &[&str] = &["init-sipi-wake"];
+const NEEDS_TWO_CPUS: &[&str] = &["init-sipi-wake", "stale-tlb"];
 const ONE_CPU: &str = "N/A (one CPU)";
+/// Natively the hypervisor's absence is reported first, whatever the processor count.
+const NO_HYPERVISOR: &str = "N/A (no hypervisor)";
 
 /// The verdicts expected for `flavour` on Bochs model `cpu` (QEMU's `-cpu max` has SMEP) with
 /// `cpus` processors.
@@ -114,9 +150,15 @@ pub fn expected(flavour: Flavour, cpu: &str, cpus: u32) -> Vec<(&'static str, &'
         .iter()
         .map(|&(name, native, hv)| match (flavour, name) {
             (_, "cr4-smep") if WITHOUT_SMEP.contains(&cpu) => (name, "N/A (CPU lacks SMEP)"),
+            (Flavour::Native, _) if native == NO_HYPERVISOR => (name, native),
             _ if cpus < 2 && NEEDS_TWO_CPUS.contains(&name) => (name, ONE_CPU),
             (Flavour::Hypervisor, "smi-self") if WITHOUT_X2APIC.contains(&cpu) => {
                 (name, SMI_NOT_TAKEN)
+            }
+            (Flavour::Hypervisor, "bar-over-ram") => (name, NO_MEMORY_BAR),
+            (Flavour::Hypervisor, _) if KNOWN_GAPS.iter().any(|(n, _)| *n == name) => {
+                let gap = KNOWN_GAPS.iter().find(|(n, _)| *n == name);
+                (name, gap.map_or(hv, |(_, verdict)| verdict))
             }
             (Flavour::Native, _) => (name, native),
             (Flavour::Hypervisor, _) => (name, hv),
@@ -172,13 +214,19 @@ pub fn check(
     }
     let count = |prefix: &str| want.iter().filter(|(_, v)| v.starts_with(prefix)).count() as u64;
     let blocked = count("BLOCKED");
+    // A known gap carries the one audit record of its refused step.
+    let unexpected = count("UNEXPECTED");
     let records = if flavour == Flavour::Hypervisor {
-        blocked
+        blocked + unexpected
     } else {
         0
     };
+    let unexpected_text = match unexpected {
+        0 => String::new(),
+        n => format!(", {n} UNEXPECTED"),
+    };
     let summary = format!(
-        "attacks: {blocked} blocked, {} succeeded, {} n/a; audit records +{records}",
+        "attacks: {blocked} blocked, {} succeeded, {} n/a{unexpected_text}; audit records +{records}",
         count("SUCCEEDED"),
         count("N/A")
     );

@@ -8,7 +8,9 @@ fn transcript(verdicts: &[(&str, &str)], audit_lines: usize, delta: usize) -> Ve
     ];
     let mut audits = 0;
     for (name, verdict) in verdicts {
-        if verdict.starts_with("BLOCKED") && audits < audit_lines {
+        if (verdict.starts_with("BLOCKED") || verdict.starts_with("UNEXPECTED"))
+            && audits < audit_lines
+        {
             audits += 1;
             lines.push("[hv] audit #0: blocked write by rule kernel-text at RIP=0x1".into());
         }
@@ -16,8 +18,12 @@ fn transcript(verdicts: &[(&str, &str)], audit_lines: usize, delta: usize) -> Ve
         lines.push("S 3".into());
     }
     let count = |p: &str| verdicts.iter().filter(|(_, v)| v.starts_with(p)).count();
+    let unexpected = match count("UNEXPECTED") {
+        0 => String::new(),
+        n => format!(", {n} UNEXPECTED"),
+    };
     lines.push(format!(
-        "[kernel] attacks: {} blocked, {} succeeded, {} n/a; audit records +{delta}",
+        "[kernel] attacks: {} blocked, {} succeeded, {} n/a{unexpected}; audit records +{delta}",
         count("BLOCKED"),
         count("SUCCEEDED"),
         count("N/A")
@@ -29,15 +35,18 @@ fn transcript(verdicts: &[(&str, &str)], audit_lines: usize, delta: usize) -> Ve
 #[test]
 fn hv_table_passes_with_one_record_per_block() {
     let want = expected(Flavour::Hypervisor, "tigerlake", 4);
-    assert!(want.iter().all(|(_, v)| v.starts_with("BLOCKED")));
+    let blocked = want.iter().filter(|(_, v)| v.starts_with("BLOCKED")).count();
+    assert_eq!(blocked, 22);
+    assert!(want.contains(&("bar-over-ram", "N/A (no 32-bit memory BAR)")));
+    assert!(want.contains(&("ide-dma", "UNEXPECTED (went through, 1 audit records)")));
     let (failures, figures) = check(
-        &transcript(&want, 16, 16),
+        &transcript(&want, 23, 23),
         Flavour::Hypervisor,
         "tigerlake",
         4,
     );
     assert!(failures.is_empty(), "{failures:?}");
-    assert!(figures.contains(&("attacks_audit_delta".into(), 16)));
+    assert!(figures.contains(&("attacks_audit_delta".into(), 23)));
 }
 
 #[test]
@@ -48,11 +57,17 @@ fn models_without_smep_and_native_differ() {
     assert!(native.contains(&("cr4-smep", "SUCCEEDED")));
     assert!(native.contains(&("vmcall-revoke", "N/A (no hypervisor)")));
     assert!(native.contains(&("init-sipi-wake", "N/A (one CPU)")));
+    assert!(native.contains(&("stale-tlb", "N/A (no hypervisor)")));
+    assert!(native.contains(&("ide-dma", "N/A (no PCI IDE controller)")));
+    let tiger_one = expected(Flavour::Hypervisor, "tigerlake", 1);
+    assert!(tiger_one.contains(&("stale-tlb", "N/A (one CPU)")));
+    assert!(tiger_one.contains(&("apm-smi", "BLOCKED (smi)")));
     assert!(sandy.contains(&("smi-self", "N/A (no marker written)")));
     let haswell = expected(Flavour::Hypervisor, "corei7_haswell_4770", 1);
     assert!(haswell.contains(&("smi-self", "BLOCKED (ipi-delivery)")));
     let native_smp = expected(Flavour::Native, "", 4);
     assert!(native_smp.contains(&("init-sipi-wake", "SUCCEEDED")));
+    assert!(native_smp.contains(&("stale-tlb", "N/A (no hypervisor)")));
     let (failures, _) = check(&transcript(&native, 0, 0), Flavour::Native, "", 1);
     assert!(failures.is_empty(), "{failures:?}");
 }
@@ -61,7 +76,7 @@ fn models_without_smep_and_native_differ() {
 fn wrong_rows_counts_and_liveness_fail() {
     let mut want = expected(Flavour::Hypervisor, "tigerlake", 4);
     want[0].1 = "SUCCEEDED";
-    let mut lines = transcript(&want, 15, 15);
+    let mut lines = transcript(&want, 22, 22);
     let (failures, _) = check(&lines, Flavour::Hypervisor, "tigerlake", 4);
     assert!(failures
         .iter()
@@ -75,7 +90,7 @@ fn wrong_rows_counts_and_liveness_fail() {
 #[test]
 fn split_audit_lines_count_on_several_cpus() {
     let want = expected(Flavour::Hypervisor, "tigerlake", 2);
-    let mut lines = transcript(&want, 16, 16);
+    let mut lines = transcript(&want, 23, 23);
     let at = lines.iter().position(|l| l.starts_with(AUDIT)).unwrap();
     let whole = lines[at].clone();
     lines[at] = "[hv]S  au3di".into();

@@ -34,6 +34,19 @@ fn transcript(flavour: Flavour) -> Vec<String> {
         ));
         text.push("[sh] faulty exited with code -11".into());
     }
+    text.push("sh> run vmxinsn".into());
+    for (name, what) in VMX_FAULTS {
+        let what = vmx_fault(name, what, flavour);
+        text.push(format!("vmxinsn: trying {name}"));
+        text.push(format!(
+            "[kernel] pid 12 (vmxinsn) killed: {what} at rip=0x400123"
+        ));
+        text.push(format!("vmxinsn: {name}: exit code -11"));
+    }
+    text.extend([
+        "vmxinsn: all 15 killed".to_string(),
+        "[sh] vmxinsn exited with code 0".into(),
+    ]);
     text.extend([
         "sh> run sleeper 500".to_string(),
         "sleeper: slept 510 ms (asked 500)".into(),
@@ -118,7 +131,8 @@ fn reports_each_broken_reply() {
     }
     let native_with_counts = transcript(hv);
     let (failures, _) = check_full(&native_with_counts, Flavour::Native);
-    assert_eq!(failures.len(), 2, "{failures:?}");
+    // sysloop and pingpong show counts; XSETBV faulted as on Bochs (#UD), not QEMU (#GP).
+    assert_eq!(failures.len(), 3, "{failures:?}");
 }
 
 #[test]
@@ -171,4 +185,28 @@ fn spins_must_run_on_two_cpus() {
     assert!(failures[0].contains("both spins on CPU 1"), "{failures:?}");
     let (failures, _) = spins_on_two_cpus(&lines("3 2 1 running 4 spin", "B 3"));
     assert!(failures[0].contains("1 spin rows"), "{failures:?}");
+}
+
+#[test]
+fn vmxinsn_wants_every_instruction_killed_with_its_fault() {
+    let mut lines = transcript(Flavour::Hypervisor);
+    let at = lines
+        .iter()
+        .position(|l| l.contains("(vmxinsn) killed: general protection fault"))
+        .filter(|&at| lines[at - 1] == "vmxinsn: trying rdmsr")
+        .unwrap();
+    lines[at] = "[kernel] pid 12 (vmxinsn) killed: invalid opcode at rip=0x400123".into();
+    let survived = lines
+        .iter()
+        .position(|l| l == "vmxinsn: invd: exit code -11")
+        .unwrap();
+    lines[survived] = "vmxinsn: invd survived".into();
+    let (failures, _) = check_full(&lines, Flavour::Hypervisor);
+    assert!(failures
+        .iter()
+        .any(|f| f == "run vmxinsn: rdmsr: want `general protection fault`, got `[kernel] pid 12 (vmxinsn) killed: invalid opcode at rip=0x400123`"));
+    assert!(failures.iter().any(|f| f.contains("invd survived")));
+    assert!(failures
+        .iter()
+        .any(|f| f.contains("no `vmxinsn: invd: exit code -11` line")));
 }

@@ -71,11 +71,37 @@ pub unsafe fn lidt(base: u64, limit: u16) {
 }
 
 /// Markers in kernel read-only data that the IPI attacks' payloads write by physical address
-/// (index 0: the woken CPU's code, 1: the SMI handler). Read only with [`read_marker`].
-static MARKERS: [u8; 2] = [0; 2];
+/// (index 0: the woken CPU's code, 1: the SMI handler after an ICR SMI, 2: the same handler
+/// after an APM-port SMI). Read only with [`read_marker`].
+static MARKERS: [u8; 3] = [0; 3];
 /// Marker indexes.
 pub const MARKER_WAKE: usize = 0;
 pub const MARKER_SMI: usize = 1;
+pub const MARKER_APM_SMI: usize = 2;
+
+/// Bytes of [`DMA_TARGET`]: one disk sector.
+pub const DMA_TARGET_LENGTH: usize = 512;
+/// What [`DMA_TARGET`] holds in the image (not zero, so it lies in read-only data, not .bss).
+pub const DMA_TARGET_FILL: u8 = 0xa5;
+
+/// A sector of kernel read-only data, page-aligned, that the device attack asks a disk
+/// controller to overwrite by DMA (it stands for the kernel's other read-only pages: a DMA
+/// write is not checked by EPT). Read only with [`read_dma_target`].
+#[repr(C, align(4096))]
+pub struct DmaTarget([u8; DMA_TARGET_LENGTH]);
+static DMA_TARGET: DmaTarget = DmaTarget([DMA_TARGET_FILL; DMA_TARGET_LENGTH]);
+
+/// Virtual address of [`DMA_TARGET`].
+pub fn dma_target_address() -> u64 {
+    (&raw const DMA_TARGET) as u64
+}
+
+/// Byte `index` of [`DMA_TARGET`] (which only a device can change, behind the compiler's back).
+pub fn read_dma_target(index: usize) -> u8 {
+    assert!(index < DMA_TARGET_LENGTH);
+    // SAFETY: in bounds (checked), a mapped, readable byte of the kernel image.
+    unsafe { core::ptr::read_volatile((dma_target_address() as *const u8).add(index)) }
+}
 /// The value the payloads write.
 pub const MARKER_VALUE: u8 = 0x5a;
 

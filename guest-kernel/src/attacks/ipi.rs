@@ -13,19 +13,19 @@ use rampart_kernel_abi::syscall::STATE_SLEEPING;
 
 /// The default SMBASE (SDM Vol. 3C 32.5): nothing relocates it where no SMM code is installed
 /// (OVMF without SMM), and the kernel keeps [`SMRAM_WINDOW`] out of its frame allocator.
-const DEFAULT_SMBASE: u64 = 0x30000;
+pub(super) const DEFAULT_SMBASE: u64 = 0x30000;
 /// The default SMRAM: handler at SMBASE + 0x8000, state save area at SMBASE + 0xFE00.
 pub const SMRAM_WINDOW: (u64, u64) = (DEFAULT_SMBASE, DEFAULT_SMBASE + 0x10000);
 /// Ticks to wait for a payload's marker (or for a CPU to park).
-const WAIT_TICKS: u64 = 20;
+pub(super) const WAIT_TICKS: u64 = 20;
 
 /// Physical address of marker `index`.
-fn marker_physical(index: usize) -> u64 {
+pub(super) fn marker_physical(index: usize) -> u64 {
     attack::marker_address(index) - KERNEL_VIRT_OFFSET
 }
 
 /// Sleeps (this kernel thread) until `done` holds or `ticks` ticks passed; returns `done()`.
-fn wait_for(ticks: u64, done: impl Fn() -> bool) -> bool {
+pub(super) fn wait_for(ticks: u64, done: impl Fn() -> bool) -> bool {
     for _ in 0..ticks {
         if done() {
             return true;
@@ -36,13 +36,13 @@ fn wait_for(ticks: u64, done: impl Fn() -> bool) -> bool {
 }
 
 /// Audit records so far (0 without Rampart).
-fn audit_count() -> i64 {
+pub(super) fn audit_count() -> i64 {
     hypercall::rampart().map_or(0, |r| r.audit_count())
 }
 
 /// The outcome once the IPI is sent: the marker appeared (natively: put it back through the
 /// direct map), or the hypervisor dropped it (audit count rose), or nothing happened.
-fn outcome(marker: usize, audits_before: i64, not_taken: &'static str) -> Attempt {
+pub(super) fn outcome(marker: usize, audits_before: i64, not_taken: &'static str) -> Attempt {
     let written = wait_for(WAIT_TICKS, || {
         attack::read_marker(marker) == attack::MARKER_VALUE
     });

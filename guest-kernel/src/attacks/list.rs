@@ -40,7 +40,7 @@ const fn hypercall(name: &'static str, tried: &'static str, run: fn() -> Attempt
     }
 }
 
-pub const ATTACKS: [Attack; 16] = [
+pub const ATTACKS: [Attack; 24] = [
     attack(
         "text-write",
         "write kernel text via the direct map",
@@ -95,10 +95,50 @@ pub const ATTACKS: [Attack; 16] = [
         "GrantExecute a heap page of shellcode",
         grant_unmeasured,
     ),
+    hypercall(
+        "grant-header",
+        "GrantExecute a heap copy of the initrd's first program page (ELF header)",
+        super::ept::grant_header,
+    ),
+    attack(
+        "stale-tlb",
+        "ProtectRange a page read-only while another CPU writes it; count later writes",
+        super::ept::stale_tlb,
+    ),
+    attack(
+        "msr-unknown-write",
+        "WRMSR IA32_MTRR_PHYSBASE7 (an MSR no kernel of ours needs)",
+        super::msr::msr_unknown_write,
+    ),
+    attack(
+        "msr-unknown-read",
+        "RDMSR IA32_MTRR_DEF_TYPE",
+        super::msr::msr_unknown_read,
+    ),
+    attack(
+        "apic-base-move",
+        "WRMSR IA32_APIC_BASE: move the local APIC window 1 MiB up, read back",
+        super::msr::apic_base_move,
+    ),
+    attack(
+        "bar-over-ram",
+        "move the smallest memory BAR over a RAM page, read the BAR back",
+        super::bar::bar_over_ram,
+    ),
+    attack(
+        "ide-dma",
+        "set IDE bus mastering, READ DMA sector 0 into a kernel rodata page",
+        super::ide_dma::ide_dma,
+    ),
     attack(
         "smi-self",
         "SMI to itself via the ICR (natively a handler at SMBASE+0x8000 writes rodata)",
         super::ipi::smi_self,
+    ),
+    attack(
+        "apm-smi",
+        "enable APM SMIs, OUT 0xB2 (natively the SMBASE+0x8000 handler writes rodata)",
+        super::smi_port::apm_smi,
     ),
     // Last: natively it costs the kernel the CPU it restarts.
     attack(
@@ -169,7 +209,7 @@ fn alias(frame: u64, flags: u64) -> Option<u64> {
 }
 
 /// A fresh frame holding `bytes` (freed by [`cleanup`]).
-fn scratch_frame(bytes: &[u8]) -> Option<u64> {
+pub(super) fn scratch_frame(bytes: &[u8]) -> Option<u64> {
     let frame = Frames.allocate()?;
     SCRATCH_FRAME.store(frame, Ordering::SeqCst);
     phys::write_bytes(frame, bytes);
