@@ -108,8 +108,7 @@ const TABLE: [(&str, &str, &str); 24] = [
     ("apic-base-move", "SUCCEEDED", "BLOCKED (ipi-delivery)"),
     // The runner's Bochs machine has no device with a memory BAR (`NO_MEMORY_BAR` below).
     ("bar-over-ram", "SUCCEEDED", "BLOCKED (device-bar)"),
-    // QEMU q35 has AHCI, no PCI IDE; Bochs has the PIIX3 IDE (00:01.1). Under Rampart on
-    // Bochs: a known gap (`KNOWN_GAPS` below).
+    // QEMU q35 has AHCI, no PCI IDE; Bochs has the PIIX3 IDE (00:01.1).
     ("ide-dma", "N/A (no PCI IDE controller)", "BLOCKED (dma)"),
     ("smi-self", "SUCCEEDED", "BLOCKED (ipi-delivery)"),
     // Natively QEMU's ICH9 raises the SMI once APMC_EN is set (the attack sets it).
@@ -128,14 +127,10 @@ const SMI_NOT_TAKEN: &str = "N/A (no marker written)";
 /// PCI function with a 32-bit memory BAR, so there is no BAR to move.
 const NO_MEMORY_BAR: &str = "N/A (no 32-bit memory BAR)";
 
-/// Verdicts under Rampart on Bochs that are holes, not protection, pinned here so a change
-/// either way shows. `ide-dma`: OVMF leaves Bus Master Enable on for the IDE controller it
-/// booted from and the hypervisor does not clear it at hand-off; the attack's own write of
-/// the bit is stripped and audited (`dma`, command 0x5 -> 0x1), but Bochs 2.7's PIIX3
-/// bus-master engine ignores the command register's BME bit, so the READ DMA still lands in
-/// kernel rodata (the sector ends 0x55 0xaa). Closing it needs the hypervisor to refuse the
-/// bus-master registers themselves (BAR4's I/O ports), not only the configuration bit.
-const KNOWN_GAPS: &[(&str, &str)] = &[("ide-dma", "UNEXPECTED (went through, 1 audit records)")];
+/// Verdicts under Rampart that are holes, not protection, pinned here so a change either way
+/// shows (`UNEXPECTED (...)` rows). None today: `ide-dma` was one until the hypervisor turned
+/// Bus Master Enable off at hand-off and trapped the IDE bus-master registers.
+const KNOWN_GAPS: &[(&str, &str)] = &[];
 
 /// Attacks that need another CPU, and their verdict on a machine with one.
 const NEEDS_TWO_CPUS: &[&str] = &["init-sipi-wake", "stale-tlb"];

@@ -244,7 +244,10 @@ fn check_vmxinsn(part: &[String], flavour: Flavour, fail: &mut impl FnMut(String
         if !part.iter().any(|l| l.trim_end().ends_with(&code)) {
             fail(format!("run vmxinsn: no `{code}` line"));
         }
-        if part.iter().any(|l| l.contains(&format!("vmxinsn: {name} survived"))) {
+        if part
+            .iter()
+            .any(|l| l.contains(&format!("vmxinsn: {name} survived")))
+        {
             fail(format!("run vmxinsn: {name} survived"));
         }
     }

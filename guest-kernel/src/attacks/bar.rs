@@ -28,7 +28,11 @@ fn smallest_memory_bar() -> Option<(Function, u8, u32)> {
                 best = Some((function, index, size));
             }
             // The upper half of a 64-bit BAR is no BAR of its own.
-            index += if raw & pci::BAR_IO == 0 && raw & BAR_TYPE_64 != 0 { 2 } else { 1 };
+            index += if raw & pci::BAR_IO == 0 && raw & BAR_TYPE_64 != 0 {
+                2
+            } else {
+                1
+            };
         }
     }
     best

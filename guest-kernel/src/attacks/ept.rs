@@ -27,7 +27,9 @@ pub fn grant_header() -> Attempt {
         return Attempt::NotApplicable("no initrd");
     };
     let page = Initrd::parse(bytes).ok().and_then(|archive| {
-        let file = archive.files().find(|f| f.data.len() >= PAGE_SIZE as usize)?;
+        let file = archive
+            .files()
+            .find(|f| f.data.len() >= PAGE_SIZE as usize)?;
         Some((file.offset, &file.data[..PAGE_SIZE as usize]))
     });
     let Some((offset, header)) = page else {

@@ -1,12 +1,12 @@
 //! `ide-dma`: a compromised kernel gets a disk controller to write kernel read-only data. It
 //! finds the PCI IDE controller (class 01:01, bus-master capable: Bochs's PIIX3 at 00:01.1),
-//! sets Bus Master Enable in its command register, builds a one-entry PRD table and has the
-//! primary master READ DMA sector 0 into [`attack::DMA_TARGET`] by physical address: a sector of
-//! the kernel's read-only data that EPT guards against the CPU only. Natively the bytes change
-//! (then they are put back through the direct map); under Rampart the bus-master bit is
-//! stripped and audited (`dma`), so the controller must not write. QEMU q35 has AHCI only.
-//! The report line shows the command register as found: OVMF leaves bus mastering on for the
-//! IDE controller it booted from.
+//! builds a one-entry PRD table and has the primary master READ DMA sector 0 into
+//! [`attack::DMA_TARGET`] by physical address: a sector of the kernel's read-only data that EPT
+//! guards against the CPU only. It drives the bus-master engine first with Bus Master Enable as
+//! found (Bochs's PIIX3 ignores the bit; OVMF leaves it on for the controller it booted from),
+//! then sets the bit and tries again. Natively the bytes change (then they are put back through
+//! the direct map); under Rampart the engine's registers are the hypervisor's (refused and
+//! audited, `dma`) and the bit is off and cannot be set. QEMU q35 has AHCI only.
 #![allow(unsafe_code)] // the attack itself; each block says why it is harmless natively
 
 use super::ipi::{self, wait_for, WAIT_TICKS};
@@ -60,37 +60,19 @@ fn target_changed() -> bool {
     (0..attack::DMA_TARGET_LENGTH).any(|i| attack::read_dma_target(i) != attack::DMA_TARGET_FILL)
 }
 
-pub fn ide_dma() -> Attempt {
-    let before = ipi::audit_count();
-    let Some(ide) = pci::find_class(IDE_CLASS) else {
-        return Attempt::NotApplicable("no PCI IDE controller");
-    };
-    let (bm, io) = ide.bar(BUS_MASTER_BAR);
-    if ide.read32(pci::CLASS_REVISION) & PROG_IF_BUS_MASTER == 0 || !io || bm == 0 {
-        return Attempt::NotApplicable("IDE controller without bus mastering");
-    }
-    let bm = bm as u16;
-    let command = ide.read16(COMMAND);
-    // Written even where the firmware left the bit on: the write is what the hypervisor
-    // vets (see the report line below for the bit as found).
-    // SAFETY: natively the controller may then write memory, but only where the PRD table
-    // below points; restored at the end.
-    unsafe { ide.write16(COMMAND, command | COMMAND_IO | COMMAND_BUS_MASTER) };
-    let enabled = ide.read16(COMMAND);
-    let prd = [target_physical() as u32, attack::DMA_TARGET_LENGTH as u32 | PRD_END];
-    let prd_bytes: [u8; 8] = {
-        let mut b = [0u8; 8];
-        b[..4].copy_from_slice(&prd[0].to_le_bytes());
-        b[4..].copy_from_slice(&prd[1].to_le_bytes());
-        b
-    };
-    let Some(table) = super::list::scratch_frame(&prd_bytes) else {
-        return Attempt::NotApplicable("out of memory");
-    };
-    // SAFETY: the primary channel's drive is the boot disk, which nothing uses after boot
-    // services; the transfer reads sector 0 into the target sector only (PRD table above).
-    let status = unsafe {
+/// Programs the primary channel's bus-master engine and the drive to READ DMA sector 0 through
+/// the PRD `table`; returns the bus-master status, or `None` as soon as the hypervisor refused
+/// (audited) a register write, so that the attack leaves one record.
+///
+/// # Safety
+/// Natively this makes the controller write the PRD table's target: the caller's business.
+unsafe fn read_dma(bm: u16, table: u64, audits_before: i64) -> Option<u8> {
+    // SAFETY: the caller's contract; the registers belong to the IDE controller found on PCI.
+    unsafe {
         port::outb(bm + BM_COMMAND, 0);
+        if ipi::audit_count() > audits_before {
+            return None;
+        }
         port::outb(bm + BM_STATUS, BM_STATUS_ERROR | BM_STATUS_INTERRUPT);
         port::outl(bm + BM_PRD, table as u32);
         port::outb(bm + BM_COMMAND, BM_WRITE_MEMORY);
@@ -117,8 +99,59 @@ pub fn ide_dma() -> Attempt {
             port::outb(ATA_CONTROL, ATA_CONTROL_NIEN);
         }
         let _ = port::inb(ATA_COMMAND);
-        status
+        Some(status)
+    }
+}
+
+pub fn ide_dma() -> Attempt {
+    let before = ipi::audit_count();
+    let Some(ide) = pci::find_class(IDE_CLASS) else {
+        return Attempt::NotApplicable("no PCI IDE controller");
     };
+    let (bm, io) = ide.bar(BUS_MASTER_BAR);
+    if ide.read32(pci::CLASS_REVISION) & PROG_IF_BUS_MASTER == 0 || !io || bm == 0 {
+        return Attempt::NotApplicable("IDE controller without bus mastering");
+    }
+    let bm = bm as u16;
+    let command = ide.read16(COMMAND);
+    let prd = [
+        target_physical() as u32,
+        attack::DMA_TARGET_LENGTH as u32 | PRD_END,
+    ];
+    let prd_bytes: [u8; 8] = {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&prd[0].to_le_bytes());
+        b[4..].copy_from_slice(&prd[1].to_le_bytes());
+        b
+    };
+    let Some(table) = super::list::scratch_frame(&prd_bytes) else {
+        return Attempt::NotApplicable("out of memory");
+    };
+    // First the DMA engine alone, with Bus Master Enable as found (some engines ignore it:
+    // Bochs's PIIX3 does); only if that moved nothing, set Bus Master Enable and try again.
+    // Each step stops the attack once the hypervisor refused (audited) something.
+    let mut enabled = command;
+    let mut status = 0;
+    for set_bus_master in [false, true] {
+        if set_bus_master {
+            // SAFETY: natively the controller may then write memory, but only where the PRD
+            // table above points; restored at the end.
+            unsafe { ide.write16(COMMAND, command | COMMAND_IO | COMMAND_BUS_MASTER) };
+            enabled = ide.read16(COMMAND);
+            if ipi::audit_count() > before {
+                return Attempt::NoEffect;
+            }
+        }
+        // SAFETY: the primary channel's drive is the boot disk, which nothing uses after boot
+        // services; the transfer reads sector 0 into the target sector only (PRD table above).
+        match unsafe { read_dma(bm, table, before) } {
+            Some(s) => status = s,
+            None => return Attempt::NoEffect,
+        }
+        if target_changed() {
+            break;
+        }
+    }
     let changed = target_changed();
     let (last0, last1) = (
         attack::read_dma_target(attack::DMA_TARGET_LENGTH - 2),
@@ -143,7 +176,9 @@ pub fn ide_dma() -> Attempt {
     if changed {
         let target = phys_to_virt(target_physical()) as *mut u8;
         // SAFETY: natively the direct map is writable; the sector gets the image's bytes back.
-        unsafe { core::ptr::write_bytes(target, attack::DMA_TARGET_FILL, attack::DMA_TARGET_LENGTH) };
+        unsafe {
+            core::ptr::write_bytes(target, attack::DMA_TARGET_FILL, attack::DMA_TARGET_LENGTH)
+        };
         return Attempt::Done;
     }
     if ipi::audit_count() > before {

@@ -73,20 +73,36 @@ fn try_one(name: &str) -> i64 {
         match name {
             "vmxon" => asm!("vmxon qword ptr [{p}]", p = in(reg) p, options(nostack, readonly)),
             "vmxoff" => asm!("vmxoff", options(nostack, nomem)),
-            "vmread" => asm!("vmread {v}, {f}", f = in(reg) 0u64, v = out(reg) _, options(nostack, nomem)),
-            "vmwrite" => asm!("vmwrite {f}, {v}", f = in(reg) 0u64, v = in(reg) 0u64, options(nostack, nomem)),
+            "vmread" => {
+                asm!("vmread {v}, {f}", f = in(reg) 0u64, v = out(reg) _, options(nostack, nomem))
+            }
+            "vmwrite" => {
+                asm!("vmwrite {f}, {v}", f = in(reg) 0u64, v = in(reg) 0u64, options(nostack, nomem))
+            }
             "vmlaunch" => asm!("vmlaunch", options(nostack, nomem)),
-            "invept" => asm!("invept {t}, xmmword ptr [{p}]", t = in(reg) 1u64, p = in(reg) p, options(nostack, readonly)),
-            "invvpid" => asm!("invvpid {t}, xmmword ptr [{p}]", t = in(reg) 1u64, p = in(reg) p, options(nostack, readonly)),
+            "invept" => {
+                asm!("invept {t}, xmmword ptr [{p}]", t = in(reg) 1u64, p = in(reg) p, options(nostack, readonly))
+            }
+            "invvpid" => {
+                asm!("invvpid {t}, xmmword ptr [{p}]", t = in(reg) 1u64, p = in(reg) p, options(nostack, readonly))
+            }
             // VMFUNC (0F 01 D4) with EAX = 0: EPTP switching.
-            "vmfunc" => asm!(".byte 0x0f, 0x01, 0xd4", in("eax") 0u32, in("ecx") 0u32, options(nostack, nomem)),
+            "vmfunc" => {
+                asm!(".byte 0x0f, 0x01, 0xd4", in("eax") 0u32, in("ecx") 0u32, options(nostack, nomem))
+            }
             // GETSEC (0F 37) with EAX = 0: CAPABILITIES.
             "getsec" => asm!(".byte 0x0f, 0x37", inout("eax") 0u32 => _, options(nostack, nomem)),
             // IA32_TIME_STAMP_COUNTER.
-            "rdmsr" => asm!("rdmsr", in("ecx") 0x10u32, out("eax") _, out("edx") _, options(nostack, nomem)),
-            "wrmsr" => asm!("wrmsr", in("ecx") 0x10u32, in("eax") 0u32, in("edx") 0u32, options(nostack, nomem)),
+            "rdmsr" => {
+                asm!("rdmsr", in("ecx") 0x10u32, out("eax") _, out("edx") _, options(nostack, nomem))
+            }
+            "wrmsr" => {
+                asm!("wrmsr", in("ecx") 0x10u32, in("eax") 0u32, in("edx") 0u32, options(nostack, nomem))
+            }
             // XCR0 = x87 | SSE.
-            "xsetbv" => asm!("xsetbv", in("ecx") 0u32, in("eax") 3u32, in("edx") 0u32, options(nostack, nomem)),
+            "xsetbv" => {
+                asm!("xsetbv", in("ecx") 0u32, in("eax") 3u32, in("edx") 0u32, options(nostack, nomem))
+            }
             "hlt" => asm!("hlt", options(nostack, nomem)),
             "invd" => asm!("invd", options(nostack, nomem)),
             // The usual CR0 of a 64-bit kernel (PG, WP, NE, ET, MP, PE): never read first, as
