@@ -135,10 +135,10 @@ pub fn load(index: usize, ist_tops: [u64; 3]) {
     };
     // The far return pops the pushed RIP and CS (the asm may use the stack); LTR marks this
     // CPU's TSS descriptor busy in the GDT, which is writable until the hypervisor locks it.
-    // SAFETY: the GDT is static and valid (filled by `init`); its code and data selectors
-    // describe the same flat segments the firmware's (or the hypervisor's start-up) GDT did, so
-    // reloading them moves no address in use; descriptor `index` is an available 64-bit TSS
-    // no other CPU loads.
+    // The GDT's code and data selectors describe the same flat segments the firmware's (or the
+    // hypervisor's start-up) GDT did, so reloading them moves no address in use.
+    // SAFETY: the GDT is static and valid (filled by `init`), see above; descriptor `index` is
+    // an available 64-bit TSS no other CPU loads.
     unsafe {
         asm!(
             "lgdt [{pointer}]",

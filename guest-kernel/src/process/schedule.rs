@@ -194,10 +194,10 @@ fn switch_away(mut table: MutexGuard<'static, Table>) {
         paging::load_root(switch.root)
     };
     #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
-    // SAFETY: interrupts are off (callers); `save` and `leaving` point into this CPU's slot or
-    // a boxed process that is not freed while its `on_cpu` is set (cleared by this very
-    // switch, after the save); `resume` was saved by `switch` or prepared by `spawn` on a
-    // mapped kernel stack no CPU is on (its `on_cpu` was clear when picked).
+    // `save` and `leaving` point into this CPU's slot or a boxed process that is not freed
+    // while its `on_cpu` is set (cleared by this very switch, after the save).
+    // SAFETY: interrupts are off (callers); the pointers are live (above); `resume` was saved
+    // by `switch` or prepared by `spawn` on a mapped kernel stack no CPU is on.
     unsafe {
         switch::switch(switch.save, switch.resume, switch.leaving)
     };

@@ -39,10 +39,10 @@ impl GuestPhysical {
 impl PhysicalMemory for GuestPhysical {
     fn read_u64(&self, gpa: u64) -> Result<u64, WalkError> {
         self.check(gpa, 8)?;
+        // Another vCPU may change the bytes meanwhile: a volatile read of plain integers is
+        // still sound, and every address the walk follows is checked again.
         // SAFETY: `check` found the 8 bytes in guest RAM mapped by EPT and outside the
-        // hypervisor; the host identity-maps all EPT-mapped memory. Another vCPU may change
-        // them meanwhile: a volatile read of plain integers is still sound, and every address
-        // the walk follows is checked again.
+        // hypervisor; the host identity-maps all EPT-mapped memory.
         Ok(unsafe { core::ptr::read_volatile(gpa as *const u64) })
     }
 }

@@ -1,6 +1,7 @@
 //! Every CPU under the hypervisor: the per-CPU table, AP bring-up into VMX root, vCPU starts on
 //! the guest's request, and EPT shootdowns across vCPUs.
 
+pub mod boot_cpus;
 pub mod bringup;
 pub mod cpus;
 pub mod quiet;

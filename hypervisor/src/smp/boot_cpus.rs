@@ -1,0 +1,65 @@
+//! The boot CPU's part of putting every CPU under the hypervisor: APIC mode, AP bring-up
+//! (`bringup`), the boot log, and the guest's CPU list in its BootInfo.
+#![allow(unsafe_code)]
+
+use crate::console::{ERROR, INFO, WARN};
+use crate::frames::FrameAllocator;
+use crate::handoff::HandOff;
+use crate::hvlog;
+use rampart_boot_info::{ApicIds, BootInfo};
+
+/// Switches the boot CPU's APIC to x2APIC mode, brings every AP into VMX root, and tells the
+/// guest (BootInfo `apic_ids`) which CPUs it may start with `StartVcpu`.
+pub fn bring_up_all(handoff: &HandOff, frames: &mut FrameAllocator) {
+    if !crate::arch::apic::enable_x2apic() {
+        // Every CPU still ends up in VMX root (where INIT is blocked and SIPI ignored) and SMIs
+        // run the RSM stub, but ICR writes through the xAPIC page are not checked.
+        hvlog!(
+            WARN,
+            "no x2APIC: the guest's IPIs go through the xAPIC page unchecked (INIT/SIPI reach only CPUs in VMX root; an SMI runs the RSM stub)"
+        );
+    }
+    // SAFETY: reading CR3 has no side effects.
+    let host_cr3 = unsafe { x86::controlregs::cr3() };
+    // SAFETY: boot CPU, VMX root, host tables and paging active, state recorded; the trampoline
+    // page is guest RAM the guest has not run on.
+    let summary = unsafe { crate::smp::bringup::start_aps(handoff, frames, host_cr3) };
+    let mut online = [0u32; rampart_boot_info::MAX_CPUS];
+    let mut count = 0;
+    for id in crate::smp::cpus::online() {
+        online[count] = id;
+        count += 1;
+    }
+    hvlog!(
+        INFO,
+        "CPUs: {} online (APIC IDs {})",
+        summary.online,
+        ApicIds(&online[..count])
+    );
+    if let Some(reason) = summary.skipped {
+        hvlog!(INFO, "APs not started: {reason}");
+    }
+    for id in &summary.failed[..summary.failed_count] {
+        hvlog!(
+            ERROR,
+            "CPU with APIC ID {id} did not reach VMX root after {} INIT-SIPI-SIPI attempts; left out of the guest's CPUs",
+            2
+        );
+    }
+    hvlog!(INFO, "CPUs failed: {}", summary.failed_count);
+    write_guest_cpus(handoff, &online[..count]);
+}
+
+/// Rewrites the BootInfo's CPU list (guest RAM the guest has not run on yet).
+fn write_guest_cpus(handoff: &HandOff, ids: &[u32]) {
+    let mut list = [0u32; rampart_boot_info::MAX_CPUS];
+    let count = ids.len().min(list.len());
+    list[..count].copy_from_slice(&ids[..count]);
+    let info = handoff.guest.boot_info as *mut BootInfo;
+    // SAFETY: the BootInfo lies in guest RAM prepared by the firmware; the guest has not run,
+    // and no reference into it is used after this write (the caller's is only read before).
+    unsafe {
+        (*info).apic_ids = list;
+        (*info).cpu_count = count as u32;
+    }
+}
