@@ -124,7 +124,8 @@ const WITHOUT_X2APIC: &[&str] = &["corei7_sandy_bridge_2600k"];
 const SMI_NOT_TAKEN: &str = "N/A (no marker written)";
 
 /// The Bochs machine of the boot tests (i440fx, PIIX3 IDE/ISA, PIIX4 ACPI, ISA VGA) has no
-/// PCI function with a 32-bit memory BAR, so there is no BAR to move.
+/// PCI function with a 32-bit memory BAR, so there is no BAR to move. (With `slot1=pcivga` the
+/// VGA's BAR0 is there and the row reads `BLOCKED (device-bar)`, checked by hand.)
 const NO_MEMORY_BAR: &str = "N/A (no 32-bit memory BAR)";
 
 /// Verdicts under Rampart that are holes, not protection, pinned here so a change either way
