@@ -39,6 +39,8 @@ pub enum Exception {
     GeneralProtection,
     /// #VE: a blocked EPT access, reported to the guest kernel (no error code).
     VirtualizationException,
+    /// #DF: a blocked access while the guest's CPU was delivering an exception.
+    DoubleFault,
 }
 
 impl Exception {
@@ -47,11 +49,12 @@ impl Exception {
             Self::InvalidOpcode => 6,
             Self::GeneralProtection => 13,
             Self::VirtualizationException => 20,
+            Self::DoubleFault => 8,
         }
     }
 
     const fn has_error_code(self) -> bool {
-        matches!(self, Self::GeneralProtection)
+        matches!(self, Self::GeneralProtection | Self::DoubleFault)
     }
 }
 
@@ -121,6 +124,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
     }
     crate::gdb::stop_if_blocked(&vmcs, regs, audits_before);
     crate::gdb::vcpus::park_if_halted(&vmcs, regs, slot);
+    nmi::deliver_pending(&vmcs, slot);
     state::STATS.add_cycles(crate::arch::instructions::rdtsc().wrapping_sub(started));
     crate::smp::quiet::entering_guest(slot);
 }

@@ -43,3 +43,24 @@ pub fn handle(vmcs: &Vmcs, slot: usize) -> Resume {
     }
     Resume::Unchanged
 }
+
+/// Injects a guest NMI that arrived while the hypervisor ran (`smp::nmi_in_root`), unless the
+/// coming VM entry already injects an event (then it waits for the next exit).
+pub fn deliver_pending(vmcs: &Vmcs, slot: usize) {
+    let cpu = &crate::smp::CPUS[slot];
+    if !cpu
+        .guest_nmi_pending
+        .load(core::sync::atomic::Ordering::SeqCst)
+    {
+        return;
+    }
+    if vmcs.get(control::VMENTRY_INTERRUPTION_INFO_FIELD) & VALID != 0 {
+        return;
+    }
+    cpu.guest_nmi_pending
+        .store(false, core::sync::atomic::Ordering::SeqCst);
+    vmcs.set(
+        control::VMENTRY_INTERRUPTION_INFO_FIELD,
+        VECTOR_NMI | TYPE_NMI | VALID,
+    );
+}

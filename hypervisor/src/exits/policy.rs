@@ -82,7 +82,41 @@ pub fn ept_violation(vmcs: &Vmcs) -> Resume {
         gpa,
         detail: 0,
     });
-    Resume::Inject(Exception::VirtualizationException)
+    match nested(vmcs.read(ro::IDT_VECTORING_INFO).unwrap_or(0)) {
+        Nested::No => Resume::Inject(Exception::VirtualizationException),
+        Nested::DoubleFault => Resume::Inject(Exception::DoubleFault),
+        Nested::TripleFault => super::stop::fatal(format_args!(
+            "guest triple fault: a blocked access while delivering #DF at RIP {:#x}",
+            guest_rip(vmcs)
+        )),
+    }
+}
+
+/// What a blocked access becomes when it happened while the CPU was delivering an event
+/// (IDT-vectoring information, SDM Vol. 3C 28.2.4): during a #VE, a #DF, a #PF or a
+/// contributory exception it is a double fault, during a #DF a triple fault (SDM Vol. 3A 7.15,
+/// Table 7-5); otherwise the #VE itself. Without this, a #VE whose own delivery is blocked
+/// would be injected again forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nested {
+    No,
+    DoubleFault,
+    TripleFault,
+}
+
+pub fn nested(vectoring: u64) -> Nested {
+    const VALID: u64 = 1 << 31;
+    const TYPE_MASK: u64 = 0b111 << 8;
+    const TYPE_HARDWARE_EXCEPTION: u64 = 3 << 8;
+    if vectoring & VALID == 0 || vectoring & TYPE_MASK != TYPE_HARDWARE_EXCEPTION {
+        return Nested::No;
+    }
+    match vectoring & 0xff {
+        8 => Nested::TripleFault,
+        // #DE, #TS, #NP, #SS, #GP (contributory), #PF, #VE.
+        0 | 10..=14 | 20 => Nested::DoubleFault,
+        _ => Nested::No,
+    }
 }
 
 /// Flushes cached EPT translations after rights were removed (SDM Vol. 3C 29.4.3.3), on every
@@ -281,6 +315,21 @@ mod tests {
     const FETCH_FROM_RW: u64 = 0b011_100;
     const READ_ABSENT: u64 = 0b000_001;
     const READ_OF_EXECUTE_ONLY: u64 = 0b100_001;
+
+    #[test]
+    fn blocked_event_delivery_escalates_like_the_cpu() {
+        const VALID_HW: u64 = (1 << 31) | (3 << 8);
+        assert_eq!(nested(0), Nested::No);
+        assert_eq!(nested(VALID_HW | 20), Nested::DoubleFault, "#VE during #VE");
+        assert_eq!(nested(VALID_HW | 14), Nested::DoubleFault);
+        assert_eq!(nested(VALID_HW | 8), Nested::TripleFault);
+        assert_eq!(nested(VALID_HW | 3), Nested::No, "benign #BP");
+        assert_eq!(
+            nested((1 << 31) | 0x30),
+            Nested::No,
+            "an external interrupt"
+        );
+    }
 
     #[test]
     fn violations_name_the_rule() {

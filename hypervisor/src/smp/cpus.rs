@@ -52,6 +52,9 @@ pub struct Cpu {
     /// The hypervisor has sent this CPU an NMI it has not yet taken: the next NMI is the
     /// hypervisor's, not the guest's (NMIs coalesce, so a flag and not a count).
     pub hypervisor_nmi: AtomicBool,
+    /// A guest NMI (not the hypervisor's) arrived while this CPU ran hypervisor code: it is
+    /// injected at the next VM entry that injects nothing else.
+    pub guest_nmi_pending: AtomicBool,
     /// Top of this CPU's hypervisor stack (start-up, parking, then VM exits).
     pub stack_top: AtomicU64,
     /// Its VMXON region and VMCS, allocated by the boot CPU.
@@ -70,6 +73,7 @@ impl Cpu {
             ept_generation: AtomicU64::new(0),
             exits: AtomicU64::new(0),
             hypervisor_nmi: AtomicBool::new(false),
+            guest_nmi_pending: AtomicBool::new(false),
             stack_top: AtomicU64::new(0),
             vmxon_region: AtomicU64::new(0),
             vmcs_region: AtomicU64::new(0),

@@ -21,7 +21,9 @@ static STOPPING: AtomicBool = AtomicBool::new(false);
 pub extern "sysv64" fn nmi_in_root() {
     halt_if_stopping();
     let slot = this_cpu();
-    shootdown::take_hypervisor_nmi(slot);
+    if !shootdown::take_hypervisor_nmi(slot) && CPUS[slot].state() == CpuState::Running {
+        CPUS[slot].guest_nmi_pending.store(true, Ordering::SeqCst);
+    }
     shootdown::acknowledge(slot);
 }
 
