@@ -145,6 +145,7 @@ pub fn access_name(bits: u32) -> &'static str {
     match bits {
         b if b & HYPERCALL != 0 => REQUESTS[rights],
         b if b & DEBUGGER != 0 => "debugger write",
+        b if b & REGISTER != 0 && b & WRITE == 0 && b & READ != 0 => "register read",
         b if b & REGISTER != 0 => "register write",
         b if b & EXECUTE != 0 => "execute",
         b if b & WRITE != 0 => "write",
@@ -185,6 +186,7 @@ mod tests {
         use rampart_hv_abi::access::*;
         assert_eq!(access_name(WRITE), "write");
         assert_eq!(access_name(REGISTER | WRITE), "register write");
+        assert_eq!(access_name(REGISTER | READ), "register read");
         assert_eq!(
             access_name(HYPERCALL | READ | WRITE | EXECUTE),
             "hypercall asking rwx"
