@@ -201,6 +201,10 @@ fn launch(
         );
     }
     crate::smp::boot_cpus::bring_up_all(handoff, frames);
+    // SAFETY: `handoff.image` is this EFI image as the firmware measured it, identity-mapped.
+    if !unsafe { crate::selfcheck::record(handoff.image) } {
+        hvlog!(WARN, "self-check: PE headers unreadable, no baseline");
+    }
     let sweep = crate::devices::sweep::run();
     let dma_blocks = crate::devices::DMA_BLOCKS.call_once(|| sweep);
     hvlog!(

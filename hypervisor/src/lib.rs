@@ -18,6 +18,7 @@ pub mod gdb;
 pub mod guest_memory;
 pub mod handoff;
 pub mod policy;
+pub mod selfcheck;
 pub mod smm;
 pub mod smp;
 pub mod state;

@@ -68,7 +68,12 @@ const HV_LINES: &[LinePattern] = &[
     &["[kernel] hypercall version: 0x00010000"],
     &["[kernel] hypercall argument checks: 7 of 7 rejected as expected"],
     &["[kernel] ready"],
+    &[SELF_CHECK_UNCHANGED],
 ];
+
+/// The hypervisor's self-check at the end of a run (`LogExitStats`, before the result line).
+const SELF_CHECK_UNCHANGED: &str =
+    "[hv] self-check: hypervisor code and read-only data unchanged since launch";
 
 const HV_PASS: Expectations = Expectations {
     ordered: HV_LINES,
@@ -94,6 +99,7 @@ macro_rules! hv_smp_lines {
             &["[kernel] hypercall version: 0x00010000"],
             &["[kernel] hypercall argument checks: 7 of 7 rejected as expected"],
             &["[kernel] ready"],
+            &[SELF_CHECK_UNCHANGED],
         ]
     };
 }

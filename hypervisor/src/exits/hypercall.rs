@@ -23,6 +23,7 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
                 "exits by vCPU: {}",
                 crate::smp::cpus::ExitsByVcpu
             );
+            crate::hvlog!(crate::console::ERROR, "{}", crate::selfcheck::Report);
             0
         }
         Some(Hypercall::Shutdown) => stop::shutdown(),
