@@ -43,6 +43,14 @@ const RAW: &[(&[u8], Want)] = &[
     // Truncated (no checksum), then a valid read: the stub drops the first and answers the second.
     (b"$m4000000,4$m4000000,4#21", Want::Packet("+$")),
     (b"$?#3f", Want::Packet("+$T05")), // stop reason: still stopped at the start
+    // Hostile memory packets: the local APIC page (MMIO: refused, never touched), hypervisor
+    // memory far above RAM, a non-canonical address, and a 4 GiB read (clamped to one packet:
+    // the stub answers instead of streaming for good).
+    (b"$mfee00000,8#f1", Want::ErrorReply),
+    (b"$Mfee00000,8:0000000000000000#0b", Want::ErrorReply),
+    (b"$m8000000000000000,8#d9", Want::ErrorReply),
+    (b"$m8,ffffffff#01", Want::Packet("+$")),
+    (b"$?#3f", Want::Packet("+$T05")), // and the session goes on
 ];
 
 /// Which gdb session a test runs.
