@@ -17,6 +17,8 @@ pub const EXIT_FAIL: u8 = 1;
 pub const EXIT_TIMEOUT: u8 = 2;
 pub const EXIT_EMULATOR_EXITED: u8 = 3;
 const DEFAULT_BOCHS_CPU: &str = "tigerlake";
+/// `run` boots two processors unless told otherwise: every CPU runs under Rampart.
+const DEFAULT_RUN_CPUS: u32 = 2;
 const EMULATOR_TAIL_LINES: usize = 20;
 
 pub fn build(args: Args) -> Result<u8> {
@@ -80,7 +82,7 @@ pub fn run(mut args: Args) -> Result<u8> {
     let cpu = args.value("cpu")?.unwrap_or(DEFAULT_BOCHS_CPU.to_string());
     let cpus = args
         .parsed("cpus", parse_cpus, "a processor count from 1 to 16")?
-        .unwrap_or(1);
+        .unwrap_or(DEFAULT_RUN_CPUS);
     let timeout = timeout_option(&mut args)?;
     let given_image = args.value("image")?.map(PathBuf::from);
     args.finish()?;
