@@ -90,3 +90,29 @@ fn build_one(artifact: &Artifact) -> Result<()> {
         ),
     })
 }
+
+/// Builds the production firmware: the hypervisor without its `gdb` feature (no GDB stub), in
+/// its own target directory so the development build stays as it is.
+pub fn build_production() -> Result<()> {
+    let status = cargo()
+        .args([
+            "build",
+            "--package",
+            "rampart-firmware",
+            "--target",
+            "x86_64-unknown-uefi",
+            "--release",
+            "--no-default-features",
+            "--target-dir",
+        ])
+        .arg(paths::production_target_dir())
+        .status()
+        .context(|| "cannot start cargo".to_string())?;
+    if !status.success() {
+        return Err(Error::Command {
+            what: "the production firmware build (no gdb feature)".to_string(),
+            detail: status.to_string(),
+        });
+    }
+    Ok(())
+}

@@ -28,14 +28,30 @@ pub fn build(args: Args) -> Result<u8> {
     Ok(EXIT_PASS)
 }
 
-/// `image [--mode hv|native] [--out PATH] [--firmware EFI --kernel ELF]`: the image path is the last
-/// line of stdout. With both `--firmware` and `--kernel` given, those files go on the image unbuilt.
+/// `image [--mode hv|native] [--out PATH] [--production] [--firmware EFI --kernel ELF]`: the image
+/// path is the last line of stdout. With both `--firmware` and `--kernel` given, those files go on
+/// the image unbuilt. `--production` uses the firmware built without the GDB stub.
 pub fn image(mut args: Args) -> Result<u8> {
     let mode = mode_option(&mut args)?;
     let out = args.value("out")?.map(PathBuf::from);
+    let production = args.flag("production");
     let firmware = args.value("firmware")?;
     let kernel = args.value("kernel")?;
     args.finish()?;
+    if production {
+        setup::ensure(&[])?;
+        build::build()?;
+        build::build_production()?;
+        let path = out.unwrap_or_else(|| {
+            paths::rampart_dir().join(format!("rampart-{}-production.img", mode.name()))
+        });
+        let mut contents = Contents::from_build(mode)?;
+        contents.firmware = std::fs::read(paths::production_firmware_efi())
+            .context(|| "cannot read the production firmware".to_string())?;
+        image::write(&path, &contents)?;
+        println!("{}", path.display());
+        return Ok(EXIT_PASS);
+    }
     let path = match (firmware, kernel) {
         (Some(firmware), Some(kernel)) => {
             let path = out.unwrap_or_else(|| image::default_path(mode));

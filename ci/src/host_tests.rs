@@ -1,4 +1,5 @@
-//! Host unit tests: `cargo test` at the workspace root, which covers the default members (the host crates).
+//! Host unit tests: `cargo test` at the workspace root, which covers the default members (the host
+//! crates), and a build of the production firmware (no `gdb` feature).
 
 use std::time::Instant;
 
@@ -18,6 +19,10 @@ pub fn run() -> Record {
         Err(err) => record
             .failures
             .push(format!("cannot start cargo test: {err}")),
+    }
+    // The production firmware (without the GDB stub) must keep building.
+    if let Err(err) = crate::build::build_production() {
+        record.failures.push(err.to_string());
     }
     record.seconds = start.elapsed().as_secs_f64();
     println!("{}", record.line());

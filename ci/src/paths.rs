@@ -39,6 +39,16 @@ pub fn user_program(name: &str) -> PathBuf {
 }
 
 /// The UEFI firmware application produced by `cargo xtask build`.
+/// Where the production build (no `gdb` feature) goes.
+pub fn production_target_dir() -> PathBuf {
+    target_dir().join("production")
+}
+
+/// The production firmware (`build::build_production`).
+pub fn production_firmware_efi() -> PathBuf {
+    production_target_dir().join("x86_64-unknown-uefi/release/rampart-firmware.efi")
+}
+
 pub fn firmware_efi() -> PathBuf {
     target_dir().join("x86_64-unknown-uefi/release/rampart-firmware.efi")
 }

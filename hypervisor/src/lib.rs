@@ -14,6 +14,11 @@ pub mod devices;
 pub mod ept;
 pub mod exits;
 pub mod frames;
+#[cfg(feature = "gdb")]
+pub mod gdb;
+/// The production build's stand-in for the GDB stub: nothing attached, ever.
+#[cfg(not(feature = "gdb"))]
+#[path = "gdb_off.rs"]
 pub mod gdb;
 pub mod guest_memory;
 pub mod handoff;

@@ -48,6 +48,9 @@ pub fn run(cpu: &str, cpus: u32, timeout: Duration) -> Result<u8> {
         hv,
         smp,
         source: size::source_size(&paths::repo_root().join("hypervisor/src"))?,
+        production_source: size::production_source_size(
+            &paths::repo_root().join("hypervisor/src"),
+        )?,
         efi_text: size::pe_text_size(&efi),
     };
     let markdown = dashboard.markdown();

@@ -48,6 +48,21 @@ pub fn source_size(dir: &Path) -> Result<SourceSize> {
     Ok(total)
 }
 
+/// The production build's hypervisor source: [`source_size`] without the `gdb` feature's code
+/// (`gdb/` and `exits/debug.rs`; the small `gdb_off.rs` stand-in stays counted).
+pub fn production_source_size(dir: &Path) -> Result<SourceSize> {
+    let all = source_size(dir)?;
+    let gdb = source_size(&dir.join("gdb"))?;
+    let debug_text = fs::read_to_string(dir.join("exits/debug.rs")).unwrap_or_default();
+    let (debug_lines, debug_code) = count_source(&debug_text);
+    let debug_files = u64::from(!debug_text.is_empty());
+    Ok(SourceSize {
+        files: all.files - gdb.files - debug_files,
+        lines: all.lines - gdb.lines - debug_lines,
+        code_lines: all.code_lines - gdb.code_lines - debug_code,
+    })
+}
+
 /// (lines, code lines) of `text`, leaving out each `#[cfg(test)]` item: the attribute and
 /// the item after it, up to its closing brace (or its `;` for `mod name;`).
 pub fn count_source(text: &str) -> (u64, u64) {

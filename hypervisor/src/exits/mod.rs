@@ -3,6 +3,7 @@
 
 pub mod cpuid;
 pub mod cr_access;
+#[cfg(feature = "gdb")]
 pub mod debug;
 pub mod descriptor_tables;
 pub mod hypercall;
@@ -110,10 +111,16 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
         Some(ExitReason::Init) => Resume::Unchanged,
         Some(ExitReason::GdtrIdtrAccess) => descriptor_tables::handle(&vmcs, regs, false),
         Some(ExitReason::LdtrTrAccess) => descriptor_tables::handle(&vmcs, regs, true),
+        #[cfg(feature = "gdb")]
         Some(ExitReason::TripleFault) => debug::triple_fault(&vmcs, regs),
+        #[cfg(not(feature = "gdb"))]
+        Some(ExitReason::TripleFault) => stop::triple_fault(&vmcs, regs),
         Some(ExitReason::ExceptionOrNmi) if nmi::is_nmi(&vmcs) => nmi::handle(&vmcs, slot),
+        #[cfg(feature = "gdb")]
         Some(ExitReason::ExceptionOrNmi) => debug::exception(&vmcs, regs),
+        #[cfg(feature = "gdb")]
         Some(ExitReason::MonitorTrapFlag) => debug::monitor_trap(&vmcs, regs),
+        #[cfg(feature = "gdb")]
         Some(ExitReason::PreemptionTimer) => debug::preemption_timer(&vmcs, regs),
         _ => stop::unexpected(&vmcs, regs, basic),
     };
