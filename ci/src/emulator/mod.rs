@@ -114,6 +114,48 @@ fn kvm_usable() -> bool {
             .is_ok()
 }
 
+/// What nested VMX under KVM needs that this host lacks (empty: ready). `cpuinfo` is
+/// /proc/cpuinfo, `kvm_opens` whether /dev/kvm opened read-write, `nested` the content of
+/// /sys/module/kvm_intel/parameters/nested (`None`: kvm_intel not loaded).
+pub fn kvm_missing(cpuinfo: &str, kvm_opens: bool, nested: Option<&str>) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    if !cpu_flags_have_vmx(cpuinfo) {
+        missing.push("the CPU has no `vmx` flag in /proc/cpuinfo (an Intel CPU with VT-x, enabled in the firmware setup)");
+    }
+    if !kvm_opens {
+        missing
+            .push("/dev/kvm cannot be opened read-write (load kvm_intel; be in the `kvm` group)");
+    }
+    match nested.map(str::trim) {
+        Some("Y" | "y" | "1") => {}
+        Some(_) => missing.push(
+            "nested VMX is off (/sys/module/kvm_intel/parameters/nested is N: `modprobe -r kvm_intel && modprobe kvm_intel nested=1`)",
+        ),
+        None => missing.push("kvm_intel is not loaded (/sys/module/kvm_intel/parameters/nested is missing)"),
+    }
+    missing
+}
+
+/// Checks the host before a KVM boot, naming everything missing (instead of QEMU's own failure,
+/// e.g. its MSR assertion on a host whose KVM cannot run VMX guests).
+fn check_kvm() -> Result<()> {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let kvm_opens = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    let nested = fs::read_to_string("/sys/module/kvm_intel/parameters/nested").ok();
+    let missing = kvm_missing(&cpuinfo, kvm_opens, nested.as_deref());
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::Error::Setup(format!(
+        "--emulator kvm needs nested VMX on an Intel host; missing: {}",
+        missing.join("; ")
+    )))
+}
+
 fn cpu_flags_have_vmx(cpuinfo: &str) -> bool {
     cpuinfo
         .lines()
@@ -204,6 +246,9 @@ pub fn boot_with(launch: &Launch, input: Input) -> Result<Boot> {
 /// only; the emulator waits for a client there too, see `crate::gdb`).
 pub fn boot_with_com2(launch: &Launch, input: Input, com2: Option<u16>) -> Result<Boot> {
     check_ovmf()?;
+    if launch.emulator == Emulator::Kvm {
+        check_kvm()?;
+    }
     let port = console::free_port()?;
     let command = match launch.emulator {
         Emulator::Bochs => bochs::command(&launch.run_dir, &launch.cpu, launch.cpus, port, com2)?,
@@ -308,6 +353,17 @@ mod tests {
         assert_eq!(parse_choice("auto"), Some(None));
         assert_eq!(parse_choice("bochs"), Some(Some(Emulator::Bochs)));
         assert_eq!(parse_choice("kvm"), Some(Some(Emulator::Kvm)));
+    }
+
+    #[test]
+    fn kvm_readiness_names_what_is_missing() {
+        let intel = "flags\t\t: fpu vme vmx ept\n";
+        assert!(kvm_missing(intel, true, Some("Y\n")).is_empty());
+        let amd = kvm_missing("flags\t\t: fpu svm\n", false, None);
+        assert_eq!(amd.len(), 3, "{amd:?}");
+        let off = kvm_missing(intel, true, Some("N\n"));
+        assert_eq!(off.len(), 1);
+        assert!(off[0].contains("nested=1"));
         assert_eq!(parse_choice("vbox"), None);
     }
 
