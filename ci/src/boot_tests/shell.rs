@@ -73,7 +73,7 @@ pub const FULL_SMP: Session = Session {
         SPIN_B,
         PS_SPINS,
         SPINS_DONE,
-        super::fuzz::FUZZ_STEP,
+        super::fuzz::FUZZ_SMP_STEP,
         super::attacks::SPIN_STEP,
         super::attacks::RUN_STEP,
         super::attacks::HELLO_STEP,
