@@ -178,8 +178,8 @@ fn execute(op: &Op) -> Outcome {
             // hypervisor must refuse (outside RAM, its own memory, unaligned, kernel text).
             unsafe { fuzz::vmcall(number, arguments) }.map(|v| v as u64)
         }
-        // SAFETY: the direct map covers all physical memory below its top, holes included.
         Op::PhysRead { address } => {
+            // SAFETY: the direct map covers all physical memory below its top, holes included.
             unsafe { fuzz::read_byte(phys_to_virt(address)) }.map(u64::from)
         }
     }
