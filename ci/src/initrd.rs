@@ -11,9 +11,9 @@ use crate::paths;
 
 /// The programs of the `rampart-user` package that go into the initrd (`init` must be there: the
 /// kernel starts it as pid 1).
-pub const PROGRAMS: [&str; 13] = [
+pub const PROGRAMS: [&str; 14] = [
     "init", "sh", "hello", "spin", "sleeper", "faulty", "badptr", "sysloop", "pingpong", "bench",
-    "true", "attacks", "vmxinsn",
+    "true", "attacks", "vmxinsn", "fuzz",
 ];
 
 /// Packs `(name, bytes)` files into an archive, hashing each.

@@ -21,6 +21,7 @@ extern crate alloc;
 mod attacks;
 mod cmdline;
 mod cpu_list;
+mod fuzz;
 mod hv;
 #[cfg(target_os = "none")]
 mod hypercall_checks;

@@ -4,6 +4,7 @@
 pub mod attacks;
 pub mod catalog;
 pub mod expect;
+pub mod fuzz;
 pub mod report;
 pub mod session;
 pub mod shell;

@@ -49,6 +49,10 @@ pub enum Syscall {
     /// `bench(op, count) -> value`: kernel help for the `bench` program's SMP rows, see
     /// [`bench`]: [`bench::CPUS`], [`bench::IPI`], [`bench::SHOOTDOWN`].
     Bench = 15,
+    /// `fuzz(count, seed) -> 0 | 1`: the kernel's exit fuzzer (`attacks` cargo feature):
+    /// `count` random VM-exit operations from ring 0 on every CPU, drawn from `seed`, each
+    /// checked; 0 if every outcome was the defined one. [`Errno::NoSys`] without the feature.
+    Fuzz = 16,
 }
 
 /// The operations of [`Syscall::Bench`] (RDI) and their results.
@@ -69,7 +73,7 @@ pub mod bench {
 }
 
 impl Syscall {
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
 
     pub fn from_raw(raw: u64) -> Option<Self> {
         use Syscall::*;
@@ -90,6 +94,7 @@ impl Syscall {
             13 => ExitCycles,
             14 => Attacks,
             15 => Bench,
+            16 => Fuzz,
             _ => return None,
         })
     }

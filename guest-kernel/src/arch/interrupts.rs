@@ -76,6 +76,13 @@ extern "sysv64" fn interrupt_dispatch(frame: *mut InterruptFrame) {
         vector if vector < trap::EXCEPTION_COUNT && from_user && !is_machine_fault(vector) => {
             crate::process::user_fault(frame, cpu::read_cr2())
         }
+        // The exit fuzzer's own instruction faulted as it may: resume at its recovery point.
+        #[cfg(feature = "attacks")]
+        vector
+            if vector < trap::EXCEPTION_COUNT
+                && !from_user
+                && !is_machine_fault(vector)
+                && super::fuzz::fixup(frame) => {}
         // A kernel thread (the attack suite's): only that thread ends.
         vector
             if vector < trap::EXCEPTION_COUNT

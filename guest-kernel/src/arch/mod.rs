@@ -6,6 +6,8 @@
 pub mod attack;
 pub mod cpu;
 pub mod entry;
+#[cfg(feature = "attacks")]
+pub mod fuzz;
 pub mod gdt;
 pub mod hypercall;
 pub mod idt;

@@ -58,6 +58,7 @@ static TABLE: [Handler; Syscall::COUNT] = [
     console::exit_cycles,
     suite::attacks,
     bench::bench,
+    suite::fuzz,
 ];
 
 /// Where the table is: the attack suite tries to overwrite it.
