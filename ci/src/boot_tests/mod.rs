@@ -8,6 +8,7 @@ pub mod fuzz;
 pub mod report;
 pub mod session;
 pub mod shell;
+pub mod vmxinsn;
 
 use std::collections::VecDeque;
 use std::path::Path;

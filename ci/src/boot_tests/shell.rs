@@ -192,74 +192,6 @@ const FAULTS: [(&str, &str); 6] = [
     ("vmcall", "invalid opcode"),
 ];
 
-/// The instructions `vmxinsn` tries, one child each, and the `killed:` description the kernel
-/// prints for each: natively and under Rampart alike (VMX instructions and GETSEC: #UD, VMX
-/// being off natively and the hypervisor injecting #UD; XSETBV: #UD as CR4.OSXSAVE is clear;
-/// the privileged ones: #GP at CPL 3).
-const VMX_FAULTS: [(&str, &str); 15] = [
-    ("vmxon", "invalid opcode"),
-    ("vmxoff", "invalid opcode"),
-    ("vmread", "invalid opcode"),
-    ("vmwrite", "invalid opcode"),
-    ("vmlaunch", "invalid opcode"),
-    ("invept", "invalid opcode"),
-    ("invvpid", "invalid opcode"),
-    ("vmfunc", "invalid opcode"),
-    ("getsec", "invalid opcode"),
-    ("rdmsr", "general protection fault"),
-    ("wrmsr", "general protection fault"),
-    // Per emulator (`vmx_fault`): the kernel leaves CR4.OSXSAVE clear.
-    ("xsetbv", "general protection fault"),
-    ("hlt", "general protection fault"),
-    ("invd", "general protection fault"),
-    ("mov-cr0", "general protection fault"),
-];
-
-/// The fault expected for `name`. XSETBV in ring 3 with CR4.OSXSAVE clear: QEMU TCG (the
-/// native tests) checks the CPL first (#GP), Bochs (the hv tests) CR4.OSXSAVE first (#UD).
-pub fn vmx_fault(name: &str, what: &'static str, flavour: Flavour) -> &'static str {
-    match (name, flavour) {
-        ("xsetbv", Flavour::Hypervisor) => "invalid opcode",
-        _ => what,
-    }
-}
-
-/// `run vmxinsn`: every instruction's child was killed with its expected fault, and the
-/// parent saw exit code -11 for each.
-fn check_vmxinsn(part: &[String], flavour: Flavour, fail: &mut impl FnMut(String)) {
-    for (name, what) in VMX_FAULTS {
-        let what = vmx_fault(name, what, flavour);
-        let trying = format!("vmxinsn: trying {name}");
-        let Some(start) = part.iter().position(|l| l.trim_end().ends_with(&trying)) else {
-            fail(format!("run vmxinsn: no `{trying}` line"));
-            continue;
-        };
-        let killed = part[start + 1..]
-            .iter()
-            .find(|l| l.contains("(vmxinsn) killed: "));
-        match killed {
-            Some(line) if line.contains(&format!("killed: {what}")) => {}
-            Some(line) => fail(format!("run vmxinsn: {name}: want `{what}`, got `{line}`")),
-            None => fail(format!("run vmxinsn: {name}: no `(vmxinsn) killed:` line")),
-        }
-        let code = format!("vmxinsn: {name}: exit code -11");
-        if !part.iter().any(|l| l.trim_end().ends_with(&code)) {
-            fail(format!("run vmxinsn: no `{code}` line"));
-        }
-        if part
-            .iter()
-            .any(|l| l.contains(&format!("vmxinsn: {name} survived")))
-        {
-            fail(format!("run vmxinsn: {name} survived"));
-        }
-    }
-    let all = format!("vmxinsn: all {} killed", VMX_FAULTS.len());
-    if !part.iter().any(|l| l.trim_end().ends_with(&all)) {
-        fail(format!("run vmxinsn: no `{all}` line"));
-    }
-    expect_exit(part, "vmxinsn", 0, fail);
-}
-
 /// Checks the replies of a [`FULL`] session in `lines`; returns failures and figures.
 pub fn check_full(lines: &[String], flavour: Flavour) -> (Vec<String>, Vec<(String, u64)>) {
     let mut failures = Vec::new();
@@ -298,7 +230,7 @@ pub fn check_full(lines: &[String], flavour: Flavour) -> (Vec<String>, Vec<(Stri
         expect_exit(part, "faulty", -11, &mut fail);
     }
 
-    check_vmxinsn(section(lines, "run vmxinsn"), flavour, &mut fail);
+    super::vmxinsn::check(section(lines, "run vmxinsn"), flavour, &mut fail);
 
     let sleeper = section(lines, "run sleeper 500");
     match value_after(sleeper, "sleeper: slept ") {
@@ -361,7 +293,12 @@ pub fn section<'a>(lines: &'a [String], command: &str) -> &'a [String] {
     &rest[..end]
 }
 
-fn expect_exit(part: &[String], program: &str, code: i64, fail: &mut impl FnMut(String)) {
+pub(super) fn expect_exit(
+    part: &[String],
+    program: &str,
+    code: i64,
+    fail: &mut impl FnMut(String),
+) {
     let want = format!("[sh] {program}{EXITED}{code}");
     if !part.iter().any(|l| l.trim_end().ends_with(&want)) {
         let got = part

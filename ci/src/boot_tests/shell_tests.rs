@@ -1,4 +1,5 @@
 use super::*;
+use crate::boot_tests::vmxinsn::{vmx_fault, VMX_FAULTS};
 
 /// A transcript as the serial log shows it (prompt and typed echo on one line).
 fn transcript(flavour: Flavour) -> Vec<String> {
