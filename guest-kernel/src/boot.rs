@@ -74,6 +74,11 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
 
     let (detection, rampart) = hypercall::detect();
     kprintln!("hypervisor: {detection}");
+    #[cfg(feature = "attacks")]
+    if cmdline::crash(info.command_line()) == Some(cmdline::Crash::TripleFault) {
+        kprintln!("crash=triple-fault: INT3 before any IDT is loaded");
+        crate::arch::attack::breakpoint_without_idt();
+    }
 
     RESULT_NAMES.call_once(|| (mode, detection.result_name()));
 
@@ -103,6 +108,10 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     process::init();
     crate::smp::release_aps();
     kprintln!("ready");
+    #[cfg(feature = "attacks")]
+    if cmdline::crash(info.command_line()) == Some(cmdline::Crash::Panic) {
+        panic!("crash=panic on the command line");
+    }
     start_init(info);
     process::idle_loop()
 }

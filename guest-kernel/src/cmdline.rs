@@ -1,5 +1,6 @@
 //! The kernel command line (BootInfo): space-separated `key=value` options. Known: `hz=N`, the
-//! timer frequency (100-1000, default 100).
+//! timer frequency (100-1000, default 100); `crash=panic|triple-fault`, a deliberate failure for
+//! the boot tests that check failures say so (kernels built with the `attacks` feature only).
 
 /// Timer frequency without `hz=`.
 pub const DEFAULT_HZ: u64 = 100;
@@ -23,9 +24,37 @@ pub fn hz(line: &str) -> Result<u64, &str> {
     }
 }
 
+/// A deliberate failure asked for on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crash {
+    /// A kernel panic after `ready`.
+    Panic,
+    /// An exception with no IDT at all, first thing at boot: a triple fault.
+    TripleFault,
+}
+
+/// The `crash=` option of `line`, if any (unknown values are ignored).
+pub fn crash(line: &str) -> Option<Crash> {
+    line.split_ascii_whitespace()
+        .filter_map(|w| w.strip_prefix("crash="))
+        .find_map(|value| match value {
+            "panic" => Some(Crash::Panic),
+            "triple-fault" => Some(Crash::TripleFault),
+            _ => None,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crash_is_parsed() {
+        assert_eq!(crash("hz=100 crash=panic"), Some(Crash::Panic));
+        assert_eq!(crash("crash=triple-fault"), Some(Crash::TripleFault));
+        assert_eq!(crash("crash=nope"), None);
+        assert_eq!(crash(""), None);
+    }
 
     #[test]
     fn hz_is_parsed_and_checked() {

@@ -19,6 +19,10 @@ pub enum Variant {
     BadConfig,
     /// The initrd without `init` (stamped as it is: the kernel, not the firmware, must notice).
     NoInit,
+    /// `cmdline = crash=panic`: the kernel panics after `ready`.
+    CrashPanic,
+    /// `cmdline = crash=triple-fault`: an exception with no IDT at boot.
+    CrashTripleFault,
     /// Verified boot: the firmware is stamped with the built kernel's digest, then one byte of
     /// the kernel changes (a kernel swapped on a built image).
     SwappedKernel,
@@ -261,6 +265,38 @@ pub const BOOT_TESTS: &[BootTest] = &[
             checks: &[],
         },
     ),
+    native_failure(
+        "kernel-panic",
+        Variant::CrashPanic,
+        Expectations {
+            ordered: &[
+                &["[kernel] ready"],
+                &["[kernel] PANIC: crash=panic on the command line"],
+            ],
+            absent: &["[kernel] started init"],
+            pass: false,
+            result_words: &["kernel-panic"],
+            checks: &[],
+        },
+    ),
+    BootTest {
+        name: "triple-fault-bochs",
+        emulator: Emulator::Bochs,
+        mode: Mode::Hv,
+        cpu: "tigerlake",
+        cpus: 1,
+        variant: Variant::CrashTripleFault,
+        expect: Expectations {
+            ordered: &[
+                &["[kernel] crash=triple-fault: INT3 before any IDT is loaded"],
+                &["[hv] FATAL: guest triple fault at RIP "],
+            ],
+            absent: &["[kernel] ready"],
+            pass: false,
+            result_words: &["hv:", "guest", "triple", "fault"],
+            checks: &[],
+        },
+    },
     native_failure(
         "swapped-kernel",
         Variant::SwappedKernel,

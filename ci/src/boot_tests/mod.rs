@@ -154,6 +154,8 @@ pub fn apply(variant: Variant, contents: &mut Contents) {
         Variant::Truncated => contents.kernel.truncate(contents.kernel.len() / 2),
         Variant::BadConfig => contents.boot_cfg = with_bad_mode(&contents.boot_cfg),
         Variant::NoInit => contents.initrd = without_init(&contents.initrd),
+        Variant::CrashPanic => contents.boot_cfg.push_str("cmdline = crash=panic\n"),
+        Variant::CrashTripleFault => contents.boot_cfg.push_str("cmdline = crash=triple-fault\n"),
         Variant::SwappedKernel => {
             contents.expected_kernel = Some(crate::image::sha256(&contents.kernel));
             let last = contents.kernel.len() - 1;

@@ -273,3 +273,13 @@ pub unsafe fn install_smi_handler(smbase: u64, target: u64) {
         )
     };
 }
+
+/// Raises #BP with whatever IDT is loaded: at boot under Rampart there is none (IDTR limit 0),
+/// so #BP becomes #GP, then #DF, then a triple fault (SDM Vol. 3A 7.14.1, 7.15): the
+/// `crash=triple-fault` test of a failure the hypervisor must report.
+pub fn breakpoint_without_idt() -> ! {
+    loop {
+        // SAFETY: INT3 only raises #BP; what follows is the deliberate triple fault.
+        unsafe { core::arch::asm!("int3", options(nomem, nostack)) };
+    }
+}
