@@ -156,6 +156,46 @@ pub fn bench(mut args: Args) -> Result<u8> {
     )
 }
 
+/// `soak [--minutes M] [--cpu MODEL]`: one hv boot under Bochs repeating spawn/exit, the exit
+/// fuzzer and the attack suite for M minutes (default 10), then checking that free frames and
+/// audit records per round hold steady (`crate::soak`).
+pub fn soak(mut args: Args) -> Result<u8> {
+    let minutes = args
+        .parsed(
+            "minutes",
+            |s| s.parse::<u64>().ok().filter(|m| *m > 0),
+            "minutes",
+        )?
+        .unwrap_or(10);
+    let cpu = args.value("cpu")?.unwrap_or(DEFAULT_BOCHS_CPU.to_string());
+    args.finish()?;
+    setup::ensure(&[Need::Bochs])?;
+    let run_dir = paths::run_dir("soak");
+    emulator::fresh_run_dir(&run_dir)?;
+    build::build()?;
+    image::write(&run_dir.join(DISK_IMAGE), &Contents::from_build(Mode::Hv)?)?;
+    let launch = Launch {
+        emulator: Emulator::Bochs,
+        cpu,
+        cpus: 1,
+        timeout: Duration::from_secs(minutes * 60 + 600),
+        run_dir,
+        echo: false,
+    };
+    let (boot, report) = crate::soak::boot(&launch, Duration::from_secs(minutes * 60))?;
+    let report = report.unwrap_or_default();
+    for (name, value) in &report.figures {
+        println!("xtask: soak: {name}={value}");
+    }
+    for failure in &report.failures {
+        println!("xtask: soak: FAIL {failure}");
+    }
+    let passed =
+        report.failures.is_empty() && matches!(boot.outcome, Outcome::Verdict(ref r) if r.pass);
+    println!("xtask: soak: {}", if passed { "PASS" } else { "FAIL" });
+    Ok(if passed { EXIT_PASS } else { EXIT_FAIL })
+}
+
 /// A processor count for `--cpus` (the kernel uses at most 16).
 fn parse_cpus(text: &str) -> Option<u32> {
     text.parse().ok().filter(|n| (1..=16).contains(n))

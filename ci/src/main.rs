@@ -18,6 +18,7 @@ mod lock;
 mod paths;
 mod serial;
 mod setup;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -69,7 +70,7 @@ fn main() -> ExitCode {
 fn dispatch(command: &str, args: Args) -> Result<u8> {
     // `gdb-serve` runs as a child of `gdb`, which already holds the lock.
     let _lock = match command {
-        "build" | "image" | "run" | "test" | "gdb" | "bench" => Some(lock::acquire()?),
+        "build" | "image" | "run" | "test" | "gdb" | "bench" | "soak" => Some(lock::acquire()?),
         _ => None,
     };
     match command {
@@ -80,6 +81,7 @@ fn dispatch(command: &str, args: Args) -> Result<u8> {
         "gdb" => gdb::command(args),
         "gdb-serve" => gdb::serve(args),
         "bench" => commands::bench(args),
+        "soak" => commands::soak(args),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)

@@ -19,6 +19,8 @@ pub enum Variant {
     BadConfig,
     /// The initrd without `init` (stamped as it is: the kernel, not the firmware, must notice).
     NoInit,
+    /// Two minutes of `crate::soak` rounds (spawn/exit, the exit fuzzer, the attack suite).
+    Soak,
     /// `cmdline = crash=panic`: the kernel panics after `ready`.
     CrashPanic,
     /// `cmdline = crash=triple-fault`: an exception with no IDT at boot.
@@ -280,6 +282,15 @@ pub const BOOT_TESTS: &[BootTest] = &[
         },
     ),
     BootTest {
+        name: "soak-bochs",
+        emulator: Emulator::Bochs,
+        mode: Mode::Hv,
+        cpu: "tigerlake",
+        cpus: 1,
+        variant: Variant::Soak,
+        expect: HV_PASS,
+    },
+    BootTest {
         name: "triple-fault-bochs",
         emulator: Emulator::Bochs,
         mode: Mode::Hv,
@@ -459,7 +470,11 @@ mod tests {
 
     #[test]
     fn passing_boots_drive_the_shell() {
-        for test in BOOT_TESTS {
+        // The soak types its own rounds (`crate::soak`) instead of a session.
+        for test in BOOT_TESTS
+            .iter()
+            .filter(|t| !matches!(t.variant, Variant::Soak))
+        {
             let driven = session(test).is_some();
             assert_eq!(driven, test.expect.pass, "{}", test.name);
         }

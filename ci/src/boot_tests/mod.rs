@@ -87,6 +87,9 @@ fn run_one(test: &BootTest, timeout: Option<Duration>) -> Record {
     record
 }
 
+/// How long `soak-bochs` soaks (`cargo xtask soak --minutes M` for longer runs).
+const SOAK_IN_CI: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Boots the test's image, typing its console session if it has one; returns the boot and what
 /// the session did.
 fn boot(test: &BootTest, launch: &Launch) -> Result<(Boot, Option<session::Report>)> {
@@ -100,6 +103,7 @@ fn boot(test: &BootTest, launch: &Launch) -> Result<(Boot, Option<session::Repor
         Variant::GdbThreads => {
             return crate::gdb::test::boot(launch, crate::gdb::test::Kind::Threads)
         }
+        Variant::Soak => return crate::soak::boot(launch, SOAK_IN_CI),
         _ => {}
     }
     let Some((script, _)) = catalog::session(test) else {
@@ -146,7 +150,7 @@ fn add_session(test: &BootTest, boot: &Boot, report: session::Report, record: &m
 /// Spoils the image the way the test asks.
 pub fn apply(variant: Variant, contents: &mut Contents) {
     match variant {
-        Variant::Normal => {}
+        Variant::Normal | Variant::Soak => {}
         Variant::CorruptMagic => {
             let end = contents.kernel.len().min(4);
             contents.kernel[..end].copy_from_slice(&b"XELF"[..end]);
