@@ -67,6 +67,9 @@ pub struct HandOff {
     pub log_level: u8,
     /// Boot config `gdb = on`: wait for a debugger on COM2 before the guest's first instruction.
     pub gdb: bool,
+    /// Boot config `pagetables = locked`: `LockKernelMappings` locks the kernel's page tables
+    /// and turns on checked CR3 loads; `off` refuses it (no CR3 exits).
+    pub lock_page_tables: bool,
     /// The platform's CPUs as the firmware found them, the boot CPU first.
     pub cpus: CpuIds,
     /// The default SMBASE area `[0x30000, 0x40000)` (SDM Vol. 3C 32.4: SMI handler entry at

@@ -76,6 +76,10 @@ pub struct BootConfig {
     /// `gdb = on`: the hypervisor waits for a debugger on COM2 before the guest's first
     /// instruction.
     pub gdb: bool,
+    /// `pagetables = locked` (default): after the kernel's `LockKernelMappings` its page
+    /// tables are read-only in EPT and every CR3 load is checked; `off`: neither (0 exits
+    /// per address-space switch).
+    pub lock_page_tables: bool,
 }
 
 impl Default for BootConfig {
@@ -85,6 +89,7 @@ impl Default for BootConfig {
             log: LogLevel::Info,
             cmdline: CommandLine::EMPTY,
             gdb: false,
+            lock_page_tables: true,
         }
     }
 }
@@ -96,10 +101,11 @@ pub enum Key {
     Log,
     Cmdline,
     Gdb,
+    PageTables,
 }
 
 impl Key {
-    pub const ALL: [Key; 4] = [Key::Mode, Key::Log, Key::Cmdline, Key::Gdb];
+    pub const ALL: [Key; 5] = [Key::Mode, Key::Log, Key::Cmdline, Key::Gdb, Key::PageTables];
 
     pub const fn name(self) -> &'static str {
         match self {
@@ -107,6 +113,7 @@ impl Key {
             Self::Log => "log",
             Self::Cmdline => "cmdline",
             Self::Gdb => "gdb",
+            Self::PageTables => "pagetables",
         }
     }
 
@@ -117,6 +124,7 @@ impl Key {
             Self::Log => Some("error, warn, info, debug, trace"),
             Self::Cmdline => None,
             Self::Gdb => Some("on, off"),
+            Self::PageTables => Some("locked, off"),
         }
     }
 
@@ -254,6 +262,13 @@ fn apply<'a>(config: &mut BootConfig, key: Key, value: &'a str) -> Result<(), Co
         Key::Gdb => {
             config.gdb = match value {
                 "on" => true,
+                "off" => false,
+                _ => return Err(bad),
+            }
+        }
+        Key::PageTables => {
+            config.lock_page_tables = match value {
+                "locked" => true,
                 "off" => false,
                 _ => return Err(bad),
             }

@@ -125,3 +125,15 @@ fn gdb_is_off_by_default_and_takes_on_or_off() {
         "boot.cfg line 2: duplicate key 'gdb' (first set on line 1)"
     );
 }
+
+#[test]
+fn page_tables_policy_defaults_to_locked() {
+    assert!(parse(b"").unwrap().lock_page_tables);
+    assert!(!parse(b"pagetables = off\n").unwrap().lock_page_tables);
+    assert!(parse(b"pagetables = locked\n").unwrap().lock_page_tables);
+    let err = parse(b"pagetables = maybe\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "boot.cfg line 1: bad value 'maybe' for pagetables (expected locked, off)"
+    );
+}

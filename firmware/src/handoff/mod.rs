@@ -23,6 +23,7 @@ fn kernel_segments(prepared: &Prepared) -> [Option<KernelSegment>; policy::layou
     for (slot, segment) in out.iter_mut().zip(prepared.kernel.segments()) {
         *slot = Some(KernelSegment {
             range: rampart_hypervisor::PhysRange::new(segment.paddr, segment.memsz),
+            vaddr: segment.vaddr,
             kind: SegmentKind::from_elf_flags(segment.flags.0),
         });
     }
@@ -107,6 +108,7 @@ pub fn go(mut prepared: Prepared) -> ! {
                 serial_port: COM1,
                 log_level: prepared.config.log as u8,
                 gdb: prepared.config.gdb,
+                lock_page_tables: prepared.config.lock_page_tables,
                 cpus: CpuIds {
                     apic_ids: prepared.cpus.apic_ids,
                     count: prepared.cpus.count,

@@ -79,7 +79,47 @@ pub enum Hypercall {
     /// CR3 outside RAM, `Denied` for a vCPU already started (or the caller itself), and for
     /// any start after `LockDescriptorTables` (start every vCPU before locking).
     StartVcpu = 12,
+    /// Locks the kernel half of the address space (boot policy `pagetables = locked`; under
+    /// `pagetables = off` it returns `NotSupported` and nothing below applies). Call it once,
+    /// after `LockDescriptorTables` and `LockSyscallMsrs` (else `InvalidArgument`), on the
+    /// kernel's own root (CR3). The hypervisor walks PML4 entries 256-511 of CR3 (and of the
+    /// KPTI template) and makes every paging-structure page it reaches read-only in EPT,
+    /// except the page tables (level 1) wholly inside the stack window, which stay writable so
+    /// kernel stacks can be mapped there; it sets the accessed bit of every present entry and
+    /// the dirty bit of every writable leaf in the locked pages (the CPU would otherwise write
+    /// them), records the translations of kernel text, rodata, the locked GDT and IDT and the
+    /// page LSTAR points into (they must match the measured image, else `Denied`), registers
+    /// CR3 as the first address space, and from then on checks every MOV to CR3 on every vCPU.
+    /// RDI = start of the stack window (linear, 2 MiB aligned), RSI = its length (a multiple
+    /// of 2 MiB, 0 for none; it may not contain a protected range), RDX = the physical address
+    /// of the KPTI template root whose kernel half user mode runs on (0 without KPTI). One-way.
+    LockKernelMappings = 13,
+    /// Registers a process address space, after `LockKernelMappings`: RDI = the CR3 value the
+    /// kernel will load to run it in kernel mode (root | PCID | bit 63 as it will write it),
+    /// RSI = the user-mode CR3 value under KPTI, or 0. Each root must be a 4 KiB frame of
+    /// guest RAM that is not already registered, locked or part of the kernel image, with an
+    /// empty lower half (entries 0-255) and an upper half equal to the locked one (the kernel
+    /// root's, or for the user-mode root the KPTI template's; accessed bits aside). The roots
+    /// become read-only in EPT. These CR3 values are the vCPU's CR3-target values while the
+    /// space is loaded, so switching between them (KPTI entry and exit) does not exit.
+    /// `Denied` (audited, rule `page-table`) for a root that fails a check.
+    RegisterAddressSpace = 14,
+    /// Writes entry RSI (0-255, the lower half) of a registered address space's roots (both
+    /// under KPTI): RDI = the kernel-mode root (physical, as registered), RDX = the entry: 0,
+    /// or present and pointing at a table in guest RAM that is not a registered root, a locked
+    /// paging-structure page or in the kernel image. Upper-half entries and other tables are
+    /// `Denied` (audited, rule `page-table`).
+    SetRootEntry = 15,
+    /// Unregisters an address space so its roots can be freed: RDI = the kernel-mode root. The
+    /// roots become writable again. `Busy` while any vCPU has the space loaded (switch every
+    /// CPU that ran it to another address space first); `OutOfRange` if not registered; the
+    /// kernel's own root can never be released (`Denied`).
+    ReleaseAddressSpace = 16,
 }
+
+/// Bit 63 of a CR3 value under CR4.PCIDE: do not flush the PCID's TLB entries (SDM Vol. 3A
+/// 4.10.4.1). Allowed in the values given to `RegisterAddressSpace`.
+pub const CR3_NO_FLUSH: u64 = 1 << 63;
 
 /// `LockDescriptorTables` flag: also make the TSS read-only (only for kernels whose TSS never
 /// changes after boot, i.e. that do not switch RSP0 per thread).
@@ -102,6 +142,10 @@ impl Hypercall {
             10 => Self::ExitCycles,
             11 => Self::LockDescriptorTables,
             12 => Self::StartVcpu,
+            13 => Self::LockKernelMappings,
+            14 => Self::RegisterAddressSpace,
+            15 => Self::SetRootEntry,
+            16 => Self::ReleaseAddressSpace,
             _ => return None,
         })
     }
@@ -169,6 +213,13 @@ pub enum Rule {
     /// A write to a platform interrupt source the guest may not program (IOAPIC redirection
     /// entries and HPET FSB delivery can send SMI, INIT or NMI).
     PlatformDevice = 21,
+    /// A write to a locked paging-structure page or a registered root table, or a
+    /// `RegisterAddressSpace`/`SetRootEntry` request that would change a locked translation
+    /// (`pagetables = locked`).
+    PageTable = 22,
+    /// A MOV to CR3 of a table that is not a registered address space (`pagetables = locked`);
+    /// the guest gets #GP, `detail` holds the value.
+    Cr3Load = 23,
 }
 
 impl Rule {
@@ -196,6 +247,8 @@ impl Rule {
             19 => Smi,
             20 => RecordsDropped,
             21 => PlatformDevice,
+            22 => PageTable,
+            23 => Cr3Load,
             _ => return None,
         })
     }
@@ -225,6 +278,8 @@ impl Rule {
             Smi => "smi",
             RecordsDropped => "records-dropped",
             PlatformDevice => "platform-device",
+            PageTable => "page-table",
+            Cr3Load => "cr3-load",
         }
     }
 }
@@ -268,6 +323,9 @@ pub enum HypercallError {
     OutOfRange = -3,
     /// The request would weaken a protection that is already locked.
     Denied = -4,
+    /// The request is valid but cannot be done now (an address space still loaded on a vCPU);
+    /// retry later.
+    Busy = -5,
 }
 
 impl HypercallError {
@@ -278,6 +336,7 @@ impl HypercallError {
             -2 => Self::InvalidArgument,
             -3 => Self::OutOfRange,
             -4 => Self::Denied,
+            -5 => Self::Busy,
             _ => return None,
         })
     }
@@ -320,7 +379,11 @@ mod tests {
             Some(Hypercall::LockDescriptorTables)
         );
         assert_eq!(Hypercall::from_raw(12), Some(Hypercall::StartVcpu));
-        assert_eq!(Hypercall::from_raw(13), None);
+        assert_eq!(
+            Hypercall::from_raw(16),
+            Some(Hypercall::ReleaseAddressSpace)
+        );
+        assert_eq!(Hypercall::from_raw(17), None);
         assert_eq!(Hypercall::from_raw(u64::MAX), None);
     }
 
@@ -331,6 +394,7 @@ mod tests {
             HypercallError::InvalidArgument,
             HypercallError::OutOfRange,
             HypercallError::Denied,
+            HypercallError::Busy,
         ] {
             assert!((e as i64) < 0);
             assert_eq!(HypercallError::from_raw(e as i64), Some(e));

@@ -45,6 +45,13 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         }
         Some(Hypercall::LockDescriptorTables) => super::descriptor_tables::lock(vmcs, regs.rdi),
         Some(Hypercall::StartVcpu) => crate::smp::vcpu_start::handle(vmcs, regs),
+        // Page-table integrity (issue 12): not yet implemented, refused like unknown numbers.
+        Some(
+            Hypercall::LockKernelMappings
+            | Hypercall::RegisterAddressSpace
+            | Hypercall::SetRootEntry
+            | Hypercall::ReleaseAddressSpace,
+        ) => HypercallError::NotSupported as i64 as u64,
         None => HypercallError::NotSupported as i64 as u64,
     };
     Resume::NextInstruction

@@ -291,10 +291,12 @@ mod tests {
         let mut segments = [None; MAX_SEGMENTS];
         segments[0] = Some(KernelSegment {
             range: PhysRange::new(0x1000, 0x1000),
+            vaddr: 0,
             kind: SegmentKind::Text,
         });
         segments[1] = Some(KernelSegment {
             range: PhysRange::new(0x2000, 0x1000),
+            vaddr: 0,
             kind: SegmentKind::ReadOnly,
         });
         ProtectedLayout {

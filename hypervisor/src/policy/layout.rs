@@ -43,6 +43,8 @@ impl SegmentKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelSegment {
     pub range: PhysRange,
+    /// The ELF segment's linear address (p_vaddr): where the kernel maps `range`.
+    pub vaddr: u64,
     pub kind: SegmentKind,
 }
 
@@ -116,14 +118,17 @@ mod tests {
         let mut segments = [None; MAX_SEGMENTS];
         segments[0] = Some(KernelSegment {
             range: PhysRange::new(0x400_0000, 0x4c4f),
+            vaddr: 0,
             kind: SegmentKind::Text,
         });
         segments[1] = Some(KernelSegment {
             range: PhysRange::new(0x400_5000, 0xe58),
+            vaddr: 0,
             kind: SegmentKind::ReadOnly,
         });
         segments[2] = Some(KernelSegment {
             range: PhysRange::new(0x400_6000, 0x6f000),
+            vaddr: 0,
             kind: SegmentKind::Data,
         });
         ProtectedLayout {

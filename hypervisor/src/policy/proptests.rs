@@ -22,10 +22,12 @@ fn layout(text_rights: Permissions) -> ProtectedLayout {
     let mut segments = [None; MAX_SEGMENTS];
     segments[0] = Some(KernelSegment {
         range: TEXT,
+        vaddr: 0,
         kind: SegmentKind::Text,
     });
     segments[1] = Some(KernelSegment {
         range: RODATA,
+        vaddr: 0,
         kind: SegmentKind::ReadOnly,
     });
     ProtectedLayout {

@@ -53,6 +53,7 @@ fn layout() -> ProtectedLayout {
     let mut segments = [None; MAX_SEGMENTS];
     segments[0] = Some(KernelSegment {
         range: TEXT,
+        vaddr: 0,
         kind: SegmentKind::Text,
     });
     ProtectedLayout {
