@@ -2,6 +2,7 @@
 //! interrupts, the other CPUs, hypercall checks, locks, then `init` from the initrd; and the result line the
 //! boot tests wait for, printed when init exits.
 
+use crate::arch::address_spaces::{self, LockOutcome};
 use crate::arch::hypercall::{self, Rampart, UNASSIGNED_NUMBER};
 use crate::arch::{cpu, gdt, idt, interrupts, lapic, paging, phys, pic, syscall_entry};
 use crate::console::{self, kprintln};
@@ -104,6 +105,8 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
         check_rejections(rampart);
         lock_entry_points(rampart);
     }
+    // After the entry-point locks, with every CPU started and on the kernel root.
+    lock_kernel_mappings();
     interrupts::disable();
     process::init();
     crate::smp::release_aps();
@@ -329,6 +332,25 @@ fn lock_entry_points(rampart: &Rampart) {
         (msrs, tables) => fail(
             "hypervisor-locks",
             format_args!("lock results {msrs}, {tables}"),
+        ),
+    }
+}
+
+/// Step 5c: the kernel half's page tables become read-only under Rampart (`pagetables =
+/// locked`), but for the stack window's page tables, so later stacks need no table write.
+fn lock_kernel_mappings() {
+    let (start, length) = kernel_map::stack_window();
+    match address_spaces::lock(start, length) {
+        LockOutcome::Locked => {
+            kprintln!("page tables: locked (stack window {start:#x}+{length:#x})")
+        }
+        LockOutcome::PolicyOff => {
+            kprintln!("page tables: not locked (hypervisor policy pagetables = off)")
+        }
+        LockOutcome::NoHypervisor => kprintln!("page tables: not locked (no hypervisor)"),
+        LockOutcome::Failed(error) => fail(
+            "page-table-lock",
+            format_args!("LockKernelMappings({start:#x}, {length:#x}, 0) refused: {error}"),
         ),
     }
 }

@@ -147,6 +147,33 @@ impl Rampart {
         unsafe { vmcall4(number, u64::from(apic_id), rip, rsp, cr3) }
     }
 
+    /// `Hypercall::LockKernelMappings`: the kernel half of the current CR3 (the kernel root)
+    /// becomes read-only in EPT except the page tables inside the stack window `[start, start +
+    /// length)`; `kpti_root` is the KPTI template root (0 without KPTI). Returns 0 or the error
+    /// (`NotSupported` under `pagetables = off`).
+    pub fn lock_kernel_mappings(&self, start: u64, length: u64, kpti_root: u64) -> i64 {
+        let number = Hypercall::LockKernelMappings as u64;
+        self.call3(number, start, length, kpti_root)
+    }
+
+    /// `Hypercall::RegisterAddressSpace`: `cr3` (the exact value the kernel will load) and the
+    /// user-mode CR3 under KPTI (or 0) become a known address space, read-only in EPT.
+    pub fn register_address_space(&self, cr3: u64, user_cr3: u64) -> i64 {
+        self.call3(Hypercall::RegisterAddressSpace as u64, cr3, user_cr3, 0)
+    }
+
+    /// `Hypercall::SetRootEntry`: the hypervisor writes `entry` at lower-half `index` of the
+    /// registered root `root` (physical).
+    pub fn set_root_entry(&self, root: u64, index: u64, entry: u64) -> i64 {
+        self.call3(Hypercall::SetRootEntry as u64, root, index, entry)
+    }
+
+    /// `Hypercall::ReleaseAddressSpace`: unregisters `root` so it may be freed; `Busy` while a
+    /// vCPU still has it loaded.
+    pub fn release_address_space(&self, root: u64) -> i64 {
+        self.call1(Hypercall::ReleaseAddressSpace as u64, root)
+    }
+
     /// `Hypercall::AuditCount`: audit records so far.
     #[cfg_attr(not(feature = "attacks"), allow(dead_code))]
     pub fn audit_count(&self) -> i64 {

@@ -2,6 +2,7 @@
 //! hardware and exposes safe functions only where the wrapper itself enforces the invariant.
 #![allow(unsafe_code)]
 
+pub mod address_spaces;
 #[cfg(feature = "attacks")]
 pub mod attack;
 pub mod cpu;

@@ -3,7 +3,7 @@
 //! memory is reached through [`PhysMemory`] (the direct map in the kernel, a map in tests).
 
 use super::layout::KERNEL_PML4_FIRST;
-use super::page_table::{self, ENTRIES, HUGE_PAGE, PAGE_SIZE, PRESENT, USER, WRITABLE};
+use super::page_table::{self, ACCESSED, ENTRIES, HUGE_PAGE, PAGE_SIZE, PRESENT, USER, WRITABLE};
 
 /// Physical frames and the page tables in them.
 pub trait PhysMemory {
@@ -20,6 +20,17 @@ pub trait PhysMemory {
     fn read(&self, frame: u64, index: usize) -> u64;
     /// Sets entry `index` of the page table in `frame`.
     fn write(&mut self, frame: u64, index: usize, value: u64);
+    /// Sets lower-half entry `index` of the root (PML4) `root` of a process: under
+    /// `pagetables = locked` the root is read-only in EPT and the hypervisor writes it
+    /// (`SetRootEntry`).
+    fn write_root_entry(&mut self, root: u64, index: usize, value: u64) {
+        self.write(root, index, value);
+    }
+    /// Returns a root made by [`new_root`] once its lower half is freed (under `pagetables =
+    /// locked` it is unregistered first, or kept until it can be).
+    fn free_root(&mut self, root: u64) {
+        self.free(root);
+    }
 }
 
 /// Out of frames while mapping.
@@ -36,7 +47,9 @@ pub fn new_root(memory: &mut impl PhysMemory, kernel_entries: &[u64; ENTRIES]) -
 }
 
 /// Maps the user page `virt` to `frame` with leaf `flags`; intermediate tables are user
-/// accessible and writable (the leaf decides). Replaces an existing leaf.
+/// accessible and writable (the leaf decides), with the accessed bit set so the CPU need not
+/// write it (SDM Vol. 3A 4.8: a registered root is read-only in EPT). A new root entry goes
+/// through [`PhysMemory::write_root_entry`]. Replaces an existing leaf.
 pub fn map(
     memory: &mut impl PhysMemory,
     root: u64,
@@ -52,11 +65,11 @@ pub fn map(
             page_table::entry_address(entry)
         } else {
             let next = memory.allocate().ok_or(OutOfMemory)?;
-            memory.write(
-                table,
-                index,
-                page_table::entry(next, PRESENT | WRITABLE | USER),
-            );
+            let entry = page_table::entry(next, PRESENT | WRITABLE | USER | ACCESSED);
+            match level {
+                4 => memory.write_root_entry(table, index, entry),
+                _ => memory.write(table, index, entry),
+            }
             next
         };
     }
@@ -100,7 +113,8 @@ pub fn unmap(memory: &mut impl PhysMemory, root: u64, virt: u64) -> Option<u64> 
     (entry & PRESENT != 0).then(|| page_table::entry_address(entry))
 }
 
-/// Frees every page and table of the lower half, then the root. Returns the frames freed.
+/// Frees every page and table of the lower half, then the root (`free_root`). Returns the
+/// frames freed (the root counted even if its release is deferred).
 pub fn destroy(memory: &mut impl PhysMemory, root: u64) -> u64 {
     let mut freed = 0;
     for index in 0..KERNEL_PML4_FIRST {
@@ -109,7 +123,7 @@ pub fn destroy(memory: &mut impl PhysMemory, root: u64) -> u64 {
             freed += free_table(memory, page_table::entry_address(entry), 3);
         }
     }
-    memory.free(root);
+    memory.free_root(root);
     freed + 1
 }
 
@@ -150,6 +164,10 @@ pub mod fake {
         pub frames: BTreeMap<u64, std::vec::Vec<u64>>,
         pub next: u64,
         pub limit: Option<usize>,
+        /// (root, index) of every `write_root_entry`.
+        pub root_writes: std::vec::Vec<(u64, usize)>,
+        /// Roots given to `free_root`.
+        pub freed_roots: std::vec::Vec<u64>,
     }
 
     impl PhysMemory for FakeMemory {
@@ -172,6 +190,14 @@ pub mod fake {
         }
         fn write(&mut self, frame: u64, index: usize, value: u64) {
             self.frames.get_mut(&frame).expect("allocated")[index] = value;
+        }
+        fn write_root_entry(&mut self, root: u64, index: usize, value: u64) {
+            self.root_writes.push((root, index));
+            self.write(root, index, value);
+        }
+        fn free_root(&mut self, root: u64) {
+            self.freed_roots.push(root);
+            self.free(root);
         }
     }
 }
@@ -209,6 +235,34 @@ mod tests {
         let used = memory.frames.len() as u64;
         assert_eq!(destroy(&mut memory, root), used);
         assert!(memory.frames.is_empty());
+        assert_eq!(memory.freed_roots, [root]);
+    }
+
+    #[test]
+    fn only_root_entries_go_through_the_root_hook() {
+        let mut memory = FakeMemory::default();
+        let mut kernel = [0; ENTRIES];
+        kernel[511] = 0xdead_0023;
+        let root = new_root(&mut memory, &kernel).unwrap();
+        assert!(
+            memory.root_writes.is_empty(),
+            "kernel half copied before registration"
+        );
+        let frame = memory.allocate().unwrap();
+        map(&mut memory, root, 0x40_0000, frame, PRESENT | USER).unwrap();
+        // Same PML4 entry, new PDPT entry: no second root write.
+        map(&mut memory, root, 0x4000_0000, frame, PRESENT | USER).unwrap();
+        assert_eq!(memory.root_writes, [(root, 0)]);
+        map(&mut memory, root, 0x7fff_ffff_e000, frame, PRESENT | USER).unwrap();
+        assert_eq!(memory.root_writes, [(root, 0), (root, 255)]);
+        // Intermediate entries carry the accessed bit (the CPU never writes a root).
+        for index in [0, 255] {
+            let entry = memory.read(root, index);
+            assert_eq!(entry & (PRESENT | ACCESSED), PRESENT | ACCESSED);
+            let pdpt = page_table::entry_address(entry);
+            let next = (0..ENTRIES).map(|i| memory.read(pdpt, i)).find(|e| *e != 0);
+            assert_ne!(next.unwrap() & ACCESSED, 0);
+        }
     }
 
     #[test]

@@ -1,12 +1,20 @@
 //! The kernel's own page tables (pure: built in memory, loaded by `arch::paging`): the kernel
 //! image at its upper-half address with per-segment permissions (text R-X, rodata R--, data
 //! RW- NX, stack guard pages absent), the direct map of all physical memory (2 MiB pages, NX,
-//! the high MMIO window uncacheable), an empty slot for kernel stacks, and nothing below
-//! `layout::KERNEL_PML4_FIRST`: the lower half belongs to processes.
+//! the high MMIO window uncacheable), the kernel-stack window with all its tables built but no
+//! page mapped, and nothing below `layout::KERNEL_PML4_FIRST`: the lower half belongs to
+//! processes.
+//!
+//! Every present entry has its accessed bit set and every writable leaf its dirty bit (SDM Vol.
+//! 3A 4.8): once the hypervisor holds these tables read-only in EPT (`pagetables = locked`) the
+//! CPU's own A/D writes would be EPT violations. And after boot the kernel writes no entry of
+//! these tables but the leaves of the stack window (`STACK_TABLES`).
 
-use super::layout::{DIRECT_MAP_BASE, KERNEL_STACKS_BASE};
+use super::layout::{DIRECT_MAP_BASE, KERNEL_STACKS_BASE, KERNEL_STACK_WINDOW};
 use super::memory_map;
-use super::page_table::{self, Access, PageTable, ENTRIES, GIB, LARGE_PAGE_SIZE, PAGE_SIZE};
+use super::page_table::{
+    self, Access, PageTable, ACCESSED, DIRTY, ENTRIES, GIB, LARGE_PAGE_SIZE, PAGE_SIZE, WRITABLE,
+};
 use core::fmt;
 use rampart_boot_info::MemoryRegion;
 
@@ -20,6 +28,23 @@ pub const DEVICE_WINDOW: (u64, u64) = (0xfe00_0000, 4 * GIB);
 pub const MIN_MAPPED: u64 = 4 * GIB;
 /// Stack guard pages in the kernel image (left unmapped).
 pub const MAX_GUARD_PAGES: usize = 4;
+/// Page tables of the stack window (one per 2 MiB), all built at boot.
+pub const STACK_TABLES: usize = (KERNEL_STACK_WINDOW / LARGE_PAGE_SIZE) as usize;
+
+const _: () = assert!(KERNEL_STACKS_BASE.is_multiple_of(GIB) && KERNEL_STACK_WINDOW <= GIB);
+
+/// The leaf bits the CPU would otherwise set itself: accessed, and dirty if writable.
+pub const fn leaf_accessed(flags: u64) -> u64 {
+    match flags & WRITABLE {
+        0 => flags | ACCESSED,
+        _ => flags | ACCESSED | DIRTY,
+    }
+}
+
+/// The stack window as `LockKernelMappings` takes it: (linear start, length).
+pub const fn stack_window() -> (u64, u64) {
+    (KERNEL_STACKS_BASE, KERNEL_STACK_WINDOW)
+}
 
 /// The kernel image's segment boundaries (virtual, page aligned) and where it is loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +124,8 @@ pub struct KernelPageTables {
     image_directory: PageTable,
     image_tables: [PageTable; MAX_KERNEL_BLOCKS],
     stacks_pdpt: PageTable,
+    stacks_directory: PageTable,
+    stacks_tables: [PageTable; STACK_TABLES],
 }
 
 impl KernelPageTables {
@@ -111,6 +138,8 @@ impl KernelPageTables {
             image_directory: PageTable::EMPTY,
             image_tables: [const { PageTable::EMPTY }; MAX_KERNEL_BLOCKS],
             stacks_pdpt: PageTable::EMPTY,
+            stacks_directory: PageTable::EMPTY,
+            stacks_tables: [const { PageTable::EMPTY }; STACK_TABLES],
         }
     }
 
@@ -131,8 +160,9 @@ impl KernelPageTables {
         }
         let phys =
             |table: &PageTable| (core::ptr::from_ref(table) as u64).wrapping_sub(image.virt_offset);
-        let table_entry =
-            |table: &PageTable| page_table::entry(phys(table), Access::ReadWrite.flags(false));
+        let table_entry = |table: &PageTable| {
+            page_table::entry(phys(table), Access::ReadWrite.flags(false) | ACCESSED)
+        };
 
         let first_block = image.text_start / LARGE_PAGE_SIZE;
         let last_block = (image.data_end - 1) / LARGE_PAGE_SIZE;
@@ -145,9 +175,10 @@ impl KernelPageTables {
             for (i, pte) in self.image_tables[slot].0.iter_mut().enumerate() {
                 let page = base + i as u64 * PAGE_SIZE;
                 *pte = match image.access(page) {
-                    Some(access) => {
-                        page_table::entry(page.wrapping_sub(image.virt_offset), access.flags(nx))
-                    }
+                    Some(access) => page_table::entry(
+                        page.wrapping_sub(image.virt_offset),
+                        leaf_accessed(access.flags(nx)),
+                    ),
                     None => 0,
                 };
             }
@@ -165,12 +196,18 @@ impl KernelPageTables {
             for i in 0..ENTRIES {
                 let base = gib as u64 * GIB + i as u64 * LARGE_PAGE_SIZE;
                 let access = large_page_access(regions, base);
-                self.directories[gib].0[i] =
-                    page_table::entry(base, access.flags(nx) | page_table::HUGE_PAGE);
+                let flags = leaf_accessed(access.flags(nx)) | page_table::HUGE_PAGE;
+                self.directories[gib].0[i] = page_table::entry(base, flags);
             }
             self.direct_pdpt.0[gib] = table_entry(&self.directories[gib]);
         }
         self.pml4.0[page_table::index(DIRECT_MAP_BASE, 4)] = table_entry(&self.direct_pdpt);
+        for (slot, table) in self.stacks_tables.iter().enumerate() {
+            let base = KERNEL_STACKS_BASE + slot as u64 * LARGE_PAGE_SIZE;
+            self.stacks_directory.0[page_table::index(base, 2)] = table_entry(table);
+        }
+        self.stacks_pdpt.0[page_table::index(KERNEL_STACKS_BASE, 3)] =
+            table_entry(&self.stacks_directory);
         self.pml4.0[page_table::index(KERNEL_STACKS_BASE, 4)] = table_entry(&self.stacks_pdpt);
         Ok(MapSummary {
             mapped_top,
@@ -181,21 +218,34 @@ impl KernelPageTables {
     /// The leaf entry for a virtual `address` (kernel image or direct map), for checks and
     /// tests: walks the tables like the MMU, resolving physical addresses among its own.
     pub fn leaf(&self, address: u64, virt_offset: u64) -> Option<u64> {
-        let mut table = &self.pml4;
-        for level in [4, 3, 2, 1] {
-            let entry = table.0[page_table::index(address, level)];
-            if entry & page_table::PRESENT == 0 {
-                return (level == 1).then_some(entry);
+        let (table, index, level) = self.walk(address, virt_offset).last()?;
+        let entry = table.0[index];
+        let huge = entry & (page_table::PRESENT | page_table::HUGE_PAGE)
+            == page_table::PRESENT | page_table::HUGE_PAGE;
+        (level == 1 || (level == 2 && huge)).then_some(entry)
+    }
+
+    /// The (table, index, level) of every entry the MMU reads to translate `address`, top
+    /// down, as far as the walk goes (a non-present entry or a leaf ends it).
+    pub fn walk(
+        &self,
+        address: u64,
+        virt_offset: u64,
+    ) -> impl Iterator<Item = (&PageTable, usize, u32)> {
+        let mut next = Some(&self.pml4);
+        [4, 3, 2, 1].into_iter().map_while(move |level| {
+            let table = next.take()?;
+            let index = page_table::index(address, level);
+            let entry = table.0[index];
+            let leaf = level == 1 || (level == 2 && entry & page_table::HUGE_PAGE != 0);
+            if entry & page_table::PRESENT != 0 && !leaf {
+                let wanted = page_table::entry_address(entry);
+                next = self
+                    .all_tables()
+                    .find(|t| (core::ptr::from_ref(*t) as u64).wrapping_sub(virt_offset) == wanted);
             }
-            if level == 1 || (level == 2 && entry & page_table::HUGE_PAGE != 0) {
-                return Some(entry);
-            }
-            let wanted = page_table::entry_address(entry);
-            table = self
-                .all_tables()
-                .find(|t| (core::ptr::from_ref(*t) as u64).wrapping_sub(virt_offset) == wanted)?;
-        }
-        None
+            Some((table, index, level))
+        })
     }
 
     fn all_tables(&self) -> impl Iterator<Item = &PageTable> {
@@ -204,10 +254,12 @@ impl KernelPageTables {
             &self.image_pdpt,
             &self.image_directory,
             &self.stacks_pdpt,
+            &self.stacks_directory,
         ]
         .into_iter()
         .chain(self.directories.iter())
         .chain(self.image_tables.iter())
+        .chain(self.stacks_tables.iter())
     }
 }
 

@@ -23,8 +23,20 @@ pub const USER_STACK_TOP: u64 = 0x0000_7FFF_FFFF_F000;
 pub const USER_STACK_SIZE: u64 = 64 * 1024;
 /// Bytes of each process's kernel stack (plus one guard page below it).
 pub const KERNEL_STACK_SIZE: u64 = 16 * 1024;
+/// The stack window: `KERNEL_STACKS_BASE ..` this many bytes (2 MiB aligned), whose page
+/// tables the kernel builds at boot (`kernel_map`) so that mapping a stack writes leaf entries
+/// only; under `pagetables = locked` they are the only kernel-half tables left writable.
+pub const KERNEL_STACK_WINDOW: u64 = 20 << 20;
+/// Kernel stack slots that fit in the window below its last page ([`SPARE_KERNEL_PAGE`]).
+pub const MAX_KERNEL_STACKS: u64 = (KERNEL_STACK_WINDOW - 4096) / (KERNEL_STACK_SIZE + 4096);
+/// The window's last page, above every stack slot: the attack suite's alias page (a leaf in a
+/// pre-built table, like a stack page).
+#[cfg_attr(not(feature = "attacks"), allow(dead_code))]
+pub const SPARE_KERNEL_PAGE: u64 = KERNEL_STACKS_BASE + KERNEL_STACK_WINDOW - 4096;
 
 const _: () = assert!(USER_STACK_TOP < USER_TOP);
+const _: () = assert!(KERNEL_STACK_WINDOW.is_multiple_of(2 << 20));
+const _: () = assert!(kernel_stack_bottom(MAX_KERNEL_STACKS) <= SPARE_KERNEL_PAGE + 4096);
 
 /// The direct-map address of physical `address`.
 pub const fn phys_to_virt(address: u64) -> u64 {
@@ -52,5 +64,8 @@ mod tests {
         assert!(kernel_stack_bottom(1 << 20) < KERNEL_VIRT_OFFSET);
         assert_eq!(virt_to_phys(phys_to_virt(0x1234)), 0x1234);
         assert_eq!(kernel_stack_bottom(1) - kernel_stack_bottom(0), 20 * 1024);
+        let last_top = kernel_stack_bottom(MAX_KERNEL_STACKS - 1) + KERNEL_STACK_SIZE;
+        assert!(last_top <= SPARE_KERNEL_PAGE);
+        assert_eq!(MAX_KERNEL_STACKS, 1023);
     }
 }

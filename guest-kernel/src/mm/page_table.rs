@@ -20,6 +20,12 @@ pub const USER: u64 = 1 << 2;
 pub const WRITE_THROUGH: u64 = 1 << 3;
 /// Bit 4: page-level cache disable (PAT index bit 1). With PWT and the power-on PAT: UC.
 pub const CACHE_DISABLE: u64 = 1 << 4;
+/// Bit 5: accessed. The CPU sets it on the first use of an entry (SDM Vol. 3A 4.8 "Accessed
+/// and Dirty Flags"); tables built with it set need no such write, which matters once the
+/// hypervisor holds them read-only in EPT (the CPU's own A/D write would be an EPT violation).
+pub const ACCESSED: u64 = 1 << 5;
+/// Bit 6 in a leaf: dirty. The CPU sets it on the first write through the leaf (4.8).
+pub const DIRTY: u64 = 1 << 6;
 /// Bit 7 in a PDE: the entry maps a 2 MiB page.
 pub const HUGE_PAGE: u64 = 1 << 7;
 /// Bit 63: instruction fetches not allowed (needs EFER.NXE, else the bit is reserved).

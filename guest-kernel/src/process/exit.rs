@@ -76,6 +76,7 @@ fn release(pid: u64, name: &str, code: i64, root: u64) {
     }
     let before = phys::free_frames();
     let freed = address_space::destroy(&mut Frames, root);
+    phys::retry_deferred_roots();
     kprintln!(
         "pid {pid} ({name}) exited with code {code}: {freed} frames freed, free frames {before} -> {}",
         phys::free_frames()

@@ -13,9 +13,10 @@ use crate::arch::phys::{self, Frames};
 use crate::arch::{cpu, paging, percpu, switch, syscall_entry};
 use crate::console;
 use crate::mm::address_space::{self, PhysMemory};
+use crate::mm::kernel_map::leaf_accessed;
 use crate::mm::layout::kernel_stack_bottom;
-use crate::mm::layout::KERNEL_STACK_SIZE;
-use crate::mm::page_table::PAGE_SIZE;
+use crate::mm::layout::{KERNEL_STACK_SIZE, MAX_KERNEL_STACKS};
+use crate::mm::page_table::{Access, PAGE_SIZE};
 use crate::time;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +60,8 @@ pub fn idle_loop() -> ! {
     loop {
         cpu::disable_interrupts();
         schedule();
+        // Roots the hypervisor called Busy at their release (free once every vCPU left them).
+        phys::retry_deferred_roots();
         let cpu = percpu::index();
         if crate::smp::park_requested(cpu) {
             crate::smp::parked(cpu);
@@ -286,6 +289,11 @@ pub fn allocate_kernel_stack(table: &mut Table) -> Option<(u64, u64)> {
         return Some((slot, kernel_stack_bottom(slot) + KERNEL_STACK_SIZE));
     }
     let slot = table.next_stack_slot;
+    // The stack window's tables are built at boot for this many slots only: a slot beyond
+    // would need a new kernel-half table, which `pagetables = locked` forbids.
+    if slot >= MAX_KERNEL_STACKS {
+        return None;
+    }
     let top = map_kernel_stack(slot)?;
     table.next_stack_slot += 1;
     Some((slot, top))
@@ -301,7 +309,7 @@ fn map_kernel_stack(slot: u64) -> Option<u64> {
             free_kernel_stack(slot);
             return None;
         };
-        let flags = crate::mm::page_table::Access::ReadWrite.flags(true);
+        let flags = leaf_accessed(Access::ReadWrite.flags(true));
         if address_space::map(&mut frames, paging::kernel_root(), page, frame, flags).is_err() {
             frames.free(frame);
             free_kernel_stack(slot);

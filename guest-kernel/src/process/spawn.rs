@@ -4,7 +4,7 @@
 use super::schedule::allocate_kernel_stack;
 use super::{text_cache, NewProcess, TABLE};
 use crate::arch::phys::{self, Frames};
-use crate::arch::{hypercall, paging, switch};
+use crate::arch::{address_spaces, hypercall, paging, switch};
 use crate::console::kprintln;
 use crate::loader::elf::{self, Program};
 use crate::mm::address_space::{self, OutOfMemory, PhysMemory};
@@ -32,8 +32,16 @@ pub fn spawn(name: &str, args: &[u8], parent: u64) -> Result<u64, Errno> {
     let program = elf::parse(file.data)?;
 
     let mut frames = Frames;
+    phys::retry_deferred_roots();
     let root = address_space::new_root(&mut frames, &paging::kernel_pml4_entries())
         .ok_or(Errno::NoMemory)?;
+    // Under `pagetables = locked` the hypervisor learns the root before any user mapping (its
+    // lower half must be empty) and the scheduler may load it; the CR3 value is the root.
+    if let Err(error) = address_spaces::register(root) {
+        kprintln!("RegisterAddressSpace({root:#x}) refused: {error}");
+        frames.free(root);
+        return Err(Errno::NoMemory);
+    }
     let source = Source {
         archive: bytes,
         file_offset: file.offset as u64,
