@@ -122,12 +122,6 @@ pub fn retry_deferred(mut free: impl FnMut(u64)) {
     DEFERRED_COUNT.store(deferred.len(), Ordering::SeqCst);
 }
 
-/// Roots waiting on the deferred list.
-#[cfg_attr(not(feature = "attacks"), allow(dead_code))]
-pub fn deferred() -> usize {
-    DEFERRED_COUNT.load(Ordering::SeqCst)
-}
-
 /// The meaning of a `ReleaseAddressSpace` result; reports a refusal.
 fn answer(result: i64, root: u64) -> Release {
     match result {

@@ -5,6 +5,8 @@
 pub mod address_spaces;
 #[cfg(feature = "attacks")]
 pub mod attack;
+#[cfg(feature = "attacks")]
+pub mod attack_paging;
 pub mod cpu;
 pub mod entry;
 #[cfg(feature = "attacks")]

@@ -9,7 +9,7 @@ use super::verdict::Attempt;
 use crate::arch::phys::{self, Frames};
 use crate::arch::{attack, cpu, hypercall, paging};
 use crate::mm::address_space::{self, PhysMemory};
-use crate::mm::layout::{phys_to_virt, KERNEL_STACKS_BASE, KERNEL_VIRT_OFFSET};
+use crate::mm::layout::{phys_to_virt, KERNEL_VIRT_OFFSET, SPARE_KERNEL_PAGE};
 use crate::mm::page_table::{NO_EXECUTE, PAGE_SIZE, PRESENT, WRITABLE};
 use core::sync::atomic::{AtomicU64, Ordering};
 use rampart_hv_abi::{access, Hypercall};
@@ -40,7 +40,7 @@ const fn hypercall(name: &'static str, tried: &'static str, run: fn() -> Attempt
     }
 }
 
-pub const ATTACKS: [Attack; 24] = [
+pub const ATTACKS: [Attack; 30] = [
     attack(
         "text-write",
         "write kernel text via the direct map",
@@ -140,6 +140,36 @@ pub const ATTACKS: [Attack; 24] = [
         "enable APM SMIs, OUT 0xB2 (natively the SMBASE+0x8000 handler writes rodata)",
         super::smi_port::apm_smi,
     ),
+    attack(
+        "idt-remap",
+        "point the IDT's page entry at a copy with a forged #BP gate, INT3",
+        super::remap::idt_remap,
+    ),
+    attack(
+        "gdt-remap",
+        "point the GDT's page entry at a copy with a changed byte, read it back",
+        super::remap::gdt_remap,
+    ),
+    attack(
+        "syscall-table-remap",
+        "point the syscall table's page entry at a copy with one entry changed, read it back",
+        super::remap::syscall_table_remap,
+    ),
+    attack(
+        "lstar-page-remap",
+        "point the entry of the page LSTAR points into at a copy with a changed byte, read it",
+        super::remap::lstar_page_remap,
+    ),
+    attack(
+        "forged-cr3",
+        "MOV CR3 to a copy of the root whose IDT path leads to a forged #BP gate, INT3",
+        super::roots::forged_cr3,
+    ),
+    attack(
+        "pml4-kernel-entry",
+        "write a kernel-half entry into a process's root, then by SetRootEntry",
+        super::roots::pml4_kernel_entry,
+    ),
     // Last: natively it costs the kernel the CPU it restarts.
     attack(
         "init-sipi-wake",
@@ -148,10 +178,12 @@ pub const ATTACKS: [Attack; 24] = [
     ),
 ];
 
-/// A kernel address no one else maps (above every kernel stack slot), for alias mappings.
-const ALIAS_PAGE: u64 = KERNEL_STACKS_BASE + (256 << 30);
-/// A frame an attack allocated (0 = none), freed by [`cleanup`] whether or not it survived.
-static SCRATCH_FRAME: AtomicU64 = AtomicU64::new(0);
+/// A kernel address no one else maps, for alias mappings: the stack window's spare page, so
+/// mapping it writes a leaf of a pre-built table only and the attack meets the protection of
+/// the page it aliases (`pagetables = locked` leaves those tables writable, as for stacks).
+const ALIAS_PAGE: u64 = SPARE_KERNEL_PAGE;
+/// Frames an attack allocated (0 = none), freed by [`cleanup`] whether or not it survived.
+static SCRATCH_FRAMES: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 /// `ret`.
 const SHELLCODE: [u8; 1] = [0xc3];
 /// Vector 14's gate: 16 bytes each.
@@ -164,9 +196,11 @@ pub fn cleanup() {
     if address_space::unmap(&mut Frames, paging::kernel_root(), ALIAS_PAGE).is_some() {
         crate::smp::flush_kernel_page(ALIAS_PAGE);
     }
-    let frame = SCRATCH_FRAME.swap(0, Ordering::SeqCst);
-    if frame != 0 {
-        Frames.free(frame);
+    for slot in &SCRATCH_FRAMES {
+        let frame = slot.swap(0, Ordering::SeqCst);
+        if frame != 0 {
+            Frames.free(frame);
+        }
     }
 }
 
@@ -208,10 +242,14 @@ fn alias(frame: u64, flags: u64) -> Option<u64> {
     Some(ALIAS_PAGE)
 }
 
-/// A fresh frame holding `bytes` (freed by [`cleanup`]).
+/// A fresh frame holding `bytes` (freed by [`cleanup`]); `None` without memory or once an
+/// attack holds eight.
 pub(super) fn scratch_frame(bytes: &[u8]) -> Option<u64> {
+    let slot = SCRATCH_FRAMES
+        .iter()
+        .find(|slot| slot.load(Ordering::SeqCst) == 0)?;
     let frame = Frames.allocate()?;
-    SCRATCH_FRAME.store(frame, Ordering::SeqCst);
+    slot.store(frame, Ordering::SeqCst);
     phys::write_bytes(frame, bytes);
     Some(frame)
 }

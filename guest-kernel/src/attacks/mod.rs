@@ -7,6 +7,8 @@ mod bar;
 #[cfg(all(target_os = "none", feature = "attacks"))]
 mod ept;
 #[cfg(any(test, feature = "attacks"))]
+pub mod forge;
+#[cfg(any(test, feature = "attacks"))]
 pub mod hole;
 #[cfg(all(target_os = "none", feature = "attacks"))]
 mod ide_dma;
@@ -18,6 +20,10 @@ mod list;
 mod msr;
 #[cfg(all(target_os = "none", feature = "attacks"))]
 mod pci;
+#[cfg(all(target_os = "none", feature = "attacks"))]
+mod remap;
+#[cfg(all(target_os = "none", feature = "attacks"))]
+mod roots;
 #[cfg(all(target_os = "none", feature = "attacks"))]
 pub mod run;
 #[cfg(all(target_os = "none", feature = "attacks"))]

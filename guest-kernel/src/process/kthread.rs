@@ -49,6 +49,16 @@ pub fn spawn_kernel_thread(
     }))
 }
 
+/// The address-space root of the current kernel thread's parent (the attack suite's `attacks`
+/// process), if it has one of its own.
+#[cfg(feature = "attacks")]
+pub fn parent_root() -> Option<u64> {
+    let mut table = TABLE.lock();
+    let parent = table.current().parent;
+    let root = table.processes.get(&parent)?.root;
+    (root != 0 && root != paging::kernel_root()).then_some(root)
+}
+
 /// True if this CPU runs a kernel thread. `false` when the process table stays locked: the
 /// exception then struck the kernel proper on this CPU (threads never hold it at a faulting
 /// instruction).

@@ -12,7 +12,7 @@ pub mod text_cache;
 
 pub use exit::{exit_current, kill, user_fault, wait};
 #[cfg(feature = "attacks")]
-pub use kthread::{fault_vector, spawn_kernel_thread};
+pub use kthread::{fault_vector, parent_root, spawn_kernel_thread};
 pub use kthread::{in_kernel_thread, kernel_thread_fault};
 pub use schedule::{
     allocate_stack_top, block_current, idle_loop, init, kicked_in_user_mode, schedule, timer_tick,
