@@ -87,7 +87,7 @@ impl StackWindow {
     /// `None` unless 2 MiB aligned, canonical, in the kernel half and not wrapping.
     pub fn new(start: u64, length: u64) -> Option<Self> {
         let end = start.checked_add(length)?;
-        let aligned = start % LARGE == 0 && length % LARGE == 0;
+        let aligned = start.is_multiple_of(LARGE) && length.is_multiple_of(LARGE);
         let kernel_half = length == 0 || (start >> 47 == 0x1ffff && walker::is_canonical(end - 1));
         (aligned && kernel_half).then_some(Self { start, length })
     }
