@@ -30,7 +30,7 @@ const STACK_FRAMES: u64 = 16;
 /// grants one or two each.
 const EPT_POOL_FRAMES: u64 = 512;
 /// The VPID of the one guest (0 is reserved for VMX root, SDM Vol. 3C 29.1).
-const GUEST_VPID: u16 = 1;
+pub const GUEST_VPID: u16 = 1;
 const CPUID_1_ECX_XSAVE: u32 = 1 << 26;
 const CR4_OSXSAVE: usize = 1 << 18;
 
@@ -64,6 +64,7 @@ pub unsafe fn start(handoff: &HandOff) -> ! {
     // SAFETY: the firmware initialised this UART and hands it to us (crate::start contract).
     unsafe { crate::console::init(handoff.serial_port, handoff.log_level) };
     let handoff = HANDOFF.call_once(|| *handoff);
+    crate::exits::page_tables::set_policy(handoff.lock_page_tables);
     let mut frames = FrameAllocator::new(handoff.reserved);
     let Some(stack) = frames.allocate(STACK_FRAMES) else {
         fatal(format_args!("reserved range too small for a stack"))

@@ -70,6 +70,9 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         regs.by_number(qualification.gpr()).map_or(0, |r| *r)
     };
     let register = qualification.control_register();
+    if register == 3 {
+        return super::cr3::handle_load(vmcs, value);
+    }
     let cleared = clears_pinned(register, value, PINNED_CR4.load(Ordering::SeqCst));
     if cleared != 0 {
         crate::audit::block(crate::audit::Attempt {

@@ -169,4 +169,12 @@ fn summary_names_the_features() {
     );
     let s = format!("{}", caps("tigerlake"));
     assert!(s.contains(" ept-1g") && s.contains("-mbec"), "{s}");
+    // No Bochs model has tertiary controls, so none has HLAT; all have 4 CR3-target values.
+    for (name, _) in FIXTURES {
+        let s = format!("{}", caps(name));
+        assert!(
+            s.contains(" -hlat") && s.contains(" cr3-targets 4 "),
+            "{name}: {s}"
+        );
+    }
 }
