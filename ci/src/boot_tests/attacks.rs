@@ -38,7 +38,7 @@ pub const SPIN_DONE_STEP: Step = Step {
     expect: &[&[SPIN_LAST]],
 };
 
-const HEADER: &str = "attacks: 24 attacks, each in its own kernel thread";
+const HEADER: &str = "attacks: 30 attacks, each in its own kernel thread";
 const ROW: &str = "[kernel] attack: ";
 const SUMMARY: &str = "[kernel] attacks: ";
 const AUDIT: &str = "[hv] audit #";
@@ -49,7 +49,7 @@ const WITHOUT_SMEP: &[&str] = &["corei7_sandy_bridge_2600k"];
 
 /// Each attack's verdict natively and under Rampart (one rule per attack, from its audit record).
 /// Natively the SMI is taken at the default SMBASE (QEMU q35 TCG with OVMF without SMM).
-const TABLE: [(&str, &str, &str); 24] = [
+const TABLE: [(&str, &str, &str); 30] = [
     ("text-write", "SUCCEEDED", "BLOCKED (kernel-text)"),
     ("cr0-wp", "SUCCEEDED", "BLOCKED (pinned-cr)"),
     ("text-alias", "SUCCEEDED", "BLOCKED (kernel-text)"),
@@ -113,8 +113,34 @@ const TABLE: [(&str, &str, &str); 24] = [
     ("smi-self", "SUCCEEDED", "BLOCKED (ipi-delivery)"),
     // Natively QEMU's ICH9 raises the SMI once APMC_EN is set (the attack sets it).
     ("apm-smi", "SUCCEEDED", "BLOCKED (smi)"),
+    // Remaps of protected pages by their kernel page-table entry, a forged root in CR3, a
+    // kernel-half entry in a process's root: `pagetables = locked` (the default) blocks them;
+    // under `pagetables = off` they succeed (`PAGE_TABLE_ROWS`).
+    ("idt-remap", "SUCCEEDED", "BLOCKED (page-table)"),
+    ("gdt-remap", "SUCCEEDED", "BLOCKED (page-table)"),
+    ("syscall-table-remap", "SUCCEEDED", "BLOCKED (page-table)"),
+    ("lstar-page-remap", "SUCCEEDED", "BLOCKED (page-table)"),
+    ("forged-cr3", "SUCCEEDED", "BLOCKED (cr3-load)"),
+    ("pml4-kernel-entry", "SUCCEEDED", "BLOCKED (page-table)"),
     // Needs a second CPU to restart (`one_cpu` below).
     ("init-sipi-wake", "SUCCEEDED", "BLOCKED (ipi-delivery)"),
+];
+
+/// The hypervisor's `pagetables` boot policy (boot.cfg; `locked` by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pagetables {
+    Locked,
+    Off,
+}
+
+/// The rows only `pagetables = locked` blocks: under `off` they succeed, as natively.
+pub const PAGE_TABLE_ROWS: [&str; 6] = [
+    "idt-remap",
+    "gdt-remap",
+    "syscall-table-remap",
+    "lstar-page-remap",
+    "forged-cr3",
+    "pml4-kernel-entry",
 ];
 
 /// Bochs CPU models without x2APIC: the hypervisor then leaves the guest's xAPIC unchecked (it
@@ -140,11 +166,26 @@ const ONE_CPU: &str = "N/A (one CPU)";
 const NO_HYPERVISOR: &str = "N/A (no hypervisor)";
 
 /// The verdicts expected for `flavour` on Bochs model `cpu` (QEMU's `-cpu max` has SMEP) with
-/// `cpus` processors.
+/// `cpus` processors, under the default `pagetables = locked`.
 pub fn expected(flavour: Flavour, cpu: &str, cpus: u32) -> Vec<(&'static str, &'static str)> {
+    expected_under(flavour, cpu, cpus, Pagetables::Locked)
+}
+
+/// [`expected`] under the hypervisor policy `pagetables`.
+pub fn expected_under(
+    flavour: Flavour,
+    cpu: &str,
+    cpus: u32,
+    pagetables: Pagetables,
+) -> Vec<(&'static str, &'static str)> {
     TABLE
         .iter()
         .map(|&(name, native, hv)| match (flavour, name) {
+            (Flavour::Hypervisor, _)
+                if pagetables == Pagetables::Off && PAGE_TABLE_ROWS.contains(&name) =>
+            {
+                (name, native)
+            }
             (_, "cr4-smep") if WITHOUT_SMEP.contains(&cpu) => (name, "N/A (CPU lacks SMEP)"),
             (Flavour::Native, _) if native == NO_HYPERVISOR => (name, native),
             _ if cpus < 2 && NEEDS_TWO_CPUS.contains(&name) => (name, ONE_CPU),
@@ -162,12 +203,39 @@ pub fn expected(flavour: Flavour, cpu: &str, cpus: u32) -> Vec<(&'static str, &'
         .collect()
 }
 
-/// Checks the suite's output in `lines`; returns failures and figures.
+/// Checks the suite's output in `lines` under the default `pagetables = locked`; returns
+/// failures and figures.
 pub fn check(
     lines: &[String],
     flavour: Flavour,
     cpu: &str,
     cpus: u32,
+) -> (Vec<String>, Vec<(String, u64)>) {
+    check_under(lines, flavour, cpu, cpus, Pagetables::Locked)
+}
+
+/// The kernel's line when the hypervisor's policy leaves its page tables unlocked.
+pub const NOT_LOCKED_BY_POLICY: &str =
+    "[kernel] page tables: not locked (hypervisor policy pagetables = off)";
+
+/// The `hv-bochs-pagetables-off` session's check (Bochs tigerlake, one CPU): the suite's table
+/// under `pagetables = off`, and the kernel's line saying its tables are not locked.
+pub fn pagetables_off(lines: &[String]) -> (Vec<String>, Vec<(String, u64)>) {
+    let (mut failures, figures) =
+        check_under(lines, Flavour::Hypervisor, "tigerlake", 1, Pagetables::Off);
+    if !lines.iter().any(|l| l.contains(NOT_LOCKED_BY_POLICY)) {
+        failures.push(format!("no `{NOT_LOCKED_BY_POLICY}` line"));
+    }
+    (failures, figures)
+}
+
+/// [`check`] under the hypervisor policy `pagetables`.
+pub fn check_under(
+    lines: &[String],
+    flavour: Flavour,
+    cpu: &str,
+    cpus: u32,
+    pagetables: Pagetables,
 ) -> (Vec<String>, Vec<(String, u64)>) {
     let mut failures = Vec::new();
     let mut figures = Vec::new();
@@ -191,7 +259,7 @@ pub fn check(
             Some((name, cells.nth(1)?.trim_end()))
         })
         .collect();
-    let want = expected(flavour, cpu, cpus);
+    let want = expected_under(flavour, cpu, cpus, pagetables);
     if rows.len() != want.len() {
         failures.push(format!(
             "run attacks: {} rows, want {}",

@@ -39,17 +39,19 @@ fn hv_table_passes_with_one_record_per_block() {
         .iter()
         .filter(|(_, v)| v.starts_with("BLOCKED"))
         .count();
-    assert_eq!(blocked, 23);
+    assert_eq!(blocked, 29);
     assert!(want.contains(&("bar-over-ram", "N/A (no 32-bit memory BAR)")));
     assert!(want.contains(&("ide-dma", "BLOCKED (dma)")));
+    assert!(want.contains(&("forged-cr3", "BLOCKED (cr3-load)")));
+    assert!(want.contains(&("idt-remap", "BLOCKED (page-table)")));
     let (failures, figures) = check(
-        &transcript(&want, 23, 23),
+        &transcript(&want, 29, 29),
         Flavour::Hypervisor,
         "tigerlake",
         4,
     );
     assert!(failures.is_empty(), "{failures:?}");
-    assert!(figures.contains(&("attacks_audit_delta".into(), 23)));
+    assert!(figures.contains(&("attacks_audit_delta".into(), 29)));
 }
 
 #[test]
@@ -79,7 +81,7 @@ fn models_without_smep_and_native_differ() {
 fn wrong_rows_counts_and_liveness_fail() {
     let mut want = expected(Flavour::Hypervisor, "tigerlake", 4);
     want[0].1 = "SUCCEEDED";
-    let mut lines = transcript(&want, 22, 22);
+    let mut lines = transcript(&want, 28, 28);
     let (failures, _) = check(&lines, Flavour::Hypervisor, "tigerlake", 4);
     assert!(failures
         .iter()
@@ -93,7 +95,7 @@ fn wrong_rows_counts_and_liveness_fail() {
 #[test]
 fn split_audit_lines_count_on_several_cpus() {
     let want = expected(Flavour::Hypervisor, "tigerlake", 2);
-    let mut lines = transcript(&want, 23, 23);
+    let mut lines = transcript(&want, 29, 29);
     let at = lines.iter().position(|l| l.starts_with(AUDIT)).unwrap();
     let whole = lines[at].clone();
     lines[at] = "[hv]S  au3di".into();
@@ -103,4 +105,30 @@ fn split_audit_lines_count_on_several_cpus() {
     );
     let (failures, _) = check(&lines, Flavour::Hypervisor, "tigerlake", 2);
     assert!(failures.is_empty(), "{failures:?}");
+}
+
+#[test]
+fn pagetables_off_lets_the_page_table_rows_succeed() {
+    let off = expected_under(Flavour::Hypervisor, "tigerlake", 1, Pagetables::Off);
+    let locked = expected(Flavour::Hypervisor, "tigerlake", 1);
+    for ((name, got), (_, default)) in off.iter().zip(&locked) {
+        match PAGE_TABLE_ROWS.contains(name) {
+            true => assert_eq!(*got, "SUCCEEDED", "{name}"),
+            false => assert_eq!(got, default, "{name}"),
+        }
+    }
+    let native = expected(Flavour::Native, "", 1);
+    assert!(PAGE_TABLE_ROWS
+        .iter()
+        .all(|row| native.contains(&(*row, "SUCCEEDED"))));
+    let blocked = off.iter().filter(|(_, v)| v.starts_with("BLOCKED")).count();
+    let mut lines = transcript(&off, blocked, blocked);
+    let (failures, _) = pagetables_off(&lines);
+    assert_eq!(failures, [format!("no `{NOT_LOCKED_BY_POLICY}` line")]);
+    lines.insert(0, NOT_LOCKED_BY_POLICY.to_string());
+    let (failures, _) = pagetables_off(&lines);
+    assert!(failures.is_empty(), "{failures:?}");
+    // The locked table fails there.
+    let (failures, _) = pagetables_off(&transcript(&locked, 27, 27));
+    assert!(failures.iter().any(|f| f.contains("attack idt-remap")));
 }

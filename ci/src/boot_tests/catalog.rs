@@ -34,6 +34,8 @@ pub enum Variant {
     GdbKill,
     /// `gdb = on` on several CPUs: each vCPU a gdb thread (`crate::gdb::test::Kind::Threads`).
     GdbThreads,
+    /// `pagetables = off` in boot.cfg: the hypervisor leaves the kernel's page tables unlocked.
+    PagetablesOff,
 }
 
 /// One boot test.
@@ -59,13 +61,21 @@ const NATIVE_LINES: &[LinePattern] = &[
     // way it must not find Rampart (see `absent`).
     &["[kernel] hypervisor: "],
     &["[kernel] timer ticks: "],
+    &[NOT_LOCKED_NATIVELY],
     &["[kernel] ready"],
 ];
+
+/// The kernel's page-table lock line natively, and under Rampart's default `pagetables = locked`.
+const NOT_LOCKED_NATIVELY: &str = "[kernel] page tables: not locked (no hypervisor)";
+const LOCKED: &str = "[kernel] page tables: locked (stack window 0xffffff0000000000+0x1400000)";
 
 /// The hv boot's lines in order; with several CPUs also the kernel's count of those it started
 /// (`[kernel] CPUs: N started`).
 macro_rules! hv_lines {
     ($($started:literal)?) => {
+        hv_lines!(@lock LOCKED $(, $started)?)
+    };
+    (@lock $lock:expr $(, $started:literal)?) => {
         &[
             &["[fw] VMX: "],
             &["[fw] handing off to the hypervisor"],
@@ -78,6 +88,7 @@ macro_rules! hv_lines {
             $(&[$started],)?
             &["[kernel] hypercall version: 0x00010000"],
             &["[kernel] hypercall argument checks: 7 of 7 rejected as expected"],
+            &[$lock],
             &["[kernel] ready"],
             &[SELF_CHECK_UNCHANGED],
         ]
@@ -126,6 +137,7 @@ const NATIVE_SMP4_LINES: &[LinePattern] = &[
     &["[kernel] hypervisor: "],
     &["[kernel] timer ticks: "],
     &["[kernel] CPUs: 4 started"],
+    &[NOT_LOCKED_NATIVELY],
     &["[kernel] ready"],
 ];
 
@@ -199,6 +211,19 @@ pub const BOOT_TESTS: &[BootTest] = &[
             pass: false,
             result_words: &["killed-by-debugger"],
             checks: &[],
+        },
+    },
+    // `pagetables = off`: the page-table attack rows succeed (`attacks::pagetables_off`).
+    BootTest {
+        name: HV_BOCHS_PAGETABLES_OFF,
+        emulator: Emulator::Bochs,
+        mode: Mode::Hv,
+        cpu: "tigerlake",
+        cpus: 1,
+        variant: Variant::PagetablesOff,
+        expect: Expectations {
+            ordered: hv_lines!(@lock super::attacks::NOT_LOCKED_BY_POLICY),
+            ..HV_PASS
         },
     },
     // `bench quick` under Rampart: 0 VM exits in the syscall, switch and fault benchmarks.
@@ -346,6 +371,9 @@ pub const HV_BOCHS_TIGERLAKE_SMP4: &str = "hv-bochs-tigerlake-smp4";
 /// Two vCPUs under Rampart on Bochs haswell, the full session.
 pub const HV_BOCHS_HASWELL_SMP2: &str = "hv-bochs-haswell-smp2";
 
+/// Under `pagetables = off`: boot, the attack suite (with its liveness steps), exit.
+pub const HV_BOCHS_PAGETABLES_OFF: &str = "hv-bochs-pagetables-off";
+
 /// The boot test that runs `bench quick` and checks `crate::bench::check::zero_exits`.
 pub const BENCH_ZERO_EXITS: &str = "bench-zero-exits";
 /// Two vCPUs, `bench smp quick`, checked by `crate::bench::check::zero_exits_smp`.
@@ -396,6 +424,7 @@ pub fn session(test: &BootTest) -> Option<(&'static Session, Option<Flavour>)> {
         BENCH_ZERO_EXITS => Some((&crate::bench::sessions::QUICK, None)),
         BENCH_ZERO_EXITS_SMP2 => Some((&crate::bench::sessions::SMP_QUICK, None)),
         GDB_BOCHS => Some((&shell::EXIT_ONLY, None)),
+        HV_BOCHS_PAGETABLES_OFF => Some((&shell::ATTACKS_ONLY, None)),
         _ if test.expect.pass && matches!(test.variant, Variant::Normal) => {
             Some((&shell::EXIT_ONLY, None))
         }
@@ -413,6 +442,7 @@ pub fn session_check(test: &BootTest) -> Option<SessionCheck> {
         BENCH_ZERO_EXITS => Some(crate::bench::check::zero_exits),
         BENCH_ZERO_EXITS_SMP2 => Some(crate::bench::check::zero_exits_smp),
         GDB_BOCHS => Some(crate::gdb::stops::attack_table),
+        HV_BOCHS_PAGETABLES_OFF => Some(super::attacks::pagetables_off),
         NATIVE_QEMU_SMP4 | HV_BOCHS_TIGERLAKE_SMP4 => Some(shell::spins_on_two_cpus),
         _ => None,
     }

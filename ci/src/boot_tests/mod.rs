@@ -168,6 +168,7 @@ pub fn apply(variant: Variant, contents: &mut Contents) {
         Variant::Gdb | Variant::GdbKill | Variant::GdbThreads => {
             contents.boot_cfg.push_str(crate::gdb::GDB_ON)
         }
+        Variant::PagetablesOff => contents.boot_cfg.push_str("pagetables = off\n"),
     }
 }
 

@@ -173,6 +173,18 @@ pub const EXIT_ONLY: Session = Session {
     ],
 };
 
+/// The attack suite alone, with its liveness steps (a background spin, `hello` after it).
+pub const ATTACKS_ONLY: Session = Session {
+    steps: &[
+        BOOT,
+        super::attacks::SPIN_STEP,
+        super::attacks::RUN_STEP,
+        super::attacks::HELLO_STEP,
+        super::attacks::SPIN_DONE_STEP,
+        EXIT,
+    ],
+};
+
 const fn faulty(label: &'static str, send: &'static str) -> Step {
     Step {
         label,
