@@ -167,6 +167,7 @@ const NO_HYPERVISOR: &str = "N/A (no hypervisor)";
 
 /// The verdicts expected for `flavour` on Bochs model `cpu` (QEMU's `-cpu max` has SMEP) with
 /// `cpus` processors, under the default `pagetables = locked`.
+#[cfg(test)]
 pub fn expected(flavour: Flavour, cpu: &str, cpus: u32) -> Vec<(&'static str, &'static str)> {
     expected_under(flavour, cpu, cpus, Pagetables::Locked)
 }
