@@ -4,7 +4,7 @@
 //! blocked attack. The rows are the contract with guest-kernel/src/attacks/.
 
 use super::session::Step;
-use super::shell::Flavour;
+use super::shell::{self, Exits, Flavour};
 
 const PROMPT: &str = "sh> ";
 /// The background spin: `SPIN_NAME i` lines for i in 0..SPIN_LINES, 50 ms apart, so it runs
@@ -219,13 +219,26 @@ pub fn check(
 pub const NOT_LOCKED_BY_POLICY: &str =
     "[kernel] page tables: not locked (hypervisor policy pagetables = off)";
 
-/// The `hv-bochs-pagetables-off` session's check (Bochs tigerlake, one CPU): the suite's table
-/// under `pagetables = off`, and the kernel's line saying its tables are not locked.
+/// The `hv-bochs-pagetables-off` session's check (Bochs tigerlake, one CPU): the kernel's line
+/// saying its tables are not locked, `pingpong` without a VM exit (no CR3 load is checked), and
+/// the suite's table under `pagetables = off`.
 pub fn pagetables_off(lines: &[String]) -> (Vec<String>, Vec<(String, u64)>) {
-    let (mut failures, figures) =
+    let (mut failures, mut figures) =
         check_under(lines, Flavour::Hypervisor, "tigerlake", 1, Pagetables::Off);
     if !lines.iter().any(|l| l.contains(NOT_LOCKED_BY_POLICY)) {
         failures.push(format!("no `{NOT_LOCKED_BY_POLICY}` line"));
+    }
+    let pingpong = shell::section(lines, "run pingpong");
+    match shell::check_exit_delta(
+        pingpong,
+        "pingpong",
+        "yields",
+        Flavour::Hypervisor,
+        Exits::None,
+    ) {
+        Ok(Some((_, delta))) => figures.push(("pingpong_delta".to_string(), delta)),
+        Ok(None) => {}
+        Err(error) => failures.push(error),
     }
     (failures, figures)
 }

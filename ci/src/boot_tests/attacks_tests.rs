@@ -124,10 +124,27 @@ fn pagetables_off_lets_the_page_table_rows_succeed() {
     let blocked = off.iter().filter(|(_, v)| v.starts_with("BLOCKED")).count();
     let mut lines = transcript(&off, blocked, blocked);
     let (failures, _) = pagetables_off(&lines);
-    assert_eq!(failures, [format!("no `{NOT_LOCKED_BY_POLICY}` line")]);
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert_eq!(failures[0], format!("no `{NOT_LOCKED_BY_POLICY}` line"));
+    assert!(failures[1].contains("run pingpong: no `pingpong: ..."));
+    let pingpong = |delta: u64| {
+        [
+            "sh> run pingpong".to_string(),
+            format!(
+                "pingpong: 1000 yields, exits before=9 after={} delta={delta}",
+                9 + delta
+            ),
+            "[sh] pingpong exited with code 0".into(),
+        ]
+    };
+    lines.splice(0..0, pingpong(0));
     lines.insert(0, NOT_LOCKED_BY_POLICY.to_string());
-    let (failures, _) = pagetables_off(&lines);
+    let (failures, figures) = pagetables_off(&lines);
     assert!(failures.is_empty(), "{failures:?}");
+    assert!(figures.contains(&("pingpong_delta".into(), 0)));
+    lines.splice(1..4, pingpong(2000));
+    let (failures, _) = pagetables_off(&lines);
+    assert!(failures[0].contains("want `delta=0`"), "{failures:?}");
     // The locked table fails there.
     let (failures, _) = pagetables_off(&transcript(&locked, 27, 27));
     assert!(failures.iter().any(|f| f.contains("attack idt-remap")));

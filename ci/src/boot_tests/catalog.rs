@@ -371,7 +371,7 @@ pub const HV_BOCHS_TIGERLAKE_SMP4: &str = "hv-bochs-tigerlake-smp4";
 /// Two vCPUs under Rampart on Bochs haswell, the full session.
 pub const HV_BOCHS_HASWELL_SMP2: &str = "hv-bochs-haswell-smp2";
 
-/// Under `pagetables = off`: boot, the attack suite (with its liveness steps), exit.
+/// Under `pagetables = off`: boot, `pingpong` (no exit per switch), the attack suite, exit.
 pub const HV_BOCHS_PAGETABLES_OFF: &str = "hv-bochs-pagetables-off";
 
 /// The boot test that runs `bench quick` and checks `crate::bench::check::zero_exits`.
@@ -424,7 +424,7 @@ pub fn session(test: &BootTest) -> Option<(&'static Session, Option<Flavour>)> {
         BENCH_ZERO_EXITS => Some((&crate::bench::sessions::QUICK, None)),
         BENCH_ZERO_EXITS_SMP2 => Some((&crate::bench::sessions::SMP_QUICK, None)),
         GDB_BOCHS => Some((&shell::EXIT_ONLY, None)),
-        HV_BOCHS_PAGETABLES_OFF => Some((&shell::ATTACKS_ONLY, None)),
+        HV_BOCHS_PAGETABLES_OFF => Some((&shell::PINGPONG_AND_ATTACKS, None)),
         _ if test.expect.pass && matches!(test.variant, Variant::Normal) => {
             Some((&shell::EXIT_ONLY, None))
         }

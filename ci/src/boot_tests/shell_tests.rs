@@ -211,3 +211,23 @@ fn vmxinsn_wants_every_instruction_killed_with_its_fault() {
         .iter()
         .any(|f| f.contains("no `vmxinsn: invd: exit code -11` line")));
 }
+
+#[test]
+fn checked_switches_allow_one_exit_per_switch_only() {
+    let hv = Flavour::Hypervisor;
+    let line = |delta: u64| {
+        vec![format!(
+            "pingpong: 1000 yields, exits before=40 after={} delta={delta}",
+            40 + delta
+        )]
+    };
+    let check = |delta, exits| check_exit_delta(&line(delta), "pingpong", "yields", hv, exits);
+    assert_eq!(check(2006, Exits::CheckedSwitches), Ok(Some((40, 2006))));
+    assert!(check(2033, Exits::CheckedSwitches)
+        .unwrap_err()
+        .contains("at most 2032"));
+    assert!(check(1, Exits::None)
+        .unwrap_err()
+        .contains("want `delta=0`"));
+    assert_eq!(check(0, Exits::None), Ok(Some((40, 0))));
+}
