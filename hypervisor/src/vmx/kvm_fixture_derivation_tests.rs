@@ -135,3 +135,77 @@ fn basic_misc_and_ept_follow_nested_vmx_setup() {
     let cr4_fixed1 = 0x7ff | 1 << 11 | 1 << 13 | 1 << 16 | 1 << 17 | 1 << 18 | 1 << 20 | 1 << 21;
     assert_eq!(msr(IA32_VMX_CR4_FIXED1), cr4_fixed1);
 }
+
+/// The bits of each control word that QEMU names in `feature_word_info[FEAT_VMX_*]`
+/// (target/i386/cpu.c); `-cpu host` is migratable by default and keeps only named bits.
+const QEMU_NAMED_PIN: u32 = 1 << 0 | 1 << 3 | 1 << 5 | 1 << 6 | 1 << 7;
+const QEMU_NAMED_PROC: u32 = 0xfbf9_9e8c;
+const QEMU_NAMED_SECONDARY: u32 = 0x0613_ffff;
+const QEMU_NAMED_EXIT: u32 = 1 << 2 | 1 << 12 | 1 << 15 | 0x00fc_0000 | 1 << 25 | 1 << 29 | 1 << 31;
+const QEMU_NAMED_ENTRY: u32 = 1 << 2 | 1 << 9 | 0x0001_e000 | 1 << 18 | 1 << 22 | 1 << 23;
+
+/// QEMU's round trip: `kvm_arch_get_supported_msr_feature()` keeps the bits that may be 1 but
+/// need not be, `make_vmx_msr_value()` rebuilds the MSR from them and the SDM's default1 bits.
+fn qemu_round_trip(kvm: u64, named: u32, default1: u32) -> u64 {
+    let features = ((kvm >> 32) as u32 & !(kvm as u32)) & named;
+    control(default1 & !features, features | default1)
+}
+
+#[test]
+fn qemu_cpu_host_writes_back_the_values_kvm_offers() {
+    let named_proc = (C::INTERRUPT_WINDOW_EXITING
+        | C::USE_TSC_OFFSETTING
+        | C::HLT_EXITING
+        | C::INVLPG_EXITING
+        | C::MWAIT_EXITING
+        | C::RDPMC_EXITING
+        | C::RDTSC_EXITING
+        | C::CR3_LOAD_EXITING
+        | C::CR3_STORE_EXITING
+        | C::CR8_LOAD_EXITING
+        | C::CR8_STORE_EXITING
+        | C::USE_TPR_SHADOW
+        | C::NMI_WINDOW_EXITING
+        | C::MOV_DR_EXITING
+        | C::UNCOND_IO_EXITING
+        | C::USE_IO_BITMAPS
+        | C::MONITOR_TRAP_FLAG
+        | C::USE_MSR_BITMAPS
+        | C::MONITOR_EXITING
+        | C::PAUSE_EXITING
+        | C::SECONDARY_CONTROLS)
+        .bits();
+    assert_eq!(named_proc, QEMU_NAMED_PROC);
+    // Host address-space size has no name: QEMU adds it from CPUID's LM bit (fixed_vmx_exit).
+    let host_64 = u64::from(X::HOST_ADDRESS_SPACE_SIZE.bits()) << 32;
+    let words = [
+        (IA32_VMX_TRUE_PINBASED_CTLS, QEMU_NAMED_PIN, PIN_ALWAYSON, 0),
+        (
+            IA32_VMX_TRUE_PROCBASED_CTLS,
+            QEMU_NAMED_PROC,
+            CPU_ALWAYSON,
+            0,
+        ),
+        (IA32_VMX_PROCBASED_CTLS2, QEMU_NAMED_SECONDARY, 0, 0),
+        (
+            IA32_VMX_TRUE_EXIT_CTLS,
+            QEMU_NAMED_EXIT,
+            EXIT_ALWAYSON,
+            host_64,
+        ),
+        (
+            IA32_VMX_TRUE_ENTRY_CTLS,
+            QEMU_NAMED_ENTRY,
+            ENTRY_ALWAYSON,
+            0,
+        ),
+    ];
+    for (index, named, default1, fixed) in words {
+        let kvm = msr(index);
+        assert_eq!(
+            qemu_round_trip(kvm, named, default1) | fixed,
+            kvm,
+            "{index:#x}"
+        );
+    }
+}
