@@ -223,7 +223,7 @@ fn nested_kvm_cr_fixed_bits() {
 }
 
 #[test]
-fn nested_kvm_cpuid_offers_vmx_and_pinned_features() {
+fn nested_kvm_cpuid_and_feature_control_allow_vmx() {
     let f = fixture();
     assert_ne!(f.cpuid["1.ecx"] & CPUID_1_ECX_VMX, 0);
     assert_eq!(
@@ -235,6 +235,10 @@ fn nested_kvm_cpuid_offers_vmx_and_pinned_features() {
         0,
         "UMIP is emulated by KVM"
     );
+    // OVMF locks IA32_FEATURE_CONTROL with VMX outside SMX on: `enable` must not write it.
+    let feature_control = f.read(IA32_FEATURE_CONTROL).unwrap();
+    let wanted = FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX_OUTSIDE_SMX;
+    assert_eq!(feature_control & wanted, wanted);
 }
 
 #[test]
