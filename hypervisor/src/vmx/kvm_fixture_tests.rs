@@ -157,7 +157,7 @@ fn nested_kvm_offers_the_invalidation_types_rampart_uses() {
     // smp::shootdown issues single-context INVEPT, all-context where single is missing.
     assert!(caps.ept_has(ept_cap::INVEPT_SINGLE_CONTEXT));
     assert!(caps.ept_has(ept_cap::INVEPT_ALL_CONTEXT));
-    // Rampart enables VPID but issues no INVVPID today; KVM advertises every type anyway.
+    // Rampart issues single-context INVVPID (all-context without it) on checked CR3 loads.
     assert!(caps.secondary_allows(SecondaryControls::ENABLE_VPID.bits()));
     assert!(caps.ept_has(ept_cap::INVVPID));
     assert!(caps.ept_has(ept_cap::INVVPID_SINGLE_CONTEXT));
@@ -285,5 +285,8 @@ fn nested_kvm_summary_names_the_features() {
         assert!(s.contains(feature), "{s}");
     }
     assert!(s.contains("-mbec") && s.contains(" vmcs-shadow"), "{s}");
-    assert!(s.contains(" preempt-timer (timer rate 2^5)"), "{s}");
+    assert!(
+        s.contains(" preempt-timer -hlat cr3-targets 0 (timer rate 2^5)"),
+        "{s}"
+    );
 }
