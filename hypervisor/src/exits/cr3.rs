@@ -25,7 +25,7 @@ static KERNEL_CR3: AtomicU64 = AtomicU64::new(0);
 static APPLIED: [AtomicBool; rampart_boot_info::MAX_CPUS] =
     [const { AtomicBool::new(false) }; rampart_boot_info::MAX_CPUS];
 /// CR4.PCIDE (bit 17): CR3 bits 11:0 are a PCID and bit 63 of a MOV source means no flush.
-const CR4_PCIDE: u64 = 1 << 17;
+const CR4_PCIDE: u64 = x86::controlregs::Cr4::CR4_ENABLE_PCID.bits() as u64;
 const TARGET_FIELDS: [u32; 4] = [
     control::CR3_TARGET_VALUE0,
     control::CR3_TARGET_VALUE1,

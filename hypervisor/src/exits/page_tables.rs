@@ -288,9 +288,7 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     super::cr3::apply_lock_to_current_vmcs();
     // Every other vCPU drops stale EPT translations and starts checking CR3 loads.
     super::policy::flush();
-    crate::hvlog!(
-        crate::console::INFO,
-        "page tables locked: {pages} paging-structure pages read-only, {count} protected ranges recorded, stack window {:#x}+{:#x}, CR3 loads checked ({} CR3-target values)",
+    log::info!("page tables locked: {pages} paging-structure pages read-only, {count} protected ranges recorded, stack window {:#x}+{:#x}, CR3 loads checked ({} CR3-target values)",
         window.start,
         window.length,
         caps.cr3_target_count()

@@ -198,7 +198,7 @@ fn apply(
             HypercallError::Denied as i64 as u64
         }
         Err(Denial::Ept(e)) => {
-            crate::hvlog!(crate::console::ERROR, "policy request failed: {e}");
+            log::error!("policy request failed: {e}");
             flush();
             HypercallError::OutOfRange as i64 as u64
         }
