@@ -9,9 +9,14 @@ use rampart_user::{println, sys};
 rampart_user::entry!(sysloop_main);
 
 const DEFAULT_CALLS: u64 = 10_000;
+/// Milliseconds to wait before measuring: the counter is the whole machine's, and under
+/// `pagetables = locked` the shell's CPU switching to its idle context once the shell waits is
+/// a checked CR3 load (one exit) that must not land inside the loop on several CPUs.
+const SETTLE_MS: u64 = 20;
 
 fn sysloop_main(args: &str) -> i64 {
     let calls = count_or(words(args).next(), DEFAULT_CALLS);
+    sys::sleep(SETTLE_MS);
     let before = sys::exit_count();
     let mut sum = 0u64;
     for _ in 0..calls {
