@@ -11,7 +11,7 @@ pub mod operations;
 pub mod program_text;
 
 #[cfg(test)]
-mod kernel_mappings_proptests;
+mod kernel_mappings_prop_tests;
 #[cfg(test)]
 mod proptests;
 
