@@ -17,10 +17,15 @@ fn write_out(config: &BootConfig) -> String {
         BootMode::Native => "native",
     };
     format!(
-        "mode = {mode}\nlog = {}\ncmdline = {}\ngdb = {}\n",
+        "mode = {mode}\nlog = {}\ncmdline = {}\ngdb = {}\npagetables = {}\n",
         config.log.name(),
         config.cmdline.as_str(),
-        if config.gdb { "on" } else { "off" }
+        if config.gdb { "on" } else { "off" },
+        if config.lock_page_tables {
+            "locked"
+        } else {
+            "off"
+        }
     )
 }
 
@@ -55,6 +60,8 @@ fn token() -> impl Strategy<Value = Vec<u8>> {
         b"log",
         b"cmdline",
         b"gdb",
+        b"pagetables",
+        b"locked",
         b"hv",
         b"native",
         b"error",
@@ -94,7 +101,8 @@ fn boot_config() -> impl Strategy<Value = BootConfig> {
     ]);
     // Printable command lines without leading or trailing blanks (the parser trims values).
     let cmdline = "([!-~]([ -~]{0,253}[!-~])?)?";
-    (any::<bool>(), log, cmdline, any::<bool>()).prop_map(|(hv, log, cmdline, gdb)| BootConfig {
+    let flags = (any::<bool>(), any::<bool>());
+    (any::<bool>(), log, cmdline, flags).prop_map(|(hv, log, cmdline, (gdb, locked))| BootConfig {
         mode: if hv {
             BootMode::Hypervisor
         } else {
@@ -103,6 +111,7 @@ fn boot_config() -> impl Strategy<Value = BootConfig> {
         log,
         cmdline: CommandLine::new(&cmdline).expect("at most 255 bytes"),
         gdb,
+        lock_page_tables: locked,
     })
 }
 
