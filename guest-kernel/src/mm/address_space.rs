@@ -168,6 +168,8 @@ pub mod fake {
         pub root_writes: std::vec::Vec<(u64, usize)>,
         /// Roots given to `free_root`.
         pub freed_roots: std::vec::Vec<u64>,
+        /// Frames written with plain `write` (not the root hook).
+        pub plain_writes: std::collections::BTreeSet<u64>,
     }
 
     impl PhysMemory for FakeMemory {
@@ -189,11 +191,12 @@ pub mod fake {
             self.frames[&frame][index]
         }
         fn write(&mut self, frame: u64, index: usize, value: u64) {
+            self.plain_writes.insert(frame);
             self.frames.get_mut(&frame).expect("allocated")[index] = value;
         }
         fn write_root_entry(&mut self, root: u64, index: usize, value: u64) {
             self.root_writes.push((root, index));
-            self.write(root, index, value);
+            self.frames.get_mut(&root).expect("allocated")[index] = value;
         }
         fn free_root(&mut self, root: u64) {
             self.freed_roots.push(root);
@@ -263,6 +266,43 @@ mod tests {
             let next = (0..ENTRIES).map(|i| memory.read(pdpt, i)).find(|e| *e != 0);
             assert_ne!(next.unwrap() & ACCESSED, 0);
         }
+    }
+
+    #[test]
+    fn a_root_is_written_through_the_hook_only_after_its_creation() {
+        let mut memory = FakeMemory::default();
+        let mut kernel = [0; ENTRIES];
+        kernel[256] = 0xbeef_0023;
+        let root = new_root(&mut memory, &kernel).unwrap();
+        memory.plain_writes.clear();
+        let frame = memory.allocate().unwrap();
+        // Pseudo-random user pages (xorshift), over the whole lower half.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut indexes = std::collections::BTreeSet::new();
+        for _ in 0..300 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let virt = (state % super::super::layout::USER_TOP) & !(PAGE_SIZE - 1);
+            map(&mut memory, root, virt, frame, PRESENT | USER).unwrap();
+            indexes.insert(page_table::index(virt, 4));
+            assert_eq!(leaf(&memory, root, virt), Some(frame | PRESENT | USER));
+        }
+        assert!(
+            !memory.plain_writes.contains(&root),
+            "root written directly"
+        );
+        let hooked: std::collections::BTreeSet<usize> = memory
+            .root_writes
+            .iter()
+            .map(|&(r, i)| {
+                assert_eq!(r, root);
+                i
+            })
+            .collect();
+        assert_eq!(hooked, indexes, "one hooked write per new root entry");
+        assert_eq!(memory.root_writes.len(), indexes.len());
+        assert!(memory.root_writes.iter().all(|&(_, i)| i < 256));
     }
 
     #[test]
