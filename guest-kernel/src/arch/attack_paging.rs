@@ -34,8 +34,9 @@ pub fn forged_hits() -> u64 {
 /// (the kernel's own, which reports a kernel breakpoint, or [`forged_breakpoint`]), or the
 /// caller must be a kernel thread that may die of the fault.
 pub unsafe fn breakpoint() {
-    // SAFETY: delegated to the caller.
-    unsafe { asm!("int3", options(nostack)) };
+    // SAFETY: delegated to the caller. Not `nostack`: the CPU pushes the exception frame on
+    // this stack (same privilege level, no IST for #BP; SDM Vol. 3A 6.14.2).
+    unsafe { asm!("int3") };
 }
 
 /// The GDT register: (base, limit).
