@@ -37,7 +37,7 @@ fn cmdline_may_contain_equals_and_be_empty() {
 fn unknown_key_names_the_line_and_the_known_keys() {
     assert_eq!(
         error_text(b"# c\nmode = hv\nmoed = native\n"),
-        "boot.cfg line 3: unknown key 'moed' (expected mode, log, cmdline, gdb)"
+        "boot.cfg line 3: unknown key 'moed' (expected mode, log, cmdline, gdb, pagetables)"
     );
 }
 

@@ -17,10 +17,15 @@ fn write_out(config: &BootConfig) -> String {
         BootMode::Native => "native",
     };
     format!(
-        "mode = {mode}\nlog = {}\ncmdline = {}\ngdb = {}\n",
+        "mode = {mode}\nlog = {}\ncmdline = {}\ngdb = {}\npagetables = {}\n",
         config.log.name(),
         config.cmdline.as_str(),
-        if config.gdb { "on" } else { "off" }
+        if config.gdb { "on" } else { "off" },
+        if config.lock_page_tables {
+            "locked"
+        } else {
+            "off"
+        }
     )
 }
 
@@ -94,7 +99,8 @@ fn boot_config() -> impl Strategy<Value = BootConfig> {
     ]);
     // Printable command lines without leading or trailing blanks (the parser trims values).
     let cmdline = "([!-~]([ -~]{0,253}[!-~])?)?";
-    (any::<bool>(), log, cmdline, any::<bool>()).prop_map(|(hv, log, cmdline, gdb)| BootConfig {
+    let flags = (any::<bool>(), any::<bool>());
+    (any::<bool>(), log, cmdline, flags).prop_map(|(hv, log, cmdline, (gdb, lock))| BootConfig {
         mode: if hv {
             BootMode::Hypervisor
         } else {
@@ -103,6 +109,7 @@ fn boot_config() -> impl Strategy<Value = BootConfig> {
         log,
         cmdline: CommandLine::new(&cmdline).expect("at most 255 bytes"),
         gdb,
+        lock_page_tables: lock,
     })
 }
 
