@@ -1,14 +1,19 @@
 //! The subcommands: build, image, run, test and bench.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::args::Args;
 use crate::boot_tests::{self, catalog, report};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use crate::emulator::stop::{Stop, StopRequest};
 use crate::emulator::{self, Boot, Emulator, Input, Launch, Outcome, DISK_IMAGE};
 use crate::error::{Context, Error, Result};
 use crate::image::{self, Contents, Mode};
 use crate::setup::{self, Need};
+use crate::terminal::{self, raw::RawMode};
 use crate::{build, host_tests, paths};
 
 /// Exit codes of `run`.
@@ -102,6 +107,10 @@ pub fn run(mut args: Args) -> Result<u8> {
     let timeout = timeout_option(&mut args)?;
     let given_image = args.value("image")?.map(PathBuf::from);
     args.finish()?;
+    let raw = std::io::stdin().is_terminal();
+    if raw {
+        println!("{}", terminal::RAW_BANNER);
+    }
     let emulator = emulator::choose(choice.flatten(), mode);
     setup::ensure(&[need_of(emulator)])?;
     let image = match given_image {
@@ -133,9 +142,21 @@ pub fn run(mut args: Args) -> Result<u8> {
         paths::display(&launch.run_dir),
         launch.timeout.as_secs()
     );
-    println!("xtask: the guest console is attached to this terminal (lines typed here go to COM1)");
-    let boot = emulator::boot_with(&launch, Input::Stdin)?;
-    Ok(conclude(&launch, &boot))
+    if !raw {
+        println!(
+            "xtask: the guest console is attached to this terminal (lines typed here go to COM1)"
+        );
+        let boot = emulator::boot_with(&launch, Input::Lines)?;
+        return Ok(conclude(&launch, &boot));
+    }
+    println!("xtask: the guest console is attached to this terminal: keys go to COM1 as typed (Ctrl-A h: help)");
+    let stop = StopRequest::default();
+    stop.on_signals(&[SIGINT, SIGTERM, SIGHUP])
+        .context(|| "cannot handle SIGINT, SIGTERM and SIGHUP".to_string())?;
+    let raw_mode = RawMode::enter(std::io::stdin())?;
+    let boot = emulator::boot_with(&launch, Input::Keys(stop));
+    drop(raw_mode);
+    Ok(conclude(&launch, &boot?))
 }
 
 /// `bench [--cpu MODEL] [--cpus N] [--timeout S]`: native and hv side by side on the same Bochs
@@ -229,6 +250,14 @@ fn conclude(launch: &Launch, boot: &Boot) -> u8 {
                 EXIT_PASS
             } else {
                 EXIT_FAIL
+            }
+        }
+        Outcome::Stopped(stop) => {
+            println!("xtask: {stop} after {:.1} s{fw}", boot.seconds);
+            match stop {
+                Stop::Quit => EXIT_PASS,
+                // A shell's convention: 128 + the signal number.
+                Stop::Signal(number) => u8::try_from(128 + number).unwrap_or(EXIT_FAIL),
             }
         }
         Outcome::Timeout => {

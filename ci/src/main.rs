@@ -19,6 +19,7 @@ mod paths;
 mod serial;
 mod setup;
 mod soak;
+mod terminal;
 
 use std::process::ExitCode;
 
