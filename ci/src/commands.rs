@@ -33,49 +33,62 @@ pub fn build(args: Args) -> Result<u8> {
     Ok(EXIT_PASS)
 }
 
-/// `image [--mode hv|native] [--out PATH] [--production] [--firmware EFI --kernel ELF]`: the image
-/// path is the last line of stdout. With both `--firmware` and `--kernel` given, those files go on
-/// the image unbuilt. `--production` uses the firmware built without the GDB stub.
+/// `image [--mode hv|native] [--out PATH] [--production] [--gpt] [--firmware EFI --kernel ELF]`:
+/// the image path is the last line of stdout. With both `--firmware` and `--kernel` given, those
+/// files go on the image unbuilt. `--production` uses the firmware built without the GDB stub;
+/// `--gpt` writes a GPT disk with the FAT volume as its EFI System Partition (for a USB stick).
 pub fn image(mut args: Args) -> Result<u8> {
     let mode = mode_option(&mut args)?;
     let out = args.value("out")?.map(PathBuf::from);
     let production = args.flag("production");
+    let gpt = args.flag("gpt");
     let firmware = args.value("firmware")?;
     let kernel = args.value("kernel")?;
     args.finish()?;
-    if production {
-        setup::ensure(&[])?;
-        build::build()?;
-        build::build_production()?;
-        let path = out.unwrap_or_else(|| {
-            paths::rampart_dir().join(format!("rampart-{}-production.img", mode.name()))
-        });
-        let mut contents = Contents::from_build(mode)?;
-        contents.firmware = std::fs::read(paths::production_firmware_efi())
-            .context(|| "cannot read the production firmware".to_string())?;
-        image::write(&path, &contents)?;
-        println!("{}", path.display());
-        return Ok(EXIT_PASS);
-    }
-    let path = match (firmware, kernel) {
+    let contents = match (firmware, kernel) {
+        (Some(_), Some(_)) if production => {
+            return Err(Error::Usage(
+                "--production builds its own firmware: leave out --firmware and --kernel".into(),
+            ))
+        }
         (Some(firmware), Some(kernel)) => {
-            let path = out.unwrap_or_else(|| image::default_path(mode));
-            let contents = Contents::from_files(mode, firmware.as_ref(), kernel.as_ref())?;
-            image::write(&path, &contents)?;
-            path
+            Contents::from_files(mode, firmware.as_ref(), kernel.as_ref())?
         }
-        (None, None) => {
-            setup::ensure(&[])?;
-            make_image(mode, out)?
-        }
+        (None, None) => built_contents(mode, production)?,
         _ => {
             return Err(Error::Usage(
                 "give both --firmware and --kernel, or neither".into(),
             ))
         }
     };
+    let path = out.unwrap_or_else(|| image::default_path(mode, production, gpt));
+    if !gpt {
+        image::write(&path, &contents)?;
+        println!("{}", path.display());
+        return Ok(EXIT_PASS);
+    }
+    image::write_gpt(&path, &contents)?;
+    println!("xtask: GPT disk image, one EFI System Partition (FAT) holding \\EFI\\BOOT\\BOOTX64.EFI and \\rampart\\*");
+    println!("xtask: write it to a USB stick (this erases the whole stick; check the device name with lsblk):");
+    println!(
+        "xtask:   sudo dd if={} of=/dev/sdX bs=4M conv=fsync status=progress",
+        path.display()
+    );
     println!("{}", path.display());
     Ok(EXIT_PASS)
+}
+
+/// Builds, then the files for `mode` (with the production firmware if asked).
+fn built_contents(mode: Mode, production: bool) -> Result<Contents> {
+    setup::ensure(&[])?;
+    build::build()?;
+    let mut contents = Contents::from_build(mode)?;
+    if production {
+        build::build_production()?;
+        contents.firmware = std::fs::read(paths::production_firmware_efi())
+            .context(|| "cannot read the production firmware".to_string())?;
+    }
+    Ok(contents)
 }
 
 fn mode_option(args: &mut Args) -> Result<Mode> {
@@ -86,7 +99,7 @@ fn mode_option(args: &mut Args) -> Result<Mode> {
 
 fn make_image(mode: Mode, out: Option<PathBuf>) -> Result<PathBuf> {
     build::build()?;
-    let path = out.unwrap_or_else(|| image::default_path(mode));
+    let path = out.unwrap_or_else(|| image::default_path(mode, false, false));
     image::write(&path, &Contents::from_build(mode)?)?;
     Ok(path)
 }
