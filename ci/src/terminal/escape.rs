@@ -16,12 +16,13 @@ pub enum Action {
     Help,
 }
 
-/// The help text for `Ctrl-A h` (lines end in CR LF: the terminal is raw).
-pub const HELP: &str = "\r\n[xtask] console escapes (Ctrl-A then a key):\r\n\
-    [xtask]   Ctrl-A x       quit: stop the emulator, restore the terminal, exit 0\r\n\
-    [xtask]   Ctrl-A h or ?  this help\r\n\
-    [xtask]   Ctrl-A Ctrl-A  send one Ctrl-A to the guest\r\n\
-    [xtask]   Ctrl-A other   ignored; every other key (Ctrl-C too) goes to the guest\r\n";
+/// The help text for `Ctrl-A h` (plain `\n`: raw mode keeps output processing, so the terminal
+/// still turns it into CR LF).
+pub const HELP: &str = "\n[xtask] console escapes (Ctrl-A then a key):\n\
+    [xtask]   Ctrl-A x       quit: stop the emulator, restore the terminal, exit 0\n\
+    [xtask]   Ctrl-A h or ?  this help\n\
+    [xtask]   Ctrl-A Ctrl-A  send one Ctrl-A to the guest\n\
+    [xtask]   Ctrl-A other   ignored; every other key (Ctrl-C too) goes to the guest\n";
 
 /// One read's worth of input, sorted: bytes for the guest and actions for the runner, in order
 /// of arrival within each list.

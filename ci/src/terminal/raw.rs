@@ -127,5 +127,13 @@ mod tests {
         assert_eq!(termios::tcgetattr(&pty.slave).unwrap(), before);
         drop(raw); // nothing left to restore
         assert_eq!(termios::tcgetattr(&pty.slave).unwrap(), before);
+
+        // A panic restores the terminal through the hook, before any guard could (with
+        // `panic = "abort"` none would).
+        let raw = RawMode::enter(&pty.slave).unwrap();
+        let panicked = std::thread::spawn(|| panic!("test panic")).join();
+        assert!(panicked.is_err());
+        assert_eq!(termios::tcgetattr(&pty.slave).unwrap(), before);
+        std::mem::forget(raw);
     }
 }
