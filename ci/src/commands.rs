@@ -4,10 +4,10 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::args::Args;
-use crate::boot_tests::{self, catalog, report};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+use crate::args::Args;
+use crate::boot_tests::{self, catalog, report};
 use crate::emulator::stop::{Stop, StopRequest};
 use crate::emulator::{self, Boot, Emulator, Input, Launch, Outcome, DISK_IMAGE};
 use crate::error::{Context, Error, Result};
