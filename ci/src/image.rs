@@ -105,8 +105,9 @@ pub fn write(path: &Path, contents: &Contents) -> Result<()> {
 /// the same FAT volume as [`write`] (UEFI firmware boots `\EFI\BOOT\BOOTX64.EFI` from it).
 pub fn write_gpt(path: &Path, contents: &Contents) -> Result<()> {
     let mut volume = fat_volume(contents)?;
-    // The same files give the same GUIDs (reproducible images).
-    let digest = sha256(&volume);
+    // The same files give the same GUIDs (reproducible images); hashing them, not the 64 MiB
+    // volume, keeps this quick in the runner's debug build.
+    let digest = files_digest(contents);
     let (disk_seed, partition_seed) = digest.split_at(16);
     let gpt = gpt::encode(
         IMAGE_BYTES,
@@ -125,6 +126,18 @@ pub fn write_gpt(path: &Path, contents: &Contents) -> Result<()> {
             (layout.backup_entries_lba() * gpt::SECTOR, &gpt.backup),
         ],
     )
+}
+
+/// The SHA-256 over the digests of every file on the image.
+fn files_digest(contents: &Contents) -> [u8; 32] {
+    let parts = [
+        &contents.firmware[..],
+        &contents.kernel,
+        &contents.initrd,
+        contents.boot_cfg.as_bytes(),
+    ];
+    let digests: Vec<u8> = parts.iter().flat_map(|part| sha256(part)).collect();
+    sha256(&digests)
 }
 
 /// A formatted FAT volume of [`IMAGE_BYTES`] holding `contents`.
@@ -168,7 +181,11 @@ fn set_hidden_sectors(volume: &mut [u8], first_lba: u64) -> Result<()> {
     Ok(())
 }
 
-/// Writes a fresh file of `size` bytes at `path` with each `(offset, bytes)` in place.
+/// Chunk size for skipping zeros: the file stays sparse where the volume is empty.
+const SPARSE_CHUNK: usize = 64 * 1024;
+
+/// Writes a fresh file of `size` bytes at `path` with each `(offset, bytes)` in place (all-zero
+/// chunks are left as holes, as `set_len` made them).
 fn write_disk(path: &Path, size: u64, parts: &[(u64, &[u8])]) -> Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
@@ -182,10 +199,16 @@ fn write_disk(path: &Path, size: u64, parts: &[(u64, &[u8])]) -> Result<()> {
         .context(what)?;
     disk.set_len(size).context(what)?;
     for (offset, bytes) in parts {
-        disk.seek(SeekFrom::Start(*offset)).context(what)?;
-        disk.write_all(bytes).context(what)?;
+        for (index, chunk) in bytes.chunks(SPARSE_CHUNK).enumerate() {
+            if chunk.iter().all(|&byte| byte == 0) {
+                continue;
+            }
+            let at = offset + (index * SPARSE_CHUNK) as u64;
+            disk.seek(SeekFrom::Start(at)).context(what)?;
+            disk.write_all(chunk).context(what)?;
+        }
     }
-    disk.sync_all().context(what)
+    Ok(())
 }
 
 /// The SHA-256 of `bytes`.
@@ -248,19 +271,24 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    #[test]
-    fn image_holds_the_files() {
-        let path = std::env::temp_dir().join(format!("xtask-image-{}.img", std::process::id()));
+    fn test_contents() -> Contents {
         let mut firmware = b"MZ firmware ".to_vec();
         firmware.extend_from_slice(&rampart_loader::expected_digests::MARKER);
         firmware.resize(firmware.len() + 72, 0);
-        let contents = Contents {
-            firmware: firmware.clone(),
+        Contents {
+            firmware,
             kernel: b"\x7fELF kernel".to_vec(),
             initrd: Vec::new(),
             boot_cfg: boot_cfg(Mode::Native),
             expected_kernel: None,
-        };
+        }
+    }
+
+    #[test]
+    fn image_holds_the_files() {
+        let path = std::env::temp_dir().join(format!("xtask-image-{}.img", std::process::id()));
+        let contents = test_contents();
+        let firmware = contents.firmware.clone();
         write(&path, &contents).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().len(), IMAGE_BYTES);
         assert_eq!(
@@ -277,6 +305,38 @@ mod tests {
         );
         assert_eq!(read_back(&path, "rampart/initrd"), b"");
         fs::remove_file(&path).unwrap();
+    }
+
+    /// The GPT disk's partition is the bare image's volume, but for the hidden-sector count;
+    /// the primary header at LBA 1 and the backup at the last LBA are there.
+    #[test]
+    fn gpt_image_wraps_the_same_volume() {
+        let dir = std::env::temp_dir();
+        let bare = dir.join(format!("xtask-image-bare-{}.img", std::process::id()));
+        let disk = dir.join(format!("xtask-image-gpt-{}.img", std::process::id()));
+        write(&bare, &test_contents()).unwrap();
+        write_gpt(&disk, &test_contents()).unwrap();
+        let bare_bytes = fs::read(&bare).unwrap();
+        let disk_bytes = fs::read(&disk).unwrap();
+        let layout = gpt::Layout::for_partition(IMAGE_BYTES);
+        assert_eq!(disk_bytes.len() as u64, layout.disk_sectors * gpt::SECTOR);
+        let start = (layout.first_lba * gpt::SECTOR) as usize;
+        let mut volume = disk_bytes[start..start + bare_bytes.len()].to_vec();
+        assert_eq!(
+            &volume[BPB_HIDDEN_SECTORS..BPB_HIDDEN_SECTORS + 4],
+            &2048u32.to_le_bytes()
+        );
+        volume[BPB_HIDDEN_SECTORS..BPB_HIDDEN_SECTORS + 4].fill(0);
+        assert!(
+            volume == bare_bytes,
+            "the partition holds the bare image's volume"
+        );
+        assert_eq!(&disk_bytes[510..512], &[0x55, 0xAA]);
+        assert_eq!(&disk_bytes[512..520], b"EFI PART");
+        let last = (layout.disk_sectors - 1) as usize * 512;
+        assert_eq!(&disk_bytes[last..last + 8], b"EFI PART");
+        fs::remove_file(&bare).unwrap();
+        fs::remove_file(&disk).unwrap();
     }
 
     fn read_back(image: &Path, name: &str) -> Vec<u8> {
