@@ -1,14 +1,19 @@
 //! The subcommands: build, image, run, test and bench.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
 use crate::args::Args;
 use crate::boot_tests::{self, catalog, report};
+use crate::emulator::stop::{Stop, StopRequest};
 use crate::emulator::{self, Boot, Emulator, Input, Launch, Outcome, DISK_IMAGE};
 use crate::error::{Context, Error, Result};
 use crate::image::{self, Contents, Mode};
 use crate::setup::{self, Need};
+use crate::terminal::{self, raw::RawMode};
 use crate::{build, host_tests, paths};
 
 /// Exit codes of `run`.
@@ -28,49 +33,62 @@ pub fn build(args: Args) -> Result<u8> {
     Ok(EXIT_PASS)
 }
 
-/// `image [--mode hv|native] [--out PATH] [--production] [--firmware EFI --kernel ELF]`: the image
-/// path is the last line of stdout. With both `--firmware` and `--kernel` given, those files go on
-/// the image unbuilt. `--production` uses the firmware built without the GDB stub.
+/// `image [--mode hv|native] [--out PATH] [--production] [--gpt] [--firmware EFI --kernel ELF]`:
+/// the image path is the last line of stdout. With both `--firmware` and `--kernel` given, those
+/// files go on the image unbuilt. `--production` uses the firmware built without the GDB stub;
+/// `--gpt` writes a GPT disk with the FAT volume as its EFI System Partition (for a USB stick).
 pub fn image(mut args: Args) -> Result<u8> {
     let mode = mode_option(&mut args)?;
     let out = args.value("out")?.map(PathBuf::from);
     let production = args.flag("production");
+    let gpt = args.flag("gpt");
     let firmware = args.value("firmware")?;
     let kernel = args.value("kernel")?;
     args.finish()?;
-    if production {
-        setup::ensure(&[])?;
-        build::build()?;
-        build::build_production()?;
-        let path = out.unwrap_or_else(|| {
-            paths::rampart_dir().join(format!("rampart-{}-production.img", mode.name()))
-        });
-        let mut contents = Contents::from_build(mode)?;
-        contents.firmware = std::fs::read(paths::production_firmware_efi())
-            .context(|| "cannot read the production firmware".to_string())?;
-        image::write(&path, &contents)?;
-        println!("{}", path.display());
-        return Ok(EXIT_PASS);
-    }
-    let path = match (firmware, kernel) {
+    let contents = match (firmware, kernel) {
+        (Some(_), Some(_)) if production => {
+            return Err(Error::Usage(
+                "--production builds its own firmware: leave out --firmware and --kernel".into(),
+            ))
+        }
         (Some(firmware), Some(kernel)) => {
-            let path = out.unwrap_or_else(|| image::default_path(mode));
-            let contents = Contents::from_files(mode, firmware.as_ref(), kernel.as_ref())?;
-            image::write(&path, &contents)?;
-            path
+            Contents::from_files(mode, firmware.as_ref(), kernel.as_ref())?
         }
-        (None, None) => {
-            setup::ensure(&[])?;
-            make_image(mode, out)?
-        }
+        (None, None) => built_contents(mode, production)?,
         _ => {
             return Err(Error::Usage(
                 "give both --firmware and --kernel, or neither".into(),
             ))
         }
     };
+    let path = out.unwrap_or_else(|| image::default_path(mode, production, gpt));
+    if !gpt {
+        image::write(&path, &contents)?;
+        println!("{}", path.display());
+        return Ok(EXIT_PASS);
+    }
+    image::write_gpt(&path, &contents)?;
+    println!("xtask: GPT disk image, one EFI System Partition (FAT) holding \\EFI\\BOOT\\BOOTX64.EFI and \\rampart\\*");
+    println!("xtask: write it to a USB stick (this erases the whole stick; check the device name with lsblk):");
+    println!(
+        "xtask:   sudo dd if={} of=/dev/sdX bs=4M conv=fsync status=progress",
+        path.display()
+    );
     println!("{}", path.display());
     Ok(EXIT_PASS)
+}
+
+/// Builds, then the files for `mode` (with the production firmware if asked).
+fn built_contents(mode: Mode, production: bool) -> Result<Contents> {
+    setup::ensure(&[])?;
+    build::build()?;
+    let mut contents = Contents::from_build(mode)?;
+    if production {
+        build::build_production()?;
+        contents.firmware = std::fs::read(paths::production_firmware_efi())
+            .context(|| "cannot read the production firmware".to_string())?;
+    }
+    Ok(contents)
 }
 
 fn mode_option(args: &mut Args) -> Result<Mode> {
@@ -81,7 +99,7 @@ fn mode_option(args: &mut Args) -> Result<Mode> {
 
 fn make_image(mode: Mode, out: Option<PathBuf>) -> Result<PathBuf> {
     build::build()?;
-    let path = out.unwrap_or_else(|| image::default_path(mode));
+    let path = out.unwrap_or_else(|| image::default_path(mode, false, false));
     image::write(&path, &Contents::from_build(mode)?)?;
     Ok(path)
 }
@@ -102,6 +120,10 @@ pub fn run(mut args: Args) -> Result<u8> {
     let timeout = timeout_option(&mut args)?;
     let given_image = args.value("image")?.map(PathBuf::from);
     args.finish()?;
+    let raw = std::io::stdin().is_terminal();
+    if raw {
+        println!("{}", terminal::RAW_BANNER);
+    }
     let emulator = emulator::choose(choice.flatten(), mode);
     setup::ensure(&[need_of(emulator)])?;
     let image = match given_image {
@@ -133,9 +155,21 @@ pub fn run(mut args: Args) -> Result<u8> {
         paths::display(&launch.run_dir),
         launch.timeout.as_secs()
     );
-    println!("xtask: the guest console is attached to this terminal (lines typed here go to COM1)");
-    let boot = emulator::boot_with(&launch, Input::Stdin)?;
-    Ok(conclude(&launch, &boot))
+    if !raw {
+        println!(
+            "xtask: the guest console is attached to this terminal (lines typed here go to COM1)"
+        );
+        let boot = emulator::boot_with(&launch, Input::Lines)?;
+        return Ok(conclude(&launch, &boot));
+    }
+    println!("xtask: the guest console is attached to this terminal: keys go to COM1 as typed (Ctrl-A h: help)");
+    let stop = StopRequest::default();
+    stop.on_signals(&[SIGINT, SIGTERM, SIGHUP])
+        .context(|| "cannot handle SIGINT, SIGTERM and SIGHUP".to_string())?;
+    let raw_mode = RawMode::enter(std::io::stdin())?;
+    let boot = emulator::boot_with(&launch, Input::Keys(stop));
+    drop(raw_mode);
+    Ok(conclude(&launch, &boot?))
 }
 
 /// `bench [--cpu MODEL] [--cpus N] [--timeout S]`: native and hv side by side on the same Bochs
@@ -229,6 +263,14 @@ fn conclude(launch: &Launch, boot: &Boot) -> u8 {
                 EXIT_PASS
             } else {
                 EXIT_FAIL
+            }
+        }
+        Outcome::Stopped(stop) => {
+            println!("xtask: {stop} after {:.1} s{fw}", boot.seconds);
+            match stop {
+                Stop::Quit => EXIT_PASS,
+                // A shell's convention: 128 + the signal number.
+                Stop::Signal(number) => u8::try_from(128 + number).unwrap_or(EXIT_FAIL),
             }
         }
         Outcome::Timeout => {

@@ -11,6 +11,7 @@ mod commands;
 mod emulator;
 mod error;
 mod gdb;
+mod gpt;
 mod host_tests;
 mod image;
 mod initrd;
@@ -19,6 +20,7 @@ mod paths;
 mod serial;
 mod setup;
 mod soak;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -34,13 +36,17 @@ usage: cargo xtask <command> [options]
 commands:
   build                              build the guest kernel, the user programs and the UEFI
                                      firmware (release)
-  image [--mode hv|native] [--out PATH] [--firmware EFI --kernel ELF]
+  image [--mode hv|native] [--out PATH] [--production] [--gpt] [--firmware EFI --kernel ELF]
                                      build, then write the FAT disk image (path on the last line);
-                                     with --firmware and --kernel, use those files and skip the build
+                                     with --firmware and --kernel, use those files and skip the build;
+                                     --production: firmware without the GDB stub; --gpt: a GPT disk
+                                     whose EFI System Partition holds the FAT volume (for a USB
+                                     stick: the dd command is printed)
   run [--emulator auto|bochs|qemu|kvm] [--mode hv|native] [--cpu MODEL] [--cpus N] [--timeout S]
       [--image PATH]                 build, image and boot with the serial console live
-                                     (--cpus: processors, default 1; --image: boot that image,
-                                     no build);
+                                     (--cpus: processors, default 2; --image: boot that image,
+                                     no build); in a terminal keys go to the guest as typed
+                                     (raw mode): Ctrl-A x quits, Ctrl-A h helps;
                                      exit 0 PASS, 1 FAIL, 2 timeout, 3 emulator exited, 4 error
   test [--only a,b] [--skip-host] [--no-build] [--list] [--timeout S]
                                      host unit tests, then the boot tests, two at a time

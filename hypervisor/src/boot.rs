@@ -173,7 +173,8 @@ fn launch(
             Permissions::READ_EXECUTE
         },
     };
-    let ept = build_ept(&caps, frames, regions, &layout, top)?;
+    let ecam = crate::devices::ecam::checked_windows(&handoff.mcfg, regions, &excluded);
+    let ept = build_ept(&caps, frames, regions, &layout, &ecam, top)?;
     let state = state::init(HypervisorState {
         caps,
         controls,
@@ -181,6 +182,7 @@ fn launch(
         layout,
         eptp: ept,
         mmio_window: mmio_window(regions),
+        ecam,
         program_text: program_text(layout.initrd),
     });
 
@@ -296,6 +298,7 @@ fn build_ept(
     frames: &mut FrameAllocator,
     regions: &[rampart_boot_info::MemoryRegion],
     layout: &ProtectedLayout,
+    ecam: &crate::devices::ecam::Windows,
     top: u64,
 ) -> Result<u64, BootError> {
     let sizes = PageSizes {
@@ -313,6 +316,7 @@ fn build_ept(
     for page in crate::devices::platform::READ_ONLY_PAGES {
         ept.map(page, FRAME_SIZE, Permissions::READ, MemoryType::Uncacheable)?;
     }
+    crate::devices::ecam::map_read_only(&mut ept, ecam)?;
     let [reserved, image, _] = layout.hypervisor;
     log::info!("EPT: identity map of {} GiB in {} tables ({} KiB), 2M pages {}, 1G pages {}; hypervisor {:#x}+{:#x} and image {:#x}+{:#x} absent",
         top >> 30,
@@ -336,6 +340,12 @@ fn build_ept(
     log::info!(
         "policy: all other RAM rw- (W^X: nothing else executable); IOAPIC and HPET pages r--"
     );
+    if ecam.total_bytes() != 0 {
+        log::info!(
+            "ECAM: {} MiB read-only (configuration writes must use the filtered 0xCF8/0xCFC)",
+            ecam.total_bytes() >> 20
+        );
+    }
     let table_type = if caps.ept_has(ept_cap::MEMORY_TYPE_WB) {
         MemoryType::WriteBack
     } else {

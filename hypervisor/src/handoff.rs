@@ -80,6 +80,9 @@ pub struct HandOff {
     /// A 4 KiB page below 1 MiB for the APs' real-mode start-up code (0: none, boot CPU only).
     /// Guest RAM the guest has not run on yet: the hypervisor uses it before VMLAUNCH only.
     pub ap_trampoline: u64,
+    /// The ACPI MCFG's ECAM windows (PCI Firmware 3.2 4.1.2), made read-only in EPT so that
+    /// configuration writes go through the filtered 0xCF8/0xCFC (none: no MCFG found).
+    pub mcfg: [Option<crate::devices::ecam::McfgEntry>; crate::devices::ecam::MAX_WINDOWS],
 }
 
 /// Local APIC IDs, `count` of them used.

@@ -23,6 +23,8 @@ pub struct HypervisorState {
     /// `[start, end)` where PCI memory BARs may lie: above RAM below 4 GiB, below the
     /// platform's interrupt controllers (`devices::pci`).
     pub mmio_window: (u64, u64),
+    /// The PCI ECAM windows, read-only in EPT (`devices::ecam`).
+    pub ecam: crate::devices::ecam::Windows,
     /// Where the initrd's executable segments are (`GrantExecute` offsets).
     pub program_text: crate::policy::program_text::ProgramText,
 }

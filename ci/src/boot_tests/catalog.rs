@@ -51,9 +51,15 @@ pub struct BootTest {
     pub expect: Expectations,
 }
 
+/// The native QEMU boot's lines in order. QEMU q35 has an ACPI MCFG (its MMCONFIG window at
+/// 0xB0000000, buses 0-255) and an FADT whose reset register is port 0xCF9; no DMAR without
+/// `-device intel-iommu`. The firmware must keep reporting all three.
 const NATIVE_LINES: &[LinePattern] = &[
     &["[fw] Rampart firmware"],
     &["[fw] kernel \\rampart\\kernel.elf:", "sha256="],
+    &["[fw] MCFG: ECAM 0xb0000000-0xbfffffff (segment 0, buses 0-255)"],
+    &["[fw] DMAR: "],
+    &["[fw] FADT reset register: I/O 0xcf9 value "],
     &["[fw] booting natively"],
     &["[kernel] Rampart guest kernel"],
     // QEMU TCG's `-cpu max` sets the hypervisor bit with vendor "TCGTCGTCGTCG", so the kernel

@@ -56,6 +56,9 @@ pub fn evaluate(expect: &Expectations, boot: &Boot) -> Evaluation {
         Outcome::Exited(status) => eval.failures.push(format!(
             "emulator exited ({status}) without a RAMPART-RESULT line"
         )),
+        Outcome::Stopped(stop) => eval
+            .failures
+            .push(format!("{stop} before a RAMPART-RESULT line")),
     }
     check_ordered(expect.ordered, &boot.lines, &mut eval.failures);
     check_absent(expect.absent, &boot.lines, &mut eval.failures);

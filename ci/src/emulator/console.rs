@@ -170,10 +170,19 @@ impl ConsoleWriter {
     pub fn send_line(&self, line: &str) -> std::io::Result<()> {
         type_line(&self.stream, line)
     }
+
+    /// Types `bytes` as they are (keys from a raw terminal), one at a time.
+    pub fn send_bytes(&self, bytes: &[u8]) -> std::io::Result<()> {
+        type_bytes(&self.stream, bytes.iter().copied())
+    }
 }
 
-fn type_line(mut stream: &TcpStream, line: &str) -> std::io::Result<()> {
-    for byte in line.bytes().chain(std::iter::once(b'\n')) {
+fn type_line(stream: &TcpStream, line: &str) -> std::io::Result<()> {
+    type_bytes(stream, line.bytes().chain(std::iter::once(b'\n')))
+}
+
+fn type_bytes(mut stream: &TcpStream, bytes: impl Iterator<Item = u8>) -> std::io::Result<()> {
+    for byte in bytes {
         stream.write_all(&[byte])?;
         std::thread::sleep(CHAR_DELAY);
     }

@@ -4,6 +4,7 @@
 pub mod bochs;
 pub mod console;
 pub mod qemu;
+pub mod stop;
 mod supervise;
 
 use std::fs::{self, File, OpenOptions};
@@ -180,6 +181,8 @@ pub struct Launch {
 pub enum Outcome {
     /// The guest printed its result line.
     Verdict(ResultLine),
+    /// The user quit or a signal arrived: the runner stopped the emulator.
+    Stopped(stop::Stop),
     /// No result line within the time limit.
     Timeout,
     /// The emulator exited without a result line (with its exit status).
@@ -221,8 +224,12 @@ pub fn fresh_run_dir(dir: &Path) -> Result<()> {
 pub enum Input {
     /// Nobody: the console is only logged.
     None,
-    /// The user: stdin lines are forwarded, and the guest's output is shown raw on stdout.
-    Stdin,
+    /// The user, stdin not a terminal: stdin lines are forwarded, and the guest's output is shown
+    /// raw on stdout.
+    Lines,
+    /// The user at a terminal in raw mode: keys are forwarded as typed through the escape keys
+    /// (`crate::terminal`), which, like signals, stop the boot through this request.
+    Keys(stop::StopRequest),
     /// A scripted session, run on its own thread while the boot is supervised. It gets the
     /// console and a flag to raise when it failed, which stops the emulator at once.
     Script(Script),
@@ -257,7 +264,7 @@ pub fn boot_with_com2(launch: &Launch, input: Input, com2: Option<u16>) -> Resul
     };
     let mut child = spawn(command, launch)?;
     let deadline = Instant::now() + launch.timeout;
-    let echo_raw = matches!(input, Input::Stdin);
+    let echo_raw = matches!(input, Input::Lines | Input::Keys(_));
     let log = launch.run_dir.join(SERIAL_LOG);
     let alive = || matches!(child.try_wait(), Ok(None));
     let console = match console::Console::connect(port, &log, echo_raw, deadline, alive) {
@@ -269,9 +276,14 @@ pub fn boot_with_com2(launch: &Launch, input: Input, com2: Option<u16>) -> Resul
     };
     let abort = Arc::new(AtomicBool::new(false));
     let boot = std::thread::scope(|scope| {
+        let mut stop = None;
         match input {
             Input::None => {}
-            Input::Stdin => forward_stdin(&console)?,
+            Input::Lines => forward_stdin(&console)?,
+            Input::Keys(request) => {
+                crate::terminal::keys::forward(console.writer()?, request.clone());
+                stop = Some(request);
+            }
             Input::Script(script) => {
                 let (console, abort) = (&console, Arc::clone(&abort));
                 scope.spawn(move || script(console, &abort));
@@ -279,6 +291,7 @@ pub fn boot_with_com2(launch: &Launch, input: Input, com2: Option<u16>) -> Resul
         }
         let boot = supervise::Supervisor::new(launch, child)
             .abort_on(Arc::clone(&abort))
+            .stop_on(stop)
             .run();
         // Ends a script still waiting on the console (its waits fail at once).
         console.shutdown();

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::stop::StopRequest;
 use super::{Boot, Launch, Outcome, SERIAL_LOG};
 use crate::error::{Context, Result};
 use crate::serial::{ResultLine, SerialTail};
@@ -27,6 +28,8 @@ pub struct Supervisor<'a> {
     firmware_seconds: Option<f64>,
     /// Raised by a scripted console session that failed: stop without waiting for the timeout.
     abort: Option<Arc<AtomicBool>>,
+    /// Raised by the user's `Ctrl-A x` or a signal to the runner.
+    stop: Option<StopRequest>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -39,12 +42,19 @@ impl<'a> Supervisor<'a> {
             lines: Vec::new(),
             firmware_seconds: None,
             abort: None,
+            stop: None,
         }
     }
 
     /// Stops the boot (as [`Outcome::Exited`], "stopped by the runner") once `flag` is raised.
     pub fn abort_on(mut self, flag: Arc<AtomicBool>) -> Self {
         self.abort = Some(flag);
+        self
+    }
+
+    /// Stops the boot (as [`Outcome::Stopped`]) once `request` is made.
+    pub fn stop_on(mut self, request: Option<StopRequest>) -> Self {
+        self.stop = request;
         self
     }
 
@@ -93,6 +103,10 @@ impl<'a> Supervisor<'a> {
                 return Ok(Outcome::Exited(
                     "stopped by the runner: the scripted console session failed".into(),
                 ));
+            }
+            if let Some(stop) = self.stop.as_ref().and_then(StopRequest::get) {
+                self.read(false)?;
+                return Ok(Outcome::Stopped(stop));
             }
             std::thread::sleep(POLL_INTERVAL);
         }

@@ -1,4 +1,5 @@
-//! Discovery: what the firmware finds before loading anything (config, files, ACPI, memory).
+//! Discovery: what the firmware finds before loading anything (config, files, ACPI, memory,
+//! the platform tables: MADT, MCFG, DMAR, FADT).
 
 pub mod acpi;
 pub mod config;
@@ -6,3 +7,4 @@ pub mod cpus;
 pub mod files;
 pub mod madt;
 pub mod memory;
+pub mod platform;

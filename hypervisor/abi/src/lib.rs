@@ -201,9 +201,11 @@ pub enum Rule {
     IpiDelivery = 15,
     /// A write to an MSR the hypervisor has not vetted for the guest (MSRs are default-deny).
     Msr = 16,
-    /// Device DMA the hypervisor has not vetted: PCI bus mastering, the ISA DMA controllers.
+    /// Device DMA the hypervisor has not vetted: PCI bus mastering (through 0xCF8/0xCFC, or a
+    /// write to a Command register in the read-only PCI ECAM window), the ISA DMA controllers.
     Dma = 17,
-    /// A PCI BAR moved over RAM, the hypervisor or the platform's interrupt controllers.
+    /// A PCI BAR moved over RAM, the hypervisor or the platform's interrupt controllers, or any
+    /// other configuration write to the read-only PCI ECAM window.
     DeviceBar = 18,
     /// An SMI source the guest may not use (APM control port).
     Smi = 19,

@@ -1,8 +1,10 @@
 //! Devices the guest reaches through I/O ports, mediated so that nothing but the guest CPU's
 //! EPT-checked accesses reaches physical memory (DESIGN.md "Devices and interrupts"): which
-//! ports exit (`ports`), the PCI configuration filter (`pci`), and the port I/O the hypervisor
-//! does on the guest's behalf (`pci_access`).
+//! ports exit (`ports`), the PCI configuration filter (`pci`), the port I/O the hypervisor
+//! does on the guest's behalf (`pci_access`), and the memory-mapped device pages that stay
+//! read-only (`platform`, `ecam`).
 
+pub mod ecam;
 pub mod pci;
 pub mod pci_access;
 pub mod platform;

@@ -4,6 +4,7 @@
 
 use super::{guest_rip, Exception, Resume};
 use crate::audit::{self, Attempt};
+use crate::devices::ecam::Windows;
 use crate::ept::entry::Permissions;
 use crate::policy::operations::{self, Denial};
 use crate::policy::{ProtectedLayout, SegmentKind};
@@ -18,9 +19,20 @@ use x86::vmx::vmcs::ro;
 /// The rule a blocked access broke. Every EPT violation is one: touching a page with no
 /// rights, or beyond what EPT maps, is `ProtectedRange`.
 /// `locked_table` says whether `gpa` is in a GDT/IDT page locked by `LockDescriptorTables`.
-pub fn classify(layout: &ProtectedLayout, gpa: u64, q: EptViolation, locked_table: bool) -> Rule {
+/// A write to a PCI ECAM window is a configuration write that bypassed the filter: `dma` or
+/// `device-bar` like the filter's own refusals (see `devices::ecam`).
+pub fn classify(
+    layout: &ProtectedLayout,
+    ecam: &Windows,
+    gpa: u64,
+    q: EptViolation,
+    locked_table: bool,
+) -> Rule {
     if layout.in_hypervisor(gpa) {
         return Rule::HypervisorMemory;
+    }
+    if let Some(rule) = ecam.write_rule(gpa).filter(|_| q.write()) {
+        return rule;
     }
     if q.write() && crate::devices::platform::is_read_only_device(gpa) {
         return Rule::PlatformDevice;
@@ -77,7 +89,8 @@ pub fn ept_violation(vmcs: &Vmcs) -> Resume {
     let rule = if q.write() && super::page_tables::is_protected_frame(gpa) {
         Rule::PageTable
     } else {
-        classify(&state::get().layout, gpa, q, locked_table)
+        let state = state::get();
+        classify(&state.layout, &state.ecam, gpa, q, locked_table)
     };
     let gva = if q.linear_address_valid() {
         vmcs.read(ro::GUEST_LINEAR_ADDR).unwrap_or(0)
@@ -355,6 +368,7 @@ mod tests {
     const WRITE_TO_RX: u64 = 0b101_010;
     const WRITE_TO_R: u64 = 0b001_010;
     const FETCH_FROM_RW: u64 = 0b011_100;
+    const FETCH_FROM_R: u64 = 0b001_100;
     const READ_ABSENT: u64 = 0b000_001;
     const READ_OF_EXECUTE_ONLY: u64 = 0b100_001;
 
@@ -377,40 +391,91 @@ mod tests {
     fn violations_name_the_rule() {
         let l = layout();
         assert_eq!(
-            classify(&l, 0x1008, EptViolation(WRITE_TO_RX), false),
+            classify(&l, &Windows::NONE, 0x1008, EptViolation(WRITE_TO_RX), false),
             Rule::KernelText
         );
         assert_eq!(
-            classify(&l, 0x2008, EptViolation(WRITE_TO_R), false),
+            classify(&l, &Windows::NONE, 0x2008, EptViolation(WRITE_TO_R), false),
             Rule::KernelReadOnly
         );
         assert_eq!(
-            classify(&l, 0x8000, EptViolation(WRITE_TO_R), false),
+            classify(&l, &Windows::NONE, 0x8000, EptViolation(WRITE_TO_R), false),
             Rule::MeasuredModule
         );
         assert_eq!(
-            classify(&l, 0x5000, EptViolation(WRITE_TO_RX), false),
+            classify(&l, &Windows::NONE, 0x5000, EptViolation(WRITE_TO_RX), false),
             Rule::ExecutableNotWritable
         );
         assert_eq!(
-            classify(&l, 0x5000, EptViolation(FETCH_FROM_RW), false),
+            classify(
+                &l,
+                &Windows::NONE,
+                0x5000,
+                EptViolation(FETCH_FROM_RW),
+                false
+            ),
             Rule::NotExecutable
         );
         assert_eq!(
-            classify(&l, 0x10008, EptViolation(READ_ABSENT), false),
+            classify(
+                &l,
+                &Windows::NONE,
+                0x10008,
+                EptViolation(READ_ABSENT),
+                false
+            ),
             Rule::HypervisorMemory
         );
         assert_eq!(
-            classify(&l, 0x9_0000_0000, EptViolation(READ_ABSENT), false),
+            classify(
+                &l,
+                &Windows::NONE,
+                0x9_0000_0000,
+                EptViolation(READ_ABSENT),
+                false
+            ),
             Rule::ProtectedRange
         );
         assert_eq!(
-            classify(&l, 0x1008, EptViolation(READ_OF_EXECUTE_ONLY), false),
+            classify(
+                &l,
+                &Windows::NONE,
+                0x1008,
+                EptViolation(READ_OF_EXECUTE_ONLY),
+                false
+            ),
             Rule::KernelText
         );
         assert_eq!(
-            classify(&l, 0x5008, EptViolation(WRITE_TO_R), true),
+            classify(&l, &Windows::NONE, 0x5008, EptViolation(WRITE_TO_R), true),
             Rule::LockedDescriptorTable
+        );
+    }
+
+    #[test]
+    fn ecam_writes_are_configuration_writes() {
+        let l = layout();
+        let mut ecam = Windows::NONE;
+        ecam.push(PhysRange::new(0xb000_0000, 256 << 20));
+        // Bus 0, device 2: the Command register, then BAR0.
+        assert_eq!(
+            classify(&l, &ecam, 0xb001_0004, EptViolation(WRITE_TO_R), false),
+            Rule::Dma
+        );
+        assert_eq!(
+            classify(&l, &ecam, 0xb001_0010, EptViolation(WRITE_TO_R), false),
+            Rule::DeviceBar
+        );
+        // A fetch from the window is no configuration write.
+        assert_eq!(
+            classify(&l, &ecam, 0xb001_0010, EptViolation(FETCH_FROM_R), false),
+            Rule::NotExecutable
+        );
+        // The hypervisor's ranges come first even if a bad MCFG overlapped them.
+        ecam.push(PhysRange::new(0x10000, 0x1000));
+        assert_eq!(
+            classify(&l, &ecam, 0x10004, EptViolation(WRITE_TO_R), false),
+            Rule::HypervisorMemory
         );
     }
 }

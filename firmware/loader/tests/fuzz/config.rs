@@ -60,8 +60,6 @@ fn token() -> impl Strategy<Value = Vec<u8>> {
         b"log",
         b"cmdline",
         b"gdb",
-        b"pagetables",
-        b"locked",
         b"hv",
         b"native",
         b"error",
@@ -102,7 +100,7 @@ fn boot_config() -> impl Strategy<Value = BootConfig> {
     // Printable command lines without leading or trailing blanks (the parser trims values).
     let cmdline = "([!-~]([ -~]{0,253}[!-~])?)?";
     let flags = (any::<bool>(), any::<bool>());
-    (any::<bool>(), log, cmdline, flags).prop_map(|(hv, log, cmdline, (gdb, locked))| BootConfig {
+    (any::<bool>(), log, cmdline, flags).prop_map(|(hv, log, cmdline, (gdb, lock))| BootConfig {
         mode: if hv {
             BootMode::Hypervisor
         } else {
@@ -111,7 +109,7 @@ fn boot_config() -> impl Strategy<Value = BootConfig> {
         log,
         cmdline: CommandLine::new(&cmdline).expect("at most 255 bytes"),
         gdb,
-        lock_page_tables: locked,
+        lock_page_tables: lock,
     })
 }
 
