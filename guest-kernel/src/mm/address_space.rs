@@ -20,6 +20,11 @@ pub trait PhysMemory {
     fn read(&self, frame: u64, index: usize) -> u64;
     /// Sets entry `index` of the page table in `frame`.
     fn write(&mut self, frame: u64, index: usize, value: u64);
+    /// Sets entry `index` (lower half) of the top-level table `root` of a process. The one place
+    /// root entries change after `new_root`, so a wrapper can mirror them (`mm::kpti`).
+    fn write_root_entry(&mut self, root: u64, index: usize, value: u64) {
+        self.write(root, index, value);
+    }
 }
 
 /// Out of frames while mapping.
@@ -52,11 +57,12 @@ pub fn map(
             page_table::entry_address(entry)
         } else {
             let next = memory.allocate().ok_or(OutOfMemory)?;
-            memory.write(
-                table,
-                index,
-                page_table::entry(next, PRESENT | WRITABLE | USER),
-            );
+            let value = page_table::entry(next, PRESENT | WRITABLE | USER);
+            if level == 4 {
+                memory.write_root_entry(table, index, value);
+            } else {
+                memory.write(table, index, value);
+            }
             next
         };
     }
