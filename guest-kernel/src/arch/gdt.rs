@@ -77,6 +77,9 @@ const EMPTY_TSS: TaskStateSegment = TaskStateSegment {
     io_map_base: TSS_SIZE as u16,
 };
 
+/// In the KPTI entry data: the CPU reads the GDT and TSS on entry from ring 3, before the
+/// entry stubs switch to the kernel-mode root.
+#[link_section = ".data.kpti"]
 static TABLES: Tables = Tables {
     gdt: UnsafeCell::new(Gdt([0; GDT_ENTRIES])),
     tss: [const { UnsafeCell::new(EMPTY_TSS) }; MAX_CPUS],
@@ -161,6 +164,11 @@ pub fn load(index: usize, ist_tops: [u64; 3]) {
             options(preserves_flags)
         );
     }
+}
+
+/// The GDT's base (for the KPTI template check).
+pub fn base() -> u64 {
+    TABLES.gdt.get() as u64
 }
 
 /// Sets this CPU's TSS.RSP0, the stack for interrupts and exceptions from ring 3.

@@ -12,6 +12,7 @@ pub mod gdt;
 pub mod hypercall;
 pub mod idt;
 pub mod interrupts;
+pub mod kpti;
 pub mod kthread;
 pub mod lapic;
 pub mod paging;

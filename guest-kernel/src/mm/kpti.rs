@@ -14,6 +14,21 @@ use super::address_space::PhysMemory;
 use super::layout::KERNEL_PML4_FIRST;
 use super::page_table::{self, Access, PageTable, ENTRIES, GIB, LARGE_PAGE_SIZE, PAGE_SIZE};
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Physical address of the template PML4 once built (0 before, and with `kpti=off`).
+static TEMPLATE_ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// Records the built template's physical root (once, at boot, before any lock).
+pub fn set_template_root(root: u64) {
+    TEMPLATE_ROOT.store(root, Ordering::SeqCst);
+}
+
+/// The template's physical root: the tables the hypervisor's `LockKernelMappings` locks as
+/// the user-mode kernel half (RDX). `None` with `kpti=off`.
+pub fn template_root() -> Option<u64> {
+    Some(TEMPLATE_ROOT.load(Ordering::SeqCst)).filter(|&root| root != 0)
+}
 
 /// 2 MiB blocks the template may touch (each gets one page table).
 pub const MAX_BLOCKS: usize = 4;
