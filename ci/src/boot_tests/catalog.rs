@@ -34,6 +34,8 @@ pub enum Variant {
     GdbKill,
     /// `gdb = on` on several CPUs: each vCPU a gdb thread (`crate::gdb::test::Kind::Threads`).
     GdbThreads,
+    /// `cmdline = kpti=on` (`super::kpti`).
+    Kpti,
 }
 
 /// One boot test.
@@ -154,6 +156,7 @@ pub const BOOT_TESTS: &[BootTest] = &[
     hv_bochs("hv-bochs-sandybridge", "corei7_sandy_bridge_2600k"),
     // SMEP without SMAP, and other VMX features again (see hypervisor/tests/vmx-caps).
     hv_bochs("hv-bochs-haswell", "corei7_haswell_4770"),
+    super::kpti::HV,
     BootTest {
         name: GDB_BOCHS,
         emulator: Emulator::Bochs,
@@ -239,6 +242,7 @@ pub const BOOT_TESTS: &[BootTest] = &[
             checks: &[Check::Ticks],
         },
     },
+    super::kpti::NATIVE,
     native_failure("corrupt-kernel", Variant::CorruptMagic, KERNEL_REJECTED),
     native_failure("truncated-kernel", Variant::Truncated, KERNEL_REJECTED),
     native_failure(
@@ -396,6 +400,9 @@ pub fn session(test: &BootTest) -> Option<(&'static Session, Option<Flavour>)> {
         BENCH_ZERO_EXITS => Some((&crate::bench::sessions::QUICK, None)),
         BENCH_ZERO_EXITS_SMP2 => Some((&crate::bench::sessions::SMP_QUICK, None)),
         GDB_BOCHS => Some((&shell::EXIT_ONLY, None)),
+        super::kpti::NATIVE_QEMU_KPTI | super::kpti::HV_BOCHS_KPTI => {
+            Some((&super::kpti::SESSION, None))
+        }
         _ if test.expect.pass && matches!(test.variant, Variant::Normal) => {
             Some((&shell::EXIT_ONLY, None))
         }
