@@ -171,6 +171,18 @@ pub fn base() -> u64 {
     TABLES.gdt.get() as u64
 }
 
+/// Sets this CPU's IST stacks (double fault, NMI, machine check), as [`load`] did.
+pub fn set_ist(ist_tops: [u64; 3]) {
+    let tss = TABLES.tss[super::percpu::index()].get();
+    // SAFETY: this CPU's own TSS, with interrupts off (callers: CPU set-up); an NMI or machine
+    // check meanwhile finds either the old or the new stack, both mapped and unused.
+    unsafe {
+        (*tss).interrupt_stacks[usize::from(IST_DOUBLE_FAULT - 1)] = ist_tops[0];
+        (*tss).interrupt_stacks[usize::from(IST_NMI - 1)] = ist_tops[1];
+        (*tss).interrupt_stacks[usize::from(IST_MACHINE_CHECK - 1)] = ist_tops[2];
+    }
+}
+
 /// Sets this CPU's TSS.RSP0, the stack for interrupts and exceptions from ring 3.
 pub fn set_rsp0(top: u64) {
     let tss = TABLES.tss[super::percpu::index()].get();

@@ -24,22 +24,37 @@ const CR4_PGE: u64 = 1 << 7;
 /// INVPCID type 2: all contexts, global translations included (SDM Vol. 2A, INVPCID).
 const INVPCID_ALL_CONTEXTS: u64 = 2;
 /// Bytes of each CPU's entry stack: an interrupt frame and a few saved registers on entry, the
-/// 22-word frame on the way out; handlers run on the process's kernel stack.
+/// 22-word frame on the way out; handlers run on the process's kernel stack. Also the size of
+/// each of its IST stacks (#DF, NMI, #MC: all fatal, so a report's worth of stack).
 const ENTRY_STACK_SIZE: usize = 4096;
+/// IST stacks per CPU (`gdt::IST_*`).
+const IST_STACKS: usize = 3;
 
 /// Nonzero with `kpti=on`. Read (RIP-relative) by the entry stubs before they switch CR3, so it
 /// lives in the entry data, mapped in user-mode roots.
 #[link_section = ".data.kpti"]
 pub static KPTI_ON: AtomicU8 = AtomicU8::new(0);
 
+/// One CPU's stacks for entries from ring 3 on the user-mode root: RSP0 and the IST stacks
+/// (which the CPU switches to whatever the mode, so they too must be mapped there).
 #[repr(C, align(4096))]
-struct EntryStack([u8; ENTRY_STACK_SIZE]);
-struct EntryStacks([UnsafeCell<EntryStack>; MAX_CPUS]);
-// SAFETY: the stacks are used by the CPU (TSS.RSP0) and the entry stubs only, stack N by CPU N.
-unsafe impl Sync for EntryStacks {}
+struct EntryStacks {
+    entry: [u8; ENTRY_STACK_SIZE],
+    ist: [[u8; ENTRY_STACK_SIZE]; IST_STACKS],
+}
+struct AllEntryStacks([UnsafeCell<EntryStacks>; MAX_CPUS]);
+// SAFETY: the stacks are used by the CPU (TSS.RSP0/IST) and the entry stubs only, stacks N by
+// CPU N.
+unsafe impl Sync for AllEntryStacks {}
 #[link_section = ".bss.kpti"]
-static ENTRY_STACKS: EntryStacks =
-    EntryStacks([const { UnsafeCell::new(EntryStack([0; ENTRY_STACK_SIZE])) }; MAX_CPUS]);
+static ENTRY_STACKS: AllEntryStacks = AllEntryStacks(
+    [const {
+        UnsafeCell::new(EntryStacks {
+            entry: [0; ENTRY_STACK_SIZE],
+            ist: [[0; ENTRY_STACK_SIZE]; IST_STACKS],
+        })
+    }; MAX_CPUS],
+);
 
 struct TemplateCell(UnsafeCell<TemplateTables>);
 // SAFETY: written only by `init`, once (guarded by `BUILT`), before any CR3 points at it; read
@@ -105,7 +120,7 @@ pub fn init(nx: bool) -> Result<Status, TemplateError> {
             .any(|r| r.start <= address && address + size <= r.end)
     };
     let entry_stacks = ENTRY_STACKS.0.as_ptr() as u64;
-    let stacks_size = (MAX_CPUS * ENTRY_STACK_SIZE) as u64;
+    let stacks_size = core::mem::size_of::<AllEntryStacks>() as u64;
     let blocks_ok = inside(percpu::block_address(0), 64);
     let tables_ok = inside(gdt::base(), 4096) && inside(idt::base(), 4096);
     if !(blocks_ok && tables_ok && inside(entry_stacks, stacks_size)) {
@@ -163,7 +178,8 @@ pub fn template_entries() -> [u64; ENTRIES] {
 
 /// Sets up KPTI on this CPU (index `index`), with interrupts off, on the kernel root, after its
 /// GDT/TSS and per-CPU block: CR4.PCIDE if PCIDs are used, TSS.RSP0 and the per-CPU block on
-/// the entry stack, the CR3 values of the kernel root. Nothing with `kpti=off`.
+/// the entry stack, the IST stacks in the entry data, the CR3 values of the kernel root.
+/// Nothing with `kpti=off`.
 pub fn init_cpu(index: usize) {
     if !enabled() {
         return;
@@ -176,9 +192,11 @@ pub fn init_cpu(index: usize) {
         // PCID 0 until CR3 loads name another.
         unsafe { cpu::write_cr4(cpu::read_cr4() | CR4_PCIDE) };
     }
-    let top = ENTRY_STACKS.0[index].get() as u64 + ENTRY_STACK_SIZE as u64;
-    percpu::set_kpti_entry(top, if pcid() { NO_FLUSH } else { 0 });
-    gdt::set_rsp0(top);
+    let base = ENTRY_STACKS.0[index].get() as u64;
+    let top = |stack: usize| base + ((stack + 1) * ENTRY_STACK_SIZE) as u64;
+    percpu::set_kpti_entry(top(0), if pcid() { NO_FLUSH } else { 0 });
+    gdt::set_rsp0(top(0));
+    gdt::set_ist([top(1), top(2), top(3)]);
     let kernel = Cr3Pair::single(paging::kernel_root());
     percpu::set_cr3_values(kernel.kernel, kernel.user);
 }
