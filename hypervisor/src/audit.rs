@@ -107,8 +107,7 @@ impl Attempt {
 /// Records a blocked attempt and reports it on the log: `[hv] audit #N: ...`.
 pub fn block(attempt: Attempt) -> AuditRecord {
     let record = append(attempt);
-    crate::hvlog!(
-        crate::console::ERROR,
+    log::error!(
         "audit #{}: blocked {} by rule {} at RIP={:#x} GVA={:#x} GPA={:#x} detail={:#x}",
         record.sequence,
         access_name(record.access),

@@ -4,14 +4,12 @@
 
 use crate::arch::host_paging::{self, zeroed_frame};
 use crate::arch::{descriptors, vm_entry};
-use crate::console::{DEBUG, INFO, WARN};
 use crate::ept::builder::{Ept, PageSizes};
 use crate::ept::entry::{eptp, MemoryType, Permissions};
 use crate::ept::layout;
 use crate::exits::stop::fatal;
 use crate::frames::{FrameAllocator, FRAME_SIZE};
 use crate::handoff::{HandOff, PhysRange};
-use crate::hvlog;
 use crate::policy::{self, ProtectedLayout};
 use crate::state::EptFrames;
 use crate::state::{self, HypervisorState};
@@ -30,7 +28,7 @@ const STACK_FRAMES: u64 = 16;
 /// grants one or two each.
 const EPT_POOL_FRAMES: u64 = 512;
 /// The VPID of the one guest (0 is reserved for VMX root, SDM Vol. 3C 29.1).
-const GUEST_VPID: u16 = 1;
+pub const GUEST_VPID: u16 = 1;
 const CPUID_1_ECX_XSAVE: u32 = 1 << 26;
 const CR4_OSXSAVE: usize = 1 << 18;
 
@@ -64,6 +62,7 @@ pub unsafe fn start(handoff: &HandOff) -> ! {
     // SAFETY: the firmware initialised this UART and hands it to us (crate::start contract).
     unsafe { crate::console::init(handoff.serial_port, handoff.log_level) };
     let handoff = HANDOFF.call_once(|| *handoff);
+    crate::exits::page_tables::set_policy(handoff.lock_page_tables);
     let mut frames = FrameAllocator::new(handoff.reserved);
     let Some(stack) = frames.allocate(STACK_FRAMES) else {
         fatal(format_args!("reserved range too small for a stack"))
@@ -155,11 +154,10 @@ fn launch(
     }
     enable_host_xsave();
     let (caps, controls) = enable::check()?;
-    hvlog!(INFO, "VMX capabilities: {caps}");
+    log::info!("VMX capabilities: {caps}");
     // SAFETY: `check` passed; CPL0, interrupts off; frames are ours and identity-mapped.
     unsafe { enable::enter(&caps, frames)? };
-    hvlog!(
-        INFO,
+    log::info!(
         "VMXON ok, VMCS current (revision {:#x})",
         caps.revision_id()
     );
@@ -188,28 +186,22 @@ fn launch(
 
     // SAFETY: the firmware reserved `smm_area` for the hypervisor; it is out of EPT (above).
     if unsafe { crate::smm::install_rsm_handler(handoff.smm_area) } {
-        hvlog!(
-            INFO,
-            "SMM: SMBASE and SMRAM lock cannot be read outside SMM; default SMBASE area {:#x}+{:#x} taken from the guest with an RSM-only handler (an SMI runs no guest code)",
+        log::info!("SMM: SMBASE and SMRAM lock cannot be read outside SMM; default SMBASE area {:#x}+{:#x} taken from the guest with an RSM-only handler (an SMI runs no guest code)",
             handoff.smm_area.start,
             handoff.smm_area.length
         );
     } else {
-        hvlog!(
-            WARN,
-            "SMM: default SMBASE area not reserved by the firmware: if SMBASE was never relocated, an SMI runs guest-writable code"
+        log::warn!("SMM: default SMBASE area not reserved by the firmware: if SMBASE was never relocated, an SMI runs guest-writable code"
         );
     }
     crate::smp::boot_cpus::bring_up_all(handoff, frames);
     // SAFETY: `handoff.image` is this EFI image as the firmware measured it, identity-mapped.
     if !unsafe { crate::selfcheck::record(handoff.image) } {
-        hvlog!(WARN, "self-check: PE headers unreadable, no baseline");
+        log::warn!("self-check: PE headers unreadable, no baseline");
     }
     let sweep = crate::devices::sweep::run();
     let dma_blocks = crate::devices::DMA_BLOCKS.call_once(|| sweep);
-    hvlog!(
-        INFO,
-        "PCI: {} functions, bus mastering turned off on {}, {} IDE bus-master register blocks trapped",
+    log::info!("PCI: {} functions, bus mastering turned off on {}, {} IDE bus-master register blocks trapped",
         sweep.functions,
         sweep.bus_master_cleared,
         sweep.dma_block_count
@@ -252,21 +244,18 @@ fn launch(
         host_cr3,
         boot_entry: handoff.guest,
     });
-    hvlog!(
-        DEBUG,
+    log::debug!(
         "{} KiB of hypervisor frames left",
         frames.remaining() / 1024
     );
     let handoff_cycles = crate::arch::instructions::rdtsc()
         .wrapping_sub(HANDOFF_TSC.load(core::sync::atomic::Ordering::Relaxed));
     let logging = crate::console::cycles();
-    hvlog!(
-        INFO,
+    log::info!(
         "hand-off to VMLAUNCH: {handoff_cycles} TSC cycles, {} without serial logging ({logging})",
         handoff_cycles.saturating_sub(logging)
     );
-    hvlog!(
-        INFO,
+    log::info!(
         "launching guest: RIP={:#x} RSP={:#x} CR3={:#x} in VMX non-root",
         handoff.guest.rip,
         handoff.guest.rsp,
@@ -325,9 +314,7 @@ fn build_ept(
         ept.map(page, FRAME_SIZE, Permissions::READ, MemoryType::Uncacheable)?;
     }
     let [reserved, image, _] = layout.hypervisor;
-    hvlog!(
-        INFO,
-        "EPT: identity map of {} GiB in {} tables ({} KiB), 2M pages {}, 1G pages {}; hypervisor {:#x}+{:#x} and image {:#x}+{:#x} absent",
+    log::info!("EPT: identity map of {} GiB in {} tables ({} KiB), 2M pages {}, 1G pages {}; hypervisor {:#x}+{:#x} and image {:#x}+{:#x} absent",
         top >> 30,
         ept.table_count(),
         ept.table_count() * 4,
@@ -339,16 +326,14 @@ fn build_ept(
         image.length
     );
     for (range, rights) in layout.overrides() {
-        hvlog!(
-            INFO,
+        log::info!(
             "policy: {:#x}+{:#x} {:?}",
             range.start,
             range.length,
             rights
         );
     }
-    hvlog!(
-        INFO,
+    log::info!(
         "policy: all other RAM rw- (W^X: nothing else executable); IOAPIC and HPET pages r--"
     );
     let table_type = if caps.ept_has(ept_cap::MEMORY_TYPE_WB) {
@@ -371,8 +356,7 @@ fn program_text(initrd: PhysRange) -> crate::policy::program_text::ProgramText {
     let bytes =
         unsafe { core::slice::from_raw_parts(initrd.start as *const u8, initrd.length as usize) };
     let text = crate::policy::program_text::ProgramText::of_initrd(bytes);
-    hvlog!(
-        INFO,
+    log::info!(
         "policy: {} executable segments in the initrd's programs (GrantExecute offsets)",
         text.segments()
     );

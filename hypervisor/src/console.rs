@@ -1,4 +1,5 @@
-//! The hypervisor's log on the shared console UART: every line prefixed `[hv] `.
+//! The hypervisor's log on the shared console UART: every line prefixed `[hv] `, written by
+//! the `log` facade's logger (`log::info!` and friends; the level comes from boot.cfg).
 //!
 //! The guest owns COM1 too (DESIGN.md "Devices and interrupts"); the hypervisor writes a line
 //! only while no vCPU runs guest code (`smp::quiet`), so lines never interleave.
@@ -8,13 +9,37 @@ use spin::Mutex;
 use uart_16550::SerialPort;
 
 static CONSOLE: Mutex<Option<SerialPort>> = Mutex::new(None);
-static LEVEL: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(3);
 
-/// Log levels as in the boot config: 1 = error .. 5 = trace.
-pub const ERROR: u8 = 1;
-pub const WARN: u8 = 2;
-pub const INFO: u8 = 3;
-pub const DEBUG: u8 = 4;
+/// The `log` facade's backend: one `[hv] ` line per record.
+struct SerialLogger;
+
+impl log::Log for SerialLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            line("[hv] ", *record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: SerialLogger = SerialLogger;
+
+/// The boot config's log level (1 = error .. 5 = trace) as a `log` filter.
+pub fn level_filter(level: u8) -> log::LevelFilter {
+    match level {
+        0 => log::LevelFilter::Off,
+        1 => log::LevelFilter::Error,
+        2 => log::LevelFilter::Warn,
+        3 => log::LevelFilter::Info,
+        4 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    }
+}
 
 /// Takes the UART at `port`, keeping the line settings the firmware programmed.
 ///
@@ -26,12 +51,9 @@ pub unsafe fn init(port: u16, level: u8) {
     // SAFETY: the caller guarantees `port` is a 16550 UART we may drive.
     let serial = unsafe { SerialPort::new(port) };
     *CONSOLE.lock() = Some(serial);
-    LEVEL.store(level, core::sync::atomic::Ordering::Relaxed);
-}
-
-/// True if lines at `level` are printed.
-pub fn enabled(level: u8) -> bool {
-    level <= LEVEL.load(core::sync::atomic::Ordering::Relaxed)
+    // A second logger cannot be installed; the first (this one) stays.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level_filter(level));
 }
 
 /// TSC cycles spent writing log lines (the UART is slow: 115200 baud), so that boot-cost
@@ -59,17 +81,17 @@ pub fn line(prefix: &str, args: fmt::Arguments<'_>) {
     CYCLES.fetch_add(spent, core::sync::atomic::Ordering::Relaxed);
 }
 
-/// `hvlog!(level, "...", args)`: a `[hv] ` line if `level` is enabled.
-#[macro_export]
-macro_rules! hvlog {
-    ($level:expr, $($arg:tt)*) => {
-        if $crate::console::enabled($level) {
-            $crate::console::line("[hv] ", format_args!($($arg)*));
-        }
-    };
-}
-
 /// The machine-readable result line the runner stops on: `RAMPART-RESULT: ...`.
 pub fn result_line(args: fmt::Arguments<'_>) {
     line("RAMPART-RESULT: ", args);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn boot_config_levels_map_to_filters() {
+        use log::LevelFilter::*;
+        let filters = [0, 1, 2, 3, 4, 5, 9].map(super::level_filter);
+        assert_eq!(filters, [Off, Error, Warn, Info, Debug, Trace, Trace]);
+    }
 }

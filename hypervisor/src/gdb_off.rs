@@ -7,8 +7,7 @@ use crate::vmx::vmcs::Vmcs;
 
 /// `gdb = on` in a production build: said once, and the guest runs without a debugger.
 pub fn wait_for_debugger(_vmcs: &Vmcs, _regs: &mut GuestRegisters) {
-    crate::hvlog!(
-        crate::console::WARN,
+    log::warn!(
         "gdb: boot.cfg asks for a debugger, but this is a production build without the GDB stub"
     );
 }

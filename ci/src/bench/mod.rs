@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod parse;
+mod policy_matrix;
 mod run;
 pub mod sessions;
 mod size;

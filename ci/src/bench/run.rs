@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::parse::{bench_lines, BootFigures, DONE};
+use super::policy_matrix::{self, Config};
 use super::sessions;
 use super::size;
 use super::table::{Dashboard, Side, Smp};
@@ -30,8 +31,9 @@ pub fn run(cpu: &str, cpus: u32, timeout: Duration) -> Result<u8> {
     build::build()?;
     let pair = |count: u32, session: &'static Session| {
         std::thread::scope(|scope| {
-            let native = scope.spawn(|| boot_side(Mode::Native, cpu, count, session, timeout));
-            let hv = scope.spawn(|| boot_side(Mode::Hv, cpu, count, session, timeout));
+            let native =
+                scope.spawn(|| boot_side(Mode::Native, None, cpu, count, session, timeout));
+            let hv = scope.spawn(|| boot_side(Mode::Hv, None, cpu, count, session, timeout));
             (join(native), join(hv))
         })
     };
@@ -40,6 +42,21 @@ pub fn run(cpu: &str, cpus: u32, timeout: Duration) -> Result<u8> {
         let (native, hv) = pair(cpus, &sessions::SMP);
         Smp { cpus, native, hv }
     });
+    // Two boots at a time (two cores), each a configuration of the policy matrix.
+    let mut matrix = Vec::new();
+    for configs in policy_matrix::EXTRA.chunks(2) {
+        let sides: Vec<Side> = std::thread::scope(|scope| {
+            let handles: Vec<_> = configs
+                .iter()
+                .map(|c| {
+                    scope
+                        .spawn(move || boot_side(c.mode, Some(c), cpu, 1, &sessions::FULL, timeout))
+                })
+                .collect();
+            handles.into_iter().map(join).collect()
+        });
+        matrix.extend(configs.iter().copied().zip(sides));
+    }
     let efi = fs::read(paths::firmware_efi())
         .context(|| format!("cannot read {}", paths::firmware_efi().display()))?;
     let dashboard = Dashboard {
@@ -47,6 +64,7 @@ pub fn run(cpu: &str, cpus: u32, timeout: Duration) -> Result<u8> {
         native,
         hv,
         smp,
+        matrix,
         source: size::source_size(&paths::repo_root().join("hypervisor/src"))?,
         production_source: size::production_source_size(
             &paths::repo_root().join("hypervisor/src"),
@@ -80,12 +98,13 @@ fn join(handle: std::thread::ScopedJoinHandle<'_, Side>) -> Side {
 /// Boots one mode and collects what it printed; a failure becomes the side's `problem`.
 fn boot_side(
     mode: Mode,
+    config: Option<&Config>,
     cpu: &str,
     cpus: u32,
     session: &'static Session,
     timeout: Duration,
 ) -> Side {
-    match boot(mode, cpu, cpus, session, timeout) {
+    match boot(mode, config, cpu, cpus, session, timeout) {
         Ok(side) => side,
         Err(err) => Side {
             problem: Some(err.to_string()),
@@ -96,14 +115,16 @@ fn boot_side(
 
 fn boot(
     mode: Mode,
+    config: Option<&Config>,
     cpu: &str,
     cpus: u32,
     session: &'static Session,
     timeout: Duration,
 ) -> Result<Side> {
+    let suffix = config.map_or(String::new(), Config::suffix);
     let name = match cpus {
-        1 => format!("bench-{}-{cpu}", mode.name()),
-        n => format!("bench-{}-{cpu}-smp{n}", mode.name()),
+        1 => format!("bench-{}-{cpu}{suffix}", mode.name()),
+        n => format!("bench-{}-{cpu}-smp{n}{suffix}", mode.name()),
     };
     let launch = Launch {
         emulator: Emulator::Bochs,
@@ -114,10 +135,11 @@ fn boot(
         echo: false,
     };
     emulator::fresh_run_dir(&launch.run_dir)?;
-    image::write(
-        &launch.run_dir.join(DISK_IMAGE),
-        &Contents::from_build(mode)?,
-    )?;
+    let mut contents = Contents::from_build(mode)?;
+    if let Some(config) = config {
+        contents.boot_cfg.push_str(&config.boot_cfg());
+    }
+    image::write(&launch.run_dir.join(DISK_IMAGE), &contents)?;
     println!(
         "xtask: bench: booting {} under bochs (cpu {cpu}, processors: {cpus}), logs in {}…",
         mode.name(),

@@ -35,6 +35,8 @@ pub struct Dashboard {
     pub hv: Side,
     /// The boots with several processors, unless skipped.
     pub smp: Option<Smp>,
+    /// The page-table policy and KPTI configurations (`policy_matrix::EXTRA`), unless skipped.
+    pub matrix: Vec<(super::policy_matrix::Config, Side)>,
     pub source: SourceSize,
     /// The same without the `gdb` feature (the production build).
     pub production_source: SourceSize,
@@ -164,6 +166,9 @@ impl Dashboard {
         if let Some(smp) = &self.smp {
             super::smp_table::markdown(&mut md, smp, &self.hv);
         }
+        if !self.matrix.is_empty() {
+            super::policy_matrix::markdown(&mut md, &self.native, &self.hv, &self.matrix);
+        }
         let (native, hv) = (&self.native.boot, &self.hv.boot);
         md.push_str("\n## Boot cost (TSC cycles)\n\n| figure | native | hv |\n|---|---:|---:|\n");
         let _ = writeln!(
@@ -266,9 +271,10 @@ impl Dashboard {
             None => ("null".into(), "null".into()),
         };
         format!(
-            "{{\n  \"emulator\": \"bochs\",\n  \"cpu\": {},\n  \"benchmarks\": [\n{}\n  ],\n  \"smp\": {smp},\n  \"boot\": {{\"native_kernel_entry_tsc\": {}, \"hv_kernel_entry_tsc\": {}, \"handoff_to_vmlaunch_cycles\": {}, \"handoff_without_logging_cycles\": {}}},\n  \"hypervisor\": {{\"source_files\": {}, \"source_lines\": {}, \"code_lines\": {}, \"efi_text_bytes\": {text_virtual}, \"efi_text_raw_bytes\": {text_raw}, \"ept_tables\": {}, \"ept_kib\": {}}}\n}}\n",
+            "{{\n  \"emulator\": \"bochs\",\n  \"cpu\": {},\n  \"benchmarks\": [\n{}\n  ],\n  \"smp\": {smp},\n  \"page_table_policy\": {},\n  \"boot\": {{\"native_kernel_entry_tsc\": {}, \"hv_kernel_entry_tsc\": {}, \"handoff_to_vmlaunch_cycles\": {}, \"handoff_without_logging_cycles\": {}}},\n  \"hypervisor\": {{\"source_files\": {}, \"source_lines\": {}, \"code_lines\": {}, \"efi_text_bytes\": {text_virtual}, \"efi_text_raw_bytes\": {text_raw}, \"ept_tables\": {}, \"ept_kib\": {}}}\n}}\n",
             json_string(&self.cpu),
             rows.join(",\n"),
+            super::policy_matrix::json(&self.matrix),
             json_number(native.kernel_entry_tsc),
             json_number(hv.kernel_entry_tsc),
             json_number(hv.handoff_to_vmlaunch),
@@ -345,6 +351,7 @@ mod tests {
 
     fn dashboard() -> Dashboard {
         Dashboard {
+            matrix: Vec::new(),
             cpu: "tigerlake".into(),
             native: side(&[
                 "[kernel] tsc at entry: 1000",

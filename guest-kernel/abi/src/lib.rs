@@ -1,7 +1,8 @@
 //! The guest kernel's interface to ring 3 and to the runner that packs programs.
 //!
 //! - [`syscall`]: numbers, calling convention and error codes.
-//! - [`initrd`]: the boot-module archive holding the user programs.
+//! - [`initrd`]: the boot-module archive holding the user programs (defined with the boot
+//!   contract in `rampart-boot-info`, re-exported here).
 //!
 //! Process entry (ring 3, as the kernel starts every program): RIP = `e_entry`; RDI = user
 //! address of the argument string given to `spawn` (UTF-8, space separated, program name not
@@ -13,5 +14,6 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 
-pub mod initrd;
+/// The initrd format is part of the boot contract (the hypervisor reads it too).
+pub use rampart_boot_info::initrd;
 pub mod syscall;

@@ -33,6 +33,30 @@ pub unsafe fn invept(kind: InveptType, eptp: u64) {
     }
 }
 
+/// INVVPID type (SDM Vol. 3C 31.3 "INVVPID"): 1 = single-context, 2 = all-context.
+#[derive(Clone, Copy)]
+#[repr(u64)]
+pub enum InvvpidType {
+    SingleContext = 1,
+    AllContext = 2,
+}
+
+/// Invalidates the linear and combined translations cached for `vpid` (single-context) or
+/// for every VPID but 0.
+///
+/// # Safety
+/// VMX operation must be on and the CPU must support the chosen INVVPID type
+/// (IA32_VMX_EPT_VPID_CAP bits 41/42); `vpid` must be non-zero for single-context.
+pub unsafe fn invvpid(kind: InvvpidType, vpid: u16) {
+    let descriptor: [u64; 2] = [u64::from(vpid), 0];
+    // SAFETY: the caller guarantees VMX operation and support; the descriptor is a valid
+    // 16-byte memory operand on our stack.
+    unsafe {
+        asm!("invvpid {0}, [{1}]", in(reg) kind as u64, in(reg) descriptor.as_ptr(),
+             options(nostack));
+    }
+}
+
 /// Loads XCR0 (`XSETBV` with ECX = 0).
 ///
 /// # Safety

@@ -14,32 +14,40 @@ pub const LARGE_PAGE: u64 = 1 << 7;
 /// Bits 51:12: physical address of the page or next table.
 pub const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 
-/// Access rights of a guest-physical page (bits 2:0 of an EPT entry).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Permissions(u8);
+bitflags::bitflags! {
+    /// Access rights of a guest-physical page (bits 2:0 of an EPT entry).
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub struct Permissions: u8 {
+        const READ = READ as u8;
+        const WRITE = WRITE as u8;
+        const EXECUTE = EXECUTE as u8;
+        const READ_WRITE = (READ | WRITE) as u8;
+        const READ_EXECUTE = (READ | EXECUTE) as u8;
+        const EXECUTE_ONLY = EXECUTE as u8;
+        const ALL = (READ | WRITE | EXECUTE) as u8;
+    }
+}
 
 impl Permissions {
-    pub const NONE: Self = Self(0);
-    pub const READ: Self = Self(READ as u8);
-    pub const READ_WRITE: Self = Self((READ | WRITE) as u8);
-    pub const READ_EXECUTE: Self = Self((READ | EXECUTE) as u8);
-    pub const EXECUTE_ONLY: Self = Self(EXECUTE as u8);
-    pub const ALL: Self = Self((READ | WRITE | EXECUTE) as u8);
+    pub const NONE: Self = Self::empty();
 
-    pub const fn bits(self) -> u64 {
-        self.0 as u64
-    }
+    /// The rights in bits 2:0 of an EPT entry (or of an EPT-violation qualification's
+    /// bits 5:3 shifted down).
     pub const fn from_entry(entry: u64) -> Self {
-        Self((entry & (READ | WRITE | EXECUTE)) as u8)
+        Self::from_bits_truncate((entry & (READ | WRITE | EXECUTE)) as u8)
+    }
+    /// Bits 2:0 of an entry with these rights.
+    pub const fn entry_bits(self) -> u64 {
+        self.bits() as u64
     }
     pub const fn readable(self) -> bool {
-        self.0 as u64 & READ != 0
+        self.contains(Self::READ)
     }
     pub const fn writable(self) -> bool {
-        self.0 as u64 & WRITE != 0
+        self.contains(Self::WRITE)
     }
     pub const fn executable(self) -> bool {
-        self.0 as u64 & EXECUTE != 0
+        self.contains(Self::EXECUTE)
     }
 }
 
@@ -83,7 +91,7 @@ pub const fn leaf(
 ) -> u64 {
     let large_bit = if large { LARGE_PAGE } else { 0 };
     (address & ADDRESS_MASK)
-        | permissions.bits()
+        | permissions.entry_bits()
         | ((memory_type as u64) << MEMORY_TYPE_SHIFT)
         | large_bit
 }

@@ -10,14 +10,17 @@ use crate::vmx::qualification::{CrAccess, CrAccessType};
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::{AtomicU64, Ordering};
 use rampart_hv_abi::{access, Rule};
+use x86::controlregs::{Cr0, Cr4};
 use x86::vmx::vmcs::{control, guest};
 
-const CR0_PE: u64 = 1 << 0;
+const CR0_PE: u64 = Cr0::CR0_PROTECTED_MODE.bits() as u64;
 /// CR0.WP: pinned from the first instruction (DESIGN.md invariant 5).
-pub const CR0_WP: u64 = 1 << 16;
-const CR0_PG: u64 = 1 << 31;
+pub const CR0_WP: u64 = Cr0::CR0_WRITE_PROTECT.bits() as u64;
+const CR0_PG: u64 = Cr0::CR0_ENABLE_PAGING.bits() as u64;
 /// CR4 bits pinned once the guest sets them (invariant 5): UMIP, SMEP, SMAP.
-pub const CR4_PINNABLE: u64 = (1 << 11) | (1 << 20) | (1 << 21);
+pub const CR4_PINNABLE: u64 = (Cr4::CR4_ENABLE_UMIP.bits()
+    | Cr4::CR4_ENABLE_SMEP.bits()
+    | Cr4::CR4_ENABLE_SMAP.bits()) as u64;
 
 /// CR4 bits the guest has set and may never clear again.
 static PINNED_CR4: AtomicU64 = AtomicU64::new(0);
@@ -44,10 +47,10 @@ pub fn cr0_for_guest(caps: &VmxCapabilities, value: u64) -> Option<u64> {
 /// The value the CPU should hold for a guest write to CR4, or `None` for bits the CPU does not
 /// allow in VMX operation (natively those writes raise #GP too).
 pub fn cr4_for_guest(caps: &VmxCapabilities, value: u64) -> Option<u64> {
-    const CR4_VMXE: u64 = 1 << 13;
+    const CR4_VMXE: u64 = Cr4::CR4_ENABLE_VMX.bits() as u64;
     // Clearing PAE in IA-32e mode raises #GP natively (SDM Vol. 3A 2.4.3, "MOV to CR4"); let
     // through, it would make the next VM entry fail.
-    const CR4_PAE: u64 = 1 << 5;
+    const CR4_PAE: u64 = Cr4::CR4_ENABLE_PAE.bits() as u64;
     let requested = value & !CR4_VMXE;
     if requested & !caps.cr4_fixed1 != 0 || requested & CR4_PAE == 0 {
         return None;
@@ -70,6 +73,9 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         regs.by_number(qualification.gpr()).map_or(0, |r| *r)
     };
     let register = qualification.control_register();
+    if register == 3 {
+        return super::cr3::handle_load(vmcs, value);
+    }
     let cleared = clears_pinned(register, value, PINNED_CR4.load(Ordering::SeqCst));
     if cleared != 0 {
         crate::audit::block(crate::audit::Attempt {

@@ -3,9 +3,7 @@
 //! triple faults while a debugger is attached.
 
 use super::Resume;
-use crate::console::WARN;
 use crate::gdb::{self, StopReason};
-use crate::hvlog;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use gdbstub::common::Signal;
@@ -71,10 +69,7 @@ fn debug(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         }
         return Resume::Unchanged;
     }
-    hvlog!(
-        WARN,
-        "#DB not set by the debugger (qualification {qualification:#x}); reinjected"
-    );
+    log::warn!("#DB not set by the debugger (qualification {qualification:#x}); reinjected");
     vmcs.set(
         control::VMENTRY_INTERRUPTION_INFO_FIELD,
         VECTOR_DEBUG | TYPE_HARDWARE_EXCEPTION | VALID,

@@ -97,10 +97,7 @@ pub fn lock(vmcs: &Vmcs, flags: u64) -> u64 {
     LOCKED.store(true, Ordering::SeqCst);
     // The other vCPUs get descriptor-table exiting before this hypercall returns.
     crate::smp::shootdown::tighten_all();
-    crate::hvlog!(
-        crate::console::INFO,
-        "descriptor tables locked ({count} pages read-only)"
-    );
+    log::info!("descriptor tables locked ({count} pages read-only)");
     0
 }
 

@@ -17,13 +17,9 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     regs.rax = match Hypercall::from_raw(regs.rax) {
         Some(Hypercall::Version) => u64::from(ABI_VERSION),
         Some(Hypercall::LogExitStats) => {
-            crate::hvlog!(crate::console::ERROR, "exits: {}", state::STATS);
-            crate::hvlog!(
-                crate::console::ERROR,
-                "exits by vCPU: {}",
-                crate::smp::cpus::ExitsByVcpu
-            );
-            crate::hvlog!(crate::console::ERROR, "{}", crate::selfcheck::Report);
+            log::error!("exits: {}", state::STATS);
+            log::error!("exits by vCPU: {}", crate::smp::cpus::ExitsByVcpu);
+            log::error!("{}", crate::selfcheck::Report);
             0
         }
         Some(Hypercall::Shutdown) => stop::shutdown(),
@@ -33,7 +29,7 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         Some(Hypercall::RevokeExecute) => policy::revoke_execute(vmcs, regs),
         Some(Hypercall::LockSyscallMsrs) => {
             super::msr::lock_syscall_msrs();
-            crate::hvlog!(crate::console::INFO, "SYSCALL/SYSENTER MSRs locked");
+            log::info!("SYSCALL/SYSENTER MSRs locked");
             0
         }
         Some(Hypercall::ReadAuditLog) => policy::read_audit_log(regs),
@@ -45,13 +41,10 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         }
         Some(Hypercall::LockDescriptorTables) => super::descriptor_tables::lock(vmcs, regs.rdi),
         Some(Hypercall::StartVcpu) => crate::smp::vcpu_start::handle(vmcs, regs),
-        // Page-table integrity (issue 12): not yet implemented, refused like unknown numbers.
-        Some(
-            Hypercall::LockKernelMappings
-            | Hypercall::RegisterAddressSpace
-            | Hypercall::SetRootEntry
-            | Hypercall::ReleaseAddressSpace,
-        ) => HypercallError::NotSupported as i64 as u64,
+        Some(Hypercall::LockKernelMappings) => super::page_tables::lock(vmcs, regs),
+        Some(Hypercall::RegisterAddressSpace) => super::page_tables::register(vmcs, regs),
+        Some(Hypercall::SetRootEntry) => super::page_tables::set_root_entry(vmcs, regs),
+        Some(Hypercall::ReleaseAddressSpace) => super::page_tables::release(vmcs, regs),
         None => HypercallError::NotSupported as i64 as u64,
     };
     Resume::NextInstruction

@@ -2,6 +2,7 @@
 //! instruction, or with an exception injected.
 
 pub mod cpuid;
+pub mod cr3;
 pub mod cr_access;
 #[cfg(feature = "gdb")]
 pub mod debug;
@@ -12,6 +13,7 @@ pub mod ipi;
 pub mod msr;
 pub mod msr_bitmap;
 pub mod nmi;
+pub mod page_tables;
 pub mod policy;
 pub mod stop;
 pub mod xsetbv;

@@ -38,12 +38,23 @@ pub const EMULATED: [u32; 8] = [
     IA32_FMASK,
 ];
 
-/// EFER bits (SDM Vol. 3A 2.2.1): SCE, LME, LMA, NXE. Others are refused.
-const EFER_SCE: u64 = 1 << 0;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
-const EFER_NXE: u64 = 1 << 11;
-/// Pinned from the first instruction (the entry contract sets them).
+// EFER bits (SDM Vol. 3A 2.2.1): SCE, LME, LMA, NXE. Others are refused.
+bitflags::bitflags! {
+    /// The IA32_EFER bits a 64-bit guest may set (SDM Vol. 4 Table 2-2): SYSCALL enable, long
+    /// mode enable and active, execute-disable enable.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Efer: u64 {
+        const SCE = 1 << 0;
+        const LME = 1 << 8;
+        const LMA = 1 << 10;
+        const NXE = 1 << 11;
+    }
+}
+#[cfg(test)]
+const EFER_SCE: u64 = Efer::SCE.bits();
+const EFER_LME: u64 = Efer::LME.bits();
+const EFER_LMA: u64 = Efer::LMA.bits();
+const EFER_NXE: u64 = Efer::NXE.bits();
 const EFER_PINNED: u64 = EFER_LME | EFER_NXE;
 
 static SYSCALL_MSRS_LOCKED: AtomicBool = AtomicBool::new(false);
@@ -70,7 +81,7 @@ pub enum Decision {
 pub fn decide(msr: u32, value: u64, syscall_msrs_locked: bool) -> Decision {
     match msr {
         IA32_EFER => {
-            if value & !(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE) != 0 {
+            if value & !Efer::all().bits() != 0 {
                 Decision::Invalid
             } else if value & EFER_PINNED != EFER_PINNED {
                 Decision::Blocked(Rule::PinnedEfer)

@@ -11,6 +11,7 @@ use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::qualification::EptViolation;
 use crate::vmx::vmcs::Vmcs;
+use core::sync::atomic::{AtomicU64, Ordering};
 use rampart_hv_abi::{access, AuditRecord, HypercallError, Rule};
 use x86::vmx::vmcs::ro;
 
@@ -67,8 +68,17 @@ fn access_bits(q: EptViolation) -> u32 {
 pub fn ept_violation(vmcs: &Vmcs) -> Resume {
     let q = EptViolation(vmcs.get(ro::EXIT_QUALIFICATION));
     let gpa = vmcs.get(ro::GUEST_PHYSICAL_ADDR_FULL);
+    if spurious(gpa, q) {
+        // A translation cached before rights were added (a released root): drop it, retry.
+        crate::smp::shootdown::flush_local();
+        return Resume::Unchanged;
+    }
     let locked_table = super::descriptor_tables::is_locked_table_page(gpa);
-    let rule = classify(&state::get().layout, gpa, q, locked_table);
+    let rule = if q.write() && super::page_tables::is_protected_frame(gpa) {
+        Rule::PageTable
+    } else {
+        classify(&state::get().layout, gpa, q, locked_table)
+    };
     let gva = if q.linear_address_valid() {
         vmcs.read(ro::GUEST_LINEAR_ADDR).unwrap_or(0)
     } else {
@@ -91,6 +101,36 @@ pub fn ept_violation(vmcs: &Vmcs) -> Resume {
         )),
     }
 }
+
+/// True if the EPT as it is now allows the access that exited (the CPU used a stale, more
+/// restrictive translation).
+fn spurious(gpa: u64, q: EptViolation) -> bool {
+    let rights = match state::EPT.try_lock() {
+        Some(mut guard) => guard
+            .as_mut()
+            .and_then(|ept| ept.translate(gpa))
+            .map(|t| t.permissions),
+        None => None,
+    };
+    let allowed = rights.is_some_and(|r| {
+        if q.fetch() {
+            r.executable()
+        } else if q.write() {
+            r.writable()
+        } else {
+            r.readable()
+        }
+    });
+    // Retried once per page: the same page exiting again after the flush is a real block.
+    let me = crate::smp::this_cpu();
+    let mark = (gpa & !0xfff) | 1;
+    let previous = LAST_SPURIOUS[me].swap(if allowed { mark } else { 0 }, Ordering::Relaxed);
+    allowed && previous != mark
+}
+
+/// Per vCPU: the page of the last violation treated as spurious (bit 0 set), or 0.
+static LAST_SPURIOUS: [AtomicU64; rampart_boot_info::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; rampart_boot_info::MAX_CPUS];
 
 /// What a blocked access becomes when it happened while the CPU was delivering an event
 /// (IDT-vectoring information, SDM Vol. 3C 28.2.4): during a #VE, a #DF, a #PF or a
@@ -158,7 +198,7 @@ fn apply(
             HypercallError::Denied as i64 as u64
         }
         Err(Denial::Ept(e)) => {
-            crate::hvlog!(crate::console::ERROR, "policy request failed: {e}");
+            log::error!("policy request failed: {e}");
             flush();
             HypercallError::OutOfRange as i64 as u64
         }

@@ -3,8 +3,7 @@
 //! the exit counters and halts the CPU. Never a silent hang, never a reset loop.
 
 use super::Resume;
-use crate::console::{self, ERROR};
-use crate::hvlog;
+use crate::console;
 use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::exit_reason;
@@ -18,8 +17,8 @@ const RFLAGS_ZF: u64 = 1 << 6;
 
 /// Reports `reason`, prints the counters, emits the FAIL result line and halts.
 pub fn fatal(reason: fmt::Arguments<'_>) -> ! {
-    hvlog!(ERROR, "FATAL: {}", reason);
-    hvlog!(ERROR, "exits: {}", state::STATS);
+    log::error!("FATAL: {}", reason);
+    log::error!("exits: {}", state::STATS);
     console::result_line(format_args!("FAIL hv: {}", reason));
     crate::smp::halt_others();
     crate::arch::instructions::halt_forever()
@@ -27,9 +26,9 @@ pub fn fatal(reason: fmt::Arguments<'_>) -> ! {
 
 /// The guest asked to stop (Shutdown hypercall).
 pub fn shutdown() -> ! {
-    hvlog!(ERROR, "exits: {}", state::STATS);
-    hvlog!(ERROR, "exits by vCPU: {}", crate::smp::cpus::ExitsByVcpu);
-    hvlog!(ERROR, "guest requested shutdown; halting");
+    log::error!("exits: {}", state::STATS);
+    log::error!("exits by vCPU: {}", crate::smp::cpus::ExitsByVcpu);
+    log::error!("guest requested shutdown; halting");
     crate::smp::halt_others();
     crate::arch::instructions::halt_forever()
 }
@@ -92,8 +91,7 @@ pub fn host_fault(vector: u64, error: u64, rip: u64, cr2: u64) -> ! {
 
 fn dump_guest(vmcs: &Vmcs, r: &GuestRegisters) {
     let f = |field| vmcs.read(field).unwrap_or(0);
-    hvlog!(
-        ERROR,
+    log::error!(
         "guest RIP={:#018x} RSP={:#018x} RFLAGS={:#x} CS={:#x} SS={:#x}",
         f(guest::RIP),
         f(guest::RSP),
@@ -101,16 +99,14 @@ fn dump_guest(vmcs: &Vmcs, r: &GuestRegisters) {
         f(guest::CS_SELECTOR),
         f(guest::SS_SELECTOR)
     );
-    hvlog!(
-        ERROR,
+    log::error!(
         "guest CR0={:#x} CR3={:#x} CR4={:#x} EFER={:#x}",
         f(guest::CR0),
         f(guest::CR3),
         f(guest::CR4),
         f(guest::IA32_EFER_FULL)
     );
-    hvlog!(
-        ERROR,
+    log::error!(
         "guest RAX={:#x} RBX={:#x} RCX={:#x} RDX={:#x} RSI={:#x} RDI={:#x} RBP={:#x}",
         r.rax,
         r.rbx,
@@ -120,8 +116,7 @@ fn dump_guest(vmcs: &Vmcs, r: &GuestRegisters) {
         r.rdi,
         r.rbp
     );
-    hvlog!(
-        ERROR,
+    log::error!(
         "guest R8={:#x} R9={:#x} R10={:#x} R11={:#x} R12={:#x} R13={:#x} R14={:#x} R15={:#x}",
         r.r8,
         r.r9,

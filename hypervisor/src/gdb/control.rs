@@ -6,8 +6,6 @@
 use super::breakpoints::{HwKind, HwSlot, HW_SLOTS};
 use super::session::StopReason;
 use super::target::{GuestTarget, ResumeMode};
-use crate::console::ERROR;
-use crate::hvlog;
 use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
@@ -37,7 +35,7 @@ pub(super) fn set_control(vmcs: &Vmcs, field: u32, bit: u32, on: bool) {
     // SAFETY: only the monitor-trap-flag and VMX-preemption-timer controls change, each only
     // when the capability MSR allows it (callers check): they add VM exits, nothing else.
     if let Err(e) = unsafe { vmcs.write_host_or_control(field, value) } {
-        hvlog!(ERROR, "gdb: {e}");
+        log::error!("gdb: {e}");
     }
 }
 
@@ -48,7 +46,7 @@ pub fn trap_debug_exceptions(vmcs: &Vmcs) {
     if let Err(e) = unsafe {
         vmcs.write_host_or_control(control::EXCEPTION_BITMAP, bitmap | EXCEPTION_BITMAP_DEBUG)
     } {
-        hvlog!(ERROR, "gdb: {e}");
+        log::error!("gdb: {e}");
     }
 }
 
@@ -110,7 +108,7 @@ fn load_debug_registers(vmcs: &Vmcs, target: &GuestTarget) {
         }
     }
     if let Err(e) = vmcs.write(guest::DR7, target.hw.dr7()) {
-        hvlog!(ERROR, "gdb: {e}");
+        log::error!("gdb: {e}");
     }
     // The parked vCPUs load the same when they go on.
     super::vcpus::publish_debug_registers(addresses, target.hw.dr7());
@@ -120,7 +118,7 @@ fn load_debug_registers(vmcs: &Vmcs, target: &GuestTarget) {
 pub fn apply(vmcs: &Vmcs, regs: &mut GuestRegisters, target: &mut GuestTarget, attached: bool) {
     if target.frame_changed {
         if let Err(e) = target.frame.store(vmcs, regs) {
-            hvlog!(ERROR, "gdb: {e}");
+            log::error!("gdb: {e}");
         }
         target.frame_changed = false;
     }

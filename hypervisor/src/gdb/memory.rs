@@ -90,16 +90,11 @@ pub fn debugger_write_hook(gva: u64, gpa: u64, len: u64) {
                 gpa,
                 detail: len,
             });
-            crate::hvlog!(
-                crate::console::INFO,
-                "gdb: debugger write to protected page: {len} bytes at GVA {gva:#x} (GPA {gpa:#x}, \
+            log::info!("gdb: debugger write to protected page: {len} bytes at GVA {gva:#x} (GPA {gpa:#x}, \
                  EPT {p:?}), allowed (audit #{}, rule debugger-write)",
                 record.sequence
             );
         }
-        _ => crate::hvlog!(
-            crate::console::DEBUG,
-            "gdb: debugger writes {len} bytes at GVA {gva:#x} (GPA {gpa:#x})"
-        ),
+        _ => log::debug!("gdb: debugger writes {len} bytes at GVA {gva:#x} (GPA {gpa:#x})"),
     }
 }

@@ -16,8 +16,6 @@ pub mod step;
 pub mod target;
 pub mod vcpus;
 
-use crate::console::INFO;
-use crate::hvlog;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use gdbstub::common::Signal;
@@ -32,8 +30,7 @@ pub fn wait_for_debugger(vmcs: &Vmcs, regs: &mut GuestRegisters) {
     #[allow(unsafe_code)]
     let _ = unsafe { com2::Com2::init() };
     control::trap_debug_exceptions(vmcs);
-    hvlog!(
-        INFO,
+    log::info!(
         "gdb: single-step {}, Ctrl-C polling {}",
         step::describe(),
         if control::can_poll() {
@@ -42,9 +39,9 @@ pub fn wait_for_debugger(vmcs: &Vmcs, regs: &mut GuestRegisters) {
             "unavailable"
         }
     );
-    hvlog!(INFO, "gdb: waiting for debugger on COM2");
+    log::info!("gdb: waiting for debugger on COM2");
     session::start(vmcs, regs);
-    hvlog!(INFO, "gdb: debugger resumed the guest");
+    log::info!("gdb: debugger resumed the guest");
 }
 
 /// A vCPU started while a debugger is attached traps #BP and #DB too, and gets the debug

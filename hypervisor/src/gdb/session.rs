@@ -12,8 +12,6 @@ use super::control;
 use super::framing::{Frame, Framer, MAX_PACKET};
 use super::registers::GuestFrame;
 use super::target::{GuestTarget, ResumeMode};
-use crate::console::{ERROR, INFO};
-use crate::hvlog;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use gdbstub::common::Signal;
@@ -145,10 +143,7 @@ pub fn stop(vmcs: &Vmcs, regs: &mut GuestRegisters, reason: StopReason) -> bool 
 fn halt_others(slot: usize) {
     let missing = super::vcpus::halt_others(slot);
     if missing > 0 {
-        hvlog!(
-            ERROR,
-            "gdb: {missing} vCPU(s) did not stop in time; GDB does not list them"
-        );
+        log::error!("gdb: {missing} vCPU(s) did not stop in time; GDB does not list them");
     }
 }
 
@@ -191,7 +186,7 @@ fn load_frame(session: &mut Session, vmcs: &Vmcs, regs: &GuestRegisters) -> bool
             true
         }
         Err(e) => {
-            hvlog!(ERROR, "gdb: cannot read guest state: {e}");
+            log::error!("gdb: cannot read guest state: {e}");
             false
         }
     }
@@ -245,7 +240,7 @@ fn report<E: core::fmt::Debug>(
     match result {
         Ok(machine) => Some(machine),
         Err(e) => {
-            hvlog!(INFO, "gdb: bad packet ({e:?}); replied with an error");
+            log::info!("gdb: bad packet ({e:?}); replied with an error");
             let _ = unsafe_conn().write_all(ERROR_REPLY);
             build(target)
         }
@@ -257,8 +252,8 @@ fn report<E: core::fmt::Debug>(
 /// counters, a result line for the runner, and the CPU halted.
 fn killed(conn: &mut Com2) -> ! {
     let _ = conn.write_all(KILL_REPLY);
-    hvlog!(INFO, "gdb: killed by the debugger; halting");
-    hvlog!(INFO, "exits: {}", crate::state::STATS);
+    log::info!("gdb: killed by the debugger; halting");
+    log::info!("exits: {}", crate::state::STATS);
     crate::console::result_line(format_args!("FAIL {KILLED_WORD}"));
     crate::arch::instructions::halt_forever()
 }
@@ -279,7 +274,7 @@ fn serve(session: &mut Session, vmcs: &Vmcs, regs: &mut GuestRegisters) {
                 if reason == DisconnectReason::Kill {
                     killed(&mut conn);
                 }
-                hvlog!(INFO, "gdb: debugger detached ({reason:?}); guest continues");
+                log::info!("gdb: debugger detached ({reason:?}); guest continues");
                 session.target.clear_breakpoints();
                 session.attached = false;
                 session.target.resume = Some(ResumeMode::Continue);
@@ -290,7 +285,7 @@ fn serve(session: &mut Session, vmcs: &Vmcs, regs: &mut GuestRegisters) {
                 pump(session, conn.read_blocking());
             }
             None => {
-                hvlog!(ERROR, "gdb: stub lost; guest continues without debugger");
+                log::error!("gdb: stub lost; guest continues without debugger");
                 session.attached = false;
                 break;
             }

@@ -18,8 +18,6 @@
 //! Known limit: a stepped PUSHF stores the stub's TF in the guest's copy of RFLAGS.
 
 use super::control::set_control;
-use crate::console::ERROR;
-use crate::hvlog;
 use crate::state;
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::{AtomicU8, Ordering};
@@ -71,7 +69,7 @@ pub fn begin(vmcs: &Vmcs) {
             block_interrupts_for_one_instruction(vmcs);
             STEPPING.store(MTF, Ordering::Relaxed);
         }
-        StepMethod::MonitorTrapFlag => hvlog!(ERROR, "gdb: no monitor trap flag; cannot step"),
+        StepMethod::MonitorTrapFlag => log::error!("gdb: no monitor trap flag; cannot step"),
         StepMethod::TrapFlag => {
             let rflags = vmcs.read(guest::RFLAGS).unwrap_or(0);
             let own = if rflags & RFLAGS_TF != 0 {
@@ -80,7 +78,7 @@ pub fn begin(vmcs: &Vmcs) {
                 TF_GUEST_CLEAR
             };
             if let Err(e) = vmcs.write(guest::RFLAGS, rflags | RFLAGS_TF) {
-                hvlog!(ERROR, "gdb: {e}");
+                log::error!("gdb: {e}");
                 return;
             }
             STEPPING.store(own, Ordering::Relaxed);
@@ -106,7 +104,7 @@ pub fn end(vmcs: &Vmcs) {
         TF_GUEST_CLEAR => {
             let rflags = vmcs.read(guest::RFLAGS).unwrap_or(0);
             if let Err(e) = vmcs.write(guest::RFLAGS, rflags & !RFLAGS_TF) {
-                hvlog!(ERROR, "gdb: {e}");
+                log::error!("gdb: {e}");
             }
         }
         _ => {}

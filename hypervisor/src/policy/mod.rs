@@ -5,10 +5,13 @@
 //! initial permissions from the measured kernel image, execute grants, revocations and
 //! `ProtectRange`, each keeping W^X on every page and never loosening a lock.
 
+pub mod kernel_mappings;
 pub mod layout;
 pub mod operations;
 pub mod program_text;
 
+#[cfg(test)]
+mod kernel_mappings_prop_tests;
 #[cfg(test)]
 mod proptests;
 

@@ -6,7 +6,7 @@
 use elf::abi::{PF_X, PT_LOAD};
 use elf::endian::LittleEndian;
 use elf::ElfBytes;
-use rampart_kernel_abi::initrd::Initrd;
+use rampart_boot_info::initrd::Initrd;
 
 /// At most this many executable segments over all programs (the rest are never granted).
 pub const MAX_TEXT_SEGMENTS: usize = 64;
@@ -113,7 +113,7 @@ mod tests {
     #[test]
     fn only_page_steps_into_text_are_allowed() {
         let elf = program(0x1800);
-        let archive = rampart_kernel_abi::initrd::build(&[("prog", &elf, [0; 32])]);
+        let archive = rampart_boot_info::initrd::build(&[("prog", &elf, [0; 32])]);
         let text = ProgramText::of_initrd(&archive);
         assert_eq!(text.segments(), 1);
         let file = Initrd::parse(&archive).unwrap().find("prog").unwrap();
@@ -136,7 +136,7 @@ mod tests {
     #[test]
     fn garbage_gives_no_text() {
         assert_eq!(ProgramText::of_initrd(b"not an archive").segments(), 0);
-        let archive = rampart_kernel_abi::initrd::build(&[("notes", b"plain text", [0; 32])]);
+        let archive = rampart_boot_info::initrd::build(&[("notes", b"plain text", [0; 32])]);
         assert_eq!(ProgramText::of_initrd(&archive).segments(), 0);
     }
 }

@@ -2,10 +2,8 @@
 //! (`bringup`), the boot log, and the guest's CPU list in its BootInfo.
 #![allow(unsafe_code)]
 
-use crate::console::{ERROR, INFO, WARN};
 use crate::frames::FrameAllocator;
 use crate::handoff::HandOff;
-use crate::hvlog;
 use rampart_boot_info::{ApicIds, BootInfo};
 
 /// Switches the boot CPU's APIC to x2APIC mode, brings every AP into VMX root, and tells the
@@ -14,9 +12,7 @@ pub fn bring_up_all(handoff: &HandOff, frames: &mut FrameAllocator) {
     if !crate::arch::apic::enable_x2apic() {
         // Every CPU still ends up in VMX root (where INIT is blocked and SIPI ignored) and SMIs
         // run the RSM stub, but ICR writes through the xAPIC page are not checked.
-        hvlog!(
-            WARN,
-            "no x2APIC: the guest's IPIs go through the xAPIC page unchecked (INIT/SIPI reach only CPUs in VMX root; an SMI runs the RSM stub)"
+        log::warn!("no x2APIC: the guest's IPIs go through the xAPIC page unchecked (INIT/SIPI reach only CPUs in VMX root; an SMI runs the RSM stub)"
         );
     }
     // SAFETY: reading CR3 has no side effects.
@@ -30,23 +26,20 @@ pub fn bring_up_all(handoff: &HandOff, frames: &mut FrameAllocator) {
         online[count] = id;
         count += 1;
     }
-    hvlog!(
-        INFO,
+    log::info!(
         "CPUs: {} online (APIC IDs {})",
         summary.online,
         ApicIds(&online[..count])
     );
     if let Some(reason) = summary.skipped {
-        hvlog!(INFO, "APs not started: {reason}");
+        log::info!("APs not started: {reason}");
     }
     for id in &summary.failed[..summary.failed_count] {
-        hvlog!(
-            ERROR,
-            "CPU with APIC ID {id} did not reach VMX root after {} INIT-SIPI-SIPI attempts; left out of the guest's CPUs",
+        log::error!("CPU with APIC ID {id} did not reach VMX root after {} INIT-SIPI-SIPI attempts; left out of the guest's CPUs",
             2
         );
     }
-    hvlog!(INFO, "CPUs failed: {}", summary.failed_count);
+    log::info!("CPUs failed: {}", summary.failed_count);
     write_guest_cpus(handoff, &online[..count]);
 }
 

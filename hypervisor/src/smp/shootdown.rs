@@ -97,6 +97,7 @@ pub fn acknowledge(slot: usize) -> bool {
     if cpu.state() == CpuState::Running {
         flush_local();
         crate::exits::descriptor_tables::apply_lock_to_current_vmcs();
+        crate::exits::cr3::apply_lock_to_current_vmcs();
     }
     cpu.ept_generation.store(generation, Ordering::SeqCst);
     true

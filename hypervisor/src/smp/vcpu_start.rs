@@ -73,8 +73,7 @@ pub fn handle(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     match request(vmcs, regs.rdi, regs.rsi, regs.rdx, regs.r10) {
         Ok(()) => 0,
         Err(refusal) => {
-            crate::hvlog!(
-                crate::console::WARN,
+            log::warn!(
                 "StartVcpu(APIC ID {:#x}, RIP={:#x}) refused: {refusal:?}",
                 regs.rdi,
                 regs.rsi
@@ -193,8 +192,7 @@ pub fn launch_here(slot: usize) -> ! {
         rdi: u64::from(cpu.apic_id.load(Ordering::Relaxed)),
         ..GuestRegisters::default()
     };
-    crate::hvlog!(
-        crate::console::INFO,
+    log::info!(
         "vCPU {slot} (APIC ID {}) launching: RIP={:#x} RSP={:#x} CR3={:#x}",
         regs.rdi,
         entry.rip,

@@ -60,6 +60,9 @@ pub struct VmxCapabilities {
     /// 0 when neither EPT nor VPID can be enabled.
     pub ept_vpid: u64,
     pub misc: u64,
+    /// IA32_VMX_PROCBASED_CTLS3 (allowed-1 bits of the tertiary controls, A.3.4); 0 when
+    /// the primary controls cannot activate them (bit 17).
+    pub tertiary: u64,
     pub cr0_fixed0: u64,
     pub cr0_fixed1: u64,
     pub cr4_fixed0: u64,
@@ -84,8 +87,15 @@ impl VmxCapabilities {
         } else {
             0
         };
+        // Primary bit 17 "activate tertiary controls" allowed-1: IA32_VMX_PROCBASED_CTLS3 exists.
+        let tertiary = if procbased & (1 << (32 + 17)) != 0 {
+            read(IA32_VMX_PROCBASED_CTLS3)?
+        } else {
+            0
+        };
         Ok(Self {
             basic,
+            tertiary,
             pinbased: pick(IA32_VMX_PINBASED_CTLS, IA32_VMX_TRUE_PINBASED_CTLS)?,
             procbased,
             exit: pick(IA32_VMX_EXIT_CTLS, IA32_VMX_TRUE_EXIT_CTLS)?,
@@ -121,6 +131,17 @@ impl VmxCapabilities {
     /// True if `bit` of the secondary processor-based controls may be set.
     pub fn secondary_allows(&self, bit: u32) -> bool {
         (self.procbased2 >> 32) & u64::from(bit) != 0
+    }
+
+    /// CR3-target values the CPU supports (IA32_VMX_MISC bits 24:16, A.6).
+    pub fn cr3_target_count(&self) -> usize {
+        ((self.misc >> 16) & 0x1ff) as usize
+    }
+
+    /// Hypervisor-managed linear-address translation (tertiary control bit 1, SDM Vol. 3C
+    /// 26.6.2): detected and reported, not used (no CPU model here offers it).
+    pub fn has_hlat(&self) -> bool {
+        self.tertiary & (1 << 1) != 0
     }
 
     /// VMX-preemption timer rate: the timer counts down once every 2^rate TSC ticks (A.6).
@@ -177,6 +198,12 @@ impl fmt::Display for VmxCapabilities {
             "vmcs-shadow",
         )?;
         flag(f, (self.pinbased >> 32) & (1 << 6) != 0, "preempt-timer")?;
-        write!(f, " (timer rate 2^{})", self.preemption_timer_rate())
+        flag(f, self.has_hlat(), "hlat")?;
+        write!(
+            f,
+            " cr3-targets {} (timer rate 2^{})",
+            self.cr3_target_count(),
+            self.preemption_timer_rate()
+        )
     }
 }

@@ -1,4 +1,5 @@
-//! Control fitting against the capability MSRs of eight Bochs CPU models (tests/vmx-caps).
+//! Control fitting against the capability MSRs of eight Bochs CPU models and of nested KVM
+//! (tests/vmx-caps).
 
 use super::caps::{ept_cap, VmxCapabilities};
 use super::controls::{ControlField, Controls, FitError};
@@ -6,7 +7,8 @@ use super::msr::MsrSource;
 use std::collections::HashMap;
 use x86::vmx::vmcs::control::{PrimaryControls, SecondaryControls};
 
-const FIXTURES: [(&str, &str); 8] = [
+/// The eight Bochs models, then nested KVM as derived from source (`kvm_fixture_tests`).
+const FIXTURES: [(&str, &str); 9] = [
     (
         "broadwell_ult",
         include_str!("../../tests/vmx-caps/broadwell_ult.txt"),
@@ -38,6 +40,10 @@ const FIXTURES: [(&str, &str); 8] = [
     (
         "tigerlake",
         include_str!("../../tests/vmx-caps/tigerlake.txt"),
+    ),
+    (
+        "nested_kvm_skylake",
+        include_str!("../../tests/vmx-caps/nested_kvm_skylake.txt"),
     ),
 ];
 
@@ -169,4 +175,12 @@ fn summary_names_the_features() {
     );
     let s = format!("{}", caps("tigerlake"));
     assert!(s.contains(" ept-1g") && s.contains("-mbec"), "{s}");
+    // No model has tertiary controls, so none has HLAT; the Bochs models have 4 CR3-target
+    // values, nested KVM none (every checked CR3 load exits there).
+    for (name, _) in FIXTURES {
+        let s = format!("{}", caps(name));
+        let targets = if name == "nested_kvm_skylake" { 0 } else { 4 };
+        let wanted = format!(" cr3-targets {targets} ");
+        assert!(s.contains(" -hlat") && s.contains(&wanted), "{name}: {s}");
+    }
 }

@@ -13,3 +13,7 @@ pub mod vmcs;
 
 #[cfg(test)]
 mod fixture_tests;
+#[cfg(test)]
+mod kvm_fixture_derivation_tests;
+#[cfg(test)]
+mod kvm_fixture_tests;

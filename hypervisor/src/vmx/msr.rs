@@ -17,6 +17,8 @@ pub const IA32_VMX_TRUE_PINBASED_CTLS: u32 = 0x48d;
 pub const IA32_VMX_TRUE_PROCBASED_CTLS: u32 = 0x48e;
 pub const IA32_VMX_TRUE_EXIT_CTLS: u32 = 0x48f;
 pub const IA32_VMX_TRUE_ENTRY_CTLS: u32 = 0x490;
+/// Tertiary processor-based controls, allowed-1 bits only (A.3.4).
+pub const IA32_VMX_PROCBASED_CTLS3: u32 = 0x492;
 pub const IA32_EFER: u32 = 0xc000_0080;
 pub const IA32_PAT: u32 = 0x277;
 

@@ -40,6 +40,7 @@ fn caps() -> impl Strategy<Value = VmxCapabilities> {
             procbased2: 0,
             ept_vpid: 0,
             misc: 0,
+            tertiary: 0,
             cr0_fixed0,
             cr0_fixed1,
             cr4_fixed0,

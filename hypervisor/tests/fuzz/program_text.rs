@@ -3,8 +3,8 @@
 //! into the file bytes of a PF_X segment of a program inside the archive.
 
 use proptest::prelude::*;
+use rampart_boot_info::initrd::{build, Initrd};
 use rampart_hypervisor::policy::program_text::ProgramText;
-use rampart_kernel_abi::initrd::{build, Initrd};
 
 const PAGE: u64 = 4096;
 const PT_LOAD: u32 = 1;

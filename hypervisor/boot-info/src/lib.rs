@@ -15,8 +15,10 @@
 //!
 //! Everything here is `repr(C)` plain data: no pointers, only physical addresses and counts, so
 //! the layout does not depend on which Rust target built either side.
-#![no_std]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
+
+pub mod initrd;
 
 pub mod descriptors;
 

@@ -1,0 +1,147 @@
+//! Checked CR3 loads (`pagetables = locked`, after `LockKernelMappings`): CR3-load exiting
+//! is on (primary control bit 15, SDM Vol. 3C 26.6.2) except for the loaded address space's
+//! own CR3 values, which are the CR3-target values (26.6.7: a MOV to CR3 of a target value
+//! does not exit), so KPTI's kernel/user switches of one process cost no exit and a switch
+//! between processes costs one. A load of a root nobody registered is refused with #GP and
+//! audited (rule `cr3-load`).
+#![allow(unsafe_code)] // VMCS control writes and INVVPID
+
+use super::page_tables::{LOADED, REGISTRY};
+use super::{guest_rip, Exception, Resume};
+use crate::arch::instructions::{invvpid, InvvpidType};
+use crate::audit::{self, Attempt};
+use crate::guest_memory::walker::ADDRESS_MASK;
+use crate::state;
+use crate::vmx::caps::{ept_cap, VmxCapabilities};
+use crate::vmx::vmcs::Vmcs;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use rampart_hv_abi::{access, Rule, CR3_NO_FLUSH};
+use x86::vmx::vmcs::control::{self, PrimaryControls, SecondaryControls};
+use x86::vmx::vmcs::guest;
+
+/// The kernel's own CR3 value at the lock (registered space 0).
+static KERNEL_CR3: AtomicU64 = AtomicU64::new(0);
+/// Per vCPU: CR3-load exiting is on in its VMCS.
+static APPLIED: [AtomicBool; rampart_boot_info::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; rampart_boot_info::MAX_CPUS];
+/// CR4.PCIDE (bit 17): CR3 bits 11:0 are a PCID and bit 63 of a MOV source means no flush.
+const CR4_PCIDE: u64 = x86::controlregs::Cr4::CR4_ENABLE_PCID.bits() as u64;
+const TARGET_FIELDS: [u32; 4] = [
+    control::CR3_TARGET_VALUE0,
+    control::CR3_TARGET_VALUE1,
+    control::CR3_TARGET_VALUE2,
+    control::CR3_TARGET_VALUE3,
+];
+
+/// True if the CPU lets CR3 loads exit (allowed-1 half of the primary controls).
+pub fn can_exit(caps: &VmxCapabilities) -> bool {
+    (caps.procbased >> 32) & u64::from(PrimaryControls::CR3_LOAD_EXITING.bits()) != 0
+}
+
+pub(super) fn set_kernel_cr3(value: u64) {
+    KERNEL_CR3.store(value, Ordering::SeqCst);
+}
+
+/// Sets this vCPU's CR3-target values (as many as the CPU supports; others exit).
+fn set_targets(vmcs: &Vmcs, targets: &[u64]) {
+    let count = targets
+        .len()
+        .min(state::get().caps.cr3_target_count())
+        .min(4);
+    for (field, &value) in TARGET_FIELDS.iter().zip(&targets[..count]) {
+        // SAFETY: CR3-target values are plain comparands (26.6.7); any value is valid.
+        let _ = unsafe { vmcs.write_host_or_control(*field, value) };
+    }
+    // SAFETY: `count` is within IA32_VMX_MISC's CR3-target count (checked at VM entry).
+    let _ = unsafe { vmcs.write_host_or_control(control::CR3_TARGET_COUNT, count as u64) };
+}
+
+/// Turns checked CR3 loads on in this CPU's VMCS once the page tables are locked (the
+/// locking vCPU directly, the others from the lock's shootdown). Takes no lock: it runs in
+/// the NMI path. A vCPU found on another root than the locked kernel root at that moment
+/// stops the machine: its tables were never checked.
+pub fn apply_lock_to_current_vmcs() {
+    if !super::page_tables::locked() {
+        return;
+    }
+    let me = crate::smp::this_cpu();
+    if APPLIED[me].swap(true, Ordering::SeqCst) {
+        return;
+    }
+    // SAFETY: only called on a CPU running a vCPU, whose VMCS stays current in VMX root.
+    let vmcs = unsafe { Vmcs::assume_current() };
+    let kernel = KERNEL_CR3.load(Ordering::SeqCst);
+    let cr3 = vmcs.get(guest::CR3);
+    if cr3 & ADDRESS_MASK != kernel & ADDRESS_MASK {
+        super::stop::fatal(format_args!(
+            "vCPU {me} runs on CR3 {cr3:#x}, not the kernel root {kernel:#x}, when its page tables are locked; stopping rather than trusting unchecked tables"
+        ));
+    }
+    LOADED[me].store(0, Ordering::SeqCst);
+    set_targets(&vmcs, &[kernel]);
+    let primary = state::get().controls.primary | PrimaryControls::CR3_LOAD_EXITING.bits();
+    // SAFETY: `page_tables::lock` checked the CPU allows CR3-load exiting; its exits are
+    // handled by `handle_load`.
+    let _ = unsafe {
+        vmcs.write_host_or_control(control::PRIMARY_PROCBASED_EXEC_CONTROLS, u64::from(primary))
+    };
+}
+
+/// A MOV to CR3 of `value` (control-register access exit, 28.2.1 Table 28-3).
+pub fn handle_load(vmcs: &Vmcs, value: u64) -> Resume {
+    let pcide = vmcs.get(guest::CR4) & CR4_PCIDE != 0;
+    if value & CR3_NO_FLUSH != 0 && !pcide {
+        return Resume::Inject(Exception::GeneralProtection); // reserved bit (4.10.4.1)
+    }
+    let me = crate::smp::this_cpu();
+    let targets = {
+        let guard = REGISTRY.lock();
+        let Some(registry) = guard.as_ref() else {
+            // Not locked: CR3 exiting is off, but load as the CPU would.
+            return load(vmcs, value, pcide);
+        };
+        match registry
+            .cr3_load(value)
+            .and_then(|slot| Some((slot, registry.space(slot)?)))
+        {
+            Some((slot, space)) => {
+                LOADED[me].store(slot as u64, Ordering::SeqCst);
+                space.targets()
+            }
+            None => {
+                drop(guard);
+                audit::block(Attempt {
+                    rule: Rule::Cr3Load,
+                    access: access::REGISTER | access::WRITE,
+                    rip: guest_rip(vmcs),
+                    gva: 0,
+                    gpa: value & ADDRESS_MASK,
+                    detail: value,
+                });
+                return Resume::Inject(Exception::GeneralProtection);
+            }
+        }
+    };
+    set_targets(vmcs, &targets.0[..targets.1]);
+    load(vmcs, value, pcide)
+}
+
+/// Emulates the load: CR3 without bit 63, and the TLB invalidation the instruction does
+/// (4.10.4.1): none with PCIDE and bit 63, else the VPID's mappings (a superset of the
+/// non-global mappings of the new PCID). Without VPID, VM entry itself flushes (29.4.3.1).
+fn load(vmcs: &Vmcs, value: u64, pcide: bool) -> Resume {
+    vmcs.set(guest::CR3, value & !CR3_NO_FLUSH);
+    let s = state::get();
+    let keep = pcide && value & CR3_NO_FLUSH != 0;
+    if !keep && s.controls.has_secondary(SecondaryControls::ENABLE_VPID) {
+        let kind = if s.caps.ept_has(ept_cap::INVVPID_SINGLE_CONTEXT) {
+            InvvpidType::SingleContext
+        } else {
+            InvvpidType::AllContext
+        };
+        // SAFETY: VPID is enabled (so INVVPID exists, A.10) with the guest's non-zero VPID;
+        // the type is one the capability MSR reports (all-context when single is absent).
+        unsafe { invvpid(kind, crate::boot::GUEST_VPID) };
+    }
+    Resume::NextInstruction
+}

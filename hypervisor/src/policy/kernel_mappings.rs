@@ -1,0 +1,455 @@
+//! Kernel page-table integrity (`pagetables = locked`), the pure part: which guest paging-
+//! structure pages `LockKernelMappings` locks, the translations it records, and the checks
+//! on address spaces and root entries the guest asks for later. The exits (`exits::
+//! page_tables`) make the locked pages read-only in EPT and check CR3 loads with these.
+//!
+//! The invariant (property-tested in `kernel_mappings_proptests`): a protected linear address
+//! (kernel text and rodata, the locked GDT and IDT, the page LSTAR points into) reaches the
+//! guest-physical page recorded at lock time from every root a vCPU can have in CR3. It holds
+//! because every paging-structure page on those paths is read-only in EPT (the kernel half
+//! of every registered root equals the locked one and points only at locked pages), and CR3
+//! can only be loaded with a registered root.
+
+use crate::guest_memory::walker::{self, PhysicalMemory, WalkError, ADDRESS_MASK};
+
+/// Entries per table; the kernel half starts at PML4 entry 256.
+pub const ENTRIES: usize = 512;
+pub const KERNEL_HALF_FIRST: usize = 256;
+const PAGE: u64 = 4096;
+const LARGE: u64 = 2 << 20;
+const PRESENT: u64 = 1 << 0;
+const WRITABLE: u64 = 1 << 1;
+const PAGE_SIZE_BIT: u64 = 1 << 7;
+/// Accessed (bit 5) and dirty (bit 6): the CPU sets them (SDM Vol. 3A 5.8); ignored when
+/// comparing entries.
+pub const ACCESSED: u64 = 1 << 5;
+pub const DIRTY: u64 = 1 << 6;
+/// Bits 62:52 of a CR3 value are reserved (bit 63 is the no-flush hint under PCIDE).
+const CR3_RESERVED: u64 = 0x7ff0_0000_0000_0000;
+
+/// Most paging-structure pages one lock covers.
+pub const MAX_LOCKED: usize = 256;
+/// Most registered address spaces at once (the kernel's own included).
+pub const MAX_SPACES: usize = 128;
+/// Most protected linear ranges.
+pub const MAX_PROTECTED: usize = 12;
+
+/// Reads and updates guest paging structures (the host identity map, a map in tests).
+pub trait TableMemory: PhysicalMemory {
+    /// Sets `bits` in the entry at `gpa` (atomically: other CPUs may walk it meanwhile).
+    fn set_bits(&mut self, gpa: u64, bits: u64) -> Result<(), WalkError>;
+    /// Writes the entry at `gpa`.
+    fn write_u64(&mut self, gpa: u64, value: u64) -> Result<(), WalkError>;
+}
+
+/// Why a lock or a request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Malformed argument (alignment, window bounds, index).
+    Invalid,
+    /// A table or page the walk needed is not guest RAM.
+    Unreadable(u64),
+    /// More structure pages or spaces than the fixed tables hold.
+    TooMany,
+    /// The request would change a locked translation, or names a frame it may not: the
+    /// guest-physical address involved (audited, rule `page-table`).
+    Denied(u64),
+}
+
+impl From<WalkError> for Refusal {
+    fn from(e: WalkError) -> Self {
+        match e {
+            WalkError::HypervisorMemory(a)
+            | WalkError::NotInEpt(a)
+            | WalkError::DeviceMemory(a)
+            | WalkError::NonCanonical(a) => Self::Unreadable(a),
+            WalkError::NotPresent { .. } | WalkError::FiveLevelPaging => Self::Unreadable(0),
+        }
+    }
+}
+
+/// A linear range whose translation is recorded: `[va, va + length)` -> `[gpa, ...)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Protected {
+    pub va: u64,
+    pub gpa: u64,
+    pub length: u64,
+}
+
+/// The linear range whose level-1 tables stay writable (kernel stacks), 2 MiB granular.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackWindow {
+    pub start: u64,
+    pub length: u64,
+}
+
+impl StackWindow {
+    /// `None` unless 2 MiB aligned, canonical, in the kernel half and not wrapping.
+    pub fn new(start: u64, length: u64) -> Option<Self> {
+        let end = start.checked_add(length)?;
+        let aligned = start.is_multiple_of(LARGE) && length.is_multiple_of(LARGE);
+        let kernel_half = length == 0 || (start >> 47 == 0x1ffff && walker::is_canonical(end - 1));
+        (aligned && kernel_half).then_some(Self { start, length })
+    }
+
+    fn contains_block(&self, block_start: u64) -> bool {
+        self.length != 0 && block_start >= self.start && block_start - self.start < self.length
+    }
+
+    pub fn overlaps(&self, va: u64, length: u64) -> bool {
+        self.length != 0 && va < self.start + self.length && self.start < va + length
+    }
+}
+
+/// The structure pages a lock covers: every table reachable from the kernel halves, except
+/// level-1 tables used only inside the stack window.
+#[derive(Clone, Debug)]
+pub struct StructurePages {
+    frames: [u64; MAX_LOCKED],
+    count: usize,
+}
+
+impl StructurePages {
+    pub const EMPTY: Self = Self {
+        frames: [0; MAX_LOCKED],
+        count: 0,
+    };
+
+    pub fn contains(&self, gpa: u64) -> bool {
+        self.frames[..self.count].contains(&(gpa & !(PAGE - 1)))
+    }
+
+    pub fn frames(&self) -> &[u64] {
+        &self.frames[..self.count]
+    }
+
+    fn add(&mut self, frame: u64) -> Result<bool, Refusal> {
+        if self.contains(frame) {
+            return Ok(false);
+        }
+        *self.frames.get_mut(self.count).ok_or(Refusal::TooMany)? = frame;
+        self.count += 1;
+        Ok(true)
+    }
+}
+
+/// Linear address covered by entry `index` of a table at `level` whose range starts at `base`.
+fn entry_va(base: u64, level: u32, index: usize) -> u64 {
+    let va = base + ((index as u64) << (12 + 9 * (level - 1)));
+    // Sign-extend bit 47 (kernel half).
+    if va & (1 << 47) != 0 {
+        va | 0xffff_0000_0000_0000
+    } else {
+        va
+    }
+}
+
+fn is_leaf(level: u32, entry: u64) -> bool {
+    level == 1 || ((level == 2 || level == 3) && entry & PAGE_SIZE_BIT != 0)
+}
+
+/// Collects the structure pages reachable from the kernel half of each root (the roots
+/// included), and sets the accessed bit of every present entry in them and the dirty bit of
+/// every writable leaf, so the CPU never needs to write a locked page.
+pub fn collect_and_preset(
+    memory: &mut impl TableMemory,
+    roots: &[u64],
+    window: StackWindow,
+) -> Result<StructurePages, Refusal> {
+    let mut locked = StructurePages::EMPTY;
+    for &root in roots {
+        let root = root & ADDRESS_MASK;
+        locked.add(root)?;
+        for index in KERNEL_HALF_FIRST..ENTRIES {
+            let entry = memory.read_u64(root + index as u64 * 8)?;
+            if entry & PRESENT == 0 {
+                continue;
+            }
+            if entry & PAGE_SIZE_BIT != 0 {
+                return Err(Refusal::Invalid); // reserved in a PML4 entry
+            }
+            memory.set_bits(root + index as u64 * 8, ACCESSED)?;
+            let base = entry_va(0, 4, index);
+            walk(memory, &mut locked, window, entry & ADDRESS_MASK, 3, base)?;
+        }
+    }
+    Ok(locked)
+}
+
+fn walk(
+    memory: &mut impl TableMemory,
+    locked: &mut StructurePages,
+    window: StackWindow,
+    table: u64,
+    level: u32,
+    base: u64,
+) -> Result<(), Refusal> {
+    let in_window = level == 1 && window.contains_block(base);
+    // A table reached twice is walked once; a level-1 table in the window is not locked (but
+    // a page reached both ways is: `add` only ever adds).
+    if !in_window && !locked.add(table)? {
+        return Ok(());
+    }
+    for index in 0..ENTRIES {
+        let gpa = table + index as u64 * 8;
+        let entry = memory.read_u64(gpa)?;
+        if entry & PRESENT == 0 {
+            continue;
+        }
+        if is_leaf(level, entry) {
+            if !in_window {
+                let dirty = if entry & WRITABLE != 0 { DIRTY } else { 0 };
+                memory.set_bits(gpa, ACCESSED | dirty)?;
+            }
+            continue;
+        }
+        if !in_window {
+            memory.set_bits(gpa, ACCESSED)?;
+        }
+        let child_base = entry_va(base, level, index);
+        walk(
+            memory,
+            locked,
+            window,
+            entry & ADDRESS_MASK,
+            level - 1,
+            child_base,
+        )?;
+    }
+    Ok(())
+}
+
+/// Entries 256-511 of the root at `root`, accessed and dirty bits cleared.
+pub fn kernel_half(memory: &impl PhysicalMemory, root: u64) -> Result<[u64; 256], Refusal> {
+    let mut half = [0; 256];
+    for (slot, index) in half.iter_mut().zip(KERNEL_HALF_FIRST..ENTRIES) {
+        *slot = memory.read_u64((root & ADDRESS_MASK) + index as u64 * 8)? & !(ACCESSED | DIRTY);
+    }
+    Ok(half)
+}
+
+/// Checks that every page of `range` translates through `root` to the recorded frame.
+pub fn translates_as_recorded(
+    memory: &impl PhysicalMemory,
+    root: u64,
+    range: &Protected,
+) -> Result<(), Refusal> {
+    let mut offset = 0;
+    while offset < range.length {
+        let va = range.va + offset;
+        let mapping = walker::translate(memory, root, 0, va)?;
+        if mapping.gpa != range.gpa + offset {
+            return Err(Refusal::Denied(mapping.gpa));
+        }
+        offset += PAGE;
+    }
+    Ok(())
+}
+
+/// A registered address space: the CR3 values the kernel loads for it (kernel mode, and user
+/// mode under KPTI or 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Space {
+    pub kernel_cr3: u64,
+    pub user_cr3: u64,
+}
+
+impl Space {
+    pub fn kernel_root(&self) -> u64 {
+        self.kernel_cr3 & ADDRESS_MASK
+    }
+
+    pub fn user_root(&self) -> Option<u64> {
+        (self.user_cr3 != 0).then_some(self.user_cr3 & ADDRESS_MASK)
+    }
+
+    /// True if `root` (an address) is one of this space's tables.
+    pub fn has_root(&self, root: u64) -> bool {
+        self.kernel_root() == root || self.user_root() == Some(root)
+    }
+
+    /// The CR3-target values while this space is loaded (SDM Vol. 3C 26.6.7).
+    pub fn targets(&self) -> ([u64; 2], usize) {
+        match self.user_cr3 {
+            0 => ([self.kernel_cr3, 0], 1),
+            user => ([self.kernel_cr3, user], 2),
+        }
+    }
+}
+
+/// What the registry needs to know about a frame from the rest of the hypervisor.
+pub trait FrameFacts {
+    /// True if the frame is guest RAM the guest may write now (EPT RW-, not measured, not the
+    /// hypervisor's): the only frames that may become roots or tables of roots.
+    fn is_plain_ram(&mut self, frame: u64) -> bool;
+}
+
+/// The locked kernel half and the registered address spaces.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    pub locked: StructurePages,
+    /// The kernel half every kernel-mode root must have, and the KPTI template's.
+    pub kernel_half: [u64; 256],
+    pub template_half: Option<[u64; 256]>,
+    spaces: [Option<Space>; MAX_SPACES],
+}
+
+impl Registry {
+    /// The state right after a lock whose kernel root is `kernel` (registered as space 0).
+    pub fn new(
+        locked: StructurePages,
+        kernel_half: [u64; 256],
+        template_half: Option<[u64; 256]>,
+        kernel: Space,
+    ) -> Self {
+        let mut spaces = [None; MAX_SPACES];
+        spaces[0] = Some(kernel);
+        Self {
+            locked,
+            kernel_half,
+            template_half,
+            spaces,
+        }
+    }
+
+    /// The space that has `root` (an address) as one of its tables.
+    pub fn find(&self, root: u64) -> Option<(usize, Space)> {
+        self.spaces
+            .iter()
+            .enumerate()
+            .find_map(|(slot, space)| space.filter(|s| s.has_root(root)).map(|s| (slot, s)))
+    }
+
+    pub fn space(&self, slot: usize) -> Option<Space> {
+        self.spaces.get(slot).copied().flatten()
+    }
+
+    /// True if the guest may not write `gpa`'s page: a locked structure page or a root.
+    pub fn is_protected_frame(&self, gpa: u64) -> bool {
+        let frame = gpa & ADDRESS_MASK;
+        self.locked.contains(frame) || self.find(frame).is_some()
+    }
+
+    /// Checks a root candidate: plain RAM, not protected, an empty lower half and the
+    /// expected upper half.
+    fn check_root(
+        &self,
+        memory: &impl PhysicalMemory,
+        facts: &mut impl FrameFacts,
+        cr3: u64,
+        expected: &[u64; 256],
+    ) -> Result<u64, Refusal> {
+        if cr3 & CR3_RESERVED != 0 {
+            return Err(Refusal::Invalid);
+        }
+        let root = cr3 & ADDRESS_MASK;
+        if self.is_protected_frame(root) || !facts.is_plain_ram(root) {
+            return Err(Refusal::Denied(root));
+        }
+        for index in 0..KERNEL_HALF_FIRST {
+            if memory.read_u64(root + index as u64 * 8)? != 0 {
+                return Err(Refusal::Denied(root));
+            }
+        }
+        if kernel_half(memory, root)? != *expected {
+            return Err(Refusal::Denied(root));
+        }
+        Ok(root)
+    }
+
+    /// `RegisterAddressSpace`: returns the slot and the roots to make read-only.
+    pub fn register(
+        &mut self,
+        memory: &impl PhysicalMemory,
+        facts: &mut impl FrameFacts,
+        space: Space,
+    ) -> Result<(usize, [u64; 2], usize), Refusal> {
+        let kernel = self.check_root(memory, facts, space.kernel_cr3, &self.kernel_half)?;
+        let mut roots = ([kernel, 0], 1);
+        if space.user_cr3 != 0 {
+            let template = self.template_half.ok_or(Refusal::Invalid)?;
+            let user = self.check_root(memory, facts, space.user_cr3, &template)?;
+            if user == kernel {
+                return Err(Refusal::Denied(user));
+            }
+            roots = ([kernel, user], 2);
+        }
+        let slot = self
+            .spaces
+            .iter()
+            .position(Option::is_none)
+            .ok_or(Refusal::TooMany)?;
+        self.spaces[slot] = Some(space);
+        Ok((slot, roots.0, roots.1))
+    }
+
+    /// `SetRootEntry`: checks `entry` for lower-half slot `index` of the space whose
+    /// kernel-mode root is `root`; returns the roots to write it into.
+    pub fn check_root_entry(
+        &self,
+        facts: &mut impl FrameFacts,
+        root: u64,
+        index: u64,
+        entry: u64,
+    ) -> Result<([u64; 2], usize), Refusal> {
+        let (slot, space) = self.find(root).ok_or(Refusal::Invalid)?;
+        if slot == 0 || space.kernel_root() != root {
+            return Err(Refusal::Denied(root));
+        }
+        if index >= KERNEL_HALF_FIRST as u64 {
+            return Err(Refusal::Denied(root + index.min(511) * 8));
+        }
+        if entry & PRESENT != 0 {
+            let table = entry & ADDRESS_MASK;
+            if entry & PAGE_SIZE_BIT != 0
+                || self.is_protected_frame(table)
+                || !facts.is_plain_ram(table)
+            {
+                return Err(Refusal::Denied(table));
+            }
+        }
+        Ok(match space.user_root() {
+            Some(user) => ([root, user], 2),
+            None => ([root, 0], 1),
+        })
+    }
+
+    /// `ReleaseAddressSpace`: unregisters the space whose kernel-mode root is `root` unless
+    /// `loaded` says a vCPU has it loaded. Returns its roots (to make writable again).
+    pub fn release(
+        &mut self,
+        root: u64,
+        loaded: impl Fn(usize) -> bool,
+    ) -> Result<Space, ReleaseRefusal> {
+        let (slot, space) = self.find(root).ok_or(ReleaseRefusal::NotRegistered)?;
+        if slot == 0 || space.kernel_root() != root {
+            return Err(ReleaseRefusal::Denied);
+        }
+        if loaded(slot) {
+            return Err(ReleaseRefusal::Busy);
+        }
+        self.spaces[slot] = None;
+        Ok(space)
+    }
+
+    /// A MOV to CR3 of `value`: the slot of the registered space it loads, if any.
+    pub fn cr3_load(&self, value: u64) -> Option<usize> {
+        if value & CR3_RESERVED != 0 {
+            return None;
+        }
+        self.find(value & ADDRESS_MASK).map(|(slot, _)| slot)
+    }
+}
+
+/// Why a release was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseRefusal {
+    NotRegistered,
+    /// The kernel's own root, or a user-mode root named instead of the kernel-mode one.
+    Denied,
+    Busy,
+}
+
+#[cfg(test)]
+#[path = "kernel_mappings_tests.rs"]
+pub(super) mod tests;

@@ -1,0 +1,290 @@
+use super::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Guest memory as 8-byte words; `hypervisor` frames are refused like the real thing.
+#[derive(Clone, Default)]
+pub struct FakeMemory {
+    pub words: BTreeMap<u64, u64>,
+    pub hypervisor: BTreeSet<u64>,
+    /// Frames EPT keeps read-only (the test's model of the lock).
+    pub read_only: BTreeSet<u64>,
+}
+
+impl PhysicalMemory for FakeMemory {
+    fn read_u64(&self, gpa: u64) -> Result<u64, WalkError> {
+        if self.hypervisor.contains(&(gpa & !0xfff)) {
+            return Err(WalkError::HypervisorMemory(gpa));
+        }
+        Ok(self.words.get(&gpa).copied().unwrap_or(0))
+    }
+}
+
+impl TableMemory for FakeMemory {
+    fn set_bits(&mut self, gpa: u64, bits: u64) -> Result<(), WalkError> {
+        let value = self.read_u64(gpa)?;
+        self.words.insert(gpa, value | bits);
+        Ok(())
+    }
+    fn write_u64(&mut self, gpa: u64, value: u64) -> Result<(), WalkError> {
+        self.read_u64(gpa)?;
+        self.words.insert(gpa, value);
+        Ok(())
+    }
+}
+
+impl FrameFacts for FakeMemory {
+    fn is_plain_ram(&mut self, frame: u64) -> bool {
+        !self.hypervisor.contains(&frame) && !self.read_only.contains(&frame) && frame < TOP
+    }
+}
+
+pub const TOP: u64 = 64 << 20;
+pub const ROOT: u64 = 0x10_0000;
+const PDPT: u64 = 0x10_1000;
+const PD: u64 = 0x10_2000;
+pub const TEXT_PT: u64 = 0x10_3000;
+pub const STACK_PT: u64 = 0x10_4000;
+const STACK_PD: u64 = 0x10_5000;
+const STACK_PDPT: u64 = 0x10_6000;
+/// Kernel image slot (PML4 511, PDPT 510, PD 0): text at this address maps 0x40_0000.
+pub const TEXT_VA: u64 = 0xffff_ffff_8000_0000;
+pub const TEXT_GPA: u64 = 0x40_0000;
+/// Stack window: PML4 510, first 2 MiB.
+pub const STACKS_VA: u64 = 0xffff_ff00_0000_0000;
+pub const RW: u64 = PRESENT | WRITABLE;
+
+/// A kernel half: text (4 pages, read-only) through PDPT/PD/PT, a 2 MiB writable data page,
+/// and a stack window PT with one stack page.
+pub fn kernel() -> FakeMemory {
+    let mut m = FakeMemory::default();
+    let w = &mut m.words;
+    w.insert(ROOT + 511 * 8, PDPT | RW);
+    w.insert(PDPT + 510 * 8, PD | RW);
+    w.insert(PD, TEXT_PT | RW);
+    for page in 0..4 {
+        w.insert(TEXT_PT + page * 8, (TEXT_GPA + page * PAGE) | PRESENT);
+    }
+    w.insert(PD + 8, 0x60_0000 | RW | PAGE_SIZE_BIT);
+    w.insert(ROOT + 510 * 8, STACK_PDPT | RW);
+    w.insert(STACK_PDPT, STACK_PD | RW);
+    w.insert(STACK_PD, STACK_PT | RW);
+    w.insert(STACK_PT + 8, 0x80_0000 | RW);
+    m
+}
+
+pub fn window() -> StackWindow {
+    StackWindow::new(STACKS_VA, 2 << 20).unwrap()
+}
+
+#[test]
+fn lock_covers_every_table_but_the_stack_window_ones() {
+    let mut m = kernel();
+    let locked = collect_and_preset(&mut m, &[ROOT], window()).unwrap();
+    let mut frames = locked.frames().to_vec();
+    frames.sort_unstable();
+    assert_eq!(
+        frames,
+        [ROOT, PDPT, PD, TEXT_PT, STACK_PD, STACK_PDPT]
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    assert!(!locked.contains(STACK_PT));
+    // Accessed on every present entry, dirty on writable leaves only.
+    assert_eq!(m.words[&(ROOT + 511 * 8)] & ACCESSED, ACCESSED);
+    assert_eq!(m.words[&TEXT_PT] & (ACCESSED | DIRTY), ACCESSED);
+    assert_eq!(m.words[&(PD + 8)] & (ACCESSED | DIRTY), ACCESSED | DIRTY);
+    assert_eq!(
+        m.words[&(STACK_PT + 8)] & ACCESSED,
+        0,
+        "window tables untouched"
+    );
+}
+
+#[test]
+fn a_window_table_also_used_outside_the_window_is_locked() {
+    let mut m = kernel();
+    m.words.insert(PD + 16, STACK_PT | RW);
+    let locked = collect_and_preset(&mut m, &[ROOT], window()).unwrap();
+    assert!(locked.contains(STACK_PT));
+}
+
+#[test]
+fn hostile_tables_are_refused_not_followed() {
+    let mut m = kernel();
+    m.hypervisor.insert(0x20_0000);
+    m.words.insert(PD + 24, 0x20_0000 | RW);
+    assert_eq!(
+        collect_and_preset(&mut m, &[ROOT], window()).unwrap_err(),
+        Refusal::Unreadable(0x20_0000)
+    );
+    let mut m = kernel();
+    m.words
+        .insert(ROOT + 300 * 8, 0x30_0000 | RW | PAGE_SIZE_BIT);
+    assert_eq!(
+        collect_and_preset(&mut m, &[ROOT], window()).unwrap_err(),
+        Refusal::Invalid
+    );
+}
+
+#[test]
+fn windows_must_be_aligned_kernel_half_ranges() {
+    assert!(StackWindow::new(STACKS_VA, 2 << 20).is_some());
+    assert!(StackWindow::new(0, 0).is_some());
+    assert!(StackWindow::new(STACKS_VA + 4096, 2 << 20).is_none());
+    assert!(
+        StackWindow::new(0x4000_0000, 2 << 20).is_none(),
+        "lower half"
+    );
+    assert!(StackWindow::new(u64::MAX - (2 << 20) + 1, 4 << 20).is_none());
+}
+
+#[test]
+fn recorded_translations_are_checked() {
+    let m = kernel();
+    let text = Protected {
+        va: TEXT_VA,
+        gpa: TEXT_GPA,
+        length: 4 * PAGE,
+    };
+    assert_eq!(translates_as_recorded(&m, ROOT, &text), Ok(()));
+    let wrong = Protected {
+        gpa: TEXT_GPA + PAGE,
+        ..text
+    };
+    assert_eq!(
+        translates_as_recorded(&m, ROOT, &wrong),
+        Err(Refusal::Denied(TEXT_GPA))
+    );
+}
+
+fn registry(m: &mut FakeMemory) -> Registry {
+    let locked = collect_and_preset(m, &[ROOT], window()).unwrap();
+    m.read_only.extend(locked.frames());
+    let half = kernel_half(m, ROOT).unwrap();
+    Registry::new(
+        locked,
+        half,
+        None,
+        Space {
+            kernel_cr3: ROOT,
+            user_cr3: 0,
+        },
+    )
+}
+
+/// A new root at `frame` with the kernel half copied from ROOT.
+pub fn copy_root(m: &mut FakeMemory, frame: u64) {
+    for index in KERNEL_HALF_FIRST..ENTRIES {
+        let value = m
+            .words
+            .get(&(ROOT + index as u64 * 8))
+            .copied()
+            .unwrap_or(0);
+        m.words.insert(frame + index as u64 * 8, value);
+    }
+}
+
+#[test]
+fn spaces_register_with_the_locked_kernel_half_only() {
+    let mut m = kernel();
+    let mut r = registry(&mut m);
+    copy_root(&mut m, 0x20_0000);
+    let space = Space {
+        kernel_cr3: 0x20_0000 | 3 | (1 << 63),
+        user_cr3: 0,
+    };
+    let (slot, roots, count) = r.register(&m.clone(), &mut m, space).unwrap();
+    assert_eq!((slot, &roots[..count]), (1, &[0x20_0000][..]));
+    assert_eq!(r.cr3_load(0x20_0000 | 5), Some(1), "any PCID of the root");
+    assert_eq!(r.cr3_load(0x30_0000), None);
+    // Twice, a locked page, a forged kernel half, a non-empty lower half: denied.
+    assert!(r.register(&m.clone(), &mut m, space).is_err());
+    let locked_page = Space {
+        kernel_cr3: PD,
+        user_cr3: 0,
+    };
+    assert_eq!(
+        r.register(&m.clone(), &mut m, locked_page),
+        Err(Refusal::Denied(PD))
+    );
+    copy_root(&mut m, 0x21_0000);
+    m.words.insert(0x21_0000 + 511 * 8, 0x50_0000 | RW);
+    let forged = Space {
+        kernel_cr3: 0x21_0000,
+        user_cr3: 0,
+    };
+    assert_eq!(
+        r.register(&m.clone(), &mut m, forged),
+        Err(Refusal::Denied(0x21_0000))
+    );
+    copy_root(&mut m, 0x22_0000);
+    m.words.insert(0x22_0000, 0x50_0000 | RW);
+    let lower = Space {
+        kernel_cr3: 0x22_0000,
+        user_cr3: 0,
+    };
+    assert!(r.register(&m.clone(), &mut m, lower).is_err());
+}
+
+#[test]
+fn root_entries_stay_in_the_lower_half_and_off_protected_pages() {
+    let mut m = kernel();
+    let mut r = registry(&mut m);
+    copy_root(&mut m, 0x20_0000);
+    let space = Space {
+        kernel_cr3: 0x20_0000,
+        user_cr3: 0,
+    };
+    r.register(&m.clone(), &mut m, space).unwrap();
+    assert!(r
+        .check_root_entry(&mut m, 0x20_0000, 0, 0x50_0000 | RW)
+        .is_ok());
+    assert!(r.check_root_entry(&mut m, 0x20_0000, 255, 0).is_ok());
+    for (index, entry) in [
+        (256, 0),
+        (511, 0x50_0000 | RW),
+        (0, PD | RW),
+        (0, ROOT | RW),
+    ] {
+        assert!(
+            matches!(
+                r.check_root_entry(&mut m, 0x20_0000, index, entry),
+                Err(Refusal::Denied(_))
+            ),
+            "{index} {entry:#x}"
+        );
+    }
+    assert!(
+        r.check_root_entry(&mut m, ROOT, 0, 0).is_err(),
+        "kernel root"
+    );
+    assert_eq!(
+        r.check_root_entry(&mut m, 0x30_0000, 0, 0),
+        Err(Refusal::Invalid)
+    );
+}
+
+#[test]
+fn release_waits_for_every_vcpu_and_never_frees_the_kernel_root() {
+    let mut m = kernel();
+    let mut r = registry(&mut m);
+    copy_root(&mut m, 0x20_0000);
+    let space = Space {
+        kernel_cr3: 0x20_0000,
+        user_cr3: 0,
+    };
+    let (slot, ..) = r.register(&m.clone(), &mut m, space).unwrap();
+    assert_eq!(
+        r.release(0x20_0000, |s| s == slot),
+        Err(ReleaseRefusal::Busy)
+    );
+    assert_eq!(r.release(ROOT, |_| false), Err(ReleaseRefusal::Denied));
+    assert_eq!(r.release(0x20_0000, |_| false), Ok(space));
+    assert_eq!(
+        r.release(0x20_0000, |_| false),
+        Err(ReleaseRefusal::NotRegistered)
+    );
+    assert_eq!(r.cr3_load(0x20_0000), None);
+}
