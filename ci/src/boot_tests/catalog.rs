@@ -60,6 +60,7 @@ const NATIVE_LINES: &[LinePattern] = &[
     // honestly reports `unknown 'TCGTCGTCGTCG'` there and `none (native)` on bare metal; either
     // way it must not find Rampart (see `absent`).
     &["[kernel] hypervisor: "],
+    &["[kernel] KPTI: off"],
     &["[kernel] timer ticks: "],
     &["[kernel] ready"],
 ];
@@ -76,6 +77,7 @@ macro_rules! hv_lines {
             &["[hv] EPT: "],
             &["[hv] launching guest"],
             &["[kernel] hypervisor: Rampart detected via CPUID 0x40000000 (running in VMX non-root)"],
+            &["[kernel] KPTI: off"],
             &["[kernel] timer ticks: "],
             $(&[$started],)?
             &["[kernel] hypercall version: 0x00010000"],
@@ -126,6 +128,7 @@ const NATIVE_SMP4_LINES: &[LinePattern] = &[
     &["[fw] booting natively"],
     &["[kernel] Rampart guest kernel"],
     &["[kernel] hypervisor: "],
+    &["[kernel] KPTI: off"],
     &["[kernel] timer ticks: "],
     &["[kernel] CPUs: 4 started"],
     &["[kernel] ready"],
