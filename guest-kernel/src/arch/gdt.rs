@@ -171,6 +171,11 @@ pub fn base() -> u64 {
     TABLES.gdt.get() as u64
 }
 
+/// The address of CPU `index`'s TSS (for the KPTI template check).
+pub fn tss_address(index: usize) -> u64 {
+    TABLES.tss[index].get() as u64
+}
+
 /// Sets this CPU's IST stacks (double fault, NMI, machine check), as [`load`] did.
 pub fn set_ist(ist_tops: [u64; 3]) {
     let tss = TABLES.tss[super::percpu::index()].get();

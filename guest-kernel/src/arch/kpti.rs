@@ -121,8 +121,13 @@ pub fn init(nx: bool) -> Result<Status, TemplateError> {
     };
     let entry_stacks = ENTRY_STACKS.0.as_ptr() as u64;
     let stacks_size = core::mem::size_of::<AllEntryStacks>() as u64;
-    let blocks_ok = inside(percpu::block_address(0), 64);
-    let tables_ok = inside(gdt::base(), 4096) && inside(idt::base(), 4096);
+    let last = MAX_CPUS - 1;
+    let block = core::mem::size_of::<percpu::PerCpu>() as u64;
+    let blocks_ok =
+        inside(percpu::block_address(0), block) && inside(percpu::block_address(last), block);
+    let tss = core::mem::size_of::<gdt::TaskStateSegment>() as u64;
+    let tss_ok = inside(gdt::tss_address(0), tss) && inside(gdt::tss_address(last), tss);
+    let tables_ok = tss_ok && inside(gdt::base(), 4096) && inside(idt::base(), 4096);
     if !(blocks_ok && tables_ok && inside(entry_stacks, stacks_size)) {
         return Err(TemplateError::BadRange);
     }
