@@ -4,7 +4,7 @@
 
 use crate::arch::address_spaces::{self, LockOutcome};
 use crate::arch::hypercall::{self, Rampart, UNASSIGNED_NUMBER};
-use crate::arch::{cpu, gdt, idt, interrupts, lapic, paging, phys, pic, syscall_entry};
+use crate::arch::{cpu, gdt, idt, interrupts, kpti, lapic, paging, phys, pic, syscall_entry};
 use crate::console::{self, kprintln};
 use crate::mm::memory_map::Summary;
 use crate::mm::{frames, kernel_map};
@@ -235,6 +235,40 @@ fn install_cpu_tables(info: &BootInfo) {
     }
     kprintln!("protections enabled: {protections}");
     kprintln!("GDT, IDT and page tables installed");
+    setup_kpti(info, protections.nxe);
+}
+
+/// Step 3a': kernel page-table isolation as the command line asks (`kpti=on|off`, default
+/// off), before any other CPU starts and before anything is locked. Logs `KPTI: ...` always.
+fn setup_kpti(info: &BootInfo, nx: bool) {
+    let wanted = cmdline::kpti(info.command_line()).unwrap_or_else(|text| {
+        kprintln!("bad kpti={text} on the command line; using off");
+        false
+    });
+    if !wanted {
+        kprintln!("KPTI: off");
+        return;
+    }
+    match kpti::init(nx) {
+        Ok(status) => kprintln!(
+            "KPTI: on (PCID {}, INVPCID {}), user-mode kernel half at {:#x}",
+            on_off(status.pcid),
+            on_off(status.invpcid),
+            crate::mm::kpti::template_root().unwrap_or(status.template_root)
+        ),
+        Err(error) => fail(
+            "kpti",
+            format_args!("KPTI: cannot build the template: {error}"),
+        ),
+    }
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
 }
 
 /// Step 4: legacy PIC off, LAPIC timer at `hz`, interrupts on, wait for ticks. Returns the

@@ -1,6 +1,7 @@
 //! The kernel command line (BootInfo): space-separated `key=value` options. Known: `hz=N`, the
 //! timer frequency (100-1000, default 100); `crash=panic|triple-fault`, a deliberate failure for
-//! the boot tests that check failures say so (kernels built with the `attacks` feature only).
+//! the boot tests that check failures say so (kernels built with the `attacks` feature only);
+//! `kpti=on|off`, kernel page-table isolation (default off, `mm::kpti`).
 
 /// Timer frequency without `hz=`.
 pub const DEFAULT_HZ: u64 = 100;
@@ -21,6 +22,20 @@ pub fn hz(line: &str) -> Result<u64, &str> {
             .ok()
             .filter(|hz| HZ_RANGE.contains(hz))
             .ok_or(text),
+    }
+}
+
+/// Whether `kpti=on` is asked for (the last `kpti=` wins); `Err(text)` for a value other than
+/// `on` or `off`.
+pub fn kpti(line: &str) -> Result<bool, &str> {
+    match line
+        .split_ascii_whitespace()
+        .rev()
+        .find_map(|w| w.strip_prefix("kpti="))
+    {
+        None | Some("off") => Ok(false),
+        Some("on") => Ok(true),
+        Some(text) => Err(text),
     }
 }
 
@@ -54,6 +69,14 @@ mod tests {
         assert_eq!(crash("crash=triple-fault"), Some(Crash::TripleFault));
         assert_eq!(crash("crash=nope"), None);
         assert_eq!(crash(""), None);
+    }
+
+    #[test]
+    fn kpti_is_parsed() {
+        assert_eq!(kpti(""), Ok(false));
+        assert_eq!(kpti("hz=250 kpti=on"), Ok(true));
+        assert_eq!(kpti("kpti=on kpti=off"), Ok(false));
+        assert_eq!(kpti("kpti=yes"), Err("yes"));
     }
 
     #[test]

@@ -316,6 +316,7 @@ pub fn ap_main(apic_id: u32) -> ! {
     gdt::load(index, ists);
     idt::load();
     syscall_entry::init();
+    crate::arch::kpti::init_cpu(index);
     lapic::init(trap::VECTOR_SPURIOUS);
     lapic::start_periodic_timer(trap::VECTOR_TIMER, TIMER_COUNT.load(Ordering::SeqCst));
     ONLINE.fetch_or(1 << index, Ordering::SeqCst);

@@ -36,6 +36,8 @@ pub enum Variant {
     GdbThreads,
     /// `pagetables = off` in boot.cfg: the hypervisor leaves the kernel's page tables unlocked.
     PagetablesOff,
+    /// `cmdline = kpti=on` (`super::kpti`).
+    Kpti,
 }
 
 /// One boot test.
@@ -66,6 +68,7 @@ const NATIVE_LINES: &[LinePattern] = &[
     // honestly reports `unknown 'TCGTCGTCGTCG'` there and `none (native)` on bare metal; either
     // way it must not find Rampart (see `absent`).
     &["[kernel] hypervisor: "],
+    &["[kernel] KPTI: off"],
     &["[kernel] timer ticks: "],
     &[NOT_LOCKED_NATIVELY],
     &["[kernel] ready"],
@@ -90,6 +93,7 @@ macro_rules! hv_lines {
             &["[hv] EPT: "],
             &["[hv] launching guest"],
             &["[kernel] hypervisor: Rampart detected via CPUID 0x40000000 (running in VMX non-root)"],
+            &["[kernel] KPTI: off"],
             &["[kernel] timer ticks: "],
             $(&[$started],)?
             &["[kernel] hypercall version: 0x00010000"],
@@ -141,6 +145,7 @@ const NATIVE_SMP4_LINES: &[LinePattern] = &[
     &["[fw] booting natively"],
     &["[kernel] Rampart guest kernel"],
     &["[kernel] hypervisor: "],
+    &["[kernel] KPTI: off"],
     &["[kernel] timer ticks: "],
     &["[kernel] CPUs: 4 started"],
     &[NOT_LOCKED_NATIVELY],
@@ -172,6 +177,7 @@ pub const BOOT_TESTS: &[BootTest] = &[
     hv_bochs("hv-bochs-sandybridge", "corei7_sandy_bridge_2600k"),
     // SMEP without SMAP, and other VMX features again (see hypervisor/tests/vmx-caps).
     hv_bochs("hv-bochs-haswell", "corei7_haswell_4770"),
+    super::kpti::HV,
     BootTest {
         name: GDB_BOCHS,
         emulator: Emulator::Bochs,
@@ -270,6 +276,7 @@ pub const BOOT_TESTS: &[BootTest] = &[
             checks: &[Check::Ticks],
         },
     },
+    super::kpti::NATIVE,
     native_failure("corrupt-kernel", Variant::CorruptMagic, KERNEL_REJECTED),
     native_failure("truncated-kernel", Variant::Truncated, KERNEL_REJECTED),
     native_failure(
@@ -431,6 +438,9 @@ pub fn session(test: &BootTest) -> Option<(&'static Session, Option<Flavour>)> {
         BENCH_ZERO_EXITS_SMP2 => Some((&crate::bench::sessions::SMP_QUICK, None)),
         GDB_BOCHS => Some((&shell::EXIT_ONLY, None)),
         HV_BOCHS_PAGETABLES_OFF => Some((&shell::PINGPONG_AND_ATTACKS, None)),
+        super::kpti::NATIVE_QEMU_KPTI | super::kpti::HV_BOCHS_KPTI => {
+            Some((&super::kpti::SESSION, None))
+        }
         _ if test.expect.pass && matches!(test.variant, Variant::Normal) => {
             Some((&shell::EXIT_ONLY, None))
         }

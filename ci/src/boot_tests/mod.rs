@@ -5,6 +5,7 @@ pub mod attacks;
 pub mod catalog;
 pub mod expect;
 pub mod fuzz;
+pub mod kpti;
 pub mod report;
 pub mod session;
 pub mod shell;
@@ -165,6 +166,7 @@ pub fn apply(variant: Variant, contents: &mut Contents) {
             let last = contents.kernel.len() - 1;
             contents.kernel[last] ^= 0xff;
         }
+        Variant::Kpti => contents.boot_cfg.push_str(kpti::CMDLINE),
         Variant::Gdb | Variant::GdbKill | Variant::GdbThreads => {
             contents.boot_cfg.push_str(crate::gdb::GDB_ON)
         }

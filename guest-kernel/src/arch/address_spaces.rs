@@ -38,7 +38,10 @@ pub fn lock(start: u64, length: u64) -> LockOutcome {
     let Some(rampart) = hypercall::rampart() else {
         return LockOutcome::NoHypervisor;
     };
-    match rampart.lock_kernel_mappings(start, length, 0) {
+    // Under KPTI the user-mode kernel half (the template every user-mode root shares) is
+    // locked too.
+    let template = crate::mm::kpti::template_root().unwrap_or(0);
+    match rampart.lock_kernel_mappings(start, length, template) {
         0 => {
             LOCKED.store(true, Ordering::SeqCst);
             LockOutcome::Locked
@@ -62,10 +65,11 @@ fn locked_rampart() -> Option<hypercall::Rampart> {
     }
 }
 
-/// Registers a new process root (`cr3`: the value the scheduler loads) if the kernel half is
-/// locked. Returns the hypervisor's error if it refuses (the root stays an ordinary frame).
-pub fn register(cr3: u64) -> Result<(), i64> {
-    match locked_rampart().map(|r| r.register_address_space(cr3, 0)) {
+/// Registers a new process's roots (kernel-mode, and the KPTI user-mode one or 0) if the
+/// kernel half is locked. Returns the hypervisor's error if it refuses (the roots stay
+/// ordinary frames).
+pub fn register(root: u64, user_root: u64) -> Result<(), i64> {
+    match locked_rampart().map(|r| r.register_address_space(root, user_root)) {
         None | Some(0) => Ok(()),
         Some(error) => Err(error),
     }
@@ -89,7 +93,7 @@ pub fn set_root_entry(root: u64, index: usize, value: u64) -> bool {
 /// Unregisters `root` and returns `true` if the frame may be freed now. While locked: `Busy`
 /// keeps it on the deferred list (freed by a later [`retry_deferred`]); another error leaks it
 /// (reported). Not locked: always `true`.
-pub fn release(root: u64) -> bool {
+pub fn release(root: u64, partner: u64) -> bool {
     let Some(rampart) = locked_rampart() else {
         return true;
     };
@@ -97,7 +101,7 @@ pub fn release(root: u64) -> bool {
         Release::Released => true,
         Release::Busy => {
             let mut deferred = DEFERRED.lock();
-            if !deferred.push(root) {
+            if !deferred.push(root, partner) {
                 kprintln!("deferred root list full: root {root:#x} leaked");
             }
             DEFERRED_COUNT.store(deferred.len(), Ordering::SeqCst);

@@ -77,6 +77,9 @@ const EMPTY_TSS: TaskStateSegment = TaskStateSegment {
     io_map_base: TSS_SIZE as u16,
 };
 
+/// In the KPTI entry data: the CPU reads the GDT and TSS on entry from ring 3, before the
+/// entry stubs switch to the kernel-mode root.
+#[link_section = ".data.kpti"]
 static TABLES: Tables = Tables {
     gdt: UnsafeCell::new(Gdt([0; GDT_ENTRIES])),
     tss: [const { UnsafeCell::new(EMPTY_TSS) }; MAX_CPUS],
@@ -160,6 +163,28 @@ pub fn load(index: usize, ist_tops: [u64; 3]) {
             tmp = out(reg) _,
             options(preserves_flags)
         );
+    }
+}
+
+/// The GDT's base (for the KPTI template check).
+pub fn base() -> u64 {
+    TABLES.gdt.get() as u64
+}
+
+/// The address of CPU `index`'s TSS (for the KPTI template check).
+pub fn tss_address(index: usize) -> u64 {
+    TABLES.tss[index].get() as u64
+}
+
+/// Sets this CPU's IST stacks (double fault, NMI, machine check), as [`load`] did.
+pub fn set_ist(ist_tops: [u64; 3]) {
+    let tss = TABLES.tss[super::percpu::index()].get();
+    // SAFETY: this CPU's own TSS, with interrupts off (callers: CPU set-up); an NMI or machine
+    // check meanwhile finds either the old or the new stack, both mapped and unused.
+    unsafe {
+        (*tss).interrupt_stacks[usize::from(IST_DOUBLE_FAULT - 1)] = ist_tops[0];
+        (*tss).interrupt_stacks[usize::from(IST_NMI - 1)] = ist_tops[1];
+        (*tss).interrupt_stacks[usize::from(IST_MACHINE_CHECK - 1)] = ist_tops[2];
     }
 }
 

@@ -22,6 +22,8 @@ struct IdtCell(UnsafeCell<Idt>);
 // LIDT hands it to the CPU; read only by the CPU afterwards.
 unsafe impl Sync for IdtCell {}
 
+/// In the KPTI entry data: the CPU reads the IDT on entry from ring 3 (`mm::kpti`).
+#[link_section = ".data.kpti"]
 static IDT: IdtCell = IdtCell(UnsafeCell::new(Idt([[0; 2]; VECTORS])));
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
@@ -73,6 +75,11 @@ pub fn load() {
     unsafe {
         asm!("lidt [{}]", in(reg) &raw const pointer, options(readonly, nostack, preserves_flags))
     };
+}
+
+/// The IDT's base (for the KPTI template check).
+pub fn base() -> u64 {
+    IDT.0.get() as u64
 }
 
 /// True once [`init`] has loaded the IDT.

@@ -2,7 +2,7 @@
 //! they call. An exception in ring 3 kills only that process, one in a kernel thread only that
 //! thread; anywhere else in ring 0 it is fatal: a register dump, the FAIL result line, halt.
 
-use super::{cpu, lapic};
+use super::{cpu, lapic, percpu};
 use crate::console::emergency_line;
 use crate::trap::{self, ExceptionReport, InterruptFrame};
 use core::arch::global_asm;
@@ -15,6 +15,15 @@ const STUB_SIZE: u64 = 16;
 // `interrupt_dispatch(&mut frame)` with DF clear and RSP 16-aligned, and restores and IRETQs.
 // The CPU aligns RSP to 16 before pushing its 5 (or 6 with the error code) words, so after
 // 22 words the call sees RSP % 16 == 0, as the SysV ABI wants.
+// With `kpti=on` an interrupt from ring 3 arrives on this CPU's entry stack (TSS.RSP0, or an IST
+// stack) under the user-mode root: the common path, seeing CS's RPL 3, does SWAPGS, saves four
+// registers there, loads the kernel-mode root (`gs:[24]`), copies the 7-word frame (vector,
+// error code, the CPU's 5 words) to the process's kernel stack (`gs:[0]`), where the non-KPTI
+// path has it too, restores the registers and SWAPGS back. The way out to ring 3
+// (`__interrupt_exit`, also the first entry of a process, `arch::switch`) copies the whole
+// 22-word frame to the entry stack (`gs:[48]`), loads the user-mode root (`gs:[32]`, then ORs
+// `gs:[40]` into it: see `arch::syscall_entry`) and pops and IRETQs from there. Interrupts are
+// off throughout (interrupt gates). DF may be set by ring 3, hence CLD before the copy.
 global_asm!(
     ".macro INTERRUPT_STUB vector",
     // Places the stub, and fails the build if the previous one outgrew its slot.
@@ -25,7 +34,7 @@ global_asm!(
     "    push \\vector",
     "    jmp interrupt_common",
     ".endm",
-    ".section .text.interrupts, \"ax\"",
+    ".section .text.kpti, \"ax\"",
     ".balign {stub_size}",
     ".global __interrupt_stubs",
     "__interrupt_stubs:",
@@ -38,18 +47,70 @@ global_asm!(
     ".noaltmacro",
     ".org __interrupt_stubs + 256 * {stub_size}",
     "interrupt_common:",
+    "    test byte ptr [rsp + {cs_on_entry}], 3",
+    "    jz 1f",
+    "    cmp byte ptr [rip + {kpti_on}], 0",
+    "    je 1f",
+    "    swapgs",
+    "    push rax", "push rcx", "push rsi", "push rdi",
+    "    mov rax, gs:[{kernel_cr3}]",
+    "    mov cr3, rax",
+    "    mov rdi, gs:[{kernel_rsp}]",
+    "    sub rdi, {entry_bytes}",
+    "    lea rsi, [rsp + 32]",
+    "    mov ecx, {entry_words}",
+    "    cld",
+    "    rep movsq",
+    "    mov rax, rsp",
+    "    lea rsp, [rdi - {entry_bytes}]",
+    "    mov rdi, [rax]", "mov rsi, [rax + 8]", "mov rcx, [rax + 16]", "mov rax, [rax + 24]",
+    "    swapgs",
+    "1:",
     "    push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
     "    push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
     "    cld",
     "    mov rdi, rsp",
     "    call {dispatch}",
+    ".global __interrupt_exit",
+    "__interrupt_exit:",
+    "    test byte ptr [rsp + {cs_in_frame}], 3",
+    "    jz 2f",
+    "    cmp byte ptr [rip + {kpti_on}], 0",
+    "    jne 3f",
+    "2:",
     "    pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
     "    pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
     "    add rsp, 16",
     "    iretq",
+    "3:",
+    "    swapgs",
+    "    mov rdi, gs:[{entry_rsp}]",
+    "    sub rdi, {frame_bytes}",
+    "    mov rsi, rsp",
+    "    mov ecx, {frame_words}",
+    "    rep movsq",
+    "    lea rsp, [rdi - {frame_bytes}]",
+    "    mov rax, gs:[{user_cr3}]",
+    "    mov cr3, rax",
+    "    mov rax, gs:[{no_flush}]",
+    "    or gs:[{user_cr3}], rax",
+    "    swapgs",
+    "    jmp 2b",
     ".previous",
     stub_size = const STUB_SIZE,
     dispatch = sym interrupt_dispatch,
+    kpti_on = sym super::kpti::KPTI_ON,
+    cs_on_entry = const 3 * 8,
+    cs_in_frame = const (15 + 3) * 8,
+    entry_words = const 7,
+    entry_bytes = const 7 * 8,
+    frame_words = const 22,
+    frame_bytes = const 22 * 8,
+    kernel_rsp = const percpu::KERNEL_RSP_OFFSET,
+    kernel_cr3 = const percpu::KERNEL_CR3_OFFSET,
+    user_cr3 = const percpu::USER_CR3_OFFSET,
+    no_flush = const percpu::NO_FLUSH_OFFSET,
+    entry_rsp = const percpu::ENTRY_RSP_OFFSET,
 );
 
 extern "C" {

@@ -15,6 +15,7 @@ pub mod gdt;
 pub mod hypercall;
 pub mod idt;
 pub mod interrupts;
+pub mod kpti;
 pub mod kthread;
 pub mod lapic;
 pub mod paging;

@@ -128,10 +128,17 @@ impl PhysMemory for Frames {
 
     /// Unregistered first under `pagetables = locked`; a root the hypervisor calls `Busy` is
     /// kept (never freed while registered) and freed by a later retry.
-    fn free_root(&mut self, root: u64) {
-        if super::address_spaces::release(root) {
+    fn free_roots(&mut self, root: u64, partner: u64) {
+        if super::address_spaces::release(root, partner) {
             self.free(root);
+            if partner != 0 {
+                self.free(partner);
+            }
         }
+    }
+
+    fn root_entries_mirrored(&self) -> bool {
+        super::address_spaces::locked()
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! A suspended context is its kernel RSP; the stack holds RBX, RBP, R12-R15 and the return
 //! address (System V callee-saved state). A new process's stack is prepared so that the first
-//! switch to it "returns" into `enter_user`, which pops RDI, RSI and an IRETQ frame.
+//! switch to it "returns" into `enter_user`, which pops RDI and RSI and leaves through the
+//! interrupt exit path (`arch::interrupts`) with the IRETQ frame.
 
 use super::gdt;
 use core::arch::global_asm;
@@ -33,23 +34,30 @@ global_asm!(
     "pop rbp",
     "pop rbx",
     "    ret",
+    // Builds the frame `arch::interrupts` returns through (15 GPRs, all zero but RDI and RSI,
+    // then vector and error code) on top of the IRETQ frame, and leaves by its exit path, which
+    // with KPTI switches to the user-mode root.
     "enter_user:",
     "    pop rdi",
     "    pop rsi",
-    "    xor eax, eax",
-    "xor ebx, ebx",
-    "xor ecx, ecx",
-    "xor edx, edx",
-    "xor ebp, ebp",
-    "    xor r8d, r8d",
-    "xor r9d, r9d",
-    "xor r10d, r10d",
-    "xor r11d, r11d",
-    "    xor r12d, r12d",
-    "xor r13d, r13d",
-    "xor r14d, r14d",
-    "xor r15d, r15d",
-    "    iretq",
+    "    push 0",
+    "push 0",
+    "    push 0",
+    "push 0",
+    "push 0",
+    "push 0",
+    "push rsi",
+    "push rdi",
+    "push 0",
+    "    push 0",
+    "push 0",
+    "push 0",
+    "push 0",
+    "push 0",
+    "push 0",
+    "push 0",
+    "push 0",
+    "    jmp __interrupt_exit",
     ".global __enter_user",
     ".set __enter_user, enter_user",
 );

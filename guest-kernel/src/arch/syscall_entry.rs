@@ -3,7 +3,7 @@
 //! block (`arch::percpu`) reached with SWAPGS, builds a `syscall::SyscallFrame`, calls the dispatcher with
 //! interrupts off, and returns with SYSRETQ.
 
-use super::{cpu, gdt};
+use super::{cpu, gdt, percpu};
 use core::arch::global_asm;
 
 const IA32_STAR: u32 = 0xc000_0081;
@@ -14,14 +14,25 @@ const EFER_SCE: u64 = 1 << 0;
 /// Flags cleared on SYSCALL: TF, IF, DF, AC (the kernel runs with interrupts off).
 const FMASK: u64 = (1 << 8) | (1 << 9) | (1 << 10) | (1 << 18);
 
+// With `kpti=on` (`arch::kpti`) the stub runs its first instructions on the user-mode root, which
+// maps only the entry text and data: it switches to the kernel-mode root (`gs:[24]`) right after
+// SWAPGS, and back to the user-mode root (`gs:[32]`) right before SYSRETQ, using RSP as the
+// scratch register (interrupts are off throughout: FMASK clears IF). After each user-mode load
+// it ORs `gs:[40]` (NO_FLUSH with PCIDs, else 0) into the stored value, so only the first return
+// after an address-space switch flushes the user-mode PCID.
 global_asm!(
-    ".section .text",
+    ".section .text.kpti, \"ax\"",
     ".global syscall_entry",
     "syscall_entry:",
     "    swapgs",
-    "    mov gs:[8], rsp",
-    "    mov rsp, gs:[0]",
-    "    push qword ptr gs:[8]",
+    "    mov gs:[{user_rsp}], rsp",
+    "    cmp byte ptr [rip + {kpti_on}], 0",
+    "    je 2f",
+    "    mov rsp, gs:[{kernel_cr3}]",
+    "    mov cr3, rsp",
+    "2:",
+    "    mov rsp, gs:[{kernel_rsp}]",
+    "    push qword ptr gs:[{user_rsp}]",
     // Back to GS base 0 at once (the kernel convention, `arch::percpu`): the call may switch
     // to another process, and this one may resume on another CPU.
     "    swapgs",
@@ -34,9 +45,29 @@ global_asm!(
     "    pop r15", "pop r14", "pop r13", "pop r12", "pop rbp", "pop rbx",
     "    pop rax", "pop rdi", "pop rsi", "pop rdx", "pop r10", "pop r8", "pop r9",
     "    pop rcx", "pop r11",
+    "    cmp byte ptr [rip + {kpti_on}], 0",
+    "    jne 3f",
     "    pop rsp",
     "    sysretq",
+    // KPTI: this CPU's block holds the user-mode CR3 of the process now running here.
+    "3:",
+    "    swapgs",
+    "    pop qword ptr gs:[{user_rsp}]",
+    "    mov rsp, gs:[{user_cr3}]",
+    "    mov cr3, rsp",
+    "    mov rsp, gs:[{no_flush}]",
+    "    or gs:[{user_cr3}], rsp",
+    "    mov rsp, gs:[{user_rsp}]",
+    "    swapgs",
+    "    sysretq",
+    ".previous",
     dispatch = sym crate::syscall::dispatch,
+    kpti_on = sym super::kpti::KPTI_ON,
+    kernel_rsp = const percpu::KERNEL_RSP_OFFSET,
+    user_rsp = const percpu::USER_RSP_OFFSET,
+    kernel_cr3 = const percpu::KERNEL_CR3_OFFSET,
+    user_cr3 = const percpu::USER_CR3_OFFSET,
+    no_flush = const percpu::NO_FLUSH_OFFSET,
 );
 
 extern "C" {
@@ -62,8 +93,11 @@ pub fn init() {
     }
 }
 
-/// Makes `top` this CPU's kernel stack for SYSCALL and for interrupts from ring 3 (TSS.RSP0).
+/// Makes `top` this CPU's kernel stack for SYSCALL and for interrupts from ring 3 (TSS.RSP0;
+/// with KPTI, RSP0 stays on the entry stack and the stubs move the frame to `top`).
 pub fn set_kernel_stack(top: u64) {
-    super::percpu::set_kernel_rsp(top);
-    gdt::set_rsp0(top);
+    percpu::set_kernel_rsp(top);
+    if !super::kpti::enabled() {
+        gdt::set_rsp0(top);
+    }
 }

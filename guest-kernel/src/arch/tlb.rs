@@ -2,9 +2,11 @@
 //! Changes to Multiple Processors").
 //!
 //! Only mappings in the kernel half ever need it: a CPU that stops running a process always
-//! loads another CR3 (every process has its own root; no PCIDs, no global pages), which drops
-//! that process's user translations, so user pages are only ever cached by the one CPU that
-//! runs their process. The kernel half is shared by every root, so a kernel mapping removed at
+//! loads another CR3 (every process has its own root; no global pages; with KPTI's PCIDs the
+//! switch to another process flushes the PCIDs it loads, `arch::kpti`), so stale user
+//! translations never survive on a CPU that stops running their process. With PCIDs a kernel
+//! translation may be cached under every process's kernel-mode PCID, so the invalidation there
+//! is INVPCID all-contexts (or a CR4.PGE toggle), not INVLPG (`kpti::invalidate_kernel_page`). The kernel half is shared by every root, so a kernel mapping removed at
 //! run time may still be cached on any CPU: [`flush_everywhere`] invalidates it on all of them
 //! by a fixed IPI and waits until each has (rare: the attack suite's alias page; kernel stacks
 //! stay mapped when freed).
@@ -16,7 +18,7 @@
 // Only the attack suite removes kernel mappings at run time so far.
 #![cfg_attr(not(feature = "attacks"), allow(dead_code))]
 
-use super::{lapic, phys};
+use super::{kpti, lapic};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 
@@ -38,7 +40,7 @@ pub fn flush_everywhere(
     others: impl Iterator<Item = (usize, u32)> + Clone,
     vector: u8,
 ) -> u32 {
-    phys::invalidate_page(address);
+    kpti::invalidate_kernel_page(address);
     let mask = others
         .clone()
         .fold(0u32, |mask, (index, _)| mask | 1 << index)
@@ -77,7 +79,7 @@ pub fn flush_everywhere(
 pub fn service(me: usize) {
     let bit = 1 << me;
     if REQUESTS.load(Ordering::SeqCst) & bit != 0 {
-        phys::invalidate_page(ADDRESS.load(Ordering::SeqCst));
+        kpti::invalidate_kernel_page(ADDRESS.load(Ordering::SeqCst));
         REQUESTS.fetch_and(!bit, Ordering::SeqCst);
     }
 }

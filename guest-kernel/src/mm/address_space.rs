@@ -29,7 +29,20 @@ pub trait PhysMemory {
     /// Returns a root made by [`new_root`] once its lower half is freed (under `pagetables =
     /// locked` it is unregistered first, or kept until it can be).
     fn free_root(&mut self, root: u64) {
+        self.free_roots(root, 0);
+    }
+    /// Returns a process's kernel-mode root and its KPTI user-mode root (`partner`, 0 for
+    /// none) together: one address space to the hypervisor.
+    fn free_roots(&mut self, root: u64, partner: u64) {
         self.free(root);
+        if partner != 0 {
+            self.free(partner);
+        }
+    }
+    /// True if one `write_root_entry` already reaches every root of the address space (the
+    /// hypervisor's `SetRootEntry` writes both KPTI roots).
+    fn root_entries_mirrored(&self) -> bool {
+        false
     }
 }
 

@@ -22,6 +22,8 @@ pub enum Release {
 #[derive(Debug)]
 pub struct DeferredRoots {
     roots: [u64; CAPACITY],
+    /// Each root's KPTI user-mode root (0: none): released with it, freed with it.
+    partners: [u64; CAPACITY],
     count: usize,
 }
 
@@ -29,6 +31,7 @@ impl DeferredRoots {
     pub const fn new() -> Self {
         Self {
             roots: [0; CAPACITY],
+            partners: [0; CAPACITY],
             count: 0,
         }
     }
@@ -43,8 +46,9 @@ impl DeferredRoots {
         self.count == 0
     }
 
-    /// Keeps `root` for a later retry; `false` if the list is full (the caller leaks it).
-    pub fn push(&mut self, root: u64) -> bool {
+    /// Keeps `root` (and its KPTI `partner`, 0 for none) for a later retry; `false` if the
+    /// list is full (the caller leaks it).
+    pub fn push(&mut self, root: u64, partner: u64) -> bool {
         if self.roots[..self.count].contains(&root) {
             return true;
         }
@@ -52,6 +56,7 @@ impl DeferredRoots {
             return false;
         }
         self.roots[self.count] = root;
+        self.partners[self.count] = partner;
         self.count += 1;
         true
     }
@@ -67,14 +72,18 @@ impl DeferredRoots {
         let mut freed = 0;
         let mut kept = 0;
         for i in 0..self.count {
-            let root = self.roots[i];
+            let (root, partner) = (self.roots[i], self.partners[i]);
             match release(root) {
                 Release::Released => {
                     free(root);
+                    if partner != 0 {
+                        free(partner);
+                    }
                     freed += 1;
                 }
                 Release::Busy => {
                     self.roots[kept] = root;
+                    self.partners[kept] = partner;
                     kept += 1;
                 }
                 Release::Refused => {}
@@ -99,8 +108,11 @@ mod tests {
     #[test]
     fn busy_roots_stay_until_released_and_are_freed_once() {
         let mut list = DeferredRoots::new();
-        assert!(list.push(0x1000) && list.push(0x2000) && list.push(0x3000));
-        assert!(list.push(0x2000), "a root already kept is not kept twice");
+        assert!(list.push(0x1000, 0x1800) && list.push(0x2000, 0) && list.push(0x3000, 0));
+        assert!(
+            list.push(0x2000, 0),
+            "a root already kept is not kept twice"
+        );
         assert_eq!(list.len(), 3);
         let mut freed = Vec::new();
         // 0x1000 still busy, 0x2000 released, 0x3000 refused (dropped, never freed).
@@ -113,7 +125,11 @@ mod tests {
         assert_eq!(freed, [0x2000]);
         assert_eq!(list.len(), 1);
         assert_eq!(list.retry(|_| Release::Released, |r| freed.push(r)), 1);
-        assert_eq!(freed, [0x2000, 0x1000]);
+        assert_eq!(
+            freed,
+            [0x2000, 0x1000, 0x1800],
+            "the partner goes with its root"
+        );
         assert!(list.is_empty());
         assert_eq!(list.retry(|_| unreachable!(), |_| unreachable!()), 0);
     }
@@ -122,9 +138,9 @@ mod tests {
     fn a_full_list_refuses() {
         let mut list = DeferredRoots::new();
         for i in 0..CAPACITY as u64 {
-            assert!(list.push((i + 1) << 12));
+            assert!(list.push((i + 1) << 12, 0));
         }
-        assert!(!list.push(0xdead_0000));
+        assert!(!list.push(0xdead_0000, 0));
         assert_eq!(list.len(), CAPACITY);
     }
 }

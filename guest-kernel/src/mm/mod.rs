@@ -9,7 +9,9 @@ pub mod heap;
 pub mod kernel_map;
 #[cfg(test)]
 mod kernel_map_tests;
+pub mod kpti;
 pub mod layout;
 pub mod memory_map;
 pub mod page_table;
+pub mod pcid;
 pub mod user_range;

@@ -43,6 +43,7 @@ pub fn spawn_kernel_thread(
         // The kernel's own root: what tells a kernel thread from a process (and what
         // `exit::release` never frees).
         root: paging::kernel_root(),
+        user_root: 0,
         kernel_stack: (slot, kernel_top),
         saved_rsp: kthread::prepare_kernel_stack(kernel_top, body, argument),
         brk: 0,

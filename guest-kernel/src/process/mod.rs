@@ -20,6 +20,9 @@ pub use schedule::{
 pub use spawn::{set_initrd, spawn};
 
 use crate::arch::percpu;
+use crate::arch::phys::Frames;
+use crate::mm::kpti::KptiFrames;
+use crate::mm::pcid::Cr3Pair;
 use crate::sched::queue::{Pid, ReadyQueue, SleepQueue};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -52,6 +55,11 @@ pub struct Process {
     pub blocked: Option<Blocked>,
     /// CR3: the process's PML4 (physical); 0 once its address space is freed.
     pub root: u64,
+    /// KPTI: the user-mode root (`mm::kpti`), freed with the process; 0 without KPTI.
+    pub user_root: u64,
+    /// The CR3 values of kernel mode and user mode (with PCIDs), for the switch and for
+    /// registering the address space with the hypervisor.
+    pub cr3: Cr3Pair,
     /// Kernel stack slot (`mm::layout::kernel_stack_bottom`) and its top.
     pub stack_slot: Option<u64>,
     pub kernel_top: u64,
@@ -91,6 +99,8 @@ pub struct NewProcess<'a> {
     /// Truncated to `MAX_NAME` bytes.
     pub name: &'a str,
     pub root: u64,
+    /// KPTI: the user-mode root (0 without KPTI).
+    pub user_root: u64,
     /// Kernel stack slot and top, from `schedule::allocate_kernel_stack`.
     pub kernel_stack: (u64, u64),
     pub saved_rsp: u64,
@@ -176,6 +186,13 @@ impl Table {
                 state: STATE_READY,
                 blocked: None,
                 root: new.root,
+                user_root: new.user_root,
+                cr3: Cr3Pair::of_process(
+                    new.root,
+                    new.user_root,
+                    stack_slot,
+                    crate::arch::kpti::pcid(),
+                ),
                 stack_slot: Some(stack_slot),
                 kernel_top,
                 saved_rsp: new.saved_rsp,
@@ -236,4 +253,13 @@ pub fn list(out: &mut [ProcessInfo]) -> usize {
         .zip(rows)
         .map(|(slot, p)| *slot = p.info())
         .count()
+}
+
+/// Physical memory for the address space whose user-mode root is `user_root` (0 without
+/// KPTI): lower-half root entries reach both roots (`mm::kpti::KptiFrames`).
+pub fn space_frames(user_root: u64) -> KptiFrames<Frames> {
+    KptiFrames {
+        memory: Frames,
+        user_root,
+    }
 }

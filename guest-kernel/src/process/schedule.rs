@@ -10,13 +10,14 @@
 
 use super::{Blocked, Process, Table, IDLE, TABLE};
 use crate::arch::phys::{self, Frames};
-use crate::arch::{cpu, paging, percpu, switch, syscall_entry};
+use crate::arch::{cpu, kpti, paging, percpu, switch, syscall_entry};
 use crate::console;
 use crate::mm::address_space::{self, PhysMemory};
 use crate::mm::kernel_map::leaf_accessed;
 use crate::mm::layout::kernel_stack_bottom;
 use crate::mm::layout::{KERNEL_STACK_SIZE, MAX_KERNEL_STACKS};
 use crate::mm::page_table::{Access, PAGE_SIZE};
+use crate::mm::pcid::Cr3Pair;
 use crate::time;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +42,8 @@ pub fn init() {
             state: STATE_RUNNING,
             blocked: None,
             root: paging::kernel_root(),
+            user_root: 0,
+            cr3: Cr3Pair::single(paging::kernel_root()),
             stack_slot: None,
             kernel_top: 0,
             saved_rsp: 0,
@@ -160,7 +163,7 @@ struct Switch {
     save: *mut u64,
     leaving: *const AtomicBool,
     resume: u64,
-    root: u64,
+    cr3: Cr3Pair,
     top: u64,
 }
 
@@ -191,10 +194,10 @@ fn switch_away(mut table: MutexGuard<'static, Table>) {
         syscall_entry::set_kernel_stack(switch.top);
     }
     #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
-    // SAFETY: `root` is the kernel root (idle) or a live process root sharing the kernel half;
-    // a process's root is freed only after it stopped being current.
+    // SAFETY: `cr3` is the kernel root (idle) or a live process's roots sharing the kernel
+    // half (the user-mode one the KPTI template's); freed only after it stopped being current.
     unsafe {
-        paging::load_root(switch.root)
+        kpti::switch_address_space(switch.cr3)
     };
     #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
     // `save` and `leaving` point into this CPU's slot or a boxed process that is not freed
@@ -210,8 +213,9 @@ fn switch_away(mut table: MutexGuard<'static, Table>) {
 /// Marks `next` running on `cpu` (after any other CPU has left its stack) and returns the
 /// switch from `previous` to it.
 fn prepare(table: &mut Table, cpu: usize, previous: u64, next: u64) -> Option<Switch> {
-    let (resume, root, top) = if next == IDLE {
-        (table.cpus[cpu].idle_rsp, paging::kernel_root(), 0)
+    let (resume, cr3, top) = if next == IDLE {
+        let kernel = Cr3Pair::single(paging::kernel_root());
+        (table.cpus[cpu].idle_rsp, kernel, 0)
     } else {
         let process = table.processes.get_mut(&next)?;
         while process.on_cpu.load(Ordering::Acquire) {
@@ -220,7 +224,7 @@ fn prepare(table: &mut Table, cpu: usize, previous: u64, next: u64) -> Option<Sw
         process.on_cpu.store(true, Ordering::Relaxed);
         process.state = STATE_RUNNING;
         process.cpu = cpu as u32;
-        (process.saved_rsp, process.root, process.kernel_top)
+        (process.saved_rsp, process.cr3, process.kernel_top)
     };
     table.cpus[cpu].current = next;
     let (save, leaving) = if previous == IDLE {
@@ -236,7 +240,7 @@ fn prepare(table: &mut Table, cpu: usize, previous: u64, next: u64) -> Option<Sw
         save,
         leaving,
         resume,
-        root,
+        cr3,
         top,
     })
 }

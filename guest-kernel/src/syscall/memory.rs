@@ -34,6 +34,8 @@ pub fn brk(arguments: &Arguments) -> Result<u64, Errno> {
     let new_end = wanted.next_multiple_of(PAGE_SIZE);
     if new_end < old_end {
         shrink(process.root, new_end, old_end);
+        // INVLPG reached the kernel-mode PCID only.
+        crate::arch::kpti::user_mapping_removed();
     }
     process.brk = wanted;
     Ok(wanted)
@@ -49,11 +51,11 @@ pub fn fault_in(address: u64) -> bool {
         return false;
     };
     let root = process.root;
+    let mut frames = crate::process::space_frames(process.user_root);
     drop(table);
-    if address_space::leaf(&Frames, root, page).is_some() {
+    if address_space::leaf(&frames, root, page).is_some() {
         return true;
     }
-    let mut frames = Frames;
     let Some(frame) = frames.allocate() else {
         return false;
     };

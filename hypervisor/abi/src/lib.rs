@@ -94,14 +94,15 @@ pub enum Hypercall {
     /// of 2 MiB, 0 for none; it may not contain a protected range), RDX = the physical address
     /// of the KPTI template root whose kernel half user mode runs on (0 without KPTI). One-way.
     LockKernelMappings = 13,
-    /// Registers a process address space, after `LockKernelMappings`: RDI = the CR3 value the
-    /// kernel will load to run it in kernel mode (root | PCID | bit 63 as it will write it),
-    /// RSI = the user-mode CR3 value under KPTI, or 0. Each root must be a 4 KiB frame of
+    /// Registers a process address space, after `LockKernelMappings`: RDI = its kernel-mode
+    /// root, RSI = its user-mode root under KPTI, or 0 (CR3 values: only bits 51:12 count,
+    /// PCIDs are the kernel's business). Each root must be a 4 KiB frame of
     /// guest RAM that is not already registered, locked or part of the kernel image, with an
     /// empty lower half (entries 0-255) and an upper half equal to the locked one (the kernel
     /// root's, or for the user-mode root the KPTI template's; accessed bits aside). The roots
-    /// become read-only in EPT. These CR3 values are the vCPU's CR3-target values while the
-    /// space is loaded, so switching between them (KPTI entry and exit) does not exit.
+    /// become read-only in EPT. While a vCPU runs the space, the CR3 values it has loaded for
+    /// it (with and without bit 63, up to the CPU's CR3-target count) are its CR3-target
+    /// values, so KPTI's kernel/user switches stop exiting after the first round trip.
     /// `Denied` (audited, rule `page-table`) for a root that fails a check.
     RegisterAddressSpace = 14,
     /// Writes entry RSI (0-255, the lower half) of a registered address space's roots (both

@@ -78,7 +78,7 @@ pub fn apply_lock_to_current_vmcs() {
         ));
     }
     LOADED[me].store(0, Ordering::SeqCst);
-    set_targets(&vmcs, &[kernel]);
+    set_targets(&vmcs, &[kernel & !CR3_NO_FLUSH, kernel | CR3_NO_FLUSH]);
     let primary = state::get().controls.primary | PrimaryControls::CR3_LOAD_EXITING.bits();
     // SAFETY: `page_tables::lock` checked the CPU allows CR3-load exiting; its exits are
     // handled by `handle_load`.
@@ -94,20 +94,14 @@ pub fn handle_load(vmcs: &Vmcs, value: u64) -> Resume {
         return Resume::Inject(Exception::GeneralProtection); // reserved bit (4.10.4.1)
     }
     let me = crate::smp::this_cpu();
-    let targets = {
+    let same_space = {
         let guard = REGISTRY.lock();
         let Some(registry) = guard.as_ref() else {
             // Not locked: CR3 exiting is off, but load as the CPU would.
             return load(vmcs, value, pcide);
         };
-        match registry
-            .cr3_load(value)
-            .and_then(|slot| Some((slot, registry.space(slot)?)))
-        {
-            Some((slot, space)) => {
-                LOADED[me].store(slot as u64, Ordering::SeqCst);
-                space.targets()
-            }
+        match registry.cr3_load(value) {
+            Some(slot) => LOADED[me].swap(slot as u64, Ordering::SeqCst) == slot as u64,
             None => {
                 drop(guard);
                 audit::block(Attempt {
@@ -122,8 +116,31 @@ pub fn handle_load(vmcs: &Vmcs, value: u64) -> Resume {
             }
         }
     };
-    set_targets(vmcs, &targets.0[..targets.1]);
+    learn_target(vmcs, value, same_space);
     load(vmcs, value, pcide)
+}
+
+/// The CR3-target values are the values this vCPU has loaded for the space it runs, with and
+/// without the no-flush bit (as the kernel writes them: its PCIDs are its business): a new
+/// space starts the list again, a new value of the same space joins it while there is room.
+/// KPTI's kernel-mode and user-mode values of one process then fill the four targets Bochs
+/// offers, and its system calls stop exiting after the first round trip.
+fn learn_target(vmcs: &Vmcs, value: u64, same_space: bool) {
+    let mut targets = [0u64; 4];
+    let mut count = 0;
+    if same_space {
+        count = (vmcs.get(control::CR3_TARGET_COUNT) as usize).min(4);
+        for (slot, field) in targets.iter_mut().zip(&TARGET_FIELDS[..count]) {
+            *slot = vmcs.get(*field);
+        }
+    }
+    for variant in [value & !CR3_NO_FLUSH, value | CR3_NO_FLUSH] {
+        if count < targets.len() && !targets[..count].contains(&variant) {
+            targets[count] = variant;
+            count += 1;
+        }
+    }
+    set_targets(vmcs, &targets[..count]);
 }
 
 /// Emulates the load: CR3 without bit 63, and the TLB invalidation the instruction does

@@ -267,14 +267,6 @@ impl Space {
     pub fn has_root(&self, root: u64) -> bool {
         self.kernel_root() == root || self.user_root() == Some(root)
     }
-
-    /// The CR3-target values while this space is loaded (SDM Vol. 3C 26.6.7).
-    pub fn targets(&self) -> ([u64; 2], usize) {
-        match self.user_cr3 {
-            0 => ([self.kernel_cr3, 0], 1),
-            user => ([self.kernel_cr3, user], 2),
-        }
-    }
 }
 
 /// What the registry needs to know about a frame from the rest of the hypervisor.
