@@ -33,12 +33,14 @@ pub unsafe fn invept(kind: InveptType, eptp: u64) {
     }
 }
 
-/// INVVPID type (SDM Vol. 3C 31.3 "INVVPID"): 1 = single-context, 2 = all-context.
+/// INVVPID type (SDM Vol. 3C 31.3 "INVVPID"): 1 = single-context, 2 = all-context,
+/// 3 = single-context retaining global translations.
 #[derive(Clone, Copy)]
 #[repr(u64)]
 pub enum InvvpidType {
     SingleContext = 1,
     AllContext = 2,
+    SingleContextRetainingGlobals = 3,
 }
 
 /// Invalidates the linear and combined translations cached for `vpid` (single-context) or

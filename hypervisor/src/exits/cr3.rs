@@ -144,14 +144,21 @@ fn learn_target(vmcs: &Vmcs, value: u64, same_space: bool) {
 }
 
 /// Emulates the load: CR3 without bit 63, and the TLB invalidation the instruction does
-/// (4.10.4.1): none with PCIDE and bit 63, else the VPID's mappings (a superset of the
-/// non-global mappings of the new PCID). Without VPID, VM entry itself flushes (29.4.3.1).
+/// (4.10.4.1): none with PCIDE and bit 63, else the VPID's non-global mappings (a superset of
+/// the new PCID's; all of them where the CPU lacks INVVPID type 3). Without VPID, VM entry
+/// itself flushes (29.4.3.1).
 fn load(vmcs: &Vmcs, value: u64, pcide: bool) -> Resume {
     vmcs.set(guest::CR3, value & !CR3_NO_FLUSH);
     let s = state::get();
     let keep = pcide && value & CR3_NO_FLUSH != 0;
     if !keep && s.controls.has_secondary(SecondaryControls::ENABLE_VPID) {
-        let kind = if s.caps.ept_has(ept_cap::INVVPID_SINGLE_CONTEXT) {
+        // Like the instruction itself, keep global translations where the CPU can.
+        let kind = if s
+            .caps
+            .ept_has(ept_cap::INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS)
+        {
+            InvvpidType::SingleContextRetainingGlobals
+        } else if s.caps.ept_has(ept_cap::INVVPID_SINGLE_CONTEXT) {
             InvvpidType::SingleContext
         } else {
             InvvpidType::AllContext

@@ -28,6 +28,7 @@ pub mod ept_cap {
     pub const INVVPID: u64 = 1 << 32;
     pub const INVVPID_SINGLE_CONTEXT: u64 = 1 << 41;
     pub const INVVPID_ALL_CONTEXT: u64 = 1 << 42;
+    pub const INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS: u64 = 1 << 43;
 }
 
 /// Why the capabilities could not be read.
