@@ -356,14 +356,14 @@ mod tests {
             native: side(&[
                 "[kernel] tsc at entry: 1000",
                 "bench: name=syscall ops=10 cycles_per_op=100 exits=n/a exits_per_op=n/a exit_cycles=n/a",
-                "bench: name=spawn ops=2 cycles_per_op=1000 exits=n/a exits_per_op=n/a exit_cycles=n/a",
+                "bench: name=fault ops=2 cycles_per_op=1000 exits=n/a exits_per_op=n/a exit_cycles=n/a",
             ]),
             hv: side(&[
                 "[hv] EPT: identity map of 4 GiB in 6 tables (24 KiB), 2M pages on",
                 "[hv] hand-off to VMLAUNCH: 500 TSC cycles",
                 "[kernel] tsc at entry: 3000",
                 "bench: name=syscall ops=10 cycles_per_op=101 exits=0 exits_per_op=0.000 exit_cycles=0",
-                "bench: name=spawn ops=2 cycles_per_op=1100 exits=4 exits_per_op=2.000 exit_cycles=900",
+                "bench: name=fault ops=2 cycles_per_op=1100 exits=4 exits_per_op=2.000 exit_cycles=900",
             ]),
             source: SourceSize {
                 files: 3,
@@ -394,7 +394,7 @@ mod tests {
         let md = dashboard().markdown();
         assert!(md.contains("| syscall | 100 | 101 | 1.010 | 0.000 | 0 | 10 | met |"));
         assert!(
-            md.contains("| spawn | 1000 | 1100 | 1.100 | 2.000 | 900 | 2 | missed: exits, ratio |")
+            md.contains("| fault | 1000 | 1100 | 1.100 | 2.000 | 900 | 2 | missed: exits, ratio |")
         );
         assert!(md.contains("| kernel TSC at entry (from reset) | 1000 | 3000 |"));
         assert!(md.contains("| hypervisor hand-off to VMLAUNCH | - | 500 |"));
@@ -405,7 +405,7 @@ mod tests {
     #[test]
     fn json_carries_the_same_figures() {
         let json = dashboard().json();
-        assert!(json.contains("\"name\": \"spawn\", \"native_cycles_per_op\": 1000, \"hv_cycles_per_op\": 1100, \"ratio\": 1.1000, \"exits_per_op\": 2.000"));
+        assert!(json.contains("\"name\": \"fault\", \"native_cycles_per_op\": 1000, \"hv_cycles_per_op\": 1100, \"ratio\": 1.1000, \"exits_per_op\": 2.000"));
         assert!(json.contains("\"missed\": [\"exits\", \"ratio\"]"));
         assert!(json.contains("\"handoff_to_vmlaunch_cycles\": 500"));
         assert!(json.contains("\"ept_kib\": 24"));
