@@ -8,7 +8,6 @@ use super::guest_rip;
 use crate::audit::{self, Attempt};
 use crate::ept::entry::{MemoryType, Permissions};
 use crate::guest_memory::walker::{self, PhysicalMemory, WalkError};
-use crate::guest_memory::GuestPhysical;
 use crate::policy::kernel_mappings::{
     self as km, FrameFacts, Protected, Refusal, Registry, ReleaseRefusal, Space, StackWindow,
     TableMemory, MAX_PROTECTED,
@@ -83,18 +82,46 @@ fn refusal(vmcs: &Vmcs, r: Refusal, detail: u64) -> u64 {
     }
 }
 
-/// Guest paging structures through the host's identity map, with `GuestPhysical`'s checks.
+/// Guest paging structures through the host's identity map: write-back guest RAM in EPT,
+/// outside the hypervisor. Unlike `GuestPhysical` (made for the GDB stub, which must not wait)
+/// it waits for the EPT lock: another vCPU's policy request holds it only briefly, and a
+/// registration must not fail because of it.
 struct Tables;
+
+impl Tables {
+    fn check(gpa: u64) -> Result<(), WalkError> {
+        let range = crate::handoff::PhysRange::new(gpa, 8);
+        if state::get()
+            .hypervisor_ranges
+            .iter()
+            .any(|r| r.overlaps(&range))
+        {
+            return Err(WalkError::HypervisorMemory(gpa));
+        }
+        let mut guard = state::EPT.lock();
+        match guard.as_mut().and_then(|ept| ept.translate(gpa)) {
+            Some(t) if t.host_physical == gpa && t.memory_type == Some(MemoryType::WriteBack) => {
+                Ok(())
+            }
+            Some(_) => Err(WalkError::DeviceMemory(gpa)),
+            None => Err(WalkError::NotInEpt(gpa)),
+        }
+    }
+}
 
 impl PhysicalMemory for Tables {
     fn read_u64(&self, gpa: u64) -> Result<u64, WalkError> {
-        GuestPhysical.read_u64(gpa)
+        Self::check(gpa)?;
+        // SAFETY: `check` found the 8 bytes in guest RAM mapped by EPT and outside the
+        // hypervisor, which the host identity-maps; the guest may change them meanwhile, and a
+        // volatile read of a plain integer is sound.
+        Ok(unsafe { core::ptr::read_volatile(gpa as *const u64) })
     }
 }
 
 impl TableMemory for Tables {
     fn set_bits(&mut self, gpa: u64, bits: u64) -> Result<(), WalkError> {
-        GuestPhysical.check(gpa, 8)?;
+        Self::check(gpa)?;
         // SAFETY: `check` found the 8 aligned bytes in guest RAM outside the hypervisor, which
         // the host identity-maps; an atomic OR races safely with the guest's own walks.
         unsafe { (*(gpa as *const AtomicU64)).fetch_or(bits, Ordering::SeqCst) };
@@ -102,7 +129,7 @@ impl TableMemory for Tables {
     }
 
     fn write_u64(&mut self, gpa: u64, value: u64) -> Result<(), WalkError> {
-        GuestPhysical.check(gpa, 8)?;
+        Self::check(gpa)?;
         // SAFETY: as in `set_bits`; the entry belongs to a root the guest can no longer write.
         unsafe { (*(gpa as *const AtomicU64)).store(value, Ordering::SeqCst) };
         Ok(())
@@ -166,7 +193,7 @@ fn protected_ranges(vmcs: &Vmcs) -> Result<([Protected; MAX_PROTECTED], usize), 
     ];
     for (base, length) in tables {
         for page in (base & !(PAGE - 1)..base + length).step_by(PAGE as usize) {
-            let mapping = walker::translate(&GuestPhysical, cr3, 0, page)?;
+            let mapping = walker::translate(&Tables, cr3, 0, page)?;
             push(Protected {
                 va: page,
                 gpa: mapping.gpa & !(PAGE - 1),
@@ -175,7 +202,7 @@ fn protected_ranges(vmcs: &Vmcs) -> Result<([Protected; MAX_PROTECTED], usize), 
         }
     }
     if !layout
-        .segment_at(walker::translate(&GuestPhysical, cr3, 0, lstar)?.gpa)
+        .segment_at(walker::translate(&Tables, cr3, 0, lstar)?.gpa)
         .is_some_and(|s| s.kind == SegmentKind::Text)
     {
         return Err(Refusal::Denied(lstar));
@@ -230,7 +257,7 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
             if window.overlaps(range.va, range.length) {
                 return Err(Refusal::Invalid);
             }
-            km::translates_as_recorded(&GuestPhysical, cr3, range)?;
+            km::translates_as_recorded(&Tables, cr3, range)?;
             if regs.rdx != 0 {
                 template_agrees(regs.rdx, range)?;
             }
@@ -258,10 +285,10 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
         if !stable {
             return Err(Refusal::Denied(roots[0]));
         }
-        let kernel_half = km::kernel_half(&GuestPhysical, cr3)?;
+        let kernel_half = km::kernel_half(&Tables, cr3)?;
         let template_half = match regs.rdx {
             0 => None,
-            template => Some(km::kernel_half(&GuestPhysical, template)?),
+            template => Some(km::kernel_half(&Tables, template)?),
         };
         let kernel = Space {
             kernel_cr3: cr3,
@@ -300,7 +327,7 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
 fn template_agrees(template: u64, range: &Protected) -> Result<(), Refusal> {
     let mut offset = 0;
     while offset < range.length {
-        match walker::translate(&GuestPhysical, template, 0, range.va + offset) {
+        match walker::translate(&Tables, template, 0, range.va + offset) {
             Ok(m) if m.gpa != range.gpa + offset => return Err(Refusal::Denied(m.gpa)),
             Ok(_) | Err(WalkError::NotPresent { .. }) => {}
             Err(e) => return Err(e.into()),
@@ -351,7 +378,7 @@ pub fn register(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     }
     super::policy::flush();
     let result = match REGISTRY.lock().as_mut() {
-        Some(registry) => registry.register(&GuestPhysical, &mut AfterProtect, space),
+        Some(registry) => registry.register(&Tables, &mut AfterProtect, space),
         None => Err(Refusal::Invalid),
     };
     match result {
