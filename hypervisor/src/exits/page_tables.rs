@@ -83,29 +83,12 @@ fn refusal(vmcs: &Vmcs, r: Refusal, detail: u64) -> u64 {
 }
 
 /// Guest paging structures through the host's identity map: write-back guest RAM in EPT,
-/// outside the hypervisor. Unlike `GuestPhysical` (made for the GDB stub, which must not wait)
-/// it waits for the EPT lock: another vCPU's policy request holds it only briefly, and a
-/// registration must not fail because of it.
+/// outside the hypervisor (`GuestPhysical::check_waiting`).
 struct Tables;
 
 impl Tables {
     fn check(gpa: u64) -> Result<(), WalkError> {
-        let range = crate::handoff::PhysRange::new(gpa, 8);
-        if state::get()
-            .hypervisor_ranges
-            .iter()
-            .any(|r| r.overlaps(&range))
-        {
-            return Err(WalkError::HypervisorMemory(gpa));
-        }
-        let mut guard = state::EPT.lock();
-        match guard.as_mut().and_then(|ept| ept.translate(gpa)) {
-            Some(t) if t.host_physical == gpa && t.memory_type == Some(MemoryType::WriteBack) => {
-                Ok(())
-            }
-            Some(_) => Err(WalkError::DeviceMemory(gpa)),
-            None => Err(WalkError::NotInEpt(gpa)),
-        }
+        crate::guest_memory::GuestPhysical.check_waiting(gpa, 8)
     }
 }
 

@@ -14,6 +14,24 @@ pub struct GuestPhysical;
 impl GuestPhysical {
     /// Ok if `[gpa, gpa + len)` (within one 4 KiB page) is guest memory.
     pub fn check(&self, gpa: u64, len: u64) -> Result<(), WalkError> {
+        // The lock may be held by an exit handler that stopped into the debugger (a policy
+        // violation): then the stub cannot vouch for the address and refuses it.
+        Self::check_in(gpa, len, || state::EPT.try_lock())
+    }
+
+    /// [`Self::check`] for hypercalls, which wait for the EPT lock: another vCPU's policy
+    /// request holds it only briefly, and must not make a request fail.
+    pub fn check_waiting(&self, gpa: u64, len: u64) -> Result<(), WalkError> {
+        Self::check_in(gpa, len, || Some(state::EPT.lock()))
+    }
+
+    fn check_in<'a>(
+        gpa: u64,
+        len: u64,
+        lock: impl FnOnce() -> Option<
+            spin::MutexGuard<'a, Option<crate::ept::builder::Ept<state::EptFrames>>>,
+        >,
+    ) -> Result<(), WalkError> {
         let range = crate::handoff::PhysRange::new(gpa, len.max(1));
         if state::get()
             .hypervisor_ranges
@@ -22,9 +40,7 @@ impl GuestPhysical {
         {
             return Err(WalkError::HypervisorMemory(gpa));
         }
-        // The lock may be held by an exit handler that stopped into the debugger (a policy
-        // violation): then the stub cannot vouch for the address and refuses it.
-        let mut ept = state::EPT.try_lock().ok_or(WalkError::NotInEpt(gpa))?;
+        let mut ept = lock().ok_or(WalkError::NotInEpt(gpa))?;
         let ept = ept.as_mut().ok_or(WalkError::NotInEpt(gpa))?;
         match ept.translate(gpa) {
             Some(t) if t.host_physical == gpa && t.memory_type == Some(MemoryType::WriteBack) => {
