@@ -16,6 +16,8 @@ mod arch;
 mod boot;
 #[cfg(target_os = "none")]
 mod console;
+#[cfg(target_os = "none")]
+mod entry_points;
 extern crate alloc;
 
 mod attacks;
