@@ -27,6 +27,8 @@ mod fuzz;
 mod hv;
 #[cfg(target_os = "none")]
 mod hypercall_checks;
+#[cfg(test)]
+mod layering_tests;
 mod line;
 mod loader;
 mod mm;
