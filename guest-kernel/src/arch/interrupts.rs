@@ -125,7 +125,9 @@ pub fn stub_address(vector: u8) -> u64 {
 }
 
 /// Called by the common stub (through `rampart_interrupt_dispatch`) with the frame it built on
-/// the current stack; what is not the hardware's to handle goes to `K`.
+/// the current stack; what is not the hardware's to handle goes to `K`. Inlined there, so the
+/// stubs reach it with one call, as before `K` existed.
+#[inline(always)]
 pub fn dispatch<K: Kernel>(frame: &mut InterruptFrame) {
     let from_user = frame.cs & RING_MASK == RING_USER;
     match u8::try_from(frame.vector).unwrap_or(0) {

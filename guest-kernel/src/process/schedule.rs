@@ -79,6 +79,7 @@ pub fn idle_loop() -> ! {
 /// and console readers; everywhere, charges the tick and, if something waits to run, preempts
 /// a process interrupted in ring 3, unless an idle CPU can take the waiting one instead (it is
 /// kicked); ends the process if another CPU killed it meanwhile.
+#[inline] // into the interrupt dispatcher, its one caller
 pub fn timer_tick(from_user: bool, cpu: usize) {
     let line_ready = cpu == 0 && console::poll_input();
     let (killed, preempt) = {
