@@ -6,6 +6,7 @@ use crate::arch::address_spaces::{self, LockOutcome};
 use crate::arch::hypercall::{self, Rampart, UNASSIGNED_NUMBER};
 use crate::arch::{cpu, gdt, idt, interrupts, kpti, lapic, paging, phys, pic, syscall_entry};
 use crate::console::{self, kprintln};
+use crate::hv::Detection;
 use crate::mm::memory_map::Summary;
 use crate::mm::{frames, kernel_map};
 use crate::{cmdline, process, time, trap};
@@ -73,7 +74,8 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
         memory.usable_regions
     );
 
-    let (detection, rampart) = hypercall::detect();
+    let (vendor, rampart) = hypercall::detect();
+    let detection = Detection::classify(vendor);
     kprintln!("hypervisor: {detection}");
     #[cfg(feature = "attacks")]
     if cmdline::crash(info.command_line()) == Some(cmdline::Crash::TripleFault) {

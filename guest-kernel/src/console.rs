@@ -2,13 +2,11 @@
 //! boot tests parse, and a lock-free path for fatal reports.
 
 use crate::arch::cpu::without_interrupts;
+use crate::arch::log::{self, write_line, PREFIX};
 use crate::arch::uart::Com1;
 use crate::line::LineDiscipline;
-use core::fmt::{self, Write};
+use core::fmt;
 use spin::Mutex;
-
-/// Prefix of every kernel log line on the shared serial console.
-pub const PREFIX: &str = "[kernel] ";
 
 /// The initialised UART; `None` until [`init`].
 static CONSOLE: Mutex<Option<Com1>> = Mutex::new(None);
@@ -16,9 +14,11 @@ static CONSOLE: Mutex<Option<Com1>> = Mutex::new(None);
 /// Console input in cooked mode, fed by [`poll_input`] on every timer tick.
 static INPUT: Mutex<LineDiscipline> = Mutex::new(LineDiscipline::new());
 
-/// Programs COM1 (115200 8N1, FIFOs on, no interrupts). Call first thing at boot.
+/// Programs COM1 (115200 8N1, FIFOs on, no interrupts) and makes the console the sink of
+/// `arch`'s own lines. Call first thing at boot.
 pub fn init() {
     *CONSOLE.lock() = Some(Com1::init());
+    log::set_sink(print_line);
 }
 
 /// Writes `[kernel] <args>` and a line end.
@@ -65,20 +65,9 @@ pub fn read_line(buffer: &mut [u8]) -> usize {
     without_interrupts(|| INPUT.lock().read(buffer))
 }
 
-/// For exception and panic reports, which may have interrupted a holder of the console lock:
-/// writes through a fresh handle to the (already initialised) UART instead.
-pub fn emergency_line(prefixed: bool, args: fmt::Arguments<'_>) {
-    let prefix = if prefixed { PREFIX } else { "" };
-    write_line(&mut Com1::attach(), prefix, args);
-}
-
-fn write_line(port: &mut Com1, prefix: &str, args: fmt::Arguments<'_>) {
-    // The UART never fails a write (it drops bytes on timeout instead), so `fmt::Error` can
-    // only come from a `Display` impl; the rest of the line is still worth having.
-    let _ = port.write_str(prefix);
-    let _ = port.write_fmt(args);
-    let _ = port.write_str("\r\n");
-}
+/// The lock-free path for fatal reports (`arch::log`, which owns it: `arch` reports its own
+/// fatal exceptions).
+pub use crate::arch::log::emergency_line;
 
 /// `kprintln!("fmt", args..)`: one `[kernel] `-prefixed console line.
 macro_rules! kprintln {

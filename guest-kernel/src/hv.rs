@@ -1,10 +1,7 @@
 //! Which hypervisor, if any, runs this kernel: decoded from CPUID values (pure; the CPUID
-//! instructions are issued by `arch::hypercall`).
+//! instructions are issued by `arch::hypercall::detect`).
 
 use core::fmt;
-
-/// CPUID.1:ECX bit 31: "hypervisor present", reserved as 0 on bare metal.
-pub const CPUID_1_ECX_HYPERVISOR: u32 = 1 << 31;
 
 /// The outcome of hypervisor detection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,13 +15,13 @@ pub enum Detection {
 }
 
 impl Detection {
-    /// Classifies CPUID.1:ECX and the EBX, ECX, EDX of leaf 0x40000000 (only read when the
-    /// hypervisor bit is set: on bare metal that leaf aliases the highest basic leaf).
-    pub fn classify(leaf1_ecx: u32, vendor: impl FnOnce() -> (u32, u32, u32)) -> Self {
-        if leaf1_ecx & CPUID_1_ECX_HYPERVISOR == 0 {
+    /// Classifies the EBX, ECX, EDX of leaf 0x40000000, `None` when CPUID.1:ECX's hypervisor
+    /// bit is clear (that leaf is then not read: on bare metal it aliases the highest basic
+    /// leaf).
+    pub fn classify(vendor: Option<(u32, u32, u32)>) -> Self {
+        let Some((ebx, ecx, edx)) = vendor else {
             return Self::Native;
-        }
-        let (ebx, ecx, edx) = vendor();
+        };
         if rampart_hv_abi::is_rampart_signature(ebx, ecx, edx) {
             return Self::Rampart;
         }
@@ -72,15 +69,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bit_31_clear_is_native_without_reading_the_vendor_leaf() {
-        let detected = Detection::classify(0x7ffa_3203, || panic!("vendor leaf read"));
+    fn no_vendor_leaf_is_native() {
+        let detected = Detection::classify(None);
         assert_eq!(detected, Detection::Native);
         assert_eq!(detected.to_string(), "none (native)");
     }
 
     #[test]
     fn rampart_signature_is_recognised() {
-        let detected = Detection::classify(1 << 31, rampart_hv_abi::signature_registers);
+        let detected = Detection::classify(Some(rampart_hv_abi::signature_registers()));
         assert_eq!(detected, Detection::Rampart);
         assert_eq!(detected.result_name(), "rampart");
     }
@@ -92,7 +89,7 @@ mod tests {
             u32::from_le_bytes(*b"VMKV"),
             u32::from_le_bytes(*b"M\0\0\0"),
         );
-        let detected = Detection::classify(1 << 31, || kvm);
+        let detected = Detection::classify(Some(kvm));
         assert_eq!(detected.to_string(), "unknown 'KVMKVMKVM...'");
         assert_eq!(detected.result_name(), "none");
     }

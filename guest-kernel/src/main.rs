@@ -16,6 +16,8 @@ mod arch;
 mod boot;
 #[cfg(target_os = "none")]
 mod console;
+#[cfg(target_os = "none")]
+mod entry_points;
 extern crate alloc;
 
 mod attacks;
@@ -25,6 +27,8 @@ mod fuzz;
 mod hv;
 #[cfg(target_os = "none")]
 mod hypercall_checks;
+#[cfg(test)]
+mod layering_tests;
 mod line;
 mod loader;
 mod mm;

@@ -7,7 +7,7 @@
 //! frames written through the direct map.
 
 use super::hypercall;
-use crate::console::kprintln;
+use super::log;
 use crate::mm::deferred_roots::{DeferredRoots, Release};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rampart_hv_abi::HypercallError;
@@ -102,7 +102,9 @@ pub fn release(root: u64, partner: u64) -> bool {
         Release::Busy => {
             let mut deferred = DEFERRED.lock();
             if !deferred.push(root, partner) {
-                kprintln!("deferred root list full: root {root:#x} leaked");
+                log::line(format_args!(
+                    "deferred root list full: root {root:#x} leaked"
+                ));
             }
             DEFERRED_COUNT.store(deferred.len(), Ordering::SeqCst);
             false
@@ -132,7 +134,9 @@ fn answer(result: i64, root: u64) -> Release {
         0 => Release::Released,
         r if r == HypercallError::Busy as i64 => Release::Busy,
         error => {
-            kprintln!("ReleaseAddressSpace({root:#x}) refused: {error}; frame leaked");
+            log::line(format_args!(
+                "ReleaseAddressSpace({root:#x}) refused: {error}; frame leaked"
+            ));
             Release::Refused
         }
     }

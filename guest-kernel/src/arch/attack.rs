@@ -1,4 +1,4 @@
-//! The raw instructions of the attack suite (`crate::attacks`, cargo feature `attacks`): what a
+//! The raw instructions of the attack suite (`attacks`, cargo feature `attacks`): what a
 //! compromised kernel would execute. Each is `unsafe`: it is meant to be refused by the
 //! hypervisor (a fault ends the calling kernel thread) and, natively, to be harmless only
 //! because the caller writes back what was there and restores what it changed.

@@ -1,4 +1,4 @@
-//! The raw instructions of the page-table attacks (`crate::attacks::remap`, cargo feature
+//! The raw instructions of the page-table attacks (`attacks::remap`, cargo feature
 //! `attacks`): SGDT, and a forged #BP handler with the INT3 that shows whether it is live.
 //! Natively each is harmless because the callers restore what they
 //! changed at once; under `pagetables = locked` the step before (a page-table write, a CR3

@@ -1,6 +1,8 @@
 //! `_start`: the first kernel instruction under the entry contract of `rampart_boot_info`, and
-//! the kernel's stacks (boot stack and IST stacks, each above an unmapped guard page).
+//! the kernel's stacks (boot stack and IST stacks, each above an unmapped guard page). It
+//! continues in `Kernel::start` (`arch::kernel`).
 
+use super::kernel::Kernel;
 use core::arch::global_asm;
 use rampart_boot_info::BootInfo;
 
@@ -11,8 +13,8 @@ pub const IST_STACK_SIZE: usize = 16 * 1024;
 
 // At entry: 64-bit mode, CPL0, IF=0, identity-mapped paging, RDI = BootInfo address, RSP on the
 // firmware's boot stack. Zero .bss ourselves (the ELF loader should have, but the kernel's
-// statics must not depend on it), switch to the kernel stack, and call `rust_entry` with RDI
-// unchanged. Stack alignment: RSP is 16-aligned before the call, as the SysV ABI requires.
+// statics must not depend on it), switch to the kernel stack, and call `rampart_kernel_entry`
+// (defined by `arch::kernel::bind!`, which continues in [`enter`]) with RDI unchanged. Stack alignment: RSP is 16-aligned before the call, as the SysV ABI requires.
 global_asm!(
     ".section .text.entry, \"ax\"",
     ".global _start",
@@ -29,7 +31,7 @@ global_asm!(
     "    lea rsp, [rip + __kernel_stack_top]",
     "    xor ebp, ebp",
     "    mov rdi, r12",
-    "    call {entry}",
+    "    call rampart_kernel_entry",
     "    ud2",
     ".size _start, . - _start",
     "",
@@ -48,7 +50,6 @@ global_asm!(
     "STACK nmi_stack, {ist_stack_size}",
     "STACK machine_check_stack, {ist_stack_size}",
     ".previous",
-    entry = sym rust_entry,
     kernel_stack_size = const KERNEL_STACK_SIZE,
     ist_stack_size = const IST_STACK_SIZE,
 );
@@ -82,17 +83,21 @@ pub fn ist_stack_tops() -> (u64, u64, u64) {
     )
 }
 
-/// Called once by `_start`, on the kernel stack, with RDI from the firmware.
-extern "sysv64" fn rust_entry(boot_info_address: u64) -> ! {
+/// Called once, through `rampart_kernel_entry`, by `_start` on the kernel stack with RDI from
+/// the firmware: hands RDI, and the BootInfo there if the address is usable, to `K::start`.
+///
+/// # Safety
+/// `boot_info_address` must be RDI as the firmware set it under the entry contract.
+pub unsafe fn enter<K: Kernel>(boot_info_address: u64) -> ! {
     let aligned = boot_info_address.is_multiple_of(core::mem::align_of::<BootInfo>() as u64);
     let boot_info = if boot_info_address != 0 && aligned {
         // The caller validates magic and version before trusting any other field; BootInfo is
         // integers only, so any bytes there are a valid value.
         // SAFETY: per the entry contract (rampart_boot_info) RDI is the identity-mapped address
-        // of a BootInfo left untouched until `boot::start` has copied it; non-null and aligned.
+        // of a BootInfo left untouched until `Kernel::start` has copied it; non-null and aligned.
         Some(unsafe { &*(boot_info_address as *const BootInfo) })
     } else {
         None
     };
-    crate::boot::start(boot_info_address, boot_info)
+    K::start(boot_info_address, boot_info)
 }

@@ -1,4 +1,4 @@
-//! The exit fuzzer's raw instructions (`crate::fuzz`, cargo feature `attacks`) and the
+//! The exit fuzzer's raw instructions (`fuzz`, cargo feature `attacks`) and the
 //! exception fixup that lets one kernel thread survive their expected faults: before each
 //! instruction the probe registers its address and a recovery address in this CPU's slot;
 //! the #GP/#UD/#VE/... handler ([`fixup`]) resumes at the recovery address when the faulting

@@ -1,7 +1,6 @@
 //! Hypervisor detection (CPUID) and Rampart hypercalls (VMCALL), per `rampart_hv_abi`.
 
 use super::cpu;
-use crate::hv::Detection;
 use crate::mm::layout;
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -18,15 +17,22 @@ pub const UNASSIGNED_NUMBER: u64 = 0xdead;
 /// Only [`detect`] makes one.
 pub struct Rampart(());
 
-/// Detects the hypervisor; returns the hypercall handle if it is Rampart.
-pub fn detect() -> (Detection, Option<Rampart>) {
-    let detection = Detection::classify(cpu::cpuid(1, 0).ecx, || {
+/// CPUID.1:ECX bit 31: "hypervisor present", reserved as 0 on bare metal.
+const CPUID_1_ECX_HYPERVISOR: u32 = 1 << 31;
+
+/// Detects the hypervisor: the EBX, ECX, EDX of its vendor leaf (0x40000000), read only if
+/// CPUID.1:ECX says one is present (on bare metal that leaf aliases the highest basic leaf),
+/// and the hypercall handle if they are Rampart's signature (`hv` names the others).
+pub fn detect() -> (Option<(u32, u32, u32)>, Option<Rampart>) {
+    let vendor = (cpu::cpuid(1, 0).ecx & CPUID_1_ECX_HYPERVISOR != 0).then(|| {
         let vendor = cpu::cpuid(CPUID_LEAF_VENDOR, 0);
         (vendor.ebx, vendor.ecx, vendor.edx)
     });
-    let handle = (detection == Detection::Rampart).then_some(Rampart(()));
+    let is_rampart =
+        vendor.is_some_and(|(ebx, ecx, edx)| rampart_hv_abi::is_rampart_signature(ebx, ecx, edx));
+    let handle = is_rampart.then_some(Rampart(()));
     PRESENT.store(handle.is_some(), Ordering::SeqCst);
-    (detection, handle)
+    (vendor, handle)
 }
 
 /// The hypercall handle, if [`detect`] found Rampart earlier.

@@ -1,9 +1,12 @@
 //! Interrupt entry: 256 fixed-size stubs that build a `trap::InterruptFrame`, and the dispatcher
-//! they call. An exception in ring 3 kills only that process, one in a kernel thread only that
-//! thread; anywhere else in ring 0 it is fatal: a register dump, the FAIL result line, halt.
+//! they call (through `rampart_interrupt_dispatch`, `arch::kernel::bind!`). An exception in
+//! ring 3 kills only that process, one in a kernel thread only that thread (both decided by the
+//! kernel, `Kernel`); anywhere else in ring 0 it is fatal: a register dump, the FAIL result
+//! line, halt.
 
+use super::kernel::Kernel;
+use super::log::emergency_line;
 use super::{cpu, lapic, percpu};
-use crate::console::emergency_line;
 use crate::trap::{self, ExceptionReport, InterruptFrame};
 use core::arch::global_asm;
 
@@ -12,7 +15,7 @@ const STUB_SIZE: u64 = 16;
 
 // Stub for vector N: push a zero error code unless the CPU pushed one, push N, and join the
 // common path, which saves the GPRs (the frame is then exactly `InterruptFrame`), calls
-// `interrupt_dispatch(&mut frame)` with DF clear and RSP 16-aligned, and restores and IRETQs.
+// `rampart_interrupt_dispatch(&mut frame)` with DF clear and RSP 16-aligned, and restores and IRETQs.
 // The CPU aligns RSP to 16 before pushing its 5 (or 6 with the error code) words, so after
 // 22 words the call sees RSP % 16 == 0, as the SysV ABI wants.
 // With `kpti=on` an interrupt from ring 3 arrives on this CPU's entry stack (TSS.RSP0, or an IST
@@ -70,7 +73,7 @@ global_asm!(
     "    push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
     "    cld",
     "    mov rdi, rsp",
-    "    call {dispatch}",
+    "    call rampart_interrupt_dispatch",
     ".global __interrupt_exit",
     "__interrupt_exit:",
     "    test byte ptr [rsp + {cs_in_frame}], 3",
@@ -98,7 +101,6 @@ global_asm!(
     "    jmp 2b",
     ".previous",
     stub_size = const STUB_SIZE,
-    dispatch = sym interrupt_dispatch,
     kpti_on = sym super::kpti::KPTI_ON,
     cs_on_entry = const 3 * 8,
     cs_in_frame = const (15 + 3) * 8,
@@ -122,20 +124,20 @@ pub fn stub_address(vector: u8) -> u64 {
     (&raw const __interrupt_stubs) as u64 + u64::from(vector) * STUB_SIZE
 }
 
-/// Called by the common stub with the frame it built on the current stack.
-extern "sysv64" fn interrupt_dispatch(frame: *mut InterruptFrame) {
-    // SAFETY: the common stub passes the address of the frame it has just pushed; it stays
-    // valid and unaliased until this function returns and the stub pops it.
-    let frame = unsafe { &mut *frame };
+/// Called by the common stub (through `rampart_interrupt_dispatch`) with the frame it built on
+/// the current stack; what is not the hardware's to handle goes to `K`. Inlined there, so the
+/// stubs reach it with one call, as before `K` existed.
+#[inline(always)]
+pub fn dispatch<K: Kernel>(frame: &mut InterruptFrame) {
     let from_user = frame.cs & RING_MASK == RING_USER;
     match u8::try_from(frame.vector).unwrap_or(0) {
-        // A first touch of a heap page: map it and retry the access (`syscall::memory`).
+        // A first touch of a heap page: map it and retry the access.
         trap::VECTOR_PAGE_FAULT
             if from_user
                 && crate::mm::heap::is_first_touch(frame.error_code)
-                && crate::syscall::memory::fault_in(cpu::read_cr2()) => {}
+                && K::heap_fault_in(cpu::read_cr2()) => {}
         vector if vector < trap::EXCEPTION_COUNT && from_user && !is_machine_fault(vector) => {
-            crate::process::user_fault(frame, cpu::read_cr2())
+            K::user_fault(frame, cpu::read_cr2())
         }
         // The exit fuzzer's own instruction faulted as it may: resume at its recovery point.
         #[cfg(feature = "attacks")]
@@ -148,19 +150,19 @@ extern "sysv64" fn interrupt_dispatch(frame: *mut InterruptFrame) {
         vector
             if vector < trap::EXCEPTION_COUNT
                 && !is_machine_fault(vector)
-                && crate::process::in_kernel_thread() =>
+                && K::in_kernel_thread() =>
         {
-            crate::process::kernel_thread_fault(frame, cpu::read_cr2())
+            K::kernel_thread_fault(frame, cpu::read_cr2())
         }
         vector if vector < trap::EXCEPTION_COUNT => fatal_exception(frame),
         trap::VECTOR_TIMER => {
             // One clock: only the boot CPU's timer advances kernel time.
             let cpu = super::percpu::index();
             if cpu == 0 {
-                crate::time::tick();
+                K::clock_tick();
             }
             lapic::end_of_interrupt();
-            crate::process::timer_tick(from_user, cpu);
+            K::timer_tick(from_user, cpu);
         }
         trap::VECTOR_TLB_SHOOTDOWN => {
             super::tlb::service(super::percpu::index());
@@ -171,7 +173,7 @@ extern "sysv64" fn interrupt_dispatch(frame: *mut InterruptFrame) {
         trap::VECTOR_RESCHEDULE => {
             lapic::end_of_interrupt();
             if from_user {
-                crate::process::kicked_in_user_mode();
+                K::kicked_in_user_mode();
             }
         }
         // Spurious LAPIC interrupts and (masked) legacy-PIC spurious IRQs: no EOI.

@@ -20,6 +20,16 @@ struct FreeList {
 
 static FREE: Mutex<FreeList> = Mutex::new(FreeList { head: 0, count: 0 });
 
+/// Says whether a frame of user text is shared program text to keep (the kernel's text cache),
+/// set once by the process module; until then no frame is.
+static SHARED_TEXT: spin::Once<fn(u64) -> bool> = spin::Once::new();
+
+/// Makes `holds` the test of [`Frames`]' `free_leaf` for shared program text (kept, granted,
+/// for the next process of the program). Only the first call counts.
+pub fn set_shared_text(holds: fn(u64) -> bool) {
+    SHARED_TEXT.call_once(|| holds);
+}
+
 /// Gives the kernel heap the physical range `[start, start + size)`.
 ///
 /// # Safety
@@ -89,7 +99,7 @@ impl PhysMemory for Frames {
     fn free_leaf(&mut self, frame: u64, entry: u64) {
         let executable_user = entry & (USER | NO_EXECUTE) == USER;
         // Shared program text stays (granted) for the next process of the program.
-        if executable_user && crate::process::text_cache::holds(frame) {
+        if executable_user && SHARED_TEXT.get().is_some_and(|holds| holds(frame)) {
             return;
         }
         // A user text page was granted execute (and made read-only) in EPT: give it back
@@ -98,7 +108,9 @@ impl PhysMemory for Frames {
             let result = rampart.revoke_execute(frame, PAGE_SIZE);
             if result != 0 {
                 // Reusing the frame would fault on the EPT; leak it instead.
-                crate::console::kprintln!("RevokeExecute of {frame:#x} refused: {result}");
+                super::log::line(format_args!(
+                    "RevokeExecute of {frame:#x} refused: {result}"
+                ));
                 return;
             }
         }

@@ -107,7 +107,8 @@ global_asm!(
 );
 
 // The 64-bit AP entry (trampoline and StartVcpu alike): interrupts off, no GDT/IDT/TR of the
-// kernel yet, RSP = the AP's idle stack top, RDI = its APIC ID.
+// kernel yet, RSP = the AP's idle stack top, RDI = its APIC ID. It continues in
+// `Kernel::ap_main` through `rampart_ap_entry` (defined by `arch::kernel::bind!`).
 global_asm!(
     ".section .text",
     ".global ap_entry64",
@@ -116,9 +117,8 @@ global_asm!(
     "    cld",
     "    and rsp, -16",
     "    xor ebp, ebp",
-    "    call {entry}",
+    "    call rampart_ap_entry",
     "    ud2",
-    entry = sym ap_rust_entry,
 );
 
 extern "C" {
@@ -133,10 +133,6 @@ extern "C" {
 /// The shared 64-bit AP entry (kernel text: StartVcpu requires it).
 pub fn entry64_address() -> u64 {
     ap_entry64 as *const () as u64
-}
-
-extern "sysv64" fn ap_rust_entry(apic_id: u64) -> ! {
-    crate::smp::ap_main(apic_id as u32)
 }
 
 /// What the trampoline loads before it jumps to the 64-bit entry.

@@ -1,10 +1,37 @@
 //! SYSCALL entry (SDM Vol. 3A 5.8.8 "Fast System Calls in 64-Bit Mode"): IA32_STAR, LSTAR,
 //! FMASK and EFER.SCE; the entry stub switches to the process's kernel stack through this CPU's
-//! block (`arch::percpu`) reached with SWAPGS, builds a `syscall::SyscallFrame`, calls the dispatcher with
-//! interrupts off, and returns with SYSRETQ.
+//! block (`arch::percpu`) reached with SWAPGS, builds a [`SyscallFrame`], calls the kernel's
+//! dispatcher (`Kernel::syscall`, `arch::kernel`) with interrupts off, and returns with SYSRETQ.
 
 use super::{cpu, gdt, percpu};
 use core::arch::global_asm;
+
+/// Saved user registers, lowest address first, as the stub below pushes them.
+#[repr(C)]
+pub struct SyscallFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    /// The number on entry, the result on return.
+    pub rax: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub r10: u64,
+    pub r8: u64,
+    pub r9: u64,
+    /// User RIP (SYSCALL saved it in RCX).
+    pub rcx: u64,
+    /// User RFLAGS (SYSCALL saved it in R11).
+    pub r11: u64,
+    pub user_rsp: u64,
+}
+
+/// The stub pushes exactly this many words; keep both in step.
+const _: () = assert!(core::mem::size_of::<SyscallFrame>() == 16 * 8);
 
 const IA32_STAR: u32 = 0xc000_0081;
 const IA32_LSTAR: u32 = 0xc000_0082;
@@ -41,7 +68,8 @@ global_asm!(
     "    push rbx", "push rbp", "push r12", "push r13", "push r14", "push r15",
     "    cld",
     "    mov rdi, rsp",
-    "    call {dispatch}",
+    // `rampart_syscall_dispatch`: defined by `arch::kernel::bind!`, a direct call.
+    "    call rampart_syscall_dispatch",
     "    pop r15", "pop r14", "pop r13", "pop r12", "pop rbp", "pop rbx",
     "    pop rax", "pop rdi", "pop rsi", "pop rdx", "pop r10", "pop r8", "pop r9",
     "    pop rcx", "pop r11",
@@ -61,7 +89,6 @@ global_asm!(
     "    swapgs",
     "    sysretq",
     ".previous",
-    dispatch = sym crate::syscall::dispatch,
     kpti_on = sym super::kpti::KPTI_ON,
     kernel_rsp = const percpu::KERNEL_RSP_OFFSET,
     user_rsp = const percpu::USER_RSP_OFFSET,

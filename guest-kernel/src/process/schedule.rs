@@ -28,8 +28,10 @@ use spin::MutexGuard;
 /// Each CPU's stand-in for `on_cpu` when it leaves its idle context (never resumed elsewhere).
 static IDLE_LEAVING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
-/// Registers the idle task (pid 0), the record every CPU's idle context shares.
+/// Registers the idle task (pid 0), the record every CPU's idle context shares, and tells the
+/// frame allocator which user text frames to keep (`text_cache`).
 pub fn init() {
+    crate::arch::phys::set_shared_text(super::text_cache::holds);
     let mut table = TABLE.lock();
     let mut name = [0; rampart_kernel_abi::syscall::MAX_NAME];
     name[..4].copy_from_slice(b"idle");

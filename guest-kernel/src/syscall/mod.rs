@@ -1,4 +1,4 @@
-//! System calls: the frame the SYSCALL stub builds, the dispatcher, and the table of handlers,
+//! System calls: the dispatcher of the frame the SYSCALL stub builds, and the table of handlers,
 //! a `static` array of function pointers in read-only data (the hypervisor can make it EPT
 //! read-only). Numbers and semantics: `rampart_kernel_abi::syscall`.
 
@@ -9,31 +9,8 @@ mod process;
 mod suite;
 mod user;
 
+use crate::arch::syscall_entry::SyscallFrame;
 use rampart_kernel_abi::syscall::{Errno, Syscall};
-
-/// Saved user registers, lowest address first, as `arch::syscall_entry` pushes them.
-#[repr(C)]
-pub struct SyscallFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub rbp: u64,
-    pub rbx: u64,
-    /// The number on entry, the result on return.
-    pub rax: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub r10: u64,
-    pub r8: u64,
-    pub r9: u64,
-    /// User RIP (SYSCALL saved it in RCX).
-    pub rcx: u64,
-    /// User RFLAGS (SYSCALL saved it in R11).
-    pub r11: u64,
-    pub user_rsp: u64,
-}
 
 /// The six argument registers.
 pub type Arguments = [u64; 6];
@@ -67,12 +44,9 @@ pub fn table_address() -> u64 {
     TABLE.as_ptr() as u64
 }
 
-/// Called by the SYSCALL stub with interrupts off.
-pub extern "sysv64" fn dispatch(frame: *mut SyscallFrame) {
-    // SAFETY: the stub passes the frame it has just pushed on this kernel stack; it stays valid
-    // and unaliased until this returns.
-    #[allow(unsafe_code)]
-    let frame = unsafe { &mut *frame };
+/// Called by the SYSCALL stub (through `arch::kernel::Kernel::syscall`) with interrupts off.
+#[inline]
+pub fn dispatch(frame: &mut SyscallFrame) {
     let arguments = [
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ];
