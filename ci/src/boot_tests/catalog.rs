@@ -490,42 +490,5 @@ pub fn select(only: Option<&str>) -> Result<Vec<&'static BootTest>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn selects_by_name_in_catalog_order() {
-        let picked = select(Some("corrupt-kernel,native-qemu")).unwrap();
-        let names: Vec<&str> = picked.iter().map(|t| t.name).collect();
-        assert_eq!(names, vec!["native-qemu", "corrupt-kernel"]);
-        let err = select(Some("native-qemu,nope")).err().unwrap();
-        assert!(err.contains("`nope`"));
-        assert_eq!(select(None).unwrap().len(), BOOT_TESTS.len());
-    }
-
-    #[test]
-    fn passing_boots_drive_the_shell() {
-        // The soak types its own rounds (`crate::soak`) instead of a session.
-        for test in BOOT_TESTS
-            .iter()
-            .filter(|t| !matches!(t.variant, Variant::Soak))
-        {
-            let driven = session(test).is_some();
-            assert_eq!(driven, test.expect.pass, "{}", test.name);
-        }
-        let native = select(Some("native-qemu")).unwrap();
-        assert!(matches!(
-            session(native[0]),
-            Some((_, Some(Flavour::Native)))
-        ));
-    }
-
-    #[test]
-    fn names_are_unique() {
-        for (i, test) in BOOT_TESTS.iter().enumerate() {
-            assert!(BOOT_TESTS[i + 1..]
-                .iter()
-                .all(|other| other.name != test.name));
-        }
-    }
-}
+#[path = "catalog_tests.rs"]
+mod tests;

@@ -3,6 +3,7 @@
 
 pub mod attacks;
 pub mod catalog;
+pub mod exit_delta;
 pub mod expect;
 pub mod fuzz;
 pub mod kpti;
