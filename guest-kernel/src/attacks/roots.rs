@@ -48,10 +48,9 @@ pub fn forged_cr3() -> Attempt {
     Frames.write(table, leaf_index, forge::repoint(leaf, idt_copy));
     let hit = cpu::without_interrupts(|| {
         let previous = cpu::read_cr3();
-        // SAFETY: the forged root is a copy of the current one but for the IDT's page (an
-        // identical IDT apart from the #BP gate), so the running code, its stack and all data
-        // stay mapped where they are; interrupts are off and the previous CR3 comes back at
-        // once. Under `pagetables = locked` the load faults (#GP) and ends this thread.
+        // Under `pagetables = locked` the load faults (#GP) and ends this thread.
+        // SAFETY: a copy of the current root but for the IDT's page (the same IDT but the #BP
+        // gate): code, stack and data stay mapped; interrupts off, old CR3 back at once.
         unsafe { cpu::write_cr3(root) };
         let hit = forged_breakpoint_runs(idt);
         // SAFETY: the root this thread ran on a moment ago.
