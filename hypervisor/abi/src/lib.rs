@@ -93,6 +93,8 @@ pub enum Hypercall {
     /// RDI = start of the stack window (linear, 2 MiB aligned), RSI = its length (a multiple
     /// of 2 MiB, 0 for none; it may not contain a protected range), RDX = the physical address
     /// of the KPTI template root whose kernel half user mode runs on (0 without KPTI). One-way.
+    /// A refused lock may leave some of the walked pages read-only (rights are never given
+    /// back); the kernel should treat any error as fatal.
     LockKernelMappings = 13,
     /// Registers a process address space, after `LockKernelMappings`: RDI = its kernel-mode
     /// root, RSI = its user-mode root under KPTI, or 0 (CR3 values: only bits 51:12 count,
