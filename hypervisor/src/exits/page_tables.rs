@@ -119,9 +119,13 @@ impl TableMemory for Tables {
     }
 }
 
-/// Frames that may become roots or root-entry tables: RW- write-back guest RAM outside the
-/// kernel image, the initrd and the hypervisor.
-struct Facts;
+/// Which frames may become roots or root-entry tables: guest RAM outside the kernel image, the
+/// initrd and the hypervisor.
+struct Facts {
+    /// Also require EPT RW- write-back (false for roots this hypercall has just made
+    /// read-only itself).
+    writable: bool,
+}
 
 impl FrameFacts for Facts {
     fn is_plain_ram(&mut self, frame: u64) -> bool {
@@ -131,6 +135,9 @@ impl FrameFacts for Facts {
             || layout.segment_at(frame).is_some()
         {
             return false;
+        }
+        if !self.writable {
+            return true;
         }
         let mut guard = state::EPT.lock();
         guard
@@ -348,7 +355,7 @@ pub fn register(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
             .is_none_or(|r| r.is_protected_frame(root))
     };
     for &root in candidates {
-        if protected(root) || !Facts.is_plain_ram(root) {
+        if protected(root) || !(Facts { writable: true }).is_plain_ram(root) {
             return deny(vmcs, root, regs.rdi);
         }
     }
@@ -361,7 +368,7 @@ pub fn register(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     }
     super::policy::flush();
     let result = match REGISTRY.lock().as_mut() {
-        Some(registry) => registry.register(&Tables, &mut AfterProtect, space),
+        Some(registry) => registry.register(&Tables, &mut Facts { writable: false }, space),
         None => Err(Refusal::Invalid),
     };
     match result {
@@ -384,18 +391,6 @@ pub fn register(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     }
 }
 
-/// `is_plain_ram` for roots this hypercall has just made read-only itself.
-struct AfterProtect;
-
-impl FrameFacts for AfterProtect {
-    fn is_plain_ram(&mut self, frame: u64) -> bool {
-        let layout = &state::get().layout;
-        !layout.in_hypervisor(frame)
-            && !layout.in_initrd(frame)
-            && layout.segment_at(frame).is_none()
-    }
-}
-
 fn not_locked() -> u64 {
     if POLICY.load(Ordering::SeqCst) {
         error(HypercallError::InvalidArgument)
@@ -414,7 +409,7 @@ pub fn set_root_entry(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     let Some(registry) = guard.as_ref() else {
         return not_locked();
     };
-    match registry.check_root_entry(&mut Facts, regs.rdi, regs.rsi, regs.rdx) {
+    match registry.check_root_entry(&mut Facts { writable: true }, regs.rdi, regs.rsi, regs.rdx) {
         Ok((roots, count)) => {
             let value = if regs.rdx & 1 != 0 {
                 regs.rdx | km::ACCESSED

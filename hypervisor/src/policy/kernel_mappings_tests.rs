@@ -174,6 +174,19 @@ fn registry(m: &mut FakeMemory) -> Registry {
     )
 }
 
+/// The locked kernel and one process space at 0x20_0000: (memory, registry, space, slot).
+fn registered() -> (FakeMemory, Registry, Space, usize) {
+    let mut m = kernel();
+    let mut r = registry(&mut m);
+    copy_root(&mut m, 0x20_0000);
+    let space = Space {
+        kernel_cr3: 0x20_0000,
+        user_cr3: 0,
+    };
+    let (slot, ..) = r.register(&m.clone(), &mut m, space).unwrap();
+    (m, r, space, slot)
+}
+
 /// A new root at `frame` with the kernel half copied from ROOT.
 pub fn copy_root(m: &mut FakeMemory, frame: u64) {
     for index in KERNEL_HALF_FIRST..ENTRIES {
@@ -230,14 +243,7 @@ fn spaces_register_with_the_locked_kernel_half_only() {
 
 #[test]
 fn root_entries_stay_in_the_lower_half_and_off_protected_pages() {
-    let mut m = kernel();
-    let mut r = registry(&mut m);
-    copy_root(&mut m, 0x20_0000);
-    let space = Space {
-        kernel_cr3: 0x20_0000,
-        user_cr3: 0,
-    };
-    r.register(&m.clone(), &mut m, space).unwrap();
+    let (mut m, r, _, _) = registered();
     assert!(r
         .check_root_entry(&mut m, 0x20_0000, 0, 0x50_0000 | RW)
         .is_ok());
@@ -268,14 +274,7 @@ fn root_entries_stay_in_the_lower_half_and_off_protected_pages() {
 
 #[test]
 fn release_waits_for_every_vcpu_and_never_frees_the_kernel_root() {
-    let mut m = kernel();
-    let mut r = registry(&mut m);
-    copy_root(&mut m, 0x20_0000);
-    let space = Space {
-        kernel_cr3: 0x20_0000,
-        user_cr3: 0,
-    };
-    let (slot, ..) = r.register(&m.clone(), &mut m, space).unwrap();
+    let (_, mut r, space, slot) = registered();
     assert_eq!(
         r.release(0x20_0000, |s| s == slot),
         Err(ReleaseRefusal::Busy)
