@@ -107,6 +107,10 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
         check_rejections(rampart);
         lock_entry_points(rampart);
     }
+    #[cfg(feature = "attacks")]
+    if cmdline::crash(info.command_line()) == Some(cmdline::Crash::UncheckedRoot) {
+        crate::attacks::unchecked_root::detour_waiting_aps();
+    }
     // After the entry-point locks, with every CPU started and on the kernel root.
     lock_kernel_mappings();
     interrupts::disable();

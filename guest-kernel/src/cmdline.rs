@@ -46,6 +46,9 @@ pub enum Crash {
     Panic,
     /// An exception with no IDT at all, first thing at boot: a triple fault.
     TripleFault,
+    /// The other CPUs switch to an unregistered copy of the kernel root just before the
+    /// page-table lock: under `pagetables = locked` the hypervisor must stop (fail closed).
+    UncheckedRoot,
 }
 
 /// The `crash=` option of `line`, if any (unknown values are ignored).
@@ -55,6 +58,7 @@ pub fn crash(line: &str) -> Option<Crash> {
         .find_map(|value| match value {
             "panic" => Some(Crash::Panic),
             "triple-fault" => Some(Crash::TripleFault),
+            "unchecked-root" => Some(Crash::UncheckedRoot),
             _ => None,
         })
 }
@@ -67,6 +71,7 @@ mod tests {
     fn crash_is_parsed() {
         assert_eq!(crash("hz=100 crash=panic"), Some(Crash::Panic));
         assert_eq!(crash("crash=triple-fault"), Some(Crash::TripleFault));
+        assert_eq!(crash("crash=unchecked-root"), Some(Crash::UncheckedRoot));
         assert_eq!(crash("crash=nope"), None);
         assert_eq!(crash(""), None);
     }

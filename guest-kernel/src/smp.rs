@@ -321,6 +321,8 @@ pub fn ap_main(apic_id: u32) -> ! {
     lapic::start_periodic_timer(trap::VECTOR_TIMER, TIMER_COUNT.load(Ordering::SeqCst));
     ONLINE.fetch_or(1 << index, Ordering::SeqCst);
     while !SCHEDULER_READY.load(Ordering::SeqCst) {
+        #[cfg(feature = "attacks")]
+        crate::attacks::unchecked_root::take_detour(index);
         cpu::enable_and_halt();
     }
     cpu::disable_interrupts();

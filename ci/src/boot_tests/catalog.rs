@@ -2,6 +2,7 @@
 //! The markers are the contract with firmware/, hypervisor/ and guest-kernel/.
 
 use super::expect::{Check, Expectations, LinePattern};
+use super::failures;
 use super::session::Session;
 use super::shell::{self, Flavour};
 use crate::emulator::Emulator;
@@ -25,6 +26,8 @@ pub enum Variant {
     CrashPanic,
     /// `cmdline = crash=triple-fault`: an exception with no IDT at boot.
     CrashTripleFault,
+    /// `cmdline = crash=unchecked-root`: the APs leave the kernel root just before the lock.
+    CrashUncheckedRoot,
     /// Verified boot: the firmware is stamped with the built kernel's digest, then one byte of
     /// the kernel changes (a kernel swapped on a built image).
     SwappedKernel,
@@ -152,14 +155,6 @@ const NATIVE_SMP4_LINES: &[LinePattern] = &[
     &["[kernel] ready"],
 ];
 
-const KERNEL_REJECTED: Expectations = Expectations {
-    ordered: &[&["[fw] error: \\rampart\\kernel.elf:"]],
-    absent: &["[kernel]"],
-    pass: false,
-    result_words: &["boot-error"],
-    checks: &[],
-};
-
 /// Every boot test, longest first so the two Bochs runs share the two cores.
 pub const BOOT_TESTS: &[BootTest] = &[
     // SMP under Rampart: the slowest boots first.
@@ -277,36 +272,10 @@ pub const BOOT_TESTS: &[BootTest] = &[
         },
     },
     super::kpti::NATIVE,
-    native_failure("corrupt-kernel", Variant::CorruptMagic, KERNEL_REJECTED),
-    native_failure("truncated-kernel", Variant::Truncated, KERNEL_REJECTED),
-    native_failure(
-        "no-init",
-        Variant::NoInit,
-        Expectations {
-            ordered: &[
-                &["[kernel] ready"],
-                &["[kernel] cannot start init from the initrd (ENOENT)"],
-            ],
-            absent: &["[kernel] started init", "RAMPART-RESULT: PASS"],
-            pass: false,
-            result_words: &["no-init"],
-            checks: &[],
-        },
-    ),
-    native_failure(
-        "kernel-panic",
-        Variant::CrashPanic,
-        Expectations {
-            ordered: &[
-                &["[kernel] ready"],
-                &["[kernel] PANIC: crash=panic on the command line"],
-            ],
-            absent: &["[kernel] started init"],
-            pass: false,
-            result_words: &["kernel-panic"],
-            checks: &[],
-        },
-    ),
+    failures::CORRUPT_KERNEL,
+    failures::TRUNCATED_KERNEL,
+    failures::NO_INIT,
+    failures::KERNEL_PANIC,
     BootTest {
         name: "soak-bochs",
         emulator: Emulator::Bochs,
@@ -316,65 +285,11 @@ pub const BOOT_TESTS: &[BootTest] = &[
         variant: Variant::Soak,
         expect: HV_PASS,
     },
-    BootTest {
-        name: "triple-fault-bochs",
-        emulator: Emulator::Bochs,
-        mode: Mode::Hv,
-        cpu: "tigerlake",
-        cpus: 1,
-        variant: Variant::CrashTripleFault,
-        expect: Expectations {
-            ordered: &[
-                &["[kernel] crash=triple-fault: INT3 before any IDT is loaded"],
-                &["[hv] FATAL: guest triple fault at RIP "],
-            ],
-            absent: &["[kernel] ready"],
-            pass: false,
-            result_words: &["hv:", "guest", "triple", "fault"],
-            checks: &[],
-        },
-    },
-    native_failure(
-        "swapped-kernel",
-        Variant::SwappedKernel,
-        Expectations {
-            ordered: &[&[
-                "[fw] error: \\rampart\\kernel.elf: SHA-256 ",
-                "does not match ",
-                "built into BOOTX64.EFI (verified boot)",
-            ]],
-            absent: &["[kernel]", "[fw] booting natively"],
-            pass: false,
-            result_words: &["boot-error"],
-            checks: &[],
-        },
-    ),
-    native_failure(
-        "bad-config",
-        Variant::BadConfig,
-        Expectations {
-            ordered: &[&["[fw] error: \\rampart\\boot.cfg"]],
-            absent: &["[kernel]"],
-            pass: false,
-            result_words: &["boot-error"],
-            checks: &[],
-        },
-    ),
-    BootTest {
-        name: "no-vmx-qemu",
-        emulator: Emulator::Qemu,
-        mode: Mode::Hv,
-        cpu: "",
-        cpus: 1,
-        variant: Variant::Normal,
-        expect: Expectations {
-            ordered: &[&["[fw] no VMX:"]],
-            absent: &["[kernel]"],
-            pass: false,
-            result_words: &["no-vmx"],
-            checks: &[],
-        },
-    },
+    failures::TRIPLE_FAULT,
+    failures::UNCHECKED_ROOT,
+    failures::SWAPPED_KERNEL,
+    failures::BAD_CONFIG,
+    failures::NO_VMX,
 ];
 
 /// Four CPUs natively (QEMU `-smp 4`): the full session with a `ps` while two spins run.
@@ -406,18 +321,6 @@ const fn hv_bochs(name: &'static str, cpu: &'static str) -> BootTest {
         cpus: 1,
         variant: Variant::Normal,
         expect: HV_PASS,
-    }
-}
-
-const fn native_failure(name: &'static str, variant: Variant, expect: Expectations) -> BootTest {
-    BootTest {
-        name,
-        emulator: Emulator::Qemu,
-        mode: Mode::Native,
-        cpu: "",
-        cpus: 1,
-        variant,
-        expect,
     }
 }
 

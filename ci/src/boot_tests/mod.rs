@@ -5,6 +5,7 @@ pub mod attacks;
 pub mod catalog;
 pub mod exit_delta;
 pub mod expect;
+pub mod failures;
 pub mod fuzz;
 pub mod kpti;
 pub mod report;
@@ -162,6 +163,9 @@ pub fn apply(variant: Variant, contents: &mut Contents) {
         Variant::NoInit => contents.initrd = without_init(&contents.initrd),
         Variant::CrashPanic => contents.boot_cfg.push_str("cmdline = crash=panic\n"),
         Variant::CrashTripleFault => contents.boot_cfg.push_str("cmdline = crash=triple-fault\n"),
+        Variant::CrashUncheckedRoot => contents
+            .boot_cfg
+            .push_str("cmdline = crash=unchecked-root\n"),
         Variant::SwappedKernel => {
             contents.expected_kernel = Some(crate::image::sha256(&contents.kernel));
             let last = contents.kernel.len() - 1;

@@ -28,5 +28,7 @@ mod roots;
 pub mod run;
 #[cfg(all(target_os = "none", feature = "attacks"))]
 mod smi_port;
+#[cfg(all(target_os = "none", feature = "attacks"))]
+pub mod unchecked_root;
 #[cfg(any(test, feature = "attacks"))]
 pub mod verdict;
