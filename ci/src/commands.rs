@@ -350,8 +350,12 @@ fn boot_records(
     timeout: Option<Duration>,
     no_build: bool,
 ) -> Vec<report::Record> {
+    let production = tests
+        .iter()
+        .any(|test| matches!(test.variant, catalog::Variant::Production));
     let built = match no_build {
         true => Ok(()),
+        false if production => build::build().and_then(|()| build::build_production()),
         false => build::build(),
     };
     match built {

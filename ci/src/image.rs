@@ -85,7 +85,7 @@ pub fn default_path(mode: Mode, production: bool, gpt: bool) -> PathBuf {
     paths::rampart_dir().join(format!("rampart-{}{production}{gpt}.img", mode.name()))
 }
 
-fn read_artifact(path: &Path) -> Result<Vec<u8>> {
+pub fn read_artifact(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).context(|| {
         format!(
             "cannot read {} (run `cargo xtask build`)",

@@ -41,6 +41,9 @@ pub enum Variant {
     PagetablesOff,
     /// `cmdline = kpti=on` (`super::kpti`).
     Kpti,
+    /// The production firmware (hypervisor without the GDB stub) and `gdb = on` in boot.cfg: the
+    /// hypervisor must say it has no stub and run the guest as usual.
+    Production,
 }
 
 /// One boot test.
@@ -122,6 +125,19 @@ const HV_PASS: Expectations = Expectations {
     checks: &[Check::Ticks, Check::Exits],
 };
 
+/// The production firmware asked for a debugger: one warning, no stub, the usual boot.
+const HV_PRODUCTION_PASS: Expectations = Expectations {
+    absent: &["[hv] gdb: waiting for debugger"],
+    checks: &[
+        Check::Ticks,
+        Check::Exits,
+        Check::Present(&[
+            "[hv] gdb: boot.cfg asks for a debugger, but this is a production build without the GDB stub",
+        ]),
+    ],
+    ..HV_PASS
+};
+
 const HV_SMP2_PASS: Expectations = Expectations {
     ordered: hv_lines!("[kernel] CPUs: 2 started"),
     checks: &[
@@ -171,7 +187,12 @@ pub const BOOT_TESTS: &[BootTest] = &[
     hv_bochs("hv-bochs-tigerlake", "tigerlake"),
     hv_bochs("hv-bochs-sandybridge", "corei7_sandy_bridge_2600k"),
     // SMEP without SMAP, and other VMX features again (see hypervisor/tests/vmx-caps).
-    hv_bochs("hv-bochs-haswell", "corei7_haswell_4770"),
+    // ... and the production build: everything but the GDB stub.
+    BootTest {
+        variant: Variant::Production,
+        expect: HV_PRODUCTION_PASS,
+        ..hv_bochs("hv-bochs-haswell", "corei7_haswell_4770")
+    },
     super::kpti::HV,
     BootTest {
         name: GDB_BOCHS,

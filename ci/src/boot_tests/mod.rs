@@ -98,6 +98,9 @@ const SOAK_IN_CI: std::time::Duration = std::time::Duration::from_secs(120);
 fn boot(test: &BootTest, launch: &Launch) -> Result<(Boot, Option<session::Report>)> {
     emulator::fresh_run_dir(&launch.run_dir)?;
     let mut contents = Contents::from_build(test.mode)?;
+    if let Variant::Production = test.variant {
+        contents.firmware = image::read_artifact(&crate::paths::production_firmware_efi())?;
+    }
     apply(test.variant, &mut contents);
     image::write(&launch.run_dir.join(DISK_IMAGE), &contents)?;
     match test.variant {
@@ -172,7 +175,7 @@ pub fn apply(variant: Variant, contents: &mut Contents) {
             contents.kernel[last] ^= 0xff;
         }
         Variant::Kpti => contents.boot_cfg.push_str(kpti::CMDLINE),
-        Variant::Gdb | Variant::GdbKill | Variant::GdbThreads => {
+        Variant::Gdb | Variant::GdbKill | Variant::GdbThreads | Variant::Production => {
             contents.boot_cfg.push_str(crate::gdb::GDB_ON)
         }
         Variant::PagetablesOff => contents.boot_cfg.push_str("pagetables = off\n"),
