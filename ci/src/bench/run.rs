@@ -69,6 +69,7 @@ pub fn run(cpu: &str, cpus: u32, timeout: Duration) -> Result<u8> {
         production_source: size::production_source_size(
             &paths::repo_root().join("hypervisor/src"),
         )?,
+        contracts_source: size::contracts_source_size(&paths::repo_root().join("hypervisor"))?,
         efi_text: size::pe_text_size(&efi),
     };
     let markdown = dashboard.markdown();

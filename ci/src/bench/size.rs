@@ -63,6 +63,18 @@ pub fn production_source_size(dir: &Path) -> Result<SourceSize> {
     })
 }
 
+/// The contract crates under `hypervisor` (the folder) that the hypervisor links in:
+/// `abi/src` and `boot-info/src`, without tests.
+pub fn contracts_source_size(hypervisor: &Path) -> Result<SourceSize> {
+    let abi = source_size(&hypervisor.join("abi/src"))?;
+    let boot_info = source_size(&hypervisor.join("boot-info/src"))?;
+    Ok(SourceSize {
+        files: abi.files + boot_info.files,
+        lines: abi.lines + boot_info.lines,
+        code_lines: abi.code_lines + boot_info.code_lines,
+    })
+}
+
 /// (lines, code lines) of `text`, leaving out each `#[cfg(test)]` item: the attribute and
 /// the item after it, up to its closing brace (or its `;` for `mod name;`).
 pub fn count_source(text: &str) -> (u64, u64) {
