@@ -13,7 +13,7 @@ use crate::{cmdline, process, time, trap};
 use core::fmt;
 use rampart_boot_info::MemoryKind;
 use rampart_boot_info::{BootInfo, BootMode};
-use rampart_hv_abi::{HypercallError, ABI_VERSION};
+use rampart_hv_abi::{DescriptorLock, HypercallError, ABI_VERSION};
 
 /// Timer ticks to see before declaring the timer working.
 const TICKS_TO_WAIT: u64 = 10;
@@ -365,7 +365,7 @@ fn lock_entry_points(rampart: &Rampart) {
     const NOT_SUPPORTED: i64 = HypercallError::NotSupported as i64;
     match (
         rampart.lock_syscall_msrs(),
-        rampart.lock_descriptor_tables(0),
+        rampart.lock_descriptor_tables(DescriptorLock::empty()),
     ) {
         (0, 0) => kprintln!("hypervisor locks: syscall MSRs, descriptor tables"),
         (0, NOT_SUPPORTED) => kprintln!("hypervisor locks: syscall MSRs (no table exiting)"),

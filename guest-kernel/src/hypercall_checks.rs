@@ -3,7 +3,7 @@
 //! selectors), without faulting and without writing guest memory.
 
 use crate::arch::hypercall::Rampart;
-use rampart_hv_abi::{access, Hypercall, HypercallError};
+use rampart_hv_abi::{Access, Hypercall, HypercallError};
 
 /// Far outside any guest RAM the emulators give us (32 TiB): not mapped in EPT.
 const OUTSIDE_RAM: u64 = 1 << 45;
@@ -24,13 +24,13 @@ pub const CASES: [Case; 7] = [
     case(
         "protect-unaligned",
         Hypercall::ProtectRange,
-        [0x1234, 0x1000, access::READ as u64],
+        [0x1234, 0x1000, Access::READ.bits() as u64],
         HypercallError::OutOfRange,
     ),
     case(
         "protect-outside-ram",
         Hypercall::ProtectRange,
-        [OUTSIDE_RAM, 0x1000, access::READ as u64],
+        [OUTSIDE_RAM, 0x1000, Access::READ.bits() as u64],
         HypercallError::OutOfRange,
     ),
     case(

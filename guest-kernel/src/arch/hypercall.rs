@@ -4,7 +4,7 @@ use super::cpu;
 use crate::mm::layout;
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
-use rampart_hv_abi::{AuditRecord, Hypercall, CPUID_LEAF_VENDOR, EXIT_COUNT_TOTAL};
+use rampart_hv_abi::{AuditRecord, DescriptorLock, Hypercall, CPUID_LEAF_VENDOR, EXIT_COUNT_TOTAL};
 
 /// Set once [`detect`] has found Rampart.
 static PRESENT: AtomicBool = AtomicBool::new(false);
@@ -134,9 +134,9 @@ impl Rampart {
         self.call(Hypercall::LockSyscallMsrs as u64)
     }
 
-    /// `Hypercall::LockDescriptorTables` with `flags` (`LOCK_TSS` or 0).
-    pub fn lock_descriptor_tables(&self, flags: u64) -> i64 {
-        self.call1(Hypercall::LockDescriptorTables as u64, flags)
+    /// `Hypercall::LockDescriptorTables` with `flags`.
+    pub fn lock_descriptor_tables(&self, flags: DescriptorLock) -> i64 {
+        self.call1(Hypercall::LockDescriptorTables as u64, flags.bits())
     }
 
     /// `Hypercall::StartVcpu`: starts the vCPU with local APIC ID `apic_id` in 64-bit mode at

@@ -15,7 +15,7 @@ use crate::mm::layout::phys_to_virt;
 use crate::mm::page_table::PAGE_SIZE;
 use crate::process;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use rampart_hv_abi::{access, Hypercall};
+use rampart_hv_abi::{Access, Hypercall};
 use rampart_kernel_abi::initrd::Initrd;
 
 pub fn grant_header() -> Attempt {
@@ -118,7 +118,8 @@ pub fn stale_tlb() -> Attempt {
     }
     let number = Hypercall::ProtectRange as u64;
     // SAFETY: ProtectRange to read-only on a frame only this attack and its writer use.
-    let result = unsafe { hypercall::vmcall(number, frame, PAGE_SIZE, u64::from(access::READ)) };
+    let result =
+        unsafe { hypercall::vmcall(number, frame, PAGE_SIZE, u64::from(Access::READ.bits())) };
     // SAFETY: the page stays readable.
     let at_return = unsafe { core::ptr::read_volatile(page as *const u64) };
     spin_until(SETTLE_CYCLES, || false);

@@ -12,7 +12,7 @@ use crate::mm::address_space::{self, PhysMemory};
 use crate::mm::layout::{phys_to_virt, KERNEL_VIRT_OFFSET, SPARE_KERNEL_PAGE};
 use crate::mm::page_table::{NO_EXECUTE, PAGE_SIZE, PRESENT, WRITABLE};
 use core::sync::atomic::{AtomicU64, Ordering};
-use rampart_hv_abi::{access, Hypercall};
+use rampart_hv_abi::{Access, Hypercall};
 
 /// One attack: its table name, what it tries, whether it is a hypercall, and its code.
 pub struct Attack {
@@ -384,7 +384,7 @@ fn hypercall_result(result: i64) -> Attempt {
 
 fn vmcall_protect() -> Attempt {
     let (start, length) = text();
-    let all = u64::from(access::READ | access::WRITE | access::EXECUTE);
+    let all = u64::from(Access::RWX.bits());
     let number = Hypercall::ProtectRange as u64;
     // SAFETY: ProtectRange writes no guest memory; natively VMCALL raises #UD, ending this
     // thread.

@@ -12,7 +12,7 @@ use crate::mm::address_space::PhysMemory;
 use crate::mm::page_table::PAGE_SIZE;
 use crate::smp;
 use core::sync::atomic::{AtomicU64, Ordering};
-use rampart_hv_abi::access;
+use rampart_hv_abi::Access;
 use rampart_kernel_abi::syscall::{bench as op, Errno};
 
 /// The frame `SHOOTDOWN` protects (allocated once, never freed; 0 until then).
@@ -48,7 +48,7 @@ fn ipi_round_trips(count: u64) -> u64 {
 fn shootdowns(count: u64) -> Result<u64, Errno> {
     let rampart = hypercall::rampart().ok_or(Errno::NoSys)?;
     let frame = scratch_frame()?;
-    let keep = u64::from(access::READ | access::WRITE);
+    let keep = u64::from((Access::READ | Access::WRITE).bits());
     for _ in 0..count {
         if rampart.protect_range(frame, PAGE_SIZE, keep) != 0 {
             return Err(Errno::Invalid);

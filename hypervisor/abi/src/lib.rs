@@ -41,8 +41,9 @@ pub enum Hypercall {
     /// 3D Appendix C) for that reason's count, or `u64::MAX` for the total.
     ExitCount = 3,
     /// Adds protection to guest-physical pages: RDI = GPA, RSI = length (both 4 KiB aligned),
-    /// RDX = the [`access`] rights to keep (a subset of the current ones: only removes rights).
-    /// Asking for a right the range does not have is `Denied` and audited.
+    /// RDX = the [`Access`] rights to keep (`Access::RWX` bits only; a subset of the current
+    /// ones: only removes rights). Asking for a right the range does not have is `Denied` and
+    /// audited.
     ProtectRange = 4,
     /// Makes pages executable and no longer writable: RDI = GPA, RSI = length (4 KiB aligned),
     /// RDX = offset in the initrd module. The pages must hold exactly the initrd's bytes at that
@@ -64,8 +65,8 @@ pub enum Hypercall {
     /// Like `ExitCount`, these queries are left out of `ExitCount`'s answers.
     ExitCycles = 10,
     /// Locks the descriptor tables: from now on LGDT, LIDT, LLDT and LTR raise #GP in the guest
-    /// and are audited, and the pages of the current GDT and IDT become read-only in EPT (with
-    /// RDI bit 0 set, the TSS's pages too). One-way. `NotSupported` where the CPU lacks
+    /// and are audited, and the pages of the current GDT and IDT become read-only in EPT (RDI =
+    /// [`DescriptorLock`] flags: with `TSS`, the TSS's pages too). One-way. `NotSupported` where the CPU lacks
     /// descriptor-table exiting.
     LockDescriptorTables = 11,
     /// Starts a virtual CPU on one of the CPUs the BootInfo lists (each waits in VMX root until
@@ -124,9 +125,16 @@ pub enum Hypercall {
 /// 4.10.4.1). Allowed in the values given to `RegisterAddressSpace`.
 pub const CR3_NO_FLUSH: u64 = 1 << 63;
 
-/// `LockDescriptorTables` flag: also make the TSS read-only (only for kernels whose TSS never
-/// changes after boot, i.e. that do not switch RSP0 per thread).
-pub const LOCK_TSS: u64 = 1 << 0;
+bitflags::bitflags! {
+    /// The flags argument of [`Hypercall::LockDescriptorTables`] (RDI); other bits are
+    /// `InvalidArgument`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct DescriptorLock: u64 {
+        /// Also make the TSS read-only (only for kernels whose TSS never changes after boot,
+        /// i.e. that do not switch RSP0 per thread).
+        const TSS = 1 << 0;
+    }
+}
 
 impl Hypercall {
     /// Decodes RAX; `None` for numbers this version does not know.
@@ -154,17 +162,23 @@ impl Hypercall {
     }
 }
 
-/// Access rights of guest-physical pages ([`Hypercall::ProtectRange`], audit records).
-pub mod access {
-    pub const READ: u32 = 1 << 0;
-    pub const WRITE: u32 = 1 << 1;
-    pub const EXECUTE: u32 = 1 << 2;
-    /// Audit records only: a register write (CR, MSR, descriptor-table register).
-    pub const REGISTER: u32 = 1 << 3;
-    /// Audit records only: a policy hypercall asking for the R/W/X bits also set.
-    pub const HYPERCALL: u32 = 1 << 4;
-    /// Audit records only: a write by the attached debugger (allowed, recorded).
-    pub const DEBUGGER: u32 = 1 << 5;
+bitflags::bitflags! {
+    /// Access rights of guest-physical pages ([`Hypercall::ProtectRange`]) and the kind of an
+    /// audited attempt ([`AuditRecord::access`]).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Access: u32 {
+        const READ = 1 << 0;
+        const WRITE = 1 << 1;
+        const EXECUTE = 1 << 2;
+        /// Audit records only: a register write (CR, MSR, descriptor-table register).
+        const REGISTER = 1 << 3;
+        /// Audit records only: a policy hypercall asking for the R/W/X bits also set.
+        const HYPERCALL = 1 << 4;
+        /// Audit records only: a write by the attached debugger (allowed, recorded).
+        const DEBUGGER = 1 << 5;
+        /// The page rights a hypercall may name.
+        const RWX = Self::READ.bits() | Self::WRITE.bits() | Self::EXECUTE.bits();
+    }
 }
 
 /// Which protection blocked an attempt (an [`AuditRecord`]'s `rule`).
@@ -305,7 +319,7 @@ pub struct AuditRecord {
     pub gpa: u64,
     /// Register number (CR or MSR) or other detail of a register attempt.
     pub detail: u64,
-    /// The [`access`] bits of the attempt.
+    /// The [`Access`] bits of the attempt (`Access::from_bits_retain`).
     pub access: u32,
     /// A [`Rule`] as u32.
     pub rule: u32,
