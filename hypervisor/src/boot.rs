@@ -52,15 +52,10 @@ pub unsafe fn start(handoff: &HandOff) -> ! {
         fatal(format_args!("reserved range too small for a stack"))
     };
     BOOT.call_once(|| spin::Mutex::new((*handoff, frames)));
+    let stack_top = stack + STACK_FRAMES * FRAME_SIZE;
     // SAFETY: the stack lies in the reserved range, which the hypervisor owns, and is used by
     // nothing else; its top is page aligned.
-    unsafe {
-        vm_entry::switch_stack(
-            handoff_tsc,
-            stack + STACK_FRAMES * FRAME_SIZE,
-            continue_on_own_stack,
-        )
-    }
+    unsafe { vm_entry::switch_stack(handoff_tsc, stack_top, continue_on_own_stack) }
 }
 
 extern "sysv64" fn continue_on_own_stack(handoff_tsc: u64) -> ! {
