@@ -270,13 +270,12 @@ fn build_ept(
     }
     crate::devices::ecam::map_read_only(&mut ept, ecam)?;
     let [reserved, image, _] = layout.hypervisor;
-    let on_off = |on: bool| if on { "on" } else { "off" };
     log::info!("EPT: identity map of {} GiB in {} tables ({} KiB), 2M pages {}, 1G pages {}; hypervisor {:#x}+{:#x} and image {:#x}+{:#x} absent",
         top >> 30,
         ept.table_count(),
         ept.table_count() * 4,
-        on_off(sizes.large_2m),
-        on_off(sizes.huge_1g),
+        if sizes.large_2m { "on" } else { "off" },
+        if sizes.huge_1g { "on" } else { "off" },
         reserved.start,
         reserved.length,
         image.start,
