@@ -56,7 +56,7 @@ pub unsafe fn init(port: u16, level: u8) {
 /// figures can leave logging out.
 static CYCLES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// Cycles spent in [`line`] so far.
+/// Cycles spent in [`line()`] so far.
 pub fn cycles() -> u64 {
     CYCLES.load(core::sync::atomic::Ordering::Relaxed)
 }
