@@ -8,6 +8,54 @@
 use crate::vcpu::GuestRegisters;
 use core::arch::naked_asm;
 
+/// Pushes the 15 general-purpose registers so that RSP then points at a [`GuestRegisters`].
+macro_rules! push_gprs {
+    () => {
+        concat!(
+            "push r15\n",
+            "push r14\n",
+            "push r13\n",
+            "push r12\n",
+            "push r11\n",
+            "push r10\n",
+            "push r9\n",
+            "push r8\n",
+            "push rbp\n",
+            "push rdi\n",
+            "push rsi\n",
+            "push rdx\n",
+            "push rcx\n",
+            "push rbx\n",
+            "push rax\n",
+        )
+    };
+}
+
+/// Pops a [`GuestRegisters`] at RSP into the 15 general-purpose registers.
+macro_rules! pop_gprs {
+    () => {
+        concat!(
+            "pop rax\n",
+            "pop rbx\n",
+            "pop rcx\n",
+            "pop rdx\n",
+            "pop rsi\n",
+            "pop rdi\n",
+            "pop rbp\n",
+            "pop r8\n",
+            "pop r9\n",
+            "pop r10\n",
+            "pop r11\n",
+            "pop r12\n",
+            "pop r13\n",
+            "pop r14\n",
+            "pop r15\n",
+        )
+    };
+}
+
+pub(super) use {pop_gprs, push_gprs};
+
 /// Loads the guest GPRs from `regs` and executes VMLAUNCH. Returns only by failing, into
 /// [`crate::exits::stop::entry_failed`].
 ///
@@ -58,42 +106,14 @@ extern "sysv64" fn resume_failed(rflags: u64) -> ! {
 #[unsafe(naked)]
 pub extern "sysv64" fn vm_exit_entry() {
     naked_asm!(
-        "push r15",
-        "push r14",
-        "push r13",
-        "push r12",
-        "push r11",
-        "push r10",
-        "push r9",
-        "push r8",
-        "push rbp",
-        "push rdi",
-        "push rsi",
-        "push rdx",
-        "push rcx",
-        "push rbx",
-        "push rax",
+        push_gprs!(),
         "mov rdi, rsp",
         "sub rsp, 520",
         "fxsave64 [rsp]",
         "call {handler}",
         "fxrstor64 [rsp]",
         "add rsp, 520",
-        "pop rax",
-        "pop rbx",
-        "pop rcx",
-        "pop rdx",
-        "pop rsi",
-        "pop rdi",
-        "pop rbp",
-        "pop r8",
-        "pop r9",
-        "pop r10",
-        "pop r11",
-        "pop r12",
-        "pop r13",
-        "pop r14",
-        "pop r15",
+        pop_gprs!(),
         "vmresume",
         "pushfq",
         "pop rdi",
