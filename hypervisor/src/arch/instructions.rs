@@ -104,10 +104,19 @@ pub fn halt_until_nmi() {
 
 /// Busy-waits `cycles` TSC cycles (the TSC is the only clock the hypervisor keeps).
 pub fn delay_cycles(cycles: u64) {
+    spin_until(cycles, || false);
+}
+
+/// Spins until `done()` holds or `cycles` TSC cycles have passed; returns whether it held.
+pub fn spin_until(cycles: u64, mut done: impl FnMut() -> bool) -> bool {
     let start = rdtsc();
-    while rdtsc().wrapping_sub(start) < cycles {
+    while !done() {
+        if rdtsc().wrapping_sub(start) >= cycles {
+            return false;
+        }
         core::hint::spin_loop();
     }
+    true
 }
 
 /// Ends NMI blocking with an IRETQ to the next instruction. A VM exit caused by an NMI leaves
