@@ -61,23 +61,21 @@ pub struct HostTables {
 /// Call once, on the boot CPU, with interrupts disabled, before anything relies on the
 /// firmware's descriptor tables and before any AP runs.
 pub unsafe fn install() -> HostTables {
-    let handlers = exception_stubs();
+    let mut handlers = exception_stubs();
+    handlers[VECTOR_NMI] = nmi_entry;
     // SAFETY: single-threaded boot (caller contract); nothing else references GDT/IDT yet.
     unsafe {
         let gdt = &mut *core::ptr::addr_of_mut!(GDT);
         gdt.0[..3].copy_from_slice(&[0, CODE64, DATA]);
-        for (cpu, tss) in TSS.iter().enumerate() {
-            let [low, high] = tss_descriptor(addr_of!(*tss) as u64, (TSS_SIZE - 1) as u32);
-            gdt.0[3 + 2 * cpu] = low;
-            gdt.0[4 + 2 * cpu] = high;
+        for (slots, tss) in gdt.0[3..].chunks_exact_mut(2).zip(&TSS) {
+            slots.copy_from_slice(&tss_descriptor(
+                addr_of!(*tss) as u64,
+                (TSS_SIZE - 1) as u32,
+            ));
         }
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
-        for (vector, (gate, handler)) in idt.0.iter_mut().zip(handlers).enumerate() {
-            let handler = if vector == VECTOR_NMI {
-                nmi_entry as *const () as u64
-            } else {
-                handler as *const () as u64
-            };
+        for (gate, handler) in idt.0.iter_mut().zip(handlers) {
+            let handler = handler as *const () as u64;
             // Present, DPL0 (the builder's default), 64-bit interrupt gate.
             *gate = DescriptorBuilder::interrupt_descriptor(code_selector(), handler)
                 .present()

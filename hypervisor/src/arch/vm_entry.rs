@@ -8,53 +8,28 @@
 use crate::vcpu::GuestRegisters;
 use core::arch::naked_asm;
 
-/// Pushes the 15 general-purpose registers so that RSP then points at a [`GuestRegisters`].
+/// `push_gprs!()` pushes the 15 general-purpose registers so that RSP then points at a
+/// [`GuestRegisters`]; `pop_gprs!()` pops one at RSP back into them. Both expand to assembly
+/// text, one instruction per register, in the struct's field order (RAX at the lowest address).
+macro_rules! gprs {
+    ($op:literal: $($register:ident),*) => {
+        concat!($($op, " ", stringify!($register), "\n"),*)
+    };
+}
+
 macro_rules! push_gprs {
     () => {
-        concat!(
-            "push r15\n",
-            "push r14\n",
-            "push r13\n",
-            "push r12\n",
-            "push r11\n",
-            "push r10\n",
-            "push r9\n",
-            "push r8\n",
-            "push rbp\n",
-            "push rdi\n",
-            "push rsi\n",
-            "push rdx\n",
-            "push rcx\n",
-            "push rbx\n",
-            "push rax\n",
-        )
+        $crate::arch::vm_entry::gprs!("push": r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax)
     };
 }
 
-/// Pops a [`GuestRegisters`] at RSP into the 15 general-purpose registers.
 macro_rules! pop_gprs {
     () => {
-        concat!(
-            "pop rax\n",
-            "pop rbx\n",
-            "pop rcx\n",
-            "pop rdx\n",
-            "pop rsi\n",
-            "pop rdi\n",
-            "pop rbp\n",
-            "pop r8\n",
-            "pop r9\n",
-            "pop r10\n",
-            "pop r11\n",
-            "pop r12\n",
-            "pop r13\n",
-            "pop r14\n",
-            "pop r15\n",
-        )
+        $crate::arch::vm_entry::gprs!("pop": rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15)
     };
 }
 
-pub(super) use {pop_gprs, push_gprs};
+pub(super) use {gprs, pop_gprs, push_gprs};
 
 /// Loads the guest GPRs from `regs` and executes VMLAUNCH. Returns only by failing, into
 /// [`crate::exits::stop::entry_failed`].
@@ -65,21 +40,14 @@ pub(super) use {pop_gprs, push_gprs};
 #[unsafe(naked)]
 pub unsafe extern "sysv64" fn vm_launch(regs: *const GuestRegisters) -> ! {
     naked_asm!(
-        "mov rax, [rdi + 0x00]",
-        "mov rbx, [rdi + 0x08]",
-        "mov rcx, [rdi + 0x10]",
-        "mov rdx, [rdi + 0x18]",
-        "mov rsi, [rdi + 0x20]",
-        "mov rbp, [rdi + 0x30]",
-        "mov r8,  [rdi + 0x38]",
-        "mov r9,  [rdi + 0x40]",
-        "mov r10, [rdi + 0x48]",
-        "mov r11, [rdi + 0x50]",
-        "mov r12, [rdi + 0x58]",
-        "mov r13, [rdi + 0x60]",
-        "mov r14, [rdi + 0x68]",
-        "mov r15, [rdi + 0x70]",
-        "mov rdi, [rdi + 0x28]",
+        // Copies `regs` to this stack and pops it from there (`regs` may be a static, and the
+        // failure path below still needs this stack). The ABI guarantees RFLAGS.DF = 0.
+        "mov rsi, rdi",
+        "sub rsp, {size}",
+        "mov rdi, rsp",
+        "mov ecx, {qwords}",
+        "rep movsq",
+        pop_gprs!(),
         "vmlaunch",
         // VMfail: RFLAGS.CF (invalid VMCS pointer) or ZF (error number in the VMCS).
         "pushfq",
@@ -88,6 +56,8 @@ pub unsafe extern "sysv64" fn vm_launch(regs: *const GuestRegisters) -> ! {
         "call {failed}",
         "ud2",
         failed = sym launch_failed,
+        size = const core::mem::size_of::<GuestRegisters>(),
+        qwords = const core::mem::size_of::<GuestRegisters>() / 8,
     )
 }
 
