@@ -133,10 +133,8 @@ extern "sysv64" fn ap_entry(slot: u64) -> ! {
     }
     crate::boot::enable_host_xsave();
     let caps = &crate::state::get().caps;
-    let (vmxon, vmcs) = (
-        cpu.vmxon_region.load(Ordering::Relaxed),
-        cpu.vmcs_region.load(Ordering::Relaxed),
-    );
+    let vmxon = cpu.vmxon_region.load(Ordering::Relaxed);
+    let vmcs = cpu.vmcs_region.load(Ordering::Relaxed);
     // SAFETY: CPL0, interrupts off; both regions are this AP's zeroed frames (`start_one`).
     let entered = unsafe { enable::enter_with(caps, vmxon, vmcs) }.is_ok();
     // Same APIC mode as the boot CPU (x2APIC wherever the CPU has it).

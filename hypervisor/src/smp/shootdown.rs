@@ -57,7 +57,9 @@ pub fn nmis_until_done(
         if instructions::rdtsc().wrapping_sub(started) > timeout_cycles {
             return Err(mask);
         }
-        send_nmis(mask);
+        (0..CPUS.len())
+            .filter(|slot| mask & (1 << slot) != 0)
+            .for_each(send_nmi);
         instructions::spin_until(resend_cycles, || pending() == 0);
     }
 }
@@ -72,12 +74,6 @@ fn waiting_for(generation: u64, me: usize) -> u32 {
                 && cpu.ept_generation.load(Ordering::SeqCst) < generation
         })
         .fold(0, |mask, (slot, _)| mask | 1 << slot)
-}
-
-fn send_nmis(mask: u32) {
-    (0..CPUS.len())
-        .filter(|slot| mask & (1 << slot) != 0)
-        .for_each(send_nmi);
 }
 
 /// Sends an NMI to the CPU in `slot`, which must run under the hypervisor (parked or running
