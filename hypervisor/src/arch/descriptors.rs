@@ -12,6 +12,8 @@ use x86::segmentation::{
 
 pub const HOST_CODE_SELECTOR: u16 = 0x08;
 pub const HOST_DATA_SELECTOR: u16 = 0x10;
+const HOST_CS: SegmentSelector = SegmentSelector::from_raw(HOST_CODE_SELECTOR);
+const HOST_DS: SegmentSelector = SegmentSelector::from_raw(HOST_DATA_SELECTOR);
 /// Host TR must not be 0 (SDM Vol. 3C 27.2.3 "Checks on Host Segment and Descriptor-Table
 /// Registers"). CPU `i` has its own TSS at selector `0x18 + 16 * i` (a 64-bit TSS descriptor
 /// takes two GDT slots), since LTR marks a descriptor busy and a busy TSS cannot be loaded on
@@ -77,7 +79,7 @@ pub unsafe fn install() -> HostTables {
         for (gate, handler) in idt.0.iter_mut().zip(handlers) {
             let handler = handler as *const () as u64;
             // Present, DPL0 (the builder's default), 64-bit interrupt gate.
-            *gate = DescriptorBuilder::interrupt_descriptor(code_selector(), handler)
+            *gate = DescriptorBuilder::interrupt_descriptor(HOST_CS, handler)
                 .present()
                 .finish();
         }
@@ -94,19 +96,18 @@ pub unsafe fn install() -> HostTables {
 /// on one CPU only); interrupts disabled.
 pub unsafe fn load(cpu: usize) -> HostTables {
     let tables = tables_of(cpu);
-    let data = SegmentSelector::from_raw(HOST_DATA_SELECTOR);
     // SAFETY: the GDT and IDT are statics (live forever) holding valid descriptors (`install`);
     // CS is reloaded (by a far return) with the 64-bit code selector of that GDT, the other
     // segment registers get its data selector, and LTR gets this CPU's own, still available, TSS.
     unsafe {
         lgdt(&DescriptorTablePointer::new(&*addr_of!(GDT)));
         lidt(&DescriptorTablePointer::new(&*addr_of!(IDT)));
-        load_cs(code_selector());
-        load_ds(data);
-        load_es(data);
-        load_ss(data);
-        load_fs(data);
-        load_gs(data);
+        load_cs(HOST_CS);
+        load_ds(HOST_DS);
+        load_es(HOST_DS);
+        load_ss(HOST_DS);
+        load_fs(HOST_DS);
+        load_gs(HOST_DS);
         x86::task::load_tr(SegmentSelector::from_raw(tables.tss_selector));
     }
     tables
@@ -121,10 +122,6 @@ pub fn tables_of(cpu: usize) -> HostTables {
         tss_base: addr_of!(TSS[cpu]) as u64,
         tss_selector: FIRST_TSS_SELECTOR + 16 * cpu as u16,
     }
-}
-
-fn code_selector() -> SegmentSelector {
-    SegmentSelector::from_raw(HOST_CODE_SELECTOR)
 }
 
 /// NMI in VMX root: saves the general-purpose registers and the SSE state, lets `smp` serve its

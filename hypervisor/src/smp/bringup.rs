@@ -88,19 +88,15 @@ unsafe fn start_one(slot: usize, trampoline: u64, frames: &mut FrameAllocator, h
     cpu.vmxon_region.store(vmxon, Ordering::Relaxed);
     cpu.vmcs_region.store(vmcs, Ordering::Relaxed);
     cpu.set_state(CpuState::Starting);
+    let params = ap_trampoline::Params {
+        cr3: host_cr3,
+        stack_top,
+        entry: ap_entry as *const () as u64,
+        argument: slot as u64,
+    };
     // SAFETY: the trampoline is installed; no AP reads the parameters now (APs start one at a
     // time and the previous one has parked or been given up).
-    unsafe {
-        ap_trampoline::set_params(
-            trampoline,
-            ap_trampoline::Params {
-                cr3: host_cr3,
-                stack_top,
-                entry: ap_entry as *const () as u64,
-                argument: slot as u64,
-            },
-        );
-    }
+    unsafe { ap_trampoline::set_params(trampoline, params) };
     for _ in 0..ATTEMPTS {
         // SAFETY: x2APIC is on (boot.rs turns it on before); the target is an AP the firmware
         // parked, which this sequence is meant to restart into our trampoline.

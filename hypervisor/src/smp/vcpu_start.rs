@@ -143,12 +143,10 @@ pub fn launch_here(slot: usize) -> ! {
     // SAFETY: `ap_entry` made this CPU's VMCS current (VMXON, VMCLEAR, VMPTRLD) and nothing
     // else runs on it.
     let vmcs = unsafe { Vmcs::assume_current() };
-    // SAFETY: GDT/IDT/TR were loaded by `ap_entry` for this slot; reloading returns the same
-    // addresses without touching the busy TSS (only reads).
-    let tables = descriptors::tables_of(slot);
     let host = HostSetup {
         cr3: template.host_cr3,
-        tables,
+        // GDT/IDT/TR were loaded by `ap_entry` for this slot; this only reads their addresses.
+        tables: descriptors::tables_of(slot),
         exit_stack_top: cpu.stack_top.load(Ordering::Relaxed),
         exit_entry: vm_entry::vm_exit_entry as *const () as u64,
         cpu_slot: slot as u64,
