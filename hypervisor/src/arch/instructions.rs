@@ -78,17 +78,6 @@ pub fn wbinvd() {
     unsafe { asm!("wbinvd", options(nostack)) };
 }
 
-/// Reads XCR0.
-pub fn xgetbv0() -> u64 {
-    let (low, high): (u32, u32);
-    // SAFETY: XGETBV with ECX = 0 is valid whenever CR4.OSXSAVE = 1, which callers check via
-    // CPUID.1:ECX.OSXSAVE before calling; it has no side effects.
-    unsafe {
-        asm!("xgetbv", in("ecx") 0u32, out("eax") low, out("edx") high, options(nomem, nostack));
-    }
-    (u64::from(high) << 32) | u64::from(low)
-}
-
 /// Reads the time-stamp counter.
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects and is always available in 64-bit mode.

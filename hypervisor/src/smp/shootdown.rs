@@ -20,19 +20,12 @@ const ICR_NMI: u32 = 0b100 << 8;
 const TIMEOUT_CYCLES: u64 = 500_000_000;
 const RESEND_CYCLES: u64 = 5_000_000;
 
-/// Shootdowns done, for the bench's figures.
-pub static SHOOTDOWNS: AtomicU64 = AtomicU64::new(0);
-
 /// Makes every running vCPU drop stale EPT translations and apply the current locks; returns
 /// once all have acknowledged. Call after the EPT change and lock flags are in place.
 pub fn tighten_all() {
     let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
     let me = super::this_cpu();
     acknowledge(me);
-    if waiting_for(generation, me) == 0 {
-        return;
-    }
-    SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
     let waiting = || waiting_for(generation, me);
     if let Err(pending) = nmis_until_done(waiting, RESEND_CYCLES, TIMEOUT_CYCLES) {
         crate::exits::stop::fatal(format_args!(
