@@ -33,20 +33,11 @@ pub enum FitError {
 
 impl fmt::Display for FitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Unsupported { field, bits } => {
-                write!(
-                    f,
-                    "{field:?} controls {bits:#010x} are required but not supported"
-                )
-            }
-            Self::ForcedOn { field, bits } => {
-                write!(
-                    f,
-                    "{field:?} controls {bits:#010x} must be 0 but the CPU forces them on"
-                )
-            }
-        }
+        let (field, bits, problem) = match *self {
+            Self::Unsupported { field, bits } => (field, bits, "are required but not supported"),
+            Self::ForcedOn { field, bits } => (field, bits, "must be 0 but the CPU forces them on"),
+        };
+        write!(f, "{field:?} controls {bits:#010x} {problem}")
     }
 }
 
@@ -64,19 +55,13 @@ pub struct ControlRequest {
 pub fn fit(field: ControlField, request: ControlRequest, capability: u64) -> Result<u32, FitError> {
     let must_be_one = capability as u32;
     let may_be_one = (capability >> 32) as u32;
-    let unsupported = request.required & !may_be_one;
-    if unsupported != 0 {
-        return Err(FitError::Unsupported {
-            field,
-            bits: unsupported,
-        });
+    let bits = request.required & !may_be_one;
+    if bits != 0 {
+        return Err(FitError::Unsupported { field, bits });
     }
-    let forced = request.forbidden & must_be_one;
-    if forced != 0 {
-        return Err(FitError::ForcedOn {
-            field,
-            bits: forced,
-        });
+    let bits = request.forbidden & must_be_one;
+    if bits != 0 {
+        return Err(FitError::ForcedOn { field, bits });
     }
     Ok((request.required | (request.optional & may_be_one) | must_be_one) & may_be_one)
 }

@@ -54,18 +54,6 @@ impl fmt::Display for VmxError {
     }
 }
 
-impl From<CapsError> for VmxError {
-    fn from(e: CapsError) -> Self {
-        Self::Capabilities(e)
-    }
-}
-
-impl From<FitError> for VmxError {
-    fn from(e: FitError) -> Self {
-        Self::Controls(e)
-    }
-}
-
 /// Checks CPUID and IA32_FEATURE_CONTROL, reads the capabilities and fits the controls,
 /// changing nothing. Safe to call under UEFI boot services.
 pub fn check() -> Result<(VmxCapabilities, Controls), VmxError> {
@@ -81,8 +69,8 @@ pub fn check() -> Result<(VmxCapabilities, Controls), VmxError> {
     {
         return Err(VmxError::DisabledByFirmware);
     }
-    let caps = VmxCapabilities::read(&msrs)?;
-    let controls = Controls::fit(&caps)?;
+    let caps = VmxCapabilities::read(&msrs).map_err(VmxError::Capabilities)?;
+    let controls = Controls::fit(&caps).map_err(VmxError::Controls)?;
     let memory_type_ok =
         caps.ept_has(ept_cap::MEMORY_TYPE_WB) || caps.ept_has(ept_cap::MEMORY_TYPE_UC);
     // Policy changes after launch need INVEPT (SDM Vol. 3C 31.3) of one of the two types.
