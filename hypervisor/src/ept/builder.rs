@@ -105,10 +105,8 @@ impl<M: TableMemory> Ept<M> {
         else {
             return Err(EptError::BadRange { start, length });
         };
-        if length == 0 {
-            return Ok(());
-        }
-        self.map_level(self.pml4, 4, start, end, permissions, memory_type)
+        let attributes = entry::attributes(permissions, memory_type);
+        self.map_level(self.pml4, 4, start, end, attributes)
     }
 
     fn leaf_allowed(&self, level: u32) -> bool {
@@ -120,37 +118,27 @@ impl<M: TableMemory> Ept<M> {
         }
     }
 
+    /// Maps `[start, end)`, which lies within `table`'s range, at `level` and below.
     fn map_level(
         &mut self,
         table: u64,
         level: u32,
         start: u64,
         end: u64,
-        permissions: Permissions,
-        memory_type: MemoryType,
+        attributes: u64,
     ) -> Result<(), EptError> {
         let span = entry_span(level);
         let mut address = start;
         while address < end {
             let entry_start = address & !(span - 1);
-            let entry_end = entry_start + span;
-            let chunk_end = end.min(entry_end);
+            let chunk_end = end.min(entry_start + span);
             let slot = index(address, level);
-            let whole = address == entry_start && chunk_end == entry_end;
+            let whole = address == entry_start && chunk_end == entry_start + span;
             if whole && self.leaf_allowed(level) {
-                let large = level > 1;
-                self.memory.table(table)[slot] =
-                    entry::leaf(entry_start, permissions, memory_type, large);
+                self.memory.table(table)[slot] = entry::leaf(entry_start, attributes, level);
             } else {
                 let next = self.next_table(table, level, slot, entry_start)?;
-                self.map_level(
-                    next,
-                    level - 1,
-                    address,
-                    chunk_end,
-                    permissions,
-                    memory_type,
-                )?;
+                self.map_level(next, level - 1, address, chunk_end, attributes)?;
             }
             address = chunk_end;
         }
@@ -174,12 +162,10 @@ impl<M: TableMemory> Ept<M> {
         let next = self.memory.allocate().ok_or(EptError::OutOfTables)?;
         self.tables += 1;
         if is_leaf {
-            let child_span = entry_span(level - 1);
             let attributes = current & !ADDRESS_MASK & !LARGE_PAGE;
-            let child_large = if level - 1 > 1 { LARGE_PAGE } else { 0 };
-            let child = self.memory.table(next);
-            for (i, e) in child.iter_mut().enumerate() {
-                *e = (entry_start + i as u64 * child_span) | attributes | child_large;
+            for (i, e) in self.memory.table(next).iter_mut().enumerate() {
+                let address = entry_start + i as u64 * entry_span(level - 1);
+                *e = entry::leaf(address, attributes, level - 1);
             }
         }
         self.memory.table(table)[slot] = entry::table(next);
