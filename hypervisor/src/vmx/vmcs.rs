@@ -60,10 +60,7 @@ impl Vmcs {
     /// Reads a field that the hypervisor itself set up or that every CPU with VMX has; a failure
     /// is a broken invariant.
     pub fn get(&self, field: u32) -> u64 {
-        match self.read(field) {
-            Ok(value) => value,
-            Err(e) => panic!("{e}"),
-        }
+        self.read(field).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Writes a guest-state field or a guest-only control (event injection, CR shadows).
@@ -80,9 +77,7 @@ impl Vmcs {
 
     /// Like [`Vmcs::write`], for fields every VMX CPU has; a failure is a broken invariant.
     pub fn set(&self, field: u32, value: u64) {
-        if let Err(e) = self.write(field, value) {
-            panic!("{e}");
-        }
+        self.write(field, value).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Writes any field.
