@@ -121,22 +121,11 @@ impl ExitReason {
     /// the guest gets #UD exactly as on a CPU without them (CPUID hides VMX and SMX).
     pub fn is_unoffered_instruction(self) -> bool {
         use ExitReason::*;
-        matches!(
-            self,
-            Getsec
-                | Vmclear
-                | Vmlaunch
-                | Vmptrld
-                | Vmptrst
-                | Vmread
-                | Vmresume
-                | Vmwrite
-                | Vmxoff
-                | Vmxon
-                | Invept
-                | Invvpid
-                | Vmfunc
-        )
+        [
+            Getsec, Vmclear, Vmlaunch, Vmptrld, Vmptrst, Vmread, Vmresume, Vmwrite, Vmxoff, Vmxon,
+            Invept, Invvpid, Vmfunc,
+        ]
+        .contains(&self)
     }
 }
 
