@@ -24,9 +24,8 @@ pub enum VmxError {
     Controls(FitError),
     /// EPT lacks 4-level walks or write-back/uncacheable paging-structure memory types.
     EptUnusable,
-    VmxonFailed,
-    VmclearFailed,
-    VmptrldFailed,
+    /// VMXON, VMCLEAR or VMPTRLD (named) failed.
+    InstructionFailed(&'static str),
     OutOfFrames,
 }
 
@@ -46,9 +45,7 @@ impl fmt::Display for VmxError {
             Self::EptUnusable => {
                 f.write_str("EPT lacks 4-level walks, a usable memory type or INVEPT")
             }
-            Self::VmxonFailed => f.write_str("VMXON failed"),
-            Self::VmclearFailed => f.write_str("VMCLEAR failed"),
-            Self::VmptrldFailed => f.write_str("VMPTRLD failed"),
+            Self::InstructionFailed(name) => write!(f, "{name} failed"),
             Self::OutOfFrames => f.write_str("out of hypervisor frames"),
         }
     }
@@ -129,9 +126,10 @@ pub unsafe fn enter_with(
     unsafe {
         *(vmxon_region as *mut u32) = caps.revision_id();
         *(vmcs_region as *mut u32) = caps.revision_id();
-        x86::bits64::vmx::vmxon(vmxon_region).map_err(|_| VmxError::VmxonFailed)?;
-        x86::bits64::vmx::vmclear(vmcs_region).map_err(|_| VmxError::VmclearFailed)?;
-        x86::bits64::vmx::vmptrld(vmcs_region).map_err(|_| VmxError::VmptrldFailed)?;
+        let failed = VmxError::InstructionFailed;
+        x86::bits64::vmx::vmxon(vmxon_region).map_err(|_| failed("VMXON"))?;
+        x86::bits64::vmx::vmclear(vmcs_region).map_err(|_| failed("VMCLEAR"))?;
+        x86::bits64::vmx::vmptrld(vmcs_region).map_err(|_| failed("VMPTRLD"))?;
     }
     Ok(())
 }
