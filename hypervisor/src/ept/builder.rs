@@ -137,7 +137,7 @@ impl<M: TableMemory> Ept<M> {
             if whole && self.leaf_allowed(level) {
                 self.memory.table(table)[slot] = entry::leaf(entry_start, attributes, level);
             } else {
-                let next = self.next_table(table, level, slot, entry_start)?;
+                let next = self.next_table(table, level, address)?;
                 self.map_level(next, level - 1, address, chunk_end, attributes)?;
             }
             address = chunk_end;
@@ -145,15 +145,11 @@ impl<M: TableMemory> Ept<M> {
         Ok(())
     }
 
-    /// The table below `table[slot]`, allocating it, or splitting a large page into one that
-    /// maps the same range with the same attributes.
-    fn next_table(
-        &mut self,
-        table: u64,
-        level: u32,
-        slot: usize,
-        entry_start: u64,
-    ) -> Result<u64, EptError> {
+    /// The table below the entry for `address`, allocating it, or splitting a large page into
+    /// one that maps the same range with the same attributes.
+    fn next_table(&mut self, table: u64, level: u32, address: u64) -> Result<u64, EptError> {
+        let slot = index(address, level);
+        let entry_start = address & !(entry_span(level) - 1);
         let current = self.memory.table(table)[slot];
         let is_leaf = entry::is_present(current) && current & LARGE_PAGE != 0;
         if entry::is_present(current) && !is_leaf {
