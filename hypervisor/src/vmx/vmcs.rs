@@ -70,9 +70,8 @@ impl Vmcs {
             guest_state || GUEST_ONLY_CONTROLS.contains(&field),
             "field {field:#x}"
         );
-        // SAFETY: a VMCS is current; the field only affects the guest, which EPT confines.
-        unsafe { x86::bits64::vmx::vmwrite(field, value) }
-            .map_err(|_| VmcsError { field, write: true })
+        // SAFETY: the field only affects the guest, which EPT confines.
+        unsafe { self.write_host_or_control(field, value) }
     }
 
     /// Like [`Vmcs::write`], for fields every VMX CPU has; a failure is a broken invariant.
