@@ -59,8 +59,7 @@ pub fn check() -> Result<(VmxCapabilities, Controls), VmxError> {
     }
     // SAFETY: VMX is present (checked above) and we run at CPL0 (firmware or hypervisor).
     let msrs = unsafe { crate::arch::msrs::HardwareMsrs::new() };
-    let feature_control =
-        crate::vmx::msr::MsrSource::read(&msrs, IA32_FEATURE_CONTROL).unwrap_or(0);
+    let feature_control = super::msr::MsrSource::read(&msrs, IA32_FEATURE_CONTROL).unwrap_or(0);
     if feature_control & FEATURE_CONTROL_LOCK != 0
         && feature_control & FEATURE_CONTROL_VMX_OUTSIDE_SMX == 0
     {
@@ -68,13 +67,12 @@ pub fn check() -> Result<(VmxCapabilities, Controls), VmxError> {
     }
     let caps = VmxCapabilities::read(&msrs).map_err(VmxError::Capabilities)?;
     let controls = Controls::fit(&caps).map_err(VmxError::Controls)?;
-    let memory_type_ok =
-        caps.ept_has(ept_cap::MEMORY_TYPE_WB) || caps.ept_has(ept_cap::MEMORY_TYPE_UC);
+    let has = |bit| caps.ept_has(bit);
+    let memory_type_ok = has(ept_cap::MEMORY_TYPE_WB) || has(ept_cap::MEMORY_TYPE_UC);
     // Policy changes after launch need INVEPT (SDM Vol. 3C 31.3) of one of the two types.
-    let invept_ok = caps.ept_has(ept_cap::INVEPT)
-        && (caps.ept_has(ept_cap::INVEPT_SINGLE_CONTEXT)
-            || caps.ept_has(ept_cap::INVEPT_ALL_CONTEXT));
-    if !caps.ept_has(ept_cap::PAGE_WALK_4) || !memory_type_ok || !invept_ok {
+    let invept_ok = has(ept_cap::INVEPT)
+        && (has(ept_cap::INVEPT_SINGLE_CONTEXT) || has(ept_cap::INVEPT_ALL_CONTEXT));
+    if !has(ept_cap::PAGE_WALK_4) || !memory_type_ok || !invept_ok {
         return Err(VmxError::EptUnusable);
     }
     Ok((caps, controls))
