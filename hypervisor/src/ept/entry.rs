@@ -76,7 +76,7 @@ impl MemoryType {
 
 /// Bits 5:0 of a leaf entry with these rights and memory type.
 pub const fn attributes(permissions: Permissions, memory_type: MemoryType) -> u64 {
-    permissions.bits() as u64 | (memory_type as u64) << MEMORY_TYPE_SHIFT
+    permissions.bits() as u64 | ((memory_type as u64) << MEMORY_TYPE_SHIFT)
 }
 
 /// A leaf entry at `level` (1 = PT; 2 and 3 map large pages) mapping `address`, aligned to its

@@ -70,7 +70,8 @@ impl Vmcs {
             guest_state || GUEST_ONLY_CONTROLS.contains(&field),
             "field {field:#x}"
         );
-        // SAFETY: the field only affects the guest, which EPT confines.
+        // SAFETY: a VMCS is current; the field (checked above) only affects the guest, which EPT
+        // confines, so no value can break the host.
         unsafe { self.write_host_or_control(field, value) }
     }
 
