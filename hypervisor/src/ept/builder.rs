@@ -99,12 +99,11 @@ impl<M: TableMemory> Ept<M> {
         permissions: Permissions,
         memory_type: MemoryType,
     ) -> Result<(), EptError> {
-        let end = start.checked_add(length).filter(|&end| end <= 1 << 48);
-        let Some(end) =
-            end.filter(|_| start.is_multiple_of(PAGE_4K) && length.is_multiple_of(PAGE_4K))
-        else {
-            return Err(EptError::BadRange { start, length });
-        };
+        let aligned = start.is_multiple_of(PAGE_4K) && length.is_multiple_of(PAGE_4K);
+        let end = start
+            .checked_add(length)
+            .filter(|&end| aligned && end <= 1 << 48);
+        let end = end.ok_or(EptError::BadRange { start, length })?;
         let attributes = entry::attributes(permissions, memory_type);
         self.map_level(self.pml4, 4, start, end, attributes)
     }

@@ -85,9 +85,7 @@ pub fn build_identity_map<M: TableMemory>(
 ) -> Result<(), EptError> {
     let mut result = Ok(());
     for_each_range(regions, excluded, top, |start, end, ty| {
-        if result.is_ok() {
-            result = ept.map(start, end - start, Permissions::READ_WRITE, ty);
-        }
+        result = result.and_then(|()| ept.map(start, end - start, Permissions::READ_WRITE, ty));
     });
     result
 }
