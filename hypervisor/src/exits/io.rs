@@ -3,9 +3,9 @@
 //! dropped, DMA writes audited); the APM control port's SMI is refused; PCI configuration
 //! goes through `devices::pci`'s filter.
 
-use super::{Exception, Resume};
+use super::{audit_register, Exception, Resume};
 use crate::devices::pci::{self, ConfigWrite, Verdict};
-use crate::devices::pci_access::{self, ENABLE};
+use crate::devices::pci_access;
 use crate::devices::ports::{self, Port, PCI_CONFIG_ADDRESS, RESET_CONTROL};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
@@ -54,13 +54,10 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
             pci_access::write_reset_control(value as u8)
         }
         (Port::PciData(offset), true) => {
-            let address = pci_access::guest_address();
-            let data = if address & ENABLE != 0 {
-                let register = (address & 0xfc) as u8 + offset;
-                pci_access::read(address, register, access.size())
-            } else {
-                u32::MAX
-            };
+            let data = pci_access::guest_selection(offset)
+                .map_or(u32::MAX, |(address, register)| {
+                    pci_access::read(address, register, access.size())
+                });
             complete_in(regs, access, data)
         }
         (Port::PciData(offset), false) => pci_write(vmcs, offset, access.size(), value),
@@ -98,12 +95,11 @@ fn complete_in(regs: &mut GuestRegisters, access: IoAccess, value: u32) {
 }
 
 fn pci_write(vmcs: &Vmcs, offset: u8, size: u8, value: u32) {
-    let address = pci_access::guest_address();
-    if address & ENABLE == 0 {
+    let Some((address, offset)) = pci_access::guest_selection(offset) else {
         return;
-    }
+    };
     let write = ConfigWrite {
-        offset: (address & 0xfc) as u8 + offset,
+        offset,
         size,
         value,
     };
@@ -127,24 +123,13 @@ fn pci_write(vmcs: &Vmcs, offset: u8, size: u8, value: u32) {
 /// Audit record of a configuration write: GPA holds the configuration address, detail the
 /// value written.
 fn audit_device(vmcs: &Vmcs, rule: Rule, address: u32, value: u32) {
-    super::audit_register(
-        vmcs,
-        rule,
-        access::WRITE,
-        u64::from(address),
-        u64::from(value),
-    );
+    audit_register(vmcs, rule, access::WRITE, address.into(), value.into());
 }
 
 /// A write to a port the guest may not use: dropped, audited (detail: port << 32 | value).
 fn refuse(vmcs: &Vmcs, rule: Rule, access: IoAccess, value: u32) {
-    super::audit_register(
-        vmcs,
-        rule,
-        access::WRITE,
-        0,
-        (u64::from(access.port()) << 32) | u64::from(value),
-    );
+    let detail = (u64::from(access.port()) << 32) | u64::from(value);
+    audit_register(vmcs, rule, access::WRITE, 0, detail);
 }
 
 #[cfg(test)]
