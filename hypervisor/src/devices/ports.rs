@@ -60,16 +60,10 @@ pub fn classify(port: u16, dma_blocks: &[PortBlock]) -> Port {
 /// Sets the exit bit of every mediated port in I/O bitmap A (ports 0000H-7FFFH) and B
 /// (8000H-FFFFH), one bit each (SDM Vol. 3C 25.6.4).
 pub fn build_bitmaps(bitmap_a: &mut [u8; 4096], bitmap_b: &mut [u8; 4096], dma: &[PortBlock]) {
-    for port in 0..=u16::MAX {
-        if classify(port, dma) != Port::Other {
-            let bitmap = if port < 0x8000 {
-                &mut *bitmap_a
-            } else {
-                &mut *bitmap_b
-            };
-            let index = port & 0x7fff;
-            bitmap[usize::from(index / 8)] |= 1 << (index % 8);
-        }
+    let bitmaps = [bitmap_a, bitmap_b];
+    for port in (0..=u16::MAX).filter(|&port| classify(port, dma) != Port::Other) {
+        let index = port & 0x7fff;
+        bitmaps[usize::from(port >> 15)][usize::from(index / 8)] |= 1 << (index % 8);
     }
 }
 
