@@ -39,37 +39,30 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         // String I/O to a mediated port would need guest-memory access on its behalf.
         return Resume::Inject(Exception::GeneralProtection);
     }
-    let value = (regs.rax & mask(access.size())) as u32;
-    match (
-        ports::classify(access.port(), crate::devices::dma_blocks()),
-        access.is_in(),
-    ) {
-        (Port::PciAddress(PCI_CONFIG_ADDRESS), true) if access.size() == 4 => {
+    let (port, size) = (access.port(), access.size());
+    let value = (regs.rax & mask(size)) as u32;
+    let kind = ports::classify(port, crate::devices::dma_blocks());
+    match (kind, access.is_in()) {
+        (Port::PciAddress(PCI_CONFIG_ADDRESS), true) if size == 4 => {
             complete_in(regs, access, pci_access::guest_address())
         }
-        (Port::PciAddress(PCI_CONFIG_ADDRESS), false) if access.size() == 4 => {
+        (Port::PciAddress(PCI_CONFIG_ADDRESS), false) if size == 4 => {
             pci_access::set_guest_address(value)
         }
-        (Port::PciAddress(RESET_CONTROL), false) if access.size() == 1 => {
+        (Port::PciAddress(RESET_CONTROL), false) if size == 1 => {
             pci_access::write_reset_control(value as u8)
         }
         (Port::PciData(offset), true) => {
-            let data = pci_access::guest_selection(offset)
-                .map_or(u32::MAX, |(address, register)| {
-                    pci_access::read(address, register, access.size())
-                });
+            let selected = pci_access::guest_selection(offset);
+            let data = selected.map_or(u32::MAX, |(function, at)| {
+                pci_access::read(function, at, size)
+            });
             complete_in(regs, access, data)
         }
-        (Port::PciData(offset), false) => pci_write(vmcs, offset, access.size(), value),
+        (Port::PciData(offset), false) => pci_write(vmcs, offset, size, value),
         (Port::SmiTrigger, false) => refuse(vmcs, Rule::Smi, access, value),
-        (Port::LegacyDma, false) | (Port::BusMaster, false) => {
-            refuse(vmcs, Rule::Dma, access, value)
-        }
-        (Port::BusMaster, true) => complete_in(
-            regs,
-            access,
-            pci_access::read_port(access.port(), access.size()),
-        ),
+        (Port::LegacyDma | Port::BusMaster, false) => refuse(vmcs, Rule::Dma, access, value),
+        (Port::BusMaster, true) => complete_in(regs, access, pci_access::read_port(port, size)),
         (_, true) => complete_in(regs, access, u32::MAX),
         (_, false) => {}
     }
@@ -87,11 +80,8 @@ fn mask(size: u8) -> u64 {
 /// Puts an IN's result in AL/AX/EAX (a 32-bit destination zero-extends, 8/16 bits merge).
 fn complete_in(regs: &mut GuestRegisters, access: IoAccess, value: u32) {
     let mask = mask(access.size());
-    regs.rax = if access.size() == 4 {
-        u64::from(value)
-    } else {
-        (regs.rax & !mask) | (u64::from(value) & mask)
-    };
+    let keep = if access.size() == 4 { 0 } else { !mask };
+    regs.rax = (regs.rax & keep) | (u64::from(value) & mask);
 }
 
 fn pci_write(vmcs: &Vmcs, offset: u8, size: u8, value: u32) {
