@@ -42,9 +42,11 @@ const EFER_PINNED: u64 = EFER_LME | EFER_NXE;
 
 static SYSCALL_MSRS_LOCKED: AtomicBool = AtomicBool::new(false);
 
-/// Freezes the SYSCALL/SYSENTER MSRs (one-way).
-pub fn lock_syscall_msrs() {
+/// The `LockSyscallMsrs` hypercall: freezes the SYSCALL/SYSENTER MSRs (one-way); returns 0.
+pub fn lock_syscall_msrs() -> u64 {
     SYSCALL_MSRS_LOCKED.store(true, Ordering::SeqCst);
+    log::info!("SYSCALL/SYSENTER MSRs locked");
+    0
 }
 
 /// What a write does: the EFER value to load, an MSR to write, or a refusal.
