@@ -107,16 +107,14 @@ pub fn decide(write: ConfigWrite, facts: DeviceFacts, mmio_window: (u64, u64)) -
     if write.size != 4 || !write.offset.is_multiple_of(4) {
         return Verdict::Refuse(Refusal::PartialBar);
     }
-    // Sizing (all ones, PCI 3.0 6.2.5.1) and leaving the BAR where it is are always fine.
-    if write.value == u32::MAX || write.value == facts.current_bar {
+    // Sizing (all ones, PCI 3.0 6.2.5.1), leaving the BAR where it is, and keeping a 64-bit
+    // BAR below 4 GiB (upper half 0) are always fine.
+    let upper_half_zero = facts.upper_half_of_64bit && write.value == 0;
+    if write.value == u32::MAX || write.value == facts.current_bar || upper_half_zero {
         return Verdict::Forward(write);
     }
     if facts.upper_half_of_64bit {
-        return if write.value == 0 {
-            Verdict::Forward(write)
-        } else {
-            Verdict::Refuse(Refusal::BarAbove4G)
-        };
+        return Verdict::Refuse(Refusal::BarAbove4G);
     }
     // I/O BARs stay where the firmware put them: a moved block of DMA registers would leave
     // the ports the hypervisor traps (`sweep`).
