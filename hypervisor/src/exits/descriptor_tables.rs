@@ -135,10 +135,9 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters, tr_ldtr: bool) -> Resume {
                 5 => vmcs.get(guest::GS_BASE),
                 _ => 0,
             };
-            let mut bytes = [0u8; 10];
-            bytes[..2].copy_from_slice(&(limit as u16).to_le_bytes());
-            bytes[2..].copy_from_slice(&base.to_le_bytes());
-            // SGDT/SIDT store limit and base; SLDT/STR a 16-bit selector.
+            // The pseudo-descriptor: 16-bit limit, then 64-bit base, little-endian (SDM Vol. 2B
+            // "SGDT"); SGDT/SIDT store all 10 bytes, SLDT/STR the 16-bit selector only.
+            let bytes = ((u128::from(base) << 16) | u128::from(limit as u16)).to_le_bytes();
             let table = matches!(instruction, TableInstruction::Sgdt | TableInstruction::Sidt);
             let length = if table { 10 } else { 2 };
             if store(vmcs, segment_base.wrapping_add(effective), &bytes[..length]).is_none() {

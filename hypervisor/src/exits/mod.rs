@@ -22,6 +22,7 @@ use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::exit_reason::{self, ExitReason, EXIT_REASON_ENTRY_FAILURE};
 use crate::vmx::vmcs::Vmcs;
+use core::sync::atomic::Ordering;
 use x86::vmx::vmcs::{control, guest, ro};
 
 /// What the guest does next.
@@ -69,9 +70,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
     state::STATS.record(basic);
     let slot = crate::smp::this_cpu();
     crate::smp::quiet::left_guest(slot);
-    crate::smp::CPUS[slot]
-        .exits
-        .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    crate::smp::CPUS[slot].exits.fetch_add(1, Ordering::Relaxed);
     // Another vCPU is stopped in the debugger: wait (all-stop) before handling this exit.
     crate::gdb::vcpus::park_if_halted(&vmcs, regs, slot);
     let audits_before = crate::gdb::audit_mark();
