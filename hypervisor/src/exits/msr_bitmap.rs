@@ -77,13 +77,13 @@ pub fn write_passes(msr: u32) -> bool {
 /// Fills a 4 KiB MSR bitmap: every bit set (exit), then the allowlists cleared.
 pub fn build(bitmap: &mut [u8; 4096]) {
     bitmap.fill(0xff);
-    let passes: [(usize, u32, fn(u32) -> bool); 4] = [
-        (READ_LOW, 0, read_passes),
+    let quarters = [
+        (READ_LOW, 0, read_passes as fn(u32) -> bool),
         (READ_HIGH, HIGH_BASE, read_passes),
         (WRITE_LOW, 0, write_passes),
         (WRITE_HIGH, HIGH_BASE, write_passes),
     ];
-    for (offset, base, passes) in passes {
+    for (offset, base, passes) in quarters {
         for msr in (base..base + RANGE_LENGTH).filter(|&m| passes(m)) {
             clear(bitmap, offset, msr - base);
         }
