@@ -141,6 +141,7 @@ fn clear_interruptibility(vmcs: &Vmcs, bits: u64) {
 
 fn inject(vmcs: &Vmcs, exception: Exception) {
     let mut info = exception as u64 | INTERRUPTION_TYPE_HARDWARE_EXCEPTION | INTERRUPTION_VALID;
+    // #GP and #DF push an error code (SDM Vol. 3A 7.3, Table 7-1); #UD and #VE do not.
     if matches!(
         exception,
         Exception::GeneralProtection | Exception::DoubleFault
