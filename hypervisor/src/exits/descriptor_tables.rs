@@ -58,19 +58,17 @@ fn protect_tables(vmcs: &Vmcs, flags: u64) -> Result<usize, HypercallError> {
     if flags & !LOCK_TSS != 0 {
         return Err(InvalidArgument);
     }
-    let mut tables = [
+    let tables = [
         (vmcs.get(guest::GDTR_BASE), vmcs.get(guest::GDTR_LIMIT) + 1),
         (vmcs.get(guest::IDTR_BASE), vmcs.get(guest::IDTR_LIMIT) + 1),
         (vmcs.get(guest::TR_BASE), vmcs.get(guest::TR_LIMIT) + 1),
     ];
-    if flags & LOCK_TSS == 0 {
-        tables[2].1 = 0;
-    }
+    let table_count = if flags & LOCK_TSS != 0 { 3 } else { 2 };
     // Translate every page first, so that a bad table changes nothing.
     let (cr3, cr4) = (vmcs.get(guest::CR3), vmcs.get(guest::CR4));
     let mut frames = [0u64; 3 * MAX_TABLE_PAGES];
     let mut count = 0;
-    for (base, length) in tables.into_iter().filter(|&(_, l)| l > 0) {
+    for (base, length) in tables.into_iter().take(table_count) {
         for page in (base & !(PAGE - 1)..base + length).step_by(PAGE as usize) {
             let mapping =
                 walker::translate(&GuestPhysical, cr3, cr4, page).map_err(|_| OutOfRange)?;
