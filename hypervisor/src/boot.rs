@@ -155,11 +155,19 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
     }
     let sweep = crate::devices::sweep::run();
     let dma_blocks = crate::devices::DMA_BLOCKS.call_once(|| sweep);
-    log::info!("PCI: {} functions, bus mastering turned off on {}, {} IDE bus-master register blocks trapped",
+    log::info!(
+        "PCI: {} functions, bus mastering turned off on {}, {} IDE bus-master register blocks trapped",
         sweep.functions,
         sweep.bus_master_cleared,
         sweep.dma_block_count
     );
+    if sweep.untrapped_dma_blocks > 0 {
+        fatal(format_args!(
+            "PCI: {} more IDE bus-master register blocks than the {} the hypervisor traps; their DMA would be unmediated, so the guest does not start",
+            sweep.untrapped_dma_blocks,
+            crate::devices::ports::MAX_DMA_BLOCKS
+        ));
+    }
     let (io_bitmap_a, bits_a) = bitmap(frames, "I/O bitmap A");
     let (io_bitmap_b, bits_b) = bitmap(frames, "I/O bitmap B");
     crate::devices::ports::build_bitmaps(bits_a, bits_b, dma_blocks.dma_blocks());

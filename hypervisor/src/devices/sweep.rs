@@ -26,6 +26,9 @@ pub struct Sweep {
     pub bus_master_cleared: usize,
     pub dma_blocks: [PortBlock; MAX_DMA_BLOCKS],
     pub dma_block_count: usize,
+    /// Bus-master IDE register blocks beyond [`MAX_DMA_BLOCKS`]: not trapped, so the boot
+    /// must stop (fail closed) rather than let the guest start their DMA.
+    pub untrapped_dma_blocks: usize,
 }
 
 impl Sweep {
@@ -80,8 +83,13 @@ fn visit(at: u32, sweep: &mut Sweep) {
     let is_bus_master_ide = class >> 16 == CLASS_IDE && (class >> 8) & PROG_IF_BUS_MASTER != 0;
     let base = (bar4 & 0xfffc) as u16;
     let io_block = bar4 & pci::BAR_IO != 0 && base != 0;
-    if is_bus_master_ide && io_block && sweep.dma_block_count < MAX_DMA_BLOCKS {
-        sweep.dma_blocks[sweep.dma_block_count] = (base, BUS_MASTER_PORTS);
-        sweep.dma_block_count += 1;
+    if is_bus_master_ide && io_block {
+        match sweep.dma_blocks.get_mut(sweep.dma_block_count) {
+            Some(slot) => {
+                *slot = (base, BUS_MASTER_PORTS);
+                sweep.dma_block_count += 1;
+            }
+            None => sweep.untrapped_dma_blocks += 1,
+        }
     }
 }
