@@ -7,9 +7,8 @@
 #![allow(unsafe_code)] // VMCS control writes and INVVPID
 
 use super::page_tables::{LOADED, REGISTRY};
-use super::{guest_rip, Exception, Resume};
+use super::{Exception, Resume};
 use crate::arch::instructions::{invvpid, InvvpidType};
-use crate::audit::{self, Attempt};
 use crate::guest_memory::walker::ADDRESS_MASK;
 use crate::state;
 use crate::vmx::caps::{ept_cap, VmxCapabilities};
@@ -104,14 +103,8 @@ pub fn handle_load(vmcs: &Vmcs, value: u64) -> Resume {
             Some(slot) => LOADED[me].swap(slot as u64, Ordering::SeqCst) == slot as u64,
             None => {
                 drop(guard);
-                audit::block(Attempt {
-                    rule: Rule::Cr3Load,
-                    access: access::REGISTER | access::WRITE,
-                    rip: guest_rip(vmcs),
-                    gva: 0,
-                    gpa: value & ADDRESS_MASK,
-                    detail: value,
-                });
+                let (access, gpa) = (access::REGISTER | access::WRITE, value & ADDRESS_MASK);
+                super::policy::block(vmcs, Rule::Cr3Load, access, 0, gpa, value);
                 return Resume::Inject(Exception::GeneralProtection);
             }
         }

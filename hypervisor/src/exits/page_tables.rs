@@ -4,8 +4,6 @@
 //! rule. CR3 loads are checked in `exits::cr3`.
 #![allow(unsafe_code)] // A/D presets and root-entry writes through the host's identity map
 
-use super::guest_rip;
-use crate::audit::{self, Attempt};
 use crate::ept::entry::{MemoryType, Permissions};
 use crate::guest_memory::walker::{self, PhysicalMemory, WalkError, PTE_PRESENT};
 use crate::policy::kernel_mappings::{
@@ -66,14 +64,8 @@ fn refusal(vmcs: &Vmcs, r: Refusal, detail: u64) -> u64 {
         }
         Refusal::Busy => HypercallError::Busy,
         Refusal::Denied(gpa) => {
-            audit::block(Attempt {
-                rule: Rule::PageTable,
-                access: access::HYPERCALL | access::WRITE,
-                rip: guest_rip(vmcs),
-                gva: 0,
-                gpa,
-                detail,
-            });
+            let access = access::HYPERCALL | access::WRITE;
+            super::policy::block(vmcs, Rule::PageTable, access, 0, gpa, detail);
             HypercallError::Denied
         }
     })
