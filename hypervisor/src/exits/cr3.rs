@@ -19,7 +19,7 @@ use x86::vmx::vmcs::control::{self, PrimaryControls, SecondaryControls};
 use x86::vmx::vmcs::guest;
 
 /// The kernel's own CR3 value at the lock (registered space 0).
-static KERNEL_CR3: AtomicU64 = AtomicU64::new(0);
+pub(super) static KERNEL_CR3: AtomicU64 = AtomicU64::new(0);
 /// Per vCPU: CR3-load exiting is on in its VMCS.
 static APPLIED: [AtomicBool; rampart_boot_info::MAX_CPUS] =
     [const { AtomicBool::new(false) }; rampart_boot_info::MAX_CPUS];
@@ -35,10 +35,6 @@ const TARGET_FIELDS: [u32; 4] = [
 /// True if the CPU lets CR3 loads exit (allowed-1 half of the primary controls).
 pub fn can_exit(caps: &VmxCapabilities) -> bool {
     (caps.procbased >> 32) & u64::from(PrimaryControls::CR3_LOAD_EXITING.bits()) != 0
-}
-
-pub(super) fn set_kernel_cr3(value: u64) {
-    KERNEL_CR3.store(value, Ordering::SeqCst);
 }
 
 /// Sets this vCPU's CR3-target values (as many as the CPU supports; others exit).

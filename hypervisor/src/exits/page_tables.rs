@@ -118,12 +118,8 @@ impl FrameFacts for Facts {
             || layout.in_initrd(frame)
             || layout.segment_at(frame).is_some();
         let rw_ram = || {
-            let mut ept = state::EPT.lock();
-            let page = ept.as_mut().and_then(|ept| ept.translate(frame));
-            page.is_some_and(|t| {
-                t.permissions == Permissions::READ_WRITE
-                    && t.memory_type == Some(MemoryType::WriteBack)
-            })
+            let rights = |ept: &mut _| operations::ram_page(ept, layout, frame);
+            state::EPT.lock().as_mut().map(rights) == Some(Ok(Permissions::READ_WRITE))
         };
         !measured && (!self.writable || rw_ram())
     }
@@ -255,7 +251,7 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
         }
     };
     let pages = registry.locked.frames().len();
-    super::cr3::set_kernel_cr3(cr3);
+    super::cr3::KERNEL_CR3.store(cr3, Ordering::SeqCst);
     *REGISTRY.lock() = Some(registry);
     LOCKED.store(true, Ordering::SeqCst);
     super::cr3::apply_lock_to_current_vmcs();

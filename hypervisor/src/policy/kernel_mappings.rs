@@ -172,24 +172,14 @@ fn walk(
         }
         let leaf = level == 1 || (level < 4 && entry & PTE_PAGE_SIZE != 0);
         if !in_window {
-            let dirty = if leaf && entry & PTE_WRITABLE != 0 {
-                DIRTY
-            } else {
-                0
-            };
-            memory.set_bits(gpa, ACCESSED | dirty)?;
+            let writable_leaf = leaf && entry & PTE_WRITABLE != 0;
+            memory.set_bits(gpa, ACCESSED | if writable_leaf { DIRTY } else { 0 })?;
         }
         if !leaf {
-            // Sign-extended from bit 47 (the kernel half).
-            let child = ((base + ((index as u64) << (12 + 9 * (level - 1)))) << 16) as i64 >> 16;
-            walk(
-                memory,
-                locked,
-                window,
-                entry & ADDRESS_MASK,
-                level - 1,
-                child as u64,
-            )?;
+            // The child's linear base, sign-extended from bit 47 (the kernel half).
+            let va = base + ((index as u64) << (12 + 9 * (level - 1)));
+            let (next, child) = (entry & ADDRESS_MASK, ((va << 16) as i64 >> 16) as u64);
+            walk(memory, locked, window, next, level - 1, child)?;
         }
     }
     Ok(())
