@@ -7,8 +7,8 @@
 use crate::ept::entry::{MemoryType, Permissions};
 use crate::guest_memory::walker::{self, PhysicalMemory, WalkError, PTE_PRESENT};
 use crate::policy::kernel_mappings::{
-    self as km, FrameFacts, Protected, Refusal, Registry, Space, StackWindow, StructurePages,
-    TableMemory, MAX_PROTECTED,
+    self as km, Protected, Refusal, Registry, Space, StackWindow, StructurePages, TableMemory,
+    MAX_PROTECTED,
 };
 use crate::policy::{operations, SegmentKind};
 use crate::state;
@@ -104,25 +104,18 @@ impl TableMemory for Tables {
 }
 
 /// Which frames may become roots or root-entry tables: guest RAM outside the kernel image, the
-/// initrd and the hypervisor.
-struct Facts {
-    /// Also require EPT RW- write-back (false for roots this hypercall has just made
-    /// read-only itself).
-    writable: bool,
-}
-
-impl FrameFacts for Facts {
-    fn is_plain_ram(&mut self, frame: u64) -> bool {
-        let layout = &state::get().layout;
-        let measured = layout.in_hypervisor(frame)
-            || layout.in_initrd(frame)
-            || layout.segment_at(frame).is_some();
-        let rw_ram = || {
-            let rights = |ept: &mut _| operations::ram_page(ept, layout, frame);
-            state::EPT.lock().as_mut().map(rights) == Some(Ok(Permissions::READ_WRITE))
-        };
-        !measured && (!self.writable || rw_ram())
-    }
+/// initrd and the hypervisor; if `writable`, also EPT RW- write-back (not for roots this
+/// hypercall has just made read-only itself).
+fn is_plain_ram(frame: u64, writable: bool) -> bool {
+    let layout = &state::get().layout;
+    let measured = layout.in_hypervisor(frame)
+        || layout.in_initrd(frame)
+        || layout.segment_at(frame).is_some();
+    let rw_ram = || {
+        let rights = |ept: &mut _| operations::ram_page(ept, layout, frame);
+        state::EPT.lock().as_mut().map(rights) == Some(Ok(Permissions::READ_WRITE))
+    };
+    !measured && (!writable || rw_ram())
 }
 
 /// The translations `LockKernelMappings` records: text and rodata from the measured ELF
@@ -288,7 +281,7 @@ pub fn register(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     for root in space.roots() {
         let protected = |r: &Registry| r.is_protected_frame(root);
         if REGISTRY.lock().as_ref().is_none_or(protected)
-            || !(Facts { writable: true }).is_plain_ram(root)
+            || !is_plain_ram(root, true)
             || space.user_root() == Some(space.kernel_root())
         {
             return refusal(vmcs, Refusal::Denied(root), regs.rdi);
@@ -300,7 +293,7 @@ pub fn register(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
             super::policy::flush();
             let mut registry = REGISTRY.lock();
             let registry = registry.as_mut().ok_or(Refusal::Invalid)?;
-            registry.register(&Tables, &mut Facts { writable: false }, space)
+            registry.register(&Tables, &|frame| is_plain_ram(frame, false), space)
         });
     if let Err(r) = result {
         // Serialized by REQUESTS: nothing else protected these frames meanwhile.
@@ -339,8 +332,8 @@ fn request(
 /// `SetRootEntry` (RDI = kernel-mode root, RSI = index, RDX = entry).
 pub fn set_root_entry(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     request(vmcs, regs.rsi, |registry| {
-        let facts = &mut Facts { writable: true };
-        let space = registry.check_root_entry(facts, regs.rdi, regs.rsi, regs.rdx)?;
+        let facts = |frame| is_plain_ram(frame, true);
+        let space = registry.check_root_entry(&facts, regs.rdi, regs.rsi, regs.rdx)?;
         let present = regs.rdx & PTE_PRESENT != 0;
         for root in space.roots() {
             let value = if present { regs.rdx | km::ACCESSED } else { 0 };

@@ -238,14 +238,10 @@ impl Space {
     }
 }
 
-/// What the registry needs to know about a frame from the rest of the hypervisor.
-pub trait FrameFacts {
-    /// True if the frame is guest RAM the guest may write now (EPT RW-, not measured, not the
-    /// hypervisor's): the only frames that may become roots or tables of roots.
-    fn is_plain_ram(&mut self, frame: u64) -> bool;
-}
-
-/// The locked kernel half and the registered address spaces.
+/// The locked kernel half and the registered address spaces. What it needs to know about a
+/// frame from the rest of the hypervisor is `plain_ram(frame)`: true if the frame is guest RAM
+/// the guest may write now (EPT RW-, not measured, not the hypervisor's), the only frames that
+/// may become roots or tables of roots.
 #[derive(Clone, Debug)]
 pub struct Registry {
     pub locked: StructurePages,
@@ -296,7 +292,7 @@ impl Registry {
     fn check_root(
         &self,
         memory: &impl PhysicalMemory,
-        facts: &mut impl FrameFacts,
+        plain_ram: &impl Fn(u64) -> bool,
         cr3: u64,
         expected: &[u64; 256],
     ) -> Result<u64, Refusal> {
@@ -304,7 +300,7 @@ impl Registry {
             return Err(Refusal::Invalid);
         }
         let root = cr3 & ADDRESS_MASK;
-        if self.is_protected_frame(root) || !facts.is_plain_ram(root) {
+        if self.is_protected_frame(root) || !plain_ram(root) {
             return Err(Refusal::Denied(root));
         }
         for index in 0..KERNEL_HALF_FIRST {
@@ -322,13 +318,13 @@ impl Registry {
     pub fn register(
         &mut self,
         memory: &impl PhysicalMemory,
-        facts: &mut impl FrameFacts,
+        plain_ram: &impl Fn(u64) -> bool,
         space: Space,
     ) -> Result<usize, Refusal> {
-        let kernel = self.check_root(memory, facts, space.kernel_cr3, &self.kernel_half)?;
+        let kernel = self.check_root(memory, plain_ram, space.kernel_cr3, &self.kernel_half)?;
         if space.user_cr3 != 0 {
             let template = self.template_half.ok_or(Refusal::Invalid)?;
-            let user = self.check_root(memory, facts, space.user_cr3, &template)?;
+            let user = self.check_root(memory, plain_ram, space.user_cr3, &template)?;
             if user == kernel {
                 return Err(Refusal::Denied(user));
             }
@@ -346,7 +342,7 @@ impl Registry {
     /// kernel-mode root is `root`; returns that space (its roots get the entry).
     pub fn check_root_entry(
         &self,
-        facts: &mut impl FrameFacts,
+        plain_ram: &impl Fn(u64) -> bool,
         root: u64,
         index: u64,
         entry: u64,
@@ -360,9 +356,7 @@ impl Registry {
         }
         let table = entry & ADDRESS_MASK;
         if entry & PTE_PRESENT != 0
-            && (entry & PTE_PAGE_SIZE != 0
-                || self.is_protected_frame(table)
-                || !facts.is_plain_ram(table))
+            && (entry & PTE_PAGE_SIZE != 0 || self.is_protected_frame(table) || !plain_ram(table))
         {
             return Err(Refusal::Denied(table));
         }

@@ -124,10 +124,9 @@ impl Model {
                     kernel_cr3: FRAMES[frame],
                     user_cr3: user.map_or(0, |u| FRAMES[u]),
                 };
-                let snapshot = self.memory.clone();
                 if self
                     .registry
-                    .register(&snapshot, &mut self.memory, space)
+                    .register(&self.memory, &|f| self.memory.is_plain_ram(f), space)
                     .is_ok()
                 {
                     self.memory.read_only.extend(space.roots());
@@ -139,10 +138,12 @@ impl Model {
                 value,
             } => {
                 let root = FRAMES[frame];
-                if let Ok(space) =
-                    self.registry
-                        .check_root_entry(&mut self.memory, root, index, value)
-                {
+                if let Ok(space) = self.registry.check_root_entry(
+                    &|f| self.memory.is_plain_ram(f),
+                    root,
+                    index,
+                    value,
+                ) {
                     for root in space.roots() {
                         self.memory.words.insert(root + index * 8, value);
                     }

@@ -32,8 +32,8 @@ impl TableMemory for FakeMemory {
     }
 }
 
-impl FrameFacts for FakeMemory {
-    fn is_plain_ram(&mut self, frame: u64) -> bool {
+impl FakeMemory {
+    pub fn is_plain_ram(&self, frame: u64) -> bool {
         !self.hypervisor.contains(&frame) && !self.read_only.contains(&frame) && frame < TOP
     }
 }
@@ -175,7 +175,7 @@ fn registered() -> (FakeMemory, Registry, Space, usize) {
         kernel_cr3: 0x20_0000,
         user_cr3: 0,
     };
-    let slot = r.register(&m.clone(), &mut m, space).unwrap();
+    let slot = r.register(&m, &|f| m.is_plain_ram(f), space).unwrap();
     (m, r, space, slot)
 }
 
@@ -200,18 +200,18 @@ fn spaces_register_with_the_locked_kernel_half_only() {
         kernel_cr3: 0x20_0000 | 3 | (1 << 63),
         user_cr3: 0,
     };
-    assert_eq!(r.register(&m.clone(), &mut m, space), Ok(1));
+    assert_eq!(r.register(&m, &|f| m.is_plain_ram(f), space), Ok(1));
     assert_eq!(space.roots().collect::<Vec<_>>(), [0x20_0000]);
     assert_eq!(r.cr3_load(0x20_0000 | 5), Some(1), "any PCID of the root");
     assert_eq!(r.cr3_load(0x30_0000), None);
     // Twice, a locked page, a forged kernel half, a non-empty lower half: denied.
-    assert!(r.register(&m.clone(), &mut m, space).is_err());
+    assert!(r.register(&m, &|f| m.is_plain_ram(f), space).is_err());
     let locked_page = Space {
         kernel_cr3: PD,
         user_cr3: 0,
     };
     assert_eq!(
-        r.register(&m.clone(), &mut m, locked_page),
+        r.register(&m, &|f| m.is_plain_ram(f), locked_page),
         Err(Refusal::Denied(PD))
     );
     copy_root(&mut m, 0x21_0000);
@@ -221,7 +221,7 @@ fn spaces_register_with_the_locked_kernel_half_only() {
         user_cr3: 0,
     };
     assert_eq!(
-        r.register(&m.clone(), &mut m, forged),
+        r.register(&m, &|f| m.is_plain_ram(f), forged),
         Err(Refusal::Denied(0x21_0000))
     );
     copy_root(&mut m, 0x22_0000);
@@ -230,16 +230,18 @@ fn spaces_register_with_the_locked_kernel_half_only() {
         kernel_cr3: 0x22_0000,
         user_cr3: 0,
     };
-    assert!(r.register(&m.clone(), &mut m, lower).is_err());
+    assert!(r.register(&m, &|f| m.is_plain_ram(f), lower).is_err());
 }
 
 #[test]
 fn root_entries_stay_in_the_lower_half_and_off_protected_pages() {
     let (mut m, r, _, _) = registered();
     assert!(r
-        .check_root_entry(&mut m, 0x20_0000, 0, 0x50_0000 | RW)
+        .check_root_entry(&|f| m.is_plain_ram(f), 0x20_0000, 0, 0x50_0000 | RW)
         .is_ok());
-    assert!(r.check_root_entry(&mut m, 0x20_0000, 255, 0).is_ok());
+    assert!(r
+        .check_root_entry(&|f| m.is_plain_ram(f), 0x20_0000, 255, 0)
+        .is_ok());
     for (index, entry) in [
         (256, 0),
         (511, 0x50_0000 | RW),
@@ -248,18 +250,19 @@ fn root_entries_stay_in_the_lower_half_and_off_protected_pages() {
     ] {
         assert!(
             matches!(
-                r.check_root_entry(&mut m, 0x20_0000, index, entry),
+                r.check_root_entry(&|f| m.is_plain_ram(f), 0x20_0000, index, entry),
                 Err(Refusal::Denied(_))
             ),
             "{index} {entry:#x}"
         );
     }
     assert!(
-        r.check_root_entry(&mut m, ROOT, 0, 0).is_err(),
+        r.check_root_entry(&|f| m.is_plain_ram(f), ROOT, 0, 0)
+            .is_err(),
         "kernel root"
     );
     assert_eq!(
-        r.check_root_entry(&mut m, 0x30_0000, 0, 0),
+        r.check_root_entry(&|f| m.is_plain_ram(f), 0x30_0000, 0, 0),
         Err(Refusal::Invalid)
     );
 }
