@@ -235,7 +235,7 @@ fn spaces_register_with_the_locked_kernel_half_only() {
 
 #[test]
 fn root_entries_stay_in_the_lower_half_and_off_protected_pages() {
-    let (mut m, r, _, _) = registered();
+    let (m, r, _, _) = registered();
     assert!(r
         .check_root_entry(&|f| m.is_plain_ram(f), 0x20_0000, 0, 0x50_0000 | RW)
         .is_ok());

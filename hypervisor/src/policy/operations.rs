@@ -14,14 +14,8 @@ pub const MAX_REQUEST_BYTES: u64 = 64 << 20;
 pub trait PageTable {
     /// Rights and memory type of the page at `gpa`; `None` if it is not mapped.
     fn page(&mut self, gpa: u64) -> Option<(Permissions, Option<MemoryType>)>;
-    /// Gives `[gpa, gpa + length)` these rights and memory type.
-    fn set(
-        &mut self,
-        gpa: u64,
-        length: u64,
-        rights: Permissions,
-        ty: MemoryType,
-    ) -> Result<(), EptError>;
+    /// Gives `[gpa, gpa + length)` these rights, as write-back RAM (all a request changes).
+    fn set(&mut self, gpa: u64, length: u64, rights: Permissions) -> Result<(), EptError>;
 }
 
 impl<M: TableMemory> PageTable for Ept<M> {
@@ -29,14 +23,8 @@ impl<M: TableMemory> PageTable for Ept<M> {
         self.translate(gpa).map(|t| (t.permissions, t.memory_type))
     }
 
-    fn set(
-        &mut self,
-        gpa: u64,
-        length: u64,
-        rights: Permissions,
-        ty: MemoryType,
-    ) -> Result<(), EptError> {
-        self.map(gpa, length, rights, ty)
+    fn set(&mut self, gpa: u64, length: u64, rights: Permissions) -> Result<(), EptError> {
+        self.map(gpa, length, rights, MemoryType::WriteBack)
     }
 }
 
@@ -61,7 +49,7 @@ impl From<EptError> for Denial {
 /// instruction, over an identity map whose RAM is RW-).
 pub fn apply_initial(table: &mut impl PageTable, layout: &ProtectedLayout) -> Result<(), EptError> {
     for (range, rights) in layout.overrides() {
-        table.set(range.start, range.length, rights, MemoryType::WriteBack)?;
+        table.set(range.start, range.length, rights)?;
     }
     Ok(())
 }
@@ -118,12 +106,7 @@ pub fn grant_execute(
         let rule = Rule::UnmeasuredCode;
         return Err(Denial::Denied { rule, gpa });
     }
-    Ok(table.set(
-        gpa,
-        rounded,
-        Permissions::READ_EXECUTE,
-        MemoryType::WriteBack,
-    )?)
+    Ok(table.set(gpa, rounded, Permissions::READ_EXECUTE)?)
 }
 
 /// `RevokeExecute`: granted (R-X, not kernel text) pages return to RW-.
@@ -134,7 +117,7 @@ pub fn revoke_execute(
     length: u64,
 ) -> Result<(), Denial> {
     let rounded = check_swap(table, layout, gpa, length, Permissions::READ_EXECUTE)?;
-    Ok(table.set(gpa, rounded, Permissions::READ_WRITE, MemoryType::WriteBack)?)
+    Ok(table.set(gpa, rounded, Permissions::READ_WRITE)?)
 }
 
 /// Checks a W<->X swap request: every page is guest RAM outside the measured layout and has
@@ -178,7 +161,7 @@ pub fn protect_range(
         }
     }
     for page in pages(gpa, length)? {
-        table.set(page, PAGE, keep, MemoryType::WriteBack)?;
+        table.set(page, PAGE, keep)?;
     }
     Ok(())
 }
