@@ -231,10 +231,8 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
         let template_half = (template != 0)
             .then(|| km::kernel_half(&Tables, template))
             .transpose()?;
-        Ok((
-            Registry::new(locked, kernel_half, template_half, cr3),
-            count,
-        ))
+        let registry = Registry::new(locked, kernel_half, template_half, cr3);
+        Ok((registry, count))
     })();
     let (registry, count) = match result {
         Ok(done) => done,
