@@ -39,11 +39,8 @@ pub fn can_exit(caps: &VmxCapabilities) -> bool {
 
 /// Sets this vCPU's CR3-target values (as many as the CPU supports; others exit).
 fn set_targets(vmcs: &Vmcs, targets: &[u64]) {
-    let supported = state::get()
-        .caps
-        .cr3_target_count()
-        .min(TARGET_FIELDS.len());
-    let count = targets.len().min(supported);
+    let count = targets.len().min(state::get().caps.cr3_target_count());
+    let count = count.min(TARGET_FIELDS.len());
     for (field, &value) in TARGET_FIELDS.iter().zip(&targets[..count]) {
         // SAFETY: CR3-target values are plain comparands (26.6.7); any value is valid.
         let _ = unsafe { vmcs.write_host_or_control(*field, value) };
