@@ -44,11 +44,8 @@ pub fn locked() -> bool {
 
 /// True if the guest may not write `gpa`'s page (a locked structure page or a root).
 pub fn is_protected_frame(gpa: u64) -> bool {
-    locked()
-        && REGISTRY
-            .lock()
-            .as_ref()
-            .is_some_and(|r| r.is_protected_frame(gpa))
+    let protected = |r: &Registry| r.is_protected_frame(gpa);
+    locked() && REGISTRY.lock().as_ref().is_some_and(protected)
 }
 
 fn error(e: HypercallError) -> u64 {
