@@ -73,6 +73,7 @@ fn refusal(vmcs: &Vmcs, r: Refusal, detail: u64) -> u64 {
 struct Tables;
 
 impl Tables {
+    /// The entry at `gpa`, once `check_waiting` vouched for its 8 bytes.
     fn entry(gpa: u64) -> Result<&'static AtomicU64, WalkError> {
         crate::guest_memory::GuestPhysical.check_waiting(gpa, 8)?;
         // SAFETY: `check_waiting` found the 8 bytes (aligned: an entry of a table) in guest
