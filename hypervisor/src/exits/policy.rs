@@ -5,6 +5,7 @@
 use super::{guest_rip, Exception, Resume};
 use crate::audit::{self, Attempt};
 use crate::devices::ecam::Windows;
+use crate::ept::builder::Ept;
 use crate::ept::entry::Permissions;
 use crate::policy::operations::{self, Denial};
 use crate::policy::ProtectedLayout;
@@ -171,10 +172,7 @@ pub fn flush() {
 fn apply(
     vmcs: &Vmcs,
     requested: u32,
-    operation: impl FnOnce(
-        &mut crate::ept::builder::Ept<state::EptFrames>,
-        &ProtectedLayout,
-    ) -> Result<(), Denial>,
+    operation: impl FnOnce(&mut Ept<state::EptFrames>, &ProtectedLayout) -> Result<(), Denial>,
 ) -> u64 {
     let layout = &state::get().layout;
     let result = state::EPT
@@ -296,11 +294,7 @@ pub fn read_audit_log(regs: &GuestRegisters) -> u64 {
 
 /// True if every page of `[start, start + length)` is write-back RAM outside the hypervisor
 /// that the guest may write.
-fn guest_writable(
-    ept: Option<&mut crate::ept::builder::Ept<state::EptFrames>>,
-    start: u64,
-    length: u64,
-) -> bool {
+fn guest_writable(ept: Option<&mut Ept<state::EptFrames>>, start: u64, length: u64) -> bool {
     let (Some(ept), Some(end)) = (ept, start.checked_add(length)) else {
         return false;
     };
