@@ -140,12 +140,10 @@ fn load(vmcs: &Vmcs, value: u64, pcide: bool) -> Resume {
     let keep = pcide && value & CR3_NO_FLUSH != 0;
     if !keep && s.controls.has_secondary(SecondaryControls::ENABLE_VPID) {
         // Like the instruction itself, keep global translations where the CPU can.
-        let kind = if s
-            .caps
-            .ept_has(ept_cap::INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS)
-        {
+        let caps = &s.caps;
+        let kind = if caps.ept_has(ept_cap::INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS) {
             InvvpidType::SingleContextRetainingGlobals
-        } else if s.caps.ept_has(ept_cap::INVVPID_SINGLE_CONTEXT) {
+        } else if caps.ept_has(ept_cap::INVVPID_SINGLE_CONTEXT) {
             InvvpidType::SingleContext
         } else {
             InvvpidType::AllContext

@@ -29,22 +29,18 @@ pub fn classify(
     q: EptViolation,
     locked_table: bool,
 ) -> Rule {
+    let measured = operations::measured_rule(layout, gpa);
     if layout.in_hypervisor(gpa) {
-        return Rule::HypervisorMemory;
-    }
-    if let Some(rule) = ecam.write_rule(gpa).filter(|_| q.write()) {
-        return rule;
-    }
-    if q.write() && crate::devices::platform::is_read_only_device(gpa) {
-        return Rule::PlatformDevice;
-    }
-    if q.allowed() == 0 {
+        Rule::HypervisorMemory
+    } else if let Some(rule) = ecam.write_rule(gpa).filter(|_| q.write()) {
+        rule
+    } else if q.write() && crate::devices::platform::is_read_only_device(gpa) {
+        Rule::PlatformDevice
+    } else if q.allowed() == 0 {
         // A page left with no rights (ProtectRange to ---) or beyond what EPT maps: the guest
         // gets #VE like for any other block; nothing the guest touches stops the hypervisor.
-        return Rule::ProtectedRange;
-    }
-    let measured = operations::measured_rule(layout, gpa);
-    if q.fetch() {
+        Rule::ProtectedRange
+    } else if q.fetch() {
         Rule::NotExecutable
     } else if measured == Some(Rule::KernelText) {
         // A write, or a read of execute-only text.

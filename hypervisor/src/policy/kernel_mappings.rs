@@ -274,11 +274,9 @@ impl Registry {
 
     /// The space that has `root` (an address) as one of its tables.
     pub fn find(&self, root: u64) -> Option<(usize, Space)> {
-        self.spaces.iter().enumerate().find_map(|(slot, space)| {
-            space
-                .filter(|s| s.roots().any(|r| r == root))
-                .map(|s| (slot, s))
-        })
+        let has_root = |s: &Space| s.roots().any(|r| r == root);
+        let mut spaces = self.spaces.iter().enumerate();
+        spaces.find_map(|(slot, space)| space.filter(has_root).map(|s| (slot, s)))
     }
 
     /// True if the guest may not write `gpa`'s page: a locked structure page or a root.
@@ -329,11 +327,8 @@ impl Registry {
                 return Err(Refusal::Denied(user));
             }
         }
-        let slot = self
-            .spaces
-            .iter()
-            .position(Option::is_none)
-            .ok_or(Refusal::TooMany)?;
+        let free = self.spaces.iter().position(Option::is_none);
+        let slot = free.ok_or(Refusal::TooMany)?;
         self.spaces[slot] = Some(space);
         Ok(slot)
     }
