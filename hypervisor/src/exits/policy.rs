@@ -13,6 +13,7 @@ use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::qualification::EptViolation;
 use crate::vmx::vmcs::Vmcs;
+use core::slice::from_raw_parts;
 use core::sync::atomic::{AtomicU64, Ordering};
 use rampart_hv_abi::{access, AuditRecord, HypercallError, Rule};
 use x86::vmx::vmcs::ro;
@@ -228,13 +229,12 @@ pub fn revoke_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
 /// True if guest memory `[gpa, gpa + length)` equals the initrd's bytes at `offset` and the
 /// rest of the last page is zero (a segment's tail past its file data).
 fn matches_initrd(initrd: crate::handoff::PhysRange, offset: u64, gpa: u64, length: u64) -> bool {
-    let Some(end) = offset
-        .checked_add(length)
-        .filter(|&end| end <= initrd.length)
-    else {
+    let end = offset.checked_add(length);
+    let Some(end) = end.filter(|&end| end <= initrd.length) else {
         return false;
     };
-    let page_end = (gpa + length).next_multiple_of(4096);
+    let (measured_start, tail_start) = (initrd.start + offset, gpa + length);
+    let page_end = tail_start.next_multiple_of(4096);
     // The policy checked every page of [gpa, page_end) is write-back guest RAM outside the
     // hypervisor, and [initrd + offset, initrd + end) lies in the measured (read-only) initrd.
     #[allow(unsafe_code)]
@@ -242,15 +242,9 @@ fn matches_initrd(initrd: crate::handoff::PhysRange, offset: u64, gpa: u64, leng
     // stopped while we read.
     let (code, measured, tail) = unsafe {
         (
-            core::slice::from_raw_parts(gpa as *const u8, length as usize),
-            core::slice::from_raw_parts(
-                (initrd.start + offset) as *const u8,
-                (end - offset) as usize,
-            ),
-            core::slice::from_raw_parts(
-                (gpa + length) as *const u8,
-                (page_end - gpa - length) as usize,
-            ),
+            from_raw_parts(gpa as *const u8, length as usize),
+            from_raw_parts(measured_start as *const u8, (end - offset) as usize),
+            from_raw_parts(tail_start as *const u8, (page_end - tail_start) as usize),
         )
     };
     code == measured && tail.iter().all(|&b| b == 0)
@@ -261,10 +255,8 @@ fn matches_initrd(initrd: crate::handoff::PhysRange, offset: u64, gpa: u64, leng
 pub fn read_audit_log(regs: &GuestRegisters) -> u64 {
     let (buffer, capacity, first) = (regs.rdi, regs.rsi, regs.rdx);
     const RECORD: u64 = core::mem::size_of::<AuditRecord>() as u64;
-    let Some(bytes) = capacity
-        .checked_mul(RECORD)
-        .filter(|&b| b > 0 && b <= 1 << 20)
-    else {
+    let bytes = capacity.checked_mul(RECORD);
+    let Some(bytes) = bytes.filter(|&b| b > 0 && b <= 1 << 20) else {
         return HypercallError::InvalidArgument as i64 as u64;
     };
     // The EPT lock is held until the records are written, so another vCPU cannot take the
