@@ -149,10 +149,8 @@ fn protected_ranges(vmcs: &Vmcs) -> Result<([Protected; MAX_PROTECTED], usize), 
             push(page, mapping.gpa & !(PAGE - 1), PAGE)?;
         }
     }
-    if !layout
-        .segment_at(walker::translate(&Tables, cr3, 0, lstar)?.gpa)
-        .is_some_and(|s| s.kind == SegmentKind::Text)
-    {
+    let lstar_gpa = walker::translate(&Tables, cr3, 0, lstar)?.gpa;
+    if layout.segment_at(lstar_gpa).map(|s| s.kind) != Some(SegmentKind::Text) {
         return Err(Refusal::Denied(lstar));
     }
     Ok((out, count))
