@@ -15,7 +15,7 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    pub const fn new() -> Self {
+    const fn new() -> Self {
         Self {
             records: [AuditRecord {
                 sequence: 0,
@@ -67,12 +67,6 @@ impl AuditLog {
     }
 }
 
-impl Default for AuditLog {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// The hypervisor's audit log.
 pub static LOG: Mutex<AuditLog> = Mutex::new(AuditLog::new());
 
@@ -90,7 +84,6 @@ pub struct Attempt {
 impl Attempt {
     pub fn record(&self, tsc: u64) -> AuditRecord {
         AuditRecord {
-            sequence: 0,
             tsc,
             rip: self.rip,
             gva: self.gva,
@@ -99,7 +92,7 @@ impl Attempt {
             access: self.access,
             rule: self.rule as u32,
             vcpu: crate::smp::this_cpu() as u32,
-            _reserved: 0,
+            ..AuditRecord::default()
         }
     }
 }
@@ -129,7 +122,6 @@ pub fn append(attempt: Attempt) -> AuditRecord {
 /// Names an access for the log: `write`, `register write`, or `hypercall asking rwx`.
 pub fn access_name(bits: u32) -> &'static str {
     use rampart_hv_abi::access::*;
-    const RIGHTS: [&str; 8] = ["---", "r--", "-w-", "rw-", "--x", "r-x", "-wx", "rwx"];
     const REQUESTS: [&str; 8] = [
         "hypercall asking ---",
         "hypercall asking r--",
@@ -149,7 +141,7 @@ pub fn access_name(bits: u32) -> &'static str {
         b if b & EXECUTE != 0 => "execute",
         b if b & WRITE != 0 => "write",
         b if b & READ != 0 => "read",
-        _ => RIGHTS[0],
+        _ => "---",
     }
 }
 

@@ -4,15 +4,14 @@
 
 use crate::arch::host_paging::{self, zeroed_frame};
 use crate::arch::{descriptors, vm_entry};
-use crate::ept::builder::{Ept, PageSizes};
+use crate::ept::builder::{Ept, EptError, PageSizes};
 use crate::ept::entry::{eptp, MemoryType, Permissions};
 use crate::ept::layout;
 use crate::exits::stop::fatal;
 use crate::frames::{FrameAllocator, FRAME_SIZE};
 use crate::handoff::{HandOff, PhysRange};
 use crate::policy::{self, ProtectedLayout};
-use crate::state::EptFrames;
-use crate::state::{self, HypervisorState};
+use crate::state::{self, EptFrames, HypervisorState};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::caps::{ept_cap, VmxCapabilities};
 use crate::vmx::controls::Controls;
@@ -20,6 +19,7 @@ use crate::vmx::enable;
 use crate::vmx::setup::{self, HostSetup, Structures};
 use crate::vmx::vmcs::Vmcs;
 use rampart_boot_info::BootInfo;
+use x86::controlregs::Cr4;
 use x86::vmx::vmcs::control::SecondaryControls;
 
 /// 64 KiB each for the boot stack and the VM-exit stack.
@@ -29,109 +29,60 @@ const STACK_FRAMES: u64 = 16;
 const EPT_POOL_FRAMES: u64 = 512;
 /// The VPID of the one guest (0 is reserved for VMX root, SDM Vol. 3C 29.1).
 pub const GUEST_VPID: u16 = 1;
-const CPUID_1_ECX_XSAVE: u32 = 1 << 26;
-const CR4_OSXSAVE: usize = 1 << 18;
 
-static HANDOFF: spin::Once<HandOff> = spin::Once::new();
-/// TSC at hand-off, for the boot-cost figure (hand-off to VMLAUNCH).
-static HANDOFF_TSC: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-static mut GUEST_REGISTERS: GuestRegisters = GuestRegisters {
-    rax: 0,
-    rbx: 0,
-    rcx: 0,
-    rdx: 0,
-    rsi: 0,
-    rdi: 0,
-    rbp: 0,
-    r8: 0,
-    r9: 0,
-    r10: 0,
-    r11: 0,
-    r12: 0,
-    r13: 0,
-    r14: 0,
-    r15: 0,
-};
+/// The hand-off and the frame allocator, copied into hypervisor memory before the stack switch.
+static BOOT: spin::Once<spin::Mutex<(HandOff, FrameAllocator)>> = spin::Once::new();
 
-/// See [`crate::start`].
+/// Takes over the CPU: own stack, page tables, GDT/IDT, VMX on, EPT, and launches the guest.
+///
+/// # Safety
+/// Call once, after ExitBootServices, with interrupts disabled, at CPL0 on an identity-mapped
+/// address space; `handoff.reserved` and `handoff.image` must belong to the hypervisor alone,
+/// `handoff.serial_port` must be a 16550 UART, and everything `handoff.guest` points to must be
+/// prepared in guest RAM per the entry contract.
 pub unsafe fn start(handoff: &HandOff) -> ! {
-    HANDOFF_TSC.store(
-        crate::arch::instructions::rdtsc(),
-        core::sync::atomic::Ordering::Relaxed,
-    );
-    // SAFETY: the firmware initialised this UART and hands it to us (crate::start contract).
+    // TSC at hand-off, for the boot-cost figure (hand-off to VMLAUNCH).
+    let handoff_tsc = crate::arch::instructions::rdtsc();
+    // SAFETY: the firmware initialised this UART and hands it to us (contract above).
     unsafe { crate::console::init(handoff.serial_port, handoff.log_level) };
-    let handoff = HANDOFF.call_once(|| *handoff);
     crate::exits::page_tables::set_policy(handoff.lock_page_tables);
     let mut frames = FrameAllocator::new(handoff.reserved);
     let Some(stack) = frames.allocate(STACK_FRAMES) else {
         fatal(format_args!("reserved range too small for a stack"))
     };
-    FRAMES.call_once(|| spin::Mutex::new(frames));
+    BOOT.call_once(|| spin::Mutex::new((*handoff, frames)));
+    let stack_top = stack + STACK_FRAMES * FRAME_SIZE;
     // SAFETY: the stack lies in the reserved range, which the hypervisor owns, and is used by
     // nothing else; its top is page aligned.
-    unsafe { vm_entry::switch_stack(0, stack + STACK_FRAMES * FRAME_SIZE, continue_on_own_stack) }
+    unsafe { vm_entry::switch_stack(handoff_tsc, stack_top, continue_on_own_stack) }
 }
 
-static FRAMES: spin::Once<spin::Mutex<FrameAllocator>> = spin::Once::new();
+extern "sysv64" fn continue_on_own_stack(handoff_tsc: u64) -> ! {
+    let Some(boot) = BOOT.get() else {
+        fatal(format_args!("no hand-off"))
+    };
+    let mut boot = boot.lock();
+    let (handoff, frames) = &mut *boot;
+    launch(handoff, frames, handoff_tsc)
+}
 
-extern "sysv64" fn continue_on_own_stack(_: u64) -> ! {
-    let handoff = HANDOFF
-        .get()
-        .copied()
-        .unwrap_or_else(|| fatal(format_args!("no hand-off")));
-    let mut frames = FRAMES
-        .get()
-        .unwrap_or_else(|| fatal(format_args!("no frames")))
-        .lock();
-    match launch(&handoff, &mut frames) {
-        Err(e) => fatal(format_args!("{e}")),
+/// Every failure on the way to VMLAUNCH stops the hypervisor with the error's message.
+trait OrStop<T> {
+    fn or_stop(self) -> T;
+}
+
+impl<T, E: core::fmt::Display> OrStop<T> for Result<T, E> {
+    fn or_stop(self) -> T {
+        self.unwrap_or_else(|e| fatal(format_args!("{e}")))
     }
 }
 
-/// Errors on the way to VMLAUNCH, each with the message the boot log shows.
-#[derive(Debug)]
-enum BootError {
-    Vmx(enable::VmxError),
-    Ept(crate::ept::builder::EptError),
-    Vmcs(crate::vmx::vmcs::VmcsError),
-    BadBootInfo,
-    OutOfFrames(&'static str),
+fn out_of_frames(what: &str) -> ! {
+    fatal(format_args!("out of hypervisor frames for {what}"))
 }
 
-impl core::fmt::Display for BootError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Vmx(e) => write!(f, "{e}"),
-            Self::Ept(e) => write!(f, "{e}"),
-            Self::Vmcs(e) => write!(f, "{e}"),
-            Self::BadBootInfo => f.write_str("guest BootInfo has a bad magic or version"),
-            Self::OutOfFrames(what) => write!(f, "out of hypervisor frames for {what}"),
-        }
-    }
-}
-
-impl From<enable::VmxError> for BootError {
-    fn from(e: enable::VmxError) -> Self {
-        Self::Vmx(e)
-    }
-}
-impl From<crate::ept::builder::EptError> for BootError {
-    fn from(e: crate::ept::builder::EptError) -> Self {
-        Self::Ept(e)
-    }
-}
-impl From<crate::vmx::vmcs::VmcsError> for BootError {
-    fn from(e: crate::vmx::vmcs::VmcsError) -> Self {
-        Self::Vmcs(e)
-    }
-}
-
-fn launch(
-    handoff: &HandOff,
-    frames: &mut FrameAllocator,
-) -> Result<core::convert::Infallible, BootError> {
-    // SAFETY: single CPU, interrupts off (crate::start contract); from here on nothing uses the
+fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> ! {
+    // SAFETY: single CPU, interrupts off (`start` contract); from here on nothing uses the
     // firmware's GDT/IDT. The boot CPU is slot 0.
     let tables = unsafe { descriptors::install() };
     // SAFETY: slot 0 is the boot CPU's; host code never uses GS-relative addressing.
@@ -140,7 +91,7 @@ fn launch(
     // have touched yet: it has not run.
     let boot_info = unsafe { &*(handoff.guest.boot_info as *const BootInfo) };
     if !boot_info.is_valid() {
-        return Err(BootError::BadBootInfo);
+        fatal(format_args!("guest BootInfo has a bad magic or version"));
     }
     let regions = boot_info.memory_regions();
     let top = layout::address_space_top(regions);
@@ -148,15 +99,16 @@ fn launch(
     // firmware's tables now and by the new ones after the switch, which cover all of [0, top),
     // including the image (code, statics) and the reserved range (stacks, frames).
     unsafe {
-        let pml4 = host_paging::build_identity_map(frames, top)
-            .ok_or(BootError::OutOfFrames("host page tables"))?;
+        let Some(pml4) = host_paging::build_identity_map(frames, top) else {
+            out_of_frames("host page tables")
+        };
         host_paging::activate(pml4);
     }
     enable_host_xsave();
-    let (caps, controls) = enable::check()?;
+    let (caps, controls) = enable::check().or_stop();
     log::info!("VMX capabilities: {caps}");
     // SAFETY: `check` passed; CPL0, interrupts off; frames are ours and identity-mapped.
-    unsafe { enable::enter(&caps, frames)? };
+    unsafe { enable::enter(&caps, frames) }.or_stop();
     log::info!(
         "VMXON ok, VMCS current (revision {:#x})",
         caps.revision_id()
@@ -174,7 +126,7 @@ fn launch(
         },
     };
     let ecam = crate::devices::ecam::checked_windows(&handoff.mcfg, regions, &excluded);
-    let ept = build_ept(&caps, frames, regions, &layout, &ecam, top)?;
+    let ept = build_ept(&caps, frames, regions, &layout, &ecam, top).or_stop();
     let state = state::init(HypervisorState {
         caps,
         controls,
@@ -203,15 +155,27 @@ fn launch(
     }
     let sweep = crate::devices::sweep::run();
     let dma_blocks = crate::devices::DMA_BLOCKS.call_once(|| sweep);
-    log::info!("PCI: {} functions, bus mastering turned off on {}, {} IDE bus-master register blocks trapped",
+    log::info!(
+        "PCI: {} functions, bus mastering turned off on {}, {} IDE bus-master register blocks trapped",
         sweep.functions,
         sweep.bus_master_cleared,
         sweep.dma_block_count
     );
-    let (io_bitmap_a, io_bitmap_b) = io_bitmaps(frames, dma_blocks.dma_blocks())?;
+    if sweep.untrapped_dma_blocks > 0 {
+        fatal(format_args!(
+            "PCI: {} more IDE bus-master register blocks than the {} the hypervisor traps; their DMA would be unmediated, so the guest does not start",
+            sweep.untrapped_dma_blocks,
+            crate::devices::ports::MAX_DMA_BLOCKS
+        ));
+    }
+    let (io_bitmap_a, bits_a) = bitmap(frames, "I/O bitmap A");
+    let (io_bitmap_b, bits_b) = bitmap(frames, "I/O bitmap B");
+    crate::devices::ports::build_bitmaps(bits_a, bits_b, dma_blocks.dma_blocks());
+    let (msr_bitmap, msr_bits) = bitmap(frames, "MSR bitmap");
+    crate::exits::msr_bitmap::build(msr_bits);
     let structures = Structures {
         eptp: ept,
-        msr_bitmap: msr_bitmap(frames)?,
+        msr_bitmap,
         io_bitmap_a,
         io_bitmap_b,
         vpid: if controls.has_secondary(SecondaryControls::ENABLE_VPID) {
@@ -220,9 +184,9 @@ fn launch(
             0
         },
     };
-    let exit_stack = frames
-        .allocate(STACK_FRAMES)
-        .ok_or(BootError::OutOfFrames("exit stack"))?;
+    let Some(exit_stack) = frames.allocate(STACK_FRAMES) else {
+        out_of_frames("exit stack")
+    };
     // SAFETY: reading CR3 has no side effects.
     let host_cr3 = unsafe { x86::controlregs::cr3() };
     let host = HostSetup {
@@ -237,10 +201,10 @@ fn launch(
     // SAFETY: the structures are hypervisor-owned and initialised (EPT leaves the hypervisor
     // out); `host` describes our own tables, exit stack and exit stub.
     unsafe {
-        setup::write_controls(&vmcs, &state.caps, &state.controls, &structures)?;
-        setup::write_host_state(&vmcs, &state.controls, &host)?;
+        setup::write_controls(&vmcs, &state.caps, &state.controls, &structures).or_stop();
+        setup::write_host_state(&vmcs, &state.controls, &host).or_stop();
     }
-    setup::write_guest_state(&vmcs, &state.caps, &state.controls, &handoff.guest)?;
+    setup::write_guest_state(&vmcs, &state.caps, &state.controls, &handoff.guest).or_stop();
     crate::smp::vcpu_start::TEMPLATE.call_once(|| crate::smp::vcpu_start::Template {
         structures,
         host_cr3,
@@ -250,8 +214,7 @@ fn launch(
         "{} KiB of hypervisor frames left",
         frames.remaining() / 1024
     );
-    let handoff_cycles = crate::arch::instructions::rdtsc()
-        .wrapping_sub(HANDOFF_TSC.load(core::sync::atomic::Ordering::Relaxed));
+    let handoff_cycles = crate::arch::instructions::rdtsc().wrapping_sub(handoff_tsc);
     let logging = crate::console::cycles();
     log::info!(
         "hand-off to VMLAUNCH: {handoff_cycles} TSC cycles, {} without serial logging ({logging})",
@@ -263,30 +226,26 @@ fn launch(
         handoff.guest.rsp,
         handoff.guest.cr3
     );
-    // SAFETY: only this CPU, before launch, touches the register block; the VMCS is complete,
-    // host RIP is the exit stub and host RSP the top of an exit stack nothing else uses.
-    unsafe {
-        let regs = &mut *core::ptr::addr_of_mut!(GUEST_REGISTERS);
-        regs.rdi = handoff.guest.boot_info;
-        if handoff.gdb {
-            crate::gdb::wait_for_debugger(&vmcs, regs);
-        }
-        crate::smp::quiet::entering_guest(0);
-        vm_entry::vm_launch(regs)
+    let mut regs = GuestRegisters {
+        rdi: handoff.guest.boot_info,
+        ..GuestRegisters::default()
+    };
+    if handoff.gdb {
+        crate::gdb::wait_for_debugger(&vmcs, &mut regs);
     }
+    crate::smp::quiet::entering_guest(0);
+    // SAFETY: the VMCS is complete; host RIP is the exit stub and host RSP the top of an exit
+    // stack nothing else uses; `regs` lives on this stack until VMLAUNCH has loaded it.
+    unsafe { vm_entry::vm_launch(&regs) }
 }
 
 /// The host needs CR4.OSXSAVE so that it can execute the guest's validated XSETBV.
 pub(crate) fn enable_host_xsave() {
-    if raw_cpuid::cpuid!(1).ecx & CPUID_1_ECX_XSAVE != 0 {
+    let cpuid = raw_cpuid::CpuId::new();
+    if cpuid.get_feature_info().is_some_and(|f| f.has_xsave()) {
         // SAFETY: the CPU supports XSAVE (CPUID.1:ECX.XSAVE), so setting CR4.OSXSAVE is valid;
         // it only enables instructions.
-        unsafe {
-            let cr4 = x86::controlregs::cr4();
-            x86::controlregs::cr4_write(
-                cr4 | x86::controlregs::Cr4::from_bits_truncate(CR4_OSXSAVE),
-            );
-        }
+        unsafe { x86::controlregs::cr4_write(x86::controlregs::cr4() | Cr4::CR4_ENABLE_OS_XSAVE) };
     }
 }
 
@@ -300,14 +259,14 @@ fn build_ept(
     layout: &ProtectedLayout,
     ecam: &crate::devices::ecam::Windows,
     top: u64,
-) -> Result<u64, BootError> {
+) -> Result<u64, EptError> {
     let sizes = PageSizes {
         large_2m: caps.ept_has(ept_cap::PAGE_2M),
         huge_1g: caps.ept_has(ept_cap::PAGE_1G),
     };
-    let pool = frames
-        .allocate(EPT_POOL_FRAMES)
-        .ok_or(BootError::OutOfFrames("EPT tables"))?;
+    let Some(pool) = frames.allocate(EPT_POOL_FRAMES) else {
+        out_of_frames("EPT tables")
+    };
     let pool = FrameAllocator::new(PhysRange::new(pool, EPT_POOL_FRAMES * FRAME_SIZE));
     // SAFETY: the pool was just carved out of the reserved range and is used for nothing else.
     let mut ept = Ept::new(unsafe { EptFrames::new(pool) }, sizes)?;
@@ -330,12 +289,7 @@ fn build_ept(
         image.length
     );
     for (range, rights) in layout.overrides() {
-        log::info!(
-            "policy: {:#x}+{:#x} {:?}",
-            range.start,
-            range.length,
-            rights
-        );
+        log::info!("policy: {:#x}+{:#x} {rights:?}", range.start, range.length);
     }
     log::info!(
         "policy: all other RAM rw- (W^X: nothing else executable); IOAPIC and HPET pages r--"
@@ -383,7 +337,7 @@ fn mmio_window(regions: &[rampart_boot_info::MemoryRegion]) -> (u64, u64) {
         .filter(|r| {
             !matches!(
                 r.kind(),
-                Some(MemoryKind::Mmio) | Some(MemoryKind::Reserved) | None
+                Some(MemoryKind::Mmio | MemoryKind::Reserved) | None
             )
         })
         .map(|r| r.end())
@@ -402,43 +356,23 @@ fn initrd_range(boot_info: &BootInfo) -> PhysRange {
         .map_or(PhysRange::new(0, 0), |m| PhysRange::new(m.start, m.length))
 }
 
-fn msr_bitmap(frames: &mut FrameAllocator) -> Result<u64, BootError> {
-    let bitmap = frame(frames, "MSR bitmap")?;
-    // SAFETY: a fresh, zeroed, identity-mapped 4 KiB frame nothing else references.
-    crate::exits::msr_bitmap::build(unsafe { &mut *(bitmap as *mut [u8; 4096]) });
-    Ok(bitmap)
-}
-
-fn frame(frames: &mut FrameAllocator, what: &'static str) -> Result<u64, BootError> {
+/// A fresh, zeroed 4 KiB frame for `what`: its address and its bytes.
+fn bitmap(frames: &mut FrameAllocator, what: &str) -> (u64, &'static mut [u8; 4096]) {
     // SAFETY: the allocator hands out identity-mapped frames of the reserved range.
-    unsafe { zeroed_frame(frames) }.ok_or(BootError::OutOfFrames(what))
-}
-
-fn io_bitmaps(
-    frames: &mut FrameAllocator,
-    dma: &[crate::devices::ports::PortBlock],
-) -> Result<(u64, u64), BootError> {
-    let (a, b) = (
-        frame(frames, "I/O bitmap A")?,
-        frame(frames, "I/O bitmap B")?,
-    );
-    // SAFETY: two fresh, zeroed, identity-mapped 4 KiB frames nothing else references.
-    unsafe {
-        crate::devices::ports::build_bitmaps(
-            &mut *(a as *mut [u8; 4096]),
-            &mut *(b as *mut [u8; 4096]),
-            dma,
-        )
+    let Some(frame) = (unsafe { zeroed_frame(frames) }) else {
+        out_of_frames(what)
     };
-    Ok((a, b))
+    // SAFETY: a fresh, zeroed, identity-mapped 4 KiB frame nothing else references.
+    (frame, unsafe { &mut *(frame as *mut [u8; 4096]) })
 }
 
-/// See [`crate::probe`].
+/// Checks that this CPU can run Rampart, without changing any state: CPUID, IA32_FEATURE_CONTROL,
+/// capability MSRs and control fitting. Callable under UEFI boot services.
 pub fn probe() -> Result<VmxSummary, enable::VmxError> {
     enable::check().map(|(caps, controls)| VmxSummary { caps, controls })
 }
 
-/// What [`crate::probe`] found: Displays as a one-line summary.
+/// What [`probe`] found: Displays as a one-line summary.
 #[derive(Debug)]
 pub struct VmxSummary {
     caps: VmxCapabilities,

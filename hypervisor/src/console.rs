@@ -30,15 +30,11 @@ impl log::Log for SerialLogger {
 static LOGGER: SerialLogger = SerialLogger;
 
 /// The boot config's log level (1 = error .. 5 = trace) as a `log` filter.
-pub fn level_filter(level: u8) -> log::LevelFilter {
-    match level {
-        0 => log::LevelFilter::Off,
-        1 => log::LevelFilter::Error,
-        2 => log::LevelFilter::Warn,
-        3 => log::LevelFilter::Info,
-        4 => log::LevelFilter::Debug,
-        _ => log::LevelFilter::Trace,
-    }
+fn level_filter(level: u8) -> log::LevelFilter {
+    // `LevelFilter::iter` yields Off, Error, Warn, Info, Debug, Trace.
+    log::LevelFilter::iter()
+        .nth(level.into())
+        .unwrap_or(log::LevelFilter::Trace)
 }
 
 /// Takes the UART at `port`, keeping the line settings the firmware programmed.
@@ -60,7 +56,7 @@ pub unsafe fn init(port: u16, level: u8) {
 /// figures can leave logging out.
 static CYCLES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// Cycles spent in [`line`] so far.
+/// Cycles spent in [`line()`] so far.
 pub fn cycles() -> u64 {
     CYCLES.load(core::sync::atomic::Ordering::Relaxed)
 }
@@ -68,15 +64,14 @@ pub fn cycles() -> u64 {
 /// Writes one line: `prefix` then the formatted text then CR LF.
 pub fn line(prefix: &str, args: fmt::Arguments<'_>) {
     let started = crate::arch::instructions::rdtsc();
-    let mut guard = CONSOLE.lock();
-    if let Some(serial) = guard.as_mut() {
+    // The console lock is held to the end of the `if let` (its scrutinee's temporary).
+    if let Some(serial) = CONSOLE.lock().as_mut() {
         crate::smp::quiet::with_others_out_of_the_guest(|| {
             let _ = serial.write_str(prefix);
             let _ = serial.write_fmt(args);
             let _ = serial.write_str("\r\n");
         });
     }
-    drop(guard);
     let spent = crate::arch::instructions::rdtsc().wrapping_sub(started);
     CYCLES.fetch_add(spent, core::sync::atomic::Ordering::Relaxed);
 }

@@ -22,8 +22,7 @@ pub fn prepare_vcpu(_vmcs: &Vmcs) {}
 
 /// All-stop across vCPUs does not exist without a debugger.
 pub mod vcpus {
-    use crate::vcpu::GuestRegisters;
-    use crate::vmx::vmcs::Vmcs;
+    use super::{GuestRegisters, Vmcs};
 
     pub fn park_if_halted(_vmcs: &Vmcs, _regs: &mut GuestRegisters, _slot: usize) {}
 }

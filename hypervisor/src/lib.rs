@@ -31,27 +31,8 @@ pub mod stats;
 pub mod vcpu;
 pub mod vmx;
 
-pub use boot::VmxSummary as ProbeSummary;
+pub use boot::{probe, start, VmxSummary as ProbeSummary};
 pub use handoff::{
     CpuIds, GuestEntry, HandOff, PhysRange, HYPERVISOR_RANGES, RESERVED_ALIGN, RESERVED_BYTES,
 };
 pub use vmx::enable::VmxError as ProbeError;
-
-/// Checks that this CPU can run Rampart, without changing any state: CPUID, IA32_FEATURE_CONTROL,
-/// capability MSRs and control fitting. Callable under UEFI boot services.
-pub fn probe() -> Result<ProbeSummary, ProbeError> {
-    boot::probe()
-}
-
-/// Takes over the CPU: own stack, page tables, GDT/IDT, VMX on, EPT, and launches the guest.
-///
-/// # Safety
-/// Call once, after ExitBootServices, with interrupts disabled, at CPL0 on an identity-mapped
-/// address space; `handoff.reserved` and `handoff.image` must belong to the hypervisor alone,
-/// `handoff.serial_port` must be a 16550 UART, and everything `handoff.guest` points to must be
-/// prepared in guest RAM per the entry contract.
-#[allow(unsafe_code)]
-pub unsafe fn start(handoff: &HandOff) -> ! {
-    // SAFETY: forwarded contract.
-    unsafe { boot::start(handoff) }
-}

@@ -35,12 +35,9 @@ pub fn read_only_sections(image: &[u8]) -> Option<ReadOnlySections> {
     let mut out = ReadOnlySections::default();
     for index in 0..sections.min(MAX_SECTIONS) {
         let header = table + index * 40;
-        let (size, address, flags) = (
-            u32_at(header + 8)?,
-            u32_at(header + 12)?,
-            u32_at(header + 36)?,
-        );
-        if flags & MEM_WRITE == 0 && size > 0 {
+        let size = u32_at(header + 8)?;
+        let address = u32_at(header + 12)?;
+        if u32_at(header + 36)? & MEM_WRITE == 0 && size > 0 {
             out.ranges[out.count] = (u64::from(address), u64::from(size));
             out.count += 1;
         }
@@ -53,7 +50,6 @@ struct Baseline {
     image: PhysRange,
     sections: ReadOnlySections,
     digest: [u8; 32],
-    bytes: u64,
 }
 
 static BASELINE: spin::Once<Baseline> = spin::Once::new();
@@ -84,12 +80,11 @@ pub unsafe fn record(image: PhysRange) -> bool {
     let Some(sections) = read_only_sections(headers) else {
         return false;
     };
-    let (digest, bytes) = digest(image, &sections);
+    let (digest, _) = digest(image, &sections);
     BASELINE.call_once(|| Baseline {
         image,
         sections,
         digest,
-        bytes,
     });
     true
 }
@@ -102,7 +97,7 @@ impl core::fmt::Display for Report {
         let Some(baseline) = BASELINE.get() else {
             return f.write_str("self-check: no baseline (PE headers unreadable at launch)");
         };
-        let (now, _) = digest(baseline.image, &baseline.sections);
+        let (now, bytes) = digest(baseline.image, &baseline.sections);
         let state = if now == baseline.digest {
             "unchanged since launch"
         } else {
@@ -111,7 +106,7 @@ impl core::fmt::Display for Report {
         write!(
             f,
             "self-check: hypervisor code and read-only data {state} ({} bytes in {} sections, sha256 ",
-            baseline.bytes, baseline.sections.count
+            bytes, baseline.sections.count
         )?;
         now.iter().take(8).try_for_each(|b| write!(f, "{b:02x}"))?;
         f.write_str("...)")

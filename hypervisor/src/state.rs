@@ -44,10 +44,9 @@ pub fn init(state: HypervisorState) -> &'static HypervisorState {
 
 /// The state recorded at boot. Exit handlers run only after boot recorded it.
 pub fn get() -> &'static HypervisorState {
-    match STATE.get() {
-        Some(state) => state,
-        None => panic!("hypervisor state used before boot recorded it"),
-    }
+    STATE
+        .get()
+        .expect("hypervisor state used before boot recorded it")
 }
 
 /// EPT paging structures in a pool of hypervisor frames, reached through the host's identity

@@ -15,7 +15,7 @@ pub struct ExitStats {
 }
 
 impl ExitStats {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             counts: [const { AtomicU64::new(0) }; EXIT_REASON_COUNT],
             queries: AtomicU64::new(0),
@@ -62,12 +62,6 @@ impl ExitStats {
             Some(r) if r == vmcall_reason => self.count(r) - queries,
             Some(r) => self.count(r),
         }
-    }
-}
-
-impl Default for ExitStats {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -1,25 +1,54 @@
 //! The guest's general-purpose registers as saved by the VM-exit entry stub.
 
-/// GPRs in the order the exit stub pushes them (RAX at the lowest address). RSP lives in the
-/// VMCS guest-state area, not here.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GuestRegisters {
-    pub rax: u64,
-    pub rbx: u64,
-    pub rcx: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub rbp: u64,
-    pub r8: u64,
-    pub r9: u64,
-    pub r10: u64,
-    pub r11: u64,
-    pub r12: u64,
-    pub r13: u64,
-    pub r14: u64,
-    pub r15: u64,
+/// Declares [`GuestRegisters`] from its fields in push order, each with the number that
+/// instruction encodings give the register, so that the order and the numbering are each
+/// written once.
+macro_rules! guest_registers {
+    ($($name:ident = $number:literal,)*) => {
+        /// GPRs in the order the exit stub pushes them (RAX at the lowest address). RSP lives in
+        /// the VMCS guest-state area, not here.
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct GuestRegisters {
+            $(pub $name: u64,)*
+        }
+
+        impl GuestRegisters {
+            /// The register numbered as in ModRM/exit-qualification encodings (0 = RAX, 1 = RCX,
+            /// 2 = RDX, 3 = RBX, 4 = RSP, 5 = RBP, 6 = RSI, 7 = RDI, 8-15 = R8-R15). `None` for
+            /// RSP.
+            pub fn value(&self, number: u8) -> Option<u64> {
+                let mut copy = *self;
+                copy.by_number(number).map(|r| *r)
+            }
+
+            /// The register numbered as in encodings, for writing (see [`GuestRegisters::value`]).
+            pub fn by_number(&mut self, number: u8) -> Option<&mut u64> {
+                match number {
+                    $($number => Some(&mut self.$name),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+guest_registers! {
+    rax = 0,
+    rbx = 3,
+    rcx = 1,
+    rdx = 2,
+    rsi = 6,
+    rdi = 7,
+    rbp = 5,
+    r8 = 8,
+    r9 = 9,
+    r10 = 10,
+    r11 = 11,
+    r12 = 12,
+    r13 = 13,
+    r14 = 14,
+    r15 = 15,
 }
 
 // The exit stub in arch::vm_entry hard-codes these offsets.
@@ -29,37 +58,6 @@ const _: () = assert!(core::mem::offset_of!(GuestRegisters, r15) == 0x70);
 
 /// Register number 4 in instruction encodings: RSP, which is not in [`GuestRegisters`].
 pub const GPR_RSP: u8 = 4;
-
-impl GuestRegisters {
-    /// The register numbered as in ModRM/exit-qualification encodings (0 = RAX, 1 = RCX,
-    /// 2 = RDX, 3 = RBX, 4 = RSP, 5 = RBP, 6 = RSI, 7 = RDI, 8-15 = R8-R15). `None` for RSP.
-    pub fn value(&self, number: u8) -> Option<u64> {
-        let mut copy = *self;
-        copy.by_number(number).map(|r| *r)
-    }
-
-    /// The register numbered as in encodings, for writing (see [`GuestRegisters::value`]).
-    pub fn by_number(&mut self, number: u8) -> Option<&mut u64> {
-        Some(match number {
-            0 => &mut self.rax,
-            1 => &mut self.rcx,
-            2 => &mut self.rdx,
-            3 => &mut self.rbx,
-            5 => &mut self.rbp,
-            6 => &mut self.rsi,
-            7 => &mut self.rdi,
-            8 => &mut self.r8,
-            9 => &mut self.r9,
-            10 => &mut self.r10,
-            11 => &mut self.r11,
-            12 => &mut self.r12,
-            13 => &mut self.r13,
-            14 => &mut self.r14,
-            15 => &mut self.r15,
-            _ => return None,
-        })
-    }
-}
 
 #[cfg(test)]
 mod tests {

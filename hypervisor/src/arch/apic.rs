@@ -25,16 +25,11 @@ const ICR_DELIVERY_PENDING: u32 = 1 << 12;
 /// the boot CPU before any AP starts; every CPU uses the same mode.
 static XAPIC_BASE: AtomicU64 = AtomicU64::new(0);
 
-/// True if this CPU offers x2APIC mode.
-pub fn has_x2apic() -> bool {
-    raw_cpuid::cpuid!(1).ecx & CPUID_1_ECX_X2APIC != 0
-}
-
 /// Switches this CPU's local APIC to x2APIC mode (enabled first, as the xAPIC -> x2APIC
 /// transition requires, SDM Vol. 3A 11.12.5). Returns false if the CPU lacks x2APIC: then the
 /// hypervisor drives the APIC through its xAPIC page.
 pub fn enable_x2apic() -> bool {
-    if !has_x2apic() {
+    if raw_cpuid::cpuid!(1).ecx & CPUID_1_ECX_X2APIC == 0 {
         // SAFETY: IA32_APIC_BASE exists on every x86-64 CPU; reading it has no side effects.
         let base = unsafe { x86::msr::rdmsr(IA32_APIC_BASE) } & APIC_BASE_ADDRESS;
         XAPIC_BASE.store(base, Ordering::SeqCst);

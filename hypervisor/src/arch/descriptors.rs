@@ -3,9 +3,17 @@
 
 use core::arch::{asm, naked_asm};
 use core::ptr::addr_of;
+use x86::bits64::segmentation::{load_cs, Descriptor64};
+use x86::dtables::{lgdt, lidt, DescriptorTablePointer};
+use x86::segmentation::{
+    load_ds, load_es, load_fs, load_gs, load_ss, BuildDescriptor, DescriptorBuilder,
+    GateDescriptorBuilder, SegmentSelector,
+};
 
 pub const HOST_CODE_SELECTOR: u16 = 0x08;
 pub const HOST_DATA_SELECTOR: u16 = 0x10;
+const HOST_CS: SegmentSelector = SegmentSelector::from_raw(HOST_CODE_SELECTOR);
+const HOST_DS: SegmentSelector = SegmentSelector::from_raw(HOST_DATA_SELECTOR);
 /// Host TR must not be 0 (SDM Vol. 3C 27.2.3 "Checks on Host Segment and Descriptor-Table
 /// Registers"). CPU `i` has its own TSS at selector `0x18 + 16 * i` (a 64-bit TSS descriptor
 /// takes two GDT slots), since LTR marks a descriptor busy and a busy TSS cannot be loaded on
@@ -28,37 +36,15 @@ struct Gdt([u64; GDT_ENTRIES]);
 #[repr(C, align(16))]
 struct Tss([u8; TSS_SIZE]);
 
-/// One 16-byte IDT gate (SDM Vol. 3A 7.14.1).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Gate {
-    offset_low: u16,
-    selector: u16,
-    ist: u8,
-    type_attributes: u8,
-    offset_mid: u16,
-    offset_high: u32,
-    reserved: u32,
-}
-
-/// Present, DPL0, 64-bit interrupt gate.
-const INTERRUPT_GATE: u8 = 0x8e;
 const EXCEPTIONS: usize = 32;
 
+/// 16-byte IDT gates (SDM Vol. 3A 7.14.1).
 #[repr(C, align(16))]
-struct Idt([Gate; EXCEPTIONS]);
+struct Idt([Descriptor64; EXCEPTIONS]);
 
 static mut GDT: Gdt = Gdt([0; GDT_ENTRIES]);
 static TSS: [Tss; MAX_CPUS] = [const { Tss([0; TSS_SIZE]) }; MAX_CPUS];
-static mut IDT: Idt = Idt([Gate {
-    offset_low: 0,
-    selector: 0,
-    ist: 0,
-    type_attributes: 0,
-    offset_mid: 0,
-    offset_high: 0,
-    reserved: 0,
-}; EXCEPTIONS]);
+static mut IDT: Idt = Idt([Descriptor64::NULL; EXCEPTIONS]);
 
 /// Addresses the VMCS host-state area needs.
 #[derive(Clone, Copy, Debug)]
@@ -77,32 +63,25 @@ pub struct HostTables {
 /// Call once, on the boot CPU, with interrupts disabled, before anything relies on the
 /// firmware's descriptor tables and before any AP runs.
 pub unsafe fn install() -> HostTables {
-    let handlers = exception_stubs();
+    let mut handlers = exception_stubs();
+    handlers[VECTOR_NMI] = nmi_entry;
     // SAFETY: single-threaded boot (caller contract); nothing else references GDT/IDT yet.
     unsafe {
         let gdt = &mut *core::ptr::addr_of_mut!(GDT);
         gdt.0[..3].copy_from_slice(&[0, CODE64, DATA]);
-        for (cpu, tss) in TSS.iter().enumerate() {
-            let [low, high] = tss_descriptor(addr_of!(*tss) as u64, (TSS_SIZE - 1) as u32);
-            gdt.0[3 + 2 * cpu] = low;
-            gdt.0[4 + 2 * cpu] = high;
+        for (slots, tss) in gdt.0[3..].chunks_exact_mut(2).zip(&TSS) {
+            slots.copy_from_slice(&tss_descriptor(
+                addr_of!(*tss) as u64,
+                (TSS_SIZE - 1) as u32,
+            ));
         }
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
-        for (vector, (gate, handler)) in idt.0.iter_mut().zip(handlers).enumerate() {
-            let handler = if vector == VECTOR_NMI {
-                nmi_entry as *const () as u64
-            } else {
-                handler as *const () as u64
-            };
-            *gate = Gate {
-                offset_low: handler as u16,
-                selector: HOST_CODE_SELECTOR,
-                ist: 0,
-                type_attributes: INTERRUPT_GATE,
-                offset_mid: (handler >> 16) as u16,
-                offset_high: (handler >> 32) as u32,
-                reserved: 0,
-            };
+        for (gate, handler) in idt.0.iter_mut().zip(handlers) {
+            let handler = handler as *const () as u64;
+            // Present, DPL0 (the builder's default), 64-bit interrupt gate.
+            *gate = DescriptorBuilder::interrupt_descriptor(HOST_CS, handler)
+                .present()
+                .finish();
         }
     }
     // SAFETY: the tables were just filled; this is the boot CPU (index 0).
@@ -116,67 +95,42 @@ pub unsafe fn install() -> HostTables {
 /// [`install`] must have run; `cpu` < MAX_CPUS must be this CPU's own index (each TSS is loaded
 /// on one CPU only); interrupts disabled.
 pub unsafe fn load(cpu: usize) -> HostTables {
-    let gdt_base = addr_of!(GDT) as u64;
-    let idt_base = addr_of!(IDT) as u64;
-    let tss_selector = FIRST_TSS_SELECTOR + 16 * cpu as u16;
-    let gdtr = DescriptorPointer {
-        limit: (GDT_ENTRIES * 8 - 1) as u16,
-        base: gdt_base,
-    };
-    let idtr = DescriptorPointer {
-        limit: (EXCEPTIONS * 16 - 1) as u16,
-        base: idt_base,
-    };
+    let tables = tables_of(cpu);
     // SAFETY: the GDT and IDT are statics (live forever) holding valid descriptors (`install`);
-    // the far return reloads CS with the 64-bit code selector of that GDT, the other segment
-    // registers get its data selector, and LTR gets this CPU's own, still available, TSS.
+    // CS is reloaded (by a far return) with the 64-bit code selector of that GDT, the other
+    // segment registers get its data selector, and LTR gets this CPU's own, still available, TSS.
     unsafe {
-        asm!(
-            "lgdt [{gdtr}]",
-            "lidt [{idtr}]",
-            "push {code}",
-            "lea {tmp}, [rip + 2f]",
-            "push {tmp}",
-            "retfq",
-            "2:",
-            "mov ds, {data:x}",
-            "mov es, {data:x}",
-            "mov ss, {data:x}",
-            "mov fs, {data:x}",
-            "mov gs, {data:x}",
-            "ltr {tss:x}",
-            gdtr = in(reg) &gdtr,
-            idtr = in(reg) &idtr,
-            code = in(reg) u64::from(HOST_CODE_SELECTOR),
-            data = in(reg) u64::from(HOST_DATA_SELECTOR),
-            tss = in(reg) u64::from(tss_selector),
-            tmp = out(reg) _,
-        );
+        lgdt(&DescriptorTablePointer::new(&*addr_of!(GDT)));
+        lidt(&DescriptorTablePointer::new(&*addr_of!(IDT)));
+        load_cs(HOST_CS);
+        load_ds(HOST_DS);
+        load_es(HOST_DS);
+        load_ss(HOST_DS);
+        load_fs(HOST_DS);
+        load_gs(HOST_DS);
+        x86::task::load_tr(SegmentSelector::from_raw(tables.tss_selector));
     }
+    tables
+}
+
+/// The host tables of CPU `cpu` as [`load`] returns them, without loading anything.
+pub fn tables_of(cpu: usize) -> HostTables {
+    let cpu = cpu.min(MAX_CPUS - 1);
     HostTables {
-        gdt_base,
-        idt_base,
+        gdt_base: addr_of!(GDT) as u64,
+        idt_base: addr_of!(IDT) as u64,
         tss_base: addr_of!(TSS[cpu]) as u64,
-        tss_selector,
+        tss_selector: FIRST_TSS_SELECTOR + 16 * cpu as u16,
     }
 }
 
-/// NMI in VMX root: saves the caller-saved registers and the SSE state, lets `smp` serve its
+/// NMI in VMX root: saves the general-purpose registers and the SSE state, lets `smp` serve its
 /// request (an EPT shootdown or a vCPU start), and returns with IRETQ (which also ends NMI
 /// blocking, SDM Vol. 3A 7.7.1).
 #[unsafe(naked)]
 extern "sysv64" fn nmi_entry() {
     naked_asm!(
-        "push rax",
-        "push rcx",
-        "push rdx",
-        "push rsi",
-        "push rdi",
-        "push r8",
-        "push r9",
-        "push r10",
-        "push r11",
-        "push rbp",
+        super::vm_entry::push_gprs!(),
         "mov rbp, rsp",
         "and rsp, -16",
         "sub rsp, 512",
@@ -184,25 +138,10 @@ extern "sysv64" fn nmi_entry() {
         "call {handler}",
         "fxrstor64 [rsp]",
         "mov rsp, rbp",
-        "pop rbp",
-        "pop r11",
-        "pop r10",
-        "pop r9",
-        "pop r8",
-        "pop rdi",
-        "pop rsi",
-        "pop rdx",
-        "pop rcx",
-        "pop rax",
+        super::vm_entry::pop_gprs!(),
         "iretq",
         handler = sym crate::smp::nmi_in_root,
     )
-}
-
-#[repr(C, packed)]
-struct DescriptorPointer {
-    limit: u16,
-    base: u64,
 }
 
 /// Called by every exception stub with the vector and the interrupted stack.
@@ -222,74 +161,31 @@ extern "sysv64" fn host_exception(vector: u64, frame: *const u64) -> ! {
     crate::exits::stop::host_fault(vector, error, rip, cr2)
 }
 
-macro_rules! exception_stub {
-    ($name:ident, $vector:literal) => {
-        #[unsafe(naked)]
-        extern "sysv64" fn $name() {
-            naked_asm!(
-                "mov rsi, rsp",
-                "and rsp, -16",
-                "mov edi, {vector}",
-                "call {handler}",
-                "ud2",
-                vector = const $vector,
-                handler = sym host_exception,
-            )
-        }
-    };
-}
-
+/// One stub per listed vector, which calls [`host_exception`] with that vector and the
+/// interrupted stack, in vector order.
 macro_rules! exception_stubs {
-    ($($name:ident = $vector:literal),* $(,)?) => {
-        $(exception_stub!($name, $vector);)*
-        fn exception_stubs() -> [extern "sysv64" fn(); EXCEPTIONS] {
-            [$($name),*]
-        }
+    ($($vector:literal),*) => {
+        [$({
+            #[unsafe(naked)]
+            extern "sysv64" fn stub() {
+                naked_asm!(
+                    "mov rsi, rsp",
+                    "and rsp, -16",
+                    "mov edi, {vector}",
+                    "call {handler}",
+                    "ud2",
+                    vector = const $vector,
+                    handler = sym host_exception,
+                )
+            }
+            stub as extern "sysv64" fn()
+        }),*]
     };
 }
 
-exception_stubs!(
-    e0 = 0,
-    e1 = 1,
-    e2 = 2,
-    e3 = 3,
-    e4 = 4,
-    e5 = 5,
-    e6 = 6,
-    e7 = 7,
-    e8 = 8,
-    e9 = 9,
-    e10 = 10,
-    e11 = 11,
-    e12 = 12,
-    e13 = 13,
-    e14 = 14,
-    e15 = 15,
-    e16 = 16,
-    e17 = 17,
-    e18 = 18,
-    e19 = 19,
-    e20 = 20,
-    e21 = 21,
-    e22 = 22,
-    e23 = 23,
-    e24 = 24,
-    e25 = 25,
-    e26 = 26,
-    e27 = 27,
-    e28 = 28,
-    e29 = 29,
-    e30 = 30,
-    e31 = 31,
-);
-
-/// The host tables of CPU `cpu` as [`load`] returned them, without loading anything.
-pub fn tables_of(cpu: usize) -> HostTables {
-    let cpu = cpu.min(MAX_CPUS - 1);
-    HostTables {
-        gdt_base: addr_of!(GDT) as u64,
-        idt_base: addr_of!(IDT) as u64,
-        tss_base: addr_of!(TSS[cpu]) as u64,
-        tss_selector: FIRST_TSS_SELECTOR + 16 * cpu as u16,
-    }
+fn exception_stubs() -> [extern "sysv64" fn(); EXCEPTIONS] {
+    exception_stubs![
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+        25, 26, 27, 28, 29, 30, 31
+    ]
 }

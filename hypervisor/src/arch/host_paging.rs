@@ -32,18 +32,11 @@ pub unsafe fn build_identity_map(frames: &mut FrameAllocator, top: u64) -> Optio
         let pd = unsafe { zeroed_frame(frames)? };
         for i in 0..ENTRIES {
             let address = gib * ONE_GIB + i * TWO_MIB;
+            let apic = APIC_RANGE.contains(&address);
+            let caching = if apic { UNCACHEABLE } else { 0 };
+            let entry = address | PRESENT | WRITABLE | PAGE_SIZE_2M | caching;
             // SAFETY: `pd` is a fresh identity-mapped frame; `i` < 512 stays inside it.
-            unsafe {
-                *(pd as *mut u64).add(i as usize) = address
-                    | PRESENT
-                    | WRITABLE
-                    | PAGE_SIZE_2M
-                    | if APIC_RANGE.contains(&address) {
-                        UNCACHEABLE
-                    } else {
-                        0
-                    }
-            };
+            unsafe { *(pd as *mut u64).add(i as usize) = entry };
         }
         // SAFETY: `gib` < 512 indexes inside the PDPT frame.
         unsafe { *(pdpt as *mut u64).add(gib as usize) = pd | PRESENT | WRITABLE };

@@ -78,17 +78,6 @@ pub fn wbinvd() {
     unsafe { asm!("wbinvd", options(nostack)) };
 }
 
-/// Reads XCR0.
-pub fn xgetbv0() -> u64 {
-    let (low, high): (u32, u32);
-    // SAFETY: XGETBV with ECX = 0 is valid whenever CR4.OSXSAVE = 1, which callers check via
-    // CPUID.1:ECX.OSXSAVE before calling; it has no side effects.
-    unsafe {
-        asm!("xgetbv", in("ecx") 0u32, out("eax") low, out("edx") high, options(nomem, nostack));
-    }
-    (u64::from(high) << 32) | u64::from(low)
-}
-
 /// Reads the time-stamp counter.
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects and is always available in 64-bit mode.
@@ -104,10 +93,19 @@ pub fn halt_until_nmi() {
 
 /// Busy-waits `cycles` TSC cycles (the TSC is the only clock the hypervisor keeps).
 pub fn delay_cycles(cycles: u64) {
+    spin_until(cycles, || false);
+}
+
+/// Spins until `done()` holds or `cycles` TSC cycles have passed; returns whether it held.
+pub fn spin_until(cycles: u64, mut done: impl FnMut() -> bool) -> bool {
     let start = rdtsc();
-    while rdtsc().wrapping_sub(start) < cycles {
+    while !done() {
+        if rdtsc().wrapping_sub(start) >= cycles {
+            return false;
+        }
         core::hint::spin_loop();
     }
+    true
 }
 
 /// Ends NMI blocking with an IRETQ to the next instruction. A VM exit caused by an NMI leaves

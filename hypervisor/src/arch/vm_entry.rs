@@ -8,6 +8,29 @@
 use crate::vcpu::GuestRegisters;
 use core::arch::naked_asm;
 
+/// `push_gprs!()` pushes the 15 general-purpose registers so that RSP then points at a
+/// [`GuestRegisters`]; `pop_gprs!()` pops one at RSP back into them. Both expand to assembly
+/// text, one instruction per register, in the struct's field order (RAX at the lowest address).
+macro_rules! gprs {
+    ($op:literal: $($register:ident),*) => {
+        concat!($($op, " ", stringify!($register), "\n"),*)
+    };
+}
+
+macro_rules! push_gprs {
+    () => {
+        $crate::arch::vm_entry::gprs!("push": r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax)
+    };
+}
+
+macro_rules! pop_gprs {
+    () => {
+        $crate::arch::vm_entry::gprs!("pop": rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15)
+    };
+}
+
+pub(super) use {gprs, pop_gprs, push_gprs};
+
 /// Loads the guest GPRs from `regs` and executes VMLAUNCH. Returns only by failing, into
 /// [`crate::exits::stop::entry_failed`].
 ///
@@ -17,21 +40,14 @@ use core::arch::naked_asm;
 #[unsafe(naked)]
 pub unsafe extern "sysv64" fn vm_launch(regs: *const GuestRegisters) -> ! {
     naked_asm!(
-        "mov rax, [rdi + 0x00]",
-        "mov rbx, [rdi + 0x08]",
-        "mov rcx, [rdi + 0x10]",
-        "mov rdx, [rdi + 0x18]",
-        "mov rsi, [rdi + 0x20]",
-        "mov rbp, [rdi + 0x30]",
-        "mov r8,  [rdi + 0x38]",
-        "mov r9,  [rdi + 0x40]",
-        "mov r10, [rdi + 0x48]",
-        "mov r11, [rdi + 0x50]",
-        "mov r12, [rdi + 0x58]",
-        "mov r13, [rdi + 0x60]",
-        "mov r14, [rdi + 0x68]",
-        "mov r15, [rdi + 0x70]",
-        "mov rdi, [rdi + 0x28]",
+        // Copies `regs` to this stack and pops it from there (`regs` may be a static, and the
+        // failure path below still needs this stack). The ABI guarantees RFLAGS.DF = 0.
+        "mov rsi, rdi",
+        "sub rsp, {size}",
+        "mov rdi, rsp",
+        "mov ecx, {qwords}",
+        "rep movsq",
+        pop_gprs!(),
         "vmlaunch",
         // VMfail: RFLAGS.CF (invalid VMCS pointer) or ZF (error number in the VMCS).
         "pushfq",
@@ -40,6 +56,8 @@ pub unsafe extern "sysv64" fn vm_launch(regs: *const GuestRegisters) -> ! {
         "call {failed}",
         "ud2",
         failed = sym launch_failed,
+        size = const core::mem::size_of::<GuestRegisters>(),
+        qwords = const core::mem::size_of::<GuestRegisters>() / 8,
     )
 }
 
@@ -58,42 +76,14 @@ extern "sysv64" fn resume_failed(rflags: u64) -> ! {
 #[unsafe(naked)]
 pub extern "sysv64" fn vm_exit_entry() {
     naked_asm!(
-        "push r15",
-        "push r14",
-        "push r13",
-        "push r12",
-        "push r11",
-        "push r10",
-        "push r9",
-        "push r8",
-        "push rbp",
-        "push rdi",
-        "push rsi",
-        "push rdx",
-        "push rcx",
-        "push rbx",
-        "push rax",
+        push_gprs!(),
         "mov rdi, rsp",
         "sub rsp, 520",
         "fxsave64 [rsp]",
         "call {handler}",
         "fxrstor64 [rsp]",
         "add rsp, 520",
-        "pop rax",
-        "pop rbx",
-        "pop rcx",
-        "pop rdx",
-        "pop rsi",
-        "pop rdi",
-        "pop rbp",
-        "pop r8",
-        "pop r9",
-        "pop r10",
-        "pop r11",
-        "pop r12",
-        "pop r13",
-        "pop r14",
-        "pop r15",
+        pop_gprs!(),
         "vmresume",
         "pushfq",
         "pop rdi",

@@ -47,13 +47,10 @@ impl McfgEntry {
     /// it as `first_bus`'s; both agree when `first_bus` is 0). `None` for an empty or
     /// overflowing range.
     pub fn window(&self) -> Option<PhysRange> {
-        if self.last_bus < self.first_bus {
-            return None;
-        }
         let start = self
             .base
             .checked_add(u64::from(self.first_bus) * BUS_BYTES)?;
-        let buses = u64::from(self.last_bus - self.first_bus) + 1;
+        let buses = u64::from(self.last_bus.checked_sub(self.first_bus)?) + 1;
         start.checked_add(buses * BUS_BYTES)?;
         Some(PhysRange::new(start, buses * BUS_BYTES))
     }

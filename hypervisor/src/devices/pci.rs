@@ -35,11 +35,7 @@ pub struct ConfigWrite {
 }
 
 impl ConfigWrite {
-    /// True if the write covers the byte at `offset`.
-    fn covers(&self, offset: u8) -> bool {
-        (self.offset..self.offset.saturating_add(self.size)).contains(&offset)
-    }
-
+    /// True if the write covers any byte from `first` to `last_inclusive`.
     fn covers_any(&self, first: u8, last_inclusive: u8) -> bool {
         self.offset <= last_inclusive && self.offset.saturating_add(self.size) > first
     }
@@ -85,7 +81,7 @@ pub enum Verdict {
 /// Decides a guest configuration write. `mmio_window` is `[start, end)` where memory BARs may
 /// lie: from the top of RAM below 4 GiB up to [`PLATFORM_RANGE_START`].
 pub fn decide(write: ConfigWrite, facts: DeviceFacts, mmio_window: (u64, u64)) -> Verdict {
-    if write.covers(COMMAND) {
+    if write.covers_any(COMMAND, COMMAND) {
         let shift = u32::from(COMMAND - write.offset) * 8;
         if write.value & (COMMAND_BUS_MASTER << shift) != 0 {
             let trimmed = ConfigWrite {
@@ -111,16 +107,14 @@ pub fn decide(write: ConfigWrite, facts: DeviceFacts, mmio_window: (u64, u64)) -
     if write.size != 4 || !write.offset.is_multiple_of(4) {
         return Verdict::Refuse(Refusal::PartialBar);
     }
-    // Sizing (all ones, PCI 3.0 6.2.5.1) and leaving the BAR where it is are always fine.
-    if write.value == u32::MAX || write.value == facts.current_bar {
+    // Sizing (all ones, PCI 3.0 6.2.5.1), leaving the BAR where it is, and keeping a 64-bit
+    // BAR below 4 GiB (upper half 0) are always fine.
+    let upper_half_zero = facts.upper_half_of_64bit && write.value == 0;
+    if write.value == u32::MAX || write.value == facts.current_bar || upper_half_zero {
         return Verdict::Forward(write);
     }
     if facts.upper_half_of_64bit {
-        return if write.value == 0 {
-            Verdict::Forward(write)
-        } else {
-            Verdict::Refuse(Refusal::BarAbove4G)
-        };
+        return Verdict::Refuse(Refusal::BarAbove4G);
     }
     // I/O BARs stay where the firmware put them: a moved block of DMA registers would leave
     // the ports the hypervisor traps (`sweep`).
@@ -153,12 +147,9 @@ pub const fn expansion_rom(is_endpoint: bool) -> u8 {
 /// The size of a memory BAR from the value read back after writing all ones (6.2.5.1).
 pub fn bar_size(readback: u32, rom: bool) -> u64 {
     let flags = if rom { ROM_FLAGS } else { BAR_MEMORY_FLAGS };
-    let mask = readback & !flags;
-    if mask == 0 {
-        0
-    } else {
-        u64::from(!mask) + 1
-    }
+    // The size is the lowest writable address bit: the two's complement of the mask (and 0
+    // when no bit is writable, an unimplemented BAR).
+    u64::from((readback & !flags).wrapping_neg())
 }
 
 #[cfg(test)]

@@ -19,6 +19,12 @@ pub fn guest_address() -> u32 {
     GUEST_ADDRESS.load(Ordering::SeqCst)
 }
 
+/// The function the guest's address port selects and the byte it names through data-port
+/// byte `offset`; `None` while the address port has configuration space disabled.
+pub fn guest_selection(offset: u8) -> Option<(u32, u8)> {
+    let address = guest_address();
+    (address & ENABLE != 0).then(|| (address, (address & REGISTER_MASK) as u8 + offset))
+}
 pub fn set_guest_address(value: u32) {
     GUEST_ADDRESS.store(value, Ordering::SeqCst);
 }

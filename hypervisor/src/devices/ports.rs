@@ -3,7 +3,7 @@
 
 /// COM2's eight registers: the hypervisor's debugger link.
 pub const COM2_BASE: u16 = 0x2f8;
-pub const COM2_PORTS: u16 = 8;
+const COM2_LAST: u16 = COM2_BASE + 7;
 /// APM control (ICH/PIIX4): a write raises an SMI.
 pub const APM_CONTROL: u16 = 0xb2;
 /// PCI configuration mechanism #1 (PCI Local Bus 3.0, 3.2.2.3.2): address and data ports.
@@ -47,7 +47,7 @@ pub fn classify(port: u16, dma_blocks: &[PortBlock]) -> Port {
         return Port::BusMaster;
     }
     match port {
-        COM2_BASE..=0x2ff => Port::Com2,
+        COM2_BASE..=COM2_LAST => Port::Com2,
         APM_CONTROL => Port::SmiTrigger,
         // DMA1 (0x00-0x0F), page registers (0x81-0x8F, 0x80 is the POST port), DMA2 (0xC0-0xDF).
         0x00..=0x0f | 0x81..=0x8f | 0xc0..=0xdf => Port::LegacyDma,
@@ -60,16 +60,10 @@ pub fn classify(port: u16, dma_blocks: &[PortBlock]) -> Port {
 /// Sets the exit bit of every mediated port in I/O bitmap A (ports 0000H-7FFFH) and B
 /// (8000H-FFFFH), one bit each (SDM Vol. 3C 25.6.4).
 pub fn build_bitmaps(bitmap_a: &mut [u8; 4096], bitmap_b: &mut [u8; 4096], dma: &[PortBlock]) {
-    for port in 0..=u16::MAX {
-        if classify(port, dma) != Port::Other {
-            let bitmap = if port < 0x8000 {
-                &mut *bitmap_a
-            } else {
-                &mut *bitmap_b
-            };
-            let index = port & 0x7fff;
-            bitmap[usize::from(index / 8)] |= 1 << (index % 8);
-        }
+    let bitmaps = [bitmap_a, bitmap_b];
+    for port in (0..=u16::MAX).filter(|&port| classify(port, dma) != Port::Other) {
+        let index = port & 0x7fff;
+        bitmaps[usize::from(port >> 15)][usize::from(index / 8)] |= 1 << (index % 8);
     }
 }
 

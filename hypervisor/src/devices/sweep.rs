@@ -26,6 +26,9 @@ pub struct Sweep {
     pub bus_master_cleared: usize,
     pub dma_blocks: [PortBlock; MAX_DMA_BLOCKS],
     pub dma_block_count: usize,
+    /// Bus-master IDE register blocks beyond [`MAX_DMA_BLOCKS`]: not trapped, so the boot
+    /// must stop (fail closed) rather than let the guest start their DMA.
+    pub untrapped_dma_blocks: usize,
 }
 
 impl Sweep {
@@ -48,12 +51,8 @@ pub fn run() -> Sweep {
             if pci_access::read(first, 0, 4) & VENDOR_NONE == VENDOR_NONE {
                 continue;
             }
-            let functions =
-                if pci_access::read(first, pci::HEADER_TYPE & !3, 4) & MULTI_FUNCTION != 0 {
-                    8
-                } else {
-                    1
-                };
+            let header = pci_access::read(first, pci::HEADER_TYPE & !3, 4);
+            let functions = if header & MULTI_FUNCTION != 0 { 8 } else { 1 };
             for function in 0..functions {
                 let at = address(bus, device, function);
                 if pci_access::read(at, 0, 4) & VENDOR_NONE != VENDOR_NONE {
@@ -82,11 +81,15 @@ fn visit(at: u32, sweep: &mut Sweep) {
     let class = pci_access::read(at, CLASS_REVISION, 4);
     let bar4 = pci_access::read(at, BAR4, 4);
     let is_bus_master_ide = class >> 16 == CLASS_IDE && (class >> 8) & PROG_IF_BUS_MASTER != 0;
-    if is_bus_master_ide && bar4 & pci::BAR_IO != 0 && sweep.dma_block_count < MAX_DMA_BLOCKS {
-        let base = (bar4 & 0xfffc) as u16;
-        if base != 0 {
-            sweep.dma_blocks[sweep.dma_block_count] = (base, BUS_MASTER_PORTS);
-            sweep.dma_block_count += 1;
+    let base = (bar4 & 0xfffc) as u16;
+    let io_block = bar4 & pci::BAR_IO != 0 && base != 0;
+    if is_bus_master_ide && io_block {
+        match sweep.dma_blocks.get_mut(sweep.dma_block_count) {
+            Some(slot) => {
+                *slot = (base, BUS_MASTER_PORTS);
+                sweep.dma_block_count += 1;
+            }
+            None => sweep.untrapped_dma_blocks += 1,
         }
     }
 }

@@ -99,16 +99,13 @@ impl<M: TableMemory> Ept<M> {
         permissions: Permissions,
         memory_type: MemoryType,
     ) -> Result<(), EptError> {
-        let end = start.checked_add(length).filter(|&end| end <= 1 << 48);
-        let Some(end) =
-            end.filter(|_| start.is_multiple_of(PAGE_4K) && length.is_multiple_of(PAGE_4K))
-        else {
-            return Err(EptError::BadRange { start, length });
-        };
-        if length == 0 {
-            return Ok(());
-        }
-        self.map_level(self.pml4, 4, start, end, permissions, memory_type)
+        let aligned = start.is_multiple_of(PAGE_4K) && length.is_multiple_of(PAGE_4K);
+        let end = start
+            .checked_add(length)
+            .filter(|&end| aligned && end <= 1 << 48);
+        let end = end.ok_or(EptError::BadRange { start, length })?;
+        let attributes = entry::attributes(permissions, memory_type);
+        self.map_level(self.pml4, 4, start, end, attributes)
     }
 
     fn leaf_allowed(&self, level: u32) -> bool {
@@ -120,52 +117,38 @@ impl<M: TableMemory> Ept<M> {
         }
     }
 
+    /// Maps `[start, end)`, which lies within `table`'s range, at `level` and below.
     fn map_level(
         &mut self,
         table: u64,
         level: u32,
         start: u64,
         end: u64,
-        permissions: Permissions,
-        memory_type: MemoryType,
+        attributes: u64,
     ) -> Result<(), EptError> {
         let span = entry_span(level);
         let mut address = start;
         while address < end {
             let entry_start = address & !(span - 1);
-            let entry_end = entry_start + span;
-            let chunk_end = end.min(entry_end);
+            let chunk_end = end.min(entry_start + span);
             let slot = index(address, level);
-            let whole = address == entry_start && chunk_end == entry_end;
+            let whole = address == entry_start && chunk_end == entry_start + span;
             if whole && self.leaf_allowed(level) {
-                let large = level > 1;
-                self.memory.table(table)[slot] =
-                    entry::leaf(entry_start, permissions, memory_type, large);
+                self.memory.table(table)[slot] = entry::leaf(entry_start, attributes, level);
             } else {
-                let next = self.next_table(table, level, slot, entry_start)?;
-                self.map_level(
-                    next,
-                    level - 1,
-                    address,
-                    chunk_end,
-                    permissions,
-                    memory_type,
-                )?;
+                let next = self.next_table(table, level, address)?;
+                self.map_level(next, level - 1, address, chunk_end, attributes)?;
             }
             address = chunk_end;
         }
         Ok(())
     }
 
-    /// The table below `table[slot]`, allocating it, or splitting a large page into one that
-    /// maps the same range with the same attributes.
-    fn next_table(
-        &mut self,
-        table: u64,
-        level: u32,
-        slot: usize,
-        entry_start: u64,
-    ) -> Result<u64, EptError> {
+    /// The table below the entry for `address`, allocating it, or splitting a large page into
+    /// one that maps the same range with the same attributes.
+    fn next_table(&mut self, table: u64, level: u32, address: u64) -> Result<u64, EptError> {
+        let slot = index(address, level);
+        let entry_start = address & !(entry_span(level) - 1);
         let current = self.memory.table(table)[slot];
         let is_leaf = entry::is_present(current) && current & LARGE_PAGE != 0;
         if entry::is_present(current) && !is_leaf {
@@ -174,12 +157,10 @@ impl<M: TableMemory> Ept<M> {
         let next = self.memory.allocate().ok_or(EptError::OutOfTables)?;
         self.tables += 1;
         if is_leaf {
-            let child_span = entry_span(level - 1);
             let attributes = current & !ADDRESS_MASK & !LARGE_PAGE;
-            let child_large = if level - 1 > 1 { LARGE_PAGE } else { 0 };
-            let child = self.memory.table(next);
-            for (i, e) in child.iter_mut().enumerate() {
-                *e = (entry_start + i as u64 * child_span) | attributes | child_large;
+            for (i, e) in self.memory.table(next).iter_mut().enumerate() {
+                let address = entry_start + i as u64 * entry_span(level - 1);
+                *e = entry::leaf(address, attributes, level - 1);
             }
         }
         self.memory.table(table)[slot] = entry::table(next);

@@ -2,29 +2,25 @@
 
 use core::fmt;
 
-/// Bits 2:0 of every entry: read, write, execute (supervisor-mode execute with MBEC).
-pub const READ: u64 = 1 << 0;
-pub const WRITE: u64 = 1 << 1;
-pub const EXECUTE: u64 = 1 << 2;
 /// Bits 5:3 of a leaf entry: EPT memory type (29.3.7).
-pub const MEMORY_TYPE_SHIFT: u32 = 3;
-pub const MEMORY_TYPE_MASK: u64 = 0b111 << MEMORY_TYPE_SHIFT;
+const MEMORY_TYPE_SHIFT: u32 = 3;
 /// Bit 7 of a PDPTE/PDE: the entry maps a 1 GiB / 2 MiB page instead of a table.
 pub const LARGE_PAGE: u64 = 1 << 7;
 /// Bits 51:12: physical address of the page or next table.
 pub const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 bitflags::bitflags! {
-    /// Access rights of a guest-physical page (bits 2:0 of an EPT entry).
+    /// Access rights of a guest-physical page: bits 2:0 of an EPT entry, read, write and
+    /// execute (supervisor-mode execute with MBEC).
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
     pub struct Permissions: u8 {
-        const READ = READ as u8;
-        const WRITE = WRITE as u8;
-        const EXECUTE = EXECUTE as u8;
-        const READ_WRITE = (READ | WRITE) as u8;
-        const READ_EXECUTE = (READ | EXECUTE) as u8;
-        const EXECUTE_ONLY = EXECUTE as u8;
-        const ALL = (READ | WRITE | EXECUTE) as u8;
+        const READ = 1 << 0;
+        const WRITE = 1 << 1;
+        const EXECUTE = 1 << 2;
+        const READ_WRITE = Self::READ.bits() | Self::WRITE.bits();
+        const READ_EXECUTE = Self::READ.bits() | Self::EXECUTE.bits();
+        const EXECUTE_ONLY = Self::EXECUTE.bits();
+        const ALL = Self::READ_WRITE.bits() | Self::EXECUTE.bits();
     }
 }
 
@@ -34,11 +30,7 @@ impl Permissions {
     /// The rights in bits 2:0 of an EPT entry (or of an EPT-violation qualification's
     /// bits 5:3 shifted down).
     pub const fn from_entry(entry: u64) -> Self {
-        Self::from_bits_truncate((entry & (READ | WRITE | EXECUTE)) as u8)
-    }
-    /// Bits 2:0 of an entry with these rights.
-    pub const fn entry_bits(self) -> u64 {
-        self.bits() as u64
+        Self::from_bits_truncate(entry as u8)
     }
     pub const fn readable(self) -> bool {
         self.contains(Self::READ)
@@ -74,7 +66,7 @@ pub enum MemoryType {
 
 impl MemoryType {
     pub fn from_entry(entry: u64) -> Option<Self> {
-        match (entry & MEMORY_TYPE_MASK) >> MEMORY_TYPE_SHIFT {
+        match (entry >> MEMORY_TYPE_SHIFT) & 0b111 {
             0 => Some(Self::Uncacheable),
             6 => Some(Self::WriteBack),
             _ => None,
@@ -82,28 +74,26 @@ impl MemoryType {
     }
 }
 
-/// A leaf entry mapping `address` (aligned to its page size).
-pub const fn leaf(
-    address: u64,
-    permissions: Permissions,
-    memory_type: MemoryType,
-    large: bool,
-) -> u64 {
-    let large_bit = if large { LARGE_PAGE } else { 0 };
-    (address & ADDRESS_MASK)
-        | permissions.entry_bits()
-        | ((memory_type as u64) << MEMORY_TYPE_SHIFT)
-        | large_bit
+/// Bits 5:0 of a leaf entry with these rights and memory type.
+pub const fn attributes(permissions: Permissions, memory_type: MemoryType) -> u64 {
+    permissions.bits() as u64 | ((memory_type as u64) << MEMORY_TYPE_SHIFT)
+}
+
+/// A leaf entry at `level` (1 = PT; 2 and 3 map large pages) mapping `address`, aligned to its
+/// page size, with these attributes.
+pub const fn leaf(address: u64, attributes: u64, level: u32) -> u64 {
+    let large = if level > 1 { LARGE_PAGE } else { 0 };
+    (address & ADDRESS_MASK) | attributes | large
 }
 
 /// A non-leaf entry pointing to the table at `address`: all rights, so leaves decide.
 pub const fn table(address: u64) -> u64 {
-    (address & ADDRESS_MASK) | READ | WRITE | EXECUTE
+    (address & ADDRESS_MASK) | Permissions::ALL.bits() as u64
 }
 
 /// True if the entry maps anything (29.3.2: an entry with bits 2:0 clear is not present).
 pub const fn is_present(entry: u64) -> bool {
-    entry & (READ | WRITE | EXECUTE) != 0
+    !Permissions::from_entry(entry).is_empty()
 }
 
 /// EPT pointer (24.6.11): memory type of the paging structures, page-walk length 4 (encoded
@@ -121,9 +111,8 @@ mod tests {
     fn leaf_round_trips() {
         let e = leaf(
             0x20_0000,
-            Permissions::READ_EXECUTE,
-            MemoryType::WriteBack,
-            true,
+            attributes(Permissions::READ_EXECUTE, MemoryType::WriteBack),
+            2,
         );
         assert_eq!(e & ADDRESS_MASK, 0x20_0000);
         assert_eq!(Permissions::from_entry(e), Permissions::READ_EXECUTE);

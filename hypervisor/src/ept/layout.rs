@@ -31,17 +31,31 @@ pub fn for_each_range(
     mut emit: impl FnMut(u64, u64, MemoryType),
 ) {
     let mut pending: Option<(u64, u64, MemoryType)> = None;
-    let mut push = |start: u64, end: u64, ty: MemoryType| {
-        if start >= end {
-            return;
-        }
-        match pending {
-            Some((s, e, t)) if e == start && t == ty => pending = Some((s, end, t)),
-            Some((s, e, t)) => {
+    // Extends the pending run when the piece continues it, else emits the run and starts anew.
+    let mut push = |start: u64, end: u64, ty: MemoryType| match &mut pending {
+        _ if start >= end => {}
+        Some((_, e, t)) if *e == start && *t == ty => *e = end,
+        _ => {
+            if let Some((s, e, t)) = pending.replace((start, end, ty)) {
                 emit(s, e, t);
-                pending = Some((start, end, ty));
             }
-            None => pending = Some((start, end, ty)),
+        }
+    };
+    // Pushes `[start, end)` minus every excluded range.
+    let mut clip = |start: u64, end: u64, ty: MemoryType| {
+        let mut piece_start = start;
+        while piece_start < end {
+            // The first exclusion that overlaps what is left.
+            let hit = excluded
+                .iter()
+                .map(|x| (align_down(x.start), align_up(x.end())))
+                .filter(|&(xs, xe)| xs < end && xe > piece_start)
+                .min_by_key(|&(xs, _)| xs);
+            let Some((xs, xe)) = hit else {
+                return push(piece_start, end, ty);
+            };
+            push(piece_start, xs.max(piece_start), ty);
+            piece_start = xe;
         }
     };
     let mut cursor = 0;
@@ -51,48 +65,13 @@ pub fn for_each_range(
         if end <= start {
             continue;
         }
-        clip(cursor, start, MemoryType::Uncacheable, excluded, &mut push);
-        clip(
-            start,
-            end,
-            memory_type_of(region.kind()),
-            excluded,
-            &mut push,
-        );
+        clip(cursor, start, MemoryType::Uncacheable);
+        clip(start, end, memory_type_of(region.kind()));
         cursor = end;
     }
-    clip(cursor, top, MemoryType::Uncacheable, excluded, &mut push);
+    clip(cursor, top, MemoryType::Uncacheable);
     if let Some((s, e, t)) = pending {
         emit(s, e, t);
-    }
-}
-
-/// Emits `[start, end)` minus every excluded range.
-fn clip(
-    start: u64,
-    end: u64,
-    ty: MemoryType,
-    excluded: &[PhysRange],
-    push: &mut impl FnMut(u64, u64, MemoryType),
-) {
-    let mut piece_start = start;
-    while piece_start < end {
-        // The first exclusion that overlaps what is left.
-        let hit = excluded
-            .iter()
-            .map(|x| (align_down(x.start), align_up(x.end())))
-            .filter(|&(xs, xe)| xs < end && xe > piece_start)
-            .min_by_key(|&(xs, _)| xs);
-        match hit {
-            Some((xs, xe)) => {
-                push(piece_start, xs.max(piece_start), ty);
-                piece_start = xe;
-            }
-            None => {
-                push(piece_start, end, ty);
-                return;
-            }
-        }
     }
 }
 
@@ -106,9 +85,7 @@ pub fn build_identity_map<M: TableMemory>(
 ) -> Result<(), EptError> {
     let mut result = Ok(());
     for_each_range(regions, excluded, top, |start, end, ty| {
-        if result.is_ok() {
-            result = ept.map(start, end - start, Permissions::READ_WRITE, ty);
-        }
+        result = result.and_then(|()| ept.map(start, end - start, Permissions::READ_WRITE, ty));
     });
     result
 }

@@ -5,6 +5,7 @@ use super::Resume;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use rampart_hv_abi::{signature_registers, ABI_VERSION, CPUID_LEAF_FEATURES, CPUID_LEAF_VENDOR};
+use raw_cpuid::CpuIdResult;
 use x86::vmx::vmcs::guest;
 
 const LEAF_FEATURES: u32 = 1;
@@ -12,6 +13,7 @@ const LEAF_EXTENDED_FEATURES: u32 = 7;
 /// CPUID.1:ECX bits (SDM Vol. 2A, Table 3-10).
 const ECX_VMX: u32 = 1 << 5;
 const ECX_SMX: u32 = 1 << 6;
+const ECX_XSAVE: u32 = 1 << 26;
 const ECX_OSXSAVE: u32 = 1 << 27;
 const ECX_HYPERVISOR: u32 = 1 << 31;
 /// CPUID.7.0:ECX bit 4: OSPKE.
@@ -20,24 +22,23 @@ const CR4_OSXSAVE: u64 = 1 << 18;
 const CR4_PKE: u64 = 1 << 22;
 const HYPERVISOR_RANGE_END: u32 = 0x4000_00ff;
 
-/// The four CPUID output registers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CpuidResult {
-    pub eax: u32,
-    pub ebx: u32,
-    pub ecx: u32,
-    pub edx: u32,
-}
+/// The answer to a leaf that does not exist.
+const ZERO: CpuIdResult = CpuIdResult {
+    eax: 0,
+    ebx: 0,
+    ecx: 0,
+    edx: 0,
+};
 
 /// What the guest sees for `leaf`, given what the CPU answered and the guest's CR4 (bits that
 /// mirror OS state come from the guest's CR4, not the host's).
-pub fn virtualize(leaf: u32, host: CpuidResult, guest_cr4: u64) -> CpuidResult {
+pub fn virtualize(leaf: u32, host: CpuIdResult, guest_cr4: u64) -> CpuIdResult {
     let mut out = host;
     match leaf {
         LEAF_FEATURES => {
             out.ecx &= !(ECX_VMX | ECX_SMX | ECX_OSXSAVE);
             out.ecx |= ECX_HYPERVISOR;
-            if guest_cr4 & CR4_OSXSAVE != 0 && host.ecx & (1 << 26) != 0 {
+            if guest_cr4 & CR4_OSXSAVE != 0 && host.ecx & ECX_XSAVE != 0 {
                 out.ecx |= ECX_OSXSAVE;
             }
         }
@@ -49,7 +50,7 @@ pub fn virtualize(leaf: u32, host: CpuidResult, guest_cr4: u64) -> CpuidResult {
         }
         CPUID_LEAF_VENDOR => {
             let (ebx, ecx, edx) = signature_registers();
-            out = CpuidResult {
+            out = CpuIdResult {
                 eax: CPUID_LEAF_FEATURES,
                 ebx,
                 ecx,
@@ -57,39 +58,22 @@ pub fn virtualize(leaf: u32, host: CpuidResult, guest_cr4: u64) -> CpuidResult {
             };
         }
         CPUID_LEAF_FEATURES => {
-            out = CpuidResult {
+            out = CpuIdResult {
                 eax: ABI_VERSION,
-                ebx: 0,
-                ecx: 0,
-                edx: 0,
+                ..ZERO
             }
         }
-        l if (CPUID_LEAF_VENDOR..=HYPERVISOR_RANGE_END).contains(&l) => {
-            out = CpuidResult {
-                eax: 0,
-                ebx: 0,
-                ecx: 0,
-                edx: 0,
-            }
-        }
+        l if (CPUID_LEAF_VENDOR..=HYPERVISOR_RANGE_END).contains(&l) => out = ZERO,
         _ => {}
     }
     out
 }
 
+/// A CPUID exit: the virtualized answer in EAX, EBX, ECX, EDX.
 pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
-    let leaf = regs.rax as u32;
-    let subleaf = regs.rcx as u32;
-    let host = raw_cpuid::cpuid!(leaf, subleaf);
-    let host = CpuidResult {
-        eax: host.eax,
-        ebx: host.ebx,
-        ecx: host.ecx,
-        edx: host.edx,
-    };
+    let host = raw_cpuid::cpuid!(regs.rax, regs.rcx);
     // OSXSAVE and PKE are not owned by the hypervisor, so the guest's CR4 holds them as set.
-    let guest_cr4 = vmcs.get(guest::CR4);
-    let out = virtualize(leaf, host, guest_cr4);
+    let out = virtualize(regs.rax as u32, host, vmcs.get(guest::CR4));
     regs.rax = u64::from(out.eax);
     regs.rbx = u64::from(out.ebx);
     regs.rcx = u64::from(out.ecx);
@@ -101,7 +85,7 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
 mod tests {
     use super::*;
 
-    const ALL: CpuidResult = CpuidResult {
+    const ALL: CpuIdResult = CpuIdResult {
         eax: !0,
         ebx: !0,
         ecx: !0,
@@ -112,7 +96,7 @@ mod tests {
     fn vmx_is_hidden_and_hypervisor_bit_set() {
         let out = virtualize(
             1,
-            CpuidResult {
+            CpuIdResult {
                 ecx: ECX_VMX,
                 ..ALL
             },
@@ -136,15 +120,7 @@ mod tests {
         ));
         assert_eq!(out.eax, CPUID_LEAF_FEATURES);
         assert_eq!(virtualize(CPUID_LEAF_FEATURES, ALL, 0).eax, ABI_VERSION);
-        assert_eq!(
-            virtualize(0x4000_0042, ALL, 0),
-            CpuidResult {
-                eax: 0,
-                ebx: 0,
-                ecx: 0,
-                edx: 0
-            }
-        );
+        assert_eq!(virtualize(0x4000_0042, ALL, 0), ZERO);
     }
 
     #[test]

@@ -7,9 +7,8 @@
 #![allow(unsafe_code)] // VMCS control writes and INVVPID
 
 use super::page_tables::{LOADED, REGISTRY};
-use super::{guest_rip, Exception, Resume};
+use super::{Exception, Resume};
 use crate::arch::instructions::{invvpid, InvvpidType};
-use crate::audit::{self, Attempt};
 use crate::guest_memory::walker::ADDRESS_MASK;
 use crate::state;
 use crate::vmx::caps::{ept_cap, VmxCapabilities};
@@ -20,7 +19,7 @@ use x86::vmx::vmcs::control::{self, PrimaryControls, SecondaryControls};
 use x86::vmx::vmcs::guest;
 
 /// The kernel's own CR3 value at the lock (registered space 0).
-static KERNEL_CR3: AtomicU64 = AtomicU64::new(0);
+pub(super) static KERNEL_CR3: AtomicU64 = AtomicU64::new(0);
 /// Per vCPU: CR3-load exiting is on in its VMCS.
 static APPLIED: [AtomicBool; rampart_boot_info::MAX_CPUS] =
     [const { AtomicBool::new(false) }; rampart_boot_info::MAX_CPUS];
@@ -38,16 +37,10 @@ pub fn can_exit(caps: &VmxCapabilities) -> bool {
     (caps.procbased >> 32) & u64::from(PrimaryControls::CR3_LOAD_EXITING.bits()) != 0
 }
 
-pub(super) fn set_kernel_cr3(value: u64) {
-    KERNEL_CR3.store(value, Ordering::SeqCst);
-}
-
 /// Sets this vCPU's CR3-target values (as many as the CPU supports; others exit).
 fn set_targets(vmcs: &Vmcs, targets: &[u64]) {
-    let count = targets
-        .len()
-        .min(state::get().caps.cr3_target_count())
-        .min(4);
+    let count = targets.len().min(state::get().caps.cr3_target_count());
+    let count = count.min(TARGET_FIELDS.len());
     for (field, &value) in TARGET_FIELDS.iter().zip(&targets[..count]) {
         // SAFETY: CR3-target values are plain comparands (26.6.7); any value is valid.
         let _ = unsafe { vmcs.write_host_or_control(*field, value) };
@@ -104,14 +97,8 @@ pub fn handle_load(vmcs: &Vmcs, value: u64) -> Resume {
             Some(slot) => LOADED[me].swap(slot as u64, Ordering::SeqCst) == slot as u64,
             None => {
                 drop(guard);
-                audit::block(Attempt {
-                    rule: Rule::Cr3Load,
-                    access: access::REGISTER | access::WRITE,
-                    rip: guest_rip(vmcs),
-                    gva: 0,
-                    gpa: value & ADDRESS_MASK,
-                    detail: value,
-                });
+                let (access, gpa) = (access::REGISTER | access::WRITE, value & ADDRESS_MASK);
+                super::policy::block(vmcs, Rule::Cr3Load, access, 0, gpa, value);
                 return Resume::Inject(Exception::GeneralProtection);
             }
         }
@@ -153,12 +140,10 @@ fn load(vmcs: &Vmcs, value: u64, pcide: bool) -> Resume {
     let keep = pcide && value & CR3_NO_FLUSH != 0;
     if !keep && s.controls.has_secondary(SecondaryControls::ENABLE_VPID) {
         // Like the instruction itself, keep global translations where the CPU can.
-        let kind = if s
-            .caps
-            .ept_has(ept_cap::INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS)
-        {
+        let caps = &s.caps;
+        let kind = if caps.ept_has(ept_cap::INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS) {
             InvvpidType::SingleContextRetainingGlobals
-        } else if s.caps.ept_has(ept_cap::INVVPID_SINGLE_CONTEXT) {
+        } else if caps.ept_has(ept_cap::INVVPID_SINGLE_CONTEXT) {
             InvvpidType::SingleContext
         } else {
             InvvpidType::AllContext

@@ -2,16 +2,17 @@
 //! VMX pins, SDM Vol. 3C 25.6.6): the guest's view goes to the read shadow, the CPU gets the
 //! value with the fixed bits applied.
 
-use super::{Exception, Resume};
+use super::{audit_register, Exception, Resume};
 use crate::state;
-use crate::vcpu::{GuestRegisters, GPR_RSP};
+use crate::vcpu::GuestRegisters;
 use crate::vmx::caps::VmxCapabilities;
+use crate::vmx::exit_reason::ExitReason;
 use crate::vmx::qualification::{CrAccess, CrAccessType};
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::{AtomicU64, Ordering};
 use rampart_hv_abi::{access, Rule};
 use x86::controlregs::{Cr0, Cr4};
-use x86::vmx::vmcs::{control, guest};
+use x86::vmx::vmcs::{control, guest, ro};
 
 const CR0_PE: u64 = Cr0::CR0_PROTECTED_MODE.bits() as u64;
 /// CR0.WP: pinned from the first instruction (DESIGN.md invariant 5).
@@ -58,67 +59,49 @@ pub fn cr4_for_guest(caps: &VmxCapabilities, value: u64) -> Option<u64> {
     Some(caps.fit_cr4(requested))
 }
 
+/// A control-register exit: MOV to CR3 goes to `cr3`; MOV to CR0 or CR4 is checked here.
 pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
-    let qualification = CrAccess(vmcs.get(x86::vmx::vmcs::ro::EXIT_QUALIFICATION));
-    if qualification.access_type() != CrAccessType::MovToCr {
-        return super::stop::unexpected(
-            vmcs,
-            regs,
-            crate::vmx::exit_reason::ExitReason::CrAccess as u16,
-        );
-    }
-    let value = if qualification.gpr() == GPR_RSP {
-        vmcs.get(guest::RSP)
-    } else {
-        regs.by_number(qualification.gpr()).map_or(0, |r| *r)
-    };
+    let qualification = CrAccess(vmcs.get(ro::EXIT_QUALIFICATION));
     let register = qualification.control_register();
+    if qualification.access_type() != CrAccessType::MovToCr || !matches!(register, 0 | 3 | 4) {
+        return super::stop::unexpected(vmcs, regs, ExitReason::CrAccess as u16);
+    }
+    // RSP (the only register `value` does not hold) lives in the VMCS.
+    let value = regs
+        .value(qualification.gpr())
+        .unwrap_or_else(|| vmcs.get(guest::RSP));
     if register == 3 {
         return super::cr3::handle_load(vmcs, value);
     }
-    let cleared = clears_pinned(register, value, PINNED_CR4.load(Ordering::SeqCst));
+    let cleared = clears_pinned(register, value, pinned_cr4());
     if cleared != 0 {
-        crate::audit::block(crate::audit::Attempt {
-            rule: Rule::PinnedControlRegister,
-            access: access::REGISTER | access::WRITE,
-            rip: super::guest_rip(vmcs),
-            gva: 0,
-            gpa: 0,
-            detail: (u64::from(register) << 32) | cleared,
-        });
+        let detail = (u64::from(register) << 32) | cleared;
+        audit_register(vmcs, Rule::PinnedControlRegister, access::WRITE, 0, detail);
         return Resume::Inject(Exception::GeneralProtection);
     }
     let caps = &state::get().caps;
-    let (actual, guest_field, shadow_field) = match register {
-        0 => (
+    let (actual, guest_field, shadow_field) = if register == 0 {
+        (
             cr0_for_guest(caps, value),
             guest::CR0,
             control::CR0_READ_SHADOW,
-        ),
-        4 => (
+        )
+    } else {
+        (
             cr4_for_guest(caps, value),
             guest::CR4,
             control::CR4_READ_SHADOW,
-        ),
-        _ => {
-            return super::stop::unexpected(
-                vmcs,
-                regs,
-                crate::vmx::exit_reason::ExitReason::CrAccess as u16,
-            )
-        }
+        )
     };
-    match actual {
-        Some(actual) => {
-            if register == 4 {
-                PINNED_CR4.fetch_or(value & CR4_PINNABLE, Ordering::SeqCst);
-            }
-            vmcs.set(guest_field, actual);
-            vmcs.set(shadow_field, value);
-            Resume::NextInstruction
-        }
-        None => Resume::Inject(Exception::GeneralProtection),
+    let Some(actual) = actual else {
+        return Resume::Inject(Exception::GeneralProtection);
+    };
+    if register == 4 {
+        PINNED_CR4.fetch_or(value & CR4_PINNABLE, Ordering::SeqCst);
     }
+    vmcs.set(guest_field, actual);
+    vmcs.set(shadow_field, value);
+    Resume::NextInstruction
 }
 
 /// The CR4 bits pinned so far (on any vCPU).

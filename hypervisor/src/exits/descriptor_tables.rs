@@ -3,8 +3,7 @@
 //! LGDT/LIDT/LLDT/LTR are refused with #GP and audited, SGDT/SIDT/SLDT/STR are emulated, and
 //! the GDT and IDT pages are read-only in EPT, so neither the registers nor the tables move.
 
-use super::{guest_cpl, guest_rip, Exception, Resume};
-use crate::audit::{self, Attempt};
+use super::{audit_register, guest_cpl, Exception, Resume};
 use crate::ept::entry::Permissions;
 use crate::guest_memory::walker;
 use crate::guest_memory::GuestPhysical;
@@ -12,14 +11,13 @@ use crate::policy::operations;
 use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::instruction_info::{decode_operand, Operand, TableInstruction};
-use crate::vmx::vmcs::Vmcs;
-use core::sync::atomic::{AtomicBool, Ordering};
+use crate::vmx::vmcs::{Vmcs, VmcsError};
 use rampart_hv_abi::{access, HypercallError, Rule, LOCK_TSS};
 use x86::vmx::vmcs::control::{self, SecondaryControls};
 use x86::vmx::vmcs::{guest, ro};
 
-static LOCKED: AtomicBool = AtomicBool::new(false);
-/// The guest-physical frames made read-only by the lock (GDT, IDT, and TSS with LOCK_TSS).
+/// The guest-physical frames made read-only by the lock (GDT, IDT, and TSS with LOCK_TSS); set
+/// once, when `LockDescriptorTables` succeeds.
 static LOCKED_FRAMES: spin::Once<([u64; 3 * MAX_TABLE_PAGES], usize)> = spin::Once::new();
 
 /// True if `gpa` lies in a descriptor-table page the lock made read-only.
@@ -29,76 +27,81 @@ pub fn is_locked_table_page(gpa: u64) -> bool {
         .is_some_and(|(frames, count)| frames[..*count].contains(&(gpa & !(PAGE - 1))))
 }
 const PAGE: u64 = 4096;
+/// Secondary processor-based control bit 2 (SDM Vol. 3C 25.6.2, Table 25-7).
+const DTABLE_EXITING: u32 = SecondaryControls::DTABLE_EXITING.bits();
 /// At most this many pages per table (a GDT or IDT is at most 64 KiB).
 const MAX_TABLE_PAGES: usize = 17;
 
 /// The hypercall: protect the current GDT and IDT (and TSS) pages, then turn exiting on.
 pub fn lock(vmcs: &Vmcs, flags: u64) -> u64 {
-    if LOCKED.load(Ordering::SeqCst) {
+    if locked() {
         return 0;
     }
+    match protect_tables(vmcs, flags) {
+        Ok(count) => {
+            // The other vCPUs get descriptor-table exiting before this hypercall returns.
+            crate::smp::shootdown::tighten_all();
+            log::info!("descriptor tables locked ({count} pages read-only)");
+            0
+        }
+        Err(error) => error as i64 as u64,
+    }
+}
+
+/// Makes the table pages read-only and turns exiting on in this VMCS; returns the page count.
+fn protect_tables(vmcs: &Vmcs, flags: u64) -> Result<usize, HypercallError> {
+    use HypercallError::{InvalidArgument, NotSupported, OutOfRange};
     let s = state::get();
-    if !s
-        .caps
-        .secondary_allows(SecondaryControls::DTABLE_EXITING.bits())
-    {
-        return HypercallError::NotSupported as i64 as u64;
+    if !s.caps.secondary_allows(DTABLE_EXITING) {
+        return Err(NotSupported);
     }
     if flags & !LOCK_TSS != 0 {
-        return HypercallError::InvalidArgument as i64 as u64;
+        return Err(InvalidArgument);
     }
-    let mut tables = [
+    let tables = [
         (vmcs.get(guest::GDTR_BASE), vmcs.get(guest::GDTR_LIMIT) + 1),
         (vmcs.get(guest::IDTR_BASE), vmcs.get(guest::IDTR_LIMIT) + 1),
         (vmcs.get(guest::TR_BASE), vmcs.get(guest::TR_LIMIT) + 1),
     ];
-    if flags & LOCK_TSS == 0 {
-        tables[2].1 = 0;
-    }
+    let table_count = if flags & LOCK_TSS != 0 { 3 } else { 2 };
     // Translate every page first, so that a bad table changes nothing.
     let (cr3, cr4) = (vmcs.get(guest::CR3), vmcs.get(guest::CR4));
     let mut frames = [0u64; 3 * MAX_TABLE_PAGES];
     let mut count = 0;
-    for (base, length) in tables.into_iter().filter(|&(_, l)| l > 0) {
+    for (base, length) in tables.into_iter().take(table_count) {
         for page in (base & !(PAGE - 1)..base + length).step_by(PAGE as usize) {
-            let Ok(mapping) = walker::translate(&GuestPhysical, cr3, cr4, page) else {
-                return HypercallError::OutOfRange as i64 as u64;
-            };
-            if count == frames.len() {
-                return HypercallError::OutOfRange as i64 as u64;
-            }
-            frames[count] = mapping.gpa & !(PAGE - 1);
+            let mapping =
+                walker::translate(&GuestPhysical, cr3, cr4, page).map_err(|_| OutOfRange)?;
+            *frames.get_mut(count).ok_or(OutOfRange)? = mapping.gpa & !(PAGE - 1);
             count += 1;
         }
     }
     let mut guard = state::EPT.lock();
-    let Some(ept) = guard.as_mut() else {
-        return HypercallError::OutOfRange as i64 as u64;
-    };
+    let ept = guard.as_mut().ok_or(OutOfRange)?;
     for &frame in &frames[..count] {
         // Keep only read: never loosens (a read-only page stays read-only).
-        if operations::protect_range(ept, &s.layout, frame, PAGE, Permissions::READ).is_err() {
-            return HypercallError::OutOfRange as i64 as u64;
-        }
+        operations::protect_range(ept, &s.layout, frame, PAGE, Permissions::READ)
+            .map_err(|_| OutOfRange)?;
     }
     drop(guard);
     super::policy::flush();
-    let secondary = u64::from(s.controls.secondary | SecondaryControls::DTABLE_EXITING.bits());
-    // SAFETY: the capability MSR allows descriptor-table exiting (checked above), and its
-    // exits are handled here; nothing else in the controls changes.
+    // SAFETY: the capability MSR allows descriptor-table exiting (checked above).
     #[allow(unsafe_code)]
-    let written = unsafe {
-        vmcs.write_host_or_control(control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary)
-    };
-    if written.is_err() {
-        return HypercallError::NotSupported as i64 as u64;
-    }
+    unsafe { enable_exiting(vmcs) }.map_err(|_| NotSupported)?;
     LOCKED_FRAMES.call_once(|| (frames, count));
-    LOCKED.store(true, Ordering::SeqCst);
-    // The other vCPUs get descriptor-table exiting before this hypercall returns.
-    crate::smp::shootdown::tighten_all();
-    log::info!("descriptor tables locked ({count} pages read-only)");
-    0
+    Ok(count)
+}
+
+/// Turns descriptor-table exiting on in `vmcs` (secondary control bit 2).
+///
+/// # Safety
+/// The CPU must allow descriptor-table exiting (IA32_VMX_PROCBASED_CTLS2 allowed-1 bit 2).
+#[allow(unsafe_code)]
+unsafe fn enable_exiting(vmcs: &Vmcs) -> Result<(), VmcsError> {
+    let secondary = u64::from(state::get().controls.secondary | DTABLE_EXITING);
+    // SAFETY: the caller vouches that the CPU allows the control; its exits are handled in
+    // this module, and nothing else in the controls changes.
+    unsafe { vmcs.write_host_or_control(control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary) }
 }
 
 /// A descriptor-table exit (reasons 46 and 47).
@@ -106,14 +109,8 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters, tr_ldtr: bool) -> Resume {
     let info = vmcs.get(ro::VMEXIT_INSTRUCTION_INFO) as u32;
     let instruction = TableInstruction::decode(info, tr_ldtr);
     if instruction.is_load() {
-        audit::block(Attempt {
-            rule: Rule::LockedDescriptorTable,
-            access: access::REGISTER | access::WRITE,
-            rip: guest_rip(vmcs),
-            gva: 0,
-            gpa: 0,
-            detail: instruction as u64,
-        });
+        let rule = Rule::LockedDescriptorTable;
+        audit_register(vmcs, rule, access::WRITE, 0, instruction as u64);
         return Resume::Inject(Exception::GeneralProtection);
     }
     let (limit, base) = match instruction {
@@ -136,14 +133,11 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters, tr_ldtr: bool) -> Resume {
                 5 => vmcs.get(guest::GS_BASE),
                 _ => 0,
             };
-            let mut bytes = [0u8; 10];
-            bytes[..2].copy_from_slice(&(limit as u16).to_le_bytes());
-            bytes[2..].copy_from_slice(&base.to_le_bytes());
-            let length = if matches!(instruction, TableInstruction::Sgdt | TableInstruction::Sidt) {
-                10
-            } else {
-                2
-            };
+            // The pseudo-descriptor: 16-bit limit, then 64-bit base, little-endian (SDM Vol. 2B
+            // "SGDT"); SGDT/SIDT store all 10 bytes, SLDT/STR the 16-bit selector only.
+            let bytes = ((u128::from(base) << 16) | u128::from(limit as u16)).to_le_bytes();
+            let table = matches!(instruction, TableInstruction::Sgdt | TableInstruction::Sidt);
+            let length = if table { 10 } else { 2 };
             if store(vmcs, segment_base.wrapping_add(effective), &bytes[..length]).is_none() {
                 return Resume::Inject(Exception::GeneralProtection);
             }
@@ -186,7 +180,7 @@ fn store(vmcs: &Vmcs, gva: u64, data: &[u8]) -> Option<()> {
 
 /// True once `LockDescriptorTables` succeeded.
 pub fn locked() -> bool {
-    LOCKED.load(Ordering::SeqCst)
+    LOCKED_FRAMES.is_completed()
 }
 
 /// Turns descriptor-table exiting on in this CPU's VMCS if the tables are locked (every vCPU,
@@ -195,15 +189,8 @@ pub fn apply_lock_to_current_vmcs() {
     if !locked() {
         return;
     }
-    // SAFETY: only called on a CPU running a vCPU, whose VMCS stays current in VMX root.
+    // SAFETY: only called on a CPU running a vCPU, whose VMCS stays current in VMX root; the
+    // lock only succeeds after checking that the CPU allows descriptor-table exiting.
     #[allow(unsafe_code)]
-    let vmcs = unsafe { Vmcs::assume_current() };
-    let s = state::get();
-    let secondary = u64::from(s.controls.secondary | SecondaryControls::DTABLE_EXITING.bits());
-    // SAFETY: `lock` only sets LOCKED after checking that the CPU allows descriptor-table
-    // exiting; its exits are handled in this module.
-    #[allow(unsafe_code)]
-    let _ = unsafe {
-        vmcs.write_host_or_control(control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary)
-    };
+    let _ = unsafe { enable_exiting(&Vmcs::assume_current()) };
 }

@@ -27,11 +27,7 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         Some(Hypercall::ProtectRange) => policy::protect_range(vmcs, regs),
         Some(Hypercall::GrantExecute) => policy::grant_execute(vmcs, regs),
         Some(Hypercall::RevokeExecute) => policy::revoke_execute(vmcs, regs),
-        Some(Hypercall::LockSyscallMsrs) => {
-            super::msr::lock_syscall_msrs();
-            log::info!("SYSCALL/SYSENTER MSRs locked");
-            0
-        }
+        Some(Hypercall::LockSyscallMsrs) => super::msr::lock_syscall_msrs(),
         Some(Hypercall::ReadAuditLog) => policy::read_audit_log(regs),
         Some(Hypercall::AuditCount) => crate::audit::LOG.lock().count(),
         Some(Hypercall::ExitCycles) => {

@@ -3,9 +3,9 @@
 //! dropped, DMA writes audited); the APM control port's SMI is refused; PCI configuration
 //! goes through `devices::pci`'s filter.
 
-use super::{Exception, Resume};
+use super::{audit_register, Exception, Resume};
 use crate::devices::pci::{self, ConfigWrite, Verdict};
-use crate::devices::pci_access::{self, ENABLE};
+use crate::devices::pci_access;
 use crate::devices::ports::{self, Port, PCI_CONFIG_ADDRESS, RESET_CONTROL};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
@@ -39,40 +39,30 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         // String I/O to a mediated port would need guest-memory access on its behalf.
         return Resume::Inject(Exception::GeneralProtection);
     }
-    let value = (regs.rax & mask(access.size())) as u32;
-    match (
-        ports::classify(access.port(), crate::devices::dma_blocks()),
-        access.is_in(),
-    ) {
-        (Port::PciAddress(PCI_CONFIG_ADDRESS), true) if access.size() == 4 => {
+    let (port, size) = (access.port(), access.size());
+    let value = (regs.rax & mask(size)) as u32;
+    let kind = ports::classify(port, crate::devices::dma_blocks());
+    match (kind, access.is_in()) {
+        (Port::PciAddress(PCI_CONFIG_ADDRESS), true) if size == 4 => {
             complete_in(regs, access, pci_access::guest_address())
         }
-        (Port::PciAddress(PCI_CONFIG_ADDRESS), false) if access.size() == 4 => {
+        (Port::PciAddress(PCI_CONFIG_ADDRESS), false) if size == 4 => {
             pci_access::set_guest_address(value)
         }
-        (Port::PciAddress(RESET_CONTROL), false) if access.size() == 1 => {
+        (Port::PciAddress(RESET_CONTROL), false) if size == 1 => {
             pci_access::write_reset_control(value as u8)
         }
         (Port::PciData(offset), true) => {
-            let address = pci_access::guest_address();
-            let data = if address & ENABLE != 0 {
-                let register = (address & 0xfc) as u8 + offset;
-                pci_access::read(address, register, access.size())
-            } else {
-                u32::MAX
-            };
+            let selected = pci_access::guest_selection(offset);
+            let data = selected.map_or(u32::MAX, |(function, at)| {
+                pci_access::read(function, at, size)
+            });
             complete_in(regs, access, data)
         }
-        (Port::PciData(offset), false) => pci_write(vmcs, offset, access.size(), value),
+        (Port::PciData(offset), false) => pci_write(vmcs, offset, size, value),
         (Port::SmiTrigger, false) => refuse(vmcs, Rule::Smi, access, value),
-        (Port::LegacyDma, false) | (Port::BusMaster, false) => {
-            refuse(vmcs, Rule::Dma, access, value)
-        }
-        (Port::BusMaster, true) => complete_in(
-            regs,
-            access,
-            pci_access::read_port(access.port(), access.size()),
-        ),
+        (Port::LegacyDma | Port::BusMaster, false) => refuse(vmcs, Rule::Dma, access, value),
+        (Port::BusMaster, true) => complete_in(regs, access, pci_access::read_port(port, size)),
         (_, true) => complete_in(regs, access, u32::MAX),
         (_, false) => {}
     }
@@ -90,20 +80,16 @@ fn mask(size: u8) -> u64 {
 /// Puts an IN's result in AL/AX/EAX (a 32-bit destination zero-extends, 8/16 bits merge).
 fn complete_in(regs: &mut GuestRegisters, access: IoAccess, value: u32) {
     let mask = mask(access.size());
-    regs.rax = if access.size() == 4 {
-        u64::from(value)
-    } else {
-        (regs.rax & !mask) | (u64::from(value) & mask)
-    };
+    let keep = if access.size() == 4 { 0 } else { !mask };
+    regs.rax = (regs.rax & keep) | (u64::from(value) & mask);
 }
 
 fn pci_write(vmcs: &Vmcs, offset: u8, size: u8, value: u32) {
-    let address = pci_access::guest_address();
-    if address & ENABLE == 0 {
+    let Some((address, offset)) = pci_access::guest_selection(offset) else {
         return;
-    }
+    };
     let write = ConfigWrite {
-        offset: (address & 0xfc) as u8 + offset,
+        offset,
         size,
         value,
     };
@@ -127,24 +113,13 @@ fn pci_write(vmcs: &Vmcs, offset: u8, size: u8, value: u32) {
 /// Audit record of a configuration write: GPA holds the configuration address, detail the
 /// value written.
 fn audit_device(vmcs: &Vmcs, rule: Rule, address: u32, value: u32) {
-    super::audit_register(
-        vmcs,
-        rule,
-        access::WRITE,
-        u64::from(address),
-        u64::from(value),
-    );
+    audit_register(vmcs, rule, access::WRITE, address.into(), value.into());
 }
 
 /// A write to a port the guest may not use: dropped, audited (detail: port << 32 | value).
 fn refuse(vmcs: &Vmcs, rule: Rule, access: IoAccess, value: u32) {
-    super::audit_register(
-        vmcs,
-        rule,
-        access::WRITE,
-        0,
-        (u64::from(access.port()) << 32) | u64::from(value),
-    );
+    let detail = (u64::from(access.port()) << 32) | u64::from(value);
+    audit_register(vmcs, rule, access::WRITE, 0, detail);
 }
 
 #[cfg(test)]

@@ -5,13 +5,16 @@
 //! hypervisor's own signal) and lowest-priority or logical-mode delivery are refused, audited
 //! with rule `ipi-delivery`, and dropped: the guest goes on, as after an ignored IPI.
 
-use super::Resume;
+use super::{audit_register, Exception, Resume};
+use crate::vmx::vmcs::Vmcs;
 use rampart_hv_abi::{access, Rule};
 
 /// x2APIC ICR fields (SDM Vol. 3A 11.12.9, Figure 11-28, and 11.6.1).
 const VECTOR_MASK: u64 = 0xff;
-const DELIVERY_MODE_SHIFT: u32 = 8;
-const DELIVERY_MODE_MASK: u64 = 0b111 << DELIVERY_MODE_SHIFT;
+/// Delivery mode, bits 10:8 (Figure 11-12): only fixed (0) is allowed; lowest priority (1),
+/// SMI (2), NMI (4), INIT (5), start-up (6) and the reserved encodings are refused.
+const DELIVERY_MODE_MASK: u64 = 0b111 << 8;
+const DELIVERY_MODE_FIXED: u64 = 0;
 const DESTINATION_LOGICAL: u64 = 1 << 11;
 const SHORTHAND_SHIFT: u32 = 18;
 const SHORTHAND_MASK: u64 = 0b11 << SHORTHAND_SHIFT;
@@ -23,32 +26,6 @@ const BROADCAST: u32 = u32::MAX;
 /// Vectors 0-15 are illegal for fixed delivery (11.5.3 "Error Handling").
 const FIRST_LEGAL_VECTOR: u64 = 16;
 
-/// Delivery modes (Figure 11-12).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeliveryMode {
-    Fixed,
-    LowestPriority,
-    Smi,
-    Nmi,
-    Init,
-    StartUp,
-    Reserved,
-}
-
-impl DeliveryMode {
-    fn of(icr: u64) -> Self {
-        match (icr & DELIVERY_MODE_MASK) >> DELIVERY_MODE_SHIFT {
-            0b000 => Self::Fixed,
-            0b001 => Self::LowestPriority,
-            0b010 => Self::Smi,
-            0b100 => Self::Nmi,
-            0b101 => Self::Init,
-            0b110 => Self::StartUp,
-            _ => Self::Reserved,
-        }
-    }
-}
-
 /// The decision on one ICR write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IpiDecision {
@@ -56,17 +33,9 @@ pub enum IpiDecision {
     Forward,
     /// Reserved bits set: #GP, as the CPU would raise.
     Invalid,
-    /// Not allowed: dropped and audited.
-    Refused(IpiRefusal),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IpiRefusal {
-    DeliveryMode(DeliveryMode),
-    LogicalDestination,
-    IllegalVector,
-    /// A physical destination that is not one of the guest's CPUs.
-    ForeignDestination(u32),
+    /// Not allowed (delivery mode, logical or foreign destination, illegal vector): dropped
+    /// and audited.
+    Refused,
 }
 
 /// LVT mask bit (SDM Vol. 3A 11.5.1, Figure 11-8).
@@ -84,14 +53,14 @@ pub fn is_lvt_with_delivery_mode(msr: u32) -> bool {
 
 /// An LVT write is allowed masked, or with fixed delivery.
 pub fn lvt_allowed(value: u64) -> bool {
-    value & LVT_MASKED != 0 || DeliveryMode::of(value) == DeliveryMode::Fixed
+    value & LVT_MASKED != 0 || value & DELIVERY_MODE_MASK == DELIVERY_MODE_FIXED
 }
 
 /// Handles a guest write to an LVT entry with a delivery mode: forwarded if allowed, else
 /// dropped and audited (rule `ipi-delivery`).
-pub fn handle_lvt_write(vmcs: &crate::vmx::vmcs::Vmcs, msr: u32, value: u64) -> Resume {
+pub fn handle_lvt_write(vmcs: &Vmcs, msr: u32, value: u64) -> Resume {
     if value >> 32 != 0 {
-        return Resume::Inject(super::Exception::GeneralProtection);
+        return Resume::Inject(Exception::GeneralProtection);
     }
     if lvt_allowed(value) {
         // SAFETY: x2APIC mode is on (the hypervisor set it and freezes IA32_APIC_BASE); the
@@ -101,65 +70,48 @@ pub fn handle_lvt_write(vmcs: &crate::vmx::vmcs::Vmcs, msr: u32, value: u64) -> 
             x86::msr::wrmsr(msr, value)
         };
     } else {
-        refuse(vmcs, value);
+        audit_register(vmcs, Rule::IpiDelivery, access::WRITE, 0, value);
     }
     Resume::NextInstruction
 }
 
-fn refuse(vmcs: &crate::vmx::vmcs::Vmcs, value: u64) {
-    super::audit_register(vmcs, Rule::IpiDelivery, access::WRITE, 0, value);
-}
-
 /// Checks a guest ICR write against the CPUs the guest was given (`guest_cpus`, APIC IDs).
-pub fn decide(icr: u64, guest_cpus: &[u32]) -> IpiDecision {
+pub fn decide(icr: u64, guest_cpus: impl IntoIterator<Item = u32>) -> IpiDecision {
     if icr & RESERVED_MASK != 0 {
         return IpiDecision::Invalid;
     }
-    let mode = DeliveryMode::of(icr);
-    if mode != DeliveryMode::Fixed {
-        return IpiDecision::Refused(IpiRefusal::DeliveryMode(mode));
-    }
-    if icr & VECTOR_MASK < FIRST_LEGAL_VECTOR {
-        return IpiDecision::Refused(IpiRefusal::IllegalVector);
+    if icr & DELIVERY_MODE_MASK != DELIVERY_MODE_FIXED || icr & VECTOR_MASK < FIRST_LEGAL_VECTOR {
+        return IpiDecision::Refused;
     }
     // A shorthand (self, all, all but self) only reaches CPUs that run under the hypervisor.
     if icr & SHORTHAND_MASK != 0 {
         return IpiDecision::Forward;
     }
     if icr & DESTINATION_LOGICAL != 0 {
-        return IpiDecision::Refused(IpiRefusal::LogicalDestination);
+        return IpiDecision::Refused;
     }
     let destination = (icr >> DESTINATION_SHIFT) as u32;
-    if destination == BROADCAST || guest_cpus.contains(&destination) {
+    if destination == BROADCAST || guest_cpus.into_iter().any(|id| id == destination) {
         IpiDecision::Forward
     } else {
-        IpiDecision::Refused(IpiRefusal::ForeignDestination(destination))
+        IpiDecision::Refused
     }
 }
 
 /// Handles a guest write of `value` to the x2APIC ICR.
-pub fn handle_icr_write(vmcs: &crate::vmx::vmcs::Vmcs, value: u64) -> Resume {
-    let mut cpus = [0u32; rampart_boot_info::MAX_CPUS];
-    let mut count = 0;
-    for id in crate::smp::cpus::online() {
-        cpus[count] = id;
-        count += 1;
-    }
-    match decide(value, &cpus[..count]) {
+pub fn handle_icr_write(vmcs: &Vmcs, value: u64) -> Resume {
+    match decide(value, crate::smp::cpus::online()) {
         IpiDecision::Forward => {
             // SAFETY: `decide` accepted a fixed-vector IPI to the guest's own CPUs.
             #[allow(unsafe_code)]
             unsafe {
                 crate::arch::apic::forward_guest_icr(value)
             };
-            Resume::NextInstruction
         }
-        IpiDecision::Invalid => Resume::Inject(super::Exception::GeneralProtection),
-        IpiDecision::Refused(_) => {
-            refuse(vmcs, value);
-            Resume::NextInstruction
-        }
+        IpiDecision::Invalid => return Resume::Inject(Exception::GeneralProtection),
+        IpiDecision::Refused => audit_register(vmcs, Rule::IpiDelivery, access::WRITE, 0, value),
     }
+    Resume::NextInstruction
 }
 
 #[cfg(test)]
@@ -174,25 +126,20 @@ mod tests {
 
     #[test]
     fn fixed_ipis_to_own_cpus_pass() {
-        assert_eq!(decide(icr(1, 0, 0x40), &CPUS), IpiDecision::Forward);
-        assert_eq!(decide(icr(BROADCAST, 0, 0x40), &CPUS), IpiDecision::Forward);
-        assert_eq!(decide((0b11 << 18) | 0x40, &CPUS), IpiDecision::Forward);
+        assert_eq!(decide(icr(1, 0, 0x40), CPUS), IpiDecision::Forward);
+        assert_eq!(decide(icr(BROADCAST, 0, 0x40), CPUS), IpiDecision::Forward);
+        assert_eq!(decide((0b11 << 18) | 0x40, CPUS), IpiDecision::Forward);
     }
 
     #[test]
     fn init_sipi_smi_nmi_are_refused_whatever_the_destination() {
-        for (mode, name) in [
-            (0b101, DeliveryMode::Init),
-            (0b110, DeliveryMode::StartUp),
-            (0b010, DeliveryMode::Smi),
-            (0b100, DeliveryMode::Nmi),
-            (0b001, DeliveryMode::LowestPriority),
-            (0b111, DeliveryMode::Reserved),
-        ] {
+        // INIT, start-up, SMI, NMI, lowest priority, reserved; a legal vector, so only the
+        // delivery mode can refuse.
+        for mode in [0b101, 0b110, 0b010, 0b100, 0b001, 0b111] {
             for shorthand in 0..4u64 {
                 assert_eq!(
-                    decide(icr(1, mode, 0x08) | (shorthand << 18), &CPUS),
-                    IpiDecision::Refused(IpiRefusal::DeliveryMode(name))
+                    decide(icr(1, mode, 0x40) | (shorthand << 18), CPUS),
+                    IpiDecision::Refused
                 );
             }
         }
@@ -209,20 +156,14 @@ mod tests {
 
     #[test]
     fn foreign_logical_and_illegal_are_refused() {
+        assert_eq!(decide(icr(7, 0, 0x40), CPUS), IpiDecision::Refused);
         assert_eq!(
-            decide(icr(7, 0, 0x40), &CPUS),
-            IpiDecision::Refused(IpiRefusal::ForeignDestination(7))
+            decide(icr(1, 0, 0x40) | DESTINATION_LOGICAL, CPUS),
+            IpiDecision::Refused
         );
+        assert_eq!(decide(icr(1, 0, 3), CPUS), IpiDecision::Refused);
         assert_eq!(
-            decide(icr(1, 0, 0x40) | DESTINATION_LOGICAL, &CPUS),
-            IpiDecision::Refused(IpiRefusal::LogicalDestination)
-        );
-        assert_eq!(
-            decide(icr(1, 0, 3), &CPUS),
-            IpiDecision::Refused(IpiRefusal::IllegalVector)
-        );
-        assert_eq!(
-            decide(icr(1, 0, 0x40) | (1 << 13), &CPUS),
+            decide(icr(1, 0, 0x40) | (1 << 13), CPUS),
             IpiDecision::Invalid
         );
     }

@@ -22,6 +22,7 @@ use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::exit_reason::{self, ExitReason, EXIT_REASON_ENTRY_FAILURE};
 use crate::vmx::vmcs::Vmcs;
+use core::sync::atomic::Ordering;
 use x86::vmx::vmcs::{control, guest, ro};
 
 /// What the guest does next.
@@ -35,36 +36,23 @@ pub enum Resume {
     Unchanged,
 }
 
-/// Exceptions the hypervisor injects (SDM Vol. 3A 7.3, Table 7-1).
+/// Exceptions the hypervisor injects, numbered by vector (SDM Vol. 3A 7.3, Table 7-1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exception {
-    InvalidOpcode,
-    GeneralProtection,
-    /// #VE: a blocked EPT access, reported to the guest kernel (no error code).
-    VirtualizationException,
+    InvalidOpcode = 6,
     /// #DF: a blocked access while the guest's CPU was delivering an exception.
-    DoubleFault,
-}
-
-impl Exception {
-    const fn vector(self) -> u64 {
-        match self {
-            Self::InvalidOpcode => 6,
-            Self::GeneralProtection => 13,
-            Self::VirtualizationException => 20,
-            Self::DoubleFault => 8,
-        }
-    }
-
-    const fn has_error_code(self) -> bool {
-        matches!(self, Self::GeneralProtection | Self::DoubleFault)
-    }
+    DoubleFault = 8,
+    GeneralProtection = 13,
+    /// #VE: a blocked EPT access, reported to the guest kernel (no error code).
+    VirtualizationException = 20,
 }
 
 /// VM-entry interruption-information fields (SDM Vol. 3C 25.8.3, Table 25-17).
 const INTERRUPTION_TYPE_HARDWARE_EXCEPTION: u64 = 3 << 8;
 const INTERRUPTION_DELIVER_ERROR_CODE: u64 = 1 << 11;
 const INTERRUPTION_VALID: u64 = 1 << 31;
+/// Interruption type NMI (Table 25-17), with vector 2.
+const NMI_INTERRUPTION: u64 = (2 << 8) | 2 | INTERRUPTION_VALID;
 /// Interruptibility state bits 0 and 1: blocking by STI / by MOV SS (25.4.2, Table 25-3),
 /// which end once the guest moves past an instruction.
 const BLOCKING_BY_STI_OR_MOV_SS: u64 = 0b11;
@@ -82,9 +70,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
     state::STATS.record(basic);
     let slot = crate::smp::this_cpu();
     crate::smp::quiet::left_guest(slot);
-    crate::smp::CPUS[slot]
-        .exits
-        .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    crate::smp::CPUS[slot].exits.fetch_add(1, Ordering::Relaxed);
     // Another vCPU is stopped in the debugger: wait (all-stop) before handling this exit.
     crate::gdb::vcpus::park_if_halted(&vmcs, regs, slot);
     let audits_before = crate::gdb::audit_mark();
@@ -97,7 +83,7 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
         Some(ExitReason::Xsetbv) => xsetbv::handle(&vmcs, regs),
         Some(ExitReason::CrAccess) => cr_access::handle(&vmcs, regs),
         Some(ExitReason::IoInstruction) => io::handle(&vmcs, regs),
-        Some(ExitReason::Invd) | Some(ExitReason::Wbinvd) => {
+        Some(ExitReason::Invd | ExitReason::Wbinvd) => {
             // INVD would drop dirty lines the hypervisor may own; write them back instead.
             crate::arch::instructions::wbinvd();
             Resume::NextInstruction
@@ -142,18 +128,24 @@ fn advance_rip(vmcs: &Vmcs) {
     let rip = vmcs.get(guest::RIP);
     let length = vmcs.get(ro::VMEXIT_INSTRUCTION_LEN);
     vmcs.set(guest::RIP, rip.wrapping_add(length));
-    let interruptibility = vmcs.get(guest::INTERRUPTIBILITY_STATE);
-    if interruptibility & BLOCKING_BY_STI_OR_MOV_SS != 0 {
-        vmcs.set(
-            guest::INTERRUPTIBILITY_STATE,
-            interruptibility & !BLOCKING_BY_STI_OR_MOV_SS,
-        );
+    clear_interruptibility(vmcs, BLOCKING_BY_STI_OR_MOV_SS);
+}
+
+/// Clears `bits` of the guest interruptibility state (SDM Vol. 3C 25.4.2, Table 25-3).
+fn clear_interruptibility(vmcs: &Vmcs, bits: u64) {
+    let state = vmcs.get(guest::INTERRUPTIBILITY_STATE);
+    if state & bits != 0 {
+        vmcs.set(guest::INTERRUPTIBILITY_STATE, state & !bits);
     }
 }
 
 fn inject(vmcs: &Vmcs, exception: Exception) {
-    let mut info = exception.vector() | INTERRUPTION_TYPE_HARDWARE_EXCEPTION | INTERRUPTION_VALID;
-    if exception.has_error_code() {
+    let mut info = exception as u64 | INTERRUPTION_TYPE_HARDWARE_EXCEPTION | INTERRUPTION_VALID;
+    // #GP and #DF push an error code (SDM Vol. 3A 7.3, Table 7-1); #UD and #VE do not.
+    if matches!(
+        exception,
+        Exception::GeneralProtection | Exception::DoubleFault
+    ) {
         info |= INTERRUPTION_DELIVER_ERROR_CODE;
         vmcs.set(control::VMENTRY_EXCEPTION_ERR_CODE, 0);
     }

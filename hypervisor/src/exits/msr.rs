@@ -4,27 +4,20 @@
 //! (`ipi`); IA32_APIC_BASE frozen; every other MSR refused with #GP and audited (rule `msr`):
 //! the hypervisor never reads or writes an MSR it has not vetted on the guest's behalf.
 
-use super::{Exception, Resume};
+use super::{audit_register, ipi, Exception, Resume};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::{AtomicBool, Ordering};
 use rampart_hv_abi::{access, Rule};
+// IA32_APIC_BASE (SDM Vol. 3A 11.4.4): the hypervisor put the APIC in x2APIC mode; moving
+// the xAPIC window or leaving x2APIC mode would reopen the unchecked ICR. The x2APIC ICR
+// (MSR 0x830): IPIs are checked (`ipi`).
+use x86::msr::{IA32_APIC_BASE, IA32_X2APIC_ICR};
+pub use x86::msr::{
+    IA32_CSTAR, IA32_EFER, IA32_FMASK, IA32_LSTAR, IA32_STAR, IA32_SYSENTER_CS, IA32_SYSENTER_EIP,
+    IA32_SYSENTER_ESP,
+};
 use x86::vmx::vmcs::guest;
-
-pub const IA32_SYSENTER_CS: u32 = 0x174;
-pub const IA32_SYSENTER_ESP: u32 = 0x175;
-pub const IA32_SYSENTER_EIP: u32 = 0x176;
-pub const IA32_EFER: u32 = 0xc000_0080;
-pub const IA32_STAR: u32 = 0xc000_0081;
-pub const IA32_LSTAR: u32 = 0xc000_0082;
-pub const IA32_CSTAR: u32 = 0xc000_0083;
-pub const IA32_FMASK: u32 = 0xc000_0084;
-
-/// IA32_APIC_BASE (SDM Vol. 3A 11.4.4): the hypervisor put the APIC in x2APIC mode; moving
-/// the xAPIC window or leaving x2APIC mode would reopen the unchecked ICR.
-pub const IA32_APIC_BASE: u32 = crate::arch::apic::IA32_APIC_BASE;
-/// The x2APIC ICR (MSR 0x830): IPIs are checked (`ipi`).
-pub const X2APIC_ICR: u32 = crate::arch::apic::X2APIC_ICR;
 
 /// The MSRs whose writes are emulated here (the pinned and lockable ones).
 pub const EMULATED: [u32; 8] = [
@@ -38,30 +31,22 @@ pub const EMULATED: [u32; 8] = [
     IA32_FMASK,
 ];
 
-// EFER bits (SDM Vol. 3A 2.2.1): SCE, LME, LMA, NXE. Others are refused.
-bitflags::bitflags! {
-    /// The IA32_EFER bits a 64-bit guest may set (SDM Vol. 4 Table 2-2): SYSCALL enable, long
-    /// mode enable and active, execute-disable enable.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    struct Efer: u64 {
-        const SCE = 1 << 0;
-        const LME = 1 << 8;
-        const LMA = 1 << 10;
-        const NXE = 1 << 11;
-    }
-}
-#[cfg(test)]
-const EFER_SCE: u64 = Efer::SCE.bits();
-const EFER_LME: u64 = Efer::LME.bits();
-const EFER_LMA: u64 = Efer::LMA.bits();
-const EFER_NXE: u64 = Efer::NXE.bits();
+/// The IA32_EFER bits a 64-bit guest may set (SDM Vol. 3A 2.2.1, Vol. 4 Table 2-2): SYSCALL
+/// enable, long mode enable and active, execute-disable enable. Others are refused.
+const EFER_SCE: u64 = 1 << 0;
+const EFER_LME: u64 = 1 << 8;
+const EFER_LMA: u64 = 1 << 10;
+const EFER_NXE: u64 = 1 << 11;
+const EFER_ALLOWED: u64 = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
 const EFER_PINNED: u64 = EFER_LME | EFER_NXE;
 
 static SYSCALL_MSRS_LOCKED: AtomicBool = AtomicBool::new(false);
 
-/// Freezes the SYSCALL/SYSENTER MSRs (one-way).
-pub fn lock_syscall_msrs() {
+/// The `LockSyscallMsrs` hypercall: freezes the SYSCALL/SYSENTER MSRs (one-way); returns 0.
+pub fn lock_syscall_msrs() -> u64 {
     SYSCALL_MSRS_LOCKED.store(true, Ordering::SeqCst);
+    log::info!("SYSCALL/SYSENTER MSRs locked");
+    0
 }
 
 /// What a write does: the EFER value to load, an MSR to write, or a refusal.
@@ -81,7 +66,7 @@ pub enum Decision {
 pub fn decide(msr: u32, value: u64, syscall_msrs_locked: bool) -> Decision {
     match msr {
         IA32_EFER => {
-            if value & !Efer::all().bits() != 0 {
+            if value & !EFER_ALLOWED != 0 {
                 Decision::Invalid
             } else if value & EFER_PINNED != EFER_PINNED {
                 Decision::Blocked(Rule::PinnedEfer)
@@ -109,9 +94,9 @@ pub fn handle_write(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     let msr = regs.rcx as u32;
     let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
     match msr {
-        X2APIC_ICR => return super::ipi::handle_icr_write(vmcs, value),
-        msr if super::ipi::is_lvt_with_delivery_mode(msr) => {
-            return super::ipi::handle_lvt_write(vmcs, msr, value)
+        IA32_X2APIC_ICR => return ipi::handle_icr_write(vmcs, value),
+        msr if ipi::is_lvt_with_delivery_mode(msr) => {
+            return ipi::handle_lvt_write(vmcs, msr, value)
         }
         IA32_APIC_BASE => return apic_base_write(vmcs, value),
         _ => {}
@@ -121,7 +106,7 @@ pub fn handle_write(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         Decision::Write => write(vmcs, msr, value),
         Decision::Invalid => return Resume::Inject(Exception::GeneralProtection),
         Decision::Blocked(rule) => {
-            super::audit_register(vmcs, rule, access::WRITE, 0, u64::from(msr));
+            audit_register(vmcs, rule, access::WRITE, 0, u64::from(msr));
             return Resume::Inject(Exception::GeneralProtection);
         }
     }
@@ -138,20 +123,15 @@ fn apic_base_write(vmcs: &Vmcs, value: u64) -> Resume {
     if value == current {
         return Resume::NextInstruction;
     }
-    super::audit_register(
-        vmcs,
-        Rule::IpiDelivery,
-        access::WRITE,
-        0,
-        u64::from(IA32_APIC_BASE),
-    );
+    let detail = u64::from(IA32_APIC_BASE);
+    audit_register(vmcs, Rule::IpiDelivery, access::WRITE, 0, detail);
     Resume::Inject(Exception::GeneralProtection)
 }
 
 /// RDMSR exits only for MSRs outside the read allowlist: #GP (as for an MSR the CPU lacks) and
 /// an audit record.
 pub fn handle_read(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
-    super::audit_register(vmcs, Rule::Msr, access::READ, 0, regs.rcx & 0xffff_ffff);
+    audit_register(vmcs, Rule::Msr, access::READ, 0, regs.rcx & 0xffff_ffff);
     Resume::Inject(Exception::GeneralProtection)
 }
 

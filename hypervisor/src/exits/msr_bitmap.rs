@@ -14,37 +14,25 @@ const WRITE_HIGH: usize = 3072;
 const HIGH_BASE: u32 = 0xc000_0000;
 const RANGE_LENGTH: u32 = 0x2000;
 
-pub const IA32_APIC_BASE: u32 = 0x1b;
-pub const IA32_EFER: u32 = 0xc000_0080;
-pub const IA32_FS_BASE: u32 = 0xc000_0100;
-pub const IA32_GS_BASE: u32 = 0xc000_0101;
-pub const IA32_KERNEL_GS_BASE: u32 = 0xc000_0102;
-pub const IA32_TSC_AUX: u32 = 0xc000_0103;
+use x86::msr::{
+    IA32_APIC_BASE, IA32_EFER, IA32_FMASK, IA32_FS_BASE, IA32_STAR, IA32_SYSENTER_CS,
+    IA32_SYSENTER_EIP, IA32_TSC_AUX,
+};
 
-/// x2APIC registers (SDM Vol. 3A 11.12.1.2, Table 11-6).
+/// x2APIC registers (SDM Vol. 3A 11.12.1.2, Table 11-6), by their short names.
 pub mod x2apic {
-    pub const ID: u32 = 0x802;
-    pub const VERSION: u32 = 0x803;
-    pub const TPR: u32 = 0x808;
-    pub const PPR: u32 = 0x80a;
-    pub const EOI: u32 = 0x80b;
-    pub const LDR: u32 = 0x80d;
-    pub const SVR: u32 = 0x80f;
-    pub const ISR_FIRST: u32 = 0x810;
-    pub const IRR_LAST: u32 = 0x827;
-    pub const ESR: u32 = 0x828;
-    pub const LVT_CMCI: u32 = 0x82f;
-    pub const ICR: u32 = 0x830;
-    pub const LVT_TIMER: u32 = 0x832;
-    pub const LVT_THERMAL: u32 = 0x833;
-    pub const LVT_PERFORMANCE: u32 = 0x834;
-    pub const LVT_LINT0: u32 = 0x835;
-    pub const LVT_LINT1: u32 = 0x836;
-    pub const LVT_ERROR: u32 = 0x837;
-    pub const TIMER_INITIAL: u32 = 0x838;
-    pub const TIMER_CURRENT: u32 = 0x839;
-    pub const TIMER_DIVIDE: u32 = 0x83e;
-    pub const SELF_IPI: u32 = 0x83f;
+    pub use x86::msr::{
+        IA32_X2APIC_APICID as ID, IA32_X2APIC_CUR_COUNT as TIMER_CURRENT,
+        IA32_X2APIC_DIV_CONF as TIMER_DIVIDE, IA32_X2APIC_EOI as EOI, IA32_X2APIC_ESR as ESR,
+        IA32_X2APIC_ICR as ICR, IA32_X2APIC_INIT_COUNT as TIMER_INITIAL,
+        IA32_X2APIC_IRR7 as IRR_LAST, IA32_X2APIC_ISR0 as ISR_FIRST, IA32_X2APIC_LDR as LDR,
+        IA32_X2APIC_LVT_CMCI as LVT_CMCI, IA32_X2APIC_LVT_ERROR as LVT_ERROR,
+        IA32_X2APIC_LVT_LINT0 as LVT_LINT0, IA32_X2APIC_LVT_LINT1 as LVT_LINT1,
+        IA32_X2APIC_LVT_PMI as LVT_PERFORMANCE, IA32_X2APIC_LVT_THERMAL as LVT_THERMAL,
+        IA32_X2APIC_LVT_TIMER as LVT_TIMER, IA32_X2APIC_PPR as PPR,
+        IA32_X2APIC_SELF_IPI as SELF_IPI, IA32_X2APIC_SIVR as SVR, IA32_X2APIC_TPR as TPR,
+        IA32_X2APIC_VERSION as VERSION,
+    };
 }
 
 /// Reads that never exit: per-thread bases, the registers whose values the guest set itself
@@ -55,8 +43,8 @@ pub fn read_passes(msr: u32) -> bool {
         msr,
         IA32_APIC_BASE
             | IA32_EFER
-            | 0xc000_0081..=0xc000_0084 // STAR, LSTAR, CSTAR, FMASK
-            | 0x174..=0x176 // SYSENTER_CS/ESP/EIP (loaded from the VMCS on entry)
+            | IA32_STAR..=IA32_FMASK // STAR, LSTAR, CSTAR, FMASK
+            | IA32_SYSENTER_CS..=IA32_SYSENTER_EIP // loaded from the VMCS on entry
             | IA32_FS_BASE..=IA32_TSC_AUX
             | ID | VERSION | TPR | PPR | LDR | SVR
             | ISR_FIRST..=IRR_LAST
@@ -89,13 +77,14 @@ pub fn write_passes(msr: u32) -> bool {
 /// Fills a 4 KiB MSR bitmap: every bit set (exit), then the allowlists cleared.
 pub fn build(bitmap: &mut [u8; 4096]) {
     bitmap.fill(0xff);
-    for (offset, base) in [(READ_LOW, 0), (READ_HIGH, HIGH_BASE)] {
-        for msr in (base..base + RANGE_LENGTH).filter(|&m| read_passes(m)) {
-            clear(bitmap, offset, msr - base);
-        }
-    }
-    for (offset, base) in [(WRITE_LOW, 0), (WRITE_HIGH, HIGH_BASE)] {
-        for msr in (base..base + RANGE_LENGTH).filter(|&m| write_passes(m)) {
+    let quarters = [
+        (READ_LOW, 0, read_passes as fn(u32) -> bool),
+        (READ_HIGH, HIGH_BASE, read_passes),
+        (WRITE_LOW, 0, write_passes),
+        (WRITE_HIGH, HIGH_BASE, write_passes),
+    ];
+    for (offset, base, passes) in quarters {
+        for msr in (base..base + RANGE_LENGTH).filter(|&m| passes(m)) {
             clear(bitmap, offset, msr - base);
         }
     }
@@ -109,7 +98,7 @@ fn clear(bitmap: &mut [u8; 4096], offset: usize, index: u32) {
 pub fn exits(bitmap: &[u8; 4096], msr: u32, write: bool) -> bool {
     let (offset, index) = match msr {
         0..RANGE_LENGTH => (0, msr),
-        _ if (HIGH_BASE..HIGH_BASE + RANGE_LENGTH).contains(&msr) => (1024, msr - HIGH_BASE),
+        _ if (HIGH_BASE..HIGH_BASE + RANGE_LENGTH).contains(&msr) => (READ_HIGH, msr - HIGH_BASE),
         _ => return true,
     };
     let offset = offset + if write { WRITE_LOW } else { READ_LOW };
@@ -132,7 +121,7 @@ mod tests {
         for msr in [
             x2apic::TIMER_INITIAL,
             x2apic::TPR,
-            IA32_KERNEL_GS_BASE,
+            x86::msr::IA32_KERNEL_GSBASE,
             IA32_FS_BASE,
         ] {
             assert!(!exits(&b, msr, true), "write {msr:#x}");

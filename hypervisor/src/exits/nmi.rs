@@ -2,25 +2,25 @@
 //! shootdowns and lock propagation (`smp::shootdown`); any other NMI belonged to the guest and
 //! is delivered to it as it would have been natively.
 
-use super::Resume;
+use super::{clear_interruptibility, Resume, INTERRUPTION_VALID, NMI_INTERRUPTION};
 use crate::vmx::vmcs::Vmcs;
-use x86::vmx::vmcs::{control, guest, ro};
+use core::sync::atomic::Ordering;
+use x86::vmx::vmcs::{control, ro};
 
 /// VM-exit interruption information (SDM Vol. 3C 25.9.2, Table 25-19): type in bits 10:8
 /// (2 = NMI), valid bit 31.
 const TYPE_MASK: u64 = 0b111 << 8;
 const TYPE_NMI: u64 = 2 << 8;
-const VALID: u64 = 1 << 31;
-const VECTOR_NMI: u64 = 2;
 /// Guest interruptibility state bit 3: blocking by NMI (SDM Vol. 3C 25.4.2, Table 25-3).
 const BLOCKING_BY_NMI: u64 = 1 << 3;
 
 /// True if this exception-or-NMI exit was an NMI.
 pub fn is_nmi(vmcs: &Vmcs) -> bool {
     let info = vmcs.get(ro::VMEXIT_INTERRUPTION_INFO);
-    info & VALID != 0 && info & TYPE_MASK == TYPE_NMI
+    info & INTERRUPTION_VALID != 0 && info & TYPE_MASK == TYPE_NMI
 }
 
+/// An NMI exit: the hypervisor's own NMI is acknowledged, the guest's is injected.
 pub fn handle(vmcs: &Vmcs, slot: usize) -> Resume {
     crate::smp::halt_if_stopping();
     crate::arch::instructions::unblock_nmis();
@@ -30,16 +30,10 @@ pub fn handle(vmcs: &Vmcs, slot: usize) -> Resume {
         // The guest never saw this NMI, so it must not come back blocked: the guest state saved
         // at the exit shows blocking by NMI (seen on Bochs 2.7), and the next VM entry would
         // then mask every later NMI until a guest IRET from an NMI handler that never ran.
-        let state = vmcs.get(guest::INTERRUPTIBILITY_STATE);
-        if state & BLOCKING_BY_NMI != 0 {
-            vmcs.set(guest::INTERRUPTIBILITY_STATE, state & !BLOCKING_BY_NMI);
-        }
+        clear_interruptibility(vmcs, BLOCKING_BY_NMI);
     } else {
         // Not ours: inject it (VM-entry interruption information, 25.8.3, type NMI).
-        vmcs.set(
-            control::VMENTRY_INTERRUPTION_INFO_FIELD,
-            VECTOR_NMI | TYPE_NMI | VALID,
-        );
+        vmcs.set(control::VMENTRY_INTERRUPTION_INFO_FIELD, NMI_INTERRUPTION);
     }
     Resume::Unchanged
 }
@@ -47,20 +41,11 @@ pub fn handle(vmcs: &Vmcs, slot: usize) -> Resume {
 /// Injects a guest NMI that arrived while the hypervisor ran (`smp::nmi_in_root`), unless the
 /// coming VM entry already injects an event (then it waits for the next exit).
 pub fn deliver_pending(vmcs: &Vmcs, slot: usize) {
-    let cpu = &crate::smp::CPUS[slot];
-    if !cpu
-        .guest_nmi_pending
-        .load(core::sync::atomic::Ordering::SeqCst)
+    let pending = &crate::smp::CPUS[slot].guest_nmi_pending;
+    if pending.load(Ordering::SeqCst)
+        && vmcs.get(control::VMENTRY_INTERRUPTION_INFO_FIELD) & INTERRUPTION_VALID == 0
     {
-        return;
+        pending.store(false, Ordering::SeqCst);
+        vmcs.set(control::VMENTRY_INTERRUPTION_INFO_FIELD, NMI_INTERRUPTION);
     }
-    if vmcs.get(control::VMENTRY_INTERRUPTION_INFO_FIELD) & VALID != 0 {
-        return;
-    }
-    cpu.guest_nmi_pending
-        .store(false, core::sync::atomic::Ordering::SeqCst);
-    vmcs.set(
-        control::VMENTRY_INTERRUPTION_INFO_FIELD,
-        VECTOR_NMI | TYPE_NMI | VALID,
-    );
 }

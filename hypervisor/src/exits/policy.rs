@@ -5,13 +5,15 @@
 use super::{guest_rip, Exception, Resume};
 use crate::audit::{self, Attempt};
 use crate::devices::ecam::Windows;
+use crate::ept::builder::Ept;
 use crate::ept::entry::Permissions;
 use crate::policy::operations::{self, Denial};
-use crate::policy::{ProtectedLayout, SegmentKind};
+use crate::policy::ProtectedLayout;
 use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::qualification::EptViolation;
 use crate::vmx::vmcs::Vmcs;
+use core::slice::from_raw_parts;
 use core::sync::atomic::{AtomicU64, Ordering};
 use rampart_hv_abi::{access, AuditRecord, HypercallError, Rule};
 use x86::vmx::vmcs::ro;
@@ -28,45 +30,36 @@ pub fn classify(
     q: EptViolation,
     locked_table: bool,
 ) -> Rule {
+    let measured = operations::measured_rule(layout, gpa);
     if layout.in_hypervisor(gpa) {
-        return Rule::HypervisorMemory;
-    }
-    if let Some(rule) = ecam.write_rule(gpa).filter(|_| q.write()) {
-        return rule;
-    }
-    if q.write() && crate::devices::platform::is_read_only_device(gpa) {
-        return Rule::PlatformDevice;
-    }
-    if q.allowed() == 0 {
+        Rule::HypervisorMemory
+    } else if let Some(rule) = ecam.write_rule(gpa).filter(|_| q.write()) {
+        rule
+    } else if q.write() && crate::devices::platform::is_read_only_device(gpa) {
+        Rule::PlatformDevice
+    } else if q.allowed() == 0 {
         // A page left with no rights (ProtectRange to ---) or beyond what EPT maps: the guest
         // gets #VE like for any other block; nothing the guest touches stops the hypervisor.
-        return Rule::ProtectedRange;
-    }
-    let rights = Permissions::from_entry(q.allowed());
-    let text = matches!(
-        layout.segment_at(gpa).map(|s| s.kind),
-        Some(SegmentKind::Text)
-    );
-    if q.fetch() {
+        Rule::ProtectedRange
+    } else if q.fetch() {
         Rule::NotExecutable
-    } else if text {
+    } else if measured == Some(Rule::KernelText) {
         // A write, or a read of execute-only text.
         Rule::KernelText
-    } else if q.write() && locked_table {
+    } else if !q.write() {
+        Rule::ProtectedRange
+    } else if locked_table {
         Rule::LockedDescriptorTable
-    } else if q.write() {
-        match layout.segment_at(gpa).map(|s| s.kind) {
-            Some(SegmentKind::Text) => Rule::KernelText,
-            Some(SegmentKind::ReadOnly) => Rule::KernelReadOnly,
-            _ if layout.in_initrd(gpa) => Rule::MeasuredModule,
-            _ if rights.executable() => Rule::ExecutableNotWritable,
-            _ => Rule::ProtectedRange,
-        }
+    } else if let Some(rule) = measured {
+        rule // Kernel rodata or the initrd.
+    } else if Permissions::from_entry(q.allowed()).executable() {
+        Rule::ExecutableNotWritable
     } else {
         Rule::ProtectedRange
     }
 }
 
+/// The access that exited, as audit access bits (equal to the EPT rights bits it needs).
 fn access_bits(q: EptViolation) -> u32 {
     if q.fetch() {
         access::EXECUTE
@@ -75,6 +68,18 @@ fn access_bits(q: EptViolation) -> u32 {
     } else {
         access::READ
     }
+}
+
+/// Audits a blocked attempt by the guest instruction at RIP.
+pub(super) fn block(vmcs: &Vmcs, rule: Rule, access: u32, gva: u64, gpa: u64, detail: u64) {
+    audit::block(Attempt {
+        rule,
+        access,
+        rip: guest_rip(vmcs),
+        gva,
+        gpa,
+        detail,
+    });
 }
 
 pub fn ept_violation(vmcs: &Vmcs) -> Resume {
@@ -92,19 +97,11 @@ pub fn ept_violation(vmcs: &Vmcs) -> Resume {
         let state = state::get();
         classify(&state.layout, &state.ecam, gpa, q, locked_table)
     };
-    let gva = if q.linear_address_valid() {
-        vmcs.read(ro::GUEST_LINEAR_ADDR).unwrap_or(0)
-    } else {
-        0
-    };
-    audit::block(Attempt {
-        rule,
-        access: access_bits(q),
-        rip: guest_rip(vmcs),
-        gva,
-        gpa,
-        detail: 0,
-    });
+    let linear = q
+        .linear_address_valid()
+        .then(|| vmcs.read(ro::GUEST_LINEAR_ADDR));
+    let gva = linear.and_then(Result::ok).unwrap_or(0);
+    block(vmcs, rule, access_bits(q), gva, gpa, 0);
     match nested(vmcs.read(ro::IDT_VECTORING_INFO).unwrap_or(0)) {
         Nested::No => Resume::Inject(Exception::VirtualizationException),
         Nested::DoubleFault => Resume::Inject(Exception::DoubleFault),
@@ -118,22 +115,11 @@ pub fn ept_violation(vmcs: &Vmcs) -> Resume {
 /// True if the EPT as it is now allows the access that exited (the CPU used a stale, more
 /// restrictive translation).
 fn spurious(gpa: u64, q: EptViolation) -> bool {
-    let rights = match state::EPT.try_lock() {
-        Some(mut guard) => guard
-            .as_mut()
-            .and_then(|ept| ept.translate(gpa))
-            .map(|t| t.permissions),
-        None => None,
-    };
-    let allowed = rights.is_some_and(|r| {
-        if q.fetch() {
-            r.executable()
-        } else if q.write() {
-            r.writable()
-        } else {
-            r.readable()
-        }
-    });
+    let needed = Permissions::from_entry(access_bits(q).into());
+    let allowed = state::EPT
+        .try_lock()
+        .and_then(|mut ept| ept.as_mut()?.translate(gpa))
+        .is_some_and(|t| t.permissions.contains(needed));
     // Retried once per page: the same page exiting again after the flush is a real block.
     let me = crate::smp::this_cpu();
     let mark = (gpa & !0xfff) | 1;
@@ -183,39 +169,30 @@ pub fn flush() {
 fn apply(
     vmcs: &Vmcs,
     requested: u32,
-    operation: impl FnOnce(
-        &mut crate::ept::builder::Ept<state::EptFrames>,
-        &ProtectedLayout,
-    ) -> Result<(), Denial>,
+    operation: impl FnOnce(&mut Ept<state::EptFrames>, &ProtectedLayout) -> Result<(), Denial>,
 ) -> u64 {
     let layout = &state::get().layout;
-    let result = match state::EPT.lock().as_mut() {
-        Some(ept) => operation(ept, layout),
-        None => Err(Denial::OutOfRange),
-    };
-    match result {
+    let result = state::EPT
+        .lock()
+        .as_mut()
+        .map_or(Err(Denial::OutOfRange), |ept| operation(ept, layout));
+    let error = match result {
         Ok(()) => {
             flush();
-            0
+            return 0;
         }
-        Err(Denial::OutOfRange) => HypercallError::OutOfRange as i64 as u64,
+        Err(Denial::OutOfRange) => HypercallError::OutOfRange,
         Err(Denial::Denied { rule, gpa }) => {
-            audit::block(Attempt {
-                rule,
-                access: requested | access::HYPERCALL,
-                rip: guest_rip(vmcs),
-                gva: 0,
-                gpa,
-                detail: 0,
-            });
-            HypercallError::Denied as i64 as u64
+            block(vmcs, rule, requested | access::HYPERCALL, 0, gpa, 0);
+            HypercallError::Denied
         }
         Err(Denial::Ept(e)) => {
             log::error!("policy request failed: {e}");
             flush();
-            HypercallError::OutOfRange as i64 as u64
+            HypercallError::OutOfRange
         }
-    }
+    };
+    error as i64 as u64
 }
 
 pub fn protect_range(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
@@ -233,13 +210,11 @@ pub fn protect_range(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
 pub fn grant_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     let (gpa, length, offset) = (regs.rdi, regs.rsi, regs.rdx);
     let s = state::get();
-    let initrd = s.layout.initrd;
-    let text = s.program_text;
     apply(vmcs, access::EXECUTE, |ept, layout| {
         operations::grant_execute(ept, layout, gpa, length, |gpa, length| {
             // Only whole pages of a program's executable segment, never any other initrd bytes.
-            text.allows(offset, length)
-                && matches_initrd(initrd.start, initrd.length, offset, gpa, length)
+            s.program_text.allows(offset, length)
+                && matches_initrd(s.layout.initrd, offset, gpa, length)
         })
     })
 }
@@ -253,14 +228,13 @@ pub fn revoke_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
 
 /// True if guest memory `[gpa, gpa + length)` equals the initrd's bytes at `offset` and the
 /// rest of the last page is zero (a segment's tail past its file data).
-fn matches_initrd(initrd: u64, initrd_length: u64, offset: u64, gpa: u64, length: u64) -> bool {
-    let Some(end) = offset
-        .checked_add(length)
-        .filter(|&end| end <= initrd_length)
-    else {
+fn matches_initrd(initrd: crate::handoff::PhysRange, offset: u64, gpa: u64, length: u64) -> bool {
+    let end = offset.checked_add(length);
+    let Some(end) = end.filter(|&end| end <= initrd.length) else {
         return false;
     };
-    let page_end = (gpa + length + 4095) & !4095;
+    let (measured_start, tail_start) = (initrd.start + offset, gpa + length);
+    let page_end = tail_start.next_multiple_of(4096);
     // The policy checked every page of [gpa, page_end) is write-back guest RAM outside the
     // hypervisor, and [initrd + offset, initrd + end) lies in the measured (read-only) initrd.
     #[allow(unsafe_code)]
@@ -268,12 +242,9 @@ fn matches_initrd(initrd: u64, initrd_length: u64, offset: u64, gpa: u64, length
     // stopped while we read.
     let (code, measured, tail) = unsafe {
         (
-            core::slice::from_raw_parts(gpa as *const u8, length as usize),
-            core::slice::from_raw_parts((initrd + offset) as *const u8, (end - offset) as usize),
-            core::slice::from_raw_parts(
-                (gpa + length) as *const u8,
-                (page_end - gpa - length) as usize,
-            ),
+            from_raw_parts(gpa as *const u8, length as usize),
+            from_raw_parts(measured_start as *const u8, (end - offset) as usize),
+            from_raw_parts(tail_start as *const u8, (page_end - tail_start) as usize),
         )
     };
     code == measured && tail.iter().all(|&b| b == 0)
@@ -284,10 +255,8 @@ fn matches_initrd(initrd: u64, initrd_length: u64, offset: u64, gpa: u64, length
 pub fn read_audit_log(regs: &GuestRegisters) -> u64 {
     let (buffer, capacity, first) = (regs.rdi, regs.rsi, regs.rdx);
     const RECORD: u64 = core::mem::size_of::<AuditRecord>() as u64;
-    let Some(bytes) = capacity
-        .checked_mul(RECORD)
-        .filter(|&b| b > 0 && b <= 1 << 20)
-    else {
+    let bytes = capacity.checked_mul(RECORD);
+    let Some(bytes) = bytes.filter(|&b| b > 0 && b <= 1 << 20) else {
         return HypercallError::InvalidArgument as i64 as u64;
     };
     // The EPT lock is held until the records are written, so another vCPU cannot take the
@@ -311,27 +280,16 @@ pub fn read_audit_log(regs: &GuestRegisters) -> u64 {
     written
 }
 
-/// True if every page of `[start, start + length)` is write-back RAM the guest may write.
-fn guest_writable(
-    ept: Option<&mut crate::ept::builder::Ept<state::EptFrames>>,
-    start: u64,
-    length: u64,
-) -> bool {
-    let Some(end) = start.checked_add(length) else {
+/// True if every page of `[start, start + length)` is write-back RAM outside the hypervisor
+/// that the guest may write.
+fn guest_writable(ept: Option<&mut Ept<state::EptFrames>>, start: u64, length: u64) -> bool {
+    let (Some(ept), Some(end)) = (ept, start.checked_add(length)) else {
         return false;
     };
     let layout = &state::get().layout;
-    let Some(ept) = ept else {
-        return false;
-    };
-    (start & !4095..end).step_by(4096).all(|page| {
-        !layout.in_hypervisor(page)
-            && matches!(
-                ept.translate(page),
-                Some(t) if t.permissions.writable()
-                    && t.memory_type == Some(crate::ept::entry::MemoryType::WriteBack)
-            )
-    })
+    (start & !4095..end)
+        .step_by(4096)
+        .all(|page| operations::ram_page(ept, layout, page).is_ok_and(|r| r.writable()))
 }
 
 #[cfg(test)]
@@ -339,6 +297,7 @@ mod tests {
     use super::*;
     use crate::handoff::PhysRange;
     use crate::policy::layout::{KernelSegment, MAX_SEGMENTS};
+    use crate::policy::SegmentKind;
 
     fn layout() -> ProtectedLayout {
         let mut segments = [None; MAX_SEGMENTS];

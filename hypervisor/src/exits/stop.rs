@@ -91,40 +91,22 @@ pub fn host_fault(vector: u64, error: u64, rip: u64, cr2: u64) -> ! {
 
 fn dump_guest(vmcs: &Vmcs, r: &GuestRegisters) {
     let f = |field| vmcs.read(field).unwrap_or(0);
+    let (rip, rsp, rflags) = (f(guest::RIP), f(guest::RSP), f(guest::RFLAGS));
+    let (cs, ss) = (f(guest::CS_SELECTOR), f(guest::SS_SELECTOR));
+    log::error!("guest RIP={rip:#018x} RSP={rsp:#018x} RFLAGS={rflags:#x} CS={cs:#x} SS={ss:#x}");
+    let (cr0, cr3, cr4) = (f(guest::CR0), f(guest::CR3), f(guest::CR4));
+    let efer = f(guest::IA32_EFER_FULL);
+    log::error!("guest CR0={cr0:#x} CR3={cr3:#x} CR4={cr4:#x} EFER={efer:#x}");
+    let (rax, rbx, rcx, rdx) = (r.rax, r.rbx, r.rcx, r.rdx);
+    let (rsi, rdi, rbp) = (r.rsi, r.rdi, r.rbp);
     log::error!(
-        "guest RIP={:#018x} RSP={:#018x} RFLAGS={:#x} CS={:#x} SS={:#x}",
-        f(guest::RIP),
-        f(guest::RSP),
-        f(guest::RFLAGS),
-        f(guest::CS_SELECTOR),
-        f(guest::SS_SELECTOR)
+        "guest RAX={rax:#x} RBX={rbx:#x} RCX={rcx:#x} RDX={rdx:#x} RSI={rsi:#x} RDI={rdi:#x} \
+         RBP={rbp:#x}"
     );
+    let (r8, r9, r10, r11) = (r.r8, r.r9, r.r10, r.r11);
+    let (r12, r13, r14, r15) = (r.r12, r.r13, r.r14, r.r15);
     log::error!(
-        "guest CR0={:#x} CR3={:#x} CR4={:#x} EFER={:#x}",
-        f(guest::CR0),
-        f(guest::CR3),
-        f(guest::CR4),
-        f(guest::IA32_EFER_FULL)
-    );
-    log::error!(
-        "guest RAX={:#x} RBX={:#x} RCX={:#x} RDX={:#x} RSI={:#x} RDI={:#x} RBP={:#x}",
-        r.rax,
-        r.rbx,
-        r.rcx,
-        r.rdx,
-        r.rsi,
-        r.rdi,
-        r.rbp
-    );
-    log::error!(
-        "guest R8={:#x} R9={:#x} R10={:#x} R11={:#x} R12={:#x} R13={:#x} R14={:#x} R15={:#x}",
-        r.r8,
-        r.r9,
-        r.r10,
-        r.r11,
-        r.r12,
-        r.r13,
-        r.r14,
-        r.r15
+        "guest R8={r8:#x} R9={r9:#x} R10={r10:#x} R11={r11:#x} R12={r12:#x} R13={r13:#x} \
+         R14={r14:#x} R15={r15:#x}"
     );
 }

@@ -16,38 +16,31 @@ impl GuestPhysical {
     pub fn check(&self, gpa: u64, len: u64) -> Result<(), WalkError> {
         // The lock may be held by an exit handler that stopped into the debugger (a policy
         // violation): then the stub cannot vouch for the address and refuses it.
-        Self::check_in(gpa, len, || state::EPT.try_lock())
+        Self::check_in(gpa, len, false)
     }
 
     /// [`Self::check`] for hypercalls, which wait for the EPT lock: another vCPU's policy
     /// request holds it only briefly, and must not make a request fail.
     pub fn check_waiting(&self, gpa: u64, len: u64) -> Result<(), WalkError> {
-        Self::check_in(gpa, len, || Some(state::EPT.lock()))
+        Self::check_in(gpa, len, true)
     }
 
-    fn check_in<'a>(
-        gpa: u64,
-        len: u64,
-        lock: impl FnOnce() -> Option<
-            spin::MutexGuard<'a, Option<crate::ept::builder::Ept<state::EptFrames>>>,
-        >,
-    ) -> Result<(), WalkError> {
+    fn check_in(gpa: u64, len: u64, wait_for_lock: bool) -> Result<(), WalkError> {
         let range = crate::handoff::PhysRange::new(gpa, len.max(1));
-        if state::get()
-            .hypervisor_ranges
-            .iter()
-            .any(|r| r.overlaps(&range))
-        {
+        let hypervisor = &state::get().hypervisor_ranges;
+        if hypervisor.iter().any(|r| r.overlaps(&range)) {
             return Err(WalkError::HypervisorMemory(gpa));
         }
-        let mut ept = lock().ok_or(WalkError::NotInEpt(gpa))?;
+        let ept = state::EPT
+            .try_lock()
+            .or_else(|| wait_for_lock.then(|| state::EPT.lock()));
+        let mut ept = ept.ok_or(WalkError::NotInEpt(gpa))?;
         let ept = ept.as_mut().ok_or(WalkError::NotInEpt(gpa))?;
-        match ept.translate(gpa) {
-            Some(t) if t.host_physical == gpa && t.memory_type == Some(MemoryType::WriteBack) => {
-                Ok(())
-            }
-            Some(t) if t.host_physical == gpa => Err(WalkError::DeviceMemory(gpa)),
-            _ => Err(WalkError::NotInEpt(gpa)),
+        let identity = ept.translate(gpa).filter(|t| t.host_physical == gpa);
+        match identity.map(|t| t.memory_type) {
+            Some(Some(MemoryType::WriteBack)) => Ok(()),
+            Some(_) => Err(WalkError::DeviceMemory(gpa)),
+            None => Err(WalkError::NotInEpt(gpa)),
         }
     }
 }

@@ -11,15 +11,13 @@
 //! can only be loaded with a registered root.
 
 use crate::guest_memory::walker::{self, PhysicalMemory, WalkError, ADDRESS_MASK};
+use crate::guest_memory::walker::{PTE_PAGE_SIZE, PTE_PRESENT, PTE_WRITABLE};
 
 /// Entries per table; the kernel half starts at PML4 entry 256.
 pub const ENTRIES: usize = 512;
 pub const KERNEL_HALF_FIRST: usize = 256;
 const PAGE: u64 = 4096;
 const LARGE: u64 = 2 << 20;
-const PRESENT: u64 = 1 << 0;
-const WRITABLE: u64 = 1 << 1;
-const PAGE_SIZE_BIT: u64 = 1 << 7;
 /// Accessed (bit 5) and dirty (bit 6): the CPU sets them (SDM Vol. 3A 5.8); ignored when
 /// comparing entries.
 pub const ACCESSED: u64 = 1 << 5;
@@ -48,23 +46,21 @@ pub enum Refusal {
     /// Malformed argument (alignment, window bounds, index).
     Invalid,
     /// A table or page the walk needed is not guest RAM.
-    Unreadable(u64),
+    Unreadable,
     /// More structure pages or spaces than the fixed tables hold.
     TooMany,
     /// The request would change a locked translation, or names a frame it may not: the
     /// guest-physical address involved (audited, rule `page-table`).
     Denied(u64),
+    /// A release names no registered space.
+    NotRegistered,
+    /// A release names a space some vCPU has loaded.
+    Busy,
 }
 
 impl From<WalkError> for Refusal {
-    fn from(e: WalkError) -> Self {
-        match e {
-            WalkError::HypervisorMemory(a)
-            | WalkError::NotInEpt(a)
-            | WalkError::DeviceMemory(a)
-            | WalkError::NonCanonical(a) => Self::Unreadable(a),
-            WalkError::NotPresent { .. } | WalkError::FiveLevelPaging => Self::Unreadable(0),
-        }
+    fn from(_: WalkError) -> Self {
+        Self::Unreadable
     }
 }
 
@@ -92,10 +88,6 @@ impl StackWindow {
         (aligned && kernel_half).then_some(Self { start, length })
     }
 
-    fn contains_block(&self, block_start: u64) -> bool {
-        self.length != 0 && block_start >= self.start && block_start - self.start < self.length
-    }
-
     pub fn overlaps(&self, va: u64, length: u64) -> bool {
         self.length != 0 && va < self.start + self.length && self.start < va + length
     }
@@ -116,7 +108,7 @@ impl StructurePages {
     };
 
     pub fn contains(&self, gpa: u64) -> bool {
-        self.frames[..self.count].contains(&(gpa & !(PAGE - 1)))
+        self.frames().contains(&(gpa & !(PAGE - 1)))
     }
 
     pub fn frames(&self) -> &[u64] {
@@ -133,21 +125,6 @@ impl StructurePages {
     }
 }
 
-/// Linear address covered by entry `index` of a table at `level` whose range starts at `base`.
-fn entry_va(base: u64, level: u32, index: usize) -> u64 {
-    let va = base + ((index as u64) << (12 + 9 * (level - 1)));
-    // Sign-extend bit 47 (kernel half).
-    if va & (1 << 47) != 0 {
-        va | 0xffff_0000_0000_0000
-    } else {
-        va
-    }
-}
-
-fn is_leaf(level: u32, entry: u64) -> bool {
-    level == 1 || ((level == 2 || level == 3) && entry & PAGE_SIZE_BIT != 0)
-}
-
 /// Collects the structure pages reachable from the kernel half of each root (the roots
 /// included), and sets the accessed bit of every present entry in them and the dirty bit of
 /// every writable leaf, so the CPU never needs to write a locked page.
@@ -158,24 +135,14 @@ pub fn collect_and_preset(
 ) -> Result<StructurePages, Refusal> {
     let mut locked = StructurePages::EMPTY;
     for &root in roots {
-        let root = root & ADDRESS_MASK;
-        locked.add(root)?;
-        for index in KERNEL_HALF_FIRST..ENTRIES {
-            let entry = memory.read_u64(root + index as u64 * 8)?;
-            if entry & PRESENT == 0 {
-                continue;
-            }
-            if entry & PAGE_SIZE_BIT != 0 {
-                return Err(Refusal::Invalid); // reserved in a PML4 entry
-            }
-            memory.set_bits(root + index as u64 * 8, ACCESSED)?;
-            let base = entry_va(0, 4, index);
-            walk(memory, &mut locked, window, entry & ADDRESS_MASK, 3, base)?;
-        }
+        locked.add(root & ADDRESS_MASK)?;
+        walk(memory, &mut locked, window, root & ADDRESS_MASK, 4, 0)?;
     }
     Ok(locked)
 }
 
+/// Walks the table at `level` (4 = the root, kernel half only) covering linear addresses
+/// from `base`.
 fn walk(
     memory: &mut impl TableMemory,
     locked: &mut StructurePages,
@@ -184,37 +151,36 @@ fn walk(
     level: u32,
     base: u64,
 ) -> Result<(), Refusal> {
-    let in_window = level == 1 && window.contains_block(base);
+    let in_window = level == 1
+        && window.length != 0
+        && (window.start..window.start + window.length).contains(&base);
     // A table reached twice is walked once; a level-1 table in the window is not locked (but
-    // a page reached both ways is: `add` only ever adds).
-    if !in_window && !locked.add(table)? {
+    // a page reached both ways is: `add` only ever adds). The caller adds each root and has
+    // it walked even if it was reached before.
+    if level < 4 && !in_window && !locked.add(table)? {
         return Ok(());
     }
-    for index in 0..ENTRIES {
+    let first = if level == 4 { KERNEL_HALF_FIRST } else { 0 };
+    for index in first..ENTRIES {
         let gpa = table + index as u64 * 8;
         let entry = memory.read_u64(gpa)?;
-        if entry & PRESENT == 0 {
+        if entry & PTE_PRESENT == 0 {
             continue;
         }
-        if is_leaf(level, entry) {
-            if !in_window {
-                let dirty = if entry & WRITABLE != 0 { DIRTY } else { 0 };
-                memory.set_bits(gpa, ACCESSED | dirty)?;
-            }
-            continue;
+        if level == 4 && entry & PTE_PAGE_SIZE != 0 {
+            return Err(Refusal::Invalid); // reserved in a PML4 entry
         }
+        let leaf = level == 1 || (level < 4 && entry & PTE_PAGE_SIZE != 0);
         if !in_window {
-            memory.set_bits(gpa, ACCESSED)?;
+            let writable_leaf = leaf && entry & PTE_WRITABLE != 0;
+            memory.set_bits(gpa, ACCESSED | if writable_leaf { DIRTY } else { 0 })?;
         }
-        let child_base = entry_va(base, level, index);
-        walk(
-            memory,
-            locked,
-            window,
-            entry & ADDRESS_MASK,
-            level - 1,
-            child_base,
-        )?;
+        if !leaf {
+            // The child's linear base, sign-extended from bit 47 (the kernel half).
+            let va = base + ((index as u64) << (12 + 9 * (level - 1)));
+            let (next, child) = (entry & ADDRESS_MASK, ((va << 16) as i64 >> 16) as u64);
+            walk(memory, locked, window, next, level - 1, child)?;
+        }
     }
     Ok(())
 }
@@ -228,20 +194,21 @@ pub fn kernel_half(memory: &impl PhysicalMemory, root: u64) -> Result<[u64; 256]
     Ok(half)
 }
 
-/// Checks that every page of `range` translates through `root` to the recorded frame.
+/// Checks that every page of `range` translates through `root` to the recorded frame, or
+/// (if `absent_ok`: the KPTI template, which maps little of the kernel) is not mapped there.
 pub fn translates_as_recorded(
     memory: &impl PhysicalMemory,
     root: u64,
     range: &Protected,
+    absent_ok: bool,
 ) -> Result<(), Refusal> {
-    let mut offset = 0;
-    while offset < range.length {
-        let va = range.va + offset;
-        let mapping = walker::translate(memory, root, 0, va)?;
-        if mapping.gpa != range.gpa + offset {
-            return Err(Refusal::Denied(mapping.gpa));
+    for offset in (0..range.length).step_by(PAGE as usize) {
+        match walker::translate(memory, root, 0, range.va + offset) {
+            Ok(m) if m.gpa != range.gpa + offset => return Err(Refusal::Denied(m.gpa)),
+            Err(WalkError::NotPresent { .. }) if absent_ok => {}
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
         }
-        offset += PAGE;
     }
     Ok(())
 }
@@ -263,20 +230,18 @@ impl Space {
         (self.user_cr3 != 0).then_some(self.user_cr3 & ADDRESS_MASK)
     }
 
-    /// True if `root` (an address) is one of this space's tables.
-    pub fn has_root(&self, root: u64) -> bool {
-        self.kernel_root() == root || self.user_root() == Some(root)
+    /// The space's tables (addresses): the kernel-mode root, then the user-mode one if any.
+    pub fn roots(&self) -> impl Iterator<Item = u64> {
+        [Some(self.kernel_root()), self.user_root()]
+            .into_iter()
+            .flatten()
     }
 }
 
-/// What the registry needs to know about a frame from the rest of the hypervisor.
-pub trait FrameFacts {
-    /// True if the frame is guest RAM the guest may write now (EPT RW-, not measured, not the
-    /// hypervisor's): the only frames that may become roots or tables of roots.
-    fn is_plain_ram(&mut self, frame: u64) -> bool;
-}
-
-/// The locked kernel half and the registered address spaces.
+/// The locked kernel half and the registered address spaces. What it needs to know about a
+/// frame from the rest of the hypervisor is `plain_ram(frame)`: true if the frame is guest RAM
+/// the guest may write now (EPT RW-, not measured, not the hypervisor's), the only frames that
+/// may become roots or tables of roots.
 #[derive(Clone, Debug)]
 pub struct Registry {
     pub locked: StructurePages,
@@ -287,15 +252,18 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The state right after a lock whose kernel root is `kernel` (registered as space 0).
+    /// The state right after a lock whose kernel CR3 value is `kernel_cr3` (space 0).
     pub fn new(
         locked: StructurePages,
         kernel_half: [u64; 256],
         template_half: Option<[u64; 256]>,
-        kernel: Space,
+        kernel_cr3: u64,
     ) -> Self {
         let mut spaces = [None; MAX_SPACES];
-        spaces[0] = Some(kernel);
+        spaces[0] = Some(Space {
+            kernel_cr3,
+            user_cr3: 0,
+        });
         Self {
             locked,
             kernel_half,
@@ -306,14 +274,9 @@ impl Registry {
 
     /// The space that has `root` (an address) as one of its tables.
     pub fn find(&self, root: u64) -> Option<(usize, Space)> {
-        self.spaces
-            .iter()
-            .enumerate()
-            .find_map(|(slot, space)| space.filter(|s| s.has_root(root)).map(|s| (slot, s)))
-    }
-
-    pub fn space(&self, slot: usize) -> Option<Space> {
-        self.spaces.get(slot).copied().flatten()
+        let has_root = |s: &Space| s.roots().any(|r| r == root);
+        let mut spaces = self.spaces.iter().enumerate();
+        spaces.find_map(|(slot, space)| space.filter(has_root).map(|s| (slot, s)))
     }
 
     /// True if the guest may not write `gpa`'s page: a locked structure page or a root.
@@ -327,7 +290,7 @@ impl Registry {
     fn check_root(
         &self,
         memory: &impl PhysicalMemory,
-        facts: &mut impl FrameFacts,
+        plain_ram: &impl Fn(u64) -> bool,
         cr3: u64,
         expected: &[u64; 256],
     ) -> Result<u64, Refusal> {
@@ -335,7 +298,7 @@ impl Registry {
             return Err(Refusal::Invalid);
         }
         let root = cr3 & ADDRESS_MASK;
-        if self.is_protected_frame(root) || !facts.is_plain_ram(root) {
+        if self.is_protected_frame(root) || !plain_ram(root) {
             return Err(Refusal::Denied(root));
         }
         for index in 0..KERNEL_HALF_FIRST {
@@ -349,41 +312,36 @@ impl Registry {
         Ok(root)
     }
 
-    /// `RegisterAddressSpace`: returns the slot and the roots to make read-only.
+    /// `RegisterAddressSpace`: returns the slot (the roots to make read-only are the space's).
     pub fn register(
         &mut self,
         memory: &impl PhysicalMemory,
-        facts: &mut impl FrameFacts,
+        plain_ram: &impl Fn(u64) -> bool,
         space: Space,
-    ) -> Result<(usize, [u64; 2], usize), Refusal> {
-        let kernel = self.check_root(memory, facts, space.kernel_cr3, &self.kernel_half)?;
-        let mut roots = ([kernel, 0], 1);
+    ) -> Result<usize, Refusal> {
+        let kernel = self.check_root(memory, plain_ram, space.kernel_cr3, &self.kernel_half)?;
         if space.user_cr3 != 0 {
             let template = self.template_half.ok_or(Refusal::Invalid)?;
-            let user = self.check_root(memory, facts, space.user_cr3, &template)?;
+            let user = self.check_root(memory, plain_ram, space.user_cr3, &template)?;
             if user == kernel {
                 return Err(Refusal::Denied(user));
             }
-            roots = ([kernel, user], 2);
         }
-        let slot = self
-            .spaces
-            .iter()
-            .position(Option::is_none)
-            .ok_or(Refusal::TooMany)?;
+        let free = self.spaces.iter().position(Option::is_none);
+        let slot = free.ok_or(Refusal::TooMany)?;
         self.spaces[slot] = Some(space);
-        Ok((slot, roots.0, roots.1))
+        Ok(slot)
     }
 
     /// `SetRootEntry`: checks `entry` for lower-half slot `index` of the space whose
-    /// kernel-mode root is `root`; returns the roots to write it into.
+    /// kernel-mode root is `root`; returns that space (its roots get the entry).
     pub fn check_root_entry(
         &self,
-        facts: &mut impl FrameFacts,
+        plain_ram: &impl Fn(u64) -> bool,
         root: u64,
         index: u64,
         entry: u64,
-    ) -> Result<([u64; 2], usize), Refusal> {
+    ) -> Result<Space, Refusal> {
         let (slot, space) = self.find(root).ok_or(Refusal::Invalid)?;
         if slot == 0 || space.kernel_root() != root {
             return Err(Refusal::Denied(root));
@@ -391,34 +349,26 @@ impl Registry {
         if index >= KERNEL_HALF_FIRST as u64 {
             return Err(Refusal::Denied(root + index.min(511) * 8));
         }
-        if entry & PRESENT != 0 {
-            let table = entry & ADDRESS_MASK;
-            if entry & PAGE_SIZE_BIT != 0
-                || self.is_protected_frame(table)
-                || !facts.is_plain_ram(table)
-            {
-                return Err(Refusal::Denied(table));
-            }
+        let table = entry & ADDRESS_MASK;
+        if entry & PTE_PRESENT != 0
+            && (entry & PTE_PAGE_SIZE != 0 || self.is_protected_frame(table) || !plain_ram(table))
+        {
+            return Err(Refusal::Denied(table));
         }
-        Ok(match space.user_root() {
-            Some(user) => ([root, user], 2),
-            None => ([root, 0], 1),
-        })
+        Ok(space)
     }
 
-    /// `ReleaseAddressSpace`: unregisters the space whose kernel-mode root is `root` unless
-    /// `loaded` says a vCPU has it loaded. Returns its roots (to make writable again).
-    pub fn release(
-        &mut self,
-        root: u64,
-        loaded: impl Fn(usize) -> bool,
-    ) -> Result<Space, ReleaseRefusal> {
-        let (slot, space) = self.find(root).ok_or(ReleaseRefusal::NotRegistered)?;
+    /// `ReleaseAddressSpace`: unregisters the space whose kernel-mode root `cr3` names unless
+    /// `loaded` says a vCPU has it loaded. Returns it (its roots become writable again).
+    /// Denied: the kernel's own root, or a user-mode root named instead of the kernel-mode one.
+    pub fn release(&mut self, cr3: u64, loaded: impl Fn(usize) -> bool) -> Result<Space, Refusal> {
+        let root = cr3 & ADDRESS_MASK;
+        let (slot, space) = self.find(root).ok_or(Refusal::NotRegistered)?;
         if slot == 0 || space.kernel_root() != root {
-            return Err(ReleaseRefusal::Denied);
+            return Err(Refusal::Denied(cr3));
         }
         if loaded(slot) {
-            return Err(ReleaseRefusal::Busy);
+            return Err(Refusal::Busy);
         }
         self.spaces[slot] = None;
         Ok(space)
@@ -431,15 +381,6 @@ impl Registry {
         }
         self.find(value & ADDRESS_MASK).map(|(slot, _)| slot)
     }
-}
-
-/// Why a release was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReleaseRefusal {
-    NotRegistered,
-    /// The kernel's own root, or a user-mode root named instead of the kernel-mode one.
-    Denied,
-    Busy,
 }
 
 #[cfg(test)]

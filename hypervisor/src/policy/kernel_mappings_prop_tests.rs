@@ -89,13 +89,9 @@ impl Model {
         let locked = collect_and_preset(&mut memory, &[ROOT], window()).unwrap();
         memory.read_only.extend(locked.frames());
         let half = kernel_half(&memory, ROOT).unwrap();
-        let kernel_space = Space {
-            kernel_cr3: ROOT,
-            user_cr3: 0,
-        };
         Self {
             memory,
-            registry: Registry::new(locked, half, Some(half), kernel_space),
+            registry: Registry::new(locked, half, Some(half), ROOT),
             cr3: [ROOT; VCPUS],
             loaded: [0; VCPUS],
         }
@@ -128,11 +124,12 @@ impl Model {
                     kernel_cr3: FRAMES[frame],
                     user_cr3: user.map_or(0, |u| FRAMES[u]),
                 };
-                let snapshot = self.memory.clone();
-                if let Ok((_, roots, count)) =
-                    self.registry.register(&snapshot, &mut self.memory, space)
+                if self
+                    .registry
+                    .register(&self.memory, &|f| self.memory.is_plain_ram(f), space)
+                    .is_ok()
                 {
-                    self.memory.read_only.extend(&roots[..count]);
+                    self.memory.read_only.extend(space.roots());
                 }
             }
             Op::SetRootEntry {
@@ -141,11 +138,13 @@ impl Model {
                 value,
             } => {
                 let root = FRAMES[frame];
-                if let Ok((roots, count)) =
-                    self.registry
-                        .check_root_entry(&mut self.memory, root, index, value)
-                {
-                    for root in &roots[..count] {
+                if let Ok(space) = self.registry.check_root_entry(
+                    &|f| self.memory.is_plain_ram(f),
+                    root,
+                    index,
+                    value,
+                ) {
+                    for root in space.roots() {
                         self.memory.words.insert(root + index * 8, value);
                     }
                 }
@@ -156,9 +155,8 @@ impl Model {
                     .registry
                     .release(FRAMES[frame], |slot| loaded.contains(&slot))
                 {
-                    self.memory.read_only.remove(&space.kernel_root());
-                    if let Some(user) = space.user_root() {
-                        self.memory.read_only.remove(&user);
+                    for root in space.roots() {
+                        self.memory.read_only.remove(&root);
                     }
                 }
             }
@@ -193,7 +191,7 @@ proptest! {
             model.apply(op);
             for root in model.roots() {
                 prop_assert_eq!(
-                    translates_as_recorded(&model.memory, root, &text),
+                    translates_as_recorded(&model.memory, root, &text, false),
                     Ok(()),
                     "root {:#x} after {:?}", root, op
                 );

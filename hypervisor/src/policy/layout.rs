@@ -29,14 +29,6 @@ impl SegmentKind {
             Self::ReadOnly
         }
     }
-
-    pub fn permissions(self) -> Permissions {
-        match self {
-            Self::Text => Permissions::READ_EXECUTE,
-            Self::ReadOnly => Permissions::READ,
-            Self::Data => Permissions::READ_WRITE,
-        }
-    }
 }
 
 /// One loaded segment of the kernel ELF (guest-physical).

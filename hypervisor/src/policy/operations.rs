@@ -10,18 +10,12 @@ const PAGE: u64 = 4096;
 /// Longest range one request may name (bounds the work done in one VM exit).
 pub const MAX_REQUEST_BYTES: u64 = 64 << 20;
 
-/// Page-granular view of the guest-physical rights (the EPT).
+/// Page-granular view of the guest-physical rights (the EPT; a map in the fuzz tests).
 pub trait PageTable {
     /// Rights and memory type of the page at `gpa`; `None` if it is not mapped.
     fn page(&mut self, gpa: u64) -> Option<(Permissions, Option<MemoryType>)>;
-    /// Gives `[gpa, gpa + length)` these rights and memory type.
-    fn set(
-        &mut self,
-        gpa: u64,
-        length: u64,
-        rights: Permissions,
-        ty: MemoryType,
-    ) -> Result<(), EptError>;
+    /// Gives `[gpa, gpa + length)` these rights, as write-back RAM (all a request changes).
+    fn set(&mut self, gpa: u64, length: u64, rights: Permissions) -> Result<(), EptError>;
 }
 
 impl<M: TableMemory> PageTable for Ept<M> {
@@ -29,14 +23,8 @@ impl<M: TableMemory> PageTable for Ept<M> {
         self.translate(gpa).map(|t| (t.permissions, t.memory_type))
     }
 
-    fn set(
-        &mut self,
-        gpa: u64,
-        length: u64,
-        rights: Permissions,
-        ty: MemoryType,
-    ) -> Result<(), EptError> {
-        self.map(gpa, length, rights, ty)
+    fn set(&mut self, gpa: u64, length: u64, rights: Permissions) -> Result<(), EptError> {
+        self.map(gpa, length, rights, MemoryType::WriteBack)
     }
 }
 
@@ -61,7 +49,7 @@ impl From<EptError> for Denial {
 /// instruction, over an identity map whose RAM is RW-).
 pub fn apply_initial(table: &mut impl PageTable, layout: &ProtectedLayout) -> Result<(), EptError> {
     for (range, rights) in layout.overrides() {
-        table.set(range.start, range.length, rights, MemoryType::WriteBack)?;
+        table.set(range.start, range.length, rights)?;
     }
     Ok(())
 }
@@ -77,7 +65,7 @@ fn pages(gpa: u64, length: u64) -> Result<impl Iterator<Item = u64>, Denial> {
 }
 
 /// Rights of a page that requests may name: mapped write-back RAM outside the hypervisor.
-fn ram_page(
+pub fn ram_page(
     table: &mut impl PageTable,
     layout: &ProtectedLayout,
     page: u64,
@@ -95,7 +83,7 @@ fn ram_page(
 }
 
 /// The rule that protects a page of the measured layout, if any.
-fn measured_rule(layout: &ProtectedLayout, page: u64) -> Option<Rule> {
+pub fn measured_rule(layout: &ProtectedLayout, page: u64) -> Option<Rule> {
     match layout.segment_at(page).map(|s| s.kind) {
         Some(SegmentKind::Text) => Some(Rule::KernelText),
         Some(SegmentKind::ReadOnly) => Some(Rule::KernelReadOnly),
@@ -115,18 +103,10 @@ pub fn grant_execute(
 ) -> Result<(), Denial> {
     let rounded = check_swap(table, layout, gpa, length, Permissions::READ_WRITE)?;
     if !content_matches(gpa, length) {
-        return Err(Denial::Denied {
-            rule: Rule::UnmeasuredCode,
-            gpa,
-        });
+        let rule = Rule::UnmeasuredCode;
+        return Err(Denial::Denied { rule, gpa });
     }
-    table.set(
-        gpa,
-        rounded,
-        Permissions::READ_EXECUTE,
-        MemoryType::WriteBack,
-    )?;
-    Ok(())
+    Ok(table.set(gpa, rounded, Permissions::READ_EXECUTE)?)
 }
 
 /// `RevokeExecute`: granted (R-X, not kernel text) pages return to RW-.
@@ -137,8 +117,7 @@ pub fn revoke_execute(
     length: u64,
 ) -> Result<(), Denial> {
     let rounded = check_swap(table, layout, gpa, length, Permissions::READ_EXECUTE)?;
-    table.set(gpa, rounded, Permissions::READ_WRITE, MemoryType::WriteBack)?;
-    Ok(())
+    Ok(table.set(gpa, rounded, Permissions::READ_WRITE)?)
 }
 
 /// Checks a W<->X swap request: every page is guest RAM outside the measured layout and has
@@ -150,20 +129,16 @@ fn check_swap(
     length: u64,
     current: Permissions,
 ) -> Result<u64, Denial> {
-    let mut count = 0;
+    let mut rounded = 0;
     for page in pages(gpa, length)? {
-        if let Some(rule) = measured_rule(layout, page) {
+        let measured = measured_rule(layout, page);
+        if measured.is_some() || ram_page(table, layout, page)? != current {
+            let rule = measured.unwrap_or(Rule::HypercallDenied);
             return Err(Denial::Denied { rule, gpa: page });
         }
-        if ram_page(table, layout, page)? != current {
-            return Err(Denial::Denied {
-                rule: Rule::HypercallDenied,
-                gpa: page,
-            });
-        }
-        count += 1;
+        rounded += PAGE;
     }
-    Ok(count * PAGE)
+    Ok(rounded)
 }
 
 /// `ProtectRange`: pages keep only `keep`, which must be a subset of what each page has.
@@ -180,14 +155,13 @@ pub fn protect_range(
         return Err(Denial::OutOfRange);
     }
     for page in pages(gpa, length)? {
-        let rights = ram_page(table, layout, page)?;
-        if keep.bits() & !rights.bits() != 0 {
+        if !ram_page(table, layout, page)?.contains(keep) {
             let rule = measured_rule(layout, page).unwrap_or(Rule::HypercallDenied);
             return Err(Denial::Denied { rule, gpa: page });
         }
     }
     for page in pages(gpa, length)? {
-        table.set(page, PAGE, keep, MemoryType::WriteBack)?;
+        table.set(page, PAGE, keep)?;
     }
     Ok(())
 }

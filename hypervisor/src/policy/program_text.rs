@@ -34,10 +34,8 @@ impl ProgramText {
             return text;
         };
         for file in archive.files() {
-            let Ok(program) = ElfBytes::<LittleEndian>::minimal_parse(file.data) else {
-                continue;
-            };
-            let Some(segments) = program.segments() else {
+            let program = ElfBytes::<LittleEndian>::minimal_parse(file.data);
+            let Some(segments) = program.ok().and_then(|p| p.segments()) else {
                 continue;
             };
             for segment in segments

@@ -2,8 +2,11 @@
 //! (`bringup`), the boot log, and the guest's CPU list in its BootInfo.
 #![allow(unsafe_code)]
 
+use super::bringup::{self, ATTEMPTS};
+use super::cpus::{CpuState, CPUS};
 use crate::frames::FrameAllocator;
 use crate::handoff::HandOff;
+use core::sync::atomic::Ordering;
 use rampart_boot_info::{ApicIds, BootInfo};
 
 /// Switches the boot CPU's APIC to x2APIC mode, brings every AP into VMX root, and tells the
@@ -19,40 +22,34 @@ pub fn bring_up_all(handoff: &HandOff, frames: &mut FrameAllocator) {
     let host_cr3 = unsafe { x86::controlregs::cr3() };
     // SAFETY: boot CPU, VMX root, host tables and paging active, state recorded; the trampoline
     // page is guest RAM the guest has not run on.
-    let summary = unsafe { crate::smp::bringup::start_aps(handoff, frames, host_cr3) };
+    let started = unsafe { bringup::start_aps(handoff, frames, host_cr3) };
     let mut online = [0u32; rampart_boot_info::MAX_CPUS];
-    let mut count = 0;
-    for id in crate::smp::cpus::online() {
-        online[count] = id;
-        count += 1;
-    }
+    let count = online
+        .iter_mut()
+        .zip(super::cpus::online())
+        .map(|(entry, id)| *entry = id)
+        .count();
     log::info!(
-        "CPUs: {} online (APIC IDs {})",
-        summary.online,
+        "CPUs: {count} online (APIC IDs {})",
         ApicIds(&online[..count])
     );
-    if let Some(reason) = summary.skipped {
+    if let Err(reason) = started {
         log::info!("APs not started: {reason}");
     }
-    for id in &summary.failed[..summary.failed_count] {
-        log::error!("CPU with APIC ID {id} did not reach VMX root after {} INIT-SIPI-SIPI attempts; left out of the guest's CPUs",
-            2
-        );
+    let failed = CPUS.iter().filter(|cpu| cpu.state() == CpuState::Failed);
+    for id in failed
+        .clone()
+        .map(|cpu| cpu.apic_id.load(Ordering::Relaxed))
+    {
+        log::error!("CPU with APIC ID {id} did not reach VMX root after {ATTEMPTS} INIT-SIPI-SIPI attempts; left out of the guest's CPUs");
     }
-    log::info!("CPUs failed: {}", summary.failed_count);
-    write_guest_cpus(handoff, &online[..count]);
-}
-
-/// Rewrites the BootInfo's CPU list (guest RAM the guest has not run on yet).
-fn write_guest_cpus(handoff: &HandOff, ids: &[u32]) {
-    let mut list = [0u32; rampart_boot_info::MAX_CPUS];
-    let count = ids.len().min(list.len());
-    list[..count].copy_from_slice(&ids[..count]);
+    log::info!("CPUs failed: {}", failed.count());
+    // Rewrites the BootInfo's CPU list (the first `count` entries, the rest zero).
     let info = handoff.guest.boot_info as *mut BootInfo;
     // SAFETY: the BootInfo lies in guest RAM prepared by the firmware; the guest has not run,
     // and no reference into it is used after this write (the caller's is only read before).
     unsafe {
-        (*info).apic_ids = list;
+        (*info).apic_ids = online;
         (*info).cpu_count = count as u32;
     }
 }

@@ -27,85 +27,52 @@ const AFTER_SIPI_CYCLES: u64 = 1_000_000;
 /// How long an AP may take from the first SIPI to parking in VMX root, per attempt.
 const ONLINE_TIMEOUT_CYCLES: u64 = 200_000_000;
 /// One INIT-SIPI-SIPI, then one retry.
-const ATTEMPTS: usize = 2;
+pub const ATTEMPTS: usize = 2;
 /// The trampoline loads CR3 from 32-bit code.
 const BELOW_4G: u64 = 1 << 32;
 
-/// The result of bringing the APs up.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Summary {
-    pub online: usize,
-    pub failed: [u32; MAX_CPUS],
-    pub failed_count: usize,
-    /// Why no AP was tried, if none was.
-    pub skipped: Option<&'static str>,
-}
-
-/// Registers the boot CPU (slot 0) and brings every AP of `handoff.cpus` into VMX root.
+/// Registers the boot CPU (slot 0) and brings every AP of `handoff.cpus` into VMX root, or
+/// leaves it `Failed` in [`CPUS`]; `Err` says why no AP was tried.
 ///
 /// # Safety
 /// On the boot CPU in VMX root, after [`descriptors::install`], with the host page tables at
 /// `host_cr3` active and `crate::state` recorded; `handoff.ap_trampoline` is a guest page the
 /// guest has not run on yet.
-pub unsafe fn start_aps(handoff: &HandOff, frames: &mut FrameAllocator, host_cr3: u64) -> Summary {
+pub unsafe fn start_aps(
+    handoff: &HandOff,
+    frames: &mut FrameAllocator,
+    host_cr3: u64,
+) -> Result<(), &'static str> {
     let ids = handoff.cpus.ids();
     let boot = &CPUS[0];
     boot.apic_id.store(apic::apic_id(), Ordering::Relaxed);
     boot.set_state(CpuState::Running);
-    let mut summary = Summary {
-        online: 1,
-        ..Summary::default()
-    };
-    let skip = if ids.len() <= 1 {
-        Some("one CPU")
-    } else if handoff.ap_trampoline == 0 {
-        Some("no start-up page below 1 MiB")
-    } else if host_cr3 >= BELOW_4G {
-        Some("host page tables above 4 GiB")
-    } else {
-        None
-    };
-    if let Some(reason) = skip {
-        summary.skipped = Some(reason);
-        return summary;
+    if ids.len() <= 1 {
+        return Err("one CPU");
+    }
+    if handoff.ap_trampoline == 0 {
+        return Err("no start-up page below 1 MiB");
+    }
+    if host_cr3 >= BELOW_4G {
+        return Err("host page tables above 4 GiB");
     }
     // SAFETY: the page is guest RAM the guest has not run on (caller contract).
     unsafe { ap_trampoline::install(handoff.ap_trampoline) };
-    let vector = (handoff.ap_trampoline / FRAME_SIZE) as u32;
     let boot_id = boot.apic_id.load(Ordering::Relaxed);
     for (index, &apic_id) in ids.iter().filter(|&&id| id != boot_id).enumerate() {
-        let slot = index + 1;
-        // SAFETY: forwarded contract; `slot` is unused so far.
-        let up = unsafe {
-            start_one(
-                slot,
-                apic_id,
-                handoff.ap_trampoline,
-                vector,
-                frames,
-                host_cr3,
-            )
-        };
-        if up {
-            summary.online += 1;
-        } else {
-            summary.failed[summary.failed_count] = apic_id;
-            summary.failed_count += 1;
-        }
+        let cpu = &CPUS[index + 1];
+        cpu.apic_id.store(apic_id, Ordering::Relaxed);
+        // SAFETY: forwarded contract; the slot is unused so far.
+        unsafe { start_one(index + 1, handoff.ap_trampoline, frames, host_cr3) };
     }
-    summary
+    Ok(())
 }
 
-/// Brings up the AP `apic_id` into `slot`; true once it parks in VMX root.
-unsafe fn start_one(
-    slot: usize,
-    apic_id: u32,
-    trampoline: u64,
-    vector: u32,
-    frames: &mut FrameAllocator,
-    host_cr3: u64,
-) -> bool {
+/// Brings up the AP whose APIC ID is in `slot`: it ends `Parked` in VMX root, or `Failed`.
+unsafe fn start_one(slot: usize, trampoline: u64, frames: &mut FrameAllocator, host_cr3: u64) {
     let cpu = &CPUS[slot];
+    let apic_id = cpu.apic_id.load(Ordering::Relaxed);
+    let vector = (trampoline / FRAME_SIZE) as u32;
     let (Some(stack), Some(vmxon), Some(vmcs)) = (
         frames.allocate(STACK_FRAMES),
         // SAFETY: the allocator hands out identity-mapped frames of the reserved range.
@@ -113,29 +80,23 @@ unsafe fn start_one(
         // SAFETY: as above.
         unsafe { host_paging::zeroed_frame(frames) },
     ) else {
-        cpu.apic_id.store(apic_id, Ordering::Relaxed);
         cpu.set_state(CpuState::Failed);
-        return false;
+        return;
     };
     let stack_top = stack + STACK_FRAMES * FRAME_SIZE;
-    cpu.apic_id.store(apic_id, Ordering::Relaxed);
     cpu.stack_top.store(stack_top, Ordering::Relaxed);
     cpu.vmxon_region.store(vmxon, Ordering::Relaxed);
     cpu.vmcs_region.store(vmcs, Ordering::Relaxed);
     cpu.set_state(CpuState::Starting);
+    let params = ap_trampoline::Params {
+        cr3: host_cr3,
+        stack_top,
+        entry: ap_entry as *const () as u64,
+        argument: slot as u64,
+    };
     // SAFETY: the trampoline is installed; no AP reads the parameters now (APs start one at a
     // time and the previous one has parked or been given up).
-    unsafe {
-        ap_trampoline::set_params(
-            trampoline,
-            ap_trampoline::Params {
-                cr3: host_cr3,
-                stack_top,
-                entry: ap_entry as *const () as u64,
-                argument: slot as u64,
-            },
-        );
-    }
+    unsafe { ap_trampoline::set_params(trampoline, params) };
     for _ in 0..ATTEMPTS {
         // SAFETY: x2APIC is on (boot.rs turns it on before); the target is an AP the firmware
         // parked, which this sequence is meant to restart into our trampoline.
@@ -147,16 +108,13 @@ unsafe fn start_one(
                 instructions::delay_cycles(AFTER_SIPI_CYCLES);
             }
         }
-        let started = instructions::rdtsc();
-        while instructions::rdtsc().wrapping_sub(started) < ONLINE_TIMEOUT_CYCLES {
-            if cpu.state() == CpuState::Parked {
-                return true;
-            }
-            core::hint::spin_loop();
+        if instructions::spin_until(ONLINE_TIMEOUT_CYCLES, || cpu.state() == CpuState::Parked) {
+            return;
         }
     }
-    // A late AP finds the slot Failed and halts in VMX root for good (see `ap_entry`).
-    !cpu.transition(CpuState::Starting, CpuState::Failed) && cpu.state() == CpuState::Parked
+    // A late AP finds the slot Failed and halts in VMX root for good (see `ap_entry`); one that
+    // parked just now keeps its slot.
+    cpu.transition(CpuState::Starting, CpuState::Failed);
 }
 
 /// The AP's first Rust code, on its own stack, from the trampoline (RDI = its slot).
@@ -171,10 +129,8 @@ extern "sysv64" fn ap_entry(slot: u64) -> ! {
     }
     crate::boot::enable_host_xsave();
     let caps = &crate::state::get().caps;
-    let (vmxon, vmcs) = (
-        cpu.vmxon_region.load(Ordering::Relaxed),
-        cpu.vmcs_region.load(Ordering::Relaxed),
-    );
+    let vmxon = cpu.vmxon_region.load(Ordering::Relaxed);
+    let vmcs = cpu.vmcs_region.load(Ordering::Relaxed);
     // SAFETY: CPL0, interrupts off; both regions are this AP's zeroed frames (`start_one`).
     let entered = unsafe { enable::enter_with(caps, vmxon, vmcs) }.is_ok();
     // Same APIC mode as the boot CPU (x2APIC wherever the CPU has it).

@@ -35,6 +35,11 @@ impl CpuState {
             _ => Self::Absent,
         }
     }
+
+    /// True if the CPU is under the hypervisor: parked in VMX root or running (to run) a vCPU.
+    pub fn in_vmx_root(self) -> bool {
+        matches!(self, Self::Parked | Self::StartRequested | Self::Running)
+    }
 }
 
 /// One CPU's slot. Index 0 is the boot CPU.
@@ -108,12 +113,7 @@ pub fn index_of(apic_id: u32) -> Option<usize> {
 /// The APIC IDs of the CPUs in VMX root (parked or running), in slot order.
 pub fn online() -> impl Iterator<Item = u32> {
     CPUS.iter()
-        .filter(|cpu| {
-            matches!(
-                cpu.state(),
-                CpuState::Parked | CpuState::StartRequested | CpuState::Running
-            )
-        })
+        .filter(|cpu| cpu.state().in_vmx_root())
         .map(|cpu| cpu.apic_id.load(Ordering::Relaxed))
 }
 
@@ -122,31 +122,24 @@ pub struct ExitsByVcpu;
 
 impl core::fmt::Display for ExitsByVcpu {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let mut first = true;
-        for (slot, cpu) in CPUS.iter().enumerate() {
-            if cpu.state() == CpuState::Running {
-                if !first {
-                    f.write_str(" ")?;
-                }
-                write!(f, "{slot}={}", cpu.exits.load(Ordering::Relaxed))?;
-                first = false;
-            }
+        let running = CPUS.iter().enumerate();
+        let running = running.filter(|(_, cpu)| cpu.state() == CpuState::Running);
+        for (n, (slot, cpu)) in running.enumerate() {
+            let separator = if n == 0 { "" } else { " " };
+            write!(f, "{separator}{slot}={}", cpu.exits.load(Ordering::Relaxed))?;
         }
         Ok(())
     }
 }
 
-/// IA32_GS_BASE holds this CPU's slot index in VMX root: set at start-up and loaded from the
-/// VMCS host-state area on every VM exit (SDM Vol. 3C 28.5.2), so any hypervisor code can ask
-/// which CPU it runs on without a per-CPU pointer.
-const IA32_GS_BASE: u32 = 0xc000_0101;
-
-/// This CPU's slot index (0 on the boot CPU).
+/// This CPU's slot index (0 on the boot CPU). IA32_GS_BASE holds it in VMX root: set at
+/// start-up and loaded from the VMCS host-state area on every VM exit (SDM Vol. 3C 28.5.2), so
+/// any hypervisor code can ask which CPU it runs on without a per-CPU pointer.
 pub fn this_cpu() -> usize {
     #[cfg(not(test))]
     {
         // SAFETY: IA32_GS_BASE exists in 64-bit mode; reading it has no side effects.
-        (unsafe { x86::msr::rdmsr(IA32_GS_BASE) } as usize).min(MAX_CPUS - 1)
+        (unsafe { x86::msr::rdmsr(x86::msr::IA32_GS_BASE) } as usize).min(MAX_CPUS - 1)
     }
     #[cfg(test)]
     0
@@ -158,7 +151,7 @@ pub fn this_cpu() -> usize {
 /// Host code must not use GS-relative addressing (it does not) and `index` must be this CPU's.
 pub unsafe fn set_this_cpu(index: usize) {
     // SAFETY: writing a small canonical value to IA32_GS_BASE is always valid.
-    unsafe { x86::msr::wrmsr(IA32_GS_BASE, index as u64) };
+    unsafe { x86::msr::wrmsr(x86::msr::IA32_GS_BASE, index as u64) };
 }
 
 #[cfg(test)]

@@ -42,12 +42,7 @@ pub fn halt_others() {
     }
     let me = this_cpu();
     for (slot, cpu) in CPUS.iter().enumerate() {
-        if slot != me
-            && matches!(
-                cpu.state(),
-                CpuState::Parked | CpuState::StartRequested | CpuState::Running
-            )
-        {
+        if slot != me && cpu.state().in_vmx_root() {
             shootdown::send_nmi(slot);
         }
     }

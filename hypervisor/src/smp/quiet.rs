@@ -23,12 +23,7 @@ pub fn with_others_out_of_the_guest<R>(write: impl FnOnce() -> R) -> R {
     QUIET.store(true, Ordering::SeqCst);
     let running = others_in_guest().filter(|&slot| CPUS[slot].state() == CpuState::Running);
     running.for_each(super::shootdown::send_nmi);
-    let started = crate::arch::instructions::rdtsc();
-    while others_in_guest().next().is_some()
-        && crate::arch::instructions::rdtsc().wrapping_sub(started) < WAIT_CYCLES
-    {
-        core::hint::spin_loop();
-    }
+    crate::arch::instructions::spin_until(WAIT_CYCLES, || others_in_guest().next().is_none());
     let result = write();
     QUIET.store(false, Ordering::SeqCst);
     result

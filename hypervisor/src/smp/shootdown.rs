@@ -20,35 +20,40 @@ const ICR_NMI: u32 = 0b100 << 8;
 const TIMEOUT_CYCLES: u64 = 500_000_000;
 const RESEND_CYCLES: u64 = 5_000_000;
 
-/// Shootdowns done, for the bench's figures.
-pub static SHOOTDOWNS: AtomicU64 = AtomicU64::new(0);
-
 /// Makes every running vCPU drop stale EPT translations and apply the current locks; returns
 /// once all have acknowledged. Call after the EPT change and lock flags are in place.
 pub fn tighten_all() {
     let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
     let me = super::this_cpu();
     acknowledge(me);
-    let mut pending = waiting_for(generation, me);
-    if pending == 0 {
-        return;
+    let waiting = || waiting_for(generation, me);
+    if let Err(pending) = nmis_until_done(waiting, RESEND_CYCLES, TIMEOUT_CYCLES) {
+        crate::exits::stop::fatal(format_args!(
+            "EPT shootdown: vCPU mask {pending:#x} did not acknowledge generation {generation} within {TIMEOUT_CYCLES} cycles; stopping rather than running with stale translations"
+        ));
     }
-    SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Sends NMIs to the CPUs in the mask `pending()` returns, again every `resend_cycles`, until
+/// the mask is empty; after `timeout_cycles`, gives up with the mask still pending.
+pub fn nmis_until_done(
+    pending: impl Fn() -> u32,
+    resend_cycles: u64,
+    timeout_cycles: u64,
+) -> Result<(), u32> {
     let started = instructions::rdtsc();
-    let mut last_sent = None;
-    while pending != 0 {
-        let now = instructions::rdtsc();
-        if last_sent.is_none_or(|sent: u64| now.wrapping_sub(sent) >= RESEND_CYCLES) {
-            send_nmis(pending);
-            last_sent = Some(now);
+    loop {
+        let mask = pending();
+        if mask == 0 {
+            return Ok(());
         }
-        if now.wrapping_sub(started) > TIMEOUT_CYCLES {
-            crate::exits::stop::fatal(format_args!(
-                "EPT shootdown: vCPU mask {pending:#x} did not acknowledge generation {generation} within {TIMEOUT_CYCLES} cycles; stopping rather than running with stale translations"
-            ));
+        if instructions::rdtsc().wrapping_sub(started) > timeout_cycles {
+            return Err(mask);
         }
-        core::hint::spin_loop();
-        pending = waiting_for(generation, me);
+        (0..CPUS.len())
+            .filter(|slot| mask & (1 << slot) != 0)
+            .for_each(send_nmi);
+        instructions::spin_until(resend_cycles, || pending() == 0);
     }
 }
 
@@ -62,12 +67,6 @@ fn waiting_for(generation: u64, me: usize) -> u32 {
                 && cpu.ept_generation.load(Ordering::SeqCst) < generation
         })
         .fold(0, |mask, (slot, _)| mask | 1 << slot)
-}
-
-fn send_nmis(mask: u32) {
-    (0..CPUS.len())
-        .filter(|slot| mask & (1 << slot) != 0)
-        .for_each(send_nmi);
 }
 
 /// Sends an NMI to the CPU in `slot`, which must run under the hypervisor (parked or running

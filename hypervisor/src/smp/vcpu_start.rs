@@ -5,7 +5,7 @@
 #![allow(unsafe_code)]
 
 use super::cpus::{self, CpuState, CPUS};
-use crate::arch::{descriptors, instructions, vm_entry};
+use crate::arch::{descriptors, vm_entry};
 use crate::exits::stop::fatal;
 use crate::guest_memory::{walker, GuestPhysical};
 use crate::handoff::GuestEntry;
@@ -116,22 +116,10 @@ fn request(vmcs: &Vmcs, apic_id: u64, rip: u64, rsp: u64, cr3: u64) -> Result<()
 /// Sends NMIs to the parked CPU until it has taken the request (its HLT may have begun just
 /// after it last looked, so one NMI is not enough).
 fn wake_and_wait(slot: usize) -> Result<(), StartRefusal> {
-    let cpu = &CPUS[slot];
-    let started = instructions::rdtsc();
-    let mut last_sent = None;
-    while cpu.state() == CpuState::StartRequested {
-        let now = instructions::rdtsc();
-        if now.wrapping_sub(started) > TAKE_TIMEOUT_CYCLES {
-            return Err(StartRefusal::NoAnswer);
-        }
-        if last_sent.is_none_or(|sent: u64| now.wrapping_sub(sent) >= WAKE_RESEND_CYCLES) {
-            // Wakes the CPU from its parking HLT; the host NMI handler returns to the loop.
-            super::shootdown::send_nmi(slot);
-            last_sent = Some(now);
-        }
-        core::hint::spin_loop();
-    }
-    Ok(())
+    // Each NMI wakes the CPU from its parking HLT; the host NMI handler returns to its loop.
+    let requested = || u32::from(CPUS[slot].state() == CpuState::StartRequested) << slot;
+    super::shootdown::nmis_until_done(requested, WAKE_RESEND_CYCLES, TAKE_TIMEOUT_CYCLES)
+        .map_err(|_| StartRefusal::NoAnswer)
 }
 
 /// On the target CPU, in its parking loop: builds its VMCS from the template and the request,
@@ -155,12 +143,10 @@ pub fn launch_here(slot: usize) -> ! {
     // SAFETY: `ap_entry` made this CPU's VMCS current (VMXON, VMCLEAR, VMPTRLD) and nothing
     // else runs on it.
     let vmcs = unsafe { Vmcs::assume_current() };
-    // SAFETY: GDT/IDT/TR were loaded by `ap_entry` for this slot; reloading returns the same
-    // addresses without touching the busy TSS (only reads).
-    let tables = descriptors::tables_of(slot);
     let host = HostSetup {
         cr3: template.host_cr3,
-        tables,
+        // GDT/IDT/TR were loaded by `ap_entry` for this slot; this only reads their addresses.
+        tables: descriptors::tables_of(slot),
         exit_stack_top: cpu.stack_top.load(Ordering::Relaxed),
         exit_entry: vm_entry::vm_exit_entry as *const () as u64,
         cpu_slot: slot as u64,
@@ -178,11 +164,9 @@ pub fn launch_here(slot: usize) -> ! {
     }
     // Pinned CR4 bits hold on every vCPU from its first instruction.
     let pinned = crate::exits::cr_access::pinned_cr4();
-    vmcs.set(guest::CR4, vmcs.get(guest::CR4) | pinned);
-    vmcs.set(
-        control::CR4_READ_SHADOW,
-        vmcs.get(control::CR4_READ_SHADOW) | pinned,
-    );
+    for field in [guest::CR4, control::CR4_READ_SHADOW] {
+        vmcs.set(field, vmcs.get(field) | pinned);
+    }
     crate::gdb::prepare_vcpu(&vmcs);
     cpu.set_state(CpuState::Running);
     // Any tightening from now on waits for this CPU; catch up with those before it.

@@ -9,6 +9,8 @@ const BASIC_TRUE_CONTROLS: u64 = 1 << 55;
 const BASIC_MEMORY_TYPE_SHIFT: u32 = 50;
 /// Primary processor-based control bit 31: activate secondary controls (24.6.2).
 const PRIMARY_ACTIVATE_SECONDARY: u64 = 1 << 31;
+/// Primary processor-based control bit 17: activate tertiary controls (24.6.2).
+const PRIMARY_ACTIVATE_TERTIARY: u64 = 1 << 17;
 /// Secondary controls bit 1 (enable EPT) and bit 5 (enable VPID), in the allowed-1 half.
 const SECONDARY_EPT_ALLOWED: u64 = 1 << (32 + 1);
 const SECONDARY_VPID_ALLOWED: u64 = 1 << (32 + 5);
@@ -78,22 +80,20 @@ impl VmxCapabilities {
         let true_controls = basic & BASIC_TRUE_CONTROLS != 0;
         let pick = |plain, true_msr| read(if true_controls { true_msr } else { plain });
         let procbased = pick(IA32_VMX_PROCBASED_CTLS, IA32_VMX_TRUE_PROCBASED_CTLS)?;
-        let procbased2 = if procbased & (PRIMARY_ACTIVATE_SECONDARY << 32) != 0 {
-            read(IA32_VMX_PROCBASED_CTLS2)?
-        } else {
-            0
-        };
-        let ept_vpid = if procbased2 & (SECONDARY_EPT_ALLOWED | SECONDARY_VPID_ALLOWED) != 0 {
-            read(IA32_VMX_EPT_VPID_CAP)?
-        } else {
-            0
-        };
-        // Primary bit 17 "activate tertiary controls" allowed-1: IA32_VMX_PROCBASED_CTLS3 exists.
-        let tertiary = if procbased & (1 << (32 + 17)) != 0 {
-            read(IA32_VMX_PROCBASED_CTLS3)?
-        } else {
-            0
-        };
+        // An MSR that only exists when another MSR's allowed-1 bit says so; 0 otherwise.
+        let read_if = |allowed, msr| if allowed { read(msr) } else { Ok(0) };
+        let procbased2 = read_if(
+            procbased & (PRIMARY_ACTIVATE_SECONDARY << 32) != 0,
+            IA32_VMX_PROCBASED_CTLS2,
+        )?;
+        let ept_vpid = read_if(
+            procbased2 & (SECONDARY_EPT_ALLOWED | SECONDARY_VPID_ALLOWED) != 0,
+            IA32_VMX_EPT_VPID_CAP,
+        )?;
+        let tertiary = read_if(
+            procbased & (PRIMARY_ACTIVATE_TERTIARY << 32) != 0,
+            IA32_VMX_PROCBASED_CTLS3,
+        )?;
         Ok(Self {
             basic,
             tertiary,
@@ -171,35 +171,27 @@ impl VmxCapabilities {
 /// One-line summary of what the CPU offers, for the boot log.
 impl fmt::Display for VmxCapabilities {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use x86::vmx::vmcs::control::SecondaryControls as S;
+        use x86::vmx::vmcs::control::{PinbasedControls as P, SecondaryControls as S};
         write!(f, "revision {:#x}", self.revision_id())?;
-        let flag = |f: &mut fmt::Formatter<'_>, on: bool, name: &str| {
-            if on {
-                write!(f, " {name}")
-            } else {
-                write!(f, " -{name}")
-            }
-        };
-        flag(f, self.has_true_controls(), "true-ctls")?;
-        flag(f, self.secondary_allows(S::ENABLE_EPT.bits()), "ept")?;
-        flag(f, self.ept_has(ept_cap::PAGE_2M), "ept-2m")?;
-        flag(f, self.ept_has(ept_cap::PAGE_1G), "ept-1g")?;
-        flag(f, self.ept_has(ept_cap::EXECUTE_ONLY), "ept-xo")?;
-        flag(f, self.ept_has(ept_cap::ACCESSED_DIRTY), "ept-ad")?;
-        flag(f, self.secondary_allows(S::ENABLE_VPID.bits()), "vpid")?;
-        flag(
-            f,
-            self.secondary_allows(S::UNRESTRICTED_GUEST.bits()),
-            "unrestricted",
-        )?;
-        flag(f, self.secondary_allows(S::MODE_BASED_EPT.bits()), "mbec")?;
-        flag(
-            f,
-            self.secondary_allows(S::VMCS_SHADOWING.bits()),
-            "vmcs-shadow",
-        )?;
-        flag(f, (self.pinbased >> 32) & (1 << 6) != 0, "preempt-timer")?;
-        flag(f, self.has_hlat(), "hlat")?;
+        let secondary = |control: S| self.secondary_allows(control.bits());
+        let preemption_timer =
+            (self.pinbased >> 32) & u64::from(P::VMX_PREEMPTION_TIMER.bits()) != 0;
+        for (on, name) in [
+            (self.has_true_controls(), "true-ctls"),
+            (secondary(S::ENABLE_EPT), "ept"),
+            (self.ept_has(ept_cap::PAGE_2M), "ept-2m"),
+            (self.ept_has(ept_cap::PAGE_1G), "ept-1g"),
+            (self.ept_has(ept_cap::EXECUTE_ONLY), "ept-xo"),
+            (self.ept_has(ept_cap::ACCESSED_DIRTY), "ept-ad"),
+            (secondary(S::ENABLE_VPID), "vpid"),
+            (secondary(S::UNRESTRICTED_GUEST), "unrestricted"),
+            (secondary(S::MODE_BASED_EPT), "mbec"),
+            (secondary(S::VMCS_SHADOWING), "vmcs-shadow"),
+            (preemption_timer, "preempt-timer"),
+            (self.has_hlat(), "hlat"),
+        ] {
+            write!(f, " {}{name}", if on { "" } else { "-" })?;
+        }
         write!(
             f,
             " cr3-targets {} (timer rate 2^{})",

@@ -33,20 +33,11 @@ pub enum FitError {
 
 impl fmt::Display for FitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Unsupported { field, bits } => {
-                write!(
-                    f,
-                    "{field:?} controls {bits:#010x} are required but not supported"
-                )
-            }
-            Self::ForcedOn { field, bits } => {
-                write!(
-                    f,
-                    "{field:?} controls {bits:#010x} must be 0 but the CPU forces them on"
-                )
-            }
-        }
+        let (field, bits, problem) = match *self {
+            Self::Unsupported { field, bits } => (field, bits, "are required but not supported"),
+            Self::ForcedOn { field, bits } => (field, bits, "must be 0 but the CPU forces them on"),
+        };
+        write!(f, "{field:?} controls {bits:#010x} {problem}")
     }
 }
 
@@ -64,19 +55,13 @@ pub struct ControlRequest {
 pub fn fit(field: ControlField, request: ControlRequest, capability: u64) -> Result<u32, FitError> {
     let must_be_one = capability as u32;
     let may_be_one = (capability >> 32) as u32;
-    let unsupported = request.required & !may_be_one;
-    if unsupported != 0 {
-        return Err(FitError::Unsupported {
-            field,
-            bits: unsupported,
-        });
+    let bits = request.required & !may_be_one;
+    if bits != 0 {
+        return Err(FitError::Unsupported { field, bits });
     }
-    let forced = request.forbidden & must_be_one;
-    if forced != 0 {
-        return Err(FitError::ForcedOn {
-            field,
-            bits: forced,
-        });
+    let bits = request.forbidden & must_be_one;
+    if bits != 0 {
+        return Err(FitError::ForcedOn { field, bits });
     }
     Ok((request.required | (request.optional & may_be_one) | must_be_one) & may_be_one)
 }
@@ -96,84 +81,63 @@ impl Controls {
     /// these exit (DESIGN.md "Devices and interrupts"); MSR and I/O bitmaps decide which MSRs
     /// and ports exit; a 64-bit host and a 64-bit guest with EFER/PAT switched on entry/exit.
     pub fn fit(caps: &VmxCapabilities) -> Result<Self, FitError> {
-        let pinbased = fit(
-            ControlField::Pinbased,
-            ControlRequest {
-                required: 0,
-                // NMIs are how the hypervisor reaches other vCPUs (EPT shootdowns, lock
-                // propagation, `smp::shootdown`); guest NMIs are re-injected.
-                optional: PinbasedControls::NMI_EXITING.bits(),
-                forbidden: PinbasedControls::EXTERNAL_INTERRUPT_EXITING.bits(),
-            },
-            caps.pinbased,
-        )?;
-        let primary = fit(
-            ControlField::Primary,
-            ControlRequest {
-                required: (PrimaryControls::USE_MSR_BITMAPS
-                    | PrimaryControls::USE_IO_BITMAPS
-                    | PrimaryControls::SECONDARY_CONTROLS)
-                    .bits(),
-                optional: 0,
-                forbidden: (PrimaryControls::HLT_EXITING
-                    | PrimaryControls::CR3_LOAD_EXITING
-                    | PrimaryControls::CR3_STORE_EXITING
-                    | PrimaryControls::INVLPG_EXITING
-                    | PrimaryControls::RDTSC_EXITING
-                    | PrimaryControls::UNCOND_IO_EXITING)
-                    .bits(),
-            },
-            caps.procbased,
-        )?;
-        let secondary = fit(
-            ControlField::Secondary,
-            ControlRequest {
-                required: SecondaryControls::ENABLE_EPT.bits(),
-                // Instructions the guest would otherwise see #UD for when the CPU has them.
-                optional: (SecondaryControls::ENABLE_VPID
-                    | SecondaryControls::ENABLE_RDTSCP
-                    | SecondaryControls::ENABLE_INVPCID
-                    | SecondaryControls::ENABLE_XSAVES_XRSTORS)
-                    .bits(),
-                forbidden: SecondaryControls::WBINVD_EXITING.bits(),
-            },
-            caps.procbased2,
-        )?;
-        let exit = fit(
-            ControlField::Exit,
-            ControlRequest {
-                required: (ExitControls::HOST_ADDRESS_SPACE_SIZE
-                    | ExitControls::SAVE_IA32_EFER
-                    | ExitControls::LOAD_IA32_EFER)
-                    .bits(),
-                // Save debug controls: the guest's DR7 survives exits (the GDB stub's
-                // hardware breakpoints live there, SDM Vol. 3C 28.3.1).
-                optional: (ExitControls::SAVE_IA32_PAT
-                    | ExitControls::LOAD_IA32_PAT
-                    | ExitControls::SAVE_DEBUG_CONTROLS)
-                    .bits(),
-                forbidden: 0,
-            },
-            caps.exit,
-        )?;
-        let entry = fit(
-            ControlField::Entry,
-            ControlRequest {
-                required: (EntryControls::IA32E_MODE_GUEST | EntryControls::LOAD_IA32_EFER).bits(),
-                // Load debug controls: entry loads the guest's DR7 (27.3.2.1); without it
-                // the guest runs with the host's DR7.
-                optional: (EntryControls::LOAD_IA32_PAT | EntryControls::LOAD_DEBUG_CONTROLS)
-                    .bits(),
-                forbidden: EntryControls::ENTRY_TO_SMM.bits(),
-            },
-            caps.entry,
-        )?;
+        let pinbased = ControlRequest {
+            required: 0,
+            // NMIs are how the hypervisor reaches other vCPUs (EPT shootdowns, lock
+            // propagation, `smp::shootdown`); guest NMIs are re-injected.
+            optional: PinbasedControls::NMI_EXITING.bits(),
+            forbidden: PinbasedControls::EXTERNAL_INTERRUPT_EXITING.bits(),
+        };
+        let primary = ControlRequest {
+            required: (PrimaryControls::USE_MSR_BITMAPS
+                | PrimaryControls::USE_IO_BITMAPS
+                | PrimaryControls::SECONDARY_CONTROLS)
+                .bits(),
+            optional: 0,
+            forbidden: (PrimaryControls::HLT_EXITING
+                | PrimaryControls::CR3_LOAD_EXITING
+                | PrimaryControls::CR3_STORE_EXITING
+                | PrimaryControls::INVLPG_EXITING
+                | PrimaryControls::RDTSC_EXITING
+                | PrimaryControls::UNCOND_IO_EXITING)
+                .bits(),
+        };
+        let secondary = ControlRequest {
+            required: SecondaryControls::ENABLE_EPT.bits(),
+            // Instructions the guest would otherwise see #UD for when the CPU has them.
+            optional: (SecondaryControls::ENABLE_VPID
+                | SecondaryControls::ENABLE_RDTSCP
+                | SecondaryControls::ENABLE_INVPCID
+                | SecondaryControls::ENABLE_XSAVES_XRSTORS)
+                .bits(),
+            forbidden: SecondaryControls::WBINVD_EXITING.bits(),
+        };
+        let exit = ControlRequest {
+            required: (ExitControls::HOST_ADDRESS_SPACE_SIZE
+                | ExitControls::SAVE_IA32_EFER
+                | ExitControls::LOAD_IA32_EFER)
+                .bits(),
+            // Save debug controls: the guest's DR7 survives exits (the GDB stub's
+            // hardware breakpoints live there, SDM Vol. 3C 28.3.1).
+            optional: (ExitControls::SAVE_IA32_PAT
+                | ExitControls::LOAD_IA32_PAT
+                | ExitControls::SAVE_DEBUG_CONTROLS)
+                .bits(),
+            forbidden: 0,
+        };
+        let entry = ControlRequest {
+            required: (EntryControls::IA32E_MODE_GUEST | EntryControls::LOAD_IA32_EFER).bits(),
+            // Load debug controls: entry loads the guest's DR7 (27.3.2.1); without it
+            // the guest runs with the host's DR7.
+            optional: (EntryControls::LOAD_IA32_PAT | EntryControls::LOAD_DEBUG_CONTROLS).bits(),
+            forbidden: EntryControls::ENTRY_TO_SMM.bits(),
+        };
         Ok(Self {
-            pinbased,
-            primary,
-            secondary,
-            exit,
-            entry,
+            pinbased: fit(ControlField::Pinbased, pinbased, caps.pinbased)?,
+            primary: fit(ControlField::Primary, primary, caps.procbased)?,
+            secondary: fit(ControlField::Secondary, secondary, caps.procbased2)?,
+            exit: fit(ControlField::Exit, exit, caps.exit)?,
+            entry: fit(ControlField::Entry, entry, caps.entry)?,
         })
     }
 

@@ -24,9 +24,8 @@ pub enum VmxError {
     Controls(FitError),
     /// EPT lacks 4-level walks or write-back/uncacheable paging-structure memory types.
     EptUnusable,
-    VmxonFailed,
-    VmclearFailed,
-    VmptrldFailed,
+    /// VMXON, VMCLEAR or VMPTRLD (named) failed.
+    InstructionFailed(&'static str),
     OutOfFrames,
 }
 
@@ -46,23 +45,9 @@ impl fmt::Display for VmxError {
             Self::EptUnusable => {
                 f.write_str("EPT lacks 4-level walks, a usable memory type or INVEPT")
             }
-            Self::VmxonFailed => f.write_str("VMXON failed"),
-            Self::VmclearFailed => f.write_str("VMCLEAR failed"),
-            Self::VmptrldFailed => f.write_str("VMPTRLD failed"),
+            Self::InstructionFailed(name) => write!(f, "{name} failed"),
             Self::OutOfFrames => f.write_str("out of hypervisor frames"),
         }
-    }
-}
-
-impl From<CapsError> for VmxError {
-    fn from(e: CapsError) -> Self {
-        Self::Capabilities(e)
-    }
-}
-
-impl From<FitError> for VmxError {
-    fn from(e: FitError) -> Self {
-        Self::Controls(e)
     }
 }
 
@@ -74,22 +59,20 @@ pub fn check() -> Result<(VmxCapabilities, Controls), VmxError> {
     }
     // SAFETY: VMX is present (checked above) and we run at CPL0 (firmware or hypervisor).
     let msrs = unsafe { crate::arch::msrs::HardwareMsrs::new() };
-    let feature_control =
-        crate::vmx::msr::MsrSource::read(&msrs, IA32_FEATURE_CONTROL).unwrap_or(0);
+    let feature_control = super::msr::MsrSource::read(&msrs, IA32_FEATURE_CONTROL).unwrap_or(0);
     if feature_control & FEATURE_CONTROL_LOCK != 0
         && feature_control & FEATURE_CONTROL_VMX_OUTSIDE_SMX == 0
     {
         return Err(VmxError::DisabledByFirmware);
     }
-    let caps = VmxCapabilities::read(&msrs)?;
-    let controls = Controls::fit(&caps)?;
-    let memory_type_ok =
-        caps.ept_has(ept_cap::MEMORY_TYPE_WB) || caps.ept_has(ept_cap::MEMORY_TYPE_UC);
+    let caps = VmxCapabilities::read(&msrs).map_err(VmxError::Capabilities)?;
+    let controls = Controls::fit(&caps).map_err(VmxError::Controls)?;
+    let has = |bit| caps.ept_has(bit);
+    let memory_type_ok = has(ept_cap::MEMORY_TYPE_WB) || has(ept_cap::MEMORY_TYPE_UC);
     // Policy changes after launch need INVEPT (SDM Vol. 3C 31.3) of one of the two types.
-    let invept_ok = caps.ept_has(ept_cap::INVEPT)
-        && (caps.ept_has(ept_cap::INVEPT_SINGLE_CONTEXT)
-            || caps.ept_has(ept_cap::INVEPT_ALL_CONTEXT));
-    if !caps.ept_has(ept_cap::PAGE_WALK_4) || !memory_type_ok || !invept_ok {
+    let invept_ok = has(ept_cap::INVEPT)
+        && (has(ept_cap::INVEPT_SINGLE_CONTEXT) || has(ept_cap::INVEPT_ALL_CONTEXT));
+    if !has(ept_cap::PAGE_WALK_4) || !memory_type_ok || !invept_ok {
         return Err(VmxError::EptUnusable);
     }
     Ok((caps, controls))
@@ -141,9 +124,10 @@ pub unsafe fn enter_with(
     unsafe {
         *(vmxon_region as *mut u32) = caps.revision_id();
         *(vmcs_region as *mut u32) = caps.revision_id();
-        x86::bits64::vmx::vmxon(vmxon_region).map_err(|_| VmxError::VmxonFailed)?;
-        x86::bits64::vmx::vmclear(vmcs_region).map_err(|_| VmxError::VmclearFailed)?;
-        x86::bits64::vmx::vmptrld(vmcs_region).map_err(|_| VmxError::VmptrldFailed)?;
+        let failed = VmxError::InstructionFailed;
+        x86::bits64::vmx::vmxon(vmxon_region).map_err(|_| failed("VMXON"))?;
+        x86::bits64::vmx::vmclear(vmcs_region).map_err(|_| failed("VMCLEAR"))?;
+        x86::bits64::vmx::vmptrld(vmcs_region).map_err(|_| failed("VMPTRLD"))?;
     }
     Ok(())
 }

@@ -6,124 +6,113 @@ pub const EXIT_REASON_COUNT: usize = 76;
 /// Exit reason field (SDM 28.2.1): bits 15:0 basic reason, bit 31 VM-entry failure.
 pub const EXIT_REASON_ENTRY_FAILURE: u32 = 1 << 31;
 
-/// Names of the basic exit reasons, indexed by number.
-const NAMES: [&str; EXIT_REASON_COUNT] = [
-    "EXCEPTION_OR_NMI",
-    "EXTERNAL_INTERRUPT",
-    "TRIPLE_FAULT",
-    "INIT",
-    "SIPI",
-    "IO_SMI",
-    "OTHER_SMI",
-    "INTERRUPT_WINDOW",
-    "NMI_WINDOW",
-    "TASK_SWITCH",
-    "CPUID",
-    "GETSEC",
-    "HLT",
-    "INVD",
-    "INVLPG",
-    "RDPMC",
-    "RDTSC",
-    "RSM",
-    "VMCALL",
-    "VMCLEAR",
-    "VMLAUNCH",
-    "VMPTRLD",
-    "VMPTRST",
-    "VMREAD",
-    "VMRESUME",
-    "VMWRITE",
-    "VMXOFF",
-    "VMXON",
-    "CR_ACCESS",
-    "DR_ACCESS",
-    "IO_INSTRUCTION",
-    "RDMSR",
-    "WRMSR",
-    "ENTRY_FAIL_GUEST_STATE",
-    "ENTRY_FAIL_MSR_LOADING",
-    "RESERVED_35",
-    "MWAIT",
-    "MONITOR_TRAP_FLAG",
-    "RESERVED_38",
-    "MONITOR",
-    "PAUSE",
-    "ENTRY_FAIL_MACHINE_CHECK",
-    "RESERVED_42",
-    "TPR_BELOW_THRESHOLD",
-    "APIC_ACCESS",
-    "VIRTUALIZED_EOI",
-    "GDTR_IDTR_ACCESS",
-    "LDTR_TR_ACCESS",
-    "EPT_VIOLATION",
-    "EPT_MISCONFIG",
-    "INVEPT",
-    "RDTSCP",
-    "PREEMPTION_TIMER",
-    "INVVPID",
-    "WBINVD",
-    "XSETBV",
-    "APIC_WRITE",
-    "RDRAND",
-    "INVPCID",
-    "VMFUNC",
-    "ENCLS",
-    "RDSEED",
-    "PML_FULL",
-    "XSAVES",
-    "XRSTORS",
-    "PCONFIG",
-    "SPP_EVENT",
-    "UMWAIT",
-    "TPAUSE",
-    "LOADIWKEY",
-    "ENCLV",
-    "RESERVED_71",
-    "ENQCMD_PASID_FAIL",
-    "ENQCMDS_PASID_FAIL",
-    "BUS_LOCK",
-    "INSTRUCTION_TIMEOUT",
-];
+/// Declares every basic exit reason once: its Appendix C number, its SDM name, and, for the
+/// reasons Rampart handles by name, the [`ExitReason`] variant.
+macro_rules! exit_reasons {
+    ($($number:literal $name:ident $(=> $variant:ident)?,)*) => {
+        /// Names of the basic exit reasons, indexed by number.
+        const NAMES: [&str; EXIT_REASON_COUNT] = {
+            let mut names = ["UNKNOWN"; EXIT_REASON_COUNT];
+            $(names[$number] = stringify!($name);)*
+            names
+        };
 
-/// The basic exit reasons Rampart handles by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u16)]
-pub enum ExitReason {
-    ExceptionOrNmi = 0,
-    TripleFault = 2,
-    Init = 3,
-    Sipi = 4,
-    Cpuid = 10,
-    Getsec = 11,
-    Hlt = 12,
-    Invd = 13,
-    Vmcall = 18,
-    Vmclear = 19,
-    Vmlaunch = 20,
-    Vmptrld = 21,
-    Vmptrst = 22,
-    Vmread = 23,
-    Vmresume = 24,
-    Vmwrite = 25,
-    Vmxoff = 26,
-    Vmxon = 27,
-    CrAccess = 28,
-    IoInstruction = 30,
-    Rdmsr = 31,
-    Wrmsr = 32,
-    EntryFailGuestState = 33,
-    MonitorTrapFlag = 37,
-    GdtrIdtrAccess = 46,
-    LdtrTrAccess = 47,
-    EptViolation = 48,
-    EptMisconfig = 49,
-    Invept = 50,
-    PreemptionTimer = 52,
-    Invvpid = 53,
-    Wbinvd = 54,
-    Xsetbv = 55,
-    Vmfunc = 59,
+        /// The basic exit reasons Rampart handles by name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u16)]
+        pub enum ExitReason {
+            $($($variant = $number,)?)*
+        }
+
+        impl ExitReason {
+            /// Decodes a basic exit reason; `None` for the reasons Rampart does not handle by name.
+            pub fn from_basic(basic: u16) -> Option<Self> {
+                match basic {
+                    $($($number => Some(Self::$variant),)?)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+exit_reasons! {
+    0 EXCEPTION_OR_NMI => ExceptionOrNmi,
+    1 EXTERNAL_INTERRUPT,
+    2 TRIPLE_FAULT => TripleFault,
+    3 INIT => Init,
+    4 SIPI => Sipi,
+    5 IO_SMI,
+    6 OTHER_SMI,
+    7 INTERRUPT_WINDOW,
+    8 NMI_WINDOW,
+    9 TASK_SWITCH,
+    10 CPUID => Cpuid,
+    11 GETSEC => Getsec,
+    12 HLT => Hlt,
+    13 INVD => Invd,
+    14 INVLPG,
+    15 RDPMC,
+    16 RDTSC,
+    17 RSM,
+    18 VMCALL => Vmcall,
+    19 VMCLEAR => Vmclear,
+    20 VMLAUNCH => Vmlaunch,
+    21 VMPTRLD => Vmptrld,
+    22 VMPTRST => Vmptrst,
+    23 VMREAD => Vmread,
+    24 VMRESUME => Vmresume,
+    25 VMWRITE => Vmwrite,
+    26 VMXOFF => Vmxoff,
+    27 VMXON => Vmxon,
+    28 CR_ACCESS => CrAccess,
+    29 DR_ACCESS,
+    30 IO_INSTRUCTION => IoInstruction,
+    31 RDMSR => Rdmsr,
+    32 WRMSR => Wrmsr,
+    33 ENTRY_FAIL_GUEST_STATE => EntryFailGuestState,
+    34 ENTRY_FAIL_MSR_LOADING,
+    35 RESERVED_35,
+    36 MWAIT,
+    37 MONITOR_TRAP_FLAG => MonitorTrapFlag,
+    38 RESERVED_38,
+    39 MONITOR,
+    40 PAUSE,
+    41 ENTRY_FAIL_MACHINE_CHECK,
+    42 RESERVED_42,
+    43 TPR_BELOW_THRESHOLD,
+    44 APIC_ACCESS,
+    45 VIRTUALIZED_EOI,
+    46 GDTR_IDTR_ACCESS => GdtrIdtrAccess,
+    47 LDTR_TR_ACCESS => LdtrTrAccess,
+    48 EPT_VIOLATION => EptViolation,
+    49 EPT_MISCONFIG => EptMisconfig,
+    50 INVEPT => Invept,
+    51 RDTSCP,
+    52 PREEMPTION_TIMER => PreemptionTimer,
+    53 INVVPID => Invvpid,
+    54 WBINVD => Wbinvd,
+    55 XSETBV => Xsetbv,
+    56 APIC_WRITE,
+    57 RDRAND,
+    58 INVPCID,
+    59 VMFUNC => Vmfunc,
+    60 ENCLS,
+    61 RDSEED,
+    62 PML_FULL,
+    63 XSAVES,
+    64 XRSTORS,
+    65 PCONFIG,
+    66 SPP_EVENT,
+    67 UMWAIT,
+    68 TPAUSE,
+    69 LOADIWKEY,
+    70 ENCLV,
+    71 RESERVED_71,
+    72 ENQCMD_PASID_FAIL,
+    73 ENQCMDS_PASID_FAIL,
+    74 BUS_LOCK,
+    75 INSTRUCTION_TIMEOUT,
 }
 
 impl ExitReason {
@@ -132,66 +121,11 @@ impl ExitReason {
     /// the guest gets #UD exactly as on a CPU without them (CPUID hides VMX and SMX).
     pub fn is_unoffered_instruction(self) -> bool {
         use ExitReason::*;
-        matches!(
-            self,
-            Getsec
-                | Vmclear
-                | Vmlaunch
-                | Vmptrld
-                | Vmptrst
-                | Vmread
-                | Vmresume
-                | Vmwrite
-                | Vmxoff
-                | Vmxon
-                | Invept
-                | Invvpid
-                | Vmfunc
-        )
-    }
-}
-
-impl ExitReason {
-    /// Decodes a basic exit reason; `None` for the reasons Rampart does not handle by name.
-    pub fn from_basic(basic: u16) -> Option<Self> {
-        use ExitReason::*;
-        Some(match basic {
-            0 => ExceptionOrNmi,
-            2 => TripleFault,
-            3 => Init,
-            4 => Sipi,
-            10 => Cpuid,
-            11 => Getsec,
-            12 => Hlt,
-            13 => Invd,
-            18 => Vmcall,
-            19 => Vmclear,
-            20 => Vmlaunch,
-            21 => Vmptrld,
-            22 => Vmptrst,
-            23 => Vmread,
-            24 => Vmresume,
-            25 => Vmwrite,
-            26 => Vmxoff,
-            27 => Vmxon,
-            28 => CrAccess,
-            30 => IoInstruction,
-            31 => Rdmsr,
-            32 => Wrmsr,
-            33 => EntryFailGuestState,
-            37 => MonitorTrapFlag,
-            46 => GdtrIdtrAccess,
-            47 => LdtrTrAccess,
-            48 => EptViolation,
-            49 => EptMisconfig,
-            50 => Invept,
-            52 => PreemptionTimer,
-            53 => Invvpid,
-            54 => Wbinvd,
-            55 => Xsetbv,
-            59 => Vmfunc,
-            _ => return None,
-        })
+        [
+            Getsec, Vmclear, Vmlaunch, Vmptrld, Vmptrst, Vmread, Vmresume, Vmwrite, Vmxoff, Vmxon,
+            Invept, Invvpid, Vmfunc,
+        ]
+        .contains(&self)
     }
 }
 
@@ -218,6 +152,11 @@ mod tests {
         assert_eq!(name(75), "INSTRUCTION_TIMEOUT");
         assert_eq!(name(76), "UNKNOWN");
         assert_eq!(name(u16::MAX), "UNKNOWN");
+    }
+
+    #[test]
+    fn every_defined_reason_has_a_name() {
+        assert!(NAMES.iter().all(|&n| n != "UNKNOWN"));
     }
 
     #[test]

@@ -18,16 +18,13 @@ impl TableInstruction {
     /// Bits 29:28 identify the instruction; `tr_ldtr` is true for exit reason 47 (LDTR/TR).
     pub fn decode(info: u32, tr_ldtr: bool) -> Self {
         use TableInstruction::*;
-        match ((info >> 28) & 0b11, tr_ldtr) {
-            (0, false) => Sgdt,
-            (1, false) => Sidt,
-            (2, false) => Lgdt,
-            (3, false) => Lidt,
-            (0, true) => Sldt,
-            (1, true) => Str,
-            (2, true) => Lldt,
-            _ => Ltr,
-        }
+        let identity = ((info >> 28) & 0b11) as usize;
+        let instructions = if tr_ldtr {
+            [Sldt, Str, Lldt, Ltr]
+        } else {
+            [Sgdt, Sidt, Lgdt, Lidt]
+        };
+        instructions[identity]
     }
 
     /// Loads change a descriptor-table register; stores only read one.

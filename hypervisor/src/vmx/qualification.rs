@@ -1,5 +1,6 @@
 //! Exit-qualification decoding (SDM Vol. 3C 28.2.1, Tables 28-3 and 28-7).
 
+use crate::ept::entry::Permissions;
 use core::fmt;
 
 /// EPT-violation qualification (Table 28-7).
@@ -35,15 +36,8 @@ impl fmt::Display for EptViolation {
         } else {
             "read"
         };
-        let allowed = self.allowed();
-        let bit = |mask: u64, c: char| if allowed & mask != 0 { c } else { '-' };
-        write!(
-            f,
-            "{access} (page allows {}{}{})",
-            bit(1, 'r'),
-            bit(2, 'w'),
-            bit(4, 'x')
-        )
+        let allowed = Permissions::from_entry(self.allowed());
+        write!(f, "{access} (page allows {allowed:?})")
     }
 }
 
@@ -75,10 +69,6 @@ impl CrAccess {
     /// General-purpose register operand, numbered as in the ModRM encoding (0 = RAX .. 15 = R15).
     pub fn gpr(&self) -> u8 {
         ((self.0 >> 8) & 0xf) as u8
-    }
-    /// LMSW source data (bits 31:16).
-    pub fn lmsw_source(&self) -> u16 {
-        (self.0 >> 16) as u16
     }
 }
 

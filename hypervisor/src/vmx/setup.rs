@@ -137,7 +137,7 @@ pub unsafe fn write_host_state(
             x86::msr::rdmsr(IA32_PAT),
         )
     };
-    let mut fields = [
+    let fields = [
         (host::CR0, cr0),
         (host::CR3, host.cr3),
         (host::CR4, cr4),
@@ -161,16 +161,27 @@ pub unsafe fn write_host_state(
         (host::RIP, host.exit_entry),
         (host::IA32_PAT_FULL, pat),
     ];
-    let count = if controls.has_exit(ExitControls::LOAD_IA32_PAT) {
-        fields.len()
-    } else {
-        fields.len() - 1
-    };
-    for (field, value) in &mut fields[..count] {
+    let count = fields.len() - usize::from(!controls.has_exit(ExitControls::LOAD_IA32_PAT));
+    for &(field, value) in &fields[..count] {
         // SAFETY: these are the hypervisor's live CPU state and structures (caller contract).
-        unsafe { vmcs.write_host_or_control(*field, *value)? };
+        unsafe { vmcs.write_host_or_control(field, value)? };
     }
     Ok(())
+}
+
+/// Writes one guest segment register: selector, base, limit and access rights. Each segment's
+/// four fields sit at the same distance from ES's (SDM Vol. 3D Appendix B: ES, CS, SS, DS, FS,
+/// GS, LDTR, TR, 2 apart in every field group).
+fn write_segment(
+    vmcs: &Vmcs,
+    selector_field: u32,
+    (selector, base, limit, rights): (u16, u64, u64, u64),
+) -> Result<(), VmcsError> {
+    let offset = selector_field - guest::ES_SELECTOR;
+    vmcs.write(selector_field, u64::from(selector))?;
+    vmcs.write(guest::ES_BASE + offset, base)?;
+    vmcs.write(guest::ES_LIMIT + offset, limit)?;
+    vmcs.write(guest::ES_ACCESS_RIGHTS + offset, rights)
 }
 
 /// Writes the guest-state area per the entry contract (rampart-boot-info).
@@ -180,57 +191,27 @@ pub fn write_guest_state(
     controls: &Controls,
     entry: &GuestEntry,
 ) -> Result<(), VmcsError> {
-    let data_segments = [
-        (
-            guest::SS_SELECTOR,
-            guest::SS_BASE,
-            guest::SS_LIMIT,
-            guest::SS_ACCESS_RIGHTS,
-        ),
-        (
-            guest::DS_SELECTOR,
-            guest::DS_BASE,
-            guest::DS_LIMIT,
-            guest::DS_ACCESS_RIGHTS,
-        ),
-        (
-            guest::ES_SELECTOR,
-            guest::ES_BASE,
-            guest::ES_LIMIT,
-            guest::ES_ACCESS_RIGHTS,
-        ),
-        (
-            guest::FS_SELECTOR,
-            guest::FS_BASE,
-            guest::FS_LIMIT,
-            guest::FS_ACCESS_RIGHTS,
-        ),
-        (
-            guest::GS_SELECTOR,
-            guest::GS_BASE,
-            guest::GS_LIMIT,
-            guest::GS_ACCESS_RIGHTS,
-        ),
-    ];
-    for (selector, base, limit, rights) in data_segments {
-        vmcs.write(selector, u64::from(GDT_SELECTOR_DATA))?;
-        vmcs.write(base, 0)?;
-        vmcs.write(limit, FLAT_LIMIT)?;
-        vmcs.write(rights, AR_DATA)?;
+    let flat_data = (GDT_SELECTOR_DATA, 0, FLAT_LIMIT, AR_DATA);
+    let code = (GDT_SELECTOR_CODE, 0, FLAT_LIMIT, AR_CODE64);
+    let tss = (
+        GDT_SELECTOR_TSS,
+        entry.tss_base,
+        u64::from(entry.tss_limit),
+        AR_TSS_BUSY,
+    );
+    for (selector_field, segment) in [
+        (guest::CS_SELECTOR, code),
+        (guest::SS_SELECTOR, flat_data),
+        (guest::DS_SELECTOR, flat_data),
+        (guest::ES_SELECTOR, flat_data),
+        (guest::FS_SELECTOR, flat_data),
+        (guest::GS_SELECTOR, flat_data),
+        (guest::TR_SELECTOR, tss),
+        (guest::LDTR_SELECTOR, (0, 0, 0, AR_UNUSABLE)),
+    ] {
+        write_segment(vmcs, selector_field, segment)?;
     }
     let fields = [
-        (guest::CS_SELECTOR, u64::from(GDT_SELECTOR_CODE)),
-        (guest::CS_BASE, 0),
-        (guest::CS_LIMIT, FLAT_LIMIT),
-        (guest::CS_ACCESS_RIGHTS, AR_CODE64),
-        (guest::TR_SELECTOR, u64::from(GDT_SELECTOR_TSS)),
-        (guest::TR_BASE, entry.tss_base),
-        (guest::TR_LIMIT, u64::from(entry.tss_limit)),
-        (guest::TR_ACCESS_RIGHTS, AR_TSS_BUSY),
-        (guest::LDTR_SELECTOR, 0),
-        (guest::LDTR_BASE, 0),
-        (guest::LDTR_LIMIT, 0),
-        (guest::LDTR_ACCESS_RIGHTS, AR_UNUSABLE),
         (guest::GDTR_BASE, entry.gdt_base),
         (guest::GDTR_LIMIT, u64::from(entry.gdt_limit)),
         (guest::IDTR_BASE, 0),
@@ -259,4 +240,68 @@ pub fn write_guest_state(
         vmcs.write(guest::IA32_PAT_FULL, DEFAULT_PAT)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guest;
+
+    #[test]
+    fn segment_fields_share_their_distance_from_es() {
+        for (selector, base, limit, rights) in [
+            (
+                guest::CS_SELECTOR,
+                guest::CS_BASE,
+                guest::CS_LIMIT,
+                guest::CS_ACCESS_RIGHTS,
+            ),
+            (
+                guest::SS_SELECTOR,
+                guest::SS_BASE,
+                guest::SS_LIMIT,
+                guest::SS_ACCESS_RIGHTS,
+            ),
+            (
+                guest::DS_SELECTOR,
+                guest::DS_BASE,
+                guest::DS_LIMIT,
+                guest::DS_ACCESS_RIGHTS,
+            ),
+            (
+                guest::ES_SELECTOR,
+                guest::ES_BASE,
+                guest::ES_LIMIT,
+                guest::ES_ACCESS_RIGHTS,
+            ),
+            (
+                guest::FS_SELECTOR,
+                guest::FS_BASE,
+                guest::FS_LIMIT,
+                guest::FS_ACCESS_RIGHTS,
+            ),
+            (
+                guest::GS_SELECTOR,
+                guest::GS_BASE,
+                guest::GS_LIMIT,
+                guest::GS_ACCESS_RIGHTS,
+            ),
+            (
+                guest::TR_SELECTOR,
+                guest::TR_BASE,
+                guest::TR_LIMIT,
+                guest::TR_ACCESS_RIGHTS,
+            ),
+            (
+                guest::LDTR_SELECTOR,
+                guest::LDTR_BASE,
+                guest::LDTR_LIMIT,
+                guest::LDTR_ACCESS_RIGHTS,
+            ),
+        ] {
+            let offset = selector - guest::ES_SELECTOR;
+            assert_eq!(base, guest::ES_BASE + offset);
+            assert_eq!(limit, guest::ES_LIMIT + offset);
+            assert_eq!(rights, guest::ES_ACCESS_RIGHTS + offset);
+        }
+    }
 }

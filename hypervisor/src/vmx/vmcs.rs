@@ -60,10 +60,7 @@ impl Vmcs {
     /// Reads a field that the hypervisor itself set up or that every CPU with VMX has; a failure
     /// is a broken invariant.
     pub fn get(&self, field: u32) -> u64 {
-        match self.read(field) {
-            Ok(value) => value,
-            Err(e) => panic!("{e}"),
-        }
+        self.read(field).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Writes a guest-state field or a guest-only control (event injection, CR shadows).
@@ -73,16 +70,14 @@ impl Vmcs {
             guest_state || GUEST_ONLY_CONTROLS.contains(&field),
             "field {field:#x}"
         );
-        // SAFETY: a VMCS is current; the field only affects the guest, which EPT confines.
-        unsafe { x86::bits64::vmx::vmwrite(field, value) }
-            .map_err(|_| VmcsError { field, write: true })
+        // SAFETY: a VMCS is current; the field (checked above) only affects the guest, which EPT
+        // confines, so no value can break the host.
+        unsafe { self.write_host_or_control(field, value) }
     }
 
     /// Like [`Vmcs::write`], for fields every VMX CPU has; a failure is a broken invariant.
     pub fn set(&self, field: u32, value: u64) {
-        if let Err(e) = self.write(field, value) {
-            panic!("{e}");
-        }
+        self.write(field, value).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Writes any field.

@@ -31,13 +31,7 @@ impl PageTable for Pages {
             .map(|&rights| (rights, Some(MemoryType::WriteBack)))
     }
 
-    fn set(
-        &mut self,
-        gpa: u64,
-        length: u64,
-        rights: Permissions,
-        _ty: MemoryType,
-    ) -> Result<(), EptError> {
+    fn set(&mut self, gpa: u64, length: u64, rights: Permissions) -> Result<(), EptError> {
         for page in (gpa..gpa + length).step_by(PAGE as usize) {
             assert!(
                 !HV.overlaps(&PhysRange::new(page, PAGE)),

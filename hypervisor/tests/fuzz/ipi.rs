@@ -52,7 +52,7 @@ proptest! {
         icr in icr(),
         cpus in proptest::collection::vec(0u32..6, 0..4),
     ) {
-        let decision = decide(icr, &cpus);
+        let decision = decide(icr, cpus.iter().copied());
         if icr & RESERVED != 0 {
             prop_assert_eq!(decision, IpiDecision::Invalid);
         }
