@@ -1,7 +1,7 @@
 //! The audit log: one record per blocked attempt (DESIGN.md invariant 8), kept in a ring of
 //! the most recent [`CAPACITY`] records with a global sequence number.
 
-use rampart_hv_abi::{AuditRecord, Rule};
+use rampart_hv_abi::{Access, AuditRecord, Rule};
 use spin::Mutex;
 
 /// Records kept; older ones are overwritten (their sequence numbers tell what was lost).
@@ -74,7 +74,7 @@ pub static LOG: Mutex<AuditLog> = Mutex::new(AuditLog::new());
 #[derive(Clone, Copy, Debug)]
 pub struct Attempt {
     pub rule: Rule,
-    pub access: u32,
+    pub access: Access,
     pub rip: u64,
     pub gva: u64,
     pub gpa: u64,
@@ -89,7 +89,7 @@ impl Attempt {
             gva: self.gva,
             gpa: self.gpa,
             detail: self.detail,
-            access: self.access,
+            access: self.access.bits(),
             rule: self.rule as u32,
             vcpu: crate::smp::this_cpu() as u32,
             ..AuditRecord::default()
@@ -103,7 +103,7 @@ pub fn block(attempt: Attempt) -> AuditRecord {
     log::error!(
         "audit #{}: blocked {} by rule {} at RIP={:#x} GVA={:#x} GPA={:#x} detail={:#x}",
         record.sequence,
-        access_name(record.access),
+        access_name(attempt.access),
         attempt.rule.name(),
         record.rip,
         record.gva,
@@ -120,8 +120,7 @@ pub fn append(attempt: Attempt) -> AuditRecord {
 }
 
 /// Names an access for the log: `write`, `register write`, or `hypercall asking rwx`.
-pub fn access_name(bits: u32) -> &'static str {
-    use rampart_hv_abi::access::*;
+pub fn access_name(access: Access) -> &'static str {
     const REQUESTS: [&str; 8] = [
         "hypercall asking ---",
         "hypercall asking r--",
@@ -132,16 +131,23 @@ pub fn access_name(bits: u32) -> &'static str {
         "hypercall asking -wx",
         "hypercall asking rwx",
     ];
-    let rights = (bits & (READ | WRITE | EXECUTE)) as usize;
-    match bits {
-        b if b & HYPERCALL != 0 => REQUESTS[rights],
-        b if b & DEBUGGER != 0 => "debugger write",
-        b if b & REGISTER != 0 && b & WRITE == 0 && b & READ != 0 => "register read",
-        b if b & REGISTER != 0 => "register write",
-        b if b & EXECUTE != 0 => "execute",
-        b if b & WRITE != 0 => "write",
-        b if b & READ != 0 => "read",
-        _ => "---",
+    let has = |flag| access.contains(flag);
+    if has(Access::HYPERCALL) {
+        REQUESTS[(access & Access::RWX).bits() as usize]
+    } else if has(Access::DEBUGGER) {
+        "debugger write"
+    } else if has(Access::REGISTER) && has(Access::READ) && !has(Access::WRITE) {
+        "register read"
+    } else if has(Access::REGISTER) {
+        "register write"
+    } else if has(Access::EXECUTE) {
+        "execute"
+    } else if has(Access::WRITE) {
+        "write"
+    } else if has(Access::READ) {
+        "read"
+    } else {
+        "---"
     }
 }
 
@@ -152,7 +158,7 @@ mod tests {
     fn attempt(rip: u64) -> AuditRecord {
         Attempt {
             rule: Rule::KernelText,
-            access: 2,
+            access: Access::WRITE,
             rip,
             gva: 0,
             gpa: 0,
@@ -174,7 +180,11 @@ mod tests {
 
     #[test]
     fn access_names_read_like_the_attempt() {
-        use rampart_hv_abi::access::*;
+        const READ: Access = Access::READ;
+        const WRITE: Access = Access::WRITE;
+        const EXECUTE: Access = Access::EXECUTE;
+        const REGISTER: Access = Access::REGISTER;
+        const HYPERCALL: Access = Access::HYPERCALL;
         assert_eq!(access_name(WRITE), "write");
         assert_eq!(access_name(REGISTER | WRITE), "register write");
         assert_eq!(access_name(REGISTER | READ), "register read");

@@ -124,7 +124,7 @@ impl Rampart {
     }
 
     /// `Hypercall::ProtectRange`: the pages `[gpa, gpa + length)` keep only the `keep` rights
-    /// (`rampart_hv_abi::access` bits; a subset of the current ones). Returns 0 or the error.
+    /// (`rampart_hv_abi::Access` bits; a subset of the current ones). Returns 0 or the error.
     pub fn protect_range(&self, gpa: u64, length: u64, keep: u64) -> i64 {
         self.call3(Hypercall::ProtectRange as u64, gpa, length, keep)
     }

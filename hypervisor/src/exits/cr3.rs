@@ -14,7 +14,7 @@ use crate::state;
 use crate::vmx::caps::{ept_cap, VmxCapabilities};
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use rampart_hv_abi::{access, Rule, CR3_NO_FLUSH};
+use rampart_hv_abi::{Access, Rule, CR3_NO_FLUSH};
 use x86::vmx::vmcs::control::{self, PrimaryControls, SecondaryControls};
 use x86::vmx::vmcs::guest;
 
@@ -97,7 +97,7 @@ pub fn handle_load(vmcs: &Vmcs, value: u64) -> Resume {
             Some(slot) => LOADED[me].swap(slot as u64, Ordering::SeqCst) == slot as u64,
             None => {
                 drop(guard);
-                let (access, gpa) = (access::REGISTER | access::WRITE, value & ADDRESS_MASK);
+                let (access, gpa) = (Access::REGISTER | Access::WRITE, value & ADDRESS_MASK);
                 super::policy::block(vmcs, Rule::Cr3Load, access, 0, gpa, value);
                 return Resume::Inject(Exception::GeneralProtection);
             }

@@ -10,7 +10,7 @@ use crate::vmx::exit_reason::ExitReason;
 use crate::vmx::qualification::{CrAccess, CrAccessType};
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::{AtomicU64, Ordering};
-use rampart_hv_abi::{access, Rule};
+use rampart_hv_abi::{Access, Rule};
 use x86::controlregs::{Cr0, Cr4};
 use x86::vmx::vmcs::{control, guest, ro};
 
@@ -76,7 +76,7 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     let cleared = clears_pinned(register, value, pinned_cr4());
     if cleared != 0 {
         let detail = (u64::from(register) << 32) | cleared;
-        audit_register(vmcs, Rule::PinnedControlRegister, access::WRITE, 0, detail);
+        audit_register(vmcs, Rule::PinnedControlRegister, Access::WRITE, 0, detail);
         return Resume::Inject(Exception::GeneralProtection);
     }
     let caps = &state::get().caps;

@@ -12,11 +12,11 @@ use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::instruction_info::{decode_operand, Operand, TableInstruction};
 use crate::vmx::vmcs::{Vmcs, VmcsError};
-use rampart_hv_abi::{access, HypercallError, Rule, LOCK_TSS};
+use rampart_hv_abi::{Access, DescriptorLock, HypercallError, Rule};
 use x86::vmx::vmcs::control::{self, SecondaryControls};
 use x86::vmx::vmcs::{guest, ro};
 
-/// The guest-physical frames made read-only by the lock (GDT, IDT, and TSS with LOCK_TSS); set
+/// The guest-physical frames made read-only by the lock (GDT, IDT, and TSS with `DescriptorLock::TSS`); set
 /// once, when `LockDescriptorTables` succeeds.
 static LOCKED_FRAMES: spin::Once<([u64; 3 * MAX_TABLE_PAGES], usize)> = spin::Once::new();
 
@@ -55,15 +55,17 @@ fn protect_tables(vmcs: &Vmcs, flags: u64) -> Result<usize, HypercallError> {
     if !s.caps.secondary_allows(DTABLE_EXITING) {
         return Err(NotSupported);
     }
-    if flags & !LOCK_TSS != 0 {
-        return Err(InvalidArgument);
-    }
+    let flags = DescriptorLock::from_bits(flags).ok_or(InvalidArgument)?;
     let tables = [
         (vmcs.get(guest::GDTR_BASE), vmcs.get(guest::GDTR_LIMIT) + 1),
         (vmcs.get(guest::IDTR_BASE), vmcs.get(guest::IDTR_LIMIT) + 1),
         (vmcs.get(guest::TR_BASE), vmcs.get(guest::TR_LIMIT) + 1),
     ];
-    let table_count = if flags & LOCK_TSS != 0 { 3 } else { 2 };
+    let table_count = if flags.contains(DescriptorLock::TSS) {
+        3
+    } else {
+        2
+    };
     // Translate every page first, so that a bad table changes nothing.
     let (cr3, cr4) = (vmcs.get(guest::CR3), vmcs.get(guest::CR4));
     let mut frames = [0u64; 3 * MAX_TABLE_PAGES];
@@ -110,7 +112,7 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters, tr_ldtr: bool) -> Resume {
     let instruction = TableInstruction::decode(info, tr_ldtr);
     if instruction.is_load() {
         let rule = Rule::LockedDescriptorTable;
-        audit_register(vmcs, rule, access::WRITE, 0, instruction as u64);
+        audit_register(vmcs, rule, Access::WRITE, 0, instruction as u64);
         return Resume::Inject(Exception::GeneralProtection);
     }
     let (limit, base) = match instruction {

@@ -9,7 +9,7 @@ use crate::devices::pci_access;
 use crate::devices::ports::{self, Port, PCI_CONFIG_ADDRESS, RESET_CONTROL};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
-use rampart_hv_abi::{access, Rule};
+use rampart_hv_abi::{Access, Rule};
 use x86::vmx::vmcs::ro;
 
 /// I/O exit qualification (SDM Vol. 3C 28.2.1, Table 28-5).
@@ -113,13 +113,13 @@ fn pci_write(vmcs: &Vmcs, offset: u8, size: u8, value: u32) {
 /// Audit record of a configuration write: GPA holds the configuration address, detail the
 /// value written.
 fn audit_device(vmcs: &Vmcs, rule: Rule, address: u32, value: u32) {
-    audit_register(vmcs, rule, access::WRITE, address.into(), value.into());
+    audit_register(vmcs, rule, Access::WRITE, address.into(), value.into());
 }
 
 /// A write to a port the guest may not use: dropped, audited (detail: port << 32 | value).
 fn refuse(vmcs: &Vmcs, rule: Rule, access: IoAccess, value: u32) {
     let detail = (u64::from(access.port()) << 32) | u64::from(value);
-    audit_register(vmcs, rule, access::WRITE, 0, detail);
+    audit_register(vmcs, rule, Access::WRITE, 0, detail);
 }
 
 #[cfg(test)]

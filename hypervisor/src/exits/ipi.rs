@@ -7,7 +7,7 @@
 
 use super::{audit_register, Exception, Resume};
 use crate::vmx::vmcs::Vmcs;
-use rampart_hv_abi::{access, Rule};
+use rampart_hv_abi::{Access, Rule};
 
 /// x2APIC ICR fields (SDM Vol. 3A 11.12.9, Figure 11-28, and 11.6.1).
 const VECTOR_MASK: u64 = 0xff;
@@ -70,7 +70,7 @@ pub fn handle_lvt_write(vmcs: &Vmcs, msr: u32, value: u64) -> Resume {
             x86::msr::wrmsr(msr, value)
         };
     } else {
-        audit_register(vmcs, Rule::IpiDelivery, access::WRITE, 0, value);
+        audit_register(vmcs, Rule::IpiDelivery, Access::WRITE, 0, value);
     }
     Resume::NextInstruction
 }
@@ -109,7 +109,7 @@ pub fn handle_icr_write(vmcs: &Vmcs, value: u64) -> Resume {
             };
         }
         IpiDecision::Invalid => return Resume::Inject(Exception::GeneralProtection),
-        IpiDecision::Refused => audit_register(vmcs, Rule::IpiDelivery, access::WRITE, 0, value),
+        IpiDecision::Refused => audit_register(vmcs, Rule::IpiDelivery, Access::WRITE, 0, value),
     }
     Resume::NextInstruction
 }

@@ -23,6 +23,7 @@ use crate::vcpu::GuestRegisters;
 use crate::vmx::exit_reason::{self, ExitReason, EXIT_REASON_ENTRY_FAILURE};
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::Ordering;
+use rampart_hv_abi::{Access, Rule};
 use x86::vmx::vmcs::{control, guest, ro};
 
 /// What the guest does next.
@@ -161,10 +162,10 @@ pub fn guest_cpl(vmcs: &Vmcs) -> u8 {
 /// Audits a refused register-like access (MSR, port, ICR, configuration write) at the
 /// guest's RIP: `access` is READ or WRITE, `gpa` an address it names (0 if none), `detail`
 /// the register number or value.
-pub fn audit_register(vmcs: &Vmcs, rule: rampart_hv_abi::Rule, access: u32, gpa: u64, detail: u64) {
+pub fn audit_register(vmcs: &Vmcs, rule: Rule, access: Access, gpa: u64, detail: u64) {
     crate::audit::block(crate::audit::Attempt {
         rule,
-        access: rampart_hv_abi::access::REGISTER | access,
+        access: Access::REGISTER | access,
         rip: guest_rip(vmcs),
         gva: 0,
         gpa,

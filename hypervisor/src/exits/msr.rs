@@ -8,7 +8,7 @@ use super::{audit_register, ipi, Exception, Resume};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::{AtomicBool, Ordering};
-use rampart_hv_abi::{access, Rule};
+use rampart_hv_abi::{Access, Rule};
 // IA32_APIC_BASE (SDM Vol. 3A 11.4.4): the hypervisor put the APIC in x2APIC mode; moving
 // the xAPIC window or leaving x2APIC mode would reopen the unchecked ICR. The x2APIC ICR
 // (MSR 0x830): IPIs are checked (`ipi`).
@@ -106,7 +106,7 @@ pub fn handle_write(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         Decision::Write => write(vmcs, msr, value),
         Decision::Invalid => return Resume::Inject(Exception::GeneralProtection),
         Decision::Blocked(rule) => {
-            audit_register(vmcs, rule, access::WRITE, 0, u64::from(msr));
+            audit_register(vmcs, rule, Access::WRITE, 0, u64::from(msr));
             return Resume::Inject(Exception::GeneralProtection);
         }
     }
@@ -124,14 +124,14 @@ fn apic_base_write(vmcs: &Vmcs, value: u64) -> Resume {
         return Resume::NextInstruction;
     }
     let detail = u64::from(IA32_APIC_BASE);
-    audit_register(vmcs, Rule::IpiDelivery, access::WRITE, 0, detail);
+    audit_register(vmcs, Rule::IpiDelivery, Access::WRITE, 0, detail);
     Resume::Inject(Exception::GeneralProtection)
 }
 
 /// RDMSR exits only for MSRs outside the read allowlist: #GP (as for an MSR the CPU lacks) and
 /// an audit record.
 pub fn handle_read(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
-    audit_register(vmcs, Rule::Msr, access::READ, 0, regs.rcx & 0xffff_ffff);
+    audit_register(vmcs, Rule::Msr, Access::READ, 0, regs.rcx & 0xffff_ffff);
     Resume::Inject(Exception::GeneralProtection)
 }
 

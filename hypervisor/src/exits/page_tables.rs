@@ -15,7 +15,7 @@ use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use rampart_hv_abi::{access, HypercallError, Rule};
+use rampart_hv_abi::{Access, HypercallError, Rule};
 use x86::vmx::vmcs::guest;
 
 /// Boot config `pagetables = locked`.
@@ -61,7 +61,7 @@ fn refusal(vmcs: &Vmcs, r: Refusal, detail: u64) -> u64 {
         }
         Refusal::Busy => HypercallError::Busy,
         Refusal::Denied(gpa) => {
-            let access = access::HYPERCALL | access::WRITE;
+            let access = Access::HYPERCALL | Access::WRITE;
             super::policy::block(vmcs, Rule::PageTable, access, 0, gpa, detail);
             HypercallError::Denied
         }

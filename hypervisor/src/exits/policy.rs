@@ -15,7 +15,7 @@ use crate::vmx::qualification::EptViolation;
 use crate::vmx::vmcs::Vmcs;
 use core::slice::from_raw_parts;
 use core::sync::atomic::{AtomicU64, Ordering};
-use rampart_hv_abi::{access, AuditRecord, HypercallError, Rule};
+use rampart_hv_abi::{Access, AuditRecord, HypercallError, Rule};
 use x86::vmx::vmcs::ro;
 
 /// The rule a blocked access broke. Every EPT violation is one: touching a page with no
@@ -60,18 +60,18 @@ pub fn classify(
 }
 
 /// The access that exited, as audit access bits (equal to the EPT rights bits it needs).
-fn access_bits(q: EptViolation) -> u32 {
+fn access_bits(q: EptViolation) -> Access {
     if q.fetch() {
-        access::EXECUTE
+        Access::EXECUTE
     } else if q.write() {
-        access::WRITE
+        Access::WRITE
     } else {
-        access::READ
+        Access::READ
     }
 }
 
 /// Audits a blocked attempt by the guest instruction at RIP.
-pub(super) fn block(vmcs: &Vmcs, rule: Rule, access: u32, gva: u64, gpa: u64, detail: u64) {
+pub(super) fn block(vmcs: &Vmcs, rule: Rule, access: Access, gva: u64, gpa: u64, detail: u64) {
     audit::block(Attempt {
         rule,
         access,
@@ -115,7 +115,7 @@ pub fn ept_violation(vmcs: &Vmcs) -> Resume {
 /// True if the EPT as it is now allows the access that exited (the CPU used a stale, more
 /// restrictive translation).
 fn spurious(gpa: u64, q: EptViolation) -> bool {
-    let needed = Permissions::from_entry(access_bits(q).into());
+    let needed = Permissions::from_entry(u64::from(access_bits(q).bits()));
     let allowed = state::EPT
         .try_lock()
         .and_then(|mut ept| ept.as_mut()?.translate(gpa))
@@ -168,7 +168,7 @@ pub fn flush() {
 /// auditing denials (`requested` = the access bits the request asked for).
 fn apply(
     vmcs: &Vmcs,
-    requested: u32,
+    requested: Access,
     operation: impl FnOnce(&mut Ept<state::EptFrames>, &ProtectedLayout) -> Result<(), Denial>,
 ) -> u64 {
     let layout = &state::get().layout;
@@ -183,7 +183,7 @@ fn apply(
         }
         Err(Denial::OutOfRange) => HypercallError::OutOfRange,
         Err(Denial::Denied { rule, gpa }) => {
-            block(vmcs, rule, requested | access::HYPERCALL, 0, gpa, 0);
+            block(vmcs, rule, requested | Access::HYPERCALL, 0, gpa, 0);
             HypercallError::Denied
         }
         Err(Denial::Ept(e)) => {
@@ -197,12 +197,15 @@ fn apply(
 
 pub fn protect_range(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     let (gpa, length, bits) = (regs.rdi, regs.rsi, regs.rdx);
-    let keep_mask = u64::from(access::READ | access::WRITE | access::EXECUTE);
-    if bits & !keep_mask != 0 {
+    let Some(requested) = u32::try_from(bits)
+        .ok()
+        .and_then(Access::from_bits)
+        .filter(|access| Access::RWX.contains(*access))
+    else {
         return HypercallError::InvalidArgument as i64 as u64;
-    }
+    };
     let keep = Permissions::from_entry(bits);
-    apply(vmcs, bits as u32, |ept, layout| {
+    apply(vmcs, requested, |ept, layout| {
         operations::protect_range(ept, layout, gpa, length, keep)
     })
 }
@@ -210,7 +213,7 @@ pub fn protect_range(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
 pub fn grant_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     let (gpa, length, offset) = (regs.rdi, regs.rsi, regs.rdx);
     let s = state::get();
-    apply(vmcs, access::EXECUTE, |ept, layout| {
+    apply(vmcs, Access::EXECUTE, |ept, layout| {
         operations::grant_execute(ept, layout, gpa, length, |gpa, length| {
             // Only whole pages of a program's executable segment, never any other initrd bytes.
             s.program_text.allows(offset, length)
@@ -221,7 +224,7 @@ pub fn grant_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
 
 pub fn revoke_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     let (gpa, length) = (regs.rdi, regs.rsi);
-    apply(vmcs, access::WRITE, |ept, layout| {
+    apply(vmcs, Access::WRITE, |ept, layout| {
         operations::revoke_execute(ept, layout, gpa, length)
     })
 }

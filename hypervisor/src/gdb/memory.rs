@@ -84,7 +84,7 @@ pub fn debugger_write_hook(gva: u64, gpa: u64, len: u64) {
             let vmcs = unsafe { crate::vmx::vmcs::Vmcs::assume_current() };
             let record = crate::audit::append(crate::audit::Attempt {
                 rule: rampart_hv_abi::Rule::DebuggerWrite,
-                access: rampart_hv_abi::access::WRITE | rampart_hv_abi::access::DEBUGGER,
+                access: rampart_hv_abi::Access::WRITE | rampart_hv_abi::Access::DEBUGGER,
                 rip: vmcs.read(x86::vmx::vmcs::guest::RIP).unwrap_or(0),
                 gva,
                 gpa,

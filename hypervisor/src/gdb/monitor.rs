@@ -134,7 +134,7 @@ pub fn audit_log(out: &mut ConsoleOutput<'_>) {
             out,
             "#{} {} rule {} RIP={:#x} GVA={:#x} GPA={:#x} detail={:#x}",
             r.sequence,
-            crate::audit::access_name(r.access),
+            crate::audit::access_name(rampart_hv_abi::Access::from_bits_retain(r.access)),
             rule,
             r.rip,
             r.gva,
