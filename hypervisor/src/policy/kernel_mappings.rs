@@ -134,18 +134,55 @@ pub fn collect_and_preset(
     window: StackWindow,
 ) -> Result<StructurePages, Refusal> {
     let mut locked = StructurePages::EMPTY;
+    let mut walked = Walked {
+        pairs: [0; MAX_WALKED],
+        count: 0,
+    };
     for &root in roots {
         locked.add(root & ADDRESS_MASK)?;
-        walk(memory, &mut locked, window, root & ADDRESS_MASK, 4, 0)?;
+        let mut tables = Tables {
+            locked: &mut locked,
+            walked: &mut walked,
+        };
+        walk(memory, &mut tables, window, root & ADDRESS_MASK, 4, 0)?;
     }
     Ok(locked)
+}
+
+/// Tables walked, as (table, level, inside the window) keys: a page linked at two levels (or
+/// inside and outside the window) is walked once per way, so every table any of its readings
+/// reaches is locked; the keys are finite, so the walk ends.
+struct Walked {
+    pairs: [u64; MAX_WALKED],
+    count: usize,
+}
+
+const MAX_WALKED: usize = 2 * MAX_LOCKED;
+
+impl Walked {
+    /// True the first time `table` is reached this way.
+    fn first_visit(&mut self, table: u64, level: u32, in_window: bool) -> Result<bool, Refusal> {
+        let key = table | u64::from(level) | u64::from(in_window) << 3;
+        if self.pairs[..self.count].contains(&key) {
+            return Ok(false);
+        }
+        *self.pairs.get_mut(self.count).ok_or(Refusal::TooMany)? = key;
+        self.count += 1;
+        Ok(true)
+    }
+}
+
+/// What a walk fills in.
+struct Tables<'a> {
+    locked: &'a mut StructurePages,
+    walked: &'a mut Walked,
 }
 
 /// Walks the table at `level` (4 = the root, kernel half only) covering linear addresses
 /// from `base`.
 fn walk(
     memory: &mut impl TableMemory,
-    locked: &mut StructurePages,
+    tables: &mut Tables<'_>,
     window: StackWindow,
     table: u64,
     level: u32,
@@ -154,10 +191,13 @@ fn walk(
     let in_window = level == 1
         && window.length != 0
         && (window.start..window.start + window.length).contains(&base);
-    // A table reached twice is walked once; a level-1 table in the window is not locked (but
-    // a page reached both ways is: `add` only ever adds). The caller adds each root and has
-    // it walked even if it was reached before.
-    if level < 4 && !in_window && !locked.add(table)? {
+    // A level-1 table in the window is not locked (but a page reached both ways is: `add`
+    // only ever adds). A table reached again the same way is not walked again. The caller
+    // adds each root and has it walked even if it was reached before.
+    if level < 4 && !in_window {
+        tables.locked.add(table)?;
+    }
+    if level < 4 && !tables.walked.first_visit(table, level, in_window)? {
         return Ok(());
     }
     let first = if level == 4 { KERNEL_HALF_FIRST } else { 0 };
@@ -179,7 +219,7 @@ fn walk(
             // The child's linear base, sign-extended from bit 47 (the kernel half).
             let va = base + ((index as u64) << (12 + 9 * (level - 1)));
             let (next, child) = (entry & ADDRESS_MASK, ((va << 16) as i64 >> 16) as u64);
-            walk(memory, locked, window, next, level - 1, child)?;
+            walk(memory, tables, window, next, level - 1, child)?;
         }
     }
     Ok(())

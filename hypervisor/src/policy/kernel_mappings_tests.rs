@@ -276,3 +276,20 @@ fn release_waits_for_every_vcpu_and_never_frees_the_kernel_root() {
     assert_eq!(r.release(0x20_0000, |_| false), Err(Refusal::NotRegistered));
     assert_eq!(r.cr3_load(0x20_0000), None);
 }
+
+#[test]
+fn a_table_linked_at_two_levels_is_walked_at_both() {
+    // PML4 257 -> ALIAS -> PDPT: the walk meets PDPT first as a page directory (so PD looks
+    // like a level-1 table) and later as what it is on the text's path, where PD's entries
+    // point at TEXT_PT: that table must be locked too.
+    const ALIAS: u64 = 0x10_7000;
+    let mut m = kernel();
+    m.words.insert(ROOT + 257 * 8, ALIAS | RW);
+    m.words.insert(ALIAS, PDPT | RW);
+    let locked = collect_and_preset(&mut m, &[ROOT], window()).unwrap();
+    assert!(locked.contains(ALIAS) && locked.contains(PD));
+    assert!(
+        locked.contains(TEXT_PT),
+        "the text's level-1 table is locked"
+    );
+}
