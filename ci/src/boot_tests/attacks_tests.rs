@@ -14,6 +14,9 @@ fn transcript(verdicts: &[(&str, &str)], audit_lines: usize, delta: usize) -> Ve
             audits += 1;
             lines.push("[hv] audit #0: blocked write by rule kernel-text at RIP=0x1".into());
         }
+        if *name == "grant-race" && verdict.starts_with("BLOCKED") {
+            lines.push("[kernel] attacks: detail: grant-race: 96 rounds, writes 0..900 cycles after the go (a grant takes 600): 1 refused (written before the compare), 0 writer faults, won in round None".into());
+        }
         lines.push(format!("[kernel] attack: {name} | tried | {verdict}"));
         lines.push("S 3".into());
     }
@@ -39,19 +42,19 @@ fn hv_table_passes_with_one_record_per_block() {
         .iter()
         .filter(|(_, v)| v.starts_with("BLOCKED"))
         .count();
-    assert_eq!(blocked, 29);
+    assert_eq!(blocked, 31);
     assert!(want.contains(&("bar-over-ram", "N/A (no 32-bit memory BAR)")));
     assert!(want.contains(&("ide-dma", "BLOCKED (dma)")));
     assert!(want.contains(&("forged-cr3", "BLOCKED (cr3-load)")));
     assert!(want.contains(&("idt-remap", "BLOCKED (page-table)")));
     let (failures, figures) = check(
-        &transcript(&want, 29, 29),
+        &transcript(&want, 31, 31),
         Flavour::Hypervisor,
         "tigerlake",
         4,
     );
     assert!(failures.is_empty(), "{failures:?}");
-    assert!(figures.contains(&("attacks_audit_delta".into(), 29)));
+    assert!(figures.contains(&("attacks_audit_delta".into(), 31)));
 }
 
 #[test]
@@ -93,9 +96,44 @@ fn wrong_rows_counts_and_liveness_fail() {
 }
 
 #[test]
+fn the_race_row_adds_one_record_per_lost_round() {
+    let want = expected(Flavour::Hypervisor, "tigerlake", 2);
+    // 40 refused rounds and 56 writer faults: 95 records more than one per blocked row.
+    let transcript_with = |extra_audit_lines: usize| {
+        let mut lines = transcript(&want, 31, 31 + 95);
+        let detail = lines
+            .iter()
+            .position(|l| l.contains("detail: grant-race"))
+            .unwrap();
+        lines[detail] = lines[detail]
+            .replace(": 1 refused", ": 40 refused")
+            .replace(", 0 writer", ", 56 writer");
+        let audit = "[hv] audit #1: blocked write by rule w^x-no-write at RIP=0x1".to_string();
+        lines.splice(
+            detail..detail,
+            std::iter::repeat_n(audit, extra_audit_lines),
+        );
+        lines
+    };
+    let (failures, _) = check(&transcript_with(95), Flavour::Hypervisor, "tigerlake", 2);
+    assert!(failures.is_empty(), "{failures:?}");
+    let (failures, _) = check(&transcript_with(0), Flavour::Hypervisor, "tigerlake", 2);
+    assert!(
+        failures.iter().any(|f| f.contains("lines, want 126")),
+        "95 audit lines missing must fail: {failures:?}"
+    );
+    let mut no_detail = transcript(&want, 31, 31);
+    no_detail.retain(|l| !l.contains("detail: grant-race"));
+    let (failures, _) = check(&no_detail, Flavour::Hypervisor, "tigerlake", 2);
+    assert!(failures
+        .iter()
+        .any(|f| f.starts_with("grant-race: no detail line")));
+}
+
+#[test]
 fn split_audit_lines_count_on_several_cpus() {
     let want = expected(Flavour::Hypervisor, "tigerlake", 2);
-    let mut lines = transcript(&want, 29, 29);
+    let mut lines = transcript(&want, 31, 31);
     let at = lines.iter().position(|l| l.starts_with(AUDIT)).unwrap();
     let whole = lines[at].clone();
     lines[at] = "[hv]S  au3di".into();

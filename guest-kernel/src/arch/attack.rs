@@ -48,6 +48,18 @@ pub unsafe fn call(address: u64) {
     unsafe { asm!("call {}", in(reg) address, clobber_abi("sysv64")) };
 }
 
+/// Calls the code at `address` and returns what it left in RAX.
+///
+/// # Safety
+/// As [`call`].
+pub unsafe fn call_returning(address: u64) -> u64 {
+    let result: u64;
+    // SAFETY: delegated to the caller; every caller-saved register is declared clobbered and
+    // RAX is read back as the result.
+    unsafe { asm!("call {}", in(reg) address, out("rax") result, clobber_abi("sysv64")) };
+    result
+}
+
 /// The IDT register: (base, limit).
 pub fn sidt() -> (u64, u16) {
     let mut pointer = DescriptorTablePointer { limit: 0, base: 0 };

@@ -19,6 +19,8 @@ pub struct Attack {
     pub name: &'static str,
     pub tried: &'static str,
     pub vmcall: bool,
+    /// A race over many rounds: every lost round may leave an audit record (`judge_race`).
+    pub race: bool,
     pub run: fn() -> Attempt,
 }
 
@@ -27,6 +29,7 @@ const fn attack(name: &'static str, tried: &'static str, run: fn() -> Attempt) -
         name,
         tried,
         vmcall: false,
+        race: false,
         run,
     }
 }
@@ -36,11 +39,22 @@ const fn hypercall(name: &'static str, tried: &'static str, run: fn() -> Attempt
         name,
         tried,
         vmcall: true,
+        race: false,
         run,
     }
 }
 
-pub const ATTACKS: [Attack; 30] = [
+const fn race(name: &'static str, tried: &'static str, run: fn() -> Attempt) -> Attack {
+    Attack {
+        name,
+        tried,
+        vmcall: false,
+        race: true,
+        run,
+    }
+}
+
+pub const ATTACKS: [Attack; 32] = [
     attack(
         "text-write",
         "write kernel text via the direct map",
@@ -99,6 +113,16 @@ pub const ATTACKS: [Attack; 30] = [
         "grant-header",
         "GrantExecute a heap copy of the initrd's first program page (ELF header)",
         super::ept::grant_header,
+    ),
+    hypercall(
+        "grant-prefix",
+        "GrantExecute the first 16 bytes of a measured text page (the rest zero)",
+        super::grants::grant_prefix,
+    ),
+    race(
+        "grant-race",
+        "GrantExecute a copy of a text page while another CPU writes `mov eax, 0x1337c0de; ret` into it, call it",
+        super::grants::grant_race,
     ),
     attack(
         "stale-tlb",
@@ -236,7 +260,7 @@ fn rewrite_byte(address: u64) -> Attempt {
 }
 
 /// Maps `frame` at [`ALIAS_PAGE`] with `flags` in the kernel's tables.
-fn alias(frame: u64, flags: u64) -> Option<u64> {
+pub(super) fn alias(frame: u64, flags: u64) -> Option<u64> {
     address_space::map(&mut Frames, paging::kernel_root(), ALIAS_PAGE, frame, flags).ok()?;
     phys::invalidate_page(ALIAS_PAGE);
     Some(ALIAS_PAGE)

@@ -8,6 +8,8 @@ mod bar;
 mod ept;
 #[cfg(any(test, feature = "attacks"))]
 pub mod forge;
+#[cfg(all(target_os = "none", feature = "attacks"))]
+mod grants;
 #[cfg(any(test, feature = "attacks"))]
 pub mod hole;
 #[cfg(all(target_os = "none", feature = "attacks"))]

@@ -55,7 +55,11 @@ pub fn run() -> Result<u64, Errno> {
             None => Ending::Returned(ATTEMPT.lock().take().unwrap_or(Attempt::Done)),
         };
         let rules = new_rules(rampart.as_ref(), before);
-        let verdict = verdict::judge(attack.vmcall, ending, rampart.is_some(), &rules);
+        let verdict = if attack.race {
+            verdict::judge_race(ending, &rules)
+        } else {
+            verdict::judge(attack.vmcall, ending, rampart.is_some(), &rules)
+        };
         tally.add(&verdict);
         kprintln!("attack: {} | {} | {verdict}", attack.name, attack.tried);
     }

@@ -64,6 +64,29 @@ pub fn judge(vmcall: bool, ending: Ending, hypervisor: bool, rules: &[&'static s
     }
 }
 
+/// The verdict of a race row (`Attack::race`): many rounds, each lost one possibly leaving an
+/// audit record. A round won is a success whatever the others left; no round won with the
+/// hypervisor's records is a block, named by the grant's refusal (`unmeasured-code`) where one
+/// is among them, else by the first record.
+pub fn judge_race(ending: Ending, rules: &[&'static str]) -> Verdict {
+    const DECIDING: &str = "unmeasured-code";
+    match (ending, rules) {
+        (Ending::Returned(Attempt::Done), _) => Verdict::Succeeded,
+        (Ending::Returned(Attempt::NotApplicable(why)), []) => Verdict::NotApplicable(why),
+        (Ending::Returned(Attempt::NoEffect), [first, ..]) => {
+            Verdict::Blocked(if rules.contains(&DECIDING) {
+                DECIDING
+            } else {
+                first
+            })
+        }
+        (ending, records) => Verdict::Unexpected {
+            ending,
+            records: records.len(),
+        },
+    }
+}
+
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -141,6 +164,32 @@ mod tests {
         ));
         let na = Ending::Returned(Attempt::NotApplicable("no SMEP"));
         assert_eq!(judge(false, na, true, &[]).to_string(), "N/A (no SMEP)");
+    }
+
+    #[test]
+    fn races_count_a_won_round_whatever_the_lost_ones_left() {
+        let done = Ending::Returned(Attempt::Done);
+        assert_eq!(
+            judge_race(done, &["unmeasured-code", "w^x-no-write"]),
+            Verdict::Succeeded
+        );
+        assert_eq!(judge_race(done, &[]), Verdict::Succeeded);
+        let lost = Ending::Returned(Attempt::NoEffect);
+        assert_eq!(
+            judge_race(lost, &["protected-range", "unmeasured-code", "unread"]),
+            Verdict::Blocked("unmeasured-code")
+        );
+        assert_eq!(
+            judge_race(lost, &["w^x-no-write"]),
+            Verdict::Blocked("w^x-no-write")
+        );
+        assert!(matches!(judge_race(lost, &[]), Verdict::Unexpected { .. }));
+        assert!(matches!(
+            judge_race(Ending::Faulted(14), &["unmeasured-code"]),
+            Verdict::Unexpected { .. }
+        ));
+        let na = Ending::Returned(Attempt::NotApplicable("one CPU"));
+        assert_eq!(judge_race(na, &[]), Verdict::NotApplicable("one CPU"));
     }
 
     #[test]

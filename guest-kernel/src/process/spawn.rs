@@ -114,7 +114,9 @@ struct Source<'a> {
 
 /// Under Rampart, user pages are not executable in EPT until the hypervisor has checked that
 /// they hold the measured initrd bytes (`GrantExecute`; DESIGN.md invariant 3). Text pages are
-/// whole-page copies of the initrd for exactly that reason (see `load`). A read-only text page
+/// copies of the initrd's bytes for exactly that reason (see `load`): whole pages, and the last
+/// page up to the segment's file end with zeros after it (a grant may end short of a page only
+/// there, so no prefix of a text page becomes executable). A read-only text page
 /// some earlier process already had granted is shared instead (`text_cache`): the fresh copy
 /// is dropped and the cached frame mapped, with no VMCALL.
 /// Frees an address space that never ran: both roots.
@@ -134,7 +136,7 @@ fn grant_text(
         for page in address_space::pages(segment.vaddr, segment.vaddr + segment.memsz) {
             let entry = address_space::leaf(frames, root, page).ok_or(Errno::NoMemory)?;
             let frame = page_table::entry_address(entry);
-            let offset = source.file_offset + text_page_offset(segment, page);
+            let (offset, length) = text_page(segment, page, source);
             // A page shared with a writable segment stays private to this process.
             let shareable = entry & WRITABLE == 0;
             match text_cache::lookup(offset).filter(|_| shareable) {
@@ -150,7 +152,7 @@ fn grant_text(
                 None => {}
             }
             if let Some(rampart) = &rampart {
-                let result = rampart.grant_execute(frame, PAGE_SIZE, offset);
+                let result = rampart.grant_execute(frame, length, offset);
                 if result != 0 {
                     kprintln!(
                         "GrantExecute of {page:#x} (initrd offset {offset:#x}) refused: {result}"
@@ -170,6 +172,14 @@ fn grant_text(
 /// ELF guarantees `vaddr ≡ offset` modulo the page size).
 fn text_page_offset(segment: &elf::Segment, page: u64) -> u64 {
     (segment.offset & !(PAGE_SIZE - 1)) + (page - (segment.vaddr & !(PAGE_SIZE - 1)))
+}
+
+/// The initrd offset and length of the text bytes that `page` of executable `segment` holds:
+/// a whole page, or up to the segment's file end on its last page (0 bytes past it).
+fn text_page(segment: &elf::Segment, page: u64, source: &Source) -> (u64, u64) {
+    let offset = source.file_offset + text_page_offset(segment, page);
+    let file_end = source.file_offset + segment.offset + segment.filesz;
+    (offset, file_end.saturating_sub(offset).min(PAGE_SIZE))
 }
 
 /// Maps the segments and the stack; returns the user address of the argument string.
@@ -206,9 +216,11 @@ fn load(
             let start = page.max(segment.vaddr);
             let end = (page + PAGE_SIZE).min(data_end);
             if segment.executable {
-                // The whole page as it is in the initrd (what GrantExecute compares against).
-                let from = (source.file_offset + text_page_offset(segment, page)) as usize;
-                let to = (from + PAGE_SIZE as usize).min(source.archive.len());
+                // The page's text bytes as they are in the initrd (what GrantExecute compares
+                // against), zeros after the segment's end (the frame comes zeroed).
+                let (offset, length) = text_page(segment, page, source);
+                let from = offset as usize;
+                let to = (from + length as usize).min(source.archive.len());
                 phys::write_bytes(frame, &source.archive[from.min(to)..to]);
             } else if start < end {
                 let from = (segment.offset + (start - segment.vaddr)) as usize;

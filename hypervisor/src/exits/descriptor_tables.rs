@@ -149,10 +149,13 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters, tr_ldtr: bool) -> Resume {
 }
 
 /// Writes `data` at guest-virtual `gva` as the guest itself could: its page tables must allow
-/// the write at its CPL, and EPT must allow it (no confused deputy).
+/// the write at its CPL, and EPT must allow it (no confused deputy). The EPT lock is held from
+/// the EPT check through the copy, so no other vCPU's request (ProtectRange, GrantExecute,
+/// a page-table lock) can take the write right away in between (DESIGN.md invariant 9).
 fn store(vmcs: &Vmcs, gva: u64, data: &[u8]) -> Option<()> {
     let (cr3, cr4) = (vmcs.get(guest::CR3), vmcs.get(guest::CR4));
     let user = guest_cpl(vmcs) == 3;
+    let layout = &state::get().layout;
     let mut done = 0;
     while done < data.len() {
         let address = gva.wrapping_add(done as u64);
@@ -161,20 +164,21 @@ fn store(vmcs: &Vmcs, gva: u64, data: &[u8]) -> Option<()> {
             return None;
         }
         let take = (data.len() - done).min((PAGE - mapping.gpa % PAGE) as usize);
-        let writable = state::EPT
-            .lock()
-            .as_mut()?
-            .translate(mapping.gpa)
-            .is_some_and(|t| t.permissions.writable());
-        if !writable || GuestPhysical.check(mapping.gpa, take as u64).is_err() {
+        let mut guard = state::EPT.lock();
+        let page = mapping.gpa & !(PAGE - 1);
+        // Write-back guest RAM outside the hypervisor that the guest may write.
+        let rights = operations::ram_page(guard.as_mut()?, layout, page).ok()?;
+        if !rights.writable() {
             return None;
         }
-        // SAFETY: `check` found the bytes in EPT-mapped guest RAM outside the hypervisor, EPT
-        // lets the guest write them, and the host identity-maps them; the guest is stopped.
+        // SAFETY: `ram_page` found the page in EPT-mapped write-back guest RAM outside the
+        // hypervisor, EPT lets the guest write it, and the host identity-maps it; `take` stays
+        // inside the page. The EPT lock (held) keeps the right in place until the copy is done.
         #[allow(unsafe_code)]
         unsafe {
             core::ptr::copy_nonoverlapping(data[done..].as_ptr(), mapping.gpa as *mut u8, take)
         };
+        drop(guard);
         done += take;
     }
     Some(())

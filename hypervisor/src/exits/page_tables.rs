@@ -212,17 +212,23 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     let (cr3, template) = (vmcs.get(guest::CR3), regs.rdx);
     let result = (|| {
         let (ranges, count) = protected_ranges(vmcs)?;
+        if ranges[..count]
+            .iter()
+            .any(|r| window.overlaps(r.va, r.length))
+        {
+            return Err(Refusal::Invalid);
+        }
+        let roots = [cr3 & walker::ADDRESS_MASK, template];
+        let locked = lock_tables(&roots[..if template == 0 { 1 } else { 2 }], window)?;
+        // Checked only now that every table of the kernel halves is read-only and every vCPU
+        // acknowledged the shootdown (DESIGN.md invariant 9): checked before, another vCPU
+        // could remap a recorded range between the check and the lock.
         for range in &ranges[..count] {
-            if window.overlaps(range.va, range.length) {
-                return Err(Refusal::Invalid);
-            }
             km::translates_as_recorded(&Tables, cr3, range, false)?;
             if template != 0 {
                 km::translates_as_recorded(&Tables, template, range, true)?;
             }
         }
-        let roots = [cr3 & walker::ADDRESS_MASK, template];
-        let locked = lock_tables(&roots[..if template == 0 { 1 } else { 2 }], window)?;
         let kernel_half = km::kernel_half(&Tables, cr3)?;
         let template_half = (template != 0)
             .then(|| km::kernel_half(&Tables, template))

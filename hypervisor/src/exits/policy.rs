@@ -116,9 +116,13 @@ pub fn ept_violation(vmcs: &Vmcs) -> Resume {
 /// restrictive translation).
 fn spurious(gpa: u64, q: EptViolation) -> bool {
     let needed = Permissions::from_entry(u64::from(access_bits(q).bits()));
+    // Wait for the lock: a request holding it (a GrantExecute's freeze, say) ends soon, and
+    // guessing "blocked" while it is held would turn a stale translation into a #VE that kills
+    // a thread for an access the EPT allows. The NMI path never takes this lock.
     let allowed = state::EPT
-        .try_lock()
-        .and_then(|mut ept| ept.as_mut()?.translate(gpa))
+        .lock()
+        .as_mut()
+        .and_then(|ept| ept.translate(gpa))
         .is_some_and(|t| t.permissions.contains(needed));
     // Retried once per page: the same page exiting again after the flush is a real block.
     let me = crate::smp::this_cpu();
@@ -165,10 +169,13 @@ pub fn flush() {
 }
 
 /// Runs a policy operation on the EPT and turns its outcome into a hypercall result,
-/// auditing denials (`requested` = the access bits the request asked for).
+/// auditing denials (`requested` = the access bits the request asked for). The EPT lock is held
+/// through the whole operation, shootdowns inside it included (the NMI path never takes it).
+/// `removes_rights` says whether success left rights removed that need a shootdown after.
 fn apply(
     vmcs: &Vmcs,
     requested: Access,
+    removes_rights: bool,
     operation: impl FnOnce(&mut Ept<state::EptFrames>, &ProtectedLayout) -> Result<(), Denial>,
 ) -> u64 {
     let layout = &state::get().layout;
@@ -178,7 +185,9 @@ fn apply(
         .map_or(Err(Denial::OutOfRange), |ept| operation(ept, layout));
     let error = match result {
         Ok(()) => {
-            flush();
+            if removes_rights {
+                flush();
+            }
             return 0;
         }
         Err(Denial::OutOfRange) => HypercallError::OutOfRange,
@@ -205,7 +214,7 @@ pub fn protect_range(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
         return HypercallError::InvalidArgument as i64 as u64;
     };
     let keep = Permissions::from_entry(bits);
-    apply(vmcs, requested, |ept, layout| {
+    apply(vmcs, requested, true, |ept, layout| {
         operations::protect_range(ept, layout, gpa, length, keep)
     })
 }
@@ -213,9 +222,12 @@ pub fn protect_range(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
 pub fn grant_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     let (gpa, length, offset) = (regs.rdi, regs.rsi, regs.rdx);
     let s = state::get();
-    apply(vmcs, Access::EXECUTE, |ept, layout| {
-        operations::grant_execute(ept, layout, gpa, length, |gpa, length| {
-            // Only whole pages of a program's executable segment, never any other initrd bytes.
+    // The grant ends by adding execute to pages the freeze already took write from: a stale
+    // R-- translation only makes a fetch exit once more (`spurious`), so no second shootdown.
+    apply(vmcs, Access::EXECUTE, false, |ept, layout| {
+        operations::grant_execute(ept, layout, gpa, length, flush, |gpa, length| {
+            // Only whole pages of a program's executable segment (or its end), never any other
+            // initrd bytes, and only once no vCPU can write them (the freeze before).
             s.program_text.allows(offset, length)
                 && matches_initrd(s.layout.initrd, offset, gpa, length)
         })
@@ -224,7 +236,7 @@ pub fn grant_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
 
 pub fn revoke_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     let (gpa, length) = (regs.rdi, regs.rsi);
-    apply(vmcs, Access::WRITE, |ept, layout| {
+    apply(vmcs, Access::WRITE, true, |ept, layout| {
         operations::revoke_execute(ept, layout, gpa, length)
     })
 }
@@ -241,8 +253,10 @@ fn matches_initrd(initrd: crate::handoff::PhysRange, offset: u64, gpa: u64, leng
     // The policy checked every page of [gpa, page_end) is write-back guest RAM outside the
     // hypervisor, and [initrd + offset, initrd + end) lies in the measured (read-only) initrd.
     #[allow(unsafe_code)]
-    // SAFETY: both ranges are guest RAM (above), identity-mapped in the host; the guest is
-    // stopped while we read.
+    // SAFETY: both ranges are guest RAM (above), identity-mapped in the host. No vCPU can write
+    // `[gpa, page_end)` while we read: `operations::grant_execute` made it read-only in EPT
+    // and every vCPU acknowledged the shootdown first; bus mastering is refused on every
+    // device, so no DMA writes it either.
     let (code, measured, tail) = unsafe {
         (
             from_raw_parts(gpa as *const u8, length as usize),

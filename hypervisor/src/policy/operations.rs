@@ -93,16 +93,30 @@ pub fn measured_rule(layout: &ProtectedLayout, page: u64) -> Option<Rule> {
 }
 
 /// `GrantExecute`: RW- pages holding exactly measured program text become R-X.
-/// `content_matches(gpa, length)` compares guest memory with the measured initrd.
+///
+/// The content is compared only once no vCPU can write it (DESIGN.md invariant 9): the pages
+/// first become R--, then `freeze` must make every other vCPU drop its cached writable
+/// translations (an acknowledged shootdown), and only then does `content_matches(gpa, length)`
+/// compare guest memory with the measured initrd. Comparing first would let another vCPU
+/// rewrite the page between the compare and the grant, or during the compare itself. A page
+/// whose content does not match goes back to RW- (adding rights needs no shootdown).
 pub fn grant_execute(
     table: &mut impl PageTable,
     layout: &ProtectedLayout,
     gpa: u64,
     length: u64,
+    freeze: impl FnOnce(),
     content_matches: impl FnOnce(u64, u64) -> bool,
 ) -> Result<(), Denial> {
     let rounded = check_swap(table, layout, gpa, length, Permissions::READ_WRITE)?;
+    if let Err(e) = table.set(gpa, rounded, Permissions::READ) {
+        // A split ran out of tables part-way: give back what was taken, so nothing is lost.
+        let _ = table.set(gpa, rounded, Permissions::READ_WRITE);
+        return Err(e.into());
+    }
+    freeze();
     if !content_matches(gpa, length) {
+        table.set(gpa, rounded, Permissions::READ_WRITE)?;
         let rule = Rule::UnmeasuredCode;
         return Err(Denial::Denied { rule, gpa });
     }

@@ -57,17 +57,21 @@ impl ProgramText {
     }
 
     /// True if a grant of `length` bytes compared with the initrd at `offset` starts a whole
-    /// number of pages into an executable segment and stays inside it.
+    /// number of pages into an executable segment, stays inside the segment's file bytes, and
+    /// ends on a page boundary of the segment or exactly at its end. A grant that ends
+    /// anywhere else would make a prefix of a text page executable: code that stops
+    /// mid-instruction, which no program has (the rest of that page must then be zero, which
+    /// `matches_initrd` checks, so execution runs into zeros, not into other bytes).
     pub fn allows(&self, offset: u64, length: u64) -> bool {
         let Some(end) = offset.checked_add(length) else {
             return false;
         };
         self.ranges[..self.count].iter().any(|&(start, stop)| {
-            let last_page_end = start + (stop - start).next_multiple_of(PAGE);
             offset >= start
                 && (offset - start).is_multiple_of(PAGE)
                 && offset < stop
-                && end <= last_page_end
+                && end <= stop
+                && (end == stop || (end - start).is_multiple_of(PAGE))
         })
     }
 
@@ -117,7 +121,15 @@ mod tests {
         let file = Initrd::parse(&archive).unwrap().find("prog").unwrap();
         let start = file.offset as u64 + 0x1000;
         assert!(text.allows(start, PAGE));
-        assert!(text.allows(start + PAGE, PAGE), "the last, partial page");
+        assert!(
+            text.allows(start + PAGE, 0x800),
+            "the last page, up to the text's end"
+        );
+        assert!(text.allows(start, PAGE + 0x800), "both pages at once");
+        assert!(
+            !text.allows(start + PAGE, PAGE),
+            "the last page past the text's end (other initrd bytes)"
+        );
         assert!(
             !text.allows(file.offset as u64, PAGE),
             "the ELF header page"
@@ -129,6 +141,35 @@ mod tests {
             "the data segment"
         );
         assert!(!text.allows(u64::MAX, PAGE));
+    }
+
+    #[test]
+    fn a_prefix_of_a_text_page_is_refused() {
+        let elf = program(0x1800);
+        let archive = rampart_boot_info::initrd::build(&[("prog", &elf, [0; 32])]);
+        let text = ProgramText::of_initrd(&archive);
+        let start = Initrd::parse(&archive)
+            .unwrap()
+            .find("prog")
+            .unwrap()
+            .offset as u64
+            + 0x1000;
+        for length in [1, 16, 0x7ff, 0x801, PAGE - 1] {
+            assert!(
+                !text.allows(start, length),
+                "{length:#x} bytes of the first page"
+            );
+        }
+        for length in [1, 16, 0x7ff] {
+            assert!(
+                !text.allows(start + PAGE, length),
+                "{length:#x} bytes of the last page"
+            );
+        }
+        assert!(
+            !text.allows(start, PAGE + 16),
+            "a page and a prefix of the next"
+        );
     }
 
     #[test]

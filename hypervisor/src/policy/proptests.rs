@@ -107,7 +107,7 @@ proptest! {
         for request in requests {
             let result = match request {
                 Request::Grant { page, pages, measured } => {
-                    operations::grant_execute(&mut table, &layout, page * 4096, pages * 4096, |_, _| measured)
+                    operations::grant_execute(&mut table, &layout, page * 4096, pages * 4096, || {}, |_, _| measured)
                 }
                 Request::Revoke { page, pages } => {
                     operations::revoke_execute(&mut table, &layout, page * 4096, pages * 4096)
@@ -159,7 +159,7 @@ fn unmeasured_content_is_never_granted() {
     let ram = [MemoryRegion::new(0, TOP, MemoryKind::Usable)];
     build_identity_map(&mut table, &ram, &[HV, IMAGE], TOP).unwrap();
     operations::apply_initial(&mut table, &layout).unwrap();
-    let r = operations::grant_execute(&mut table, &layout, 2 * MIB, 4096, |_, _| false);
+    let r = operations::grant_execute(&mut table, &layout, 2 * MIB, 4096, || {}, |_, _| false);
     assert_eq!(
         r,
         Err(operations::Denial::Denied {
@@ -168,7 +168,15 @@ fn unmeasured_content_is_never_granted() {
         })
     );
     assert_eq!(table.page(2 * MIB).unwrap().0, Permissions::READ_WRITE);
-    operations::grant_execute(&mut table, &layout, 2 * MIB, 100, |_, len| len == 100).unwrap();
+    operations::grant_execute(
+        &mut table,
+        &layout,
+        2 * MIB,
+        100,
+        || {},
+        |_, len| len == 100,
+    )
+    .unwrap();
     assert_eq!(table.page(2 * MIB).unwrap().0, Permissions::READ_EXECUTE);
     let r = operations::revoke_execute(&mut table, &layout, TEXT.start, 4096);
     assert!(matches!(
@@ -178,7 +186,7 @@ fn unmeasured_content_is_never_granted() {
             ..
         })
     ));
-    let r = operations::grant_execute(&mut table, &layout, HV.start, 4096, |_, _| true);
+    let r = operations::grant_execute(&mut table, &layout, HV.start, 4096, || {}, |_, _| true);
     assert!(matches!(
         r,
         Err(operations::Denial::Denied {
@@ -187,15 +195,90 @@ fn unmeasured_content_is_never_granted() {
         })
     ));
     assert_eq!(
-        operations::grant_execute(&mut table, &layout, 0x123, 1, |_, _| true),
+        operations::grant_execute(&mut table, &layout, 0x123, 1, || {}, |_, _| true),
         Err(operations::Denial::OutOfRange)
     );
     assert_eq!(
-        operations::grant_execute(&mut table, &layout, 0, 0, |_, _| true),
+        operations::grant_execute(&mut table, &layout, 0, 0, || {}, |_, _| true),
         Err(operations::Denial::OutOfRange)
     );
     assert_eq!(
-        operations::grant_execute(&mut table, &layout, !0xfff, 0x2000, |_, _| true),
+        operations::grant_execute(&mut table, &layout, !0xfff, 0x2000, || {}, |_, _| true),
         Err(operations::Denial::OutOfRange)
     );
+}
+
+/// DESIGN.md invariant 9: GrantExecute decides on the page's bytes only once no vCPU can write
+/// them. A page table that records every change shows the order: R-- first, then the freeze
+/// (the shootdown), then the compare, then R-X; on a mismatch back to RW-.
+#[test]
+fn grant_compares_only_after_write_access_is_gone() {
+    use std::cell::RefCell;
+    struct Recording<'a, T> {
+        inner: &'a mut T,
+        events: &'a RefCell<Vec<String>>,
+    }
+    impl<T: PageTable> PageTable for Recording<'_, T> {
+        fn page(
+            &mut self,
+            gpa: u64,
+        ) -> Option<(Permissions, Option<crate::ept::entry::MemoryType>)> {
+            self.inner.page(gpa)
+        }
+        fn set(
+            &mut self,
+            gpa: u64,
+            length: u64,
+            rights: Permissions,
+        ) -> Result<(), crate::ept::builder::EptError> {
+            self.events
+                .borrow_mut()
+                .push(format!("set {gpa:#x}+{length:#x} {rights:?}"));
+            self.inner.set(gpa, length, rights)
+        }
+    }
+    let layout = layout(Permissions::EXECUTE_ONLY);
+    let mut ept_table = ept(PageSizes {
+        large_2m: true,
+        huge_1g: true,
+    });
+    let ram = [MemoryRegion::new(0, TOP, MemoryKind::Usable)];
+    build_identity_map(&mut ept_table, &ram, &[HV, IMAGE], TOP).unwrap();
+    operations::apply_initial(&mut ept_table, &layout).unwrap();
+    for measured in [true, false] {
+        let events = RefCell::new(Vec::new());
+        let mut table = Recording {
+            inner: &mut ept_table,
+            events: &events,
+        };
+        let _ = operations::grant_execute(
+            &mut table,
+            &layout,
+            2 * MIB,
+            0x2000,
+            || events.borrow_mut().push("freeze".into()),
+            |_, _| {
+                events.borrow_mut().push("compare".into());
+                measured
+            },
+        );
+        let last = if measured {
+            Permissions::READ_EXECUTE
+        } else {
+            Permissions::READ_WRITE
+        };
+        assert_eq!(
+            *events.borrow(),
+            [
+                format!("set 0x200000+0x2000 {:?}", Permissions::READ),
+                "freeze".to_string(),
+                "compare".to_string(),
+                format!("set 0x200000+0x2000 {last:?}"),
+            ],
+            "measured = {measured}"
+        );
+        if measured {
+            operations::revoke_execute(&mut ept_table, &layout, 2 * MIB, 0x2000).unwrap();
+        }
+    }
 }

@@ -114,7 +114,7 @@ proptest! {
             let before = pages.clone();
             let result = match kind {
                 0 => operations::protect_range(&mut pages, &layout, gpa, length, rights(bits)),
-                1 => operations::grant_execute(&mut pages, &layout, gpa, length, |_, _| measured),
+                1 => operations::grant_execute(&mut pages, &layout, gpa, length, || {}, |_, _| measured),
                 _ => operations::revoke_execute(&mut pages, &layout, gpa, length),
             };
             match result {
