@@ -35,8 +35,9 @@ pub struct Prepared {
     /// hv mode only: the default SMBASE area, if the firmware could reserve it.
     pub smm_area: Option<PhysRange>,
     pub rsdp: Option<u64>,
-    /// The ACPI MCFG's ECAM windows (hv mode: read-only in EPT).
-    pub mcfg: crate::discover::platform::McfgEntries,
+    /// The ACPI MCFG's ECAM windows (hv mode: read-only in EPT) and the FADT's sleep
+    /// registers (hv mode: SLP_EN refused).
+    pub platform: crate::discover::platform::Platform,
     /// The CPUs MP services listed, the boot CPU first.
     pub cpus: CpuList,
     /// A page below 1 MiB for AP start-up code (`None`: only the boot CPU can run).
@@ -127,7 +128,7 @@ fn prepare() -> Result<Prepared, BootError> {
     debug!("ACPI RSDP {:#x}", rsdp.unwrap_or(0));
     let mut cpus = cpus::discover();
     cross_check_madt(&mut cpus, rsdp);
-    let mcfg = crate::discover::platform::discover(rsdp);
+    let platform = crate::discover::platform::discover(rsdp);
     let ap_trampoline = reserve::ap_trampoline();
     if ap_trampoline.is_none() && cpus.count > 1 {
         info!("no free page below 1 MiB for the AP start-up code: the boot CPU only");
@@ -163,7 +164,7 @@ fn prepare() -> Result<Prepared, BootError> {
         reserved,
         smm_area,
         rsdp,
-        mcfg,
+        platform,
         cpus,
         ap_trampoline,
         image,

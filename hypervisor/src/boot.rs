@@ -153,8 +153,11 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
     if !unsafe { crate::selfcheck::record(handoff.image) } {
         log::warn!("self-check: PE headers unreadable, no baseline");
     }
-    let sweep = crate::devices::sweep::run();
-    let dma_blocks = crate::devices::DMA_BLOCKS.call_once(|| sweep);
+    let mut sweep = crate::devices::sweep::run();
+    for &block in handoff.acpi_sleep.iter().flatten() {
+        sweep.add_sleep_block(block);
+    }
+    let sweep = crate::devices::DMA_BLOCKS.call_once(|| sweep);
     log::info!(
         "PCI: {} functions, bus mastering turned off on {}, {} IDE bus-master register blocks trapped",
         sweep.functions,
@@ -168,9 +171,21 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
             crate::devices::ports::MAX_DMA_BLOCKS
         ));
     }
+    log::info!(
+        "ACPI sleep: SLP_EN refused on {} control registers (I/O ports {:x?}): no S1-S4 resume outside the hypervisor",
+        sweep.sleep.blocks().len(),
+        sweep.sleep.blocks()
+    );
+    if sweep.untrapped_sleep_blocks > 0 {
+        fatal(format_args!(
+            "ACPI sleep: {} more sleep-control registers than the {} the hypervisor traps; a sleep request through them would resume outside the hypervisor, so the guest does not start",
+            sweep.untrapped_sleep_blocks,
+            crate::devices::sleep::MAX_SLEEP_BLOCKS
+        ));
+    }
     let (io_bitmap_a, bits_a) = bitmap(frames, "I/O bitmap A");
     let (io_bitmap_b, bits_b) = bitmap(frames, "I/O bitmap B");
-    crate::devices::ports::build_bitmaps(bits_a, bits_b, dma_blocks.dma_blocks());
+    crate::devices::ports::build_bitmaps(bits_a, bits_b, &crate::devices::trapped());
     let (msr_bitmap, msr_bits) = bitmap(frames, "MSR bitmap");
     crate::exits::msr_bitmap::build(msr_bits);
     let structures = Structures {

@@ -83,7 +83,13 @@ pub struct HandOff {
     /// The ACPI MCFG's ECAM windows (PCI Firmware 3.2 4.1.2), made read-only in EPT so that
     /// configuration writes go through the filtered 0xCF8/0xCFC (none: no MCFG found).
     pub mcfg: [Option<crate::devices::ecam::McfgEntry>; crate::devices::ecam::MAX_WINDOWS],
+    /// The FADT's sleep-control registers in I/O space (PM1a and PM1b control, the
+    /// hardware-reduced sleep control register): writes that set SLP_EN are refused.
+    pub acpi_sleep: [Option<crate::devices::ports::PortBlock>; ACPI_SLEEP_REGISTERS],
 }
+
+/// PM1a control, PM1b control, sleep control.
+pub const ACPI_SLEEP_REGISTERS: usize = 3;
 
 /// Local APIC IDs, `count` of them used.
 #[derive(Clone, Copy, Debug)]

@@ -35,6 +35,9 @@ pub enum Variant {
     Gdb,
     /// `gdb = on`, and gdb kills the guest (`crate::gdb::test::Kind::Kill`).
     GdbKill,
+    /// `gdb = on`: a step that faults into `cli; hlt`, the red team's packets, `kill`
+    /// (`crate::gdb::wedge`).
+    GdbStepWedge,
     /// `gdb = on` on several CPUs: each vCPU a gdb thread (`crate::gdb::test::Kind::Threads`).
     GdbThreads,
     /// `pagetables = off` in boot.cfg: the hypervisor leaves the kernel's page tables unlocked.
@@ -241,6 +244,26 @@ pub const BOOT_TESTS: &[BootTest] = &[
             checks: &[],
         },
     },
+    // The stub answers a step that faults into `cli; hlt`, and the step-hang reproduction.
+    BootTest {
+        name: GDB_STEP_WEDGE_BOCHS,
+        emulator: Emulator::Bochs,
+        mode: Mode::Hv,
+        cpu: "tigerlake",
+        cpus: 1,
+        variant: Variant::GdbStepWedge,
+        expect: Expectations {
+            ordered: &[
+                &["[hv] launching guest"],
+                &["[init] starting sh"],
+                &["[hv] gdb: killed by the debugger; halting"],
+            ],
+            absent: &[],
+            pass: false,
+            result_words: &["killed-by-debugger"],
+            checks: &[],
+        },
+    },
     // `pagetables = off`: the page-table attack rows succeed (`attacks::pagetables_off`).
     BootTest {
         name: HV_BOCHS_PAGETABLES_OFF,
@@ -332,6 +355,8 @@ pub const BENCH_ZERO_EXITS_SMP2: &str = "bench-zero-exits-smp2";
 pub const GDB_BOCHS: &str = "gdb-bochs";
 /// Batch gdb that breaks, then `kill`s the guest: the hypervisor stops the machine.
 pub const GDB_KILL_BOCHS: &str = "gdb-kill-bochs";
+/// A step that faults into `cli; hlt`, then the red team's step-hang packets (`gdb::wedge`).
+pub const GDB_STEP_WEDGE_BOCHS: &str = "gdb-step-wedge-bochs";
 
 const fn hv_bochs(name: &'static str, cpu: &'static str) -> BootTest {
     BootTest {

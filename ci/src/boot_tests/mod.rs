@@ -106,6 +106,9 @@ fn boot(test: &BootTest, launch: &Launch) -> Result<(Boot, Option<session::Repor
     match test.variant {
         Variant::Gdb => return crate::gdb::test::boot(launch, crate::gdb::test::Kind::Full),
         Variant::GdbKill => return crate::gdb::test::boot(launch, crate::gdb::test::Kind::Kill),
+        Variant::GdbStepWedge => {
+            return crate::gdb::test::boot(launch, crate::gdb::test::Kind::StepWedge)
+        }
         Variant::GdbThreads => {
             return crate::gdb::test::boot(launch, crate::gdb::test::Kind::Threads)
         }
@@ -175,9 +178,11 @@ pub fn apply(variant: Variant, contents: &mut Contents) {
             contents.kernel[last] ^= 0xff;
         }
         Variant::Kpti => contents.boot_cfg.push_str(kpti::CMDLINE),
-        Variant::Gdb | Variant::GdbKill | Variant::GdbThreads | Variant::Production => {
-            contents.boot_cfg.push_str(crate::gdb::GDB_ON)
-        }
+        Variant::Gdb
+        | Variant::GdbKill
+        | Variant::GdbThreads
+        | Variant::GdbStepWedge
+        | Variant::Production => contents.boot_cfg.push_str(crate::gdb::GDB_ON),
         Variant::PagetablesOff => contents.boot_cfg.push_str("pagetables = off\n"),
     }
 }

@@ -17,6 +17,7 @@ pub mod link;
 pub mod script;
 pub mod stops;
 pub mod test;
+pub mod wedge;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;

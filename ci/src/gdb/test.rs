@@ -62,6 +62,8 @@ pub enum Kind {
     Kill,
     /// `gdb-threads-bochs-smp2`: break on an AP, every vCPU a thread, then `kill`.
     Threads,
+    /// `gdb-step-wedge-bochs`: raw packets only (`wedge`), then `kill`.
+    StepWedge,
 }
 
 /// Boots `launch` (its image has `gdb = on`) with COM2 as a socket and runs the script.
@@ -164,6 +166,12 @@ fn attach_and_debug(debug: &Debug, log: &mut String, report: &mut Report) -> Res
             return Err(format!("raw packet `{sent}`: unexpected reply `{got}`"));
         }
     }
+    if kind == Kind::StepWedge {
+        report
+            .failures
+            .extend(super::wedge::run(console, stub, log));
+        return Ok(());
+    }
     let (listener, port) = link::listen()?;
     let traffic = link::relay(listener, stub, &run_dir.join("rsp.log"))?;
     let commands = run_dir.join("session.gdb");
@@ -171,6 +179,7 @@ fn attach_and_debug(debug: &Debug, log: &mut String, report: &mut Report) -> Res
         Kind::Full => script::commands(&paths::kernel_elf(), port),
         Kind::Kill => script::kill_commands(&paths::kernel_elf(), port),
         Kind::Threads => script::threads_commands(&paths::kernel_elf(), port),
+        Kind::StepWedge => unreachable!("handled above"),
     };
     std::fs::write(&commands, text)
         .map_err(|e| format!("cannot write {}: {e}", commands.display()))?;
@@ -212,6 +221,7 @@ fn attach_and_debug(debug: &Debug, log: &mut String, report: &mut Report) -> Res
         Kind::Full => script::check(&text),
         Kind::Kill => (stops::check_kill(&text), Vec::new()),
         Kind::Threads => (script::check_threads(&text), Vec::new()),
+        Kind::StepWedge => (Vec::new(), Vec::new()),
     };
     report.failures.extend(failures);
     report.figures.extend(figures);

@@ -3,13 +3,16 @@
 //! read-only in EPT; whether a DMAR (Intel VT-d 4.1 8.1) is present; the FADT's reset register
 //! (ACPI 6.5 5.2.9 and 4.8.3.6). The last two are reported only.
 
-use acpi::address::AddressSpace;
+use acpi::address::{AddressSpace, GenericAddress};
 use acpi::fadt::Fadt;
 use acpi::mcfg::Mcfg;
 use acpi::sdt::Signature;
 use acpi::{AcpiTable, AcpiTables};
 use core::fmt;
 use rampart_hypervisor::devices::ecam::{McfgEntry, MAX_WINDOWS};
+use rampart_hypervisor::devices::ports::PortBlock;
+use rampart_hypervisor::devices::sleep::{PM1_CONTROL_LENGTH, SLEEP_CONTROL_LENGTH};
+use rampart_hypervisor::handoff::ACPI_SLEEP_REGISTERS;
 
 use super::acpi::IdentityMapped;
 use crate::log::info;
@@ -20,10 +23,19 @@ const FADT_RESET_VALUE_END: u32 = 129;
 
 /// The MCFG's entries the hand-off carries.
 pub type McfgEntries = [Option<McfgEntry>; MAX_WINDOWS];
+/// The FADT's sleep-control registers in I/O space the hand-off carries.
+pub type SleepRegisters = [Option<PortBlock>; ACPI_SLEEP_REGISTERS];
 
-/// Reports the MCFG, DMAR and FADT lines and returns the MCFG entries (none without an RSDP or
-/// MCFG; OVMF under Bochs has no RSDP).
-pub fn discover(rsdp: Option<u64>) -> McfgEntries {
+/// What the platform tables give the hypervisor.
+pub struct Platform {
+    pub mcfg: McfgEntries,
+    pub sleep: SleepRegisters,
+}
+
+/// Reports the MCFG, DMAR and FADT lines and returns the MCFG entries and the FADT's sleep
+/// registers (none without an RSDP; OVMF under Bochs has no RSDP, and there the hypervisor
+/// finds the chipset's PM1 control itself).
+pub fn discover(rsdp: Option<u64>) -> Platform {
     let tables = rsdp.and_then(super::acpi::tables);
     let mcfg = mcfg(tables.as_ref());
     let dmar = tables
@@ -39,7 +51,53 @@ pub fn discover(rsdp: Option<u64>) -> McfgEntries {
         Some(Err(why)) => info!("FADT reset register: none ({why})"),
         None => info!("FADT reset register: none (no ACPI tables)"),
     }
-    mcfg
+    Platform {
+        mcfg,
+        sleep: tables.as_ref().map(sleep_registers).unwrap_or_default(),
+    }
+}
+
+/// The FADT's PM1a/PM1b control blocks and sleep control register, where they are in I/O
+/// space (ACPI 6.5 4.8.3.2.1, 4.8.3.7); one in memory space is reported as not trapped.
+fn sleep_registers(tables: &AcpiTables<IdentityMapped>) -> SleepRegisters {
+    let mut out = [None; ACPI_SLEEP_REGISTERS];
+    let Ok(fadt) = tables.find_table::<Fadt>() else {
+        return out;
+    };
+    let fadt = fadt.get();
+    let registers: [(&str, Option<GenericAddress>, u16); ACPI_SLEEP_REGISTERS] = [
+        (
+            "PM1a control",
+            fadt.pm1a_control_block().ok(),
+            PM1_CONTROL_LENGTH,
+        ),
+        (
+            "PM1b control",
+            fadt.pm1b_control_block().ok().flatten(),
+            PM1_CONTROL_LENGTH,
+        ),
+        (
+            "sleep control",
+            fadt.sleep_control_register().ok().flatten(),
+            SLEEP_CONTROL_LENGTH,
+        ),
+    ];
+    for (slot, (name, register, length)) in out.iter_mut().zip(registers) {
+        let Some(register) = register.filter(|r| r.address != 0) else {
+            continue;
+        };
+        match (register.address_space, u16::try_from(register.address)) {
+            (AddressSpace::SystemIo, Ok(port)) => {
+                info!("FADT {name}: I/O {port:#x}");
+                *slot = Some((port, length));
+            }
+            _ => info!(
+                "FADT {name}: {:?} {:#x}: not in I/O space, NOT trapped (sleep requests through it are not refused)",
+                register.address_space, register.address
+            ),
+        }
+    }
+    out
 }
 
 fn mcfg(tables: Option<&AcpiTables<IdentityMapped>>) -> McfgEntries {

@@ -117,7 +117,8 @@ pub fn go(mut prepared: Prepared) -> ! {
                 smm_area: prepared
                     .smm_area
                     .unwrap_or(rampart_hypervisor::PhysRange::new(0, 0)),
-                mcfg: prepared.mcfg,
+                mcfg: prepared.platform.mcfg,
+                acpi_sleep: prepared.platform.sleep,
             };
             // `go` is called once (from `flow`) and never returns. ExitBootServices disabled
             // interrupts (EDK2 does so on exit) and the firmware executes no STI.

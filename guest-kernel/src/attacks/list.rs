@@ -54,7 +54,7 @@ const fn race(name: &'static str, tried: &'static str, run: fn() -> Attempt) -> 
     }
 }
 
-pub const ATTACKS: [Attack; 32] = [
+pub const ATTACKS: [Attack; 34] = [
     attack(
         "text-write",
         "write kernel text via the direct map",
@@ -148,6 +148,16 @@ pub const ATTACKS: [Attack; 32] = [
         "bar-over-ram",
         "move the smallest memory BAR over a RAM page, read the BAR back",
         super::bar::bar_over_ram,
+    ),
+    attack(
+        "pci-unaligned",
+        "OUT 0xCFD, EAX=5 with the Command register selected (natively bytes 5-7 and port 0xD00)",
+        super::pci::unaligned_command_write,
+    ),
+    attack(
+        "acpi-s3",
+        "PM1 control: SLP_TYP 5 (S3 on Intel chipsets) with SLP_EN, read SLP_TYP back",
+        super::pci::acpi_sleep_request,
     ),
     attack(
         "ide-dma",

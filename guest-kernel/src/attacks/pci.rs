@@ -135,3 +135,97 @@ pub fn find_class(class: u16) -> Option<Function> {
 pub fn find_id(id: u32) -> Option<Function> {
     functions().find(|f| f.read32(VENDOR_ID) == id)
 }
+
+/// `pci-unaligned`: `out 0xCFD, eax` (value 5) with the Command register selected, bus
+/// mastering off first. Natively the dword runs from 0xCFD to 0xD00: bytes 5-7 of the
+/// register (Command's high byte, Status) and an unrelated port, so Bus Master Enable stays
+/// off; a hypervisor that reshapes it into a Command/Status write turns it on.
+pub fn unaligned_command_write() -> super::verdict::Attempt {
+    use super::verdict::Attempt;
+    // A function whose bus mastering turns off (a host bridge's may be hard-wired on: there
+    // the write changed nothing, and nothing is written back).
+    // SAFETY: bus mastering off on a device this kernel never started (nothing in flight).
+    let found = functions()
+        .filter(|f| f.is_endpoint())
+        .find_map(|f| unsafe {
+            let command = f.read16(COMMAND);
+            f.write16(COMMAND, command & !COMMAND_BUS_MASTER);
+            (f.read16(COMMAND) & COMMAND_BUS_MASTER == 0).then_some((f, command))
+        });
+    let Some((function, command)) = found else {
+        return Attempt::NotApplicable("no function whose bus mastering turns off");
+    };
+    // SAFETY: the unaligned write, then the Command register as it was (Status is left
+    // alone: its bits clear on a 1).
+    let after = unsafe {
+        function.select(COMMAND);
+        port::outl(CONFIG_DATA + 1, 0x5);
+        let after = function.read16(COMMAND);
+        function.write16(COMMAND, command);
+        after
+    };
+    if after & COMMAND_BUS_MASTER != 0 {
+        Attempt::Done
+    } else if crate::arch::hypercall::rampart().is_some() {
+        Attempt::NoEffect
+    } else {
+        Attempt::NotApplicable("the platform leaves bus mastering off")
+    }
+}
+
+/// PIIX4's power-management function and ICH9's LPC bridge: PM I/O base at 0x40 (bits 15:6
+/// and 15:7), PM1 control at base + 4.
+const PIIX4_ACPI: u32 = 0x7113_8086;
+const ICH9_LPC: u32 = 0x2918_8086;
+const PM_BASE: u8 = 0x40;
+const PM1_CONTROL_OFFSET: u16 = 4;
+/// PM1 control (ACPI 6.5 4.8.3.2.1): SLP_TYPx bits 12:10, SLP_EN bit 13. Type 5 is S3
+/// (suspend to RAM) on Intel chipsets (ICH9 datasheet 13.8.3.2); QEMU's models treat it as
+/// no state, so natively the request reaches the chipset and nothing sleeps.
+const SLEEP_TYPE_SHIFT: u16 = 10;
+const SLEEP_TYPE_MASK: u16 = 0b111 << SLEEP_TYPE_SHIFT;
+const SLEEP_ENABLE: u16 = 1 << 13;
+const INTEL_S3: u16 = 5;
+
+/// The chipset's PM1 control port, if the platform has one of the two chipsets.
+fn pm1_control() -> Option<u16> {
+    functions().find_map(|f| {
+        let mask = match f.read32(VENDOR_ID) {
+            PIIX4_ACPI => 0xffc0,
+            ICH9_LPC => 0xff80,
+            _ => return None,
+        };
+        let base = (f.read32(PM_BASE) & mask) as u16;
+        (base != 0).then_some(base + PM1_CONTROL_OFFSET)
+    })
+}
+
+/// `acpi-s3`: writes SLP_TYP = 5 (S3 on Intel chipsets) with SLP_EN to PM1 control, reads
+/// SLP_TYP back (the chipset keeps it), then writes the old value back (SLP_EN clear).
+pub fn acpi_sleep_request() -> super::verdict::Attempt {
+    use super::verdict::Attempt;
+    let Some(control) = pm1_control() else {
+        return Attempt::NotApplicable("no PIIX4 or ICH9 power management");
+    };
+    // SAFETY: reading PM1 control changes nothing.
+    let before = unsafe { port::inw(control) };
+    if before == u16::MAX {
+        return Attempt::NotApplicable("PM I/O space off");
+    }
+    let request = (before & !SLEEP_TYPE_MASK) | (INTEL_S3 << SLEEP_TYPE_SHIFT) | SLEEP_ENABLE;
+    // SAFETY: the attack's sleep request (a state QEMU's chipsets do not enter), then the old
+    // value back without SLP_EN.
+    let after = unsafe {
+        port::outw(control, request);
+        let after = port::inw(control);
+        port::outw(control, before & !SLEEP_ENABLE);
+        after
+    };
+    if (after & SLEEP_TYPE_MASK) >> SLEEP_TYPE_SHIFT == INTEL_S3 {
+        Attempt::Done
+    } else if crate::arch::hypercall::rampart().is_some() {
+        Attempt::NoEffect
+    } else {
+        Attempt::NotApplicable("the chipset kept no sleep type")
+    }
+}

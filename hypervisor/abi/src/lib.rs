@@ -239,6 +239,14 @@ pub enum Rule {
     /// A MOV to CR3 of a table that is not a registered address space (`pagetables = locked`);
     /// the guest gets #GP, `detail` holds the value.
     Cr3Load = 23,
+    /// An I/O access that spans a mediated port and another port, or crosses the PCI
+    /// configuration data dword (0xCFC-0xCFF): the platform's answer is not defined, so the
+    /// write is dropped rather than reshaped. `detail` = port << 32 | size << 24 | low 24 bits
+    /// of the value.
+    PortAccess = 24,
+    /// An ACPI sleep-state request (SLP_EN in a PM1 control register or the sleep control
+    /// register) the hypervisor cannot resume into itself: dropped; `detail` = port << 32 | value.
+    SleepState = 25,
 }
 
 impl Rule {
@@ -268,6 +276,8 @@ impl Rule {
             21 => PlatformDevice,
             22 => PageTable,
             23 => Cr3Load,
+            24 => PortAccess,
+            25 => SleepState,
             _ => return None,
         })
     }
@@ -299,6 +309,8 @@ impl Rule {
             PlatformDevice => "platform-device",
             PageTable => "page-table",
             Cr3Load => "cr3-load",
+            PortAccess => "port-access",
+            SleepState => "sleep-state",
         }
     }
 }

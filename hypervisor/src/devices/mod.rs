@@ -7,14 +7,22 @@
 pub mod ecam;
 pub mod pci;
 pub mod pci_access;
+#[cfg(test)]
+mod pci_port_tests;
 pub mod platform;
 pub mod ports;
+pub mod sleep;
 pub mod sweep;
 
 /// What the boot-time PCI sweep found (its DMA register blocks are trapped ports).
 pub static DMA_BLOCKS: spin::Once<sweep::Sweep> = spin::Once::new();
 
-/// The trapped DMA register blocks (none before the sweep).
-pub fn dma_blocks() -> &'static [ports::PortBlock] {
-    DMA_BLOCKS.get().map_or(&[], |sweep| sweep.dma_blocks())
+/// The port blocks the sweep found that exit (none before the sweep).
+pub fn trapped() -> ports::Trapped<'static> {
+    DMA_BLOCKS
+        .get()
+        .map_or(ports::Trapped::default(), |sweep| ports::Trapped {
+            dma: sweep.dma_blocks(),
+            sleep: sweep.sleep.blocks(),
+        })
 }

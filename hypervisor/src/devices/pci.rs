@@ -52,7 +52,13 @@ pub struct DeviceFacts {
     pub upper_half_of_64bit: bool,
     /// The BAR's size in bytes (from the hypervisor's own sizing), 0 if unimplemented.
     pub bar_size: u64,
+    /// A chipset power-management function (`sweep`): its I/O base (0x40-0x43) stays put,
+    /// or the PM1 control register would leave the trapped ports.
+    pub power_management: bool,
 }
+
+/// A power-management function's I/O base register (PIIX4 PMBA, ICH9 PMBASE).
+const POWER_MANAGEMENT_BASE: u8 = 0x40;
 
 /// Why a write was refused or trimmed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +87,10 @@ pub enum Verdict {
 /// Decides a guest configuration write. `mmio_window` is `[start, end)` where memory BARs may
 /// lie: from the top of RAM below 4 GiB up to [`PLATFORM_RANGE_START`].
 pub fn decide(write: ConfigWrite, facts: DeviceFacts, mmio_window: (u64, u64)) -> Verdict {
+    if facts.power_management && write.covers_any(POWER_MANAGEMENT_BASE, POWER_MANAGEMENT_BASE + 3)
+    {
+        return Verdict::Refuse(Refusal::IoBarMoved);
+    }
     if write.covers_any(COMMAND, COMMAND) {
         let shift = u32::from(COMMAND - write.offset) * 8;
         if write.value & (COMMAND_BUS_MASTER << shift) != 0 {
@@ -164,6 +174,7 @@ mod tests {
             current_bar,
             upper_half_of_64bit: false,
             bar_size,
+            power_management: false,
         }
     }
 
@@ -262,6 +273,29 @@ mod tests {
         );
         assert!(matches!(
             decide(write(0x20, 4, 0xc041), device(0xc041, 0x40), WINDOW),
+            Verdict::Forward(_)
+        ));
+    }
+
+    #[test]
+    fn the_power_management_base_stays() {
+        let pm = DeviceFacts {
+            power_management: true,
+            ..device(0, 0)
+        };
+        for (offset, size) in [(0x40, 4), (0x40, 1), (0x42, 2), (0x43, 1)] {
+            assert_eq!(
+                decide(write(offset, size, 0x1001), pm, WINDOW),
+                Verdict::Refuse(Refusal::IoBarMoved),
+                "{offset:#x}/{size}"
+            );
+        }
+        assert!(matches!(
+            decide(write(0x44, 1, 0x80), pm, WINDOW),
+            Verdict::Forward(_)
+        ));
+        assert!(matches!(
+            decide(write(0x40, 4, 0x1001), device(0, 0), WINDOW),
             Verdict::Forward(_)
         ));
     }

@@ -42,24 +42,36 @@ pub fn read(address: u32, offset: u8, size: u8) -> u32 {
         match size {
             1 => u32::from(inb(port)),
             2 => u32::from(inw(port)),
-            _ => inl(PCI_CONFIG_DATA),
+            _ => inl(port),
         }
     }
 }
 
+/// The data-port I/O that performs `write` exactly: the port of its first byte, its size and
+/// value, so the byte enables the device sees are the guest's. `None` for a write that does
+/// not fit in the data dword (no such write reaches here: `ports::classify_access` refuses
+/// them), rather than a reshaped one.
+pub fn data_port_io(write: ConfigWrite) -> Option<(u16, u8, u32)> {
+    let offset = write.offset & 3;
+    let fits = matches!(write.size, 1 | 2 | 4) && offset + write.size <= 4;
+    fits.then(|| (PCI_CONFIG_DATA + u16::from(offset), write.size, write.value))
+}
+
 /// Writes a filtered configuration write (see [`pci::decide`]).
 pub fn write(address: u32, write: ConfigWrite) {
+    let Some((port, size, value)) = data_port_io(write) else {
+        return;
+    };
     let _guard = PORTS.lock();
     let select = (address & !REGISTER_MASK) | u32::from(write.offset) & REGISTER_MASK | ENABLE;
-    let port = PCI_CONFIG_DATA + u16::from(write.offset & 3);
     // SAFETY: as in `read`; the value passed the filter (no bus mastering, BARs in the MMIO
     // window), so the device cannot reach RAM through it.
     unsafe {
         outl(PCI_CONFIG_ADDRESS, select);
-        match write.size {
-            1 => outb(port, write.value as u8),
-            2 => outw(port, write.value as u16),
-            _ => outl(PCI_CONFIG_DATA, write.value),
+        match size {
+            1 => outb(port, value as u8),
+            2 => outw(port, value as u16),
+            _ => outl(port, value),
         }
     }
 }
@@ -97,6 +109,9 @@ pub fn facts(address: u32, write: ConfigWrite) -> DeviceFacts {
         current_bar,
         upper_half_of_64bit,
         bar_size,
+        power_management: super::DMA_BLOCKS
+            .get()
+            .is_some_and(|sweep| sweep.is_power_management(address)),
     }
 }
 
@@ -108,10 +123,26 @@ pub fn write_reset_control(value: u8) {
     unsafe { outb(super::ports::RESET_CONTROL, value) };
 }
 
-/// Reads a trapped DMA register for the guest (status and addresses: reading starts nothing).
+/// Writes a sleep-control register for the guest, as the guest wrote it (`value` does not set
+/// SLP_EN: `devices::sleep` checked it).
+pub fn write_sleep_control(port: u16, size: u8, value: u32) {
+    // SAFETY: `port` lies in a PM1 control or sleep control register the sweep or the FADT
+    // named; without SLP_EN the write changes no power state (SCI_EN, BM_RLD, GBL_RLS, SLP_TYP
+    // alone, ACPI 6.5 4.8.3.2.1), and nothing in it reaches memory.
+    unsafe {
+        match size {
+            1 => outb(port, value as u8),
+            2 => outw(port, value as u16),
+            _ => outl(port, value),
+        }
+    }
+}
+
+/// Reads a trapped DMA or sleep-control register for the guest (status, addresses, control
+/// bits: reading starts nothing).
 pub fn read_port(port: u16, size: u8) -> u32 {
-    // SAFETY: `port` lies in a DMA register block the sweep found (a PCI I/O BAR); reads of
-    // those registers have no side effects on memory.
+    // SAFETY: `port` lies in a DMA register block the sweep found (a PCI I/O BAR) or a sleep
+    // control register; reads of those registers have no side effects on memory.
     unsafe {
         match size {
             1 => u32::from(inb(port)),

@@ -29,6 +29,12 @@ pub enum Port {
     /// A PCI DMA engine's I/O registers (an IDE controller's bus-master block, BAR4): writes
     /// would start DMA, which devices may do even with Bus Master Enable clear (Bochs does).
     BusMaster,
+    /// An ACPI sleep-control register (PM1 control, sleep control): writes that set SLP_EN
+    /// are refused (`devices::sleep`), the rest go through.
+    SleepControl(PortBlock),
+    /// An access whose bytes do not all belong to one mediated register: it spans a mediated
+    /// port and another port, or crosses the PCI data dword (see [`classify_access`]).
+    Straddling,
     /// Not an exiting port.
     Other,
 }
@@ -38,13 +44,29 @@ pub const MAX_DMA_BLOCKS: usize = 4;
 /// A trapped block: first port and length.
 pub type PortBlock = (u16, u16);
 
-/// Classifies an exiting port; `dma_blocks` are the bus-master register blocks found at boot.
-pub fn classify(port: u16, dma_blocks: &[PortBlock]) -> Port {
-    if dma_blocks
+/// The port blocks found at boot that exit besides the fixed ones.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Trapped<'a> {
+    /// Bus-master register blocks of PCI DMA engines.
+    pub dma: &'a [PortBlock],
+    /// ACPI sleep-control registers.
+    pub sleep: &'a [PortBlock],
+}
+
+fn block_of(port: u16, blocks: &[PortBlock]) -> Option<PortBlock> {
+    blocks
         .iter()
-        .any(|&(start, length)| port >= start && port - start < length)
-    {
+        .copied()
+        .find(|&(start, length)| port >= start && port - start < length)
+}
+
+/// Classifies an exiting port.
+pub fn classify(port: u16, trapped: &Trapped) -> Port {
+    if block_of(port, trapped.dma).is_some() {
         return Port::BusMaster;
+    }
+    if let Some(block) = block_of(port, trapped.sleep) {
+        return Port::SleepControl(block);
     }
     match port {
         COM2_BASE..=COM2_LAST => Port::Com2,
@@ -57,11 +79,36 @@ pub fn classify(port: u16, dma_blocks: &[PortBlock]) -> Port {
     }
 }
 
+/// Classifies an I/O access of `size` bytes from `port` by every byte it touches. An I/O
+/// instruction exits if any of its bytes is a mediated port (SDM Vol. 3C 26.1.3, "I/O
+/// bitmaps"), and the exit names only the first: `out 0xCFD, eax` touches 0xCFD-0xD00. Such an
+/// access is forwarded only if all its bytes are one register's; anything else is
+/// [`Port::Straddling`]: the PCI data port is a dword whose byte enables are the access's
+/// bytes (PCI Local Bus 3.0, 3.2.2.3.2), and an access that runs past it (or into it from
+/// the address port) has no defined meaning on the platform, so it must be refused, never
+/// reshaped into one that has.
+pub fn classify_access(port: u16, size: u8, trapped: &Trapped) -> Port {
+    let first = classify(port, trapped);
+    let Some(last) = port.checked_add(u16::from(size.max(1)) - 1) else {
+        return Port::Straddling;
+    };
+    let same_register = |other: Port| match (first, other) {
+        (Port::PciData(_), Port::PciData(_)) | (Port::PciAddress(_), Port::PciAddress(_)) => true,
+        (Port::SleepControl(a), Port::SleepControl(b)) => a == b,
+        (a, b) => core::mem::discriminant(&a) == core::mem::discriminant(&b),
+    };
+    if (port..=last).all(|p| same_register(classify(p, trapped))) {
+        first
+    } else {
+        Port::Straddling
+    }
+}
+
 /// Sets the exit bit of every mediated port in I/O bitmap A (ports 0000H-7FFFH) and B
 /// (8000H-FFFFH), one bit each (SDM Vol. 3C 25.6.4).
-pub fn build_bitmaps(bitmap_a: &mut [u8; 4096], bitmap_b: &mut [u8; 4096], dma: &[PortBlock]) {
+pub fn build_bitmaps(bitmap_a: &mut [u8; 4096], bitmap_b: &mut [u8; 4096], trapped: &Trapped) {
     let bitmaps = [bitmap_a, bitmap_b];
-    for port in (0..=u16::MAX).filter(|&port| classify(port, dma) != Port::Other) {
+    for port in (0..=u16::MAX).filter(|&port| classify(port, trapped) != Port::Other) {
         let index = port & 0x7fff;
         bitmaps[usize::from(port >> 15)][usize::from(index / 8)] |= 1 << (index % 8);
     }
@@ -75,10 +122,15 @@ mod tests {
     fn the_bitmap_covers_the_mediated_ports_only() {
         let mut bitmap = [0u8; 4096];
         let mut high = [0u8; 4096];
-        build_bitmaps(&mut bitmap, &mut high, &[(0xc040, 16)]);
+        let trapped = Trapped {
+            dma: &[(0xc040, 16)],
+            sleep: &[(0xb004, 2)],
+        };
+        build_bitmaps(&mut bitmap, &mut high, &trapped);
         let set = |port: u16| bitmap[usize::from(port / 8)] & (1 << (port % 8)) != 0;
         let set_high = |port: u16| high[usize::from((port & 0x7fff) / 8)] & (1 << (port % 8)) != 0;
         assert!(set_high(0xc040) && set_high(0xc04f) && !set_high(0xc050));
+        assert!(set_high(0xb004) && set_high(0xb005) && !set_high(0xb006) && !set_high(0xb003));
         for port in [
             0x2f8, 0x2ff, 0xb2, 0x00, 0x0f, 0x87, 0xc0, 0xdf, 0xcf8, 0xcf9, 0xcfc, 0xcff,
         ] {
@@ -92,10 +144,63 @@ mod tests {
     }
 
     #[test]
+    fn accesses_past_a_mediated_register_straddle() {
+        let dma = Trapped {
+            dma: &[(0xc040, 16)],
+            sleep: &[(0xb004, 2)],
+        };
+        assert_eq!(
+            classify_access(0xb004, 2, &dma),
+            Port::SleepControl((0xb004, 2))
+        );
+        assert_eq!(
+            classify_access(0xb004, 4, &dma),
+            Port::Straddling,
+            "past PM1 control"
+        );
+        assert_eq!(classify_access(0xcfc, 4, &dma), Port::PciData(0));
+        assert_eq!(classify_access(0xcfe, 2, &dma), Port::PciData(2));
+        assert_eq!(
+            classify_access(0xcfd, 4, &dma),
+            Port::Straddling,
+            "runs to 0xD00"
+        );
+        assert_eq!(classify_access(0xcff, 2, &dma), Port::Straddling);
+        assert_eq!(
+            classify_access(0xcfa, 4, &dma),
+            Port::Straddling,
+            "address into data"
+        );
+        assert_eq!(
+            classify_access(0xcf6, 4, &dma),
+            Port::Straddling,
+            "into the address port"
+        );
+        assert_eq!(classify_access(0xcf8, 4, &dma), Port::PciAddress(0xcf8));
+        assert_eq!(
+            classify_access(0xc04e, 4, &dma),
+            Port::Straddling,
+            "past a DMA block"
+        );
+        assert_eq!(
+            classify_access(0xb1, 2, &dma),
+            Port::Straddling,
+            "into the APM port"
+        );
+        assert_eq!(classify_access(0xffff, 2, &dma), Port::Straddling, "wraps");
+        assert_eq!(classify_access(0x3f8, 4, &dma), Port::Other);
+    }
+
+    #[test]
     fn classification_names_the_register() {
-        assert_eq!(classify(0xcfe, &[]), Port::PciData(2));
-        assert_eq!(classify(0xcf9, &[]), Port::PciAddress(0xcf9));
-        assert_eq!(classify(0xb2, &[]), Port::SmiTrigger);
-        assert_eq!(classify(0xc048, &[(0xc040, 16)]), Port::BusMaster);
+        let none = Trapped::default();
+        assert_eq!(classify(0xcfe, &none), Port::PciData(2));
+        assert_eq!(classify(0xcf9, &none), Port::PciAddress(0xcf9));
+        assert_eq!(classify(0xb2, &none), Port::SmiTrigger);
+        let dma = Trapped {
+            dma: &[(0xc040, 16)],
+            sleep: &[],
+        };
+        assert_eq!(classify(0xc048, &dma), Port::BusMaster);
     }
 }

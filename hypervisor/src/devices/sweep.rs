@@ -7,6 +7,7 @@
 use super::pci::{self, COMMAND_BUS_MASTER};
 use super::pci_access::{self, ENABLE};
 use super::ports::{PortBlock, MAX_DMA_BLOCKS};
+use super::sleep::{SleepBlocks, PM1_CONTROL_LENGTH};
 
 /// Class code of an IDE controller (PCI Code and ID Assignment: 01h mass storage, 01h IDE).
 const CLASS_IDE: u32 = 0x0101;
@@ -29,11 +30,42 @@ pub struct Sweep {
     /// Bus-master IDE register blocks beyond [`MAX_DMA_BLOCKS`]: not trapped, so the boot
     /// must stop (fail closed) rather than let the guest start their DMA.
     pub untrapped_dma_blocks: usize,
+    /// ACPI sleep-control registers: the chipset's PM1 control (here) and the FADT's (added
+    /// at boot). More than fit stop the boot, like untrapped DMA blocks.
+    pub sleep: SleepBlocks,
+    pub untrapped_sleep_blocks: usize,
+    /// Configuration addresses of the functions whose power-management I/O base the guest
+    /// may not move (PIIX4 ACPI, ICH9 LPC): a moved block would leave the trapped ports.
+    pub power_management: [u32; MAX_POWER_MANAGEMENT],
 }
+
+/// PIIX4's power-management function (82371AB function 3: PMBA at 0x40, bits 15:6) and
+/// ICH9's LPC bridge (PMBASE at 0x40, bits 15:7): PM1 control is at base + 4 on both (82371AB datasheet 7.2; ICH9 datasheet
+/// 13.8.3). Bochs's i440fx and QEMU's i440fx use the first, QEMU's q35 the second.
+const PIIX4_ACPI: u32 = 0x7113_8086;
+const ICH9_LPC: u32 = 0x2918_8086;
+pub const POWER_MANAGEMENT_BASE: u8 = 0x40;
+const PM1_CONTROL_OFFSET: u16 = 4;
+pub const MAX_POWER_MANAGEMENT: usize = 2;
 
 impl Sweep {
     pub fn dma_blocks(&self) -> &[PortBlock] {
         &self.dma_blocks[..self.dma_block_count]
+    }
+
+    /// Traps a sleep-control block found elsewhere (the FADT's).
+    pub fn add_sleep_block(&mut self, block: PortBlock) {
+        if !self.sleep.add(block) {
+            self.untrapped_sleep_blocks += 1;
+        }
+    }
+
+    /// True if the guest may not change `address`'s power-management I/O base.
+    pub fn is_power_management(&self, address: u32) -> bool {
+        const FUNCTION_MASK: u32 = 0x00ff_ff00;
+        self.power_management
+            .iter()
+            .any(|&f| f != 0 && f & FUNCTION_MASK == address & FUNCTION_MASK)
     }
 }
 
@@ -64,8 +96,26 @@ pub fn run() -> Sweep {
     sweep
 }
 
+/// Traps the chipset's PM1 control block if `at` is a power-management function, whether or
+/// not its I/O space is on yet (the guest may turn it on; it may not move the base).
+fn power_management(at: u32, sweep: &mut Sweep) {
+    let base_mask = match pci_access::read(at, 0, 4) {
+        PIIX4_ACPI => 0xffc0,
+        ICH9_LPC => 0xff80,
+        _ => return,
+    };
+    if let Some(slot) = sweep.power_management.iter_mut().find(|f| **f == 0) {
+        *slot = at;
+    }
+    let base = (pci_access::read(at, POWER_MANAGEMENT_BASE, 4) & base_mask) as u16;
+    if base != 0 {
+        sweep.add_sleep_block((base + PM1_CONTROL_OFFSET, PM1_CONTROL_LENGTH));
+    }
+}
+
 fn visit(at: u32, sweep: &mut Sweep) {
     sweep.functions += 1;
+    power_management(at, sweep);
     let command = pci_access::read(at, pci::COMMAND, 2);
     if command & COMMAND_BUS_MASTER != 0 {
         pci_access::write(

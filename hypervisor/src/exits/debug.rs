@@ -98,6 +98,18 @@ pub fn monitor_trap(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     Resume::Unchanged
 }
 
+/// HLT (exit reason 12), which exits only while the stub steps (`gdb::step`): the step ends
+/// after the HLT, as if an interrupt had woken it at once (a HLT may always resume early), and
+/// the guest stops into the debugger instead of halting where nothing but Ctrl-C could reach
+/// it. A HLT exit with no step armed (the control outlived it) is the same early wake.
+pub fn hlt(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
+    super::advance_rip(vmcs);
+    if !(gdb::step::in_progress() && gdb::report_stop(vmcs, regs, StopReason::DoneStep)) {
+        gdb::step::end(vmcs);
+    }
+    Resume::Unchanged
+}
+
 /// VMX-preemption timer (exit reason 52, 26.5.1): armed only while a debugger is attached and
 /// the guest runs, to look for Ctrl-C.
 pub fn preemption_timer(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {

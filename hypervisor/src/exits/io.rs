@@ -1,12 +1,16 @@
 //! I/O-instruction exits: only the mediated ports of `devices::ports` exit. COM2 (the
 //! debugger's) and the ISA DMA controllers are absent for the guest (reads all ones, writes
-//! dropped, DMA writes audited); the APM control port's SMI is refused; PCI configuration
-//! goes through `devices::pci`'s filter.
+//! dropped, DMA writes audited); the APM control port's SMI is refused, and so is every ACPI
+//! sleep request (`devices::sleep`); PCI configuration
+//! goes through `devices::pci`'s filter. An access is classified by every byte it touches
+//! (`ports::classify_access`): one that spans a mediated register and anything else is
+//! dropped (audited, rule `port-access`) or reads all ones, never forwarded in another shape.
 
 use super::{audit_register, Exception, Resume};
 use crate::devices::pci::{self, ConfigWrite, Verdict};
 use crate::devices::pci_access;
 use crate::devices::ports::{self, Port, PCI_CONFIG_ADDRESS, RESET_CONTROL};
+use crate::devices::sleep;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use rampart_hv_abi::{Access, Rule};
@@ -41,7 +45,7 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     }
     let (port, size) = (access.port(), access.size());
     let value = (regs.rax & mask(size)) as u32;
-    let kind = ports::classify(port, crate::devices::dma_blocks());
+    let kind = ports::classify_access(port, size, &crate::devices::trapped());
     match (kind, access.is_in()) {
         (Port::PciAddress(PCI_CONFIG_ADDRESS), true) if size == 4 => {
             complete_in(regs, access, pci_access::guest_address())
@@ -60,9 +64,23 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
             complete_in(regs, access, data)
         }
         (Port::PciData(offset), false) => pci_write(vmcs, offset, size, value),
+        (Port::Straddling, false) => {
+            let detail =
+                (u64::from(port) << 32) | (u64::from(size) << 24) | u64::from(value & 0xff_ffff);
+            audit_register(vmcs, Rule::PortAccess, Access::WRITE, 0, detail);
+        }
         (Port::SmiTrigger, false) => refuse(vmcs, Rule::Smi, access, value),
         (Port::LegacyDma | Port::BusMaster, false) => refuse(vmcs, Rule::Dma, access, value),
-        (Port::BusMaster, true) => complete_in(regs, access, pci_access::read_port(port, size)),
+        (Port::SleepControl(block), false) => {
+            if sleep::sets_sleep_enable(block, port, size, value) {
+                refuse(vmcs, Rule::SleepState, access, value);
+            } else {
+                pci_access::write_sleep_control(port, size, value);
+            }
+        }
+        (Port::BusMaster | Port::SleepControl(_), true) => {
+            complete_in(regs, access, pci_access::read_port(port, size))
+        }
         (_, true) => complete_in(regs, access, u32::MAX),
         (_, false) => {}
     }

@@ -111,6 +111,8 @@ pub extern "sysv64" fn handle_exit(regs: &mut GuestRegisters) {
         Some(ExitReason::MonitorTrapFlag) => debug::monitor_trap(&vmcs, regs),
         #[cfg(feature = "gdb")]
         Some(ExitReason::PreemptionTimer) => debug::preemption_timer(&vmcs, regs),
+        #[cfg(feature = "gdb")]
+        Some(ExitReason::Hlt) => debug::hlt(&vmcs, regs),
         _ => stop::unexpected(&vmcs, regs, basic),
     };
     match resume {

@@ -32,8 +32,9 @@ pub(super) fn set_control(vmcs: &Vmcs, field: u32, bit: u32, on: bool) {
     } else {
         value & !u64::from(bit)
     };
-    // SAFETY: only the monitor-trap-flag and VMX-preemption-timer controls change, each only
-    // when the capability MSR allows it (callers check): they add VM exits, nothing else.
+    // SAFETY: only the monitor-trap-flag, HLT-exiting and VMX-preemption-timer controls
+    // change, each only when the capability MSR allows it (callers check): they add VM exits,
+    // nothing else.
     if let Err(e) = unsafe { vmcs.write_host_or_control(field, value) } {
         log::error!("gdb: {e}");
     }
@@ -136,11 +137,14 @@ pub fn apply(vmcs: &Vmcs, regs: &mut GuestRegisters, target: &mut GuestTarget, a
     if can_poll() {
         let rate = state::get().caps.preemption_timer_rate();
         let _ = vmcs.write(guest::VMX_PREEMPTION_TIMER_VALUE, POLL_INTERVAL_TSC >> rate);
+        // Also during a step: the stepped instruction may fault into a handler that runs
+        // with TF clear (interrupt gates clear it) and never comes back, say to `cli; hlt`;
+        // only the poll keeps Ctrl-C answered then (the step-hang reproduction).
         set_control(
             vmcs,
             control::PINBASED_EXEC_CONTROLS,
             PinbasedControls::VMX_PREEMPTION_TIMER.bits(),
-            attached && !step,
+            attached,
         );
     }
 }

@@ -15,6 +15,11 @@
 //! in the handler and IRET restores it, so the step ends after the stepped instruction, not
 //! inside the handler. Blocking by STI cannot be used here: with TF = 1 the entry checks
 //! require BS in the pending debug exceptions (27.3.1.5), which would trap at once.
+//! An exception the stepped instruction raises is delivered with TF clear, so its handler runs
+//! free: a step must still end. HLT exits while a step is armed (primary control bit 7, where
+//! the capability MSR allows it): a HLT reached during the step ends it there, as the stub's
+//! stop, instead of halting a CPU that may have interrupts off for good ("HLT with IF=0", the
+//! step-hang reproduction); and the Ctrl-C poll stays armed during steps (`control::apply`).
 //! Known limit: a stepped PUSHF stores the stub's TF in the guest's copy of RFLAGS.
 
 use super::control::set_control;
@@ -28,6 +33,8 @@ use x86::vmx::vmcs::guest;
 const RFLAGS_TF: u64 = 1 << 8;
 /// #DB exit qualification bit 14: single-step trap (SDM Vol. 3C 28.2.1 Table 28-1).
 pub const QUALIFICATION_BS: u64 = 1 << 14;
+/// Pending debug exceptions bit 14: BS, a single-step trap pending (25.4.2 Table 25-4).
+const PENDING_BS: u64 = 1 << 14;
 
 /// How single steps are taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,8 +63,26 @@ const MTF: u8 = 3;
 
 static STEPPING: AtomicU8 = AtomicU8::new(IDLE);
 
+/// True if the capability MSR allows HLT exiting (allowed-1 half, SDM Vol. 3D A.3.2).
+fn has_hlt_exiting() -> bool {
+    (state::get().caps.procbased >> 32) & u64::from(PrimaryControls::HLT_EXITING.bits()) != 0
+}
+
+/// HLT exiting on or off (only while a step is armed).
+fn hlt_exiting(vmcs: &Vmcs, on: bool) {
+    if has_hlt_exiting() {
+        set_control(
+            vmcs,
+            control::PRIMARY_PROCBASED_EXEC_CONTROLS,
+            PrimaryControls::HLT_EXITING.bits(),
+            on,
+        );
+    }
+}
+
 /// Arms one step before the guest runs again.
 pub fn begin(vmcs: &Vmcs) {
+    hlt_exiting(vmcs, true);
     match method() {
         StepMethod::MonitorTrapFlag if has_monitor_trap_flag() => {
             set_control(
@@ -94,6 +119,7 @@ pub fn in_progress() -> bool {
 /// Ends a step (it completed, or another stop came first): the monitor trap flag off, or the
 /// guest's own TF back.
 pub fn end(vmcs: &Vmcs) {
+    hlt_exiting(vmcs, false);
     match STEPPING.swap(IDLE, Ordering::Relaxed) {
         MTF => set_control(
             vmcs,
@@ -105,6 +131,13 @@ pub fn end(vmcs: &Vmcs) {
             let rflags = vmcs.read(guest::RFLAGS).unwrap_or(0);
             if let Err(e) = vmcs.write(guest::RFLAGS, rflags & !RFLAGS_TF) {
                 log::error!("gdb: {e}");
+            }
+            // An instruction exit with the stub's TF set (HLT) leaves the single-step trap
+            // pending (BS in the pending debug exceptions, SDM Vol. 3C 28.3.4): the next entry
+            // would deliver it to the guest, which never asked for it.
+            let pending = vmcs.read(guest::PENDING_DBG_EXCEPTIONS).unwrap_or(0);
+            if pending & PENDING_BS != 0 {
+                let _ = vmcs.write(guest::PENDING_DBG_EXCEPTIONS, pending & !PENDING_BS);
             }
         }
         _ => {}

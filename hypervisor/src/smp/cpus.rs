@@ -54,9 +54,8 @@ pub struct Cpu {
     pub ept_generation: AtomicU64,
     /// VM exits on this CPU.
     pub exits: AtomicU64,
-    /// The hypervisor has sent this CPU an NMI it has not yet taken: the next NMI is the
-    /// hypervisor's, not the guest's (NMIs coalesce, so a flag and not a count).
-    pub hypervisor_nmi: AtomicBool,
+    /// NMIs the hypervisor sent this CPU and it has not yet taken: which NMI is whose.
+    pub hypervisor_nmis: super::nmi_ledger::NmiLedger,
     /// A guest NMI (not the hypervisor's) arrived while this CPU ran hypervisor code: it is
     /// injected at the next VM entry that injects nothing else.
     pub guest_nmi_pending: AtomicBool,
@@ -77,7 +76,7 @@ impl Cpu {
             start_cr3: AtomicU64::new(0),
             ept_generation: AtomicU64::new(0),
             exits: AtomicU64::new(0),
-            hypervisor_nmi: AtomicBool::new(false),
+            hypervisor_nmis: super::nmi_ledger::NmiLedger::new(),
             guest_nmi_pending: AtomicBool::new(false),
             stack_top: AtomicU64::new(0),
             vmxon_region: AtomicU64::new(0),

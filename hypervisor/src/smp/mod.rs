@@ -4,6 +4,7 @@
 pub mod boot_cpus;
 pub mod bringup;
 pub mod cpus;
+pub mod nmi_ledger;
 pub mod quiet;
 pub mod shootdown;
 pub mod vcpu_start;

@@ -74,7 +74,7 @@ fn waiting_for(generation: u64, me: usize) -> u32 {
 /// which only serve what `smp` left pending, and never pass it to the guest.
 pub fn send_nmi(slot: usize) {
     let cpu = &CPUS[slot];
-    cpu.hypervisor_nmi.store(true, Ordering::SeqCst);
+    cpu.hypervisor_nmis.note_sent();
     // SAFETY: x2APIC is on on every CPU the hypervisor runs (boot CPU before bring-up, APs in
     // `ap_entry`); the NMI's effect on the target is the one described above.
     unsafe { crate::arch::apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), ICR_NMI) };
@@ -82,7 +82,7 @@ pub fn send_nmi(slot: usize) {
 
 /// True if an NMI this CPU takes now is the hypervisor's (and marks it taken).
 pub fn take_hypervisor_nmi(slot: usize) -> bool {
-    CPUS[slot].hypervisor_nmi.swap(false, Ordering::SeqCst)
+    CPUS[slot].hypervisor_nmis.take()
 }
 
 /// Serves a tightening on this CPU if one is pending: INVEPT and the locks' controls on its

@@ -51,12 +51,13 @@ fn config_write() -> impl Strategy<Value = ConfigWrite> {
 fn facts() -> impl Strategy<Value = DeviceFacts> {
     let current = prop_oneof![any::<u32>(), Just(0xfebf_0000), Just(0xc001), Just(0)];
     let size = prop_oneof![Just(0u64), (4u32..32).prop_map(|s| 1u64 << s)];
-    (any::<bool>(), current, any::<bool>(), size).prop_map(
-        |(is_endpoint, current_bar, upper_half_of_64bit, bar_size)| DeviceFacts {
+    (any::<bool>(), current, any::<bool>(), size, any::<bool>()).prop_map(
+        |(is_endpoint, current_bar, upper_half_of_64bit, bar_size, power_management)| DeviceFacts {
             is_endpoint,
             current_bar,
             upper_half_of_64bit,
             bar_size,
+            power_management,
         },
     )
 }
@@ -77,6 +78,8 @@ proptest! {
             }
             Verdict::Refuse(_) => return Ok(()),
         };
+        // A power-management function's I/O base (0x40-0x43) never moves.
+        prop_assert!(!(facts.power_management && covers(&forwarded, 0x40, 0x43)), "PM base write {:?}", forwarded);
         if let Some(command) = command_byte(&forwarded) {
             prop_assert_eq!(u32::from(command) & COMMAND_BUS_MASTER, 0, "bus master forwarded: {:?}", forwarded);
         }
@@ -114,6 +117,7 @@ fn bridge_rom_bar_stays_in_the_window() {
         current_bar: 0,
         upper_half_of_64bit: false,
         bar_size: 0x1_0000,
+        power_management: false,
     };
     let window = (0x2000_0000, PLATFORM_RANGE_START);
     let over_ram = ConfigWrite {
