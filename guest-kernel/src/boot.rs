@@ -252,6 +252,8 @@ fn setup_kpti(info: &BootInfo, nx: bool) {
         false
     });
     if !wanted {
+        // The entry stack (TSS.RSP0) is set up all the same.
+        kpti::init_cpu(crate::arch::percpu::index());
         kprintln!("KPTI: off");
         return;
     }
@@ -359,13 +361,14 @@ fn check_rejections(rampart: &Rampart) {
     kprintln!("hypercall argument checks: {total} of {total} rejected as expected");
 }
 
-/// Step 5b: SYSCALL MSRs, GDT, IDT and TR are final: Rampart freezes them (one-way). Not the
-/// TSS: the scheduler switches RSP0 per process.
+/// Step 5b: SYSCALL MSRs, GDT, IDT, TR and the TSSs are final: Rampart freezes them (one-way).
+/// Every CPU's TSS.RSP0 is its fixed entry stack (`arch::kpti::init_cpu`), so no switch writes
+/// the TSS, and RSP0 and the IST pointers cannot be turned into a stack pivot.
 fn lock_entry_points(rampart: &Rampart) {
     const NOT_SUPPORTED: i64 = HypercallError::NotSupported as i64;
     match (
         rampart.lock_syscall_msrs(),
-        rampart.lock_descriptor_tables(DescriptorLock::empty()),
+        rampart.lock_descriptor_tables(DescriptorLock::TSS),
     ) {
         (0, 0) => kprintln!("hypervisor locks: syscall MSRs, descriptor tables"),
         (0, NOT_SUPPORTED) => kprintln!("hypervisor locks: syscall MSRs (no table exiting)"),

@@ -55,10 +55,16 @@ const GDT_ENTRIES: usize = SEGMENT_ENTRIES + 2 * MAX_CPUS;
 struct Gdt([u64; GDT_ENTRIES]);
 const _: () = assert!(core::mem::size_of::<Gdt>() == 4096);
 
+/// Every CPU's TSS, on a page of their own, so the hypervisor can make it read-only in EPT
+/// (`LockDescriptorTables` with `DescriptorLock::TSS`) without catching other data.
+#[repr(C, align(4096))]
+struct TssPage([UnsafeCell<TaskStateSegment>; MAX_CPUS]);
+const _: () = assert!(core::mem::size_of::<TssPage>() == 4096);
+
 /// Static storage the CPU also writes (LTR sets the TSS busy bit; interrupts read the TSS).
 struct Tables {
     gdt: UnsafeCell<Gdt>,
-    tss: [UnsafeCell<TaskStateSegment>; MAX_CPUS],
+    tss: TssPage,
 }
 
 // SAFETY: the GDT is written only by `init`, once (guarded by `INSTALLED`), on the boot CPU with
@@ -82,7 +88,7 @@ const EMPTY_TSS: TaskStateSegment = TaskStateSegment {
 #[link_section = ".data.kpti"]
 static TABLES: Tables = Tables {
     gdt: UnsafeCell::new(Gdt([0; GDT_ENTRIES])),
-    tss: [const { UnsafeCell::new(EMPTY_TSS) }; MAX_CPUS],
+    tss: TssPage([const { UnsafeCell::new(EMPTY_TSS) }; MAX_CPUS]),
 };
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
@@ -110,7 +116,7 @@ pub fn init() {
     // not use it until the LGDT in `load`.
     let gdt = unsafe { &mut *TABLES.gdt.get() };
     gdt.0[..SEGMENT_ENTRIES].copy_from_slice(&[0, KERNEL_CODE, KERNEL_DATA, USER_DATA, USER_CODE]);
-    for (index, tss) in TABLES.tss.iter().enumerate() {
+    for (index, tss) in TABLES.tss.0.iter().enumerate() {
         let slot = SEGMENT_ENTRIES + 2 * index;
         let descriptor = tss_descriptor(tss.get() as u64, TSS_SIZE as u32 - 1);
         gdt.0[slot..slot + 2].copy_from_slice(&descriptor);
@@ -127,7 +133,7 @@ pub fn load(index: usize, ist_tops: [u64; 3]) {
     // SAFETY: TSS `index` is this CPU's own (callers give every CPU its own index); interrupts
     // are off and the TR does not point at it yet, so the CPU does not read it meanwhile.
     unsafe {
-        let tss = &mut *TABLES.tss[index].get();
+        let tss = &mut *TABLES.tss.0[index].get();
         tss.interrupt_stacks[usize::from(IST_DOUBLE_FAULT - 1)] = ist_tops[0];
         tss.interrupt_stacks[usize::from(IST_NMI - 1)] = ist_tops[1];
         tss.interrupt_stacks[usize::from(IST_MACHINE_CHECK - 1)] = ist_tops[2];
@@ -173,12 +179,12 @@ pub fn base() -> u64 {
 
 /// The address of CPU `index`'s TSS (for the KPTI template check).
 pub fn tss_address(index: usize) -> u64 {
-    TABLES.tss[index].get() as u64
+    TABLES.tss.0[index].get() as u64
 }
 
 /// Sets this CPU's IST stacks (double fault, NMI, machine check), as [`load`] did.
 pub fn set_ist(ist_tops: [u64; 3]) {
-    let tss = TABLES.tss[super::percpu::index()].get();
+    let tss = TABLES.tss.0[super::percpu::index()].get();
     // SAFETY: this CPU's own TSS, with interrupts off (callers: CPU set-up); an NMI or machine
     // check meanwhile finds either the old or the new stack, both mapped and unused.
     unsafe {
@@ -190,7 +196,7 @@ pub fn set_ist(ist_tops: [u64; 3]) {
 
 /// Sets this CPU's TSS.RSP0, the stack for interrupts and exceptions from ring 3.
 pub fn set_rsp0(top: u64) {
-    let tss = TABLES.tss[super::percpu::index()].get();
+    let tss = TABLES.tss.0[super::percpu::index()].get();
     // SAFETY: this CPU's own TSS, with interrupts off (callers are the scheduler): the CPU
     // reads RSP0 only when an interrupt arrives from ring 3, which cannot happen during this
     // store, and no other CPU touches this TSS.

@@ -18,15 +18,16 @@ const STUB_SIZE: u64 = 16;
 // `rampart_interrupt_dispatch(&mut frame)` with DF clear and RSP 16-aligned, and restores and IRETQs.
 // The CPU aligns RSP to 16 before pushing its 5 (or 6 with the error code) words, so after
 // 22 words the call sees RSP % 16 == 0, as the SysV ABI wants.
-// With `kpti=on` an interrupt from ring 3 arrives on this CPU's entry stack (TSS.RSP0, or an IST
-// stack) under the user-mode root: the common path, seeing CS's RPL 3, does SWAPGS, saves four
-// registers there, loads the kernel-mode root (`gs:[24]`), copies the 7-word frame (vector,
-// error code, the CPU's 5 words) to the process's kernel stack (`gs:[0]`), where the non-KPTI
-// path has it too, restores the registers and SWAPGS back. The way out to ring 3
-// (`__interrupt_exit`, also the first entry of a process, `arch::switch`) copies the whole
-// 22-word frame to the entry stack (`gs:[48]`), loads the user-mode root (`gs:[32]`, then ORs
-// `gs:[40]` into it: see `arch::syscall_entry`) and pops and IRETQs from there. Interrupts are
-// off throughout (interrupt gates). DF may be set by ring 3, hence CLD before the copy.
+// An interrupt from ring 3 arrives on this CPU's fixed entry stack (TSS.RSP0, or an IST stack;
+// TSS.RSP0 never changes after start-up, so the hypervisor can lock the TSS): the common path,
+// seeing CS's RPL 3, does SWAPGS, saves four registers there, with `kpti=on` loads the
+// kernel-mode root (`gs:[24]`), copies the 7-word frame (vector, error code, the CPU's 5
+// words) to the process's kernel stack (`gs:[0]`), restores the registers and SWAPGS back. The
+// way out to ring 3 (`__interrupt_exit`, also the first entry of a process, `arch::switch`)
+// copies the whole 22-word frame to the entry stack (`gs:[48]`), with `kpti=on` loads the
+// user-mode root (`gs:[32]`, then ORs `gs:[40]` into it: see `arch::syscall_entry`), and pops
+// and IRETQs from there. Interrupts are off throughout (interrupt gates). DF may be set by
+// ring 3, hence CLD before the copy.
 global_asm!(
     ".macro INTERRUPT_STUB vector",
     // Places the stub, and fails the build if the previous one outgrew its slot.
@@ -52,12 +53,13 @@ global_asm!(
     "interrupt_common:",
     "    test byte ptr [rsp + {cs_on_entry}], 3",
     "    jz 1f",
-    "    cmp byte ptr [rip + {kpti_on}], 0",
-    "    je 1f",
     "    swapgs",
     "    push rax", "push rcx", "push rsi", "push rdi",
+    "    cmp byte ptr [rip + {kpti_on}], 0",
+    "    je 4f",
     "    mov rax, gs:[{kernel_cr3}]",
     "    mov cr3, rax",
+    "4:",
     "    mov rdi, gs:[{kernel_rsp}]",
     "    sub rdi, {entry_bytes}",
     "    lea rsi, [rsp + 32]",
@@ -77,9 +79,7 @@ global_asm!(
     ".global __interrupt_exit",
     "__interrupt_exit:",
     "    test byte ptr [rsp + {cs_in_frame}], 3",
-    "    jz 2f",
-    "    cmp byte ptr [rip + {kpti_on}], 0",
-    "    jne 3f",
+    "    jnz 3f",
     "2:",
     "    pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
     "    pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
@@ -93,10 +93,13 @@ global_asm!(
     "    mov ecx, {frame_words}",
     "    rep movsq",
     "    lea rsp, [rdi - {frame_bytes}]",
+    "    cmp byte ptr [rip + {kpti_on}], 0",
+    "    je 5f",
     "    mov rax, gs:[{user_cr3}]",
     "    mov cr3, rax",
     "    mov rax, gs:[{no_flush}]",
     "    or gs:[{user_cr3}], rax",
+    "5:",
     "    swapgs",
     "    jmp 2b",
     ".previous",

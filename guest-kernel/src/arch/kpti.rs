@@ -186,6 +186,12 @@ pub fn template_entries() -> [u64; ENTRIES] {
 /// the entry stack, the IST stacks in the entry data, the CR3 values of the kernel root.
 /// Nothing with `kpti=off`.
 pub fn init_cpu(index: usize) {
+    let base = ENTRY_STACKS.0[index].get() as u64;
+    let top = |stack: usize| base + ((stack + 1) * ENTRY_STACK_SIZE) as u64;
+    // With or without KPTI: TSS.RSP0 is this fixed entry stack for good (the stubs move the
+    // frame to the process's kernel stack), so the TSS never changes once set up.
+    percpu::set_kpti_entry(top(0), if enabled() && pcid() { NO_FLUSH } else { 0 });
+    gdt::set_rsp0(top(0));
     if !enabled() {
         return;
     }
@@ -197,10 +203,6 @@ pub fn init_cpu(index: usize) {
         // PCID 0 until CR3 loads name another.
         unsafe { cpu::write_cr4(cpu::read_cr4() | CR4_PCIDE) };
     }
-    let base = ENTRY_STACKS.0[index].get() as u64;
-    let top = |stack: usize| base + ((stack + 1) * ENTRY_STACK_SIZE) as u64;
-    percpu::set_kpti_entry(top(0), if pcid() { NO_FLUSH } else { 0 });
-    gdt::set_rsp0(top(0));
     gdt::set_ist([top(1), top(2), top(3)]);
     let kernel = Cr3Pair::single(paging::kernel_root());
     percpu::set_cr3_values(kernel.kernel, kernel.user);

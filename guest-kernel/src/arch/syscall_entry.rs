@@ -120,11 +120,9 @@ pub fn init() {
     }
 }
 
-/// Makes `top` this CPU's kernel stack for SYSCALL and for interrupts from ring 3 (TSS.RSP0;
-/// with KPTI, RSP0 stays on the entry stack and the stubs move the frame to `top`).
+/// Makes `top` this CPU's kernel stack for SYSCALL and for interrupts from ring 3 (TSS.RSP0
+/// stays on the CPU's entry stack and the stubs move the frame to `top`: the TSS does not
+/// change, and the hypervisor keeps it read-only).
 pub fn set_kernel_stack(top: u64) {
     percpu::set_kernel_rsp(top);
-    if !super::kpti::enabled() {
-        gdt::set_rsp0(top);
-    }
 }

@@ -54,7 +54,7 @@ const fn race(name: &'static str, tried: &'static str, run: fn() -> Attempt) -> 
     }
 }
 
-pub const ATTACKS: [Attack; 34] = [
+pub const ATTACKS: [Attack; 35] = [
     attack(
         "text-write",
         "write kernel text via the direct map",
@@ -97,6 +97,11 @@ pub const ATTACKS: [Attack; 34] = [
         "hv-write",
         "write the hypervisor's memory (memory-map hole)",
         hv_write,
+    ),
+    attack(
+        "tss-rsp0",
+        "rewrite this CPU's TSS.RSP0 (same value) via its kernel mapping",
+        tss_rsp0,
     ),
     hypercall(
         "vmcall-protect",
@@ -320,6 +325,13 @@ fn shellcode() -> Attempt {
     // SAFETY: the page holds a bare `ret` (written above), mapped executable.
     unsafe { attack::call(page) };
     Attempt::Done
+}
+
+/// The TSS's RSP0 field (offset 4, SDM Vol. 3A 7.7 Figure 7-11): a new value would be a stack
+/// pivot on the next interrupt from ring 3; the same value changes nothing natively.
+fn tss_rsp0() -> Attempt {
+    const RSP0_OFFSET: u64 = 4;
+    rewrite_byte(crate::arch::gdt::tss_address(crate::arch::percpu::index()) + RSP0_OFFSET)
 }
 
 fn syscall_table() -> Attempt {
