@@ -124,6 +124,11 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
         } else {
             Permissions::READ_EXECUTE
         },
+        program_text_rights: if controls.has_secondary(SecondaryControls::MODE_BASED_EPT) {
+            Permissions::READ_USER_EXECUTE
+        } else {
+            Permissions::READ_EXECUTE
+        },
     };
     let ecam = crate::devices::ecam::checked_windows(&handoff.mcfg, regions, &excluded);
     let ept = build_ept(&caps, frames, regions, &layout, &ecam, top).or_stop();

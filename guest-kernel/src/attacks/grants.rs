@@ -205,3 +205,35 @@ pub fn grant_race() -> Attempt {
     rampart.revoke_execute(frame, PAGE_SIZE);
     outcome
 }
+
+/// `grant-cpl0`: GrantExecute of a heap copy of a measured text page, mapped as a supervisor
+/// page and called at CPL0 (at its first `ret` byte, so it returns at once). Without
+/// mode-based execute control EPT's execute right covers every CPL, so this works under
+/// Rampart too (a stated limit); with it, granted text is user-mode execute only and the fetch
+/// is refused (`w^x-no-exec`). Natively nothing checks.
+pub fn grant_cpl0() -> Attempt {
+    const RET: u8 = 0xc3;
+    let Some((offset, measured)) = measured_text_page() else {
+        return Attempt::NotApplicable("no program with a whole text page");
+    };
+    let Some(ret_at) = measured.iter().position(|&b| b == RET) else {
+        return Attempt::NotApplicable("no ret byte in the text page");
+    };
+    let Some(frame) = scratch_frame(measured) else {
+        return Attempt::NotApplicable("out of memory");
+    };
+    let rampart = hypercall::rampart();
+    if rampart.is_some() && grant(frame, offset) != 0 {
+        return Attempt::NotApplicable("the measured page was not granted");
+    }
+    let Some(code) = alias(frame, PRESENT) else {
+        return Attempt::NotApplicable("out of memory");
+    };
+    // SAFETY: the byte at `ret_at` is 0xC3, a `ret`; where EPT refuses the supervisor fetch
+    // this thread dies of #VE instead.
+    unsafe { attack::call(code + ret_at as u64) };
+    if let Some(rampart) = rampart {
+        rampart.revoke_execute(frame, PAGE_SIZE);
+    }
+    Attempt::Done
+}

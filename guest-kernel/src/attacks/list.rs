@@ -54,7 +54,7 @@ const fn race(name: &'static str, tried: &'static str, run: fn() -> Attempt) -> 
     }
 }
 
-pub const ATTACKS: [Attack; 35] = [
+pub const ATTACKS: [Attack; 36] = [
     attack(
         "text-write",
         "write kernel text via the direct map",
@@ -128,6 +128,11 @@ pub const ATTACKS: [Attack; 35] = [
         "grant-race",
         "GrantExecute a copy of a text page while another CPU writes `mov eax, 0x1337c0de; ret` into it, call it",
         super::grants::grant_race,
+    ),
+    attack(
+        "grant-cpl0",
+        "GrantExecute a copy of a measured text page, map it as a supervisor page, call it at CPL0",
+        super::grants::grant_cpl0,
     ),
     attack(
         "stale-tlb",

@@ -52,7 +52,7 @@ pub fn classify(
         Rule::LockedDescriptorTable
     } else if let Some(rule) = measured {
         rule // Kernel rodata or the initrd.
-    } else if Permissions::from_entry(q.allowed()).executable() {
+    } else if q.allowed_rights(layout.mode_based_execute()).executable() {
         Rule::ExecutableNotWritable
     } else {
         Rule::ProtectedRange
@@ -115,7 +115,11 @@ pub fn ept_violation(vmcs: &Vmcs) -> Resume {
 /// True if the EPT as it is now allows the access that exited (the CPU used a stale, more
 /// restrictive translation).
 fn spurious(gpa: u64, q: EptViolation) -> bool {
-    let needed = Permissions::from_entry(u64::from(access_bits(q).bits()));
+    let mut needed = Permissions::from_entry(u64::from(access_bits(q).bits()));
+    // Under mode-based execute control a fetch from a user-mode address needs user-mode execute.
+    if q.fetch() && q.user_mode_address() && state::get().layout.mode_based_execute() {
+        needed = Permissions::USER_EXECUTE;
+    }
     // Wait for the lock: a request holding it (a GrantExecute's freeze, say) ends soon, and
     // guessing "blocked" while it is held would turn a stale translation into a #VE that kills
     // a thread for an access the EPT allows. The NMI path never takes this lock.
@@ -337,6 +341,7 @@ mod tests {
                 PhysRange::new(0, 0),
             ],
             text_rights: Permissions::EXECUTE_ONLY,
+            program_text_rights: Permissions::READ_EXECUTE,
         }
     }
 
@@ -425,6 +430,56 @@ mod tests {
         assert_eq!(
             classify(&l, &Windows::NONE, 0x5008, EptViolation(WRITE_TO_R), true),
             Rule::LockedDescriptorTable
+        );
+    }
+
+    /// With MBEC, qualification bit 6 is user-mode execute: a write to granted program text
+    /// (R and user-execute) is a W^X block, a supervisor fetch from it is not executable.
+    #[test]
+    fn mode_based_execute_qualifications() {
+        let l = ProtectedLayout {
+            program_text_rights: Permissions::READ_USER_EXECUTE,
+            ..layout()
+        };
+        const WRITE_TO_R_UX: u64 = 0b100_1010;
+        const FETCH_FROM_R_UX: u64 = 0b100_1100;
+        assert_eq!(
+            classify(
+                &l,
+                &Windows::NONE,
+                0x5000,
+                EptViolation(WRITE_TO_R_UX),
+                false
+            ),
+            Rule::ExecutableNotWritable
+        );
+        assert_eq!(
+            classify(
+                &l,
+                &Windows::NONE,
+                0x5000,
+                EptViolation(FETCH_FROM_R_UX),
+                false
+            ),
+            Rule::NotExecutable
+        );
+        // Without MBEC bit 6 is undefined and ignored.
+        assert_eq!(
+            classify(
+                &layout(),
+                &Windows::NONE,
+                0x5000,
+                EptViolation(WRITE_TO_R_UX),
+                false
+            ),
+            Rule::ProtectedRange
+        );
+        let user_fetch = EptViolation(FETCH_FROM_R_UX | (1 << 7) | (1 << 8) | (1 << 9));
+        assert!(user_fetch.user_mode_address());
+        assert!(!EptViolation(FETCH_FROM_R_UX | (1 << 9)).user_mode_address());
+        assert_eq!(
+            user_fetch.allowed_rights(true),
+            Permissions::READ_USER_EXECUTE
         );
     }
 

@@ -55,9 +55,19 @@ pub struct ProtectedLayout {
     /// bit 0), so a compromised kernel cannot even read its code (as console hypervisors do);
     /// R-X otherwise.
     pub text_rights: Permissions,
+    /// Rights of granted program text: R and user-mode execute only where the CPU has
+    /// mode-based execute control (secondary control bit 22; real CPUs from Kaby Lake on, no
+    /// Bochs model), so the kernel cannot run measured program text at CPL0 through a
+    /// supervisor mapping; R-X otherwise (then EPT's execute right covers every CPL).
+    pub program_text_rights: Permissions,
 }
 
 impl ProtectedLayout {
+    /// True if mode-based execute control is on (program text is user-mode execute only).
+    pub fn mode_based_execute(&self) -> bool {
+        self.program_text_rights.contains(Permissions::USER_EXECUTE)
+    }
+
     /// The page-rounded ranges whose EPT rights differ from RW-, with those rights: kernel
     /// text and read-only data, and the initrd. Text wins where a page is shared (it must stay
     /// executable; a shared page then loses W, which the linker script avoids).
@@ -132,6 +142,7 @@ mod tests {
                 PhysRange::new(0x3_0000, 0x1_0000),
             ],
             text_rights: Permissions::EXECUTE_ONLY,
+            program_text_rights: Permissions::READ_EXECUTE,
         }
     }
 

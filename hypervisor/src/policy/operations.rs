@@ -92,7 +92,8 @@ pub fn measured_rule(layout: &ProtectedLayout, page: u64) -> Option<Rule> {
     }
 }
 
-/// `GrantExecute`: RW- pages holding exactly measured program text become R-X.
+/// `GrantExecute`: RW- pages holding exactly measured program text become executable
+/// (`layout.program_text_rights`: R-X, or R and user-mode execute only under MBEC).
 ///
 /// The content is compared only once no vCPU can write it (DESIGN.md invariant 9): the pages
 /// first become R--, then `freeze` must make every other vCPU drop its cached writable
@@ -120,17 +121,17 @@ pub fn grant_execute(
         let rule = Rule::UnmeasuredCode;
         return Err(Denial::Denied { rule, gpa });
     }
-    Ok(table.set(gpa, rounded, Permissions::READ_EXECUTE)?)
+    Ok(table.set(gpa, rounded, layout.program_text_rights)?)
 }
 
-/// `RevokeExecute`: granted (R-X, not kernel text) pages return to RW-.
+/// `RevokeExecute`: granted (program text rights, not kernel text) pages return to RW-.
 pub fn revoke_execute(
     table: &mut impl PageTable,
     layout: &ProtectedLayout,
     gpa: u64,
     length: u64,
 ) -> Result<(), Denial> {
-    let rounded = check_swap(table, layout, gpa, length, Permissions::READ_EXECUTE)?;
+    let rounded = check_swap(table, layout, gpa, length, layout.program_text_rights)?;
     Ok(table.set(gpa, rounded, Permissions::READ_WRITE)?)
 }
 

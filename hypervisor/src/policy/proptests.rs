@@ -35,6 +35,7 @@ fn layout(text_rights: Permissions) -> ProtectedLayout {
         initrd: INITRD,
         hypervisor: [HV, IMAGE, PhysRange::new(0, 0)],
         text_rights,
+        program_text_rights: Permissions::READ_EXECUTE,
     }
 }
 
@@ -281,4 +282,34 @@ fn grant_compares_only_after_write_access_is_gone() {
             operations::revoke_execute(&mut ept_table, &layout, 2 * MIB, 0x2000).unwrap();
         }
     }
+}
+
+/// Under mode-based execute control a grant gives R and user-mode execute only: the kernel
+/// cannot run measured program text at CPL0 through a supervisor mapping; revoke undoes it, and
+/// kernel text stays supervisor-execute only (DESIGN.md invariant 3 with MBEC).
+#[test]
+fn grants_under_mode_based_execute_are_user_execute_only() {
+    let layout = ProtectedLayout {
+        program_text_rights: Permissions::READ_USER_EXECUTE,
+        ..layout(Permissions::EXECUTE_ONLY)
+    };
+    assert!(layout.mode_based_execute());
+    let mut table = ept(PageSizes {
+        large_2m: true,
+        huge_1g: true,
+    });
+    let ram = [MemoryRegion::new(0, TOP, MemoryKind::Usable)];
+    build_identity_map(&mut table, &ram, &[HV, IMAGE], TOP).unwrap();
+    operations::apply_initial(&mut table, &layout).unwrap();
+    operations::grant_execute(&mut table, &layout, 2 * MIB, 4096, || {}, |_, _| true).unwrap();
+    let granted = table.page(2 * MIB).unwrap().0;
+    assert_eq!(granted, Permissions::READ_USER_EXECUTE);
+    assert!(
+        !granted.contains(Permissions::EXECUTE),
+        "no supervisor-mode execute"
+    );
+    assert!(!granted.writable());
+    assert_eq!(table.page(TEXT.start).unwrap().0, Permissions::EXECUTE_ONLY);
+    operations::revoke_execute(&mut table, &layout, 2 * MIB, 4096).unwrap();
+    assert_eq!(table.page(2 * MIB).unwrap().0, Permissions::READ_WRITE);
 }

@@ -105,10 +105,14 @@ impl Controls {
         let secondary = ControlRequest {
             required: SecondaryControls::ENABLE_EPT.bits(),
             // Instructions the guest would otherwise see #UD for when the CPU has them.
+            // Mode-based execute control (bit 22, SDM Vol. 3C 26.6.2): where present, kernel
+            // text executes for supervisor-mode addresses only and program text for user-mode
+            // ones only (`ProtectedLayout::program_text_rights`).
             optional: (SecondaryControls::ENABLE_VPID
                 | SecondaryControls::ENABLE_RDTSCP
                 | SecondaryControls::ENABLE_INVPCID
-                | SecondaryControls::ENABLE_XSAVES_XRSTORS)
+                | SecondaryControls::ENABLE_XSAVES_XRSTORS
+                | SecondaryControls::MODE_BASED_EPT)
                 .bits(),
             forbidden: SecondaryControls::WBINVD_EXITING.bits(),
         };

@@ -184,3 +184,19 @@ fn summary_names_the_features() {
         assert!(s.contains(" -hlat") && s.contains(&wanted), "{name}: {s}");
     }
 }
+
+/// Mode-based execute control (secondary bit 22) is taken where the capability MSR offers it:
+/// no Bochs model does (so program text stays R-X there); a CPU that does (tigerlake's
+/// capabilities with bit 22 added to allowed-1, a stand-in for Kaby Lake and later, untested on
+/// hardware) gets it, and program text then becomes user-mode execute only.
+#[test]
+fn mode_based_execute_is_used_where_offered() {
+    let bit = SecondaryControls::MODE_BASED_EPT;
+    for (name, text) in FIXTURES {
+        let caps = VmxCapabilities::read(&Fixture::parse(text)).unwrap();
+        assert!(!Controls::fit(&caps).unwrap().has_secondary(bit), "{name}");
+    }
+    let mut with_mbec = caps("tigerlake");
+    with_mbec.procbased2 |= u64::from(bit.bits()) << 32;
+    assert!(Controls::fit(&with_mbec).unwrap().has_secondary(bit));
+}

@@ -21,6 +21,23 @@ impl EptViolation {
     pub fn allowed(&self) -> u64 {
         (self.0 >> 3) & 0b111
     }
+    /// The EPT rights of the faulting GPA: bits 5:3, and with mode-based execute control bit 6
+    /// (user-mode execute, SDM Vol. 3C 28.2.1 Table 28-7; undefined without it).
+    pub fn allowed_rights(&self, mode_based_execute: bool) -> Permissions {
+        const USER_EXECUTE_ALLOWED: u64 = 1 << 6;
+        let mut rights = Permissions::from_entry(self.allowed());
+        if mode_based_execute && self.0 & USER_EXECUTE_ALLOWED != 0 {
+            rights |= Permissions::USER_EXECUTE;
+        }
+        rights
+    }
+    /// Bit 9 (with bits 7 and 8 set, where the CPU gives advanced EPT-violation information):
+    /// the linear address is a user-mode address, whose fetches need user-mode execute under
+    /// mode-based execute control. 0 where the CPU does not say.
+    pub fn user_mode_address(&self) -> bool {
+        const TRANSLATION: u64 = (1 << 7) | (1 << 8);
+        self.0 & TRANSLATION == TRANSLATION && self.0 & (1 << 9) != 0
+    }
     /// Bit 7: the guest-linear-address field is valid.
     pub fn linear_address_valid(&self) -> bool {
         self.0 & (1 << 7) != 0

@@ -55,6 +55,7 @@ fn layout() -> ProtectedLayout {
         initrd: INITRD,
         hypervisor: [HV, PhysRange::new(0, 0), PhysRange::new(0, 0)],
         text_rights: Permissions::READ_EXECUTE,
+        program_text_rights: Permissions::READ_EXECUTE,
     }
 }
 
