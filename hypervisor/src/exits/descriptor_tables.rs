@@ -171,10 +171,10 @@ fn store(vmcs: &Vmcs, gva: u64, data: &[u8]) -> Option<()> {
         if !rights.writable() {
             return None;
         }
-        // SAFETY: `ram_page` found the page in EPT-mapped write-back guest RAM outside the
-        // hypervisor, EPT lets the guest write it, and the host identity-maps it; `take` stays
-        // inside the page. The EPT lock (held) keeps the right in place until the copy is done.
+        // The EPT lock (held) keeps the write right in place until the copy is done.
         #[allow(unsafe_code)]
+        // SAFETY: `ram_page` found the page in guest RAM outside the hypervisor, which the host
+        // identity-maps, and EPT lets the guest write it; `take` stays inside the page.
         unsafe {
             core::ptr::copy_nonoverlapping(data[done..].as_ptr(), mapping.gpa as *mut u8, take)
         };
