@@ -29,6 +29,36 @@ pub fn set_guest_address(value: u32) {
     GUEST_ADDRESS.store(value, Ordering::SeqCst);
 }
 
+/// IN of `size` bytes (1, 2, else 4) from `port`.
+///
+/// # Safety
+/// Reading `port` must have no effect the hypervisor has not vetted.
+unsafe fn in_sized(port: u16, size: u8) -> u32 {
+    // SAFETY: delegated to the caller.
+    unsafe {
+        match size {
+            1 => u32::from(inb(port)),
+            2 => u32::from(inw(port)),
+            _ => inl(port),
+        }
+    }
+}
+
+/// OUT of the low `size` bytes (1, 2, else 4) of `value` to `port`.
+///
+/// # Safety
+/// The write must be one the hypervisor vetted.
+unsafe fn out_sized(port: u16, size: u8, value: u32) {
+    // SAFETY: delegated to the caller.
+    unsafe {
+        match size {
+            1 => outb(port, value as u8),
+            2 => outw(port, value as u16),
+            _ => outl(port, value),
+        }
+    }
+}
+
 /// Reads `size` bytes at byte `offset` of configuration space of the function `address`
 /// (an address-port value; its register bits are replaced).
 pub fn read(address: u32, offset: u8, size: u8) -> u32 {
@@ -39,11 +69,7 @@ pub fn read(address: u32, offset: u8, size: u8) -> u32 {
     // effects on memory.
     unsafe {
         outl(PCI_CONFIG_ADDRESS, select);
-        match size {
-            1 => u32::from(inb(port)),
-            2 => u32::from(inw(port)),
-            _ => inl(port),
-        }
+        in_sized(port, size)
     }
 }
 
@@ -68,11 +94,7 @@ pub fn write(address: u32, write: ConfigWrite) {
     // window), so the device cannot reach RAM through it.
     unsafe {
         outl(PCI_CONFIG_ADDRESS, select);
-        match size {
-            1 => outb(port, value as u8),
-            2 => outw(port, value as u16),
-            _ => outl(port, value),
-        }
+        out_sized(port, size, value)
     }
 }
 
@@ -129,13 +151,7 @@ pub fn write_sleep_control(port: u16, size: u8, value: u32) {
     // SAFETY: `port` lies in a PM1 control or sleep control register the sweep or the FADT
     // named; without SLP_EN the write changes no power state (SCI_EN, BM_RLD, GBL_RLS, SLP_TYP
     // alone, ACPI 6.5 4.8.3.2.1), and nothing in it reaches memory.
-    unsafe {
-        match size {
-            1 => outb(port, value as u8),
-            2 => outw(port, value as u16),
-            _ => outl(port, value),
-        }
-    }
+    unsafe { out_sized(port, size, value) }
 }
 
 /// Reads a trapped DMA or sleep-control register for the guest (status, addresses, control
@@ -143,11 +159,5 @@ pub fn write_sleep_control(port: u16, size: u8, value: u32) {
 pub fn read_port(port: u16, size: u8) -> u32 {
     // SAFETY: `port` lies in a DMA register block the sweep found (a PCI I/O BAR) or a sleep
     // control register; reads of those registers have no side effects on memory.
-    unsafe {
-        match size {
-            1 => u32::from(inb(port)),
-            2 => u32::from(inw(port)),
-            _ => inl(port),
-        }
-    }
+    unsafe { in_sized(port, size) }
 }

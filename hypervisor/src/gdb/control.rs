@@ -21,7 +21,7 @@ const RFLAGS_RF: u64 = 1 << 16;
 const POLL_INTERVAL_TSC: u64 = 1 << 22;
 
 /// True if the capability MSR allows `bit` to be 1 (allowed-1 half, SDM Vol. 3D A.3).
-fn allowed(capability: u64, bit: u32) -> bool {
+pub(super) fn allowed(capability: u64, bit: u32) -> bool {
     (capability >> 32) & u64::from(bit) != 0
 }
 

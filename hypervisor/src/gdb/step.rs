@@ -48,9 +48,14 @@ pub fn method() -> StepMethod {
     StepMethod::TrapFlag
 }
 
-/// True if the capability MSR allows the monitor trap flag (allowed-1 half, SDM Vol. 3D A.3.2).
+/// True if the capability MSR allows primary control `control` (allowed-1 half, SDM Vol. 3D
+/// A.3.2).
+fn allows(control: PrimaryControls) -> bool {
+    super::control::allowed(state::get().caps.procbased, control.bits())
+}
+
 fn has_monitor_trap_flag() -> bool {
-    (state::get().caps.procbased >> 32) & u64::from(PrimaryControls::MONITOR_TRAP_FLAG.bits()) != 0
+    allows(PrimaryControls::MONITOR_TRAP_FLAG)
 }
 
 /// No step in progress.
@@ -63,14 +68,9 @@ const MTF: u8 = 3;
 
 static STEPPING: AtomicU8 = AtomicU8::new(IDLE);
 
-/// True if the capability MSR allows HLT exiting (allowed-1 half, SDM Vol. 3D A.3.2).
-fn has_hlt_exiting() -> bool {
-    (state::get().caps.procbased >> 32) & u64::from(PrimaryControls::HLT_EXITING.bits()) != 0
-}
-
 /// HLT exiting on or off (only while a step is armed).
 fn hlt_exiting(vmcs: &Vmcs, on: bool) {
-    if has_hlt_exiting() {
+    if allows(PrimaryControls::HLT_EXITING) {
         set_control(
             vmcs,
             control::PRIMARY_PROCBASED_EXEC_CONTROLS,
