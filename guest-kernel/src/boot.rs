@@ -4,7 +4,8 @@
 
 use crate::arch::address_spaces::{self, LockOutcome};
 use crate::arch::hypercall::{self, Rampart, UNASSIGNED_NUMBER};
-use crate::arch::{cpu, gdt, idt, interrupts, kpti, lapic, paging, phys, pic, syscall_entry};
+use crate::arch::syscall_entry;
+use crate::arch::{cpu, cpu_roots, gdt, idt, interrupts, kpti, lapic, paging, phys, pic};
 use crate::console::{self, kprintln};
 use crate::hv::Detection;
 use crate::mm::memory_map::Summary;
@@ -87,6 +88,7 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
 
     install_cpu_tables(info);
     init_memory(info.memory_regions());
+    enter_cpu_roots();
     syscall_entry::init();
     let hz = match cmdline::hz(info.command_line()) {
         Ok(hz) => hz,
@@ -379,13 +381,38 @@ fn lock_entry_points(rampart: &Rampart) {
     }
 }
 
+/// Step 3c: the boot CPU moves onto its own roots for good (`arch::cpu_roots`; each AP does
+/// the same as it starts), now that frames can be allocated.
+fn enter_cpu_roots() {
+    if !cpu_roots::build(0) {
+        fail(
+            "cpu-roots",
+            format_args!("no memory for the boot CPU's roots"),
+        );
+    }
+    cpu_roots::enter(0);
+    let values = cpu_roots::values(0).expect("built");
+    kprintln!(
+        "per-CPU roots: CPU 0 on CR3 {:#x} (user mode {:#x}); process switches load no CR3",
+        values.kernel,
+        values.user
+    );
+}
+
 /// Step 5c: the kernel half's page tables become read-only under Rampart (`pagetables =
 /// locked`), but for the stack window's page tables, so later stacks need no table write.
+/// Every started CPU's roots are declared: the only values CR3 may take from then on.
 fn lock_kernel_mappings() {
     let (start, length) = kernel_map::stack_window();
-    match address_spaces::lock(start, length) {
+    let roots: alloc::vec::Vec<_> = crate::smp::online()
+        .filter_map(|(index, apic_id)| cpu_roots::declared(index, apic_id))
+        .collect();
+    match address_spaces::lock(start, length, &roots) {
         LockOutcome::Locked => {
-            kprintln!("page tables: locked (stack window {start:#x}+{length:#x})")
+            kprintln!(
+                "page tables: locked (stack window {start:#x}+{length:#x}); the roots of {} CPUs declared",
+                roots.len()
+            )
         }
         LockOutcome::PolicyOff => {
             kprintln!("page tables: not locked (hypervisor policy pagetables = off)")
@@ -393,7 +420,10 @@ fn lock_kernel_mappings() {
         LockOutcome::NoHypervisor => kprintln!("page tables: not locked (no hypervisor)"),
         LockOutcome::Failed(error) => fail(
             "page-table-lock",
-            format_args!("LockKernelMappings({start:#x}, {length:#x}, 0) refused: {error}"),
+            format_args!(
+                "LockKernelMappings({start:#x}, {length:#x}, {} CPUs' roots) refused: {error}",
+                roots.len()
+            ),
         ),
     }
 }

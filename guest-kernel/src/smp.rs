@@ -94,6 +94,10 @@ impl Starter {
                 }
             }
         }
+        if !crate::arch::cpu_roots::build(index) {
+            kprintln!("CPU with APIC ID {apic_id} not started: no memory for its roots");
+            return false;
+        }
         let [idle, ists @ ..] = tops;
         for (slot, top) in IST_TOPS[index].iter().zip(ists) {
             slot.store(top, Ordering::SeqCst);
@@ -317,6 +321,7 @@ pub fn ap_main(apic_id: u32) -> ! {
     idt::load();
     syscall_entry::init();
     crate::arch::kpti::init_cpu(index);
+    crate::arch::cpu_roots::enter(index);
     lapic::init(trap::VECTOR_SPURIOUS);
     lapic::start_periodic_timer(trap::VECTOR_TIMER, TIMER_COUNT.load(Ordering::SeqCst));
     ONLINE.fetch_or(1 << index, Ordering::SeqCst);

@@ -38,7 +38,7 @@ pub const SPIN_DONE_STEP: Step = Step {
     expect: &[&[SPIN_LAST]],
 };
 
-const HEADER: &str = "attacks: 36 attacks, each in its own kernel thread";
+const HEADER: &str = "attacks: 38 attacks, each in its own kernel thread";
 const ROW: &str = "[kernel] attack: ";
 const SUMMARY: &str = "[kernel] attacks: ";
 const AUDIT: &str = "[hv] audit #";
@@ -49,7 +49,7 @@ const WITHOUT_SMEP: &[&str] = &["corei7_sandy_bridge_2600k"];
 
 /// Each attack's verdict natively and under Rampart (one rule per attack, from its audit record).
 /// Natively the SMI is taken at the default SMBASE (QEMU q35 TCG with OVMF without SMM).
-const TABLE: [(&str, &str, &str); 36] = [
+const TABLE: [(&str, &str, &str); 38] = [
     ("text-write", "SUCCEEDED", "BLOCKED (kernel-text)"),
     ("cr0-wp", "SUCCEEDED", "BLOCKED (pinned-cr)"),
     ("text-alias", "SUCCEEDED", "BLOCKED (kernel-text)"),
@@ -134,15 +134,20 @@ const TABLE: [(&str, &str, &str); 36] = [
     ("smi-self", "SUCCEEDED", "BLOCKED (ipi-delivery)"),
     // Natively QEMU's ICH9 raises the SMI once APMC_EN is set (the attack sets it).
     ("apm-smi", "SUCCEEDED", "BLOCKED (smi)"),
-    // Remaps of protected pages by their kernel page-table entry, a forged root in CR3, a
-    // kernel-half entry in a process's root: `pagetables = locked` (the default) blocks them;
-    // under `pagetables = off` they succeed (`PAGE_TABLE_ROWS`).
+    // Remaps of protected pages by their kernel page-table entry, a forged root or another
+    // CPU's root in CR3, a kernel-half entry in the CPU's own root: `pagetables = locked` (the
+    // default) blocks them; under `pagetables = off` they succeed (`PAGE_TABLE_ROWS`).
     ("idt-remap", "SUCCEEDED", "BLOCKED (page-table)"),
     ("gdt-remap", "SUCCEEDED", "BLOCKED (page-table)"),
     ("syscall-table-remap", "SUCCEEDED", "BLOCKED (page-table)"),
     ("lstar-page-remap", "SUCCEEDED", "BLOCKED (page-table)"),
     ("forged-cr3", "SUCCEEDED", "BLOCKED (cr3-load)"),
     ("pml4-kernel-entry", "SUCCEEDED", "BLOCKED (page-table)"),
+    // Needs a second CPU (`one_cpu` below).
+    ("cr3-other-cpu", "SUCCEEDED", "BLOCKED (cr3-load)"),
+    // The CPU's directory table is the guest's to write; the alias's store meets EPT, with or
+    // without the page-table lock.
+    ("cpu-table-alias", "SUCCEEDED", "BLOCKED (kernel-rodata)"),
     // Needs a second CPU to restart (`one_cpu` below).
     ("init-sipi-wake", "SUCCEEDED", "BLOCKED (ipi-delivery)"),
 ];
@@ -155,13 +160,14 @@ pub enum Pagetables {
 }
 
 /// The rows only `pagetables = locked` blocks: under `off` they succeed, as natively.
-pub const PAGE_TABLE_ROWS: [&str; 6] = [
+pub const PAGE_TABLE_ROWS: [&str; 7] = [
     "idt-remap",
     "gdt-remap",
     "syscall-table-remap",
     "lstar-page-remap",
     "forged-cr3",
     "pml4-kernel-entry",
+    "cr3-other-cpu",
 ];
 
 /// Bochs CPU models without x2APIC: the hypervisor then leaves the guest's xAPIC unchecked (it
@@ -181,7 +187,7 @@ const NO_MEMORY_BAR: &str = "N/A (no 32-bit memory BAR)";
 const KNOWN_GAPS: &[(&str, &str)] = &[("grant-cpl0", "SUCCEEDED")];
 
 /// Attacks that need another CPU, and their verdict on a machine with one.
-const NEEDS_TWO_CPUS: &[&str] = &["init-sipi-wake", "stale-tlb", "grant-race"];
+const NEEDS_TWO_CPUS: &[&str] = &["init-sipi-wake", "stale-tlb", "grant-race", "cr3-other-cpu"];
 const ONE_CPU: &str = "N/A (one CPU)";
 /// Natively the hypervisor's absence is reported first, whatever the processor count.
 const NO_HYPERVISOR: &str = "N/A (no hypervisor)";
@@ -203,14 +209,14 @@ pub fn expected_under(
     TABLE
         .iter()
         .map(|&(name, native, hv)| match (flavour, name) {
+            (_, "cr4-smep") if WITHOUT_SMEP.contains(&cpu) => (name, "N/A (CPU lacks SMEP)"),
+            (Flavour::Native, _) if native == NO_HYPERVISOR => (name, native),
+            _ if cpus < 2 && NEEDS_TWO_CPUS.contains(&name) => (name, ONE_CPU),
             (Flavour::Hypervisor, _)
                 if pagetables == Pagetables::Off && PAGE_TABLE_ROWS.contains(&name) =>
             {
                 (name, native)
             }
-            (_, "cr4-smep") if WITHOUT_SMEP.contains(&cpu) => (name, "N/A (CPU lacks SMEP)"),
-            (Flavour::Native, _) if native == NO_HYPERVISOR => (name, native),
-            _ if cpus < 2 && NEEDS_TWO_CPUS.contains(&name) => (name, ONE_CPU),
             (Flavour::Hypervisor, "smi-self") if WITHOUT_X2APIC.contains(&cpu) => {
                 (name, SMI_NOT_TAKEN)
             }

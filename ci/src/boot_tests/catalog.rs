@@ -78,6 +78,7 @@ const NATIVE_LINES: &[LinePattern] = &[
     // way it must not find Rampart (see `absent`).
     &["[kernel] hypervisor: "],
     &["[kernel] KPTI: off"],
+    &["[kernel] per-CPU roots: CPU 0 on CR3 "],
     &["[kernel] timer ticks: "],
     &[NOT_LOCKED_NATIVELY],
     &["[kernel] ready"],
@@ -103,9 +104,10 @@ macro_rules! hv_lines {
             &["[hv] launching guest"],
             &["[kernel] hypervisor: Rampart detected via CPUID 0x40000000 (running in VMX non-root)"],
             &["[kernel] KPTI: off"],
-            &["[kernel] timer ticks: "],
+            &["[kernel] per-CPU roots: CPU 0 on CR3 "],
+    &["[kernel] timer ticks: "],
             $(&[$started],)?
-            &["[kernel] hypercall version: 0x00010000"],
+            &["[kernel] hypercall version: 0x00020000"],
             &["[kernel] hypercall argument checks: 7 of 7 rejected as expected"],
             &[$lock],
             &["[kernel] ready"],
@@ -168,6 +170,7 @@ const NATIVE_SMP4_LINES: &[LinePattern] = &[
     &["[kernel] Rampart guest kernel"],
     &["[kernel] hypervisor: "],
     &["[kernel] KPTI: off"],
+    &["[kernel] per-CPU roots: CPU 0 on CR3 "],
     &["[kernel] timer ticks: "],
     &["[kernel] CPUs: 4 started"],
     &[NOT_LOCKED_NATIVELY],

@@ -69,7 +69,7 @@ pub const TRIPLE_FAULT: BootTest = BootTest {
     },
 };
 
-/// Two vCPUs; the kernel moves CPU 1 to an unregistered copy of its root just before
+/// Two vCPUs; the kernel moves CPU 1 to an undeclared copy of the boot CPU's root just before
 /// `LockKernelMappings` (`cmdline = crash=unchecked-root`): the lock's shootdown finds vCPU 1 on
 /// tables it never walked and the hypervisor stops the machine (fail closed).
 pub const UNCHECKED_ROOT: BootTest = BootTest {
@@ -84,7 +84,7 @@ pub const UNCHECKED_ROOT: BootTest = BootTest {
             &["[kernel] crash=unchecked-root: CPUs 0x2 of 0x2 now run on "],
             &[
                 "[hv] FATAL: vCPU 1 runs on CR3 ",
-                "not the kernel root ",
+                "not one of its declared roots",
                 "stopping rather than trusting unchecked tables",
             ],
         ],

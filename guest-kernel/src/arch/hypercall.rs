@@ -4,7 +4,9 @@ use super::cpu;
 use crate::mm::layout;
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
-use rampart_hv_abi::{AuditRecord, DescriptorLock, Hypercall, CPUID_LEAF_VENDOR, EXIT_COUNT_TOTAL};
+use rampart_hv_abi::{
+    AuditRecord, CpuRoots, DescriptorLock, Hypercall, CPUID_LEAF_VENDOR, EXIT_COUNT_TOTAL,
+};
 
 /// Set once [`detect`] has found Rampart.
 static PRESENT: AtomicBool = AtomicBool::new(false);
@@ -153,31 +155,22 @@ impl Rampart {
         unsafe { vmcall4(number, u64::from(apic_id), rip, rsp, cr3) }
     }
 
-    /// `Hypercall::LockKernelMappings`: the kernel half of the current CR3 (the kernel root)
-    /// becomes read-only in EPT except the page tables inside the stack window `[start, start +
-    /// length)`; `kpti_root` is the KPTI template root (0 without KPTI). Returns 0 or the error
-    /// (`NotSupported` under `pagetables = off`).
-    pub fn lock_kernel_mappings(&self, start: u64, length: u64, kpti_root: u64) -> i64 {
+    /// `Hypercall::LockKernelMappings`: the kernel half of every declared root becomes
+    /// read-only in EPT except the page tables inside the stack window `[start, start +
+    /// length)`; `roots` names each started CPU's roots (in the direct map: the heap). Returns
+    /// 0 or the error (`NotSupported` under `pagetables = off`).
+    pub fn lock_kernel_mappings(&self, start: u64, length: u64, roots: &[CpuRoots]) -> i64 {
+        let virt = roots.as_ptr() as u64;
+        let direct_map = layout::DIRECT_MAP_BASE..layout::KERNEL_STACKS_BASE;
+        assert!(
+            direct_map.contains(&virt),
+            "roots table outside the direct map"
+        );
+        let physical = layout::virt_to_phys(virt);
         let number = Hypercall::LockKernelMappings as u64;
-        self.call3(number, start, length, kpti_root)
-    }
-
-    /// `Hypercall::RegisterAddressSpace`: `cr3` (the exact value the kernel will load) and the
-    /// user-mode CR3 under KPTI (or 0) become a known address space, read-only in EPT.
-    pub fn register_address_space(&self, cr3: u64, user_cr3: u64) -> i64 {
-        self.call3(Hypercall::RegisterAddressSpace as u64, cr3, user_cr3, 0)
-    }
-
-    /// `Hypercall::SetRootEntry`: the hypervisor writes `entry` at lower-half `index` of the
-    /// registered root `root` (physical).
-    pub fn set_root_entry(&self, root: u64, index: u64, entry: u64) -> i64 {
-        self.call3(Hypercall::SetRootEntry as u64, root, index, entry)
-    }
-
-    /// `Hypercall::ReleaseAddressSpace`: unregisters `root` so it may be freed; `Busy` while a
-    /// vCPU still has it loaded.
-    pub fn release_address_space(&self, root: u64) -> i64 {
-        self.call1(Hypercall::ReleaseAddressSpace as u64, root)
+        // SAFETY: Rampart is present (this handle exists); the hypervisor only reads the table
+        // (`roots.len()` entries at `physical`, its guest-physical address: direct map).
+        unsafe { vmcall4(number, start, length, physical, roots.len() as u64) }
     }
 
     /// `Hypercall::AuditCount`: audit records so far.

@@ -1,13 +1,13 @@
-//! KPTI, the hardware side: the entry stacks, the template's tables and CR3 values, CR4.PCIDE,
-//! and the CR3 loads of address-space switches. The pure part (template layout, user-mode
-//! roots, PCIDs) is `mm::kpti` and `mm::pcid`; the entry stubs that switch CR3 are
-//! `arch::syscall_entry`, `arch::interrupts` and `arch::switch`.
+//! KPTI, the hardware side: the entry stacks, the template's tables, CR4.PCIDE. The pure part
+//! (template layout, PCIDs) is `mm::kpti` and `mm::pcid`; each CPU's user-mode root is
+//! `arch::cpu_roots`'; the entry stubs that switch CR3 are `arch::syscall_entry`,
+//! `arch::interrupts` and `arch::switch`.
 
 use super::{cpu, gdt, idt, paging, percpu};
 use crate::mm::kpti::{self as template, EntryRange, TemplateError, TemplateTables};
 use crate::mm::layout::KERNEL_VIRT_OFFSET;
 use crate::mm::page_table::{Access, ADDRESS_MASK, ENTRIES, NO_EXECUTE, PRESENT};
-use crate::mm::pcid::{Cr3Pair, NO_FLUSH};
+use crate::mm::pcid::NO_FLUSH;
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -183,8 +183,8 @@ pub fn template_entries() -> [u64; ENTRIES] {
 
 /// Sets up KPTI on this CPU (index `index`), with interrupts off, on the kernel root, after its
 /// GDT/TSS and per-CPU block: CR4.PCIDE if PCIDs are used, TSS.RSP0 and the per-CPU block on
-/// the entry stack, the IST stacks in the entry data, the CR3 values of the kernel root.
-/// Nothing with `kpti=off`.
+/// the entry stack, the IST stacks in the entry data (the CR3 values come with the CPU's roots,
+/// `arch::cpu_roots::enter`). With `kpti=off` only the entry stack.
 pub fn init_cpu(index: usize) {
     let base = ENTRY_STACKS.0[index].get() as u64;
     let top = |stack: usize| base + ((stack + 1) * ENTRY_STACK_SIZE) as u64;
@@ -204,27 +204,6 @@ pub fn init_cpu(index: usize) {
         unsafe { cpu::write_cr4(cpu::read_cr4() | CR4_PCIDE) };
     }
     gdt::set_ist([top(1), top(2), top(3)]);
-    let kernel = Cr3Pair::single(paging::kernel_root());
-    percpu::set_cr3_values(kernel.kernel, kernel.user);
-}
-
-/// Switches this CPU to the address space `space` (process switch, idle, exit): the kernel-mode
-/// root now, flushing its PCID (the process may have changed its mappings on another CPU, or
-/// the PCID belonged to an earlier process), and the user-mode root at the next return to ring
-/// 3, flushed then. Without KPTI a plain CR3 load as before.
-///
-/// # Safety
-/// `space.kernel` must be the kernel root or a live process root sharing the kernel half,
-/// alive until CR3 changes again; `space.user` its user-mode root (or the same root).
-pub unsafe fn switch_address_space(space: Cr3Pair) {
-    if enabled() {
-        let no_flush = if pcid() { NO_FLUSH } else { 0 };
-        percpu::set_cr3_values(space.kernel | no_flush, space.user);
-    }
-    if cpu::read_cr3() != space.kernel {
-        // SAFETY: delegated to the caller; without bit 63 the load flushes the new PCID.
-        unsafe { cpu::write_cr3(space.kernel) };
-    }
 }
 
 /// After a user mapping of the running process was removed or reduced (INVLPG reached only the

@@ -5,7 +5,7 @@
 //! The guest kernel has three layers; imports point down only.
 //! - **Below `arch`**: the contract crates (`rampart_boot_info`, `rampart_hv_abi`,
 //!   `rampart_kernel_abi`) and the pure, host-tested modules that import nothing above them:
-//!   `mm` (layout, page-table format and walks, kernel map, KPTI template, PCIDs, deferred
+//!   `mm` (layout, page-table format and walks, kernel map, KPTI template, PCIDs, per-CPU
 //!   roots, heap and frame arithmetic) and `trap` (vectors, `InterruptFrame`, the exception
 //!   report's text).
 //! - **`arch`**: imports only itself, the layer below, and `spin`/`buddy_system_allocator`.
@@ -35,6 +35,7 @@ pub mod attack;
 #[cfg(feature = "attacks")]
 pub mod attack_paging;
 pub mod cpu;
+pub mod cpu_roots;
 pub mod entry;
 #[cfg(feature = "attacks")]
 pub mod fuzz;

@@ -129,34 +129,6 @@ impl PhysMemory for Frames {
         // SAFETY: as for `read`; the page table belongs to an address space this kernel owns.
         unsafe { core::ptr::write_volatile((phys_to_virt(frame) as *mut u64).add(index), value) }
     }
-
-    /// Under `pagetables = locked` the registered root is read-only in EPT: the hypervisor
-    /// writes the entry (`SetRootEntry`).
-    fn write_root_entry(&mut self, root: u64, index: usize, value: u64) {
-        if !super::address_spaces::set_root_entry(root, index, value) {
-            self.write(root, index, value);
-        }
-    }
-
-    /// Unregistered first under `pagetables = locked`; a root the hypervisor calls `Busy` is
-    /// kept (never freed while registered) and freed by a later retry.
-    fn free_roots(&mut self, root: u64, partner: u64) {
-        if super::address_spaces::release(root, partner) {
-            self.free(root);
-            if partner != 0 {
-                self.free(partner);
-            }
-        }
-    }
-
-    fn root_entries_mirrored(&self) -> bool {
-        super::address_spaces::locked()
-    }
-}
-
-/// Frees the deferred roots the hypervisor now releases (next spawn or exit, idle loop).
-pub fn retry_deferred_roots() {
-    super::address_spaces::retry_deferred(|root| Frames.free(root));
 }
 
 /// The bytes of physical `[start, start + length)` (a boot module, which is never freed).

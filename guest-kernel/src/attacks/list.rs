@@ -54,7 +54,7 @@ const fn race(name: &'static str, tried: &'static str, run: fn() -> Attempt) -> 
     }
 }
 
-pub const ATTACKS: [Attack; 36] = [
+pub const ATTACKS: [Attack; 38] = [
     attack(
         "text-write",
         "write kernel text via the direct map",
@@ -211,8 +211,18 @@ pub const ATTACKS: [Attack; 36] = [
     ),
     attack(
         "pml4-kernel-entry",
-        "write a kernel-half entry into a process's root, then by SetRootEntry",
+        "write a kernel-half entry into the per-CPU root CR3 holds",
         super::roots::pml4_kernel_entry,
+    ),
+    attack(
+        "cr3-other-cpu",
+        "MOV CR3 to another CPU's per-CPU root",
+        super::roots::other_cpu_root,
+    ),
+    attack(
+        "cpu-table-alias",
+        "alias kernel rodata writable through the CPU's own directory table, store to it",
+        super::roots::cpu_table_alias,
     ),
     // Last: natively it costs the kernel the CPU it restarts.
     attack(

@@ -1,15 +1,16 @@
-//! The root-table attacks: a forged top-level table loaded into CR3 (under `pagetables =
-//! locked` the hypervisor checks every CR3 load against the registered roots: #GP, rule
-//! `cr3-load`), and a kernel-half entry written into a process's registered root (read-only in
-//! EPT: #VE, rule `page-table`; `SetRootEntry` refuses the upper half too). Natively and under
-//! `pagetables = off` both go through and are undone at once.
+//! The root-table attacks on per-CPU roots: a forged top-level table loaded into CR3 and
+//! another CPU's root loaded into CR3 (under `pagetables = locked` a vCPU may load its own
+//! declared roots only: #GP, rule `cr3-load`), a kernel-half entry written into the CPU's own
+//! root (read-only in EPT: rule `page-table`), and kernel rodata aliased writable through the
+//! CPU's guest-writable directory table (the store meets EPT). Natively and under `pagetables
+//! = off` they go through and are undone at once.
 #![allow(unsafe_code)] // the attacks themselves; each block says why it is harmless natively
 
 use super::forge;
 use super::remap::{forge_idt_page, forged_breakpoint_runs, scratch_copy};
 use super::verdict::Attempt;
 use crate::arch::phys::Frames;
-use crate::arch::{attack, cpu, hypercall, paging};
+use crate::arch::{attack, cpu, cpu_roots, paging};
 use crate::mm::address_space::PhysMemory;
 use crate::mm::layout::{phys_to_virt, DIRECT_MAP_BASE};
 use crate::mm::page_table::{self, ADDRESS_MASK, HUGE_PAGE, PAGE_SIZE, PRESENT};
@@ -63,33 +64,118 @@ pub fn forged_cr3() -> Attempt {
     }
 }
 
+/// A kernel-half entry written into the root this CPU runs on (its per-CPU root): under
+/// `pagetables = locked` the root is read-only in EPT and the write ends the thread.
 pub fn pml4_kernel_entry() -> Attempt {
-    let Some(root) = crate::process::parent_root() else {
-        return Attempt::NotApplicable("no process root");
-    };
+    let root = cpu::read_cr3() & ADDRESS_MASK;
     let kernel = paging::kernel_pml4_entries();
     if kernel[UNUSED_KERNEL_SLOT] != 0 {
         return Attempt::NotApplicable("kernel slot in use");
     }
-    // All physical memory at a second kernel address, writable, for this process only.
+    // All physical memory at a second kernel address, writable.
     let forged = kernel[page_table::index(DIRECT_MAP_BASE, 4)];
-    // The forbidden step: under `pagetables = locked` the root is read-only in EPT and this
-    // write ends the thread. The process (the suite's `attacks`) waits in its system call
-    // meanwhile, so nothing walks the slot before it is cleared again.
-    Frames.write(root, UNUSED_KERNEL_SLOT, forged);
-    let written = Frames.read(root, UNUSED_KERNEL_SLOT) == forged;
-    Frames.write(root, UNUSED_KERNEL_SLOT, 0);
-    // The same through the hypervisor (`pagetables = off`: NotSupported); an acceptance is
-    // undone the same way.
-    if let Some(rampart) = hypercall::rampart() {
-        let slot = UNUSED_KERNEL_SLOT as u64;
-        if rampart.set_root_entry(root, slot, forged) == 0 {
-            rampart.set_root_entry(root, slot, 0);
-            Frames.write(root, UNUSED_KERNEL_SLOT, 0);
-        }
-    }
+    let written = cpu::without_interrupts(|| {
+        // The forbidden step. Natively harmless: the slot is unused and cleared at once,
+        // interrupts off.
+        Frames.write(root, UNUSED_KERNEL_SLOT, forged);
+        let written = Frames.read(root, UNUSED_KERNEL_SLOT) == forged;
+        Frames.write(root, UNUSED_KERNEL_SLOT, 0);
+        written
+    });
     match written {
         true => Attempt::Done,
         false => Attempt::NotApplicable("the entry did not stick"),
     }
+}
+
+/// A MOV to CR3 of another CPU's kernel-mode root: under `pagetables = locked` each vCPU may
+/// load its own roots only (#GP, rule `cr3-load`).
+pub fn other_cpu_root() -> Attempt {
+    let me = crate::arch::percpu::index();
+    let other = crate::smp::online().find(|&(index, _)| index != me);
+    let Some(values) = other.and_then(|(index, _)| cpu_roots::values(index)) else {
+        return Attempt::NotApplicable("one CPU");
+    };
+    cpu::without_interrupts(|| {
+        let previous = cpu::read_cr3();
+        // SAFETY: the other CPU's root has the same kernel half (code, stack, data mapped
+        // alike); its lower half is that CPU's process, which this kernel code never touches;
+        // interrupts off, this CPU's own root back at once.
+        unsafe { cpu::write_cr3(values.kernel) };
+        // SAFETY: the root this thread ran on a moment ago.
+        unsafe { cpu::write_cr3(previous) };
+    });
+    Attempt::Done
+}
+
+/// A write through this CPU's own directory table (guest-writable: it holds the running
+/// process's entries): an unused entry made to alias the kernel's rodata page writable at a
+/// low address, then a store of the byte already there. The alias is the guest's to make; the
+/// store meets EPT (rule `kernel-rodata`).
+pub fn cpu_table_alias() -> Attempt {
+    let me = crate::arch::percpu::index();
+    let Some(table) = cpu_roots::directory_table(me, 0) else {
+        return Attempt::NotApplicable("no per-CPU roots");
+    };
+    let image = paging::kernel_image();
+    let target = image.text_end.next_multiple_of(PAGE_SIZE); // first rodata page
+    let Some(leaf) = leaf_of(target) else {
+        return Attempt::NotApplicable("rodata not mapped by 4 KiB pages");
+    };
+    // A directory -> table -> leaf chain for a low address in directory entry ALIAS_INDEX.
+    let Some((directory, _)) = scratch_copy(None, 0) else {
+        return Attempt::NotApplicable("out of memory");
+    };
+    let Some((page_table, _)) = scratch_copy(None, 0) else {
+        return Attempt::NotApplicable("out of memory");
+    };
+    let flags = PRESENT | page_table::WRITABLE;
+    Frames.write(
+        page_table,
+        0,
+        page_table::entry(page_table::entry_address(leaf), flags),
+    );
+    Frames.write(directory, 0, page_table::entry(page_table, flags));
+    let alias = ALIAS_INDEX << 30;
+    let stored = cpu::without_interrupts(|| {
+        if Frames.read(table, ALIAS_INDEX as usize) != 0 {
+            return false;
+        }
+        Frames.write(
+            table,
+            ALIAS_INDEX as usize,
+            page_table::entry(directory, flags),
+        );
+        let pointer = alias as *mut u8;
+        // SAFETY: `alias` maps the rodata page just linked (supervisor, writable); the store
+        // writes back the byte read, so natively nothing changes. The entry is cleared and the
+        // translation dropped before interrupts come back.
+        unsafe { pointer.write_volatile(pointer.read_volatile()) };
+        Frames.write(table, ALIAS_INDEX as usize, 0);
+        crate::arch::phys::invalidate_page(alias);
+        true
+    });
+    match stored {
+        true => Attempt::Done,
+        false => Attempt::NotApplicable("directory entry in use"),
+    }
+}
+
+/// A directory entry of the low user slot no program uses (GiB 300).
+const ALIAS_INDEX: u64 = 300;
+
+/// The 4 KiB leaf entry of kernel address `virt` in the kernel root.
+fn leaf_of(virt: u64) -> Option<u64> {
+    let mut table = paging::kernel_root();
+    for level in [4, 3, 2, 1] {
+        let entry = Frames.read(table, page_table::index(virt, level));
+        if entry & PRESENT == 0 || (level > 1 && entry & HUGE_PAGE != 0) {
+            return None;
+        }
+        if level == 1 {
+            return Some(entry);
+        }
+        table = page_table::entry_address(entry);
+    }
+    None
 }

@@ -51,7 +51,7 @@ pub fn detour_waiting_aps() {
         rounds += 1;
     }
     kprintln!(
-        "crash=unchecked-root: CPUs {:#x} of {others:#x} now run on {copy:#x}, an unregistered copy of the kernel root {current:#x}; locking the page tables",
+        "crash=unchecked-root: CPUs {:#x} of {others:#x} now run on {copy:#x}, an undeclared copy of the boot CPU's root {current:#x}; locking the page tables",
         DETOURED.load(Ordering::SeqCst)
     );
 }

@@ -68,8 +68,7 @@ const PCI_ENABLE: u32 = 1 << 31;
 const PCI_ADDRESS_MASK: u32 = 0x00ff_fffc;
 
 /// Hypercall numbers the fuzzer uses (`rampart_hv_abi::Hypercall`); 2 (Shutdown), 1 (exit
-/// statistics, pages of output), the locks (7, 11, 13) and the address-space calls (14-16: a
-/// random release or root entry could only be refused, but would be audited) are never called.
+/// statistics, pages of output) and the locks (7, 11, 13) are never called.
 pub mod number {
     pub const VERSION: u64 = 0;
     pub const EXIT_COUNT: u64 = 3;
@@ -81,7 +80,7 @@ pub mod number {
     pub const EXIT_CYCLES: u64 = 10;
     pub const START_VCPU: u64 = 12;
     /// The first number the ABI does not assign.
-    pub const FIRST_UNASSIGNED: u64 = 17;
+    pub const FIRST_UNASSIGNED: u64 = 14;
 }
 
 /// Physical addresses the generator aims at: a hole in the memory map (the hypervisor's

@@ -3,7 +3,8 @@
 //! page, never writable and executable at once, entry in an executable segment. Anything else is
 //! `Errno::NotExecutable`.
 
-use crate::mm::layout::{USER_BOTTOM, USER_STACK_SIZE, USER_STACK_TOP};
+use crate::mm::cpu_roots::LOW_USER_TOP;
+use crate::mm::layout::USER_BOTTOM;
 use crate::mm::page_table::PAGE_SIZE;
 use rampart_kernel_abi::syscall::Errno;
 
@@ -122,11 +123,11 @@ fn segment_ok(s: &Segment, file_len: u64) -> bool {
         .offset
         .checked_add(s.filesz)
         .is_some_and(|end| end <= file_len);
-    let stack_bottom = USER_STACK_TOP - USER_STACK_SIZE;
+    // The low user slot (`mm::cpu_roots`: a CPU's lower half has only two slots).
     let in_user = s.vaddr >= USER_BOTTOM
         && s.vaddr
             .checked_add(s.memsz)
-            .is_some_and(|end| end <= stack_bottom);
+            .is_some_and(|end| end <= LOW_USER_TOP);
     in_file
         && in_user
         && s.filesz <= s.memsz
@@ -204,6 +205,11 @@ pub mod tests {
             bad(&|f| f[64 + 16..64 + 24].copy_from_slice(&0u64.to_le_bytes())),
             no,
             "page 0"
+        );
+        assert_eq!(
+            bad(&|f| f[64 + 16..64 + 24].copy_from_slice(&(1u64 << 39).to_le_bytes())),
+            no,
+            "above the low user slot"
         );
         assert_eq!(
             bad(&|f| f[64 + 32..64 + 40].copy_from_slice(&u64::MAX.to_le_bytes())),

@@ -1,6 +1,7 @@
-//! Process address spaces: 4-level page-table hierarchies whose upper half is the kernel's
-//! (shared PML4 entries) and whose lower half holds the process's own pages. Pure: physical
-//! memory is reached through [`PhysMemory`] (the direct map in the kernel, a map in tests).
+//! Page-table hierarchies: a process's private root (lower half only: no CPU loads it, a CPU
+//! copies its directory entries into its own tables, `mm::cpu_roots`) and the kernel's own
+//! tables. Pure: physical memory is reached through [`PhysMemory`] (the direct map in the
+//! kernel, a map in tests).
 
 use super::layout::KERNEL_PML4_FIRST;
 use super::page_table::{self, ACCESSED, ENTRIES, HUGE_PAGE, PAGE_SIZE, PRESENT, USER, WRITABLE};
@@ -20,37 +21,14 @@ pub trait PhysMemory {
     fn read(&self, frame: u64, index: usize) -> u64;
     /// Sets entry `index` of the page table in `frame`.
     fn write(&mut self, frame: u64, index: usize, value: u64);
-    /// Sets lower-half entry `index` of the root (PML4) `root` of a process: under
-    /// `pagetables = locked` the root is read-only in EPT and the hypervisor writes it
-    /// (`SetRootEntry`).
-    fn write_root_entry(&mut self, root: u64, index: usize, value: u64) {
-        self.write(root, index, value);
-    }
-    /// Returns a root made by [`new_root`] once its lower half is freed (under `pagetables =
-    /// locked` it is unregistered first, or kept until it can be).
-    fn free_root(&mut self, root: u64) {
-        self.free_roots(root, 0);
-    }
-    /// Returns a process's kernel-mode root and its KPTI user-mode root (`partner`, 0 for
-    /// none) together: one address space to the hypervisor.
-    fn free_roots(&mut self, root: u64, partner: u64) {
-        self.free(root);
-        if partner != 0 {
-            self.free(partner);
-        }
-    }
-    /// True if one `write_root_entry` already reaches every root of the address space (the
-    /// hypervisor's `SetRootEntry` writes both KPTI roots).
-    fn root_entries_mirrored(&self) -> bool {
-        false
-    }
 }
 
 /// Out of frames while mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutOfMemory;
 
-/// A new PML4 sharing the kernel's upper-half entries (`kernel_entries[256..]`).
+/// A new PML4 sharing the kernel's upper-half entries (`kernel_entries[256..]`; a process's
+/// private root takes none).
 pub fn new_root(memory: &mut impl PhysMemory, kernel_entries: &[u64; ENTRIES]) -> Option<u64> {
     let root = memory.allocate()?;
     for (index, &entry) in kernel_entries.iter().enumerate().skip(KERNEL_PML4_FIRST) {
@@ -59,10 +37,9 @@ pub fn new_root(memory: &mut impl PhysMemory, kernel_entries: &[u64; ENTRIES]) -
     Some(root)
 }
 
-/// Maps the user page `virt` to `frame` with leaf `flags`; intermediate tables are user
-/// accessible and writable (the leaf decides), with the accessed bit set so the CPU need not
-/// write it (SDM Vol. 3A 4.8: a registered root is read-only in EPT). A new root entry goes
-/// through [`PhysMemory::write_root_entry`]. Replaces an existing leaf.
+/// Maps the page `virt` to `frame` with leaf `flags`; intermediate tables are user accessible
+/// and writable (the leaf decides), with the accessed bit set so the CPU need not write it
+/// (SDM Vol. 3A 4.8). Replaces an existing leaf.
 pub fn map(
     memory: &mut impl PhysMemory,
     root: u64,
@@ -79,10 +56,7 @@ pub fn map(
         } else {
             let next = memory.allocate().ok_or(OutOfMemory)?;
             let entry = page_table::entry(next, PRESENT | WRITABLE | USER | ACCESSED);
-            match level {
-                4 => memory.write_root_entry(table, index, entry),
-                _ => memory.write(table, index, entry),
-            }
+            memory.write(table, index, entry);
             next
         };
     }
@@ -126,8 +100,7 @@ pub fn unmap(memory: &mut impl PhysMemory, root: u64, virt: u64) -> Option<u64> 
     (entry & PRESENT != 0).then(|| page_table::entry_address(entry))
 }
 
-/// Frees every page and table of the lower half, then the root (`free_root`). Returns the
-/// frames freed (the root counted even if its release is deferred).
+/// Frees every page and table of the lower half, then the root. Returns the frames freed.
 pub fn destroy(memory: &mut impl PhysMemory, root: u64) -> u64 {
     let mut freed = 0;
     for index in 0..KERNEL_PML4_FIRST {
@@ -136,7 +109,7 @@ pub fn destroy(memory: &mut impl PhysMemory, root: u64) -> u64 {
             freed += free_table(memory, page_table::entry_address(entry), 3);
         }
     }
-    memory.free_root(root);
+    memory.free(root);
     freed + 1
 }
 
@@ -177,12 +150,6 @@ pub mod fake {
         pub frames: BTreeMap<u64, std::vec::Vec<u64>>,
         pub next: u64,
         pub limit: Option<usize>,
-        /// (root, index) of every `write_root_entry`.
-        pub root_writes: std::vec::Vec<(u64, usize)>,
-        /// Roots given to `free_root`.
-        pub freed_roots: std::vec::Vec<u64>,
-        /// Frames written with plain `write` (not the root hook).
-        pub plain_writes: std::collections::BTreeSet<u64>,
     }
 
     impl PhysMemory for FakeMemory {
@@ -204,16 +171,7 @@ pub mod fake {
             self.frames[&frame][index]
         }
         fn write(&mut self, frame: u64, index: usize, value: u64) {
-            self.plain_writes.insert(frame);
             self.frames.get_mut(&frame).expect("allocated")[index] = value;
-        }
-        fn write_root_entry(&mut self, root: u64, index: usize, value: u64) {
-            self.root_writes.push((root, index));
-            self.frames.get_mut(&root).expect("allocated")[index] = value;
-        }
-        fn free_root(&mut self, root: u64) {
-            self.freed_roots.push(root);
-            self.free(root);
         }
     }
 }
@@ -251,27 +209,15 @@ mod tests {
         let used = memory.frames.len() as u64;
         assert_eq!(destroy(&mut memory, root), used);
         assert!(memory.frames.is_empty());
-        assert_eq!(memory.freed_roots, [root]);
     }
 
     #[test]
-    fn only_root_entries_go_through_the_root_hook() {
+    fn intermediate_entries_carry_the_accessed_bit() {
         let mut memory = FakeMemory::default();
-        let mut kernel = [0; ENTRIES];
-        kernel[511] = 0xdead_0023;
-        let root = new_root(&mut memory, &kernel).unwrap();
-        assert!(
-            memory.root_writes.is_empty(),
-            "kernel half copied before registration"
-        );
+        let root = new_root(&mut memory, &[0; ENTRIES]).unwrap();
         let frame = memory.allocate().unwrap();
         map(&mut memory, root, 0x40_0000, frame, PRESENT | USER).unwrap();
-        // Same PML4 entry, new PDPT entry: no second root write.
-        map(&mut memory, root, 0x4000_0000, frame, PRESENT | USER).unwrap();
-        assert_eq!(memory.root_writes, [(root, 0)]);
         map(&mut memory, root, 0x7fff_ffff_e000, frame, PRESENT | USER).unwrap();
-        assert_eq!(memory.root_writes, [(root, 0), (root, 255)]);
-        // Intermediate entries carry the accessed bit (the CPU never writes a root).
         for index in [0, 255] {
             let entry = memory.read(root, index);
             assert_eq!(entry & (PRESENT | ACCESSED), PRESENT | ACCESSED);
@@ -279,43 +225,6 @@ mod tests {
             let next = (0..ENTRIES).map(|i| memory.read(pdpt, i)).find(|e| *e != 0);
             assert_ne!(next.unwrap() & ACCESSED, 0);
         }
-    }
-
-    #[test]
-    fn a_root_is_written_through_the_hook_only_after_its_creation() {
-        let mut memory = FakeMemory::default();
-        let mut kernel = [0; ENTRIES];
-        kernel[256] = 0xbeef_0023;
-        let root = new_root(&mut memory, &kernel).unwrap();
-        memory.plain_writes.clear();
-        let frame = memory.allocate().unwrap();
-        // Pseudo-random user pages (xorshift), over the whole lower half.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut indexes = std::collections::BTreeSet::new();
-        for _ in 0..300 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let virt = (state % super::super::layout::USER_TOP) & !(PAGE_SIZE - 1);
-            map(&mut memory, root, virt, frame, PRESENT | USER).unwrap();
-            indexes.insert(page_table::index(virt, 4));
-            assert_eq!(leaf(&memory, root, virt), Some(frame | PRESENT | USER));
-        }
-        assert!(
-            !memory.plain_writes.contains(&root),
-            "root written directly"
-        );
-        let hooked: std::collections::BTreeSet<usize> = memory
-            .root_writes
-            .iter()
-            .map(|&(r, i)| {
-                assert_eq!(r, root);
-                i
-            })
-            .collect();
-        assert_eq!(hooked, indexes, "one hooked write per new root entry");
-        assert_eq!(memory.root_writes.len(), indexes.len());
-        assert!(memory.root_writes.iter().all(|&(_, i)| i < 256));
     }
 
     #[test]

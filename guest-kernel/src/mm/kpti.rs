@@ -1,18 +1,16 @@
 //! Kernel page-table isolation (KPTI), the pure part: the shared "template" kernel half that
-//! user mode runs on, each process's user-mode root, and the [`PhysMemory`] wrapper that keeps
-//! the two roots' lower halves equal.
+//! user mode runs on.
 //!
-//! With `kpti=on` every process has two roots. The kernel-mode root is the usual one (kernel
-//! half of `mm::kernel_map`); the user-mode root shares the same lower-half PML4 entries (the
-//! same PDPTs, so user mappings are one set of tables) and takes its upper half from the
-//! template, which maps only what the CPU touches before the entry code has switched CR3: the
-//! entry text (R-X) and the entry data (GDT, IDT, TSSs, per-CPU blocks and entry stacks;
-//! RW-, NX), at their normal virtual addresses. The template is built once at boot and never
-//! changes afterwards, so one copy serves every process.
+//! With `kpti=on` every CPU has two roots (`mm::cpu_roots`). The kernel-mode root is the usual
+//! one (kernel half of `mm::kernel_map`); the user-mode root shares the same lower-half PML4
+//! entries (the CPU's directory tables) and takes its upper half from the template, which maps
+//! only what the CPU touches before the entry code has switched CR3: the entry text (R-X) and
+//! the entry data (GDT, IDT, TSSs, per-CPU blocks and entry stacks; RW-, NX), at their normal
+//! virtual addresses. The template is built once at boot and never changes afterwards, so one
+//! copy serves every CPU.
 
-use super::address_space::PhysMemory;
 use super::layout::KERNEL_PML4_FIRST;
-use super::page_table::{self, Access, PageTable, ENTRIES, GIB, LARGE_PAGE_SIZE, PAGE_SIZE};
+use super::page_table::{self, Access, PageTable, GIB, LARGE_PAGE_SIZE, PAGE_SIZE};
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -169,72 +167,6 @@ impl TemplateTables {
 impl Default for TemplateTables {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// A user-mode root for the process whose kernel-mode root is `kernel_root`: its lower-half
-/// entries (as they are now; later ones arrive through [`KptiFrames`]) and the template's
-/// upper half. Freed with [`PhysMemory::free`] alone: the lower-half tables are the
-/// kernel-mode root's.
-pub fn new_user_root(
-    memory: &mut impl PhysMemory,
-    kernel_root: u64,
-    template: &[u64; ENTRIES],
-) -> Option<u64> {
-    let root = memory.allocate()?;
-    for index in 0..KERNEL_PML4_FIRST {
-        let entry = memory.read(kernel_root, index);
-        if entry != 0 {
-            memory.write(root, index, entry);
-        }
-    }
-    for (index, &entry) in template.iter().enumerate().skip(KERNEL_PML4_FIRST) {
-        memory.write(root, index, entry);
-    }
-    Some(root)
-}
-
-/// Physical memory for a KPTI process's address space: every lower-half root entry written
-/// into its kernel-mode root is written into `user_root` too (`user_root` 0: no mirror, the
-/// `kpti=off` case). The single place such entries change, so a hypervisor-checked variant of
-/// `write_root_entry` can write both roots at once.
-pub struct KptiFrames<M: PhysMemory> {
-    pub memory: M,
-    pub user_root: u64,
-}
-
-impl<M: PhysMemory> PhysMemory for KptiFrames<M> {
-    fn allocate(&mut self) -> Option<u64> {
-        self.memory.allocate()
-    }
-    fn free(&mut self, frame: u64) {
-        self.memory.free(frame)
-    }
-    fn free_leaf(&mut self, frame: u64, entry: u64) {
-        self.memory.free_leaf(frame, entry)
-    }
-    fn read(&self, frame: u64, index: usize) -> u64 {
-        self.memory.read(frame, index)
-    }
-    fn write(&mut self, frame: u64, index: usize, value: u64) {
-        self.memory.write(frame, index, value)
-    }
-    fn write_root_entry(&mut self, root: u64, index: usize, value: u64) {
-        assert!(index < KERNEL_PML4_FIRST, "kernel-half root entry");
-        self.memory.write_root_entry(root, index, value);
-        let mirrored = self.memory.root_entries_mirrored();
-        if self.user_root != 0 && self.user_root != root && !mirrored {
-            self.memory.write_root_entry(self.user_root, index, value);
-        }
-    }
-    fn free_root(&mut self, root: u64) {
-        self.memory.free_roots(root, self.user_root);
-    }
-    fn free_roots(&mut self, root: u64, partner: u64) {
-        self.memory.free_roots(root, partner);
-    }
-    fn root_entries_mirrored(&self) -> bool {
-        self.memory.root_entries_mirrored()
     }
 }
 

@@ -3,7 +3,7 @@
 //! `arch::paging` and `arch::phys`.
 
 pub mod address_space;
-pub mod deferred_roots;
+pub mod cpu_roots;
 pub mod frames;
 pub mod heap;
 pub mod kernel_map;

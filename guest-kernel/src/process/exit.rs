@@ -4,10 +4,10 @@
 use super::schedule::{block_locked, remove, schedule};
 use super::{name_text, Blocked, Table, ANY_CHILD, IDLE, TABLE};
 use crate::arch::phys;
-use crate::arch::{kpti, paging};
+use crate::arch::{cpu_roots, paging};
 use crate::console::kprintln;
 use crate::mm::address_space;
-use crate::mm::pcid::Cr3Pair;
+use crate::mm::cpu_roots::Used;
 use crate::trap::{InterruptFrame, UserFault};
 use core::sync::atomic::Ordering;
 use rampart_kernel_abi::syscall::{
@@ -21,20 +21,17 @@ pub const INIT: u64 = 1;
 /// Returns its address-space root (to destroy; 0 if none) and the parent to wake once that is
 /// done ([`wake_parent`]): a parent on another CPU would otherwise go on before the exit is
 /// logged.
-fn terminate(table: &mut Table, pid: u64, code: i64) -> (Roots, Option<u64>) {
+fn terminate(table: &mut Table, pid: u64, code: i64) -> (u64, Option<u64>) {
     table.ready.remove(pid);
     table.sleep.remove(pid);
     let Some(process) = table.processes.get_mut(&pid) else {
-        return ((0, 0), None);
+        return (0, None);
     };
     process.state = STATE_ZOMBIE;
     process.blocked = None;
     process.exit_code = code;
     let parent = process.parent;
-    let root = (
-        core::mem::take(&mut process.root),
-        core::mem::take(&mut process.user_root),
-    );
+    let root = core::mem::take(&mut process.root);
     let orphans: alloc::vec::Vec<u64> = table
         .processes
         .values_mut()
@@ -72,23 +69,15 @@ fn wake_parent(parent: Option<u64>, pid: u64) {
     }
 }
 
-/// A process's kernel-mode and user-mode (KPTI; else 0) roots.
-type Roots = (u64, u64);
-
-/// Frees an address space and logs the frame counts.
-fn release(pid: u64, name: &str, code: i64, (root, user_root): Roots) {
+/// Frees an address space (loaded on no CPU: it left its last one, whose tables then took
+/// another process's entries or none) and logs the frame counts.
+fn release(pid: u64, name: &str, code: i64, root: u64) {
     // A kernel thread runs on the kernel's own root, which outlives it.
     if root == 0 || root == paging::kernel_root() {
         return;
     }
     let before = phys::free_frames();
-    // Both roots go together (`KptiFrames::free_root`): under `pagetables = locked` they are
-    // released as one address space, or kept together while it is still loaded somewhere.
-    let mut freed = address_space::destroy(&mut super::space_frames(user_root), root);
-    if user_root != 0 {
-        freed += 1;
-    }
-    phys::retry_deferred_roots();
+    let freed = address_space::destroy(&mut phys::Frames, root);
     kprintln!(
         "pid {pid} ({name}) exited with code {code}: {freed} frames freed, free frames {before} -> {}",
         phys::free_frames()
@@ -103,19 +92,11 @@ pub fn exit_current(code: i64) -> ! {
         let mut table = TABLE.lock();
         let pid = table.current_pid();
         let current = table.current();
-        let roots = (
-            core::mem::take(&mut current.root),
-            core::mem::take(&mut current.user_root),
-        );
-        (pid, current.name, roots)
+        (pid, current.name, core::mem::take(&mut current.root))
     };
     let name = name_text(&name);
-    #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
-    // SAFETY: the kernel root maps everything the kernel uses; the process roots are freed
-    // below, so CR3 (and the KPTI entry stubs' values) must leave them first.
-    unsafe {
-        kpti::switch_address_space(Cr3Pair::single(paging::kernel_root()))
-    };
+    // Its tables are freed below: this CPU's lower half (and TLB) must leave them first.
+    cpu_roots::switch_to(0, Used::EMPTY);
     release(pid, name, code, root);
     if pid == INIT {
         crate::boot::finish(code);

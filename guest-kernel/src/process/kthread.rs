@@ -43,21 +43,11 @@ pub fn spawn_kernel_thread(
         // The kernel's own root: what tells a kernel thread from a process (and what
         // `exit::release` never frees).
         root: paging::kernel_root(),
-        user_root: 0,
+        used: crate::mm::cpu_roots::Used::EMPTY,
         kernel_stack: (slot, kernel_top),
         saved_rsp: kthread::prepare_kernel_stack(kernel_top, body, argument),
         brk: 0,
     }))
-}
-
-/// The address-space root of the current kernel thread's parent (the attack suite's `attacks`
-/// process), if it has one of its own.
-#[cfg(feature = "attacks")]
-pub fn parent_root() -> Option<u64> {
-    let mut table = TABLE.lock();
-    let parent = table.current().parent;
-    let root = table.processes.get(&parent)?.root;
-    (root != 0 && root != paging::kernel_root()).then_some(root)
 }
 
 /// True if this CPU runs a kernel thread. `false` when the process table stays locked: the

@@ -12,7 +12,7 @@ pub mod text_cache;
 
 pub use exit::{exit_current, kill, user_fault, wait};
 #[cfg(feature = "attacks")]
-pub use kthread::{fault_vector, parent_root, spawn_kernel_thread};
+pub use kthread::{fault_vector, spawn_kernel_thread};
 pub use kthread::{in_kernel_thread, kernel_thread_fault};
 pub use schedule::{
     allocate_stack_top, block_current, idle_loop, init, kicked_in_user_mode, schedule, timer_tick,
@@ -20,9 +20,7 @@ pub use schedule::{
 pub use spawn::{set_initrd, spawn};
 
 use crate::arch::percpu;
-use crate::arch::phys::Frames;
-use crate::mm::kpti::KptiFrames;
-use crate::mm::pcid::Cr3Pair;
+use crate::mm::cpu_roots::Used;
 use crate::sched::queue::{Pid, ReadyQueue, SleepQueue};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -53,13 +51,12 @@ pub struct Process {
     /// `STATE_*` of the ABI.
     pub state: u32,
     pub blocked: Option<Blocked>,
-    /// CR3: the process's PML4 (physical); 0 once its address space is freed.
+    /// The process's private root (physical; no CPU loads it: a CPU running the process
+    /// copies its directory entries, `mm::cpu_roots`); the kernel root for a kernel thread; 0
+    /// once its address space is freed.
     pub root: u64,
-    /// KPTI: the user-mode root (`mm::kpti`), freed with the process; 0 without KPTI.
-    pub user_root: u64,
-    /// The CR3 values of kernel mode and user mode (with PCIDs), for the switch and for
-    /// registering the address space with the hypervisor.
-    pub cr3: Cr3Pair,
+    /// The directory entries its address space uses (as of when it last left a CPU).
+    pub used: Used,
     /// Kernel stack slot (`mm::layout::kernel_stack_bottom`) and its top.
     pub stack_slot: Option<u64>,
     pub kernel_top: u64,
@@ -99,8 +96,8 @@ pub struct NewProcess<'a> {
     /// Truncated to `MAX_NAME` bytes.
     pub name: &'a str,
     pub root: u64,
-    /// KPTI: the user-mode root (0 without KPTI).
-    pub user_root: u64,
+    /// The directory entries `root` uses.
+    pub used: Used,
     /// Kernel stack slot and top, from `schedule::allocate_kernel_stack`.
     pub kernel_stack: (u64, u64),
     pub saved_rsp: u64,
@@ -186,13 +183,7 @@ impl Table {
                 state: STATE_READY,
                 blocked: None,
                 root: new.root,
-                user_root: new.user_root,
-                cr3: Cr3Pair::of_process(
-                    new.root,
-                    new.user_root,
-                    stack_slot,
-                    crate::arch::kpti::pcid(),
-                ),
+                used: new.used,
                 stack_slot: Some(stack_slot),
                 kernel_top,
                 saved_rsp: new.saved_rsp,
@@ -254,13 +245,4 @@ pub fn list(out: &mut [ProcessInfo]) -> usize {
         .zip(rows)
         .map(|(slot, p)| *slot = p.info())
         .count()
-}
-
-/// Physical memory for the address space whose user-mode root is `user_root` (0 without
-/// KPTI): lower-half root entries reach both roots (`mm::kpti::KptiFrames`).
-pub fn space_frames(user_root: u64) -> KptiFrames<Frames> {
-    KptiFrames {
-        memory: Frames,
-        user_root,
-    }
 }

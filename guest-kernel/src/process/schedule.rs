@@ -10,14 +10,14 @@
 
 use super::{Blocked, Process, Table, IDLE, TABLE};
 use crate::arch::phys::{self, Frames};
-use crate::arch::{cpu, kpti, paging, percpu, switch, syscall_entry};
+use crate::arch::{cpu, cpu_roots, paging, percpu, switch, syscall_entry};
 use crate::console;
 use crate::mm::address_space::{self, PhysMemory};
+use crate::mm::cpu_roots::Used;
 use crate::mm::kernel_map::leaf_accessed;
 use crate::mm::layout::kernel_stack_bottom;
 use crate::mm::layout::{KERNEL_STACK_SIZE, MAX_KERNEL_STACKS};
 use crate::mm::page_table::{Access, PAGE_SIZE};
-use crate::mm::pcid::Cr3Pair;
 use crate::time;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -44,8 +44,7 @@ pub fn init() {
             state: STATE_RUNNING,
             blocked: None,
             root: paging::kernel_root(),
-            user_root: 0,
-            cr3: Cr3Pair::single(paging::kernel_root()),
+            used: Used::EMPTY,
             stack_slot: None,
             kernel_top: 0,
             saved_rsp: 0,
@@ -65,8 +64,6 @@ pub fn idle_loop() -> ! {
     loop {
         cpu::disable_interrupts();
         schedule();
-        // Roots the hypervisor called Busy at their release (free once every vCPU left them).
-        phys::retry_deferred_roots();
         let cpu = percpu::index();
         if crate::smp::park_requested(cpu) {
             crate::smp::parked(cpu);
@@ -166,7 +163,8 @@ struct Switch {
     save: *mut u64,
     leaving: *const AtomicBool,
     resume: u64,
-    cr3: Cr3Pair,
+    /// The incoming address space: a private root (0: none) and its directory entries.
+    space: (u64, Used),
     top: u64,
 }
 
@@ -196,12 +194,9 @@ fn switch_away(mut table: MutexGuard<'static, Table>) {
     if switch.top != 0 {
         syscall_entry::set_kernel_stack(switch.top);
     }
-    #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
-    // SAFETY: `cr3` is the kernel root (idle) or a live process's roots sharing the kernel
-    // half (the user-mode one the KPTI template's); freed only after it stopped being current.
-    unsafe {
-        kpti::switch_address_space(switch.cr3)
-    };
+    // No CR3 load: this CPU's tables take the incoming process's directory entries. The
+    // outgoing process's tables are freed only once its `on_cpu` is clear, after this.
+    cpu_roots::switch_to(switch.space.0, switch.space.1);
     #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
     // `save` and `leaving` point into this CPU's slot or a boxed process that is not freed
     // while its `on_cpu` is set (cleared by this very switch, after the save).
@@ -216,9 +211,14 @@ fn switch_away(mut table: MutexGuard<'static, Table>) {
 /// Marks `next` running on `cpu` (after any other CPU has left its stack) and returns the
 /// switch from `previous` to it.
 fn prepare(table: &mut Table, cpu: usize, previous: u64, next: u64) -> Option<Switch> {
-    let (resume, cr3, top) = if next == IDLE {
-        let kernel = Cr3Pair::single(paging::kernel_root());
-        (table.cpus[cpu].idle_rsp, kernel, 0)
+    // The outgoing process takes along the directory entries it gained on this CPU.
+    if let Some(process) = table.find(previous).filter(|_| previous != IDLE) {
+        if let Some(used) = cpu_roots::loaded_used_of(process.root) {
+            process.used = used;
+        }
+    }
+    let (resume, space, top) = if next == IDLE {
+        (table.cpus[cpu].idle_rsp, (0, Used::EMPTY), 0)
     } else {
         let process = table.processes.get_mut(&next)?;
         while process.on_cpu.load(Ordering::Acquire) {
@@ -227,7 +227,13 @@ fn prepare(table: &mut Table, cpu: usize, previous: u64, next: u64) -> Option<Sw
         process.on_cpu.store(true, Ordering::Relaxed);
         process.state = STATE_RUNNING;
         process.cpu = cpu as u32;
-        (process.saved_rsp, process.cr3, process.kernel_top)
+        // A kernel thread has no user half (its root is the kernel's own).
+        let space = match process.root {
+            0 => (0, Used::EMPTY),
+            root if root == paging::kernel_root() => (0, Used::EMPTY),
+            root => (root, process.used),
+        };
+        (process.saved_rsp, space, process.kernel_top)
     };
     table.cpus[cpu].current = next;
     let (save, leaving) = if previous == IDLE {
@@ -243,7 +249,7 @@ fn prepare(table: &mut Table, cpu: usize, previous: u64, next: u64) -> Option<Sw
         save,
         leaving,
         resume,
-        cr3,
+        space,
         top,
     })
 }

@@ -4,19 +4,14 @@
 use super::schedule::allocate_kernel_stack;
 use super::{text_cache, NewProcess, TABLE};
 use crate::arch::phys::{self, Frames};
-use crate::arch::{address_spaces, hypercall, kpti, paging, switch};
+use crate::arch::{cpu_roots, hypercall, switch};
 use crate::console::kprintln;
 use crate::loader::elf::{self, Program};
-use crate::mm;
 use crate::mm::address_space::{self, OutOfMemory, PhysMemory};
-use crate::mm::kpti::KptiFrames;
 use crate::mm::layout::{USER_STACK_SIZE, USER_STACK_TOP};
 use crate::mm::page_table::{self, NO_EXECUTE, PAGE_SIZE, PRESENT, USER, WRITABLE};
 use rampart_kernel_abi::initrd::Initrd;
 use rampart_kernel_abi::syscall::{Errno, MAX_NAME};
-
-/// A process's frames: root entries mirrored into its KPTI user-mode root.
-type SpaceFrames = KptiFrames<Frames>;
 
 /// The initrd's bytes, if the firmware passed one.
 static INITRD: spin::Once<&'static [u8]> = spin::Once::new();
@@ -36,34 +31,11 @@ pub fn spawn(name: &str, args: &[u8], parent: u64) -> Result<u64, Errno> {
     let file = archive.find(name).ok_or(Errno::NoEntry)?;
     let program = elf::parse(file.data)?;
 
-    let mut plain = Frames;
-    phys::retry_deferred_roots();
-    let root = address_space::new_root(&mut plain, &paging::kernel_pml4_entries())
-        .ok_or(Errno::NoMemory)?;
-    // KPTI: the user-mode root, made before any user mapping so that every lower-half root
-    // entry reaches it through `KptiFrames` (the one writer of root entries).
-    let user_root = if kpti::enabled() {
-        match mm::kpti::new_user_root(&mut plain, root, &kpti::template_entries()) {
-            Some(user_root) => user_root,
-            None => {
-                plain.free(root);
-                return Err(Errno::NoMemory);
-            }
-        }
-    } else {
-        0
-    };
-    // Under `pagetables = locked` the hypervisor learns both roots before any user mapping
-    // (their lower halves must be empty), and the scheduler may load them from then on.
-    if let Err(error) = address_spaces::register(root, user_root) {
-        kprintln!("RegisterAddressSpace({root:#x}, {user_root:#x}) refused: {error}");
-        plain.free(root);
-        if user_root != 0 {
-            plain.free(user_root);
-        }
-        return Err(Errno::NoMemory);
-    }
-    let mut frames = super::space_frames(user_root);
+    // The private root: lower half only (no CPU loads it; a CPU running the process copies its
+    // directory entries into its own tables, `arch::cpu_roots`). No hypercall.
+    let mut frames = Frames;
+    let root =
+        address_space::new_root(&mut frames, &[0; page_table::ENTRIES]).ok_or(Errno::NoMemory)?;
     let source = Source {
         archive: bytes,
         file_offset: file.offset as u64,
@@ -98,7 +70,7 @@ pub fn spawn(name: &str, args: &[u8], parent: u64) -> Result<u64, Errno> {
         parent,
         name,
         root,
-        user_root,
+        used: cpu_roots::used_by(root),
         kernel_stack: (slot, kernel_top),
         saved_rsp,
         brk: program.brk_start(),
@@ -119,14 +91,13 @@ struct Source<'a> {
 /// there, so no prefix of a text page becomes executable). A read-only text page
 /// some earlier process already had granted is shared instead (`text_cache`): the fresh copy
 /// is dropped and the cached frame mapped, with no VMCALL.
-/// Frees an address space that never ran: both roots.
-fn discard(frames: &mut SpaceFrames, root: u64) {
-    // `KptiFrames::free_root` frees (or, while registered and loaded, keeps) both roots.
+/// Frees an address space that never ran.
+fn discard(frames: &mut Frames, root: u64) {
     address_space::destroy(frames, root);
 }
 
 fn grant_text(
-    frames: &mut SpaceFrames,
+    frames: &mut Frames,
     root: u64,
     program: &Program,
     source: &Source,
@@ -184,7 +155,7 @@ fn text_page(segment: &elf::Segment, page: u64, source: &Source) -> (u64, u64) {
 
 /// Maps the segments and the stack; returns the user address of the argument string.
 fn load(
-    frames: &mut SpaceFrames,
+    frames: &mut Frames,
     root: u64,
     program: &Program,
     source: &Source,

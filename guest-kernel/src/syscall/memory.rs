@@ -1,4 +1,5 @@
-//! `brk`: the process heap, from the page after its highest segment up to below the stack.
+//! `brk`: the process heap, from the page after its highest segment up to the end of the low
+//! user slot (512 GiB).
 //! Growing only moves the break; each heap page gets a zeroed frame on first touch
 //! ([`fault_in`], from the user #PF handler, or [`populate`] before a system call copies to
 //! or from the heap), so the first-touch page fault is a real, measurable path.
@@ -6,14 +7,15 @@
 use super::Arguments;
 use crate::arch::phys::{self, Frames};
 use crate::mm::address_space::{self, PhysMemory};
+use crate::mm::cpu_roots::LOW_USER_TOP;
 use crate::mm::heap;
-use crate::mm::layout::{USER_STACK_SIZE, USER_STACK_TOP};
 use crate::mm::page_table::{NO_EXECUTE, PAGE_SIZE, PRESENT, USER, WRITABLE};
 use crate::process::TABLE;
 use rampart_kernel_abi::syscall::Errno;
 
-/// Lowest address the heap may not reach: a gap of 1 MiB stays below the stack.
-const HEAP_LIMIT: u64 = USER_STACK_TOP - USER_STACK_SIZE - (1 << 20);
+/// Lowest address the heap may not reach: the end of the low user slot (`mm::cpu_roots`; the
+/// stack lives in the high one).
+const HEAP_LIMIT: u64 = LOW_USER_TOP;
 
 /// `brk(address)`: 0 queries; otherwise moves the break (new pages are mapped on first touch,
 /// pages above a lower break are freed).
@@ -51,7 +53,7 @@ pub fn fault_in(address: u64) -> bool {
         return false;
     };
     let root = process.root;
-    let mut frames = crate::process::space_frames(process.user_root);
+    let mut frames = Frames;
     drop(table);
     if address_space::leaf(&frames, root, page).is_some() {
         return true;
@@ -64,6 +66,8 @@ pub fn fault_in(address: u64) -> bool {
         frames.free(frame);
         return false;
     }
+    // A page in a new GiB needs its directory entry in this CPU's table too.
+    crate::arch::cpu_roots::mapped(page);
     true
 }
 

@@ -19,7 +19,7 @@ pub const CPUID_LEAF_FEATURES: u32 = 0x4000_0001;
 pub const CPUID_SIGNATURE: [u8; 12] = *b"RampartVMXhv";
 
 /// Hypercall ABI version: major in bits 31:16, minor in bits 15:0.
-pub const ABI_VERSION: u32 = 0x0001_0000;
+pub const ABI_VERSION: u32 = 0x0002_0000;
 
 /// `ExitCount` argument selecting the total over all reasons.
 pub const EXIT_COUNT_TOTAL: u64 = u64::MAX;
@@ -80,50 +80,57 @@ pub enum Hypercall {
     /// CR3 outside RAM, `Denied` for a vCPU already started (or the caller itself), and for
     /// any start after `LockDescriptorTables` (start every vCPU before locking).
     StartVcpu = 12,
-    /// Locks the kernel half of the address space (boot policy `pagetables = locked`; under
-    /// `pagetables = off` it returns `NotSupported` and nothing below applies). Call it once,
-    /// after `LockDescriptorTables` and `LockSyscallMsrs` (else `InvalidArgument`), on the
-    /// kernel's own root (CR3). The hypervisor walks PML4 entries 256-511 of CR3 (and of the
-    /// KPTI template) and makes every paging-structure page it reaches read-only in EPT,
-    /// except the page tables (level 1) wholly inside the stack window, which stay writable so
-    /// kernel stacks can be mapped there; it sets the accessed bit of every present entry and
-    /// the dirty bit of every writable leaf in the locked pages (the CPU would otherwise write
-    /// them), records the translations of kernel text, rodata, the locked GDT and IDT and the
-    /// page LSTAR points into (they must match the measured image, else `Denied`), registers
-    /// CR3 as the first address space, and from then on checks every MOV to CR3 on every vCPU.
+    /// Locks the kernel half of every root the guest will ever run on (boot policy `pagetables
+    /// = locked`; under `pagetables = off` it returns `NotSupported` and nothing below
+    /// applies). Call it once, after `LockDescriptorTables` and `LockSyscallMsrs` (else
+    /// `InvalidArgument`), with every vCPU started and running on one of its declared roots.
+    ///
     /// RDI = start of the stack window (linear, 2 MiB aligned), RSI = its length (a multiple
-    /// of 2 MiB, 0 for none; it may not contain a protected range), RDX = the physical address
-    /// of the KPTI template root whose kernel half user mode runs on (0 without KPTI). One-way.
-    /// A refused lock may leave some of the walked pages read-only (rights are never given
-    /// back); the kernel should treat any error as fatal.
+    /// of 2 MiB, 0 for none; it may not contain a protected range), RDX = guest-physical
+    /// address (8-byte aligned) of a table of [`CpuRoots`] entries, R10 = their number: one per
+    /// started vCPU, naming its roots for the rest of the run (per-CPU roots, as in Xen's
+    /// XPTI: a process switch rewrites tables below the root instead of loading another one).
+    /// Every root must be a distinct 4 KiB frame of guest RAM outside the kernel image, the
+    /// initrd and the hypervisor; the kernel-mode roots must share one kernel half (PML4
+    /// entries 256-511), the user-mode roots (KPTI) another.
+    ///
+    /// The hypervisor copies the table, walks the kernel half of every root and makes every
+    /// paging-structure page it reaches read-only in EPT, the roots included, except the page
+    /// tables (level 1) wholly inside the stack window, which stay writable so kernel stacks
+    /// can be mapped there; it sets the accessed bit of every present entry and the dirty bit
+    /// of every writable leaf in the locked pages (the CPU would otherwise write them). The
+    /// roots' lower-half entries are then fixed: none may map a large page or point at a
+    /// locked page (`Denied`); the tables they point at stay the guest's to write. It records
+    /// the translations of kernel text, rodata, the locked GDT and IDT and the page LSTAR
+    /// points into (they must match the measured image from every root, else `Denied`), and
+    /// from then on checks every MOV to CR3: a vCPU may load its own roots only (any PCID;
+    /// #GP and audit `cr3-load` otherwise). The declared CR3 values, with and without bit 63,
+    /// are that vCPU's CR3-target values (as many as the CPU offers), so loading them costs
+    /// no exit. One-way. A refused lock may leave some of the walked pages read-only (rights
+    /// are never given back); the kernel should treat any error as fatal.
     LockKernelMappings = 13,
-    /// Registers a process address space, after `LockKernelMappings`: RDI = its kernel-mode
-    /// root, RSI = its user-mode root under KPTI, or 0 (CR3 values: only bits 51:12 count,
-    /// PCIDs are the kernel's business). Each root must be a 4 KiB frame of
-    /// guest RAM that is not already registered, locked or part of the kernel image, with an
-    /// empty lower half (entries 0-255) and an upper half equal to the locked one (the kernel
-    /// root's, or for the user-mode root the KPTI template's; accessed bits aside). The roots
-    /// become read-only in EPT. While a vCPU runs the space, the CR3 values it has loaded for
-    /// it (with and without bit 63, up to the CPU's CR3-target count) are its CR3-target
-    /// values, so KPTI's kernel/user switches stop exiting after the first round trip.
-    /// `Denied` (audited, rule `page-table`) for a root that fails a check.
-    RegisterAddressSpace = 14,
-    /// Writes entry RSI (0-255, the lower half) of a registered address space's roots (both
-    /// under KPTI): RDI = the kernel-mode root (physical, as registered), RDX = the entry: 0,
-    /// or present and pointing at a table in guest RAM that is not a registered root, a locked
-    /// paging-structure page or in the kernel image. Upper-half entries and other tables are
-    /// `Denied` (audited, rule `page-table`).
-    SetRootEntry = 15,
-    /// Unregisters an address space so its roots can be freed: RDI = the kernel-mode root. The
-    /// roots become writable again. `Busy` while any vCPU has the space loaded (switch every
-    /// CPU that ran it to another address space first); `OutOfRange` if not registered; the
-    /// kernel's own root can never be released (`Denied`).
-    ReleaseAddressSpace = 16,
 }
 
 /// Bit 63 of a CR3 value under CR4.PCIDE: do not flush the PCID's TLB entries (SDM Vol. 3A
-/// 4.10.4.1). Allowed in the values given to `RegisterAddressSpace`.
+/// 4.10.4.1).
 pub const CR3_NO_FLUSH: u64 = 1 << 63;
+
+/// One entry of `LockKernelMappings`' table: a vCPU (by local APIC ID) and the CR3 values of
+/// its roots. Three little-endian u64 words in guest memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuRoots {
+    pub apic_id: u64,
+    /// Kernel-mode root (CR3 value: bits 51:12 the root, 11:0 a PCID or flags).
+    pub kernel_cr3: u64,
+    /// User-mode root under KPTI, or 0.
+    pub user_cr3: u64,
+}
+
+impl CpuRoots {
+    /// Bytes per entry.
+    pub const SIZE: u64 = 24;
+}
 
 bitflags::bitflags! {
     /// The flags argument of [`Hypercall::LockDescriptorTables`] (RDI); other bits are
@@ -154,9 +161,6 @@ impl Hypercall {
             11 => Self::LockDescriptorTables,
             12 => Self::StartVcpu,
             13 => Self::LockKernelMappings,
-            14 => Self::RegisterAddressSpace,
-            15 => Self::SetRootEntry,
-            16 => Self::ReleaseAddressSpace,
             _ => return None,
         })
     }
@@ -232,12 +236,11 @@ pub enum Rule {
     /// A write to a platform interrupt source the guest may not program (IOAPIC redirection
     /// entries and HPET FSB delivery can send SMI, INIT or NMI).
     PlatformDevice = 21,
-    /// A write to a locked paging-structure page or a registered root table, or a
-    /// `RegisterAddressSpace`/`SetRootEntry` request that would change a locked translation
-    /// (`pagetables = locked`).
+    /// A write to a locked paging-structure page or root table, or a `LockKernelMappings`
+    /// whose roots would break a locked translation (`pagetables = locked`).
     PageTable = 22,
-    /// A MOV to CR3 of a table that is not a registered address space (`pagetables = locked`);
-    /// the guest gets #GP, `detail` holds the value.
+    /// A MOV to CR3 of a table that is not one of the vCPU's own declared roots (`pagetables =
+    /// locked`); the guest gets #GP, `detail` holds the value.
     Cr3Load = 23,
     /// An I/O access that spans a mediated port and another port, or crosses the PCI
     /// configuration data dword (0xCFC-0xCFF): the platform's answer is not defined, so the
@@ -410,11 +413,11 @@ mod tests {
             Some(Hypercall::LockDescriptorTables)
         );
         assert_eq!(Hypercall::from_raw(12), Some(Hypercall::StartVcpu));
-        assert_eq!(
-            Hypercall::from_raw(16),
-            Some(Hypercall::ReleaseAddressSpace)
-        );
-        assert_eq!(Hypercall::from_raw(17), None);
+        assert_eq!(Hypercall::from_raw(13), Some(Hypercall::LockKernelMappings));
+        // 14-16 were the address-space registry (ABI 1.0), gone with per-CPU roots.
+        for gone in 14..=17 {
+            assert_eq!(Hypercall::from_raw(gone), None);
+        }
         assert_eq!(Hypercall::from_raw(u64::MAX), None);
     }
 

@@ -1,25 +1,25 @@
 //! Checked CR3 loads (`pagetables = locked`, after `LockKernelMappings`): CR3-load exiting
-//! is on (primary control bit 15, SDM Vol. 3C 26.6.2) except for the loaded address space's
-//! own CR3 values, which are the CR3-target values (26.6.7: a MOV to CR3 of a target value
-//! does not exit), so KPTI's kernel/user switches of one process cost no exit and a switch
-//! between processes costs one. A load of a root nobody registered is refused with #GP and
-//! audited (rule `cr3-load`).
+//! is on (primary control bit 15, SDM Vol. 3C 26.6.2) except for the vCPU's own declared CR3
+//! values, which are its CR3-target values (26.6.7: a MOV to CR3 of a target value does not
+//! exit). The kernel runs each CPU on one root for good (per-CPU roots): a process switch
+//! rewrites tables below it, and KPTI's kernel/user switch and the TLB flush of a switch load
+//! declared values, so none of them exits where the CPU offers enough targets (4 on every
+//! Bochs model; none on nested KVM, where each such load exits and is checked here). A load
+//! of any other root is refused with #GP and audited (rule `cr3-load`).
 #![allow(unsafe_code)] // VMCS control writes and INVVPID
 
-use super::page_tables::{LOADED, REGISTRY};
+use super::page_tables::LOCK;
 use super::{Exception, Resume};
 use crate::arch::instructions::{invvpid, InvvpidType};
 use crate::guest_memory::walker::ADDRESS_MASK;
 use crate::state;
 use crate::vmx::caps::{ept_cap, VmxCapabilities};
 use crate::vmx::vmcs::Vmcs;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use rampart_hv_abi::{Access, Rule, CR3_NO_FLUSH};
 use x86::vmx::vmcs::control::{self, PrimaryControls, SecondaryControls};
 use x86::vmx::vmcs::guest;
 
-/// The kernel's own CR3 value at the lock (registered space 0).
-pub(super) static KERNEL_CR3: AtomicU64 = AtomicU64::new(0);
 /// Per vCPU: CR3-load exiting is on in its VMCS.
 static APPLIED: [AtomicBool; rampart_boot_info::MAX_CPUS] =
     [const { AtomicBool::new(false) }; rampart_boot_info::MAX_CPUS];
@@ -50,28 +50,27 @@ fn set_targets(vmcs: &Vmcs, targets: &[u64]) {
 }
 
 /// Turns checked CR3 loads on in this CPU's VMCS once the page tables are locked (the
-/// locking vCPU directly, the others from the lock's shootdown). Takes no lock: it runs in
-/// the NMI path. A vCPU found on another root than the locked kernel root at that moment
-/// stops the machine: its tables were never checked.
+/// locking vCPU directly, the others from the lock's shootdown), with its declared roots as
+/// CR3-target values. Takes no lock: it runs in the NMI path. A vCPU found on any other root
+/// at that moment stops the machine: its tables were never checked.
 pub fn apply_lock_to_current_vmcs() {
-    if !super::page_tables::locked() {
+    let Some(lock) = LOCK.get() else {
         return;
-    }
+    };
     let me = crate::smp::this_cpu();
     if APPLIED[me].swap(true, Ordering::SeqCst) {
         return;
     }
     // SAFETY: only called on a CPU running a vCPU, whose VMCS stays current in VMX root.
     let vmcs = unsafe { Vmcs::assume_current() };
-    let kernel = KERNEL_CR3.load(Ordering::SeqCst);
     let cr3 = vmcs.get(guest::CR3);
-    if cr3 & ADDRESS_MASK != kernel & ADDRESS_MASK {
+    let Some(roots) = lock.vcpus[me].filter(|_| lock.may_load(me, cr3)) else {
         super::stop::fatal(format_args!(
-            "vCPU {me} runs on CR3 {cr3:#x}, not the kernel root {kernel:#x}, when its page tables are locked; stopping rather than trusting unchecked tables"
+            "vCPU {me} runs on CR3 {cr3:#x}, not one of its declared roots, when its page tables are locked; stopping rather than trusting unchecked tables"
         ));
-    }
-    LOADED[me].store(0, Ordering::SeqCst);
-    set_targets(&vmcs, &[kernel & !CR3_NO_FLUSH, kernel | CR3_NO_FLUSH]);
+    };
+    let (targets, count) = roots.targets();
+    set_targets(&vmcs, &targets[..count]);
     let primary = state::get().controls.primary | PrimaryControls::CR3_LOAD_EXITING.bits();
     // SAFETY: `page_tables::lock` checked the CPU allows CR3-load exiting; its exits are
     // handled by `handle_load`.
@@ -80,54 +79,21 @@ pub fn apply_lock_to_current_vmcs() {
     };
 }
 
-/// A MOV to CR3 of `value` (control-register access exit, 28.2.1 Table 28-3).
+/// A MOV to CR3 of `value` (control-register access exit, 28.2.1 Table 28-3): one that is
+/// not a target value (or any, where the CPU has none).
 pub fn handle_load(vmcs: &Vmcs, value: u64) -> Resume {
     let pcide = vmcs.get(guest::CR4) & CR4_PCIDE != 0;
     if value & CR3_NO_FLUSH != 0 && !pcide {
         return Resume::Inject(Exception::GeneralProtection); // reserved bit (4.10.4.1)
     }
     let me = crate::smp::this_cpu();
-    let same_space = {
-        let guard = REGISTRY.lock();
-        let Some(registry) = guard.as_ref() else {
-            // Not locked: CR3 exiting is off, but load as the CPU would.
-            return load(vmcs, value, pcide);
-        };
-        match registry.cr3_load(value) {
-            Some(slot) => LOADED[me].swap(slot as u64, Ordering::SeqCst) == slot as u64,
-            None => {
-                drop(guard);
-                let (access, gpa) = (Access::REGISTER | Access::WRITE, value & ADDRESS_MASK);
-                super::policy::block(vmcs, Rule::Cr3Load, access, 0, gpa, value);
-                return Resume::Inject(Exception::GeneralProtection);
-            }
-        }
-    };
-    learn_target(vmcs, value, same_space);
+    // Not locked: CR3 exiting is off, but load as the CPU would.
+    if LOCK.get().is_some_and(|lock| !lock.may_load(me, value)) {
+        let (access, gpa) = (Access::REGISTER | Access::WRITE, value & ADDRESS_MASK);
+        super::policy::block(vmcs, Rule::Cr3Load, access, 0, gpa, value);
+        return Resume::Inject(Exception::GeneralProtection);
+    }
     load(vmcs, value, pcide)
-}
-
-/// The CR3-target values are the values this vCPU has loaded for the space it runs, with and
-/// without the no-flush bit (as the kernel writes them: its PCIDs are its business): a new
-/// space starts the list again, a new value of the same space joins it while there is room.
-/// KPTI's kernel-mode and user-mode values of one process then fill the four targets Bochs
-/// offers, and its system calls stop exiting after the first round trip.
-fn learn_target(vmcs: &Vmcs, value: u64, same_space: bool) {
-    let mut targets = [0u64; 4];
-    let mut count = 0;
-    if same_space {
-        count = (vmcs.get(control::CR3_TARGET_COUNT) as usize).min(4);
-        for (slot, field) in targets.iter_mut().zip(&TARGET_FIELDS[..count]) {
-            *slot = vmcs.get(*field);
-        }
-    }
-    for variant in [value & !CR3_NO_FLUSH, value | CR3_NO_FLUSH] {
-        if count < targets.len() && !targets[..count].contains(&variant) {
-            targets[count] = variant;
-            count += 1;
-        }
-    }
-    set_targets(vmcs, &targets[..count]);
 }
 
 /// Emulates the load: CR3 without bit 63, and the TLB invalidation the instruction does

@@ -38,9 +38,6 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         Some(Hypercall::LockDescriptorTables) => super::descriptor_tables::lock(vmcs, regs.rdi),
         Some(Hypercall::StartVcpu) => crate::smp::vcpu_start::handle(vmcs, regs),
         Some(Hypercall::LockKernelMappings) => super::page_tables::lock(vmcs, regs),
-        Some(Hypercall::RegisterAddressSpace) => super::page_tables::register(vmcs, regs),
-        Some(Hypercall::SetRootEntry) => super::page_tables::set_root_entry(vmcs, regs),
-        Some(Hypercall::ReleaseAddressSpace) => super::page_tables::release(vmcs, regs),
         None => HypercallError::NotSupported as i64 as u64,
     };
     Resume::NextInstruction

@@ -1,35 +1,31 @@
-//! Kernel page-table integrity under the boot policy `pagetables = locked`: the hypercalls
-//! `LockKernelMappings`, `RegisterAddressSpace`, `SetRootEntry` and `ReleaseAddressSpace`
-//! (checks in `policy::kernel_mappings`), the EPT rights they change, and the blocked writes'
-//! rule. CR3 loads are checked in `exits::cr3`.
-#![allow(unsafe_code)] // A/D presets and root-entry writes through the host's identity map
+//! Kernel page-table integrity under the boot policy `pagetables = locked`: the hypercall
+//! `LockKernelMappings` (checks in `policy::kernel_mappings`), the EPT rights it changes, and
+//! the blocked writes' rule. CR3 loads are checked in `exits::cr3`.
+#![allow(unsafe_code)] // A/D presets through the host's identity map
 
-use crate::ept::entry::{MemoryType, Permissions};
-use crate::guest_memory::walker::{self, PhysicalMemory, WalkError, PTE_PRESENT};
+use crate::ept::entry::Permissions;
+use crate::guest_memory::walker::{self, PhysicalMemory, WalkError};
 use crate::policy::kernel_mappings::{
-    self as km, Protected, Refusal, Registry, Space, StackWindow, StructurePages, TableMemory,
-    MAX_PROTECTED,
+    self as km, LockedRoots, Protected, Refusal, StackWindow, StructurePages, TableMemory,
+    VcpuRoots, MAX_PROTECTED, MAX_VCPUS,
 };
 use crate::policy::{operations, SegmentKind};
+use crate::smp::cpus::{CpuState, CPUS};
 use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use rampart_hv_abi::{Access, HypercallError, Rule};
+use rampart_hv_abi::{Access, CpuRoots, HypercallError, Rule};
 use x86::vmx::vmcs::guest;
 
 /// Boot config `pagetables = locked`.
 static POLICY: AtomicBool = AtomicBool::new(false);
 /// Set once `LockKernelMappings` succeeded.
 static LOCKED: AtomicBool = AtomicBool::new(false);
-/// The locked kernel half and the registered spaces.
-pub(super) static REGISTRY: spin::Mutex<Option<Registry>> = spin::Mutex::new(None);
-/// Serializes the requests that change the registry and EPT rights together (held across
-/// their shootdowns; never taken by the NMI path or by CR3 exits).
-static REQUESTS: spin::Mutex<()> = spin::Mutex::new(());
-/// Registered-space slot each vCPU has loaded (`u64::MAX` before the lock).
-pub(super) static LOADED: [AtomicU64; rampart_boot_info::MAX_CPUS] =
-    [const { AtomicU64::new(u64::MAX) }; rampart_boot_info::MAX_CPUS];
+/// Set while (and after) a `LockKernelMappings` runs: one at a time, once.
+static LOCKING: AtomicBool = AtomicBool::new(false);
+/// The locked pages and each vCPU's roots (set once, then only read: CR3 exits take no lock).
+pub(super) static LOCK: spin::Once<LockedRoots> = spin::Once::new();
 const PAGE: u64 = 4096;
 
 /// Records the boot policy (before the first guest instruction).
@@ -44,8 +40,7 @@ pub fn locked() -> bool {
 
 /// True if the guest may not write `gpa`'s page (a locked structure page or a root).
 pub fn is_protected_frame(gpa: u64) -> bool {
-    let protected = |r: &Registry| r.is_protected_frame(gpa);
-    locked() && REGISTRY.lock().as_ref().is_some_and(protected)
+    LOCK.get().is_some_and(|lock| lock.is_protected_frame(gpa))
 }
 
 fn error(e: HypercallError) -> u64 {
@@ -56,10 +51,7 @@ fn error(e: HypercallError) -> u64 {
 fn refusal(vmcs: &Vmcs, r: Refusal, detail: u64) -> u64 {
     error(match r {
         Refusal::Invalid => HypercallError::InvalidArgument,
-        Refusal::Unreadable | Refusal::TooMany | Refusal::NotRegistered => {
-            HypercallError::OutOfRange
-        }
-        Refusal::Busy => HypercallError::Busy,
+        Refusal::Unreadable | Refusal::TooMany => HypercallError::OutOfRange,
         Refusal::Denied(gpa) => {
             let access = Access::HYPERCALL | Access::WRITE;
             super::policy::block(vmcs, Rule::PageTable, access, 0, gpa, detail);
@@ -101,10 +93,9 @@ impl TableMemory for Tables {
     }
 }
 
-/// Which frames may become roots or root-entry tables: guest RAM outside the kernel image, the
-/// initrd and the hypervisor; if `writable`, also EPT RW- write-back (not for roots this
-/// hypercall has just made read-only itself).
-fn is_plain_ram(frame: u64, writable: bool) -> bool {
+/// Which frames may become roots: guest RAM the guest may write now (EPT RW- write-back),
+/// outside the kernel image, the initrd and the hypervisor.
+fn is_plain_ram(frame: u64) -> bool {
     let layout = &state::get().layout;
     let measured = layout.in_hypervisor(frame)
         || layout.in_initrd(frame)
@@ -113,7 +104,44 @@ fn is_plain_ram(frame: u64, writable: bool) -> bool {
         let rights = |ept: &mut _| operations::ram_page(ept, layout, frame);
         state::EPT.lock().as_mut().map(rights) == Some(Ok(Permissions::READ_WRITE))
     };
-    !measured && (!writable || rw_ram())
+    !measured && rw_ram()
+}
+
+/// Copies `LockKernelMappings`' table out of guest memory (before anything is checked: the
+/// guest may rewrite it meanwhile) and sorts it by vCPU slot. Every vCPU started (running or
+/// about to) needs exactly one entry, and no other CPU may have one.
+fn declared_roots(table: u64, count: u64) -> Result<[Option<VcpuRoots>; MAX_VCPUS], Refusal> {
+    if !table.is_multiple_of(8) || count == 0 || count > MAX_VCPUS as u64 {
+        return Err(Refusal::Invalid);
+    }
+    let mut by_slot = [None; MAX_VCPUS];
+    for entry in 0..count {
+        let word = |n: u64| Tables.read_u64(table + entry * CpuRoots::SIZE + n * 8);
+        let (apic_id, kernel_cr3, user_cr3) = (word(0)?, word(1)?, word(2)?);
+        let apic_id = u32::try_from(apic_id).map_err(|_| Refusal::Invalid)?;
+        let slot = crate::smp::cpus::index_of(apic_id).ok_or(Refusal::Invalid)?;
+        let started = matches!(
+            CPUS[slot].state(),
+            CpuState::Running | CpuState::StartRequested
+        );
+        if !started || by_slot[slot].is_some() {
+            return Err(Refusal::Invalid);
+        }
+        by_slot[slot] = Some(VcpuRoots {
+            kernel_cr3,
+            user_cr3,
+        });
+    }
+    let started = |slot: usize| {
+        matches!(
+            CPUS[slot].state(),
+            CpuState::Running | CpuState::StartRequested
+        )
+    };
+    if (0..MAX_VCPUS).any(|slot| started(slot) && by_slot[slot].is_none()) {
+        return Err(Refusal::Invalid);
+    }
+    Ok(by_slot)
 }
 
 /// The translations `LockKernelMappings` records: text and rodata from the measured ELF
@@ -168,15 +196,6 @@ fn protect_frames(frames: impl IntoIterator<Item = u64>) -> Result<(), Refusal> 
     Ok(())
 }
 
-/// Gives released roots back their plain-RAM rights (RW-, as `is_plain_ram` required).
-fn unprotect_frames(frames: impl IntoIterator<Item = u64>) {
-    if let Some(ept) = state::EPT.lock().as_mut() {
-        for frame in frames {
-            let _ = ept.map(frame, PAGE, Permissions::READ_WRITE, MemoryType::WriteBack);
-        }
-    }
-}
-
 /// Walks the kernel halves of `roots`, makes what it found read-only, shoots down and walks
 /// again: the lock is taken once a walk finds no page that was not already read-only (no
 /// table changed between walk and lock).
@@ -194,7 +213,8 @@ fn lock_tables(roots: &[u64], window: StackWindow) -> Result<StructurePages, Ref
     Err(Refusal::Denied(roots[0]))
 }
 
-/// `LockKernelMappings` (RDI = stack window start, RSI = length, RDX = KPTI template root).
+/// `LockKernelMappings` (RDI = stack window start, RSI = length, RDX = GPA of the per-vCPU
+/// roots table, R10 = its entries).
 pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     if !POLICY.load(Ordering::SeqCst) {
         return error(HypercallError::NotSupported);
@@ -203,14 +223,33 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     let ready = !locked()
         && super::descriptor_tables::locked()
         && super::msr::syscall_msrs_locked()
-        && regs.rdx.is_multiple_of(PAGE)
         && super::cr3::can_exit(caps);
     let Some(window) = StackWindow::new(regs.rdi, regs.rsi).filter(|_| ready) else {
         return error(HypercallError::InvalidArgument);
     };
-    let _serial = REQUESTS.lock();
-    let (cr3, template) = (vmcs.get(guest::CR3), regs.rdx);
+    if LOCKING.swap(true, Ordering::SeqCst) {
+        return error(HypercallError::InvalidArgument);
+    }
+    let cr3 = vmcs.get(guest::CR3);
     let result = (|| {
+        let vcpus = declared_roots(regs.rdx, regs.r10)?;
+        let declared = || vcpus.iter().flatten();
+        let mut list = [VcpuRoots::default(); MAX_VCPUS];
+        let mut roots = [0u64; 2 * MAX_VCPUS];
+        let (mut vcpu_count, mut root_count) = (0, 0);
+        for vcpu in declared() {
+            list[vcpu_count] = *vcpu;
+            vcpu_count += 1;
+            for root in vcpu.roots() {
+                roots[root_count] = root;
+                root_count += 1;
+            }
+        }
+        km::check_declared(&list[..vcpu_count], &is_plain_ram)?;
+        let me = crate::smp::this_cpu();
+        if !vcpus[me].is_some_and(|r| r.kernel_root() == cr3 & walker::ADDRESS_MASK) {
+            return Err(Refusal::Invalid); // the caller is not on its own kernel-mode root
+        }
         let (ranges, count) = protected_ranges(vmcs)?;
         if ranges[..count]
             .iter()
@@ -218,143 +257,52 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
         {
             return Err(Refusal::Invalid);
         }
-        let roots = [cr3 & walker::ADDRESS_MASK, template];
-        let locked = lock_tables(&roots[..if template == 0 { 1 } else { 2 }], window)?;
-        // Checked only now that every table of the kernel halves is read-only and every vCPU
-        // acknowledged the shootdown (DESIGN.md invariant 9): checked before, another vCPU
-        // could remap a recorded range between the check and the lock.
-        for range in &ranges[..count] {
-            km::translates_as_recorded(&Tables, cr3, range, false)?;
-            if template != 0 {
-                km::translates_as_recorded(&Tables, template, range, true)?;
+        let locked = lock_tables(&roots[..root_count], window)?;
+        // Checked only now that every root and every table of the kernel halves is read-only
+        // and every vCPU acknowledged the shootdown (DESIGN.md invariant 9): checked before,
+        // another vCPU could remap a recorded range between the check and the lock.
+        let kernel_half = km::kernel_half(&Tables, cr3)?;
+        let first_user = declared().find_map(VcpuRoots::user_root);
+        let user_half = first_user
+            .map(|r| km::kernel_half(&Tables, r))
+            .transpose()?;
+        for roots in declared() {
+            let kernel = roots.kernel_root();
+            if km::kernel_half(&Tables, kernel)? != kernel_half {
+                return Err(Refusal::Denied(kernel));
+            }
+            if let Some(user) = roots.user_root() {
+                if Some(km::kernel_half(&Tables, user)?) != user_half {
+                    return Err(Refusal::Denied(user));
+                }
+            }
+            for root in roots.roots() {
+                for range in &ranges[..count] {
+                    km::translates_as_recorded(&Tables, root, range, root != kernel)?;
+                }
+                km::check_lower_half(&mut Tables, root, &locked)?;
             }
         }
-        let kernel_half = km::kernel_half(&Tables, cr3)?;
-        let template_half = (template != 0)
-            .then(|| km::kernel_half(&Tables, template))
-            .transpose()?;
-        let registry = Registry::new(locked, kernel_half, template_half, cr3);
-        Ok((registry, count))
+        Ok((LockedRoots { locked, vcpus }, count))
     })();
-    let (registry, count) = match result {
+    let (lock, count) = match result {
         Ok(done) => done,
         Err(r) => {
             super::policy::flush();
             return refusal(vmcs, r, regs.rdi);
         }
     };
-    let pages = registry.locked.frames().len();
-    super::cr3::KERNEL_CR3.store(cr3, Ordering::SeqCst);
-    *REGISTRY.lock() = Some(registry);
+    let pages = lock.locked.frames().len();
+    let vcpus = lock.vcpus.iter().flatten().count();
+    LOCK.call_once(|| lock);
     LOCKED.store(true, Ordering::SeqCst);
     super::cr3::apply_lock_to_current_vmcs();
     // Every other vCPU drops stale EPT translations and starts checking CR3 loads.
     super::policy::flush();
-    log::info!("page tables locked: {pages} paging-structure pages read-only, {count} protected ranges recorded, stack window {:#x}+{:#x}, CR3 loads checked ({} CR3-target values)",
+    log::info!("page tables locked: {pages} paging-structure pages read-only ({vcpus} vCPUs' roots), {count} protected ranges recorded, stack window {:#x}+{:#x}, CR3 loads checked ({} CR3-target values)",
         window.start,
         window.length,
         caps.cr3_target_count()
     );
     0
-}
-
-fn not_locked() -> u64 {
-    if POLICY.load(Ordering::SeqCst) {
-        error(HypercallError::InvalidArgument)
-    } else {
-        error(HypercallError::NotSupported)
-    }
-}
-
-/// `RegisterAddressSpace` (RDI = kernel-mode CR3 value, RSI = user-mode CR3 value or 0).
-pub fn register(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
-    if !locked() {
-        return not_locked();
-    }
-    let space = Space {
-        kernel_cr3: regs.rdi,
-        user_cr3: regs.rsi,
-    };
-    let _serial = REQUESTS.lock();
-    // Plain RAM nobody protects yet (two distinct frames), then read-only, then the content
-    // checks: the guest cannot change a root between check and lock.
-    for root in space.roots() {
-        let protected = |r: &Registry| r.is_protected_frame(root);
-        if REGISTRY.lock().as_ref().is_none_or(protected)
-            || !is_plain_ram(root, true)
-            || space.user_root() == Some(space.kernel_root())
-        {
-            return refusal(vmcs, Refusal::Denied(root), regs.rdi);
-        }
-    }
-    let result = protect_frames(space.roots())
-        .map_err(|_| Refusal::Denied(space.kernel_root()))
-        .and_then(|()| {
-            super::policy::flush();
-            let mut registry = REGISTRY.lock();
-            let registry = registry.as_mut().ok_or(Refusal::Invalid)?;
-            registry.register(&Tables, &|frame| is_plain_ram(frame, false), space)
-        });
-    if let Err(r) = result {
-        // Serialized by REQUESTS: nothing else protected these frames meanwhile.
-        unprotect_frames(space.roots());
-        return refusal(vmcs, r, regs.rdi);
-    }
-    for root in space.roots() {
-        for gpa in (km::KERNEL_HALF_FIRST..km::ENTRIES).map(|index| root + index as u64 * 8) {
-            if Tables.read_u64(gpa).is_ok_and(|e| e & PTE_PRESENT != 0) {
-                let _ = Tables.set_bits(gpa, km::ACCESSED);
-            }
-        }
-    }
-    0
-}
-
-/// Runs a request on the registry once the tables are locked, serialized with the others; a
-/// refusal is answered (and audited) after the registry lock is released.
-fn request(
-    vmcs: &Vmcs,
-    detail: u64,
-    run: impl FnOnce(&mut Registry) -> Result<(), Refusal>,
-) -> u64 {
-    if !locked() {
-        return not_locked();
-    }
-    let _serial = REQUESTS.lock();
-    let result = REGISTRY.lock().as_mut().map(run);
-    match result {
-        None => not_locked(),
-        Some(Ok(())) => 0,
-        Some(Err(r)) => refusal(vmcs, r, detail),
-    }
-}
-
-/// `SetRootEntry` (RDI = kernel-mode root, RSI = index, RDX = entry).
-pub fn set_root_entry(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
-    request(vmcs, regs.rsi, |registry| {
-        let facts = |frame| is_plain_ram(frame, true);
-        let space = registry.check_root_entry(&facts, regs.rdi, regs.rsi, regs.rdx)?;
-        let present = regs.rdx & PTE_PRESENT != 0;
-        for root in space.roots() {
-            let value = if present { regs.rdx | km::ACCESSED } else { 0 };
-            let _ = Tables.write_u64(root + regs.rsi * 8, value);
-        }
-        Ok(())
-    })
-}
-
-/// `ReleaseAddressSpace` (RDI = kernel-mode root).
-pub fn release(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
-    request(vmcs, 0, |registry| {
-        let loaded = |slot| {
-            LOADED
-                .iter()
-                .any(|l| l.load(Ordering::SeqCst) == slot as u64)
-        };
-        unprotect_frames(registry.release(regs.rdi, loaded)?.roots());
-        // Added rights need no shootdown: a stale read-only translation only makes a
-        // write exit once more, and `exits::policy` retries such spurious violations.
-        crate::smp::shootdown::flush_local();
-        Ok(())
-    })
 }

@@ -1,14 +1,15 @@
 //! Kernel page-table integrity (`pagetables = locked`), the pure part: which guest paging-
-//! structure pages `LockKernelMappings` locks, the translations it records, and the checks
-//! on address spaces and root entries the guest asks for later. The exits (`exits::
-//! page_tables`) make the locked pages read-only in EPT and check CR3 loads with these.
+//! structure pages `LockKernelMappings` locks, the translations it records, the checks on the
+//! per-vCPU roots it declares and on the CR3 loads after it. The exits (`exits::page_tables`,
+//! `exits::cr3`) make the locked pages read-only in EPT and refuse other CR3 loads.
 //!
-//! The invariant (property-tested in `kernel_mappings_proptests`): a protected linear address
+//! The invariant (property-tested in `kernel_mappings_prop_tests`): a protected linear address
 //! (kernel text and rodata, the locked GDT and IDT, the page LSTAR points into) reaches the
 //! guest-physical page recorded at lock time from every root a vCPU can have in CR3. It holds
-//! because every paging-structure page on those paths is read-only in EPT (the kernel half
-//! of every registered root equals the locked one and points only at locked pages), and CR3
-//! can only be loaded with a registered root.
+//! because each vCPU can only load its own declared roots, each root is locked (read-only in
+//! EPT) with its kernel half, every paging-structure page reachable from a kernel half is
+//! read-only, and no lower-half entry of a root points at a locked page: the guest-writable
+//! tables below the lower half never translate a kernel-half address.
 
 use crate::guest_memory::walker::{self, PhysicalMemory, WalkError, ADDRESS_MASK};
 use crate::guest_memory::walker::{PTE_PAGE_SIZE, PTE_PRESENT, PTE_WRITABLE};
@@ -27,8 +28,6 @@ const CR3_RESERVED: u64 = 0x7ff0_0000_0000_0000;
 
 /// Most paging-structure pages one lock covers.
 pub const MAX_LOCKED: usize = 256;
-/// Most registered address spaces at once (the kernel's own included).
-pub const MAX_SPACES: usize = 128;
 /// Most protected linear ranges.
 pub const MAX_PROTECTED: usize = 12;
 
@@ -52,10 +51,6 @@ pub enum Refusal {
     /// The request would change a locked translation, or names a frame it may not: the
     /// guest-physical address involved (audited, rule `page-table`).
     Denied(u64),
-    /// A release names no registered space.
-    NotRegistered,
-    /// A release names a space some vCPU has loaded.
-    Busy,
 }
 
 impl From<WalkError> for Refusal {
@@ -253,15 +248,16 @@ pub fn translates_as_recorded(
     Ok(())
 }
 
-/// A registered address space: the CR3 values the kernel loads for it (kernel mode, and user
-/// mode under KPTI or 0).
+/// The roots one vCPU may load once the tables are locked: its kernel-mode CR3 value and,
+/// under KPTI, its user-mode one (0: none). At a load only bits 51:12 name the root; the PCID
+/// and bit 63 are the kernel's business.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Space {
+pub struct VcpuRoots {
     pub kernel_cr3: u64,
     pub user_cr3: u64,
 }
 
-impl Space {
+impl VcpuRoots {
     pub fn kernel_root(&self) -> u64 {
         self.kernel_cr3 & ADDRESS_MASK
     }
@@ -270,156 +266,110 @@ impl Space {
         (self.user_cr3 != 0).then_some(self.user_cr3 & ADDRESS_MASK)
     }
 
-    /// The space's tables (addresses): the kernel-mode root, then the user-mode one if any.
+    /// The root tables (addresses): the kernel-mode root, then the user-mode one if any.
     pub fn roots(&self) -> impl Iterator<Item = u64> {
         [Some(self.kernel_root()), self.user_root()]
             .into_iter()
             .flatten()
     }
+
+    /// True if a MOV to CR3 of `value` loads one of these roots (reserved bits clear).
+    pub fn may_load(&self, value: u64) -> bool {
+        value & CR3_RESERVED == 0 && self.roots().any(|root| root == value & ADDRESS_MASK)
+    }
+
+    /// The CR3-target values (SDM Vol. 3C 26.6.7): each declared value without and with bit
+    /// 63 (the no-flush hint under CR4.PCIDE), kernel mode first. Returns them and their count.
+    pub fn targets(&self) -> ([u64; 4], usize) {
+        let mut targets = [0; 4];
+        let mut count = 0;
+        let values = [
+            Some(self.kernel_cr3),
+            (self.user_cr3 != 0).then_some(self.user_cr3),
+        ];
+        for value in values.into_iter().flatten() {
+            for variant in [value & !CR3_NO_FLUSH, value | CR3_NO_FLUSH] {
+                targets[count] = variant;
+                count += 1;
+            }
+        }
+        (targets, count)
+    }
 }
 
-/// The locked kernel half and the registered address spaces. What it needs to know about a
-/// frame from the rest of the hypervisor is `plain_ram(frame)`: true if the frame is guest RAM
-/// the guest may write now (EPT RW-, not measured, not the hypervisor's), the only frames that
-/// may become roots or tables of roots.
-#[derive(Clone, Debug)]
-pub struct Registry {
-    pub locked: StructurePages,
-    /// The kernel half every kernel-mode root must have, and the KPTI template's.
-    pub kernel_half: [u64; 256],
-    pub template_half: Option<[u64; 256]>,
-    spaces: [Option<Space>; MAX_SPACES],
-}
+/// Bit 63 of a MOV to CR3 under CR4.PCIDE (SDM Vol. 3A 4.10.4.1).
+const CR3_NO_FLUSH: u64 = 1 << 63;
 
-impl Registry {
-    /// The state right after a lock whose kernel CR3 value is `kernel_cr3` (space 0).
-    pub fn new(
-        locked: StructurePages,
-        kernel_half: [u64; 256],
-        template_half: Option<[u64; 256]>,
-        kernel_cr3: u64,
-    ) -> Self {
-        let mut spaces = [None; MAX_SPACES];
-        spaces[0] = Some(Space {
-            kernel_cr3,
-            user_cr3: 0,
-        });
-        Self {
-            locked,
-            kernel_half,
-            template_half,
-            spaces,
+/// Checks the declared roots before anything is locked: no reserved CR3 bits, every root a
+/// frame `plain_ram` accepts, and no frame declared twice (by one vCPU or two).
+pub fn check_declared(
+    declared: &[VcpuRoots],
+    plain_ram: &impl Fn(u64) -> bool,
+) -> Result<(), Refusal> {
+    let mut seen = [0u64; 2 * MAX_VCPUS];
+    let mut count = 0;
+    for roots in declared {
+        for cr3 in [roots.kernel_cr3, roots.user_cr3] {
+            if cr3 & CR3_RESERVED != 0 {
+                return Err(Refusal::Invalid);
+            }
         }
-    }
-
-    /// The space that has `root` (an address) as one of its tables.
-    pub fn find(&self, root: u64) -> Option<(usize, Space)> {
-        let has_root = |s: &Space| s.roots().any(|r| r == root);
-        let mut spaces = self.spaces.iter().enumerate();
-        spaces.find_map(|(slot, space)| space.filter(has_root).map(|s| (slot, s)))
-    }
-
-    /// True if the guest may not write `gpa`'s page: a locked structure page or a root.
-    pub fn is_protected_frame(&self, gpa: u64) -> bool {
-        let frame = gpa & ADDRESS_MASK;
-        self.locked.contains(frame) || self.find(frame).is_some()
-    }
-
-    /// Checks a root candidate: plain RAM, not protected, an empty lower half and the
-    /// expected upper half.
-    fn check_root(
-        &self,
-        memory: &impl PhysicalMemory,
-        plain_ram: &impl Fn(u64) -> bool,
-        cr3: u64,
-        expected: &[u64; 256],
-    ) -> Result<u64, Refusal> {
-        if cr3 & CR3_RESERVED != 0 {
-            return Err(Refusal::Invalid);
-        }
-        let root = cr3 & ADDRESS_MASK;
-        if self.is_protected_frame(root) || !plain_ram(root) {
-            return Err(Refusal::Denied(root));
-        }
-        for index in 0..KERNEL_HALF_FIRST {
-            if memory.read_u64(root + index as u64 * 8)? != 0 {
+        for root in roots.roots() {
+            if !plain_ram(root) || seen[..count].contains(&root) {
                 return Err(Refusal::Denied(root));
             }
+            *seen.get_mut(count).ok_or(Refusal::TooMany)? = root;
+            count += 1;
         }
-        if kernel_half(memory, root)? != *expected {
-            return Err(Refusal::Denied(root));
+    }
+    Ok(())
+}
+
+/// Checks a locked root's lower half (entries 0-255, fixed now that the root is read-only):
+/// no entry maps a large page (reserved in a PML4 entry) or points at a locked page (a table
+/// of the kernel half, or a root), so the tables below stay the guest's and never translate
+/// a kernel-half address; sets the accessed bit of each present entry (the CPU would write
+/// it, SDM Vol. 3A 4.8).
+pub fn check_lower_half(
+    memory: &mut impl TableMemory,
+    root: u64,
+    locked: &StructurePages,
+) -> Result<(), Refusal> {
+    for index in 0..KERNEL_HALF_FIRST {
+        let gpa = (root & ADDRESS_MASK) + index as u64 * 8;
+        let entry = memory.read_u64(gpa)?;
+        if entry & PTE_PRESENT == 0 {
+            continue;
         }
-        Ok(root)
+        if entry & PTE_PAGE_SIZE != 0 || locked.contains(entry & ADDRESS_MASK) {
+            return Err(Refusal::Denied(entry & ADDRESS_MASK));
+        }
+        memory.set_bits(gpa, ACCESSED)?;
+    }
+    Ok(())
+}
+
+/// Most vCPUs whose roots one lock declares.
+pub const MAX_VCPUS: usize = rampart_boot_info::MAX_CPUS;
+
+/// What `LockKernelMappings` left: the locked pages (every root included) and each vCPU's
+/// roots, by vCPU slot.
+#[derive(Clone, Debug)]
+pub struct LockedRoots {
+    pub locked: StructurePages,
+    pub vcpus: [Option<VcpuRoots>; MAX_VCPUS],
+}
+
+impl LockedRoots {
+    /// True if the guest may not write `gpa`'s page: a locked structure page or a root.
+    pub fn is_protected_frame(&self, gpa: u64) -> bool {
+        self.locked.contains(gpa & ADDRESS_MASK)
     }
 
-    /// `RegisterAddressSpace`: returns the slot (the roots to make read-only are the space's).
-    pub fn register(
-        &mut self,
-        memory: &impl PhysicalMemory,
-        plain_ram: &impl Fn(u64) -> bool,
-        space: Space,
-    ) -> Result<usize, Refusal> {
-        let kernel = self.check_root(memory, plain_ram, space.kernel_cr3, &self.kernel_half)?;
-        if space.user_cr3 != 0 {
-            let template = self.template_half.ok_or(Refusal::Invalid)?;
-            let user = self.check_root(memory, plain_ram, space.user_cr3, &template)?;
-            if user == kernel {
-                return Err(Refusal::Denied(user));
-            }
-        }
-        let free = self.spaces.iter().position(Option::is_none);
-        let slot = free.ok_or(Refusal::TooMany)?;
-        self.spaces[slot] = Some(space);
-        Ok(slot)
-    }
-
-    /// `SetRootEntry`: checks `entry` for lower-half slot `index` of the space whose
-    /// kernel-mode root is `root`; returns that space (its roots get the entry).
-    pub fn check_root_entry(
-        &self,
-        plain_ram: &impl Fn(u64) -> bool,
-        root: u64,
-        index: u64,
-        entry: u64,
-    ) -> Result<Space, Refusal> {
-        let (slot, space) = self.find(root).ok_or(Refusal::Invalid)?;
-        if slot == 0 || space.kernel_root() != root {
-            return Err(Refusal::Denied(root));
-        }
-        if index >= KERNEL_HALF_FIRST as u64 {
-            return Err(Refusal::Denied(root + index.min(511) * 8));
-        }
-        let table = entry & ADDRESS_MASK;
-        if entry & PTE_PRESENT != 0
-            && (entry & PTE_PAGE_SIZE != 0 || self.is_protected_frame(table) || !plain_ram(table))
-        {
-            return Err(Refusal::Denied(table));
-        }
-        Ok(space)
-    }
-
-    /// `ReleaseAddressSpace`: unregisters the space whose kernel-mode root `cr3` names unless
-    /// `loaded` says a vCPU has it loaded. Returns it (its roots become writable again).
-    /// Denied: the kernel's own root, or a user-mode root named instead of the kernel-mode one.
-    pub fn release(&mut self, cr3: u64, loaded: impl Fn(usize) -> bool) -> Result<Space, Refusal> {
-        let root = cr3 & ADDRESS_MASK;
-        let (slot, space) = self.find(root).ok_or(Refusal::NotRegistered)?;
-        if slot == 0 || space.kernel_root() != root {
-            return Err(Refusal::Denied(cr3));
-        }
-        if loaded(slot) {
-            return Err(Refusal::Busy);
-        }
-        self.spaces[slot] = None;
-        Ok(space)
-    }
-
-    /// A MOV to CR3 of `value`: the slot of the registered space it loads, if any.
-    pub fn cr3_load(&self, value: u64) -> Option<usize> {
-        if value & CR3_RESERVED != 0 {
-            return None;
-        }
-        self.find(value & ADDRESS_MASK).map(|(slot, _)| slot)
+    /// A MOV to CR3 of `value` on vCPU `vcpu`: allowed only for that vCPU's own roots.
+    pub fn may_load(&self, vcpu: usize, value: u64) -> bool {
+        let roots = self.vcpus.get(vcpu).copied().flatten();
+        roots.is_some_and(|r| r.may_load(value))
     }
 }
 

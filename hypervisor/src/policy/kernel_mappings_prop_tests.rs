@@ -1,18 +1,20 @@
-//! Issue 12's property: no sequence of guest page-table writes (EPT refuses those to locked
-//! pages and registered roots), registrations, root-entry requests, releases and CR3 loads
-//! lets a protected linear address reach another page than the one recorded at lock time,
-//! from any root a vCPU has loaded or could load.
+//! Issue 12's property, for per-CPU roots (issue 19): no sequence of guest page-table
+//! writes (EPT refuses those to locked pages and roots) and CR3 loads lets a protected linear
+//! address reach another page than the one recorded at lock time, from any root a vCPU has
+//! loaded or could load. The guest writes anywhere it may: its per-CPU lower-half tables,
+//! fresh frames, and every locked page (refused).
 
-use super::kernel_mappings::tests::{copy_root, kernel, window, FakeMemory, ROOT, RW};
+use super::kernel_mappings::tests::{kernel, per_cpu_lock, FakeMemory, ROOT, RW};
 use super::kernel_mappings::tests::{TEXT_GPA, TEXT_PT, TEXT_VA};
 use super::kernel_mappings::*;
 use proptest::prelude::*;
 
 const VCPUS: usize = 2;
-/// Frames the guest plays with: the kernel's tables (0x100000..) and fresh frames.
-const FRAMES: [u64; 11] = [
+/// Frames the guest plays with: the kernel's tables (0x100000..), the per-CPU roots
+/// (0x200000..), their lower tables (0x300000..) and fresh frames.
+const FRAMES: [u64; 16] = [
     ROOT, 0x10_1000, 0x10_2000, TEXT_PT, 0x10_4000, 0x10_5000, 0x10_6000, 0x20_0000, 0x21_0000,
-    0x22_0000, 0x23_0000,
+    0x22_0000, 0x23_0000, 0x30_0000, 0x30_1000, 0x30_2000, 0x40_0000, 0x41_0000,
 ];
 
 #[derive(Clone, Debug)]
@@ -22,21 +24,6 @@ enum Op {
         frame: usize,
         index: usize,
         value: u64,
-    },
-    /// The guest copies the kernel half into `frame` (if `copy`: else the frame holds what
-    /// earlier writes left, a forged table), then registers it.
-    Register {
-        frame: usize,
-        user: Option<usize>,
-        copy: bool,
-    },
-    SetRootEntry {
-        frame: usize,
-        index: u64,
-        value: u64,
-    },
-    Release {
-        frame: usize,
     },
     LoadCr3 {
         vcpu: usize,
@@ -64,13 +51,8 @@ fn index() -> impl Strategy<Value = usize> {
 fn op() -> impl Strategy<Value = Op> {
     let frame = 0..FRAMES.len();
     prop_oneof![
-        4 => (frame.clone(), index(), value())
+        6 => (frame.clone(), index(), value())
             .prop_map(|(frame, index, value)| Op::Write { frame, index, value }),
-        2 => (frame.clone(), proptest::option::of(frame.clone()), any::<bool>())
-            .prop_map(|(frame, user, copy)| Op::Register { frame, user, copy }),
-        2 => (frame.clone(), index(), value())
-            .prop_map(|(frame, index, value)| Op::SetRootEntry { frame, index: index as u64, value }),
-        1 => frame.clone().prop_map(|frame| Op::Release { frame }),
         2 => (0..VCPUS, frame, 0u64..4)
             .prop_map(|(vcpu, frame, pcid)| Op::LoadCr3 { vcpu, frame, pcid }),
     ]
@@ -78,28 +60,18 @@ fn op() -> impl Strategy<Value = Op> {
 
 struct Model {
     memory: FakeMemory,
-    registry: Registry,
+    lock: LockedRoots,
     cr3: [u64; VCPUS],
-    loaded: [usize; VCPUS],
 }
 
 impl Model {
     fn new() -> Self {
         let mut memory = kernel();
-        let locked = collect_and_preset(&mut memory, &[ROOT], window()).unwrap();
-        memory.read_only.extend(locked.frames());
-        let half = kernel_half(&memory, ROOT).unwrap();
+        let lock = per_cpu_lock(&mut memory);
         Self {
             memory,
-            registry: Registry::new(locked, half, Some(half), ROOT),
-            cr3: [ROOT; VCPUS],
-            loaded: [0; VCPUS],
-        }
-    }
-
-    fn guest_write(&mut self, frame: u64, index: usize, value: u64) {
-        if !self.memory.read_only.contains(&frame) {
-            self.memory.words.insert(frame + index as u64 * 8, value);
+            lock,
+            cr3: [0x20_0000, 0x21_0000],
         }
     }
 
@@ -109,61 +81,15 @@ impl Model {
                 frame,
                 index,
                 value,
-            } => self.guest_write(FRAMES[frame], index, value),
-            Op::Register { frame, user, copy } => {
-                let roots = [Some(frame), user].into_iter().flatten();
-                for root in roots.map(|f| FRAMES[f]) {
-                    if copy && !self.memory.read_only.contains(&root) {
-                        for index in 0..KERNEL_HALF_FIRST {
-                            self.memory.words.remove(&(root + index as u64 * 8));
-                        }
-                        copy_root(&mut self.memory, root);
-                    }
-                }
-                let space = Space {
-                    kernel_cr3: FRAMES[frame],
-                    user_cr3: user.map_or(0, |u| FRAMES[u]),
-                };
-                if self
-                    .registry
-                    .register(&self.memory, &|f| self.memory.is_plain_ram(f), space)
-                    .is_ok()
-                {
-                    self.memory.read_only.extend(space.roots());
-                }
-            }
-            Op::SetRootEntry {
-                frame,
-                index,
-                value,
             } => {
-                let root = FRAMES[frame];
-                if let Ok(space) = self.registry.check_root_entry(
-                    &|f| self.memory.is_plain_ram(f),
-                    root,
-                    index,
-                    value,
-                ) {
-                    for root in space.roots() {
-                        self.memory.words.insert(root + index * 8, value);
-                    }
-                }
-            }
-            Op::Release { frame } => {
-                let loaded = self.loaded;
-                if let Ok(space) = self
-                    .registry
-                    .release(FRAMES[frame], |slot| loaded.contains(&slot))
-                {
-                    for root in space.roots() {
-                        self.memory.read_only.remove(&root);
-                    }
+                let frame = FRAMES[frame];
+                if !self.memory.read_only.contains(&frame) {
+                    self.memory.words.insert(frame + index as u64 * 8, value);
                 }
             }
             Op::LoadCr3 { vcpu, frame, pcid } => {
-                if let Some(slot) = self.registry.cr3_load(FRAMES[frame] | pcid) {
+                if self.lock.may_load(vcpu, FRAMES[frame] | pcid) {
                     self.cr3[vcpu] = FRAMES[frame];
-                    self.loaded[vcpu] = slot;
                 }
             }
         }
@@ -172,11 +98,9 @@ impl Model {
     /// Every root a vCPU has or could load.
     fn roots(&self) -> Vec<u64> {
         let mut roots = self.cr3.to_vec();
-        roots.extend(
-            FRAMES
-                .iter()
-                .filter(|&&f| self.registry.cr3_load(f).is_some()),
-        );
+        for vcpu in 0..VCPUS {
+            roots.extend(FRAMES.iter().filter(|&&f| self.lock.may_load(vcpu, f)));
+        }
         roots
     }
 }
@@ -184,7 +108,7 @@ impl Model {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
     #[test]
-    fn protected_addresses_keep_their_recorded_translation(ops in prop::collection::vec(op(), 1..60)) {
+    fn protected_addresses_keep_their_recorded_translation(ops in prop::collection::vec(op(), 1..80)) {
         let mut model = Model::new();
         let text = Protected { va: TEXT_VA, gpa: TEXT_GPA, length: 4 * 4096 };
         for op in &ops {

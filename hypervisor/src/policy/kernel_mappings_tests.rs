@@ -159,26 +159,6 @@ fn recorded_translations_are_checked() {
     );
 }
 
-fn registry(m: &mut FakeMemory) -> Registry {
-    let locked = collect_and_preset(m, &[ROOT], window()).unwrap();
-    m.read_only.extend(locked.frames());
-    let half = kernel_half(m, ROOT).unwrap();
-    Registry::new(locked, half, None, ROOT)
-}
-
-/// The locked kernel and one process space at 0x20_0000: (memory, registry, space, slot).
-fn registered() -> (FakeMemory, Registry, Space, usize) {
-    let mut m = kernel();
-    let mut r = registry(&mut m);
-    copy_root(&mut m, 0x20_0000);
-    let space = Space {
-        kernel_cr3: 0x20_0000,
-        user_cr3: 0,
-    };
-    let slot = r.register(&m, &|f| m.is_plain_ram(f), space).unwrap();
-    (m, r, space, slot)
-}
-
 /// A new root at `frame` with the kernel half copied from ROOT.
 pub fn copy_root(m: &mut FakeMemory, frame: u64) {
     for index in KERNEL_HALF_FIRST..ENTRIES {
@@ -191,90 +171,148 @@ pub fn copy_root(m: &mut FakeMemory, frame: u64) {
     }
 }
 
-#[test]
-fn spaces_register_with_the_locked_kernel_half_only() {
-    let mut m = kernel();
-    let mut r = registry(&mut m);
-    copy_root(&mut m, 0x20_0000);
-    let space = Space {
-        kernel_cr3: 0x20_0000 | 3 | (1 << 63),
-        user_cr3: 0,
-    };
-    assert_eq!(r.register(&m, &|f| m.is_plain_ram(f), space), Ok(1));
-    assert_eq!(space.roots().collect::<Vec<_>>(), [0x20_0000]);
-    assert_eq!(r.cr3_load(0x20_0000 | 5), Some(1), "any PCID of the root");
-    assert_eq!(r.cr3_load(0x30_0000), None);
-    // Twice, a locked page, a forged kernel half, a non-empty lower half: denied.
-    assert!(r.register(&m, &|f| m.is_plain_ram(f), space).is_err());
-    let locked_page = Space {
-        kernel_cr3: PD,
-        user_cr3: 0,
-    };
-    assert_eq!(
-        r.register(&m, &|f| m.is_plain_ram(f), locked_page),
-        Err(Refusal::Denied(PD))
-    );
-    copy_root(&mut m, 0x21_0000);
-    m.words.insert(0x21_0000 + 511 * 8, 0x50_0000 | RW);
-    let forged = Space {
-        kernel_cr3: 0x21_0000,
-        user_cr3: 0,
-    };
-    assert_eq!(
-        r.register(&m, &|f| m.is_plain_ram(f), forged),
-        Err(Refusal::Denied(0x21_0000))
-    );
-    copy_root(&mut m, 0x22_0000);
-    m.words.insert(0x22_0000, 0x50_0000 | RW);
-    let lower = Space {
-        kernel_cr3: 0x22_0000,
-        user_cr3: 0,
-    };
-    assert!(r.register(&m, &|f| m.is_plain_ram(f), lower).is_err());
+/// Per-CPU roots of two vCPUs (0x20_0000 and 0x21_0000, KPTI user roots 0x22_0000 and
+/// 0x23_0000), locked together with ROOT; each root's lower-half entries 0 and 255 point at
+/// that CPU's own tables (0x30_0000 + ...). Returns the lock.
+pub fn per_cpu_lock(m: &mut FakeMemory) -> LockedRoots {
+    let mut vcpus = [None; MAX_VCPUS];
+    for (cpu, (kernel, user)) in [(0x20_0000, 0x22_0000), (0x21_0000, 0x23_0000)]
+        .into_iter()
+        .enumerate()
+    {
+        for root in [kernel, user] {
+            copy_root(m, root);
+        }
+        for (n, slot) in [0u64, 255].into_iter().enumerate() {
+            let table = 0x30_0000 + (cpu as u64 * 2 + n as u64) * PAGE;
+            m.words.insert(kernel + slot * 8, table | RW | 4);
+            m.words.insert(user + slot * 8, table | RW | 4);
+        }
+        vcpus[cpu] = Some(VcpuRoots {
+            kernel_cr3: kernel | 1,
+            user_cr3: user | 2,
+        });
+    }
+    let roots: Vec<u64> = vcpus.iter().flatten().flat_map(|r| r.roots()).collect();
+    let locked = collect_and_preset(m, &roots, window()).unwrap();
+    for root in &roots {
+        check_lower_half(m, *root, &locked).unwrap();
+    }
+    m.read_only.extend(locked.frames());
+    LockedRoots { locked, vcpus }
 }
 
 #[test]
-fn root_entries_stay_in_the_lower_half_and_off_protected_pages() {
-    let (m, r, _, _) = registered();
-    assert!(r
-        .check_root_entry(&|f| m.is_plain_ram(f), 0x20_0000, 0, 0x50_0000 | RW)
-        .is_ok());
-    assert!(r
-        .check_root_entry(&|f| m.is_plain_ram(f), 0x20_0000, 255, 0)
-        .is_ok());
-    for (index, entry) in [
-        (256, 0),
-        (511, 0x50_0000 | RW),
-        (0, PD | RW),
-        (0, ROOT | RW),
-    ] {
-        assert!(
-            matches!(
-                r.check_root_entry(&|f| m.is_plain_ram(f), 0x20_0000, index, entry),
-                Err(Refusal::Denied(_))
-            ),
-            "{index} {entry:#x}"
+fn each_vcpu_loads_only_its_own_roots() {
+    let mut m = kernel();
+    let lock = per_cpu_lock(&mut m);
+    assert!(lock.may_load(0, 0x20_0000 | 1));
+    assert!(
+        lock.may_load(0, 0x20_0000 | 7 | (1 << 63)),
+        "any PCID, no-flush"
+    );
+    assert!(lock.may_load(0, 0x22_0000 | 2));
+    assert!(!lock.may_load(0, 0x21_0000 | 1), "another vCPU's root");
+    assert!(!lock.may_load(1, 0x22_0000), "another vCPU's user root");
+    assert!(!lock.may_load(0, ROOT), "the boot root");
+    assert!(!lock.may_load(0, 0x30_0000), "a per-CPU lower table");
+    assert!(!lock.may_load(0, 0x20_0000 | (1 << 52)), "reserved bit");
+    assert!(!lock.may_load(5, 0x20_0000), "a vCPU without roots");
+    assert!(lock.is_protected_frame(0x20_0123) && lock.is_protected_frame(0x23_0000));
+    assert!(
+        !lock.is_protected_frame(0x30_0000),
+        "lower tables stay the guest's"
+    );
+    let (targets, count) = lock.vcpus[1].unwrap().targets();
+    assert_eq!(
+        &targets[..count],
+        [
+            0x21_0001,
+            0x21_0001 | 1 << 63,
+            0x23_0002,
+            0x23_0002 | 1 << 63
+        ]
+    );
+    let plain = VcpuRoots {
+        kernel_cr3: 0x20_0000,
+        user_cr3: 0,
+    };
+    assert_eq!(plain.targets().1, 2, "without KPTI: two values");
+}
+
+#[test]
+fn lower_half_entries_must_not_reach_locked_pages() {
+    for target in [PD, 0x20_0000, 0x21_0000] {
+        let mut m = kernel();
+        copy_root(&mut m, 0x20_0000);
+        copy_root(&mut m, 0x21_0000);
+        m.words.insert(0x20_0000 + 8, target | RW);
+        let locked = collect_and_preset(&mut m, &[0x20_0000, 0x21_0000], window()).unwrap();
+        assert_eq!(
+            check_lower_half(&mut m, 0x20_0000, &locked),
+            Err(Refusal::Denied(target)),
+            "{target:#x}"
         );
     }
-    assert!(
-        r.check_root_entry(&|f| m.is_plain_ram(f), ROOT, 0, 0)
-            .is_err(),
-        "kernel root"
-    );
+    // A per-CPU table also linked into the kernel half before the lock gets locked by the
+    // walk, and is then refused as a lower-half table.
+    let mut m = kernel();
+    copy_root(&mut m, 0x20_0000);
+    m.words.insert(0x20_0000, 0x30_0000 | RW);
+    m.words.insert(0x20_0000 + 300 * 8, 0x30_0000 | RW);
+    let locked = collect_and_preset(&mut m, &[0x20_0000], window()).unwrap();
+    assert!(locked.contains(0x30_0000));
     assert_eq!(
-        r.check_root_entry(&|f| m.is_plain_ram(f), 0x30_0000, 0, 0),
-        Err(Refusal::Invalid)
+        check_lower_half(&mut m, 0x20_0000, &locked),
+        Err(Refusal::Denied(0x30_0000))
     );
+    let mut m = kernel();
+    copy_root(&mut m, 0x20_0000);
+    m.words.insert(0x20_0000, 0x30_0000 | RW | PTE_PAGE_SIZE);
+    let locked = collect_and_preset(&mut m, &[0x20_0000], window()).unwrap();
+    assert!(
+        check_lower_half(&mut m, 0x20_0000, &locked).is_err(),
+        "large page"
+    );
+    // Accepted entries get their accessed bit.
+    let mut m = kernel();
+    let lock = per_cpu_lock(&mut m);
+    assert_eq!(m.words[&0x20_0000] & ACCESSED, ACCESSED);
+    assert!(!lock.locked.contains(0x30_0000));
 }
 
 #[test]
-fn release_waits_for_every_vcpu_and_never_frees_the_kernel_root() {
-    let (_, mut r, space, slot) = registered();
-    assert_eq!(r.release(0x20_0000, |s| s == slot), Err(Refusal::Busy));
-    assert_eq!(r.release(ROOT, |_| false), Err(Refusal::Denied(ROOT)));
-    assert_eq!(r.release(0x20_0000, |_| false), Ok(space));
-    assert_eq!(r.release(0x20_0000, |_| false), Err(Refusal::NotRegistered));
-    assert_eq!(r.cr3_load(0x20_0000), None);
+fn declared_roots_are_distinct_plain_frames() {
+    let m = kernel();
+    let ram = |f| m.is_plain_ram(f) && f != 0x50_0000;
+    let roots = |k: u64, u: u64| VcpuRoots {
+        kernel_cr3: k,
+        user_cr3: u,
+    };
+    assert_eq!(
+        check_declared(&[roots(0x20_0000, 0x22_0000), roots(0x21_0000, 0)], &ram),
+        Ok(())
+    );
+    for (declared, error) in [
+        (
+            [roots(0x20_0000, 0x20_0000), roots(0x21_0000, 0)],
+            Refusal::Denied(0x20_0000),
+        ),
+        (
+            [roots(0x20_0000, 0), roots(0x21_0000, 0x20_0000)],
+            Refusal::Denied(0x20_0000),
+        ),
+        (
+            [roots(0x20_0000, 0), roots(0x50_0000, 0)],
+            Refusal::Denied(0x50_0000),
+        ),
+        (
+            [roots(0x20_0000, 0), roots(0x21_0000 | 1 << 55, 0)],
+            Refusal::Invalid,
+        ),
+    ] {
+        assert_eq!(check_declared(&declared, &ram), Err(error), "{declared:?}");
+    }
 }
 
 #[test]
