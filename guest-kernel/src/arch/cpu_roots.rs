@@ -77,19 +77,39 @@ pub fn switch_to(root: u64, used: Used) {
     flush(index);
 }
 
-/// Drops this CPU's cached translations of the lower half: a reload of its kernel-mode value
-/// without the no-flush bit (SDM Vol. 3A 4.10.4.1: that PCID's non-global entries and
-/// paging-structure caches go; the kernel maps nothing global) and, under KPTI, the user-mode
-/// PCID at the next return to ring 3.
+/// Drops this CPU's cached translations of the lower half (the kernel maps nothing global):
+/// INVPCID single-context for the kernel-mode PCID where the CPU has it (SDM Vol. 2A INVPCID:
+/// its non-global entries and paging-structure caches; no VM exit under Rampart, whatever the
+/// CR3-target count), else a reload of the kernel-mode value without the no-flush bit
+/// (Vol. 3A 4.10.4.1; a CR3-target value under Rampart). Under KPTI the user-mode PCID is
+/// flushed at the next return to ring 3.
 fn flush(index: usize) {
     let Some(values) = values(index) else {
         return;
     };
-    // SAFETY: this CPU's own root, which it already runs on: the same translations, fewer
-    // cached.
-    unsafe { cpu::write_cr3(values.kernel) };
+    if *HAS_INVPCID.call_once(|| cpu::cpuid(7, 0).ebx & CPUID_7_EBX_INVPCID != 0) {
+        let descriptor = [values.kernel & PCID_MASK, 0];
+        // SAFETY: INVPCID exists (CPUID.7:EBX[10], which Rampart clears where the guest may
+        // not run it); type 1 only drops cached translations of one PCID (this CPU's own,
+        // 0 when CR4.PCIDE is off, as the instruction requires); the descriptor is readable.
+        unsafe {
+            core::arch::asm!("invpcid {kind}, [{descriptor}]", kind = in(reg) INVPCID_SINGLE_CONTEXT,
+                descriptor = in(reg) descriptor.as_ptr(), options(nostack, preserves_flags))
+        };
+    } else {
+        // SAFETY: this CPU's own root, which it already runs on: the same translations, fewer
+        // cached.
+        unsafe { cpu::write_cr3(values.kernel) };
+    }
     set_entry_values(values);
 }
+
+/// CPUID.(EAX=7,ECX=0):EBX bit 10: INVPCID.
+const CPUID_7_EBX_INVPCID: u32 = 1 << 10;
+/// INVPCID type 1: one PCID's non-global translations.
+const INVPCID_SINGLE_CONTEXT: u64 = 1;
+const PCID_MASK: u64 = 0xfff;
+static HAS_INVPCID: spin::Once<bool> = spin::Once::new();
 
 /// The directory entries of process `root` if it is the one loaded on this CPU, as its tables
 /// hold them now (the process takes them along when it leaves the CPU).

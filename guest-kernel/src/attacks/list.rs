@@ -250,6 +250,7 @@ pub fn cleanup() {
     if address_space::unmap(&mut Frames, paging::kernel_root(), ALIAS_PAGE).is_some() {
         crate::smp::flush_kernel_page(ALIAS_PAGE);
     }
+    super::roots::clear_cpu_table_alias();
     for slot in &SCRATCH_FRAMES {
         let frame = slot.swap(0, Ordering::SeqCst);
         if frame != 0 {

@@ -14,6 +14,7 @@ use crate::arch::{attack, cpu, cpu_roots, paging};
 use crate::mm::address_space::PhysMemory;
 use crate::mm::layout::{phys_to_virt, DIRECT_MAP_BASE};
 use crate::mm::page_table::{self, ADDRESS_MASK, HUGE_PAGE, PAGE_SIZE, PRESENT};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// A kernel-half PML4 slot nothing uses (the direct map is 256, stacks 510, the image 511).
 const UNUSED_KERNEL_SLOT: usize = 257;
@@ -141,6 +142,8 @@ pub fn cpu_table_alias() -> Attempt {
         if Frames.read(table, ALIAS_INDEX as usize) != 0 {
             return false;
         }
+        // Blocked, this thread ends at the store below: `clear_cpu_table_alias` undoes it.
+        ALIAS_ENTRY.store(table + ALIAS_INDEX * 8, Ordering::SeqCst);
         Frames.write(
             table,
             ALIAS_INDEX as usize,
@@ -152,6 +155,7 @@ pub fn cpu_table_alias() -> Attempt {
         // translation dropped before interrupts come back.
         unsafe { pointer.write_volatile(pointer.read_volatile()) };
         Frames.write(table, ALIAS_INDEX as usize, 0);
+        ALIAS_ENTRY.store(0, Ordering::SeqCst);
         crate::arch::phys::invalidate_page(alias);
         true
     });
@@ -163,6 +167,20 @@ pub fn cpu_table_alias() -> Attempt {
 
 /// A directory entry of the low user slot no program uses (GiB 300).
 const ALIAS_INDEX: u64 = 300;
+/// The directory-table entry `cpu_table_alias` set (physical address; 0: none).
+static ALIAS_ENTRY: AtomicU64 = AtomicU64::new(0);
+
+/// After the suite's attack thread ended (from `list::cleanup`, before the scratch frames go
+/// back): clears the alias entry a blocked `cpu_table_alias` left in its CPU's directory table
+/// and drops it from every CPU's TLB and paging-structure caches.
+pub fn clear_cpu_table_alias() {
+    let entry = ALIAS_ENTRY.swap(0, Ordering::SeqCst);
+    if entry != 0 {
+        let (table, index) = (entry & !(PAGE_SIZE - 1), (entry % PAGE_SIZE) / 8);
+        Frames.write(table, index as usize, 0);
+        crate::smp::flush_kernel_page(ALIAS_INDEX << 30);
+    }
+}
 
 /// The 4 KiB leaf entry of kernel address `virt` in the kernel root.
 fn leaf_of(virt: u64) -> Option<u64> {

@@ -44,11 +44,18 @@ impl Used {
         self.0[slot][index / 64] & (1 << (index % 64)) != 0
     }
 
-    /// Entry indexes of `slot` in `self` or `other`.
+    /// Entry indexes of `slot` in `self` or `other`, ascending (a few set bits per switch:
+    /// skipped word by word, not tested one by one).
     fn union(&self, other: &Self, slot: usize) -> impl Iterator<Item = usize> {
         let words: [u64; ENTRIES / 64] =
             core::array::from_fn(|w| self.0[slot][w] | other.0[slot][w]);
-        (0..ENTRIES).filter(move |&i| words[i / 64] & (1 << (i % 64)) != 0)
+        words.into_iter().enumerate().flat_map(|(w, mut bits)| {
+            core::iter::from_fn(move || {
+                let bit = (bits != 0).then(|| bits.trailing_zeros() as usize)?;
+                bits &= bits - 1;
+                Some(w * 64 + bit)
+            })
+        })
     }
 }
 
