@@ -409,7 +409,7 @@ pub fn session_check(test: &BootTest) -> Option<SessionCheck> {
     match test.name {
         BENCH_ZERO_EXITS => Some(crate::bench::check::zero_exits),
         BENCH_ZERO_EXITS_SMP2 => Some(crate::bench::check::zero_exits_smp),
-        super::kpti::HV_BOCHS_KPTI => Some(crate::bench::check::zero_exits_kpti),
+        super::kpti::HV_BOCHS_KPTI => Some(crate::bench::check::zero_exits),
         GDB_BOCHS => Some(crate::gdb::stops::attack_table),
         HV_BOCHS_PAGETABLES_OFF => Some(super::attacks::pagetables_off),
         NATIVE_QEMU_SMP4 | HV_BOCHS_TIGERLAKE_SMP4 => Some(shell::spins_on_two_cpus),

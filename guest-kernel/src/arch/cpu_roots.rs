@@ -63,13 +63,15 @@ fn set_entry_values(values: Cr3Pair) {
 /// Makes this CPU's lower half the process whose private root is `root` (0: none, for the
 /// idle context and kernel threads) with directory entries `used`, and flushes the outgoing
 /// process's translations. Interrupts must be off.
-pub fn switch_to(root: u64, used: Used) {
+pub fn switch_to(root: u64, used: &Used) {
     let index = percpu::index();
     let Some(roots) = ROOTS[index].get() else {
         return;
     };
     let mut loaded = LOADED[index].lock();
-    if loaded.root == root && loaded.used == used {
+    // The same process back (or idle after idle): the tables hold it already, and no other
+    // CPU ran it since (this one would have loaded another or none), so nothing is stale.
+    if loaded.root == root {
         return;
     }
     cpu_roots::load(&mut Frames, roots, &mut loaded, root, used);
@@ -111,20 +113,19 @@ const INVPCID_SINGLE_CONTEXT: u64 = 1;
 const PCID_MASK: u64 = 0xfff;
 static HAS_INVPCID: spin::Once<bool> = spin::Once::new();
 
-/// The directory entries of process `root` if it is the one loaded on this CPU, as its tables
-/// hold them now (the process takes them along when it leaves the CPU).
-pub fn loaded_used_of(root: u64) -> Option<Used> {
-    let loaded = LOADED[percpu::index()].lock();
-    (root != 0 && loaded.root == root).then_some(loaded.used)
-}
-
 /// After a page at `virt` was mapped into the process running on this CPU: its directory
-/// entry reaches the CPU's table if it is new. No flush: the entry was not present.
-pub fn mapped(virt: u64) {
+/// entry reaches the CPU's table if it is new (no flush: the entry was not present). Returns
+/// that entry's (user slot, index) then: the process must record it in its [`Used`].
+pub fn mapped(virt: u64) -> Option<(usize, usize)> {
     let index = percpu::index();
-    if let Some(roots) = ROOTS[index].get() {
-        cpu_roots::sync(&mut Frames, roots, &mut LOADED[index].lock(), virt);
-    }
+    let roots = ROOTS[index].get()?;
+    let new = cpu_roots::sync(&mut Frames, roots, &mut LOADED[index].lock(), virt);
+    new.then(|| {
+        (
+            cpu_roots::slot_of(virt).unwrap_or(0),
+            crate::mm::page_table::index(virt, 3),
+        )
+    })
 }
 
 /// The directory entries a process root uses (after a spawn built it).

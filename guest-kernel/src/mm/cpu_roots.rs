@@ -29,33 +29,49 @@ pub fn slot_of(virt: u64) -> Option<usize> {
     USER_SLOTS.iter().position(|&s| s == pml4)
 }
 
-/// The directory (PDPT) entries a process uses: one bit per entry and user slot.
+/// Words of [`Used`]: 512 entries per user slot, 64 per word.
+const WORDS: usize = USER_SLOTS.len() * ENTRIES / 64;
+
+/// The directory (PDPT) entries a process uses: one bit per entry and user slot, and one
+/// summary bit per non-zero word, so a switch visits only the few entries in use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Used([[u64; ENTRIES / 64]; USER_SLOTS.len()]);
+pub struct Used {
+    words: [u64; WORDS],
+    summary: u64,
+}
+
+const _: () = assert!(WORDS <= 64);
 
 impl Used {
-    pub const EMPTY: Self = Self([[0; ENTRIES / 64]; USER_SLOTS.len()]);
+    pub const EMPTY: Self = Self {
+        words: [0; WORDS],
+        summary: 0,
+    };
 
     pub fn set(&mut self, slot: usize, index: usize) {
-        self.0[slot][index / 64] |= 1 << (index % 64);
+        let word = slot * ENTRIES / 64 + index / 64;
+        self.words[word] |= 1 << (index % 64);
+        self.summary |= 1 << word;
     }
 
     pub fn contains(&self, slot: usize, index: usize) -> bool {
-        self.0[slot][index / 64] & (1 << (index % 64)) != 0
+        self.words[slot * ENTRIES / 64 + index / 64] & (1 << (index % 64)) != 0
     }
 
-    /// Entry indexes of `slot` in `self` or `other`, ascending (a few set bits per switch:
-    /// skipped word by word, not tested one by one).
-    fn union(&self, other: &Self, slot: usize) -> impl Iterator<Item = usize> {
-        let words: [u64; ENTRIES / 64] =
-            core::array::from_fn(|w| self.0[slot][w] | other.0[slot][w]);
-        words.into_iter().enumerate().flat_map(|(w, mut bits)| {
-            core::iter::from_fn(move || {
-                let bit = (bits != 0).then(|| bits.trailing_zeros() as usize)?;
+    /// Calls `visit(slot, index, in_other)` for every entry in `self` or `other`, ascending.
+    fn for_each_union(&self, other: &Self, mut visit: impl FnMut(usize, usize, bool)) {
+        let mut summary = self.summary | other.summary;
+        while summary != 0 {
+            let word = summary.trailing_zeros() as usize;
+            summary &= summary - 1;
+            let mut bits = self.words[word] | other.words[word];
+            while bits != 0 {
+                let bit = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                Some(w * 64 + bit)
-            })
-        })
+                let (slot, first) = (word / (ENTRIES / 64), (word % (ENTRIES / 64)) * 64);
+                visit(slot, first + bit, other.words[word] & (1 << bit) != 0);
+            }
+        }
     }
 }
 
@@ -131,25 +147,24 @@ pub fn load(
     cpu: &CpuRoots,
     loaded: &mut Loaded,
     root: u64,
-    used: Used,
+    used: &Used,
 ) -> usize {
-    let mut written = 0;
-    for (slot, &table) in cpu.tables.iter().enumerate() {
-        let source = if root == 0 {
-            None
-        } else {
-            directory(memory, root, slot)
-        };
-        for index in loaded.used.union(&used, slot) {
-            let entry = match source {
-                Some(directory) if used.contains(slot, index) => memory.read(directory, index),
-                _ => 0,
-            };
-            memory.write(table, index, entry);
-            written += 1;
+    let mut sources = [None; USER_SLOTS.len()];
+    if root != 0 {
+        for (slot, source) in sources.iter_mut().enumerate() {
+            *source = directory(memory, root, slot);
         }
     }
-    *loaded = Loaded { root, used };
+    let mut written = 0;
+    loaded.used.for_each_union(used, |slot, index, incoming| {
+        let entry = match sources[slot] {
+            Some(directory) if incoming => memory.read(directory, index),
+            _ => 0,
+        };
+        memory.write(cpu.tables[slot], index, entry);
+        written += 1;
+    });
+    *loaded = Loaded { root, used: *used };
     written
 }
 

@@ -62,7 +62,7 @@ fn a_switch_copies_the_incoming_entries_and_clears_the_outgoing_ones() {
     let (b, b_pages) = process(&mut memory, 0x80_0000_0000 - (1 << 31));
     let mut loaded = Loaded::default();
     let used_a = scan(&memory, a);
-    assert_eq!(load(&mut memory, &cpu, &mut loaded, a, used_a), 3);
+    assert_eq!(load(&mut memory, &cpu, &mut loaded, a, &used_a), 3);
     for page in a_pages {
         assert_eq!(
             through(&memory, &cpu, page),
@@ -72,7 +72,7 @@ fn a_switch_copies_the_incoming_entries_and_clears_the_outgoing_ones() {
     // A to B: A's program and heap entries go, B's arrive; the stack entry (both use it) is
     // rewritten once.
     let used_b = scan(&memory, b);
-    let written = load(&mut memory, &cpu, &mut loaded, b, used_b);
+    let written = load(&mut memory, &cpu, &mut loaded, b, &used_b);
     assert_eq!(written, 5);
     for page in b_pages {
         assert_eq!(
@@ -84,7 +84,7 @@ fn a_switch_copies_the_incoming_entries_and_clears_the_outgoing_ones() {
         assert_eq!(through(&memory, &cpu, *page), None, "{page:#x} left over");
     }
     // To nothing (idle): every entry cleared.
-    load(&mut memory, &cpu, &mut loaded, 0, Used::default());
+    load(&mut memory, &cpu, &mut loaded, 0, &Used::default());
     for page in a_pages.iter().chain(&b_pages) {
         assert_eq!(through(&memory, &cpu, *page), None);
     }
@@ -100,7 +100,7 @@ fn a_new_directory_entry_of_the_running_process_is_synced() {
     let (a, _) = process(&mut memory, 0x40_0000);
     let mut loaded = Loaded::default();
     let used = scan(&memory, a);
-    load(&mut memory, &cpu, &mut loaded, a, used);
+    load(&mut memory, &cpu, &mut loaded, a, &used);
     // Same directory entry: nothing to copy.
     let frame = memory.allocate().unwrap();
     address_space::map(&mut memory, a, 0x40_1000, frame, FLAGS).unwrap();

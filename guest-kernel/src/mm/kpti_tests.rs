@@ -1,7 +1,6 @@
-//! Host tests of the KPTI template and user-mode roots (`mm::kpti`).
+//! Host tests of the KPTI template (`mm::kpti`).
 
 use super::*;
-use crate::mm::address_space::{self, fake::FakeMemory};
 use crate::mm::layout::{DIRECT_MAP_BASE, KERNEL_VIRT_OFFSET};
 use crate::mm::page_table::{NO_EXECUTE, PRESENT, USER, WRITABLE};
 

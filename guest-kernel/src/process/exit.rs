@@ -96,7 +96,7 @@ pub fn exit_current(code: i64) -> ! {
     };
     let name = name_text(&name);
     // Its tables are freed below: this CPU's lower half (and TLB) must leave them first.
-    cpu_roots::switch_to(0, Used::EMPTY);
+    cpu_roots::switch_to(0, &Used::EMPTY);
     release(pid, name, code, root);
     if pid == INIT {
         crate::boot::finish(code);

@@ -55,7 +55,7 @@ pub struct Process {
     /// copies its directory entries, `mm::cpu_roots`); the kernel root for a kernel thread; 0
     /// once its address space is freed.
     pub root: u64,
-    /// The directory entries its address space uses (as of when it last left a CPU).
+    /// The directory entries its address space uses (set at spawn, then by `fault_in`).
     pub used: Used,
     /// Kernel stack slot (`mm::layout::kernel_stack_bottom`) and its top.
     pub stack_slot: Option<u64>,

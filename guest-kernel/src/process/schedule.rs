@@ -196,7 +196,7 @@ fn switch_away(mut table: MutexGuard<'static, Table>) {
     }
     // No CR3 load: this CPU's tables take the incoming process's directory entries. The
     // outgoing process's tables are freed only once its `on_cpu` is clear, after this.
-    cpu_roots::switch_to(switch.space.0, switch.space.1);
+    cpu_roots::switch_to(switch.space.0, &switch.space.1);
     #[allow(unsafe_code)] // scheduler/boot glue over `arch`'s unsafe primitives
     // `save` and `leaving` point into this CPU's slot or a boxed process that is not freed
     // while its `on_cpu` is set (cleared by this very switch, after the save).
@@ -211,12 +211,6 @@ fn switch_away(mut table: MutexGuard<'static, Table>) {
 /// Marks `next` running on `cpu` (after any other CPU has left its stack) and returns the
 /// switch from `previous` to it.
 fn prepare(table: &mut Table, cpu: usize, previous: u64, next: u64) -> Option<Switch> {
-    // The outgoing process takes along the directory entries it gained on this CPU.
-    if let Some(process) = table.find(previous).filter(|_| previous != IDLE) {
-        if let Some(used) = cpu_roots::loaded_used_of(process.root) {
-            process.used = used;
-        }
-    }
     let (resume, space, top) = if next == IDLE {
         (table.cpus[cpu].idle_rsp, (0, Used::EMPTY), 0)
     } else {

@@ -66,8 +66,11 @@ pub fn fault_in(address: u64) -> bool {
         frames.free(frame);
         return false;
     }
-    // A page in a new GiB needs its directory entry in this CPU's table too.
-    crate::arch::cpu_roots::mapped(page);
+    // A page in a new GiB needs its directory entry in this CPU's table too, and the process
+    // records it (the next CPU it runs on copies it).
+    if let Some((slot, index)) = crate::arch::cpu_roots::mapped(page) {
+        TABLE.lock().current().used.set(slot, index);
+    }
     true
 }
 

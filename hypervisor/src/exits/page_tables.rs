@@ -247,7 +247,7 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
         }
         km::check_declared(&list[..vcpu_count], &is_plain_ram)?;
         let me = crate::smp::this_cpu();
-        if !vcpus[me].is_some_and(|r| r.kernel_root() == cr3 & walker::ADDRESS_MASK) {
+        if vcpus[me].is_none_or(|r| r.kernel_root() != cr3 & walker::ADDRESS_MASK) {
             return Err(Refusal::Invalid); // the caller is not on its own kernel-mode root
         }
         let (ranges, count) = protected_ranges(vmcs)?;
