@@ -113,6 +113,10 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     if cmdline::crash(info.command_line()) == Some(cmdline::Crash::UncheckedRoot) {
         crate::attacks::unchecked_root::detour_waiting_aps();
     }
+    #[cfg(feature = "attacks")]
+    if cmdline::crash(info.command_line()) == Some(cmdline::Crash::AliasCpuTable) {
+        crate::attacks::roots::alias_cpu_table_before_lock();
+    }
     // After the entry-point locks, with every CPU started and on the kernel root.
     lock_kernel_mappings();
     interrupts::disable();

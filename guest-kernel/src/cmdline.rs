@@ -49,6 +49,10 @@ pub enum Crash {
     /// The other CPUs switch to an unregistered copy of the kernel root just before the
     /// page-table lock: under `pagetables = locked` the hypervisor must stop (fail closed).
     UncheckedRoot,
+    /// The boot CPU links its own directory table (a lower-half table) into an unused
+    /// kernel-half slot of its root just before the page-table lock: under `pagetables =
+    /// locked` the hypervisor must refuse the lock.
+    AliasCpuTable,
 }
 
 /// The `crash=` option of `line`, if any (unknown values are ignored).
@@ -59,6 +63,7 @@ pub fn crash(line: &str) -> Option<Crash> {
             "panic" => Some(Crash::Panic),
             "triple-fault" => Some(Crash::TripleFault),
             "unchecked-root" => Some(Crash::UncheckedRoot),
+            "alias-cpu-table" => Some(Crash::AliasCpuTable),
             _ => None,
         })
 }
@@ -72,6 +77,7 @@ mod tests {
         assert_eq!(crash("hz=100 crash=panic"), Some(Crash::Panic));
         assert_eq!(crash("crash=triple-fault"), Some(Crash::TripleFault));
         assert_eq!(crash("crash=unchecked-root"), Some(Crash::UncheckedRoot));
+        assert_eq!(crash("crash=alias-cpu-table"), Some(Crash::AliasCpuTable));
         assert_eq!(crash("crash=nope"), None);
         assert_eq!(crash(""), None);
     }

@@ -28,6 +28,8 @@ pub enum Variant {
     CrashTripleFault,
     /// `cmdline = crash=unchecked-root`: the APs leave the kernel root just before the lock.
     CrashUncheckedRoot,
+    /// `cmdline = crash=alias-cpu-table`: the boot CPU's directory table also in the kernel half.
+    CrashAliasCpuTable,
     /// Verified boot: the firmware is stamped with the built kernel's digest, then one byte of
     /// the kernel changes (a kernel swapped on a built image).
     SwappedKernel,
@@ -334,6 +336,7 @@ pub const BOOT_TESTS: &[BootTest] = &[
     },
     failures::TRIPLE_FAULT,
     failures::UNCHECKED_ROOT,
+    failures::ALIAS_CPU_TABLE,
     failures::SWAPPED_KERNEL,
     failures::BAD_CONFIG,
     failures::NO_VMX,

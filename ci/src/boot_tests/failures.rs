@@ -72,6 +72,31 @@ pub const TRIPLE_FAULT: BootTest = BootTest {
 /// Two vCPUs; the kernel moves CPU 1 to an undeclared copy of the boot CPU's root just before
 /// `LockKernelMappings` (`cmdline = crash=unchecked-root`): the lock's shootdown finds vCPU 1 on
 /// tables it never walked and the hypervisor stops the machine (fail closed).
+/// One vCPU; the kernel links the boot CPU's own directory table (a per-CPU lower-half table,
+/// guest-writable for its switches) into an unused kernel-half slot of its root just before
+/// `LockKernelMappings` (`cmdline = crash=alias-cpu-table`): the lock's walk makes that table
+/// read-only, finds it again below the root's lower half, and refuses the lock (audited), so
+/// the boot fails rather than run with a table that is both.
+pub const ALIAS_CPU_TABLE: BootTest = BootTest {
+    name: "alias-cpu-table-bochs",
+    emulator: Emulator::Bochs,
+    mode: Mode::Hv,
+    cpu: "tigerlake",
+    cpus: 1,
+    variant: Variant::CrashAliasCpuTable,
+    expect: Expectations {
+        ordered: &[
+            &["[kernel] crash=alias-cpu-table: CPU 0's directory table "],
+            &["[hv] audit #", "by rule page-table"],
+            &["[kernel] LockKernelMappings(", "1 CPUs' roots) refused: -4"],
+        ],
+        absent: &["[kernel] page tables: locked", "[kernel] ready"],
+        pass: false,
+        result_words: &["page-table-lock"],
+        checks: &[],
+    },
+};
+
 pub const UNCHECKED_ROOT: BootTest = BootTest {
     name: "unchecked-root-bochs-smp2",
     emulator: Emulator::Bochs,

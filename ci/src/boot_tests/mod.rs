@@ -172,6 +172,9 @@ pub fn apply(variant: Variant, contents: &mut Contents) {
         Variant::CrashUncheckedRoot => contents
             .boot_cfg
             .push_str("cmdline = crash=unchecked-root\n"),
+        Variant::CrashAliasCpuTable => contents
+            .boot_cfg
+            .push_str("cmdline = crash=alias-cpu-table\n"),
         Variant::SwappedKernel => {
             contents.expected_kernel = Some(crate::image::sha256(&contents.kernel));
             let last = contents.kernel.len() - 1;

@@ -25,7 +25,7 @@ mod pci;
 #[cfg(all(target_os = "none", feature = "attacks"))]
 mod remap;
 #[cfg(all(target_os = "none", feature = "attacks"))]
-mod roots;
+pub mod roots;
 #[cfg(all(target_os = "none", feature = "attacks"))]
 pub mod run;
 #[cfg(all(target_os = "none", feature = "attacks"))]

@@ -197,3 +197,21 @@ fn leaf_of(virt: u64) -> Option<u64> {
     }
     None
 }
+
+/// `crash=alias-cpu-table`, on the boot CPU just before `LockKernelMappings`: links the CPU's
+/// own slot-0 directory table into an unused kernel-half slot of its root, so the table the
+/// kernel rewrites on every switch would also translate kernel-half addresses. Under
+/// `pagetables = locked` the lock's walk makes it read-only and the lock is refused (the boot
+/// fails `page-table-lock`); natively and under `off` the boot goes on (nothing maps through
+/// the slot).
+pub fn alias_cpu_table_before_lock() {
+    let root = cpu::read_cr3() & ADDRESS_MASK;
+    let Some(table) = cpu_roots::directory_table(0, 0) else {
+        return;
+    };
+    let entry = page_table::entry(table, PRESENT | page_table::WRITABLE | page_table::ACCESSED);
+    Frames.write(root, UNUSED_KERNEL_SLOT, entry);
+    crate::console::kprintln!(
+        "crash=alias-cpu-table: CPU 0's directory table {table:#x} is now also kernel-half slot {UNUSED_KERNEL_SLOT} of its root {root:#x}; locking the page tables"
+    );
+}
