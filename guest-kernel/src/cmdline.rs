@@ -46,7 +46,7 @@ pub enum Crash {
     Panic,
     /// An exception with no IDT at all, first thing at boot: a triple fault.
     TripleFault,
-    /// The other CPUs switch to an unregistered copy of the kernel root just before the
+    /// The other CPUs switch to an undeclared copy of the boot CPU's root just before the
     /// page-table lock: under `pagetables = locked` the hypervisor must stop (fail closed).
     UncheckedRoot,
     /// The boot CPU links its own directory table (a lower-half table) into an unused

@@ -331,5 +331,9 @@ pub fn ap_main(apic_id: u32) -> ! {
         cpu::enable_and_halt();
     }
     cpu::disable_interrupts();
+    // Back on this CPU's own root if `crash=unchecked-root` moved it (natively or under
+    // `pagetables = off`, where the boot goes on); otherwise a reload of the same value.
+    #[cfg(feature = "attacks")]
+    crate::arch::cpu_roots::enter(index);
     process::idle_loop()
 }

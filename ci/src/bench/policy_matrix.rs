@@ -1,5 +1,5 @@
-//! The page-table policy matrix (issue 12): what `pagetables = locked` (checked CR3 loads,
-//! registered address spaces) and the guest's `kpti=on` cost on system calls, process
+//! The page-table policy matrix (issue 12): what `pagetables = locked` (locked per-CPU roots,
+//! checked CR3 loads) and the guest's `kpti=on` cost on system calls, process
 //! switches and spawns, natively and under Rampart; each configuration is a boot of its own
 //! on the same Bochs model, so every figure in a column comes from one emulator.
 

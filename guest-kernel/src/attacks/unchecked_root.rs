@@ -1,9 +1,9 @@
 //! `crash=unchecked-root`: a test of the page-table lock's fail-closed stop. Just before the
-//! kernel calls `LockKernelMappings`, every waiting AP switches to a copy of the kernel root
-//! (the same translations in a frame the hypervisor never checked). The lock reaches those
-//! vCPUs through its shootdown, finds them on an unchecked root and must stop the machine
-//! rather than trust tables it never walked. Natively and under `pagetables = off` the boot
-//! goes on (the copy translates exactly like the original).
+//! kernel calls `LockKernelMappings`, every waiting AP switches to a copy of the boot CPU's
+//! root (the same kernel half in a frame nobody declared). The lock reaches those vCPUs
+//! through its shootdown, finds them on an undeclared root and must stop the machine rather
+//! than trust tables it never walked. Natively and under `pagetables = off` the boot goes on:
+//! each AP returns to its own root when released (`smp::ap_main`).
 #![allow(unsafe_code)] // the detour itself; each block says why it is harmless
 
 use crate::arch::cpu;

@@ -22,7 +22,8 @@ use x86::vmx::vmcs::guest;
 static POLICY: AtomicBool = AtomicBool::new(false);
 /// Set once `LockKernelMappings` succeeded.
 static LOCKED: AtomicBool = AtomicBool::new(false);
-/// Set while (and after) a `LockKernelMappings` runs: one at a time, once.
+/// Set once a `LockKernelMappings` with a well-formed table starts: one attempt, one at a
+/// time.
 static LOCKING: AtomicBool = AtomicBool::new(false);
 /// The locked pages and each vCPU's roots (set once, then only read: CR3 exits take no lock).
 pub(super) static LOCK: spin::Once<LockedRoots> = spin::Once::new();
@@ -227,12 +228,17 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     let Some(window) = StackWindow::new(regs.rdi, regs.rsi).filter(|_| ready) else {
         return error(HypercallError::InvalidArgument);
     };
+    // A malformed table is refused before anything changes, and the lock may still be asked
+    // for; from here on one attempt only (it may leave pages read-only if refused).
+    let vcpus = match declared_roots(regs.rdx, regs.r10) {
+        Ok(vcpus) => vcpus,
+        Err(r) => return refusal(vmcs, r, regs.rdi),
+    };
     if LOCKING.swap(true, Ordering::SeqCst) {
         return error(HypercallError::InvalidArgument);
     }
     let cr3 = vmcs.get(guest::CR3);
     let result = (|| {
-        let vcpus = declared_roots(regs.rdx, regs.r10)?;
         let declared = || vcpus.iter().flatten();
         let mut list = [VcpuRoots::default(); MAX_VCPUS];
         let mut roots = [0u64; 2 * MAX_VCPUS];
