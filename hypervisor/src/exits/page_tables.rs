@@ -115,17 +115,19 @@ fn declared_roots(table: u64, count: u64) -> Result<[Option<VcpuRoots>; MAX_VCPU
     if !table.is_multiple_of(8) || count == 0 || count > MAX_VCPUS as u64 {
         return Err(Refusal::Invalid);
     }
+    let started = |slot: usize| {
+        matches!(
+            CPUS[slot].state(),
+            CpuState::Running | CpuState::StartRequested
+        )
+    };
     let mut by_slot = [None; MAX_VCPUS];
     for entry in 0..count {
         let word = |n: u64| Tables.read_u64(table + entry * CpuRoots::SIZE + n * 8);
         let (apic_id, kernel_cr3, user_cr3) = (word(0)?, word(1)?, word(2)?);
         let apic_id = u32::try_from(apic_id).map_err(|_| Refusal::Invalid)?;
         let slot = crate::smp::cpus::index_of(apic_id).ok_or(Refusal::Invalid)?;
-        let started = matches!(
-            CPUS[slot].state(),
-            CpuState::Running | CpuState::StartRequested
-        );
-        if !started || by_slot[slot].is_some() {
+        if !started(slot) || by_slot[slot].is_some() {
             return Err(Refusal::Invalid);
         }
         by_slot[slot] = Some(VcpuRoots {
@@ -133,12 +135,6 @@ fn declared_roots(table: u64, count: u64) -> Result<[Option<VcpuRoots>; MAX_VCPU
             user_cr3,
         });
     }
-    let started = |slot: usize| {
-        matches!(
-            CPUS[slot].state(),
-            CpuState::Running | CpuState::StartRequested
-        )
-    };
     if (0..MAX_VCPUS).any(|slot| started(slot) && by_slot[slot].is_none()) {
         return Err(Refusal::Invalid);
     }
