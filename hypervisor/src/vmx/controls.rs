@@ -37,9 +37,156 @@ impl fmt::Display for FitError {
             Self::Unsupported { field, bits } => (field, bits, "are required but not supported"),
             Self::ForcedOn { field, bits } => (field, bits, "must be 0 but the CPU forces them on"),
         };
-        write!(f, "{field:?} controls {bits:#010x} {problem}")
+        write!(f, "{field:?} controls {bits:#010x} (")?;
+        let mut named = NAMES
+            .iter()
+            .filter(|(n_field, bit, _)| *n_field == field && bits & bit != 0);
+        if let Some((_, _, name)) = named.next() {
+            f.write_str(name)?;
+        }
+        for (_, _, name) in named {
+            write!(f, ", {name}")?;
+        }
+        write!(f, ") {problem}")?;
+        match self.missing_feature() {
+            Some(hint) => write!(f, ": {hint}"),
+            None => Ok(()),
+        }
     }
 }
+
+impl FitError {
+    /// What the refusal means for a user, where one feature explains it (SDM Vol. 3D A.3).
+    pub fn missing_feature(&self) -> Option<&'static str> {
+        let ept = SecondaryControls::ENABLE_EPT.bits();
+        let secondary = PrimaryControls::SECONDARY_CONTROLS.bits();
+        let cr3 = (PrimaryControls::CR3_LOAD_EXITING | PrimaryControls::CR3_STORE_EXITING).bits();
+        match *self {
+            Self::Unsupported {
+                field: ControlField::Secondary,
+                bits,
+            } if bits & ept != 0 => Some(NO_EPT),
+            Self::Unsupported {
+                field: ControlField::Primary,
+                bits,
+            } if bits & secondary != 0 => Some(NO_EPT),
+            Self::ForcedOn {
+                field: ControlField::Primary,
+                bits,
+            } if bits & cr3 != 0 => Some(
+                "this CPU has no IA32_VMX_TRUE_* capability MSRs (IA32_VMX_BASIC bit 55 is 0, as on VT-x \
+                 before Nehalem) and forces CR3 exiting on; Rampart needs a CPU that lets the guest own \
+                 CR3 loads (every Intel CPU with EPT does)",
+            ),
+            Self::Unsupported {
+                field: ControlField::Exit | ControlField::Entry,
+                ..
+            } => Some(
+                "this CPU cannot switch IA32_EFER or run a 64-bit guest on VM entry and exit (VT-x \
+                 before Nehalem); Rampart needs both",
+            ),
+            _ => None,
+        }
+    }
+}
+
+const NO_EPT: &str = "this CPU's VT-x has no EPT (extended page tables: Intel CPUs before \
+    Nehalem, 2008, and some Atoms lack it; under nested KVM, the host lacks it or KVM was loaded \
+    with ept=0); Rampart protects the kernel with EPT and does not run without it";
+
+/// The controls Rampart asks for or refuses, by name (SDM Vol. 3C 25.6, 25.7, 25.8).
+const NAMES: &[(ControlField, u32, &str)] = &[
+    (
+        ControlField::Pinbased,
+        PinbasedControls::EXTERNAL_INTERRUPT_EXITING.bits(),
+        "external-interrupt exiting",
+    ),
+    (
+        ControlField::Primary,
+        PrimaryControls::HLT_EXITING.bits(),
+        "HLT exiting",
+    ),
+    (
+        ControlField::Primary,
+        PrimaryControls::INVLPG_EXITING.bits(),
+        "INVLPG exiting",
+    ),
+    (
+        ControlField::Primary,
+        PrimaryControls::RDTSC_EXITING.bits(),
+        "RDTSC exiting",
+    ),
+    (
+        ControlField::Primary,
+        PrimaryControls::CR3_LOAD_EXITING.bits(),
+        "CR3-load exiting",
+    ),
+    (
+        ControlField::Primary,
+        PrimaryControls::CR3_STORE_EXITING.bits(),
+        "CR3-store exiting",
+    ),
+    (
+        ControlField::Primary,
+        PrimaryControls::UNCOND_IO_EXITING.bits(),
+        "unconditional I/O exiting",
+    ),
+    (
+        ControlField::Primary,
+        PrimaryControls::USE_IO_BITMAPS.bits(),
+        "use I/O bitmaps",
+    ),
+    (
+        ControlField::Primary,
+        PrimaryControls::USE_MSR_BITMAPS.bits(),
+        "use MSR bitmaps",
+    ),
+    (
+        ControlField::Primary,
+        PrimaryControls::SECONDARY_CONTROLS.bits(),
+        "activate secondary controls",
+    ),
+    (
+        ControlField::Secondary,
+        SecondaryControls::ENABLE_EPT.bits(),
+        "enable EPT",
+    ),
+    (
+        ControlField::Secondary,
+        SecondaryControls::WBINVD_EXITING.bits(),
+        "WBINVD exiting",
+    ),
+    (
+        ControlField::Exit,
+        ExitControls::HOST_ADDRESS_SPACE_SIZE.bits(),
+        "host address-space size",
+    ),
+    (
+        ControlField::Exit,
+        ExitControls::SAVE_IA32_EFER.bits(),
+        "save IA32_EFER",
+    ),
+    (
+        ControlField::Exit,
+        ExitControls::LOAD_IA32_EFER.bits(),
+        "load IA32_EFER",
+    ),
+    (
+        ControlField::Entry,
+        EntryControls::IA32E_MODE_GUEST.bits(),
+        "IA-32e mode guest",
+    ),
+    (
+        ControlField::Entry,
+        EntryControls::LOAD_IA32_EFER.bits(),
+        "load IA32_EFER",
+    ),
+    (
+        ControlField::Entry,
+        EntryControls::ENTRY_TO_SMM.bits(),
+        "entry to SMM",
+    ),
+];
 
 /// What one control field needs: bits that must be set, bits set if the CPU allows them, and
 /// bits that must stay clear.
@@ -136,12 +283,28 @@ impl Controls {
             optional: (EntryControls::LOAD_IA32_PAT | EntryControls::LOAD_DEBUG_CONTROLS).bits(),
             forbidden: EntryControls::ENTRY_TO_SMM.bits(),
         };
+        let fits = [
+            fit(ControlField::Pinbased, pinbased, caps.pinbased),
+            fit(ControlField::Primary, primary, caps.procbased),
+            fit(ControlField::Secondary, secondary, caps.procbased2),
+            fit(ControlField::Exit, exit, caps.exit),
+            fit(ControlField::Entry, entry, caps.entry),
+        ];
+        // A missing feature explains more than a control forced on (a CPU without EPT also
+        // lacks the TRUE capability MSRs): report the first unsupported one first.
+        let unsupported = fits
+            .iter()
+            .find(|f| matches!(f, Err(FitError::Unsupported { .. })));
+        if let Some(Err(e)) = unsupported.or_else(|| fits.iter().find(|f| f.is_err())) {
+            return Err(*e);
+        }
+        let [pinbased, primary, secondary, exit, entry] = fits.map(|f| f.unwrap_or(0));
         Ok(Self {
-            pinbased: fit(ControlField::Pinbased, pinbased, caps.pinbased)?,
-            primary: fit(ControlField::Primary, primary, caps.procbased)?,
-            secondary: fit(ControlField::Secondary, secondary, caps.procbased2)?,
-            exit: fit(ControlField::Exit, exit, caps.exit)?,
-            entry: fit(ControlField::Entry, entry, caps.entry)?,
+            pinbased,
+            primary,
+            secondary,
+            exit,
+            entry,
         })
     }
 

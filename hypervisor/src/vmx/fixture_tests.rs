@@ -200,3 +200,52 @@ fn mode_based_execute_is_used_where_offered() {
     with_mbec.procbased2 |= u64::from(bit.bits()) << 32;
     assert!(Controls::fit(&with_mbec).unwrap().has_secondary(bit));
 }
+
+/// A pre-Nehalem VT-x (Core 2 era): no TRUE capability MSRs, no secondary controls, so no EPT.
+/// The refusal names EPT, not the CR3 exiting the CPU also forces on.
+#[test]
+fn a_cpu_without_ept_is_refused_by_name() {
+    let mut fixture = Fixture::parse(FIXTURES[5].1);
+    fixture.0.insert(0x480, fixture.0[&0x480] & !(1 << 55));
+    let primary =
+        fixture.0[&0x482] & !(u64::from(PrimaryControls::SECONDARY_CONTROLS.bits()) << 32);
+    fixture.0.insert(0x482, primary);
+    let caps = VmxCapabilities::read(&fixture).unwrap();
+    assert_eq!(caps.procbased2, 0, "no secondary controls to read");
+    let err = Controls::fit(&caps).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FitError::Unsupported {
+                field: ControlField::Primary,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let line = err.to_string();
+    assert!(
+        line.contains("(activate secondary controls) are required but not supported"),
+        "{line}"
+    );
+    assert!(line.contains("has no EPT"), "{line}");
+    // Secondary controls but no EPT among them (a nested hypervisor hiding it).
+    let mut fixture = Fixture::parse(FIXTURES[5].1);
+    let secondary = fixture.0[&0x48b] & !(u64::from(SecondaryControls::ENABLE_EPT.bits()) << 32);
+    fixture.0.insert(0x48b, secondary);
+    let err = Controls::fit(&VmxCapabilities::read(&fixture).unwrap()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("(enable EPT) are required but not supported: this CPU's VT-x has no EPT"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_forced_control_is_named() {
+    let mut fixture = Fixture::parse(FIXTURES[6].1);
+    fixture.0.insert(0x480, fixture.0[&0x480] & !(1 << 55));
+    let err = Controls::fit(&VmxCapabilities::read(&fixture).unwrap()).unwrap_err();
+    let line = err.to_string();
+    assert!(line.contains("(CR3-load exiting, CR3-store exiting) must be 0 but the CPU forces them on: this CPU has no IA32_VMX_TRUE_* capability MSRs"), "{line}");
+}
