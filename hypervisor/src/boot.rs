@@ -218,13 +218,19 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
     };
     // SAFETY: `enter` made a VMCS current and it stays current from here on.
     let vmcs = unsafe { Vmcs::assume_current() };
+    let image = setup::launch_image(
+        &state.caps,
+        &state.controls,
+        &structures,
+        &host,
+        &setup::host_cpu(),
+        &handoff.guest,
+    );
+    #[cfg(feature = "gdb")]
+    crate::vmx::entry_checks::before_launch(&image, &state.caps, 0);
     // SAFETY: the structures are hypervisor-owned and initialised (EPT leaves the hypervisor
     // out); `host` describes our own tables, exit stack and exit stub.
-    unsafe {
-        setup::write_controls(&vmcs, &state.caps, &state.controls, &structures).or_stop();
-        setup::write_host_state(&vmcs, &state.controls, &host).or_stop();
-    }
-    setup::write_guest_state(&vmcs, &state.caps, &state.controls, &handoff.guest).or_stop();
+    unsafe { setup::write_image(&vmcs, &image) }.or_stop();
     crate::smp::vcpu_start::TEMPLATE.call_once(|| crate::smp::vcpu_start::Template {
         structures,
         host_cr3,

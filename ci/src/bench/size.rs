@@ -48,19 +48,30 @@ pub fn source_size(dir: &Path) -> Result<SourceSize> {
     Ok(total)
 }
 
+/// The development-only files: compiled only with the `gdb` feature (the debug exits).
+const DEVELOPMENT_FILES: [&str; 1] = ["exits/debug.rs"];
+/// The development-only folders besides `gdb/`: the VM-entry checker run before each VMLAUNCH.
+const DEVELOPMENT_DIRS: [&str; 1] = ["vmx/entry_checks"];
+
 /// The production build's hypervisor source: [`source_size`] without the `gdb` feature's code
-/// (`gdb/` and `exits/debug.rs`; the small `gdb_off.rs` stand-in stays counted).
+/// (`gdb/`, [`DEVELOPMENT_DIRS`] and [`DEVELOPMENT_FILES`]; the small `gdb_off.rs` stand-in stays
+/// counted).
 pub fn production_source_size(dir: &Path) -> Result<SourceSize> {
-    let all = source_size(dir)?;
-    let gdb = source_size(&dir.join("gdb"))?;
-    let debug_text = fs::read_to_string(dir.join("exits/debug.rs")).unwrap_or_default();
-    let (debug_lines, debug_code) = count_source(&debug_text);
-    let debug_files = u64::from(!debug_text.is_empty());
-    Ok(SourceSize {
-        files: all.files - gdb.files - debug_files,
-        lines: all.lines - gdb.lines - debug_lines,
-        code_lines: all.code_lines - gdb.code_lines - debug_code,
-    })
+    let mut size = source_size(dir)?;
+    for folder in ["gdb"].into_iter().chain(DEVELOPMENT_DIRS) {
+        let dev = source_size(&dir.join(folder))?;
+        size.files -= dev.files;
+        size.lines -= dev.lines;
+        size.code_lines -= dev.code_lines;
+    }
+    for file in DEVELOPMENT_FILES {
+        let text = fs::read_to_string(dir.join(file)).unwrap_or_default();
+        let (lines, code) = count_source(&text);
+        size.files -= u64::from(!text.is_empty());
+        size.lines -= lines;
+        size.code_lines -= code;
+    }
+    Ok(size)
 }
 
 /// The contract crates under `hypervisor` (the folder) that the hypervisor links in:

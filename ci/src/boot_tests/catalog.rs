@@ -97,12 +97,20 @@ macro_rules! hv_lines {
         hv_lines!(@lock LOCKED $(, $started)?)
     };
     (@lock $lock:expr $(, $started:literal)?) => {
+        hv_lines!(@lines $lock, ENTRY_CHECKS_PASS $(, $started)?)
+    };
+    // Production builds have no checker: the hand-off's cost line stands in its place.
+    (@production) => {
+        hv_lines!(@lines LOCKED, "[hv] hand-off to VMLAUNCH: ")
+    };
+    (@lines $lock:expr, $entry_checks:expr $(, $started:literal)?) => {
         &[
             &["[fw] VMX: "],
             &["[fw] handing off to the hypervisor"],
             &["[hv] VMX capabilities: "],
             &["[hv] VMXON ok"],
             &["[hv] EPT: "],
+            &[$entry_checks],
             &["[hv] launching guest"],
             &["[kernel] hypervisor: Rampart detected via CPUID 0x40000000 (running in VMX non-root)"],
             &["[kernel] KPTI: off"],
@@ -120,6 +128,11 @@ macro_rules! hv_lines {
 
 const HV_LINES: &[LinePattern] = hv_lines!();
 
+/// Development builds check the boot vCPU's VMCS against SDM Vol. 3C chapter 27 before its
+/// VMLAUNCH (`vmx::entry_checks`); production builds carry no checker.
+const ENTRY_CHECKS_PASS: &str =
+    "[hv] VM-entry checks (SDM Vol. 3C 27.2-27.3): 65 of 65 pass for vCPU 0";
+
 /// The hypervisor's self-check at the end of a run (`LogExitStats`, before the result line).
 const SELF_CHECK_UNCHANGED: &str =
     "[hv] self-check: hypervisor code and read-only data unchanged since launch";
@@ -134,7 +147,8 @@ const HV_PASS: Expectations = Expectations {
 
 /// The production firmware asked for a debugger: one warning, no stub, the usual boot.
 const HV_PRODUCTION_PASS: Expectations = Expectations {
-    absent: &["[hv] gdb: waiting for debugger"],
+    ordered: hv_lines!(@production),
+    absent: &["[hv] gdb: waiting for debugger", "[hv] VM-entry checks"],
     checks: &[
         Check::Ticks,
         Check::Exits,

@@ -59,6 +59,14 @@ pub fn entry_failed(instruction: &str, rflags: u64) -> ! {
 pub fn entry_failure_exit(vmcs: &Vmcs, regs: &GuestRegisters, basic: u16) -> ! {
     let qualification = vmcs.read(ro::EXIT_QUALIFICATION).unwrap_or(0);
     dump_guest(vmcs, regs);
+    // Development builds name the SDM chapter 27 checks the VMCS fails.
+    #[cfg(feature = "gdb")]
+    fatal(format_args!(
+        "VM entry failed: {} (qualification {qualification:#x}); failing checks: {}",
+        exit_reason::name(basic),
+        crate::vmx::entry_checks::current_vmcs_failures(vmcs)
+    ));
+    #[cfg(not(feature = "gdb"))]
     fatal(format_args!(
         "VM entry failed: {} (qualification {qualification:#x})",
         exit_reason::name(basic)

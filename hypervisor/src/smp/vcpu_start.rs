@@ -151,14 +151,20 @@ pub fn launch_here(slot: usize) -> ! {
         exit_entry: vm_entry::vm_exit_entry as *const () as u64,
         cpu_slot: slot as u64,
     };
+    let image = setup::launch_image(
+        &s.caps,
+        &s.controls,
+        &template.structures,
+        &host,
+        &setup::host_cpu(),
+        &entry,
+    );
+    #[cfg(feature = "gdb")]
+    crate::vmx::entry_checks::before_launch(&image, &s.caps, slot);
     // SAFETY: the structures are the shared, hypervisor-owned ones the boot CPU runs with;
     // `host` is this CPU's own tables and stack (the parking frames below are abandoned: the
     // stack is reused from its top by VM exits once the launch succeeds).
-    let written = unsafe {
-        setup::write_controls(&vmcs, &s.caps, &s.controls, &template.structures)
-            .and_then(|()| setup::write_host_state(&vmcs, &s.controls, &host))
-    }
-    .and_then(|()| setup::write_guest_state(&vmcs, &s.caps, &s.controls, &entry));
+    let written = unsafe { setup::write_image(&vmcs, &image) };
     if let Err(error) = written {
         fatal(format_args!("vCPU {slot}: {error}"));
     }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use x86::vmx::vmcs::control::{PrimaryControls, SecondaryControls};
 
 /// The eight Bochs models, then nested KVM as derived from source (`kvm_fixture_tests`).
-const FIXTURES: [(&str, &str); 9] = [
+pub(super) const FIXTURES: [(&str, &str); 9] = [
     (
         "broadwell_ult",
         include_str!("../../tests/vmx-caps/broadwell_ult.txt"),
@@ -48,10 +48,10 @@ const FIXTURES: [(&str, &str); 9] = [
 ];
 
 /// MSR values parsed from a fixture ("msr 0x480 = 0x..."; "#GP" lines are absent MSRs).
-struct Fixture(HashMap<u32, u64>);
+pub(super) struct Fixture(pub(super) HashMap<u32, u64>);
 
 impl Fixture {
-    fn parse(text: &str) -> Self {
+    pub(super) fn parse(text: &str) -> Self {
         let mut msrs = HashMap::new();
         for line in text.lines().filter(|l| l.starts_with("msr ")) {
             let (name, value) = line[4..].split_once(" = ").unwrap();

@@ -3,6 +3,8 @@
 pub mod caps;
 pub mod controls;
 pub mod enable;
+#[cfg(any(test, feature = "gdb"))]
+pub mod entry_checks;
 pub mod exit_reason;
 pub mod instruction_error;
 pub mod instruction_info;
@@ -10,6 +12,7 @@ pub mod msr;
 pub mod qualification;
 pub mod setup;
 pub mod vmcs;
+pub mod vmcs_image;
 
 #[cfg(test)]
 mod fixture_tests;

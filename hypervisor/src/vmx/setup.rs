@@ -1,11 +1,13 @@
-//! Programming the VMCS: controls, host state and the guest's entry state (SDM Vol. 3C 25.4-25.8,
-//! with the entry checks of 27.2-27.3 in mind).
+//! The VMCS a vCPU launches with: controls, host state and the guest's entry state (SDM Vol. 3C
+//! 25.4-25.8), computed as data ([`launch_image`], host-testable and checked against chapter 27
+//! by `vmx::entry_checks`) and written by one routine ([`write_image`]).
 #![allow(unsafe_code)]
 
 use super::caps::VmxCapabilities;
 use super::controls::Controls;
 use super::msr::{IA32_EFER, IA32_PAT};
 use super::vmcs::{Vmcs, VmcsError};
+use super::vmcs_image::VmcsImage;
 use crate::arch::descriptors::{HostTables, HOST_CODE_SELECTOR, HOST_DATA_SELECTOR};
 use crate::exits::cr_access::{CR0_WP, CR4_PINNABLE};
 use crate::handoff::GuestEntry;
@@ -55,17 +57,65 @@ pub struct HostSetup {
     pub cpu_slot: u64,
 }
 
-/// Writes the control fields.
-///
-/// # Safety
-/// `structures` must point to hypervisor-owned, initialised bitmaps and EPT tables that map
-/// no hypervisor memory.
-pub unsafe fn write_controls(
-    vmcs: &Vmcs,
+/// The host CPU state the host-state area copies (read once per launch: [`host_cpu`]).
+#[derive(Clone, Copy, Debug)]
+pub struct HostCpu {
+    pub cr0: u64,
+    pub cr4: u64,
+    pub efer: u64,
+    pub pat: u64,
+}
+
+/// This CPU's CR0, CR4, IA32_EFER and IA32_PAT.
+pub fn host_cpu() -> HostCpu {
+    // SAFETY: reading control registers and these MSRs at CPL0 has no side effects.
+    unsafe {
+        HostCpu {
+            cr0: x86::controlregs::cr0().bits() as u64,
+            cr4: x86::controlregs::cr4().bits() as u64,
+            efer: x86::msr::rdmsr(IA32_EFER),
+            pat: x86::msr::rdmsr(IA32_PAT),
+        }
+    }
+}
+
+/// The whole VMCS a vCPU is launched with (controls, host state, guest entry state), as data.
+pub fn launch_image(
     caps: &VmxCapabilities,
     controls: &Controls,
     structures: &Structures,
-) -> Result<(), VmcsError> {
+    host: &HostSetup,
+    cpu: &HostCpu,
+    entry: &GuestEntry,
+) -> VmcsImage {
+    let mut image = VmcsImage::new();
+    control_fields(&mut image, caps, controls, structures);
+    host_fields(&mut image, controls, host, cpu);
+    guest_fields(&mut image, caps, controls, entry);
+    image
+}
+
+/// Writes every field of `image` (VMWRITE, SDM Vol. 3C 25.11.4).
+///
+/// # Safety
+/// A VMCS is current; the image's pointers name hypervisor-owned, initialised bitmaps and EPT
+/// tables that map no hypervisor memory, and its host state the hypervisor's own tables, an
+/// exit stack nothing else uses and the VM-exit stub ([`launch_image`] from such inputs).
+pub unsafe fn write_image(vmcs: &Vmcs, image: &VmcsImage) -> Result<(), VmcsError> {
+    for &(field, value) in image.fields() {
+        // SAFETY: delegated to the caller.
+        unsafe { vmcs.write_host_or_control(field, value)? };
+    }
+    Ok(())
+}
+
+/// The control fields.
+fn control_fields(
+    image: &mut VmcsImage,
+    caps: &VmxCapabilities,
+    controls: &Controls,
+    structures: &Structures,
+) {
     // Owned bits: those VMX fixes, plus the pinned ones (CR0.WP; CR4.SMEP/SMAP/UMIP, pinned
     // once set), so every write that changes one exits (exits::cr_access).
     let cr0_mask = caps.cr0_fixed0 | !caps.cr0_fixed1 | CR0_WP;
@@ -107,40 +157,19 @@ pub unsafe fn write_controls(
         (control::EPTP_FULL, structures.eptp),
     ];
     for (field, value) in fields {
-        // SAFETY: the values come from fitted controls and hypervisor-owned structures
-        // (caller contract).
-        unsafe { vmcs.write_host_or_control(field, value)? };
+        image.set(field, value);
     }
     if structures.vpid != 0 {
-        // SAFETY: a non-zero VPID is valid whenever VPID is enabled (27.2.1.1).
-        unsafe { vmcs.write_host_or_control(control::VPID, u64::from(structures.vpid))? };
+        image.set(control::VPID, u64::from(structures.vpid));
     }
-    Ok(())
 }
 
-/// Writes the host-state area from the current CPU state and `host`.
-///
-/// # Safety
-/// `host` must describe the hypervisor's own page tables, descriptor tables and an exit stack
-/// that nothing else uses, with `exit_entry` the VM-exit stub.
-pub unsafe fn write_host_state(
-    vmcs: &Vmcs,
-    controls: &Controls,
-    host: &HostSetup,
-) -> Result<(), VmcsError> {
-    // SAFETY: reading control registers and these MSRs at CPL0 has no side effects.
-    let (cr0, cr4, efer, pat) = unsafe {
-        (
-            x86::controlregs::cr0().bits() as u64,
-            x86::controlregs::cr4().bits() as u64,
-            x86::msr::rdmsr(IA32_EFER),
-            x86::msr::rdmsr(IA32_PAT),
-        )
-    };
+/// The host-state area: `cpu`'s control registers and MSRs, and `host`.
+fn host_fields(image: &mut VmcsImage, controls: &Controls, host: &HostSetup, cpu: &HostCpu) {
     let fields = [
-        (host::CR0, cr0),
+        (host::CR0, cpu.cr0),
         (host::CR3, host.cr3),
-        (host::CR4, cr4),
+        (host::CR4, cpu.cr4),
         (host::CS_SELECTOR, u64::from(HOST_CODE_SELECTOR)),
         (host::SS_SELECTOR, u64::from(HOST_DATA_SELECTOR)),
         (host::DS_SELECTOR, u64::from(HOST_DATA_SELECTOR)),
@@ -156,41 +185,39 @@ pub unsafe fn write_host_state(
         (host::IA32_SYSENTER_CS, 0),
         (host::IA32_SYSENTER_ESP, 0),
         (host::IA32_SYSENTER_EIP, 0),
-        (host::IA32_EFER_FULL, efer),
+        (host::IA32_EFER_FULL, cpu.efer),
         (host::RSP, host.exit_stack_top),
         (host::RIP, host.exit_entry),
-        (host::IA32_PAT_FULL, pat),
+        (host::IA32_PAT_FULL, cpu.pat),
     ];
     let count = fields.len() - usize::from(!controls.has_exit(ExitControls::LOAD_IA32_PAT));
     for &(field, value) in &fields[..count] {
-        // SAFETY: these are the hypervisor's live CPU state and structures (caller contract).
-        unsafe { vmcs.write_host_or_control(field, value)? };
+        image.set(field, value);
     }
-    Ok(())
 }
 
-/// Writes one guest segment register: selector, base, limit and access rights. Each segment's
-/// four fields sit at the same distance from ES's (SDM Vol. 3D Appendix B: ES, CS, SS, DS, FS,
-/// GS, LDTR, TR, 2 apart in every field group).
-fn write_segment(
-    vmcs: &Vmcs,
+/// One guest segment register: selector, base, limit and access rights. Each segment's four
+/// fields sit at the same distance from ES's (SDM Vol. 3D Appendix B: ES, CS, SS, DS, FS, GS,
+/// LDTR, TR, 2 apart in every field group).
+fn segment_fields(
+    image: &mut VmcsImage,
     selector_field: u32,
     (selector, base, limit, rights): (u16, u64, u64, u64),
-) -> Result<(), VmcsError> {
+) {
     let offset = selector_field - guest::ES_SELECTOR;
-    vmcs.write(selector_field, u64::from(selector))?;
-    vmcs.write(guest::ES_BASE + offset, base)?;
-    vmcs.write(guest::ES_LIMIT + offset, limit)?;
-    vmcs.write(guest::ES_ACCESS_RIGHTS + offset, rights)
+    image.set(selector_field, u64::from(selector));
+    image.set(guest::ES_BASE + offset, base);
+    image.set(guest::ES_LIMIT + offset, limit);
+    image.set(guest::ES_ACCESS_RIGHTS + offset, rights);
 }
 
-/// Writes the guest-state area per the entry contract (rampart-boot-info).
-pub fn write_guest_state(
-    vmcs: &Vmcs,
+/// The guest-state area per the entry contract (rampart-boot-info).
+fn guest_fields(
+    image: &mut VmcsImage,
     caps: &VmxCapabilities,
     controls: &Controls,
     entry: &GuestEntry,
-) -> Result<(), VmcsError> {
+) {
     let flat_data = (GDT_SELECTOR_DATA, 0, FLAT_LIMIT, AR_DATA);
     let code = (GDT_SELECTOR_CODE, 0, FLAT_LIMIT, AR_CODE64);
     let tss = (
@@ -209,7 +236,7 @@ pub fn write_guest_state(
         (guest::TR_SELECTOR, tss),
         (guest::LDTR_SELECTOR, (0, 0, 0, AR_UNUSABLE)),
     ] {
-        write_segment(vmcs, selector_field, segment)?;
+        segment_fields(image, selector_field, segment);
     }
     let fields = [
         (guest::GDTR_BASE, entry.gdt_base),
@@ -234,12 +261,11 @@ pub fn write_guest_state(
         (guest::PENDING_DBG_EXCEPTIONS, 0),
     ];
     for (field, value) in fields {
-        vmcs.write(field, value)?;
+        image.set(field, value);
     }
     if controls.has_entry(EntryControls::LOAD_IA32_PAT) {
-        vmcs.write(guest::IA32_PAT_FULL, DEFAULT_PAT)?;
+        image.set(guest::IA32_PAT_FULL, DEFAULT_PAT);
     }
-    Ok(())
 }
 
 #[cfg(test)]
