@@ -95,98 +95,56 @@ const NO_EPT: &str = "this CPU's VT-x has no EPT (extended page tables: Intel CP
     with ept=0); Rampart protects the kernel with EPT and does not run without it";
 
 /// The controls Rampart asks for or refuses, by name (SDM Vol. 3C 25.6, 25.7, 25.8).
-const NAMES: &[(ControlField, u32, &str)] = &[
-    (
-        ControlField::Pinbased,
-        PinbasedControls::EXTERNAL_INTERRUPT_EXITING.bits(),
-        "external-interrupt exiting",
-    ),
-    (
-        ControlField::Primary,
-        PrimaryControls::HLT_EXITING.bits(),
-        "HLT exiting",
-    ),
-    (
-        ControlField::Primary,
-        PrimaryControls::INVLPG_EXITING.bits(),
-        "INVLPG exiting",
-    ),
-    (
-        ControlField::Primary,
-        PrimaryControls::RDTSC_EXITING.bits(),
-        "RDTSC exiting",
-    ),
-    (
-        ControlField::Primary,
-        PrimaryControls::CR3_LOAD_EXITING.bits(),
-        "CR3-load exiting",
-    ),
-    (
-        ControlField::Primary,
-        PrimaryControls::CR3_STORE_EXITING.bits(),
-        "CR3-store exiting",
-    ),
-    (
-        ControlField::Primary,
-        PrimaryControls::UNCOND_IO_EXITING.bits(),
-        "unconditional I/O exiting",
-    ),
-    (
-        ControlField::Primary,
-        PrimaryControls::USE_IO_BITMAPS.bits(),
-        "use I/O bitmaps",
-    ),
-    (
-        ControlField::Primary,
-        PrimaryControls::USE_MSR_BITMAPS.bits(),
-        "use MSR bitmaps",
-    ),
-    (
-        ControlField::Primary,
-        PrimaryControls::SECONDARY_CONTROLS.bits(),
-        "activate secondary controls",
-    ),
-    (
-        ControlField::Secondary,
-        SecondaryControls::ENABLE_EPT.bits(),
-        "enable EPT",
-    ),
-    (
-        ControlField::Secondary,
-        SecondaryControls::WBINVD_EXITING.bits(),
-        "WBINVD exiting",
-    ),
-    (
-        ControlField::Exit,
-        ExitControls::HOST_ADDRESS_SPACE_SIZE.bits(),
-        "host address-space size",
-    ),
-    (
-        ControlField::Exit,
-        ExitControls::SAVE_IA32_EFER.bits(),
-        "save IA32_EFER",
-    ),
-    (
-        ControlField::Exit,
-        ExitControls::LOAD_IA32_EFER.bits(),
-        "load IA32_EFER",
-    ),
-    (
-        ControlField::Entry,
-        EntryControls::IA32E_MODE_GUEST.bits(),
-        "IA-32e mode guest",
-    ),
-    (
-        ControlField::Entry,
-        EntryControls::LOAD_IA32_EFER.bits(),
-        "load IA32_EFER",
-    ),
-    (
-        ControlField::Entry,
-        EntryControls::ENTRY_TO_SMM.bits(),
-        "entry to SMM",
-    ),
-];
+const NAMES: &[(ControlField, u32, &str)] = {
+    use ControlField::{Entry, Exit, Pinbased, Primary, Secondary};
+    use EntryControls as N;
+    use ExitControls as X;
+    use PrimaryControls as P;
+    &[
+        (
+            Pinbased,
+            PinbasedControls::EXTERNAL_INTERRUPT_EXITING.bits(),
+            "external-interrupt exiting",
+        ),
+        (Primary, P::HLT_EXITING.bits(), "HLT exiting"),
+        (Primary, P::INVLPG_EXITING.bits(), "INVLPG exiting"),
+        (Primary, P::RDTSC_EXITING.bits(), "RDTSC exiting"),
+        (Primary, P::CR3_LOAD_EXITING.bits(), "CR3-load exiting"),
+        (Primary, P::CR3_STORE_EXITING.bits(), "CR3-store exiting"),
+        (
+            Primary,
+            P::UNCOND_IO_EXITING.bits(),
+            "unconditional I/O exiting",
+        ),
+        (Primary, P::USE_IO_BITMAPS.bits(), "use I/O bitmaps"),
+        (Primary, P::USE_MSR_BITMAPS.bits(), "use MSR bitmaps"),
+        (
+            Primary,
+            P::SECONDARY_CONTROLS.bits(),
+            "activate secondary controls",
+        ),
+        (
+            Secondary,
+            SecondaryControls::ENABLE_EPT.bits(),
+            "enable EPT",
+        ),
+        (
+            Secondary,
+            SecondaryControls::WBINVD_EXITING.bits(),
+            "WBINVD exiting",
+        ),
+        (
+            Exit,
+            X::HOST_ADDRESS_SPACE_SIZE.bits(),
+            "host address-space size",
+        ),
+        (Exit, X::SAVE_IA32_EFER.bits(), "save IA32_EFER"),
+        (Exit, X::LOAD_IA32_EFER.bits(), "load IA32_EFER"),
+        (Entry, N::IA32E_MODE_GUEST.bits(), "IA-32e mode guest"),
+        (Entry, N::LOAD_IA32_EFER.bits(), "load IA32_EFER"),
+        (Entry, N::ENTRY_TO_SMM.bits(), "entry to SMM"),
+    ]
+};
 
 /// What one control field needs: bits that must be set, bits set if the CPU allows them, and
 /// bits that must stay clear.
