@@ -7,7 +7,7 @@ use std::time::Duration;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::args::Args;
-use crate::boot_tests::{self, catalog, report};
+use crate::boot_tests::{self, catalog, partition, report};
 use crate::emulator::stop::{Stop, StopRequest};
 use crate::emulator::{self, Boot, Emulator, Input, Launch, Outcome, DISK_IMAGE};
 use crate::error::{Context, Error, Result};
@@ -295,18 +295,32 @@ fn conclude(launch: &Launch, boot: &Boot) -> u8 {
     }
 }
 
-/// `test [--only a,b] [--skip-host] [--no-build] [--list] [--timeout S]`: host unit tests, then the
-/// boot tests. `--no-build` boots the artifacts already in the target directory.
+/// `test [--only a,b] [--skip-host] [--no-build] [--list] [--timeout S] [--jobs N]
+/// [--partition I/N]`: host unit tests, then the boot tests, N at a time (default: the
+/// machine's parallelism), only the I-th of N parts with `--partition` (`--list` too).
+/// `--no-build` boots the artifacts already in the target directory.
 pub fn test(mut args: Args) -> Result<u8> {
     let list = args.flag("list");
     let skip_host = args.flag("skip-host");
     let no_build = args.flag("no-build");
     let only = args.value("only")?;
     let timeout = timeout_option(&mut args)?;
+    let jobs = args.parsed(
+        "jobs",
+        partition::parse_jobs,
+        "a number of boots, 1 or more",
+    )?;
+    let part = args.value("partition")?;
     args.finish()?;
-    let tests = catalog::select(only.as_deref()).map_err(Error::Usage)?;
+    let mut tests = catalog::select(only.as_deref()).map_err(Error::Usage)?;
+    if let Some(text) = part {
+        tests = partition::Partition::parse(&text)
+            .map_err(Error::Usage)?
+            .select(&tests);
+    }
+    let jobs = partition::jobs(jobs, tests.len());
     if list {
-        for test in catalog::BOOT_TESTS {
+        for test in &tests {
             let cpu = test.emulator.cpu_label(test.cpu);
             println!(
                 "{:<22} {} {} mode={}",
@@ -324,7 +338,7 @@ pub fn test(mut args: Args) -> Result<u8> {
         records.push(host_tests::run());
     }
     if !tests.is_empty() {
-        records.extend(boot_records(&tests, timeout, no_build));
+        records.extend(boot_records(&tests, timeout, no_build, jobs));
     }
     println!("{}", report::summary(&records));
     let json = paths::rampart_dir().join("test-results.json");
@@ -349,6 +363,7 @@ fn boot_records(
     tests: &[&'static catalog::BootTest],
     timeout: Option<Duration>,
     no_build: bool,
+    jobs: usize,
 ) -> Vec<report::Record> {
     let production = tests
         .iter()
@@ -360,8 +375,12 @@ fn boot_records(
     };
     match built {
         Ok(()) => {
-            println!("xtask: {} boot tests, two at a time…", tests.len());
-            boot_tests::run_all(tests, timeout)
+            let at_once = match jobs {
+                2 => "two".to_string(),
+                n => n.to_string(),
+            };
+            println!("xtask: {} boot tests, {at_once} at a time…", tests.len());
+            boot_tests::run_all(tests, timeout, jobs)
         }
         Err(err) => {
             println!("xtask: error: {err}");

@@ -48,9 +48,11 @@ commands:
                                      no build); in a terminal keys go to the guest as typed
                                      (raw mode): Ctrl-A x quits, Ctrl-A h helps;
                                      exit 0 PASS, 1 FAIL, 2 timeout, 3 emulator exited, 4 error
-  test [--only a,b] [--skip-host] [--no-build] [--list] [--timeout S]
-                                     host unit tests, then the boot tests, two at a time
-                                     (--no-build: boot the artifacts already in target/)
+  test [--only a,b] [--skip-host] [--no-build] [--list] [--timeout S] [--jobs N]
+       [--partition I/N]             host unit tests, then the boot tests, N at a time (default:
+                                     the machine's parallelism); --partition: only the I-th of N
+                                     parts (deterministic, long tests spread; with --list too);
+                                     --no-build: boot the artifacts already in target/
   bench [--cpu MODEL] [--cpus N] [--timeout S]
                                      boot native and hv under Bochs (default cpu tigerlake) on 1
                                      and on N (2) processors, run the guest's `bench` (`bench smp`

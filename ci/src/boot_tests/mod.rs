@@ -1,5 +1,5 @@
-//! Boot tests: each boots its own image in its own run directory under a time limit, two at a time, and
-//! checks the serial console against the test's expectations.
+//! Boot tests: each boots its own image in its own run directory under a time limit, `--jobs` at a
+//! time (default: the machine's parallelism), and checks the serial console against the test's expectations.
 
 pub mod attacks;
 pub mod catalog;
@@ -8,6 +8,7 @@ pub mod expect;
 pub mod failures;
 pub mod fuzz;
 pub mod kpti;
+pub mod partition;
 pub mod report;
 pub mod session;
 pub mod shell;
@@ -25,20 +26,19 @@ use crate::paths;
 use catalog::{BootTest, Variant};
 use report::Record;
 
-/// Boots at once: the machines have two cores and each emulator keeps one busy.
-const PARALLEL_BOOTS: usize = 2;
 const SERIAL_TAIL_LINES: usize = 40;
 /// Time limit of one shell step after the first (which includes the boot): Bochs is slow.
 const BOCHS_STEP: Duration = Duration::from_secs(90);
 const QEMU_STEP: Duration = Duration::from_secs(30);
 const EMULATOR_TAIL_LINES: usize = 20;
 
-/// Runs `tests` two at a time; returns their records in catalog order.
-pub fn run_all(tests: &[&'static BootTest], timeout: Option<Duration>) -> Vec<Record> {
+/// Runs `tests`, `jobs` at a time (each emulator keeps one core busy:
+/// `partition::jobs`); returns their records in catalog order.
+pub fn run_all(tests: &[&'static BootTest], timeout: Option<Duration>, jobs: usize) -> Vec<Record> {
     let queue = Mutex::new(tests.iter().copied().collect::<VecDeque<_>>());
     let records = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for _ in 0..PARALLEL_BOOTS.min(tests.len()) {
+        for _ in 0..jobs.clamp(1, tests.len().max(1)) {
             scope.spawn(|| {
                 while let Some(test) = next(&queue) {
                     let record = run_one(test, timeout);
