@@ -1,5 +1,6 @@
-//! The audit log: one record per blocked attempt (DESIGN.md invariant 8), kept in a ring of
-//! the most recent [`CAPACITY`] records with a global sequence number.
+//! The audit log: one record per blocked attempt (hypervisor/DESIGN.md invariant 8), kept in a ring
+//! of the most recent [`CAPACITY`] records with a global sequence number.
+#![forbid(unsafe_code)]
 
 use rampart_hv_abi::{Access, AuditRecord, Rule};
 use spin::Mutex;
@@ -91,7 +92,7 @@ impl Attempt {
             detail: self.detail,
             access: self.access.bits(),
             rule: self.rule as u32,
-            vcpu: crate::smp::this_cpu() as u32,
+            vcpu: crate::cpus::this_cpu() as u32,
             ..AuditRecord::default()
         }
     }

@@ -7,11 +7,11 @@ use crate::arch::{descriptors, vm_entry};
 use crate::ept::builder::{Ept, EptError, PageSizes};
 use crate::ept::entry::{eptp, MemoryType, Permissions};
 use crate::ept::layout;
-use crate::exits::stop::fatal;
 use crate::frames::{FrameAllocator, FRAME_SIZE};
 use crate::handoff::{HandOff, PhysRange};
 use crate::policy::{self, ProtectedLayout};
 use crate::state::{self, EptFrames, HypervisorState};
+use crate::stop::fatal;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::caps::{ept_cap, VmxCapabilities};
 use crate::vmx::controls::Controls;
@@ -19,7 +19,6 @@ use crate::vmx::enable;
 use crate::vmx::setup::{self, HostSetup, Structures};
 use crate::vmx::vmcs::Vmcs;
 use rampart_boot_info::BootInfo;
-use x86::controlregs::Cr4;
 use x86::vmx::vmcs::control::SecondaryControls;
 
 /// 64 KiB each for the boot stack and the VM-exit stack.
@@ -27,8 +26,6 @@ const STACK_FRAMES: u64 = 16;
 /// Frames for EPT paging structures: the boot map needs a few dozen, page splits for later
 /// grants one or two each.
 const EPT_POOL_FRAMES: u64 = 512;
-/// The VPID of the one guest (0 is reserved for VMX root, SDM Vol. 3C 29.1).
-pub const GUEST_VPID: u16 = 1;
 
 /// The hand-off and the frame allocator, copied into hypervisor memory before the stack switch.
 static BOOT: spin::Once<spin::Mutex<(HandOff, FrameAllocator)>> = spin::Once::new();
@@ -45,7 +42,7 @@ pub unsafe fn start(handoff: &HandOff) -> ! {
     let handoff_tsc = crate::arch::instructions::rdtsc();
     // SAFETY: the firmware initialised this UART and hands it to us (contract above).
     unsafe { crate::console::init(handoff.serial_port, handoff.log_level) };
-    crate::exits::page_tables::set_policy(handoff.lock_page_tables);
+    crate::locks::set_page_table_policy(handoff.lock_page_tables);
     let mut frames = FrameAllocator::new(handoff.reserved);
     let Some(stack) = frames.allocate(STACK_FRAMES) else {
         fatal(format_args!("reserved range too small for a stack"))
@@ -86,7 +83,7 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
     // firmware's GDT/IDT. The boot CPU is slot 0.
     let tables = unsafe { descriptors::install() };
     // SAFETY: slot 0 is the boot CPU's; host code never uses GS-relative addressing.
-    unsafe { crate::smp::cpus::set_this_cpu(0) };
+    unsafe { crate::cpus::set_this_cpu(0) };
     // SAFETY: the BootInfo lies in guest RAM prepared by the firmware, which the guest cannot
     // have touched yet: it has not run.
     let boot_info = unsafe { &*(handoff.guest.boot_info as *const BootInfo) };
@@ -104,7 +101,7 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
         };
         host_paging::activate(pml4);
     }
-    enable_host_xsave();
+    crate::arch::instructions::enable_host_xsave();
     let (caps, controls) = enable::check().or_stop();
     log::info!("VMX capabilities: {caps}");
     // SAFETY: `check` passed; CPL0, interrupts off; frames are ours and identity-mapped.
@@ -199,7 +196,7 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
         io_bitmap_a,
         io_bitmap_b,
         vpid: if controls.has_secondary(SecondaryControls::ENABLE_VPID) {
-            GUEST_VPID
+            setup::GUEST_VPID
         } else {
             0
         },
@@ -227,14 +224,13 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
         &handoff.guest,
     );
     #[cfg(feature = "gdb")]
-    crate::vmx::entry_checks::before_launch(&image, &state.caps, 0);
+    crate::vmx::entry_checks::before_launch(&image, &state.caps, 0, crate::stop::fatal);
     // SAFETY: the structures are hypervisor-owned and initialised (EPT leaves the hypervisor
     // out); `host` describes our own tables, exit stack and exit stub.
     unsafe { setup::write_image(&vmcs, &image) }.or_stop();
     crate::smp::vcpu_start::TEMPLATE.call_once(|| crate::smp::vcpu_start::Template {
         structures,
         host_cr3,
-        boot_entry: handoff.guest,
     });
     log::debug!(
         "{} KiB of hypervisor frames left",
@@ -259,25 +255,15 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
     if handoff.gdb {
         crate::gdb::wait_for_debugger(&vmcs, &mut regs);
     }
-    crate::smp::quiet::entering_guest(0);
+    crate::cpus::quiet::entering_guest(0);
     // SAFETY: the VMCS is complete; host RIP is the exit stub and host RSP the top of an exit
     // stack nothing else uses; `regs` lives on this stack until VMLAUNCH has loaded it.
     unsafe { vm_entry::vm_launch(&regs) }
 }
 
-/// The host needs CR4.OSXSAVE so that it can execute the guest's validated XSETBV.
-pub(crate) fn enable_host_xsave() {
-    let cpuid = raw_cpuid::CpuId::new();
-    if cpuid.get_feature_info().is_some_and(|f| f.has_xsave()) {
-        // SAFETY: the CPU supports XSAVE (CPUID.1:ECX.XSAVE), so setting CR4.OSXSAVE is valid;
-        // it only enables instructions.
-        unsafe { x86::controlregs::cr4_write(x86::controlregs::cr4() | Cr4::CR4_ENABLE_OS_XSAVE) };
-    }
-}
-
 /// Builds the EPT: identity map, RAM read/write and never executable, then the measured
-/// kernel text R-X and read-only data and initrd R-- (DESIGN.md invariants 1-4), before the
-/// first guest instruction. Keeps it in `state::EPT` and returns the EPT pointer.
+/// kernel text R-X and read-only data and initrd R-- (hypervisor/DESIGN.md invariants 1-4), before
+/// the first guest instruction. Keeps it in `state::EPT` and returns the EPT pointer.
 fn build_ept(
     caps: &VmxCapabilities,
     frames: &mut FrameAllocator,

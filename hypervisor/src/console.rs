@@ -1,8 +1,8 @@
 //! The hypervisor's log on the shared console UART: every line prefixed `[hv] `, written by
 //! the `log` facade's logger (`log::info!` and friends; the level comes from boot.cfg).
 //!
-//! The guest owns COM1 too (DESIGN.md "Devices and interrupts"); the hypervisor writes a line
-//! only while no vCPU runs guest code (`smp::quiet`), so lines never interleave.
+//! The guest owns COM1 too (hypervisor/DESIGN.md "Devices and interrupts"); the hypervisor writes a
+//! line only while no vCPU runs guest code (`smp::quiet`), so lines never interleave.
 
 use core::fmt::{self, Write};
 use spin::Mutex;
@@ -66,7 +66,7 @@ pub fn line(prefix: &str, args: fmt::Arguments<'_>) {
     let started = crate::arch::instructions::rdtsc();
     // The console lock is held to the end of the `if let` (its scrutinee's temporary).
     if let Some(serial) = CONSOLE.lock().as_mut() {
-        crate::smp::quiet::with_others_out_of_the_guest(|| {
+        crate::cpus::quiet::with_others_out_of_the_guest(|| {
             let _ = serial.write_str(prefix);
             let _ = serial.write_fmt(args);
             let _ = serial.write_str("\r\n");

@@ -2,6 +2,7 @@
 //!
 //! A bump allocator: the hypervisor allocates everything once at start (stacks, VMX regions,
 //! bitmaps, page tables) and never frees, so nothing more is needed.
+#![forbid(unsafe_code)]
 
 use crate::handoff::PhysRange;
 

@@ -1,4 +1,7 @@
 //! The firmware-to-hypervisor hand-off: everything the hypervisor needs, with no UEFI types.
+//! A leaf: it names nothing else of the hypervisor, so the firmware and every floor can share it
+//! (the types' behaviour lives with their users: `policy::layout`, `devices::ecam`).
+#![forbid(unsafe_code)]
 
 /// A page-aligned physical range `[start, start + length)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,8 +62,7 @@ pub struct HandOff {
     pub guest: GuestEntry,
     /// The kernel ELF's loaded segments (guest-physical) as measured by the firmware: the
     /// policy protects text and read-only data by them from the first guest instruction.
-    pub kernel_segments:
-        [Option<crate::policy::KernelSegment>; crate::policy::layout::MAX_SEGMENTS],
+    pub kernel_segments: [Option<KernelSegment>; MAX_SEGMENTS],
     /// I/O port of the UART the hypervisor logs to (shared with the guest, lines prefixed).
     pub serial_port: u16,
     /// 1 = error .. 5 = trace.
@@ -82,14 +84,17 @@ pub struct HandOff {
     pub ap_trampoline: u64,
     /// The ACPI MCFG's ECAM windows (PCI Firmware 3.2 4.1.2), made read-only in EPT so that
     /// configuration writes go through the filtered 0xCF8/0xCFC (none: no MCFG found).
-    pub mcfg: [Option<crate::devices::ecam::McfgEntry>; crate::devices::ecam::MAX_WINDOWS],
+    pub mcfg: [Option<McfgEntry>; MAX_WINDOWS],
     /// The FADT's sleep-control registers in I/O space (PM1a and PM1b control, the
     /// hardware-reduced sleep control register): writes that set SLP_EN are refused.
-    pub acpi_sleep: [Option<crate::devices::ports::PortBlock>; ACPI_SLEEP_REGISTERS],
+    pub acpi_sleep: [Option<PortBlock>; ACPI_SLEEP_REGISTERS],
 }
 
 /// PM1a control, PM1b control, sleep control.
 pub const ACPI_SLEEP_REGISTERS: usize = 3;
+/// A PM1 control register is 2 bytes (ACPI 6.5 Table 4.16), the sleep control register 1.
+pub const PM1_CONTROL_LENGTH: u16 = 2;
+pub const SLEEP_CONTROL_LENGTH: u16 = 1;
 
 /// Local APIC IDs, `count` of them used.
 #[derive(Clone, Copy, Debug)]
@@ -103,3 +108,44 @@ impl CpuIds {
         &self.apic_ids[..self.count.min(rampart_boot_info::MAX_CPUS)]
     }
 }
+
+/// What a kernel ELF segment holds, from its flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// Executable: R-X in EPT, never writable (invariant 1).
+    Text,
+    /// Read-only data (the syscall table among it): R-- (invariant 2).
+    ReadOnly,
+    /// Writable data: RW-, never executable.
+    Data,
+}
+
+/// One loaded segment of the kernel ELF (guest-physical).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelSegment {
+    pub range: PhysRange,
+    /// The ELF segment's linear address (p_vaddr): where the kernel maps `range`.
+    pub vaddr: u64,
+    pub kind: SegmentKind,
+}
+
+/// At most this many kernel segments are tracked.
+pub const MAX_SEGMENTS: usize = 16;
+
+/// MCFG entries the hand-off carries (real chipsets have one per PCI segment group, usually
+/// one; QEMU q35 has one).
+pub const MAX_WINDOWS: usize = 4;
+
+/// One MCFG configuration-space base address allocation entry, as the firmware found it
+/// (PCI Firmware 3.2 4.1.2, Table 4-3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct McfgEntry {
+    /// The ECAM base address: where bus 0 of the segment group would be.
+    pub base: u64,
+    pub segment: u16,
+    pub first_bus: u8,
+    pub last_bus: u8,
+}
+
+/// A trapped block of I/O ports: first port and length.
+pub type PortBlock = (u16, u16);

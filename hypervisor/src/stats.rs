@@ -1,4 +1,5 @@
 //! VM-exit counters by basic exit reason: the performance dashboard.
+#![forbid(unsafe_code)]
 
 use crate::vmx::exit_reason::{self, EXIT_REASON_COUNT};
 use core::fmt;

@@ -1,4 +1,5 @@
 //! The guest's general-purpose registers as saved by the VM-exit entry stub.
+#![forbid(unsafe_code)]
 
 /// Declares [`GuestRegisters`] from its fields in push order, each with the number that
 /// instruction encodings give the register, so that the order and the numbering are each
@@ -57,7 +58,8 @@ const _: () = assert!(core::mem::offset_of!(GuestRegisters, rdi) == 0x28);
 const _: () = assert!(core::mem::offset_of!(GuestRegisters, r15) == 0x70);
 
 /// Register number 4 in instruction encodings: RSP, which is not in [`GuestRegisters`].
-pub const GPR_RSP: u8 = 4;
+#[cfg(test)]
+const GPR_RSP: u8 = 4;
 
 #[cfg(test)]
 mod tests {

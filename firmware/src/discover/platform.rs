@@ -9,10 +9,10 @@ use acpi::mcfg::Mcfg;
 use acpi::sdt::Signature;
 use acpi::{AcpiTable, AcpiTables};
 use core::fmt;
-use rampart_hypervisor::devices::ecam::{McfgEntry, MAX_WINDOWS};
-use rampart_hypervisor::devices::ports::PortBlock;
-use rampart_hypervisor::devices::sleep::{PM1_CONTROL_LENGTH, SLEEP_CONTROL_LENGTH};
-use rampart_hypervisor::handoff::ACPI_SLEEP_REGISTERS;
+use rampart_hypervisor::handoff::{
+    McfgEntry, PortBlock, ACPI_SLEEP_REGISTERS, MAX_WINDOWS, PM1_CONTROL_LENGTH,
+    SLEEP_CONTROL_LENGTH,
+};
 
 use super::acpi::IdentityMapped;
 use crate::log::info;

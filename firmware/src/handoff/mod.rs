@@ -4,7 +4,7 @@
 mod boot_info;
 
 use rampart_boot_info::BootMode;
-use rampart_hypervisor::policy::{self, KernelSegment, SegmentKind};
+use rampart_hypervisor::handoff::{KernelSegment, SegmentKind, MAX_SEGMENTS};
 use rampart_hypervisor::{CpuIds, GuestEntry, HandOff};
 use rampart_loader::memory_map::{memory_type, Excluded};
 use rampart_loader::{boot_area, boot_area_kernel};
@@ -18,8 +18,8 @@ use crate::log::info;
 
 /// The kernel's loaded segments for the hypervisor's policy (at most as many as the loader
 /// accepts, which equals the hypervisor's limit).
-fn kernel_segments(prepared: &Prepared) -> [Option<KernelSegment>; policy::layout::MAX_SEGMENTS] {
-    let mut out = [None; policy::layout::MAX_SEGMENTS];
+fn kernel_segments(prepared: &Prepared) -> [Option<KernelSegment>; MAX_SEGMENTS] {
+    let mut out = [None; MAX_SEGMENTS];
     for (slot, segment) in out.iter_mut().zip(prepared.kernel.segments()) {
         *slot = Some(KernelSegment {
             range: rampart_hypervisor::PhysRange::new(segment.paddr, segment.memsz),
@@ -31,7 +31,7 @@ fn kernel_segments(prepared: &Prepared) -> [Option<KernelSegment>; policy::layou
 }
 
 // Every segment the loader accepts fits in the hand-off.
-const _: () = assert!(rampart_loader::elf::MAX_SEGMENTS <= policy::layout::MAX_SEGMENTS);
+const _: () = assert!(rampart_loader::elf::MAX_SEGMENTS <= MAX_SEGMENTS);
 
 pub fn go(mut prepared: Prepared) -> ! {
     let boot_area_type = MemoryType::custom(memory_type::BOOT_AREA);

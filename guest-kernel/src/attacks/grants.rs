@@ -1,14 +1,14 @@
 //! Attacks on GrantExecute's comparison. `grant-prefix`: GrantExecute of the first 16 bytes of
 //! a measured text page (the rest of the page zero): code that ends mid-instruction, which no
-//! program has. `grant-race` (DESIGN.md invariant 9): this CPU asks GrantExecute for a heap copy of a
-//! measured program-text page while a writer thread on another CPU overwrites the page's first
-//! 8 bytes with `mov eax, 0x1337c0de; ret` after a delay. The delay sweeps the hypercall's
-//! duration (measured first) over [`ROUNDS`] rounds, so some write lands in every phase of it:
-//! before the hypervisor takes write away (the compare sees it and refuses), after (the writer
-//! faults), and, against a hypervisor that compares while other vCPUs can still write, between
-//! its compare and its shootdown: the grant then returns 0 with the changed bytes, and calling
-//! them at CPL0 returns 0x1337c0de. Natively there is no GrantExecute: the write and the call
-//! simply work.
+//! program has. `grant-race` (hypervisor/DESIGN.md invariant 9): this CPU asks GrantExecute for a
+//! heap copy of a measured program-text page while a writer thread on another CPU overwrites the
+//! page's first 8 bytes with `mov eax, 0x1337c0de; ret` after a delay. The delay sweeps the
+//! hypercall's duration (measured first) over [`ROUNDS`] rounds, so some write lands in every phase
+//! of it: before the hypervisor takes write away (the compare sees it and refuses), after (the
+//! writer faults), and, against a hypervisor that compares while other vCPUs can still write,
+//! between its compare and its shootdown: the grant then returns 0 with the changed bytes, and
+//! calling them at CPL0 returns 0x1337c0de. Natively there is no GrantExecute: the write and the
+//! call simply work.
 #![allow(unsafe_code)] // the attack itself; each block says why it is harmless
 
 use super::list::{alias, scratch_frame};

@@ -85,10 +85,10 @@ struct Source<'a> {
 }
 
 /// Under Rampart, user pages are not executable in EPT until the hypervisor has checked that
-/// they hold the measured initrd bytes (`GrantExecute`; DESIGN.md invariant 3). Text pages are
-/// copies of the initrd's bytes for exactly that reason (see `load`): whole pages, and the last
-/// page up to the segment's file end with zeros after it (a grant may end short of a page only
-/// there, so no prefix of a text page becomes executable). A read-only text page
+/// they hold the measured initrd bytes (`GrantExecute`; hypervisor/DESIGN.md invariant 3). Text
+/// pages are copies of the initrd's bytes for exactly that reason (see `load`): whole pages, and
+/// the last page up to the segment's file end with zeros after it (a grant may end short of a page
+/// only there, so no prefix of a text page becomes executable). A read-only text page
 /// some earlier process already had granted is shared instead (`text_cache`): the fresh copy
 /// is dropped and the cached frame mapped, with no VMCALL.
 /// Frees an address space that never ran.

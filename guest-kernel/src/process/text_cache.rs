@@ -1,8 +1,8 @@
 //! Shared program text. The first process of a program has its text pages granted execute by
-//! the hypervisor (one `GrantExecute` VMCALL per page, DESIGN.md invariant 3); later processes
-//! map the same frames read-only, so spawning a program again causes no VM exit. Cached frames
-//! stay R-X in EPT and are never freed (bounded by the initrd's text), and since the initrd is
-//! measured and read-only, an initrd offset always names the same bytes. Natively the frames
+//! the hypervisor (one `GrantExecute` VMCALL per page, hypervisor/DESIGN.md invariant 3); later
+//! processes map the same frames read-only, so spawning a program again causes no VM exit. Cached
+//! frames stay R-X in EPT and are never freed (bounded by the initrd's text), and since the initrd
+//! is measured and read-only, an initrd offset always names the same bytes. Natively the frames
 //! are shared the same way, so both modes do the same work.
 
 use alloc::collections::BTreeMap;

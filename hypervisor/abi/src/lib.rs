@@ -36,9 +36,9 @@ pub enum Hypercall {
     LogExitStats = 1,
     /// Stops the virtual machine cleanly (prints the exit counters first). Does not return.
     Shutdown = 2,
-    /// Returns the number of VM exits so far, not counting `ExitCount`/`ExitCycles` hypercalls, so that two
-    /// reads bracket exactly the exits caused in between. RDI = a basic exit reason (SDM Vol.
-    /// 3D Appendix C) for that reason's count, or `u64::MAX` for the total.
+    /// Returns the number of VM exits so far, not counting `ExitCount`/`ExitCycles` hypercalls, so
+    /// that two reads bracket exactly the exits caused in between. RDI = a basic exit reason (SDM
+    /// Vol. 3D Appendix C) for that reason's count, or `u64::MAX` for the total.
     ExitCount = 3,
     /// Adds protection to guest-physical pages: RDI = GPA, RSI = length (both 4 KiB aligned),
     /// RDX = the [`Access`] rights to keep (`Access::RWX` bits only; a subset of the current
@@ -66,8 +66,8 @@ pub enum Hypercall {
     ExitCycles = 10,
     /// Locks the descriptor tables: from now on LGDT, LIDT, LLDT and LTR raise #GP in the guest
     /// and are audited, and the pages of the current GDT and IDT become read-only in EPT (RDI =
-    /// [`DescriptorLock`] flags: with `TSS`, the TSS's pages too). One-way. `NotSupported` where the CPU lacks
-    /// descriptor-table exiting.
+    /// [`DescriptorLock`] flags: with `TSS`, the TSS's pages too). One-way. `NotSupported` where
+    /// the CPU lacks descriptor-table exiting.
     LockDescriptorTables = 11,
     /// Starts a virtual CPU on one of the CPUs the BootInfo lists (each waits in VMX root until
     /// then): RDI = its local APIC ID, RSI = RIP (must lie in the measured kernel text), RDX =
@@ -189,7 +189,7 @@ bitflags::bitflags! {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rule {
-    /// Kernel text is never writable (DESIGN.md invariant 1).
+    /// Kernel text is never writable (hypervisor/DESIGN.md invariant 1).
     KernelText = 1,
     /// Kernel read-only data is never writable (invariant 2).
     KernelReadOnly = 2,

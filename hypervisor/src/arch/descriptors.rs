@@ -135,12 +135,12 @@ extern "sysv64" fn nmi_entry() {
         "and rsp, -16",
         "sub rsp, 512",
         "fxsave64 [rsp]",
-        "call {handler}",
+        // `rampart_nmi_in_root`: defined by `entry_points::bind!`, a direct call.
+        "call rampart_nmi_in_root",
         "fxrstor64 [rsp]",
         "mov rsp, rbp",
         super::vm_entry::pop_gprs!(),
         "iretq",
-        handler = sym crate::smp::nmi_in_root,
     )
 }
 
@@ -158,7 +158,9 @@ extern "sysv64" fn host_exception(vector: u64, frame: *const u64) -> ! {
     let cr2: u64;
     // SAFETY: reading CR2 has no side effects.
     unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack)) };
-    crate::exits::stop::host_fault(vector, error, rip, cr2)
+    // SAFETY: `rampart_host_fault` is the hypervisor's fault report, bound by
+    // `entry_points::bind!`; it has no precondition.
+    unsafe { super::entry_points::rampart_host_fault(vector, error, rip, cr2) }
 }
 
 /// One stub per listed vector, which calls [`host_exception`] with that vector and the

@@ -134,3 +134,17 @@ pub fn unblock_nmis() {
         );
     }
 }
+
+/// The host needs CR4.OSXSAVE so that it can execute the guest's validated XSETBV.
+pub fn enable_host_xsave() {
+    let cpuid = raw_cpuid::CpuId::new();
+    if cpuid.get_feature_info().is_some_and(|f| f.has_xsave()) {
+        // SAFETY: the CPU supports XSAVE (CPUID.1:ECX.XSAVE), so setting CR4.OSXSAVE is valid;
+        // it only enables instructions.
+        unsafe {
+            x86::controlregs::cr4_write(
+                x86::controlregs::cr4() | x86::controlregs::Cr4::CR4_ENABLE_OS_XSAVE,
+            )
+        };
+    }
+}

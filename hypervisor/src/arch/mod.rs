@@ -5,6 +5,7 @@
 pub mod ap_trampoline;
 pub mod apic;
 pub mod descriptors;
+pub mod entry_points;
 pub mod host_paging;
 pub mod instructions;
 pub mod msrs;

@@ -1,6 +1,10 @@
 //! Reading capability MSRs on the real CPU.
 
-use crate::vmx::msr::MsrSource;
+/// Reads MSRs. The hardware implementation is [`HardwareMsrs`]; tests read captured fixtures.
+pub trait MsrSource {
+    /// The MSR's value, or `None` where reading it would fault (the MSR does not exist).
+    fn read(&self, msr: u32) -> Option<u64>;
+}
 
 /// Reads MSRs with RDMSR. Only constructed after CPUID reports VMX, and
 /// [`crate::vmx::caps::VmxCapabilities::read`] only asks for MSRs whose existence the VMX

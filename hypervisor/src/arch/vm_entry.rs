@@ -32,7 +32,7 @@ macro_rules! pop_gprs {
 pub(super) use {gprs, pop_gprs, push_gprs};
 
 /// Loads the guest GPRs from `regs` and executes VMLAUNCH. Returns only by failing, into
-/// [`crate::exits::stop::entry_failed`].
+/// the hypervisor's `Hypervisor::entry_failed` ([`super::entry_points`]).
 ///
 /// # Safety
 /// A fully initialised current VMCS whose host RIP is [`vm_exit_entry`] and host RSP the top
@@ -62,11 +62,14 @@ pub unsafe extern "sysv64" fn vm_launch(regs: *const GuestRegisters) -> ! {
 }
 
 extern "sysv64" fn launch_failed(rflags: u64) -> ! {
-    crate::exits::stop::entry_failed("VMLAUNCH", rflags)
+    // SAFETY: `rampart_entry_failed` is the hypervisor's failure report, bound by
+    // `entry_points::bind!`; it has no precondition.
+    unsafe { super::entry_points::rampart_entry_failed(true, rflags) }
 }
 
 extern "sysv64" fn resume_failed(rflags: u64) -> ! {
-    crate::exits::stop::entry_failed("VMRESUME", rflags)
+    // SAFETY: as in `launch_failed`.
+    unsafe { super::entry_points::rampart_entry_failed(false, rflags) }
 }
 
 /// Host RIP: runs on every VM exit with RSP = the top of the exit stack (16-byte aligned).
@@ -80,7 +83,8 @@ pub extern "sysv64" fn vm_exit_entry() {
         "mov rdi, rsp",
         "sub rsp, 520",
         "fxsave64 [rsp]",
-        "call {handler}",
+        // `rampart_vm_exit`: defined by `entry_points::bind!`, a direct call.
+        "call rampart_vm_exit",
         "fxrstor64 [rsp]",
         "add rsp, 520",
         pop_gprs!(),
@@ -90,7 +94,6 @@ pub extern "sysv64" fn vm_exit_entry() {
         "and rsp, -16",
         "call {failed}",
         "ud2",
-        handler = sym crate::exits::handle_exit,
         failed = sym resume_failed,
     )
 }

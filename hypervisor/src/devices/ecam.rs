@@ -5,17 +5,16 @@
 //! moves. Without MMIO write emulation the window is read-only in EPT, so the guest still
 //! reads configuration space there and writes it through the filtered ports; a write to the
 //! window is a #VE with audit rule `dma` (the Command register) or `device-bar` (any other).
+#![forbid(unsafe_code)]
 
 use crate::ept::builder::{Ept, EptError, TableMemory};
 use crate::ept::entry::{MemoryType, Permissions};
 use crate::ept::layout::memory_type_of;
 use crate::handoff::PhysRange;
+pub use crate::handoff::{McfgEntry, MAX_WINDOWS};
 use rampart_boot_info::MemoryRegion;
 use rampart_hv_abi::Rule;
 
-/// MCFG entries the hand-off carries (real chipsets have one per PCI segment group, usually
-/// one; QEMU q35 has one).
-pub const MAX_WINDOWS: usize = 4;
 /// Each bus has 32 devices x 8 functions x 4 KiB of configuration space: address bits 27:20
 /// select the bus, 19:15 the device, 14:12 the function, 11:0 the register (PCI Express Base
 /// 4.0 7.2.2, Table 7-1). The window's base therefore has bits 19:0 clear.
@@ -27,17 +26,6 @@ const FUNCTION_BYTES: u64 = 4096;
 const COMMAND_LAST_BYTE: u64 = crate::devices::pci::COMMAND as u64 + 1;
 /// The EPT builder maps below 2^48.
 const ADDRESS_LIMIT: u64 = 1 << 48;
-
-/// One MCFG configuration-space base address allocation entry, as the firmware found it
-/// (PCI Firmware 3.2 4.1.2, Table 4-3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct McfgEntry {
-    /// The ECAM base address: where bus 0 of the segment group would be.
-    pub base: u64,
-    pub segment: u16,
-    pub first_bus: u8,
-    pub last_bus: u8,
-}
 
 impl McfgEntry {
     /// The physical window of buses `first_bus..=last_bus`: `base + first_bus * 1 MiB` up to

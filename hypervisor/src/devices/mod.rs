@@ -1,6 +1,6 @@
 //! Devices the guest reaches through I/O ports, mediated so that nothing but the guest CPU's
-//! EPT-checked accesses reaches physical memory (DESIGN.md "Devices and interrupts"): which
-//! ports exit (`ports`), the PCI configuration filter (`pci`), the port I/O the hypervisor
+//! EPT-checked accesses reaches physical memory (hypervisor/DESIGN.md "Devices and interrupts"):
+//! which ports exit (`ports`), the PCI configuration filter (`pci`), the port I/O the hypervisor
 //! does on the guest's behalf (`pci_access`), and the memory-mapped device pages that stay
 //! read-only (`platform`, `ecam`).
 

@@ -4,6 +4,7 @@
 //! device (the hypervisor vets none), and a memory BAR may only move within the MMIO window
 //! between the top of RAM below 4 GiB and the IOAPIC/LAPIC range, never over RAM or the
 //! hypervisor, and I/O BARs do not move. Reads are not filtered.
+#![forbid(unsafe_code)]
 
 /// Type-0 header registers (PCI Local Bus 3.0, 6.1).
 pub const COMMAND: u8 = 0x04;

@@ -4,6 +4,7 @@
 //! MMIO writes), their pages are read-only in EPT: the guest may read them, and a write is a
 //! #VE with audit rule `platform-device`. Rampart's guest kernel uses neither (LAPIC timer,
 //! PIT calibration); a guest that needs IOAPIC interrupts is not supported yet.
+#![forbid(unsafe_code)]
 
 /// The standard IOAPIC and HPET pages (PC platform defaults; ACPI MADT/HPET tables may name
 /// others, which are then not covered: the firmware does not pass them yet).

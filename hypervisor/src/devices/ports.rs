@@ -1,5 +1,6 @@
 //! Which I/O ports exit, and what each exiting port is (I/O bitmaps, SDM Vol. 3C 25.6.4).
 //! Every other port reaches the hardware directly, as the guest drives its own devices.
+#![forbid(unsafe_code)]
 
 /// COM2's eight registers: the hypervisor's debugger link.
 pub const COM2_BASE: u16 = 0x2f8;
@@ -41,8 +42,7 @@ pub enum Port {
 
 /// Most PCI DMA register blocks the hypervisor traps.
 pub const MAX_DMA_BLOCKS: usize = 4;
-/// A trapped block: first port and length.
-pub type PortBlock = (u16, u16);
+pub use crate::handoff::PortBlock;
 
 /// The port blocks found at boot that exit besides the fixed ones.
 #[derive(Clone, Copy, Debug, Default)]

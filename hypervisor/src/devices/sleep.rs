@@ -8,15 +8,14 @@
 //! reset end the hypervisor with the guest, which a triple fault can do anyway: the guest
 //! stops the machine through the Shutdown hypercall, and resets through 0xCF9 or the FADT's
 //! reset register as before.
+#![forbid(unsafe_code)]
 
 use super::ports::PortBlock;
 
 /// Most sleep-control register blocks the hypervisor traps: PM1a and PM1b control, the sleep
 /// control register, the chipset's own PM1 control.
 pub const MAX_SLEEP_BLOCKS: usize = 4;
-/// A PM1 control register is 2 bytes (ACPI 6.5 Table 4.16), the sleep control register 1.
-pub const PM1_CONTROL_LENGTH: u16 = 2;
-pub const SLEEP_CONTROL_LENGTH: u16 = 1;
+pub use crate::handoff::{PM1_CONTROL_LENGTH, SLEEP_CONTROL_LENGTH};
 const PM1_SLEEP_ENABLE_BIT: u16 = 13;
 const SLEEP_CONTROL_SLEEP_ENABLE_BIT: u16 = 5;
 

@@ -3,6 +3,7 @@
 //! controller it booted from), and the bus-master register blocks of IDE controllers are
 //! recorded so that their ports exit: some devices start DMA whatever Bus Master Enable says
 //! (Bochs's IDE model does), so the registers that start it must be mediated too.
+#![forbid(unsafe_code)]
 
 use super::pci::{self, COMMAND_BUS_MASTER};
 use super::pci_access::{self, ENABLE};

@@ -33,6 +33,7 @@ bitflags::bitflags! {
 }
 
 impl Permissions {
+    #[cfg(any(test, feature = "internals"))]
     pub const NONE: Self = Self::empty();
 
     /// The rights in bits 2:0 and 10 of an EPT entry.

@@ -1,9 +1,9 @@
 //! The guest-physical address space: which ranges EPT maps, with which memory type.
 //!
 //! Everything from 0 to `top` is mapped 1:1 except the hypervisor's own ranges, which are
-//! absent so that any guest touch is an EPT violation (DESIGN.md invariant 4). RAM listed in
-//! the guest memory map is write-back; everything else (MMIO, holes, firmware-reserved ranges)
-//! is uncacheable, because with EPT on the EPT memory type replaces the MTRRs' (SDM Vol. 3C
+//! absent so that any guest touch is an EPT violation (hypervisor/DESIGN.md invariant 4). RAM
+//! listed in the guest memory map is write-back; everything else (MMIO, holes, firmware-reserved
+//! ranges) is uncacheable, because with EPT on the EPT memory type replaces the MTRRs' (SDM Vol. 3C
 //! 29.3.7.2).
 
 use super::builder::{Ept, EptError, TableMemory};
@@ -76,7 +76,7 @@ pub fn for_each_range(
 }
 
 /// Maps the guest-physical space 1:1, read/write and never executable: W^X from the start
-/// (DESIGN.md invariant 3); the policy then makes kernel text executable and read-only.
+/// (hypervisor/DESIGN.md invariant 3); the policy then makes kernel text executable and read-only.
 pub fn build_identity_map<M: TableMemory>(
     ept: &mut Ept<M>,
     regions: &[MemoryRegion],
@@ -184,8 +184,8 @@ mod tests {
     }
 
     proptest! {
-        /// Invariant 4 of DESIGN.md: whatever the memory map, no hypervisor frame is mapped, and
-        /// every other page below the top is mapped to itself.
+        /// Invariant 4 of hypervisor/DESIGN.md: whatever the memory map, no hypervisor frame is
+        /// mapped, and every other page below the top is mapped to itself.
         #[test]
         fn hypervisor_frames_are_never_mapped(
             cuts in proptest::collection::vec(0u64..2048, 1..12),

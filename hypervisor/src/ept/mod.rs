@@ -1,4 +1,5 @@
 //! Extended page tables: entry encoding, the table builder, and the guest-physical layout.
+#![forbid(unsafe_code)]
 
 pub mod builder;
 pub mod entry;

@@ -1,7 +1,8 @@
 //! CPUID exits (unconditional in VMX non-root, SDM Vol. 3C 26.1.2): the host's answer, with
 //! VMX hidden, the hypervisor-present bit set and the Rampart leaves added.
+#![forbid(unsafe_code)]
 
-use super::Resume;
+use super::resume::Resume;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use rampart_hv_abi::{signature_registers, ABI_VERSION, CPUID_LEAF_FEATURES, CPUID_LEAF_VENDOR};

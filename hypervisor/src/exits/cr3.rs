@@ -8,75 +8,21 @@
 //! of any other root is refused with #GP and audited (rule `cr3-load`).
 #![allow(unsafe_code)] // VMCS control writes and INVVPID
 
-use super::page_tables::LOCK;
-use super::{Exception, Resume};
+use super::resume::{Exception, Resume};
 use crate::arch::instructions::{invvpid, InvvpidType};
-use crate::guest_memory::walker::ADDRESS_MASK;
+use crate::guest_paging::walker::ADDRESS_MASK;
 use crate::state;
 use crate::vmx::caps::{ept_cap, VmxCapabilities};
 use crate::vmx::vmcs::Vmcs;
-use core::sync::atomic::{AtomicBool, Ordering};
 use rampart_hv_abi::{Access, Rule, CR3_NO_FLUSH};
-use x86::vmx::vmcs::control::{self, PrimaryControls, SecondaryControls};
+use x86::vmx::vmcs::control::{PrimaryControls, SecondaryControls};
 use x86::vmx::vmcs::guest;
 
-/// Per vCPU: CR3-load exiting is on in its VMCS.
-static APPLIED: [AtomicBool; rampart_boot_info::MAX_CPUS] =
-    [const { AtomicBool::new(false) }; rampart_boot_info::MAX_CPUS];
 /// CR4.PCIDE (bit 17): CR3 bits 11:0 are a PCID and bit 63 of a MOV source means no flush.
 const CR4_PCIDE: u64 = x86::controlregs::Cr4::CR4_ENABLE_PCID.bits() as u64;
-const TARGET_FIELDS: [u32; 4] = [
-    control::CR3_TARGET_VALUE0,
-    control::CR3_TARGET_VALUE1,
-    control::CR3_TARGET_VALUE2,
-    control::CR3_TARGET_VALUE3,
-];
-
 /// True if the CPU lets CR3 loads exit (allowed-1 half of the primary controls).
 pub fn can_exit(caps: &VmxCapabilities) -> bool {
     (caps.procbased >> 32) & u64::from(PrimaryControls::CR3_LOAD_EXITING.bits()) != 0
-}
-
-/// Sets this vCPU's CR3-target values (as many as the CPU supports; others exit).
-fn set_targets(vmcs: &Vmcs, targets: &[u64]) {
-    let count = targets.len().min(state::get().caps.cr3_target_count());
-    let count = count.min(TARGET_FIELDS.len());
-    for (field, &value) in TARGET_FIELDS.iter().zip(&targets[..count]) {
-        // SAFETY: CR3-target values are plain comparands (26.6.7); any value is valid.
-        let _ = unsafe { vmcs.write_host_or_control(*field, value) };
-    }
-    // SAFETY: `count` is within IA32_VMX_MISC's CR3-target count (checked at VM entry).
-    let _ = unsafe { vmcs.write_host_or_control(control::CR3_TARGET_COUNT, count as u64) };
-}
-
-/// Turns checked CR3 loads on in this CPU's VMCS once the page tables are locked (the
-/// locking vCPU directly, the others from the lock's shootdown), with its declared roots as
-/// CR3-target values. Takes no lock: it runs in the NMI path. A vCPU found on any other root
-/// at that moment stops the machine: its tables were never checked.
-pub fn apply_lock_to_current_vmcs() {
-    let Some(lock) = LOCK.get() else {
-        return;
-    };
-    let me = crate::smp::this_cpu();
-    if APPLIED[me].swap(true, Ordering::SeqCst) {
-        return;
-    }
-    // SAFETY: only called on a CPU running a vCPU, whose VMCS stays current in VMX root.
-    let vmcs = unsafe { Vmcs::assume_current() };
-    let cr3 = vmcs.get(guest::CR3);
-    let Some(roots) = lock.vcpus[me].filter(|_| lock.may_load(me, cr3)) else {
-        super::stop::fatal(format_args!(
-            "vCPU {me} runs on CR3 {cr3:#x}, not one of its declared roots, when its page tables are locked; stopping rather than trusting unchecked tables"
-        ));
-    };
-    let (targets, count) = roots.targets();
-    set_targets(&vmcs, &targets[..count]);
-    let primary = state::get().controls.primary | PrimaryControls::CR3_LOAD_EXITING.bits();
-    // SAFETY: `page_tables::lock` checked the CPU allows CR3-load exiting; its exits are
-    // handled by `handle_load`.
-    let _ = unsafe {
-        vmcs.write_host_or_control(control::PRIMARY_PROCBASED_EXEC_CONTROLS, u64::from(primary))
-    };
 }
 
 /// A MOV to CR3 of `value` (control-register access exit, 28.2.1 Table 28-3): one that is
@@ -86,9 +32,9 @@ pub fn handle_load(vmcs: &Vmcs, value: u64) -> Resume {
     if value & CR3_NO_FLUSH != 0 && !pcide {
         return Resume::Inject(Exception::GeneralProtection); // reserved bit (4.10.4.1)
     }
-    let me = crate::smp::this_cpu();
+    let me = crate::cpus::this_cpu();
     // Not locked: CR3 exiting is off, but load as the CPU would.
-    if LOCK.get().is_some_and(|lock| !lock.may_load(me, value)) {
+    if crate::locks::locked_page_tables().is_some_and(|lock| !lock.may_load(me, value)) {
         let (access, gpa) = (Access::REGISTER | Access::WRITE, value & ADDRESS_MASK);
         super::policy::block(vmcs, Rule::Cr3Load, access, 0, gpa, value);
         return Resume::Inject(Exception::GeneralProtection);
@@ -116,7 +62,7 @@ fn load(vmcs: &Vmcs, value: u64, pcide: bool) -> Resume {
         };
         // SAFETY: VPID is enabled (so INVVPID exists, A.10) with the guest's non-zero VPID;
         // the type is one the capability MSR reports (all-context when single is absent).
-        unsafe { invvpid(kind, crate::boot::GUEST_VPID) };
+        unsafe { invvpid(kind, crate::vmx::setup::GUEST_VPID) };
     }
     Resume::NextInstruction
 }

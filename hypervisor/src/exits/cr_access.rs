@@ -1,30 +1,22 @@
 //! MOV to CR0/CR4 that changes a bit the hypervisor owns (the guest/host masks hold the bits
 //! VMX pins, SDM Vol. 3C 25.6.6): the guest's view goes to the read shadow, the CPU gets the
 //! value with the fixed bits applied.
+#![forbid(unsafe_code)]
 
-use super::{audit_register, Exception, Resume};
+use super::resume::{audit_register, Exception, Resume};
+use crate::policy::pinned::CR0_WP;
 use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::caps::VmxCapabilities;
 use crate::vmx::exit_reason::ExitReason;
 use crate::vmx::qualification::{CrAccess, CrAccessType};
 use crate::vmx::vmcs::Vmcs;
-use core::sync::atomic::{AtomicU64, Ordering};
 use rampart_hv_abi::{Access, Rule};
 use x86::controlregs::{Cr0, Cr4};
 use x86::vmx::vmcs::{control, guest, ro};
 
 const CR0_PE: u64 = Cr0::CR0_PROTECTED_MODE.bits() as u64;
-/// CR0.WP: pinned from the first instruction (DESIGN.md invariant 5).
-pub const CR0_WP: u64 = Cr0::CR0_WRITE_PROTECT.bits() as u64;
 const CR0_PG: u64 = Cr0::CR0_ENABLE_PAGING.bits() as u64;
-/// CR4 bits pinned once the guest sets them (invariant 5): UMIP, SMEP, SMAP.
-pub const CR4_PINNABLE: u64 = (Cr4::CR4_ENABLE_UMIP.bits()
-    | Cr4::CR4_ENABLE_SMEP.bits()
-    | Cr4::CR4_ENABLE_SMAP.bits()) as u64;
-
-/// CR4 bits the guest has set and may never clear again.
-static PINNED_CR4: AtomicU64 = AtomicU64::new(0);
 
 /// The pinned CR bits a write of `value` would clear, given the pinned set.
 pub fn clears_pinned(register: u8, value: u64, pinned_cr4: u64) -> u64 {
@@ -64,7 +56,7 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     let qualification = CrAccess(vmcs.get(ro::EXIT_QUALIFICATION));
     let register = qualification.control_register();
     if qualification.access_type() != CrAccessType::MovToCr || !matches!(register, 0 | 3 | 4) {
-        return super::stop::unexpected(vmcs, regs, ExitReason::CrAccess as u16);
+        crate::stop::unexpected(vmcs, regs, ExitReason::CrAccess as u16);
     }
     // RSP (the only register `value` does not hold) lives in the VMCS.
     let value = regs
@@ -73,7 +65,7 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     if register == 3 {
         return super::cr3::handle_load(vmcs, value);
     }
-    let cleared = clears_pinned(register, value, pinned_cr4());
+    let cleared = clears_pinned(register, value, crate::locks::pinned_cr4());
     if cleared != 0 {
         let detail = (u64::from(register) << 32) | cleared;
         audit_register(vmcs, Rule::PinnedControlRegister, Access::WRITE, 0, detail);
@@ -97,16 +89,11 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         return Resume::Inject(Exception::GeneralProtection);
     };
     if register == 4 {
-        PINNED_CR4.fetch_or(value & CR4_PINNABLE, Ordering::SeqCst);
+        crate::locks::pin_cr4(value);
     }
     vmcs.set(guest_field, actual);
     vmcs.set(shadow_field, value);
     Resume::NextInstruction
-}
-
-/// The CR4 bits pinned so far (on any vCPU).
-pub fn pinned_cr4() -> u64 {
-    PINNED_CR4.load(Ordering::SeqCst)
 }
 
 #[cfg(test)]

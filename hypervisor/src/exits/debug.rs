@@ -1,8 +1,9 @@
 //! Exits that belong to the debugger: #BP and #DB exceptions (exception bitmap bits 3 and 1,
 //! set only with `gdb = on`; #DB also ends the stub's RFLAGS.TF steps), monitor-trap-flag steps, VMX-preemption-timer polls, and guest
 //! triple faults while a debugger is attached.
+#![forbid(unsafe_code)]
 
-use super::Resume;
+use super::resume::Resume;
 use crate::gdb::{self, StopReason};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
@@ -27,7 +28,7 @@ pub fn exception(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     match info & VECTOR_MASK {
         VECTOR_BREAKPOINT => breakpoint(vmcs, regs),
         VECTOR_DEBUG => debug(vmcs, regs),
-        _ => super::stop::unexpected(vmcs, regs, 0),
+        _ => crate::stop::unexpected(vmcs, regs, 0),
     }
 }
 
@@ -35,7 +36,7 @@ pub fn exception(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
 /// address of the instruction), which is the breakpoint address GDB expects.
 fn breakpoint(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     let rip = vmcs.get(guest::RIP);
-    if gdb::vcpus::halted_by_other(crate::smp::this_cpu()) {
+    if gdb::vcpus::halted_by_other(crate::cpus::this_cpu()) {
         // The debugger is busy with another vCPU (its session is locked): re-execute the INT3
         // once this vCPU has parked and gone on, and decide then whose it is.
         return Resume::Unchanged;
@@ -103,7 +104,7 @@ pub fn monitor_trap(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
 /// the guest stops into the debugger instead of halting where nothing but Ctrl-C could reach
 /// it. A HLT exit with no step armed (the control outlived it) is the same early wake.
 pub fn hlt(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
-    super::advance_rip(vmcs);
+    super::resume::advance_rip(vmcs);
     if !(gdb::step::in_progress() && gdb::report_stop(vmcs, regs, StopReason::DoneStep)) {
         gdb::step::end(vmcs);
     }
@@ -121,5 +122,5 @@ pub fn preemption_timer(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
 /// the session ends with the usual fatal report once the debugger resumes).
 pub fn triple_fault(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     gdb::report_stop(vmcs, regs, StopReason::Signal(Signal::SIGSEGV));
-    super::stop::triple_fault(vmcs, regs)
+    crate::stop::triple_fault(vmcs, regs)
 }

@@ -1,40 +1,26 @@
-//! Descriptor-table locking (DESIGN.md invariant 6): after the `LockDescriptorTables`
+//! Descriptor-table locking (hypervisor/DESIGN.md invariant 6): after the `LockDescriptorTables`
 //! hypercall, descriptor-table exiting is on (secondary control bit 2, SDM Vol. 3C 26.1.3):
 //! LGDT/LIDT/LLDT/LTR are refused with #GP and audited, SGDT/SIDT/SLDT/STR are emulated, and
 //! the GDT and IDT pages are read-only in EPT, so neither the registers nor the tables move.
 
-use super::{audit_register, guest_cpl, Exception, Resume};
+use super::resume::{audit_register, guest_cpl, Exception, Resume};
 use crate::ept::entry::Permissions;
-use crate::guest_memory::walker;
 use crate::guest_memory::GuestPhysical;
+use crate::guest_paging::walker;
+use crate::locks;
 use crate::policy::operations;
 use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::instruction_info::{decode_operand, Operand, TableInstruction};
-use crate::vmx::vmcs::{Vmcs, VmcsError};
+use crate::vmx::vmcs::Vmcs;
 use rampart_hv_abi::{Access, DescriptorLock, HypercallError, Rule};
-use x86::vmx::vmcs::control::{self, SecondaryControls};
 use x86::vmx::vmcs::{guest, ro};
 
-/// The guest-physical frames made read-only by the lock (GDT, IDT, and TSS with `DescriptorLock::TSS`); set
-/// once, when `LockDescriptorTables` succeeds.
-static LOCKED_FRAMES: spin::Once<([u64; 3 * MAX_TABLE_PAGES], usize)> = spin::Once::new();
-
-/// True if `gpa` lies in a descriptor-table page the lock made read-only.
-pub fn is_locked_table_page(gpa: u64) -> bool {
-    LOCKED_FRAMES
-        .get()
-        .is_some_and(|(frames, count)| frames[..*count].contains(&(gpa & !(PAGE - 1))))
-}
 const PAGE: u64 = 4096;
-/// Secondary processor-based control bit 2 (SDM Vol. 3C 25.6.2, Table 25-7).
-const DTABLE_EXITING: u32 = SecondaryControls::DTABLE_EXITING.bits();
-/// At most this many pages per table (a GDT or IDT is at most 64 KiB).
-const MAX_TABLE_PAGES: usize = 17;
 
 /// The hypercall: protect the current GDT and IDT (and TSS) pages, then turn exiting on.
 pub fn lock(vmcs: &Vmcs, flags: u64) -> u64 {
-    if locked() {
+    if locks::descriptor_tables_locked() {
         return 0;
     }
     match protect_tables(vmcs, flags) {
@@ -52,7 +38,7 @@ pub fn lock(vmcs: &Vmcs, flags: u64) -> u64 {
 fn protect_tables(vmcs: &Vmcs, flags: u64) -> Result<usize, HypercallError> {
     use HypercallError::{InvalidArgument, NotSupported, OutOfRange};
     let s = state::get();
-    if !s.caps.secondary_allows(DTABLE_EXITING) {
+    if !s.caps.secondary_allows(locks::vmcs::DTABLE_EXITING) {
         return Err(NotSupported);
     }
     let flags = DescriptorLock::from_bits(flags).ok_or(InvalidArgument)?;
@@ -68,7 +54,7 @@ fn protect_tables(vmcs: &Vmcs, flags: u64) -> Result<usize, HypercallError> {
     };
     // Translate every page first, so that a bad table changes nothing.
     let (cr3, cr4) = (vmcs.get(guest::CR3), vmcs.get(guest::CR4));
-    let mut frames = [0u64; 3 * MAX_TABLE_PAGES];
+    let mut frames = [0u64; 3 * locks::MAX_TABLE_PAGES];
     let mut count = 0;
     for (base, length) in tables.into_iter().take(table_count) {
         for page in (base & !(PAGE - 1)..base + length).step_by(PAGE as usize) {
@@ -89,21 +75,9 @@ fn protect_tables(vmcs: &Vmcs, flags: u64) -> Result<usize, HypercallError> {
     super::policy::flush();
     // SAFETY: the capability MSR allows descriptor-table exiting (checked above).
     #[allow(unsafe_code)]
-    unsafe { enable_exiting(vmcs) }.map_err(|_| NotSupported)?;
-    LOCKED_FRAMES.call_once(|| (frames, count));
+    unsafe { locks::vmcs::enable_descriptor_table_exiting(vmcs) }.map_err(|_| NotSupported)?;
+    locks::lock_descriptor_tables(frames, count);
     Ok(count)
-}
-
-/// Turns descriptor-table exiting on in `vmcs` (secondary control bit 2).
-///
-/// # Safety
-/// The CPU must allow descriptor-table exiting (IA32_VMX_PROCBASED_CTLS2 allowed-1 bit 2).
-#[allow(unsafe_code)]
-unsafe fn enable_exiting(vmcs: &Vmcs) -> Result<(), VmcsError> {
-    let secondary = u64::from(state::get().controls.secondary | DTABLE_EXITING);
-    // SAFETY: the caller vouches that the CPU allows the control; its exits are handled in
-    // this module, and nothing else in the controls changes.
-    unsafe { vmcs.write_host_or_control(control::SECONDARY_PROCBASED_EXEC_CONTROLS, secondary) }
 }
 
 /// A descriptor-table exit (reasons 46 and 47).
@@ -151,7 +125,7 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters, tr_ldtr: bool) -> Resume {
 /// Writes `data` at guest-virtual `gva` as the guest itself could: its page tables must allow
 /// the write at its CPL, and EPT must allow it (no confused deputy). The EPT lock is held from
 /// the EPT check through the copy, so no other vCPU's request (ProtectRange, GrantExecute,
-/// a page-table lock) can take the write right away in between (DESIGN.md invariant 9).
+/// a page-table lock) can take the write right away in between (hypervisor/DESIGN.md invariant 9).
 fn store(vmcs: &Vmcs, gva: u64, data: &[u8]) -> Option<()> {
     let (cr3, cr4) = (vmcs.get(guest::CR3), vmcs.get(guest::CR4));
     let user = guest_cpl(vmcs) == 3;
@@ -182,21 +156,4 @@ fn store(vmcs: &Vmcs, gva: u64, data: &[u8]) -> Option<()> {
         done += take;
     }
     Some(())
-}
-
-/// True once `LockDescriptorTables` succeeded.
-pub fn locked() -> bool {
-    LOCKED_FRAMES.is_completed()
-}
-
-/// Turns descriptor-table exiting on in this CPU's VMCS if the tables are locked (every vCPU,
-/// including those started or reached by a shootdown after the lock).
-pub fn apply_lock_to_current_vmcs() {
-    if !locked() {
-        return;
-    }
-    // SAFETY: only called on a CPU running a vCPU, whose VMCS stays current in VMX root; the
-    // lock only succeeds after checking that the CPU allows descriptor-table exiting.
-    #[allow(unsafe_code)]
-    let _ = unsafe { enable_exiting(&Vmcs::assume_current()) };
 }

@@ -1,7 +1,10 @@
 //! VMCALL: the hypercall interface of rampart-hv-abi.
+#![forbid(unsafe_code)]
 
-use super::{guest_cpl, policy, stop, Exception, Resume};
+use super::policy;
+use super::resume::{guest_cpl, Exception, Resume};
 use crate::state;
+use crate::stop;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::exit_reason::EXIT_REASON_COUNT;
 use crate::vmx::vmcs::Vmcs;
@@ -18,7 +21,7 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         Some(Hypercall::Version) => u64::from(ABI_VERSION),
         Some(Hypercall::LogExitStats) => {
             log::error!("exits: {}", state::STATS);
-            log::error!("exits by vCPU: {}", crate::smp::cpus::ExitsByVcpu);
+            log::error!("exits by vCPU: {}", crate::cpus::ExitsByVcpu);
             log::error!("{}", crate::selfcheck::Report);
             0
         }

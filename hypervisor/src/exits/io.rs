@@ -5,8 +5,9 @@
 //! goes through `devices::pci`'s filter. An access is classified by every byte it touches
 //! (`ports::classify_access`): one that spans a mediated register and anything else is
 //! dropped (audited, rule `port-access`) or reads all ones, never forwarded in another shape.
+#![forbid(unsafe_code)]
 
-use super::{audit_register, Exception, Resume};
+use super::resume::{audit_register, Exception, Resume};
 use crate::devices::pci::{self, ConfigWrite, Verdict};
 use crate::devices::pci_access;
 use crate::devices::ports::{self, Port, PCI_CONFIG_ADDRESS, RESET_CONTROL};

@@ -5,7 +5,7 @@
 //! hypervisor's own signal) and lowest-priority or logical-mode delivery are refused, audited
 //! with rule `ipi-delivery`, and dropped: the guest goes on, as after an ignored IPI.
 
-use super::{audit_register, Exception, Resume};
+use super::resume::{audit_register, Exception, Resume};
 use crate::vmx::vmcs::Vmcs;
 use rampart_hv_abi::{Access, Rule};
 
@@ -100,7 +100,7 @@ pub fn decide(icr: u64, guest_cpus: impl IntoIterator<Item = u32>) -> IpiDecisio
 
 /// Handles a guest write of `value` to the x2APIC ICR.
 pub fn handle_icr_write(vmcs: &Vmcs, value: u64) -> Resume {
-    match decide(value, crate::smp::cpus::online()) {
+    match decide(value, crate::cpus::online()) {
         IpiDecision::Forward => {
             // SAFETY: `decide` accepted a fixed-vector IPI to the guest's own CPUs.
             #[allow(unsafe_code)]

@@ -1,13 +1,13 @@
 //! RDMSR and WRMSR exits (every MSR outside `msr_bitmap`'s allowlists): EFER with NXE and LME
-//! pinned (DESIGN.md invariant 5); the SYSCALL/SYSENTER entry points, which one
+//! pinned (hypervisor/DESIGN.md invariant 5); the SYSCALL/SYSENTER entry points, which one
 //! `LockSyscallMsrs` hypercall freezes for good (invariant 6); the x2APIC ICR and LVTs checked
 //! (`ipi`); IA32_APIC_BASE frozen; every other MSR refused with #GP and audited (rule `msr`):
 //! the hypervisor never reads or writes an MSR it has not vetted on the guest's behalf.
 
-use super::{audit_register, ipi, Exception, Resume};
+use super::ipi;
+use super::resume::{audit_register, Exception, Resume};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
-use core::sync::atomic::{AtomicBool, Ordering};
 use rampart_hv_abi::{Access, Rule};
 // IA32_APIC_BASE (SDM Vol. 3A 11.4.4): the hypervisor put the APIC in x2APIC mode; moving
 // the xAPIC window or leaving x2APIC mode would reopen the unchecked ICR. The x2APIC ICR
@@ -40,11 +40,9 @@ const EFER_NXE: u64 = 1 << 11;
 const EFER_ALLOWED: u64 = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
 const EFER_PINNED: u64 = EFER_LME | EFER_NXE;
 
-static SYSCALL_MSRS_LOCKED: AtomicBool = AtomicBool::new(false);
-
 /// The `LockSyscallMsrs` hypercall: freezes the SYSCALL/SYSENTER MSRs (one-way); returns 0.
 pub fn lock_syscall_msrs() -> u64 {
-    SYSCALL_MSRS_LOCKED.store(true, Ordering::SeqCst);
+    crate::locks::lock_syscall_msrs();
     log::info!("SYSCALL/SYSENTER MSRs locked");
     0
 }
@@ -101,7 +99,7 @@ pub fn handle_write(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         IA32_APIC_BASE => return apic_base_write(vmcs, value),
         _ => {}
     }
-    match decide(msr, value, SYSCALL_MSRS_LOCKED.load(Ordering::SeqCst)) {
+    match decide(msr, value, crate::locks::syscall_msrs_locked()) {
         Decision::Efer(efer) => vmcs.set(guest::IA32_EFER_FULL, efer),
         Decision::Write => write(vmcs, msr, value),
         Decision::Invalid => return Resume::Inject(Exception::GeneralProtection),
@@ -147,11 +145,6 @@ fn write(vmcs: &Vmcs, msr: u32, value: u64) {
         #[allow(unsafe_code)]
         _ => unsafe { x86::msr::wrmsr(msr, value) },
     }
-}
-
-/// True once `LockSyscallMsrs` succeeded.
-pub fn syscall_msrs_locked() -> bool {
-    SYSCALL_MSRS_LOCKED.load(Ordering::SeqCst)
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
-//! MSRs are default-deny (DESIGN.md "Devices and interrupts"): the MSR bitmap (SDM Vol. 3C
-//! 25.6.9) makes every RDMSR and WRMSR exit except a short allowlist of per-thread state and
+//! MSRs are default-deny (hypervisor/DESIGN.md "Devices and interrupts"): the MSR bitmap (SDM Vol.
+//! 3C 25.6.9) makes every RDMSR and WRMSR exit except a short allowlist of per-thread state and
 //! the x2APIC registers the guest needs at native speed (timer, EOI, task priority). Exits then
 //! go to `msr`, which emulates what the guest may do (EFER, the SYSCALL/SYSENTER MSRs until
 //! locked, checked IPIs and LVT entries) and refuses the rest with #GP and an audit record.
 //! MSRs outside the bitmap's two ranges always exit.
+#![forbid(unsafe_code)]
 
 /// Bitmap layout (25.6.9): read bitmap for MSRs 0-1FFFH at byte 0, for C0000000H-C0001FFFH at
 /// byte 1024; the write bitmaps at 2048 and 3072.
@@ -94,7 +95,9 @@ fn clear(bitmap: &mut [u8; 4096], offset: usize, index: u32) {
     bitmap[offset + (index / 8) as usize] &= !(1 << (index % 8));
 }
 
-/// True if the bitmap makes this access exit (MSRs outside both ranges always do).
+/// True if the bitmap makes this access exit (MSRs outside both ranges always do): the
+/// hardware's reading, for the host tests and fuzz targets.
+#[cfg(any(test, feature = "internals"))]
 pub fn exits(bitmap: &[u8; 4096], msr: u32, write: bool) -> bool {
     let (offset, index) = match msr {
         0..RANGE_LENGTH => (0, msr),

@@ -1,8 +1,9 @@
 //! NMI exits (pin-based NMI exiting, SDM Vol. 3C 26.2): the hypervisor's own NMIs carry EPT
 //! shootdowns and lock propagation (`smp::shootdown`); any other NMI belonged to the guest and
 //! is delivered to it as it would have been natively.
+#![forbid(unsafe_code)]
 
-use super::{clear_interruptibility, Resume, INTERRUPTION_VALID, NMI_INTERRUPTION};
+use super::resume::{clear_interruptibility, Resume, INTERRUPTION_VALID, NMI_INTERRUPTION};
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::Ordering;
 use x86::vmx::vmcs::{control, ro};
@@ -22,9 +23,9 @@ pub fn is_nmi(vmcs: &Vmcs) -> bool {
 
 /// An NMI exit: the hypervisor's own NMI is acknowledged, the guest's is injected.
 pub fn handle(vmcs: &Vmcs, slot: usize) -> Resume {
-    crate::smp::halt_if_stopping();
+    crate::cpus::halt_if_stopping();
     crate::arch::instructions::unblock_nmis();
-    let ours = crate::smp::shootdown::take_hypervisor_nmi(slot);
+    let ours = crate::cpus::take_hypervisor_nmi(slot);
     crate::smp::shootdown::acknowledge(slot);
     if ours {
         // The guest never saw this NMI, so it must not come back blocked: the guest state saved
@@ -41,7 +42,7 @@ pub fn handle(vmcs: &Vmcs, slot: usize) -> Resume {
 /// Injects a guest NMI that arrived while the hypervisor ran (`smp::nmi_in_root`), unless the
 /// coming VM entry already injects an event (then it waits for the next exit).
 pub fn deliver_pending(vmcs: &Vmcs, slot: usize) {
-    let pending = &crate::smp::CPUS[slot].guest_nmi_pending;
+    let pending = &crate::cpus::CPUS[slot].guest_nmi_pending;
     if pending.load(Ordering::SeqCst)
         && vmcs.get(control::VMENTRY_INTERRUPTION_INFO_FIELD) & INTERRUPTION_VALID == 0
     {

@@ -3,14 +3,15 @@
 //! the blocked writes' rule. CR3 loads are checked in `exits::cr3`.
 #![allow(unsafe_code)] // A/D presets through the host's identity map
 
+use crate::cpus::{CpuState, CPUS};
 use crate::ept::entry::Permissions;
-use crate::guest_memory::walker::{self, PhysicalMemory, WalkError};
+use crate::guest_paging::walker::{self, PhysicalMemory, WalkError};
+use crate::locks;
 use crate::policy::kernel_mappings::{
     self as km, LockedRoots, Protected, Refusal, StackWindow, StructurePages, TableMemory,
     VcpuRoots, MAX_PROTECTED, MAX_VCPUS,
 };
 use crate::policy::{operations, SegmentKind};
-use crate::smp::cpus::{CpuState, CPUS};
 use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
@@ -18,31 +19,12 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rampart_hv_abi::{Access, CpuRoots, HypercallError, Rule};
 use x86::vmx::vmcs::guest;
 
-/// Boot config `pagetables = locked`.
-static POLICY: AtomicBool = AtomicBool::new(false);
 /// Set once `LockKernelMappings` succeeded.
 static LOCKED: AtomicBool = AtomicBool::new(false);
 /// Set once a `LockKernelMappings` with a well-formed table starts: one attempt, one at a
 /// time.
 static LOCKING: AtomicBool = AtomicBool::new(false);
-/// The locked pages and each vCPU's roots (set once, then only read: CR3 exits take no lock).
-pub(super) static LOCK: spin::Once<LockedRoots> = spin::Once::new();
 const PAGE: u64 = 4096;
-
-/// Records the boot policy (before the first guest instruction).
-pub fn set_policy(lock_page_tables: bool) {
-    POLICY.store(lock_page_tables, Ordering::SeqCst);
-}
-
-/// True once the kernel's page tables are locked (CR3 loads are checked from then on).
-pub fn locked() -> bool {
-    LOCKED.load(Ordering::SeqCst)
-}
-
-/// True if the guest may not write `gpa`'s page (a locked structure page or a root).
-pub fn is_protected_frame(gpa: u64) -> bool {
-    LOCK.get().is_some_and(|lock| lock.is_protected_frame(gpa))
-}
 
 fn error(e: HypercallError) -> u64 {
     e as i64 as u64
@@ -87,11 +69,6 @@ impl TableMemory for Tables {
         Self::entry(gpa)?.fetch_or(bits, Ordering::SeqCst);
         Ok(())
     }
-
-    fn write_u64(&mut self, gpa: u64, value: u64) -> Result<(), WalkError> {
-        Self::entry(gpa)?.store(value, Ordering::SeqCst);
-        Ok(())
-    }
 }
 
 /// Which frames may become roots: guest RAM the guest may write now (EPT RW- write-back),
@@ -126,7 +103,7 @@ fn declared_roots(table: u64, count: u64) -> Result<[Option<VcpuRoots>; MAX_VCPU
         let word = |n: u64| Tables.read_u64(table + entry * CpuRoots::SIZE + n * 8);
         let (apic_id, kernel_cr3, user_cr3) = (word(0)?, word(1)?, word(2)?);
         let apic_id = u32::try_from(apic_id).map_err(|_| Refusal::Invalid)?;
-        let slot = crate::smp::cpus::index_of(apic_id).ok_or(Refusal::Invalid)?;
+        let slot = crate::cpus::index_of(apic_id).ok_or(Refusal::Invalid)?;
         if !started(slot) || by_slot[slot].is_some() {
             return Err(Refusal::Invalid);
         }
@@ -213,13 +190,13 @@ fn lock_tables(roots: &[u64], window: StackWindow) -> Result<StructurePages, Ref
 /// `LockKernelMappings` (RDI = stack window start, RSI = length, RDX = GPA of the per-vCPU
 /// roots table, R10 = its entries).
 pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
-    if !POLICY.load(Ordering::SeqCst) {
+    if !locks::page_table_policy() {
         return error(HypercallError::NotSupported);
     }
     let caps = &state::get().caps;
-    let ready = !locked()
-        && super::descriptor_tables::locked()
-        && super::msr::syscall_msrs_locked()
+    let ready = !LOCKED.load(Ordering::SeqCst)
+        && locks::descriptor_tables_locked()
+        && locks::syscall_msrs_locked()
         && super::cr3::can_exit(caps);
     let Some(window) = StackWindow::new(regs.rdi, regs.rsi).filter(|_| ready) else {
         return error(HypercallError::InvalidArgument);
@@ -248,7 +225,7 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
             }
         }
         km::check_declared(&list[..vcpu_count], &is_plain_ram)?;
-        let me = crate::smp::this_cpu();
+        let me = crate::cpus::this_cpu();
         if vcpus[me].is_none_or(|r| r.kernel_root() != cr3 & walker::ADDRESS_MASK) {
             return Err(Refusal::Invalid); // the caller is not on its own kernel-mode root
         }
@@ -261,8 +238,8 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
         }
         let locked = lock_tables(&roots[..root_count], window)?;
         // Checked only now that every root and every table of the kernel halves is read-only
-        // and every vCPU acknowledged the shootdown (DESIGN.md invariant 9): checked before,
-        // another vCPU could remap a recorded range between the check and the lock.
+        // and every vCPU acknowledged the shootdown (hypervisor/DESIGN.md invariant 9): checked
+        // before, another vCPU could remap a recorded range between the check and the lock.
         let kernel_half = km::kernel_half(&Tables, cr3)?;
         let first_user = declared().find_map(VcpuRoots::user_root);
         let user_half = first_user
@@ -296,9 +273,9 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     };
     let pages = lock.locked.frames().len();
     let vcpus = lock.vcpus.iter().flatten().count();
-    LOCK.call_once(|| lock);
+    locks::lock_page_tables(lock);
     LOCKED.store(true, Ordering::SeqCst);
-    super::cr3::apply_lock_to_current_vmcs();
+    locks::vmcs::apply_to_current_vmcs();
     // Every other vCPU drops stale EPT translations and starts checking CR3 loads.
     super::policy::flush();
     log::info!("page tables locked: {pages} paging-structure pages read-only ({vcpus} vCPUs' roots), {count} protected ranges recorded, stack window {:#x}+{:#x}, CR3 loads checked ({} CR3-target values)",

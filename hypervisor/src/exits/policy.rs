@@ -2,7 +2,7 @@
 //! the guest (vector 20, which the guest kernel handles by ending the offending thread), and
 //! the policy hypercalls change EPT rights through `policy::operations`, followed by INVEPT.
 
-use super::{guest_rip, Exception, Resume};
+use super::resume::{guest_rip, Exception, Resume};
 use crate::audit::{self, Attempt};
 use crate::devices::ecam::Windows;
 use crate::ept::builder::Ept;
@@ -90,8 +90,8 @@ pub fn ept_violation(vmcs: &Vmcs) -> Resume {
         crate::smp::shootdown::flush_local();
         return Resume::Unchanged;
     }
-    let locked_table = super::descriptor_tables::is_locked_table_page(gpa);
-    let rule = if q.write() && super::page_tables::is_protected_frame(gpa) {
+    let locked_table = crate::locks::is_locked_table_page(gpa);
+    let rule = if q.write() && crate::locks::is_protected_frame(gpa) {
         Rule::PageTable
     } else {
         let state = state::get();
@@ -105,7 +105,7 @@ pub fn ept_violation(vmcs: &Vmcs) -> Resume {
     match nested(vmcs.read(ro::IDT_VECTORING_INFO).unwrap_or(0)) {
         Nested::No => Resume::Inject(Exception::VirtualizationException),
         Nested::DoubleFault => Resume::Inject(Exception::DoubleFault),
-        Nested::TripleFault => super::stop::fatal(format_args!(
+        Nested::TripleFault => crate::stop::fatal(format_args!(
             "guest triple fault: a blocked access while delivering #DF at RIP {:#x}",
             guest_rip(vmcs)
         )),
@@ -129,7 +129,7 @@ fn spurious(gpa: u64, q: EptViolation) -> bool {
         .and_then(|ept| ept.translate(gpa))
         .is_some_and(|t| t.permissions.contains(needed));
     // Retried once per page: the same page exiting again after the flush is a real block.
-    let me = crate::smp::this_cpu();
+    let me = crate::cpus::this_cpu();
     let mark = (gpa & !0xfff) | 1;
     let previous = LAST_SPURIOUS[me].swap(if allowed { mark } else { 0 }, Ordering::Relaxed);
     allowed && previous != mark

@@ -1,7 +1,7 @@
 //! XSETBV (unconditional exit, SDM Vol. 3C 26.1.2): validated exactly as the CPU would (SDM
 //! Vol. 2D "XSETBV"), so the hypervisor's own XSETBV can never fault.
 
-use super::{guest_cpl, Exception, Resume};
+use super::resume::{guest_cpl, Exception, Resume};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 
@@ -32,7 +32,7 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
         return Resume::Inject(Exception::GeneralProtection);
     }
     // The guest's XSETBV exits only if the CPU has XSAVE, and then boot set the host's
-    // CR4.OSXSAVE (boot::enable_host_xsave).
+    // CR4.OSXSAVE (arch::instructions::enable_host_xsave).
     #[allow(unsafe_code)]
     // SAFETY: `value` passed the architectural checks above and host CR4.OSXSAVE is set.
     unsafe {

@@ -2,6 +2,7 @@
 //! the four hardware slots with their DR7 encoding (SDM Vol. 3B 19.2 "Debug Registers",
 //! Figure 19-1: L0-L3 in bits 0/2/4/6, LE bit 8, bit 10 reads as 1, R/W and LEN fields at
 //! bits 16 + 4n and 18 + 4n).
+#![forbid(unsafe_code)]
 
 /// The INT3 opcode (SDM Vol. 2A "INT n/INTO/INT3/INT1").
 pub const INT3: u8 = 0xcc;

@@ -5,6 +5,7 @@
 //! answers a bad or overlong packet with `-` (the protocol's NACK: "retransmit"), restarts on a
 //! `$` inside a packet (a truncated packet followed by a new one), and passes `+`, `-` and
 //! Ctrl-C (0x03) through as single bytes (GDB remote protocol, "Overview" and "Interrupts").
+#![forbid(unsafe_code)]
 
 use core::fmt::Write as _;
 
@@ -66,6 +67,7 @@ impl Framer {
     }
 
     /// True while no packet is half received.
+    #[cfg(any(test, feature = "internals"))]
     pub fn idle(&self) -> bool {
         self.state == State::Between
     }

@@ -4,8 +4,8 @@
 #![allow(unsafe_code)]
 
 use super::registers::GuestFrame;
-use crate::guest_memory::walker::{self, Mapping, WalkError};
 use crate::guest_memory::GuestPhysical;
+use crate::guest_paging::walker::{self, Mapping, WalkError};
 use crate::state;
 
 const PAGE_4K: u64 = 4096;

@@ -1,4 +1,5 @@
-//! The GDB stub: the guest kernel debugged over COM2 with stock `gdb` (DESIGN.md "GDB stub").
+//! The GDB stub: the guest kernel debugged over COM2 with stock `gdb` (hypervisor/DESIGN.md "GDB
+//! stub").
 //!
 //! `framing` and `walker`, `registers`, `breakpoints`, `monitor` are pure and host-tested;
 //! `com2` (the UART), `memory` (guest memory), `control` (VMCS and debug registers) and

@@ -1,4 +1,5 @@
 //! `monitor` commands: the hypervisor's own view, for the person at the debugger.
+#![forbid(unsafe_code)]
 
 use super::target::GuestTarget;
 use crate::state;

@@ -2,6 +2,7 @@
 //! and segment state from the VMCS guest-state area (SDM Vol. 3C 25.4.1), mapped to
 //! `gdbstub_arch`'s x86-64 layout (GDB's `64bit-core.xml`: RAX, RBX, RCX, RDX, RSI, RDI, RBP,
 //! RSP, R8-R15, RIP, EFLAGS, CS, SS, DS, ES, FS, GS).
+#![forbid(unsafe_code)]
 
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::{Vmcs, VmcsError};

@@ -119,7 +119,7 @@ pub fn stop(vmcs: &Vmcs, regs: &mut GuestRegisters, reason: StopReason) -> bool 
         return false;
     };
     super::step::end(vmcs);
-    let slot = crate::smp::this_cpu();
+    let slot = crate::cpus::this_cpu();
     session.target.stopper = slot;
     halt_others(slot);
     if !load_frame(session, vmcs, regs) {
@@ -159,7 +159,7 @@ pub fn poll(vmcs: &Vmcs, regs: &mut GuestRegisters) {
     };
     let mut conn = unsafe_conn();
     let mut interrupted = false;
-    session.target.stopper = crate::smp::this_cpu();
+    session.target.stopper = crate::cpus::this_cpu();
     while let Some(byte) = conn.try_read() {
         interrupted |= pump(session, byte);
     }

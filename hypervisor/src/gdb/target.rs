@@ -1,6 +1,7 @@
 //! The stopped guest as a `gdbstub` target: registers, memory by guest-virtual address,
 //! software and hardware breakpoints, resume and single-step requests. Nothing here touches
 //! the VMCS or the CPU: `session` loads the frame before and applies the requests after.
+#![forbid(unsafe_code)]
 
 use super::breakpoints::{HwBreakpoints, HwKind, HwSlot, SwBreakpoint, SwBreakpoints, INT3};
 use super::memory;

@@ -6,7 +6,7 @@
 #![allow(unsafe_code)]
 
 use super::registers::GuestFrame;
-use crate::smp::{CpuState, CPUS};
+use crate::cpus::{CpuState, CPUS};
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -40,7 +40,7 @@ pub fn halt_others(me: usize) -> usize {
             .filter(move |&(slot, cpu)| slot != me && cpu.state() == CpuState::Running)
             .map(|(slot, _)| slot)
     };
-    others().for_each(crate::smp::shootdown::send_nmi);
+    others().for_each(crate::cpus::send_nmi);
     let started = crate::arch::instructions::rdtsc();
     while others().any(|slot| !PARKED[slot].load(Ordering::SeqCst)) {
         if crate::arch::instructions::rdtsc().wrapping_sub(started) > PARK_TIMEOUT_CYCLES {

@@ -2,8 +2,8 @@
 //! host's identity map, never inside the hypervisor's ranges, only where EPT maps it.
 #![allow(unsafe_code)]
 
-use super::walker::{PhysicalMemory, WalkError};
 use crate::ept::entry::MemoryType;
+use crate::guest_paging::walker::{PhysicalMemory, WalkError};
 use crate::state;
 
 /// Guest-physical memory reached through the host's identity map, refusing the hypervisor's

@@ -11,8 +11,8 @@
 //! read-only, and no lower-half entry of a root points at a locked page: the guest-writable
 //! tables below the lower half never translate a kernel-half address.
 
-use crate::guest_memory::walker::{self, PhysicalMemory, WalkError, ADDRESS_MASK};
-use crate::guest_memory::walker::{PTE_PAGE_SIZE, PTE_PRESENT, PTE_WRITABLE};
+use crate::guest_paging::walker::{self, PhysicalMemory, WalkError, ADDRESS_MASK};
+use crate::guest_paging::walker::{PTE_PAGE_SIZE, PTE_PRESENT, PTE_WRITABLE};
 
 /// Entries per table; the kernel half starts at PML4 entry 256.
 pub const ENTRIES: usize = 512;
@@ -35,8 +35,6 @@ pub const MAX_PROTECTED: usize = 12;
 pub trait TableMemory: PhysicalMemory {
     /// Sets `bits` in the entry at `gpa` (atomically: other CPUs may walk it meanwhile).
     fn set_bits(&mut self, gpa: u64, bits: u64) -> Result<(), WalkError>;
-    /// Writes the entry at `gpa`.
-    fn write_u64(&mut self, gpa: u64, value: u64) -> Result<(), WalkError>;
 }
 
 /// Why a lock or a request was refused.

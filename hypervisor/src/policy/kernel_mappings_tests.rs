@@ -25,11 +25,6 @@ impl TableMemory for FakeMemory {
         self.words.insert(gpa, value | bits);
         Ok(())
     }
-    fn write_u64(&mut self, gpa: u64, value: u64) -> Result<(), WalkError> {
-        self.read_u64(gpa)?;
-        self.words.insert(gpa, value);
-        Ok(())
-    }
 }
 
 impl FakeMemory {

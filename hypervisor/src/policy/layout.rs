@@ -2,19 +2,9 @@
 
 use crate::ept::entry::Permissions;
 use crate::handoff::PhysRange;
+pub use crate::handoff::{KernelSegment, SegmentKind, MAX_SEGMENTS};
 
 const PAGE: u64 = 4096;
-
-/// What a kernel ELF segment holds, from its flags.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SegmentKind {
-    /// Executable: R-X in EPT, never writable (invariant 1).
-    Text,
-    /// Read-only data (the syscall table among it): R-- (invariant 2).
-    ReadOnly,
-    /// Writable data: RW-, never executable.
-    Data,
-}
 
 impl SegmentKind {
     /// Classifies ELF program-header flags (PF_X = 1, PF_W = 2, PF_R = 4).
@@ -30,18 +20,6 @@ impl SegmentKind {
         }
     }
 }
-
-/// One loaded segment of the kernel ELF (guest-physical).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KernelSegment {
-    pub range: PhysRange,
-    /// The ELF segment's linear address (p_vaddr): where the kernel maps `range`.
-    pub vaddr: u64,
-    pub kind: SegmentKind,
-}
-
-/// At most this many kernel segments are tracked.
-pub const MAX_SEGMENTS: usize = 16;
 
 /// The measured layout the policy protects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

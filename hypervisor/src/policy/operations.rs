@@ -95,8 +95,8 @@ pub fn measured_rule(layout: &ProtectedLayout, page: u64) -> Option<Rule> {
 /// `GrantExecute`: RW- pages holding exactly measured program text become executable
 /// (`layout.program_text_rights`: R-X, or R and user-mode execute only under MBEC).
 ///
-/// The content is compared only once no vCPU can write it (DESIGN.md invariant 9): the pages
-/// first become R--, then `freeze` must make every other vCPU drop its cached writable
+/// The content is compared only once no vCPU can write it (hypervisor/DESIGN.md invariant 9): the
+/// pages first become R--, then `freeze` must make every other vCPU drop its cached writable
 /// translations (an acknowledged shootdown), and only then does `content_matches(gpa, length)`
 /// compare guest memory with the measured initrd. Comparing first would let another vCPU
 /// rewrite the page between the compare and the grant, or during the compare itself. A page

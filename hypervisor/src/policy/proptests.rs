@@ -1,4 +1,4 @@
-//! Invariants under random request sequences (DESIGN.md invariants 1-4 and 7).
+//! Invariants under random request sequences (hypervisor/DESIGN.md invariants 1-4 and 7).
 
 use super::layout::{KernelSegment, ProtectedLayout, SegmentKind, MAX_SEGMENTS};
 use super::operations::{self, PageTable};
@@ -209,8 +209,8 @@ fn unmeasured_content_is_never_granted() {
     );
 }
 
-/// DESIGN.md invariant 9: GrantExecute decides on the page's bytes only once no vCPU can write
-/// them. A page table that records every change shows the order: R-- first, then the freeze
+/// hypervisor/DESIGN.md invariant 9: GrantExecute decides on the page's bytes only once no vCPU can
+/// write them. A page table that records every change shows the order: R-- first, then the freeze
 /// (the shootdown), then the compare, then R-X; on a mismatch back to RW-.
 #[test]
 fn grant_compares_only_after_write_access_is_gone() {
@@ -286,7 +286,7 @@ fn grant_compares_only_after_write_access_is_gone() {
 
 /// Under mode-based execute control a grant gives R and user-mode execute only: the kernel
 /// cannot run measured program text at CPL0 through a supervisor mapping; revoke undoes it, and
-/// kernel text stays supervisor-execute only (DESIGN.md invariant 3 with MBEC).
+/// kernel text stays supervisor-execute only (hypervisor/DESIGN.md invariant 3 with MBEC).
 #[test]
 fn grants_under_mode_based_execute_are_user_execute_only() {
     let layout = ProtectedLayout {

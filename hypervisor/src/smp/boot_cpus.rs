@@ -3,7 +3,7 @@
 #![allow(unsafe_code)]
 
 use super::bringup::{self, ATTEMPTS};
-use super::cpus::{CpuState, CPUS};
+use crate::cpus::{CpuState, CPUS};
 use crate::frames::FrameAllocator;
 use crate::handoff::HandOff;
 use core::sync::atomic::Ordering;
@@ -26,7 +26,7 @@ pub fn bring_up_all(handoff: &HandOff, frames: &mut FrameAllocator) {
     let mut online = [0u32; rampart_boot_info::MAX_CPUS];
     let count = online
         .iter_mut()
-        .zip(super::cpus::online())
+        .zip(crate::cpus::online())
         .map(|(entry, id)| *entry = id)
         .count();
     log::info!(

@@ -6,8 +6,8 @@
 //! hardware (SDM Vol. 3C 26.2 "INIT signals are blocked in VMX root operation").
 #![allow(unsafe_code)]
 
-use super::cpus::{self, CpuState, CPUS};
 use crate::arch::{ap_trampoline, apic, descriptors, host_paging, instructions};
+use crate::cpus::{self, CpuState, CPUS};
 use crate::frames::{FrameAllocator, FRAME_SIZE};
 use crate::handoff::HandOff;
 use crate::vmx::enable;
@@ -127,7 +127,7 @@ extern "sysv64" fn ap_entry(slot: u64) -> ! {
         descriptors::load(slot);
         cpus::set_this_cpu(slot);
     }
-    crate::boot::enable_host_xsave();
+    crate::arch::instructions::enable_host_xsave();
     let caps = &crate::state::get().caps;
     let vmxon = cpu.vmxon_region.load(Ordering::Relaxed);
     let vmcs = cpu.vmcs_region.load(Ordering::Relaxed);

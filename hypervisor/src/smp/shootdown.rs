@@ -7,15 +7,13 @@
 //! hypervisor: failing closed, never continuing with a possibly stale translation.
 #![allow(unsafe_code)]
 
-use super::cpus::{CpuState, CPUS};
 use crate::arch::instructions::{self, invept, InveptType};
+use crate::cpus::{send_nmi, CpuState, CPUS};
 use crate::vmx::caps::ept_cap;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped by every tightening.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
-/// NMI delivery (SDM Vol. 3A 11.6.1): delivery mode 100.
-const ICR_NMI: u32 = 0b100 << 8;
 /// How long to wait for all acknowledgements; an NMI is re-sent every `RESEND_CYCLES`.
 const TIMEOUT_CYCLES: u64 = 500_000_000;
 const RESEND_CYCLES: u64 = 5_000_000;
@@ -24,11 +22,11 @@ const RESEND_CYCLES: u64 = 5_000_000;
 /// once all have acknowledged. Call after the EPT change and lock flags are in place.
 pub fn tighten_all() {
     let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
-    let me = super::this_cpu();
+    let me = crate::cpus::this_cpu();
     acknowledge(me);
     let waiting = || waiting_for(generation, me);
     if let Err(pending) = nmis_until_done(waiting, RESEND_CYCLES, TIMEOUT_CYCLES) {
-        crate::exits::stop::fatal(format_args!(
+        crate::stop::fatal(format_args!(
             "EPT shootdown: vCPU mask {pending:#x} did not acknowledge generation {generation} within {TIMEOUT_CYCLES} cycles; stopping rather than running with stale translations"
         ));
     }
@@ -69,22 +67,6 @@ fn waiting_for(generation: u64, me: usize) -> u32 {
         .fold(0, |mask, (slot, _)| mask | 1 << slot)
 }
 
-/// Sends an NMI to the CPU in `slot`, which must run under the hypervisor (parked or running
-/// a vCPU): there it makes a VM exit (NMI exiting) or enters the host NMI handler, both of
-/// which only serve what `smp` left pending, and never pass it to the guest.
-pub fn send_nmi(slot: usize) {
-    let cpu = &CPUS[slot];
-    cpu.hypervisor_nmis.note_sent();
-    // SAFETY: x2APIC is on on every CPU the hypervisor runs (boot CPU before bring-up, APs in
-    // `ap_entry`); the NMI's effect on the target is the one described above.
-    unsafe { crate::arch::apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), ICR_NMI) };
-}
-
-/// True if an NMI this CPU takes now is the hypervisor's (and marks it taken).
-pub fn take_hypervisor_nmi(slot: usize) -> bool {
-    CPUS[slot].hypervisor_nmis.take()
-}
-
 /// Serves a tightening on this CPU if one is pending: INVEPT and the locks' controls on its
 /// VMCS. Returns true if there was one.
 pub fn acknowledge(slot: usize) -> bool {
@@ -95,8 +77,7 @@ pub fn acknowledge(slot: usize) -> bool {
     }
     if cpu.state() == CpuState::Running {
         flush_local();
-        crate::exits::descriptor_tables::apply_lock_to_current_vmcs();
-        crate::exits::cr3::apply_lock_to_current_vmcs();
+        crate::locks::vmcs::apply_to_current_vmcs();
     }
     cpu.ept_generation.store(generation, Ordering::SeqCst);
     true

@@ -4,13 +4,14 @@
 //! ever runs in real mode and no INIT or SIPI reaches a CPU after boot.
 #![allow(unsafe_code)]
 
-use super::cpus::{self, CpuState, CPUS};
 use crate::arch::{descriptors, vm_entry};
-use crate::exits::stop::fatal;
-use crate::guest_memory::{walker, GuestPhysical};
+use crate::cpus::{self, CpuState, CPUS};
+use crate::guest_memory::GuestPhysical;
+use crate::guest_paging::walker;
 use crate::handoff::GuestEntry;
 use crate::policy::SegmentKind;
 use crate::state;
+use crate::stop::fatal;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::setup::{self, HostSetup, Structures};
 use crate::vmx::vmcs::Vmcs;
@@ -23,8 +24,6 @@ use x86::vmx::vmcs::{control, guest};
 pub struct Template {
     pub structures: Structures,
     pub host_cr3: u64,
-    /// The boot CPU's entry state: CR3 for walking the kernel text at start requests.
-    pub boot_entry: GuestEntry,
 }
 
 pub static TEMPLATE: spin::Once<Template> = spin::Once::new();
@@ -84,7 +83,7 @@ pub fn handle(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
 }
 
 fn request(vmcs: &Vmcs, apic_id: u64, rip: u64, rsp: u64, cr3: u64) -> Result<(), StartRefusal> {
-    if crate::exits::descriptor_tables::locked() || crate::exits::msr::syscall_msrs_locked() {
+    if crate::locks::entry_state_locked() {
         return Err(StartRefusal::AfterLock);
     }
     let apic_id = u32::try_from(apic_id).map_err(|_| StartRefusal::UnknownCpu)?;
@@ -160,7 +159,7 @@ pub fn launch_here(slot: usize) -> ! {
         &entry,
     );
     #[cfg(feature = "gdb")]
-    crate::vmx::entry_checks::before_launch(&image, &s.caps, slot);
+    crate::vmx::entry_checks::before_launch(&image, &s.caps, slot, fatal);
     // SAFETY: the structures are the shared, hypervisor-owned ones the boot CPU runs with;
     // `host` is this CPU's own tables and stack (the parking frames below are abandoned: the
     // stack is reused from its top by VM exits once the launch succeeds).
@@ -169,7 +168,7 @@ pub fn launch_here(slot: usize) -> ! {
         fatal(format_args!("vCPU {slot}: {error}"));
     }
     // Pinned CR4 bits hold on every vCPU from its first instruction.
-    let pinned = crate::exits::cr_access::pinned_cr4();
+    let pinned = crate::locks::pinned_cr4();
     for field in [guest::CR4, control::CR4_READ_SHADOW] {
         vmcs.set(field, vmcs.get(field) | pinned);
     }
@@ -189,7 +188,7 @@ pub fn launch_here(slot: usize) -> ! {
         entry.rsp,
         entry.cr3
     );
-    super::quiet::entering_guest(slot);
+    crate::cpus::quiet::entering_guest(slot);
     // SAFETY: the VMCS is complete; host RSP is the top of this CPU's own stack and host RIP
     // the exit stub; `regs` lives on this stack until VMLAUNCH has loaded it.
     unsafe { vm_entry::vm_launch(&regs) }

@@ -1,4 +1,5 @@
 //! The VMX capabilities of this CPU, read once from the capability MSRs (SDM Vol. 3D Appendix A).
+#![forbid(unsafe_code)]
 
 use super::msr::*;
 use core::fmt;
@@ -6,6 +7,7 @@ use core::fmt;
 /// IA32_VMX_BASIC bit 55: the TRUE_* control MSRs exist (A.1).
 const BASIC_TRUE_CONTROLS: u64 = 1 << 55;
 /// IA32_VMX_BASIC bits 53:50: memory type for VMCS accesses; 6 = write-back (A.1).
+#[cfg(any(test, feature = "internals"))]
 const BASIC_MEMORY_TYPE_SHIFT: u32 = 50;
 /// Primary processor-based control bit 31: activate secondary controls (24.6.2).
 const PRIMARY_ACTIVATE_SECONDARY: u64 = 1 << 31;
@@ -27,8 +29,10 @@ pub mod ept_cap {
     pub const ACCESSED_DIRTY: u64 = 1 << 21;
     pub const INVEPT_SINGLE_CONTEXT: u64 = 1 << 25;
     pub const INVEPT_ALL_CONTEXT: u64 = 1 << 26;
+    #[cfg(any(test, feature = "internals"))]
     pub const INVVPID: u64 = 1 << 32;
     pub const INVVPID_SINGLE_CONTEXT: u64 = 1 << 41;
+    #[cfg(any(test, feature = "internals"))]
     pub const INVVPID_ALL_CONTEXT: u64 = 1 << 42;
     pub const INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS: u64 = 1 << 43;
 }
@@ -121,6 +125,7 @@ impl VmxCapabilities {
     }
 
     /// VMCS memory type is write-back (A.1: bits 53:50 = 6).
+    #[cfg(any(test, feature = "internals"))]
     pub fn vmcs_write_back(&self) -> bool {
         (self.basic >> BASIC_MEMORY_TYPE_SHIFT) & 0xf == 6
     }

@@ -4,6 +4,7 @@
 //! Every control is derived from the capability MSRs, never assumed: each capability MSR holds
 //! allowed-0 settings in bits 31:0 (a 1 means the control must be 1) and allowed-1 settings in
 //! bits 63:32 (a 0 means the control must be 0).
+#![forbid(unsafe_code)]
 
 use super::caps::VmxCapabilities;
 use core::fmt;
@@ -182,9 +183,10 @@ pub struct Controls {
 }
 
 impl Controls {
-    /// Rampart's controls: EPT on, the guest owns maskable interrupts, HLT and CR3 loads, so none of
-    /// these exit (DESIGN.md "Devices and interrupts"); MSR and I/O bitmaps decide which MSRs
-    /// and ports exit; a 64-bit host and a 64-bit guest with EFER/PAT switched on entry/exit.
+    /// Rampart's controls: EPT on, the guest owns maskable interrupts, HLT and CR3 loads, so none
+    /// of these exit (hypervisor/DESIGN.md "Devices and interrupts"); MSR and I/O bitmaps decide
+    /// which MSRs and ports exit; a 64-bit host and a 64-bit guest with EFER/PAT switched on
+    /// entry/exit.
     pub fn fit(caps: &VmxCapabilities) -> Result<Self, FitError> {
         let pinbased = ControlRequest {
             required: 0,

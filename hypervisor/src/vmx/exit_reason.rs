@@ -1,4 +1,5 @@
 //! Basic VM-exit reasons (SDM Vol. 3D Appendix C "VMX Basic Exit Reasons").
+#![forbid(unsafe_code)]
 
 /// Number of basic exit reasons the counters track (0..=75 are defined in Appendix C).
 pub const EXIT_REASON_COUNT: usize = 76;

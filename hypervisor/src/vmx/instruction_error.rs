@@ -1,4 +1,5 @@
 //! VM-instruction error numbers (SDM Vol. 3C 31.4 "VM Instruction Error Numbers").
+#![forbid(unsafe_code)]
 
 /// The SDM's description of a VM-instruction error number.
 pub fn describe(number: u64) -> &'static str {

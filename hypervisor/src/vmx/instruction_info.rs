@@ -1,5 +1,6 @@
 //! VM-exit instruction-information decoding for descriptor-table exits (SDM Vol. 3C 28.2.5,
 //! Tables 28-10 "LIDT, LGDT, SIDT, SGDT" and 28-11 "LLDT, LTR, SLDT, STR").
+#![forbid(unsafe_code)]
 
 /// Which descriptor-table instruction exited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,4 +1,5 @@
 //! VMX capability MSR numbers (SDM Vol. 4, Table 2-2; Vol. 3D Appendix A).
+#![forbid(unsafe_code)]
 
 pub use x86::msr::{
     IA32_EFER, IA32_FEATURE_CONTROL, IA32_PAT, IA32_VMX_BASIC, IA32_VMX_CR0_FIXED0,
@@ -16,8 +17,5 @@ pub const FEATURE_CONTROL_LOCK: u64 = 1 << 0;
 /// IA32_FEATURE_CONTROL bit 2: VMXON allowed outside SMX operation.
 pub const FEATURE_CONTROL_VMX_OUTSIDE_SMX: u64 = 1 << 2;
 
-/// Reads MSRs. The hardware implementation lives in `arch`; tests read captured fixtures.
-pub trait MsrSource {
-    /// The MSR's value, or `None` where reading it would fault (the MSR does not exist).
-    fn read(&self, msr: u32) -> Option<u64>;
-}
+/// Where MSR values come from: `arch`'s RDMSR, or captured fixtures in tests.
+pub use crate::arch::msrs::MsrSource;

@@ -1,4 +1,5 @@
 //! Exit-qualification decoding (SDM Vol. 3C 28.2.1, Tables 28-3 and 28-7).
+#![forbid(unsafe_code)]
 
 use crate::ept::entry::Permissions;
 use core::fmt;
@@ -8,6 +9,7 @@ use core::fmt;
 pub struct EptViolation(pub u64);
 
 impl EptViolation {
+    #[cfg(any(test, feature = "internals"))]
     pub fn read(&self) -> bool {
         self.0 & (1 << 0) != 0
     }

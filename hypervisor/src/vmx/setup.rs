@@ -9,12 +9,14 @@ use super::msr::{IA32_EFER, IA32_PAT};
 use super::vmcs::{Vmcs, VmcsError};
 use super::vmcs_image::VmcsImage;
 use crate::arch::descriptors::{HostTables, HOST_CODE_SELECTOR, HOST_DATA_SELECTOR};
-use crate::exits::cr_access::{CR0_WP, CR4_PINNABLE};
 use crate::handoff::GuestEntry;
+use crate::policy::pinned::{CR0_WP, CR4_PINNABLE};
 use rampart_boot_info::{GDT_SELECTOR_CODE, GDT_SELECTOR_DATA, GDT_SELECTOR_TSS};
 use x86::vmx::vmcs::control::{EntryControls, ExitControls};
 use x86::vmx::vmcs::{control, guest, host};
 
+/// The VPID of the one guest (0 is reserved for VMX root, SDM Vol. 3C 29.1).
+pub const GUEST_VPID: u16 = 1;
 /// Guest CR0 at entry: PE, MP, ET, NE, WP, PG (entry contract: paging on, WP = 1).
 pub const GUEST_CR0: u64 = 0x8001_0033;
 /// Guest CR4 at entry: PAE, OSFXSR, OSXMMEXCPT (64-bit paging needs PAE).

@@ -1,6 +1,7 @@
 //! A VMCS as data: the fields Rampart launches a vCPU with, computed by pure code
 //! (`vmx::setup`), checked against SDM Vol. 3C chapter 27 on the host (`vmx::entry_checks`)
 //! and written with one routine (`setup::write_image`).
+#![forbid(unsafe_code)]
 
 /// Most fields one image holds (Rampart writes about 80).
 pub const MAX_FIELDS: usize = 112;
@@ -35,7 +36,8 @@ impl VmcsImage {
         }
     }
 
-    /// The value of `field` if the image sets it.
+    /// The value of `field` if the image sets it (the VM-entry checker's reads).
+    #[cfg(any(test, feature = "gdb", feature = "internals"))]
     pub fn get(&self, field: u32) -> Option<u64> {
         let found = self.fields[..self.count].iter().find(|(f, _)| *f == field);
         found.map(|&(_, value)| value)
@@ -44,6 +46,7 @@ impl VmcsImage {
     /// The value of `field`, 0 where the image leaves it unset (VMCLEAR's initial value for
     /// the fields Rampart never writes, SDM Vol. 3C 25.11.3 leaves them undefined but every
     /// CPU here reads 0).
+    #[cfg(any(test, feature = "gdb", feature = "internals"))]
     pub fn value(&self, field: u32) -> u64 {
         self.get(field).unwrap_or(0)
     }

@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 const EFER_ALLOWED: u64 = (1 << 0) | (1 << 8) | (1 << 10) | (1 << 11);
 const EFER_MUST: u64 = (1 << 8) | (1 << 10) | (1 << 11);
 
-/// Writes that may pass without an exit, spelled out from DESIGN.md: per-thread bases, and the
-/// x2APIC registers that can only deliver a fixed interrupt to this CPU.
+/// Writes that may pass without an exit, spelled out from hypervisor/DESIGN.md: per-thread bases,
+/// and the x2APIC registers that can only deliver a fixed interrupt to this CPU.
 fn write_allowlist(msr: u32) -> bool {
     use x2apic::*;
     (0xc000_0100..=0xc000_0103).contains(&msr)

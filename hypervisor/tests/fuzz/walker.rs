@@ -1,10 +1,10 @@
 //! The guest page-table walk behind GDB memory packets (`m`, `M`, `X`) and descriptor-table
-//! exits (`guest_memory::walker`): hostile tables (random entries, loops, huge frames) and any
+//! exits (`guest_paging::walker`): hostile tables (random entries, loops, huge frames) and any
 //! address, canonical or not, end in a mapping or an error, never a panic; every table read
 //! is 8-byte aligned inside 52-bit physical space; mappings are consistent.
 
 use proptest::prelude::*;
-use rampart_hypervisor::guest_memory::walker::{
+use rampart_hypervisor::guest_paging::walker::{
     is_canonical, translate, Mapping, PhysicalMemory, WalkError, ADDRESS_MASK, CR4_LA57,
     PTE_PAGE_SIZE, PTE_PRESENT,
 };

@@ -11,6 +11,7 @@
 //! those controls are off or their counts 0). Not covered: the checks on fields Rampart never
 //! writes and the CPU zeroes (VM functions, TSC scaling, SPP, ENCLS exiting) beyond their
 //! controls being 0, and the event-injection rules past "nothing injected".
+#![forbid(unsafe_code)]
 
 use super::caps::VmxCapabilities;
 use super::vmcs_image::VmcsImage;
@@ -135,37 +136,44 @@ fn pat_ok(pat: u64) -> bool {
         .all(|&t| matches!(t, 0 | 1 | 4 | 5 | 6 | 7))
 }
 
-/// Development builds: runs the checks on the VMCS about to be launched for vCPU `slot`, logs how
-/// many ran, and stops the machine naming every failed check rather than VMLAUNCH into an
-/// entry failure (`[hv] FATAL: VM entry checks failed for vCPU 0: SDM 27.3.1.2: ...`).
-pub fn before_launch(image: &VmcsImage, caps: &VmxCapabilities, slot: usize) {
+/// Development builds: runs the checks on the VMCS about to be launched for vCPU `slot` and
+/// logs how many ran; on a failure, calls `stop` (the caller's fatal path) naming every failed
+/// check rather than VMLAUNCH into an entry failure (`[hv] FATAL: VM entry checks failed for
+/// vCPU 0: SDM 27.3.1.2: ...`).
+pub fn before_launch(
+    image: &VmcsImage,
+    caps: &VmxCapabilities,
+    slot: usize,
+    stop: fn(core::fmt::Arguments<'_>) -> !,
+) {
     let phys_bits = raw_cpuid::cpuid!(0x8000_0008).eax & 0xff;
     let report = check(image, caps, phys_bits);
-    if report.passed() {
-        log::info!(
-            "VM-entry checks (SDM Vol. 3C 27.2-27.3): {} of {} pass for vCPU {slot}",
-            report.ran,
-            report.ran
-        );
-        return;
+    if !report.passed() {
+        let failures = Failures(&report);
+        stop(format_args!(
+            "VM entry checks failed for vCPU {slot}: {failures}"
+        ));
     }
-    crate::exits::stop::fatal(format_args!(
-        "VM entry checks failed for vCPU {slot}: {}",
-        Failures(&report)
-    ));
+    log::info!(
+        "VM-entry checks (SDM Vol. 3C 27.2-27.3): {} of {} pass for vCPU {slot}",
+        report.ran,
+        report.ran
+    );
 }
 
 /// After a failed VM entry (development builds): the checks the current VMCS fails, read back
 /// field by field, as `SDM 27.x.y: rule; ...` (empty if every check passes: then the failure
 /// is one this checker does not cover).
-pub fn current_vmcs_failures(vmcs: &super::vmcs::Vmcs) -> impl core::fmt::Display {
+pub fn current_vmcs_failures(
+    vmcs: &super::vmcs::Vmcs,
+    caps: &VmxCapabilities,
+) -> impl core::fmt::Display {
     let mut image = VmcsImage::new();
     for &field in fields::CHECKED_FIELDS {
         if let Ok(value) = vmcs.read(field) {
             image.set(field, value);
         }
     }
-    let caps = &crate::state::get().caps;
     let phys_bits = raw_cpuid::cpuid!(0x8000_0008).eax & 0xff;
     FailuresOwned(check(&image, caps, phys_bits))
 }

@@ -73,7 +73,8 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    /// Bytes from the address to the end of its page.
+    /// Bytes from the address to the end of its page (the GDB stub's reads).
+    #[cfg(any(test, feature = "gdb", feature = "internals"))]
     pub fn bytes_to_page_end(&self) -> u64 {
         self.page_size - (self.gpa & (self.page_size - 1))
     }

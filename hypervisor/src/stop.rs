@@ -2,7 +2,6 @@
 //! unexpected exit, a guest triple fault, a requested shutdown) reports over serial, prints
 //! the exit counters and halts the CPU. Never a silent hang, never a reset loop.
 
-use super::Resume;
 use crate::console;
 use crate::state;
 use crate::vcpu::GuestRegisters;
@@ -20,16 +19,16 @@ pub fn fatal(reason: fmt::Arguments<'_>) -> ! {
     log::error!("FATAL: {}", reason);
     log::error!("exits: {}", state::STATS);
     console::result_line(format_args!("FAIL hv: {}", reason));
-    crate::smp::halt_others();
+    crate::cpus::halt_others();
     crate::arch::instructions::halt_forever()
 }
 
 /// The guest asked to stop (Shutdown hypercall).
 pub fn shutdown() -> ! {
     log::error!("exits: {}", state::STATS);
-    log::error!("exits by vCPU: {}", crate::smp::cpus::ExitsByVcpu);
+    log::error!("exits by vCPU: {}", crate::cpus::ExitsByVcpu);
     log::error!("guest requested shutdown; halting");
-    crate::smp::halt_others();
+    crate::cpus::halt_others();
     crate::arch::instructions::halt_forever()
 }
 
@@ -64,7 +63,7 @@ pub fn entry_failure_exit(vmcs: &Vmcs, regs: &GuestRegisters, basic: u16) -> ! {
     fatal(format_args!(
         "VM entry failed: {} (qualification {qualification:#x}); failing checks: {}",
         exit_reason::name(basic),
-        crate::vmx::entry_checks::current_vmcs_failures(vmcs)
+        crate::vmx::entry_checks::current_vmcs_failures(vmcs, &state::get().caps)
     ));
     #[cfg(not(feature = "gdb"))]
     fatal(format_args!(
@@ -73,7 +72,7 @@ pub fn entry_failure_exit(vmcs: &Vmcs, regs: &GuestRegisters, basic: u16) -> ! {
     ))
 }
 
-pub fn triple_fault(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
+pub fn triple_fault(vmcs: &Vmcs, regs: &GuestRegisters) -> ! {
     dump_guest(vmcs, regs);
     fatal(format_args!(
         "guest triple fault at RIP {:#x}",
@@ -81,7 +80,7 @@ pub fn triple_fault(vmcs: &Vmcs, regs: &GuestRegisters) -> Resume {
     ))
 }
 
-pub fn unexpected(vmcs: &Vmcs, regs: &GuestRegisters, basic: u16) -> Resume {
+pub fn unexpected(vmcs: &Vmcs, regs: &GuestRegisters, basic: u16) -> ! {
     let qualification = vmcs.read(ro::EXIT_QUALIFICATION).unwrap_or(0);
     dump_guest(vmcs, regs);
     fatal(format_args!(

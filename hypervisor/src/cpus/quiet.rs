@@ -1,11 +1,11 @@
-//! A quiet console: the guest and the hypervisor share COM1 (DESIGN.md), and with several
-//! vCPUs the guest may be writing on another CPU while the hypervisor logs, which interleaves
-//! the two character by character. So a hypervisor line is written while no other vCPU runs
-//! guest code: each vCPU marks when it is in the guest, and the writer sends an NMI to those
+//! A quiet console: the guest and the hypervisor share COM1 (hypervisor/DESIGN.md), and with
+//! several vCPUs the guest may be writing on another CPU while the hypervisor logs, which
+//! interleaves the two character by character. So a hypervisor line is written while no other vCPU
+//! runs guest code: each vCPU marks when it is in the guest, and the writer sends an NMI to those
 //! that are and waits (with a time limit, after which it writes anyway) until they are in VMX
 //! root, where they wait at their next VM entry until the line is out.
 
-use super::cpus::{CpuState, CPUS};
+use super::{send_nmi, CpuState, CPUS};
 use core::sync::atomic::{AtomicBool, Ordering};
 use rampart_boot_info::MAX_CPUS;
 
@@ -22,7 +22,7 @@ pub fn with_others_out_of_the_guest<R>(write: impl FnOnce() -> R) -> R {
         || (0..MAX_CPUS).filter(move |&slot| slot != me && IN_GUEST[slot].load(Ordering::SeqCst));
     QUIET.store(true, Ordering::SeqCst);
     let running = others_in_guest().filter(|&slot| CPUS[slot].state() == CpuState::Running);
-    running.for_each(super::shootdown::send_nmi);
+    running.for_each(send_nmi);
     crate::arch::instructions::spin_until(WAIT_CYCLES, || others_in_guest().next().is_none());
     let result = write();
     QUIET.store(false, Ordering::SeqCst);

@@ -2,6 +2,9 @@
 //! failed), its start request, and its resources.
 #![allow(unsafe_code)]
 
+pub mod nmi_ledger;
+pub mod quiet;
+
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use rampart_boot_info::MAX_CPUS;
 
@@ -55,7 +58,7 @@ pub struct Cpu {
     /// VM exits on this CPU.
     pub exits: AtomicU64,
     /// NMIs the hypervisor sent this CPU and it has not yet taken: which NMI is whose.
-    pub hypervisor_nmis: super::nmi_ledger::NmiLedger,
+    pub hypervisor_nmis: nmi_ledger::NmiLedger,
     /// A guest NMI (not the hypervisor's) arrived while this CPU ran hypervisor code: it is
     /// injected at the next VM entry that injects nothing else.
     pub guest_nmi_pending: AtomicBool,
@@ -76,7 +79,7 @@ impl Cpu {
             start_cr3: AtomicU64::new(0),
             ept_generation: AtomicU64::new(0),
             exits: AtomicU64::new(0),
-            hypervisor_nmis: super::nmi_ledger::NmiLedger::new(),
+            hypervisor_nmis: nmi_ledger::NmiLedger::new(),
             guest_nmi_pending: AtomicBool::new(false),
             stack_top: AtomicU64::new(0),
             vmxon_region: AtomicU64::new(0),
@@ -151,6 +154,49 @@ pub fn this_cpu() -> usize {
 pub unsafe fn set_this_cpu(index: usize) {
     // SAFETY: writing a small canonical value to IA32_GS_BASE is always valid.
     unsafe { x86::msr::wrmsr(x86::msr::IA32_GS_BASE, index as u64) };
+}
+
+/// NMI delivery (SDM Vol. 3A 11.6.1): delivery mode 100.
+const ICR_NMI: u32 = 0b100 << 8;
+
+/// Sends an NMI to the CPU in `slot`, which must run under the hypervisor (parked or running
+/// a vCPU): there it makes a VM exit (NMI exiting) or enters the host NMI handler, both of
+/// which only serve what `smp` left pending, and never pass it to the guest.
+pub fn send_nmi(slot: usize) {
+    let cpu = &CPUS[slot];
+    cpu.hypervisor_nmis.note_sent();
+    // SAFETY: x2APIC is on on every CPU the hypervisor runs (boot CPU before bring-up, APs in
+    // `ap_entry`); the NMI's effect on the target is the one described above.
+    unsafe { crate::arch::apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), ICR_NMI) };
+}
+
+/// True if an NMI this CPU takes now is the hypervisor's (and marks it taken).
+pub fn take_hypervisor_nmi(slot: usize) -> bool {
+    CPUS[slot].hypervisor_nmis.take()
+}
+
+/// Set once the hypervisor stops: every CPU that sees it halts.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Halts this CPU for good if the hypervisor is stopping.
+pub fn halt_if_stopping() {
+    if STOPPING.load(Ordering::SeqCst) {
+        crate::arch::instructions::halt_forever();
+    }
+}
+
+/// Stops every other CPU (a clean stop must stop the whole machine, not one vCPU): marks the
+/// stop, then sends each CPU under the hypervisor an NMI, which ends in [`halt_if_stopping`].
+pub fn halt_others() {
+    if STOPPING.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let me = this_cpu();
+    for (slot, cpu) in CPUS.iter().enumerate() {
+        if slot != me && cpu.state().in_vmx_root() {
+            send_nmi(slot);
+        }
+    }
 }
 
 #[cfg(test)]
