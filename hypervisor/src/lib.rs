@@ -25,10 +25,8 @@ macro_rules! internal {
 }
 internal!(devices, ept, exits, guest_paging, policy, vmx);
 
-#[cfg(all(feature = "gdb", feature = "internals"))]
-pub mod gdb;
-#[cfg(all(feature = "gdb", not(feature = "internals")))]
-mod gdb;
+#[cfg(feature = "gdb")]
+internal!(gdb);
 /// The production build's stand-in for the GDB stub: nothing attached, ever.
 #[cfg(not(feature = "gdb"))]
 #[path = "gdb_off.rs"]
@@ -61,25 +59,10 @@ pub use handoff::{
 };
 pub use vmx::enable::VmxError as ProbeError;
 
-/// The composition root's answer to `arch`'s stubs (see `arch::entry_points`).
-struct Rampart;
-
-impl arch::entry_points::Hypervisor for Rampart {
-    fn vm_exit(regs: &mut vcpu::GuestRegisters) {
-        exits::handle_exit(regs)
-    }
-
-    fn nmi_in_root() {
-        smp::nmi_in_root()
-    }
-
-    fn entry_failed(instruction: &'static str, rflags: u64) -> ! {
-        stop::entry_failed(instruction, rflags)
-    }
-
-    fn host_fault(vector: u64, error: u64, rip: u64, cr2: u64) -> ! {
-        stop::host_fault(vector, error, rip, cr2)
-    }
-}
-
-arch::entry_points::bind!(Rampart);
+// The composition root's answer to `arch`'s stubs (see `arch::entry_points`).
+arch::entry_points::bind!(
+    exits::handle_exit,
+    smp::nmi_in_root,
+    stop::entry_failed,
+    stop::host_fault
+);

@@ -6,9 +6,9 @@
 //! registers are preserved. A user pointer that is outside user space, unmapped, not writable
 //! where the kernel writes, or wraps around yields [`Errno::Fault`], never a kernel fault.
 
-/// System call numbers (RAX).
+/// System call numbers (RAX); `Syscall::try_from(rax)` decodes one.
 #[repr(u64)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, num_enum::TryFromPrimitive)]
 pub enum Syscall {
     /// `write(fd, buf, len) -> bytes`: fd 1 and 2 are the console.
     Write = 0,
@@ -74,35 +74,11 @@ pub mod bench {
 
 impl Syscall {
     pub const COUNT: usize = 17;
-
-    pub fn from_raw(raw: u64) -> Option<Self> {
-        use Syscall::*;
-        Some(match raw {
-            0 => Write,
-            1 => Read,
-            2 => Exit,
-            3 => Yield,
-            4 => Sleep,
-            5 => GetPid,
-            6 => Spawn,
-            7 => Wait,
-            8 => Brk,
-            9 => Uptime,
-            10 => Kill,
-            11 => Processes,
-            12 => ExitCount,
-            13 => ExitCycles,
-            14 => Attacks,
-            15 => Bench,
-            16 => Fuzz,
-            _ => return None,
-        })
-    }
 }
 
 /// Error codes (negated in RAX), numbered as Linux's.
 #[repr(i64)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, num_enum::TryFromPrimitive)]
 pub enum Errno {
     /// No such program (spawn).
     NoEntry = 2,
@@ -125,20 +101,9 @@ pub enum Errno {
 }
 
 impl Errno {
+    /// Decodes a negative RAX value (the negated code).
     pub fn from_raw(raw: i64) -> Option<Self> {
-        use Errno::*;
-        Some(match -raw {
-            2 => NoEntry,
-            3 => NoProcess,
-            7 => TooBig,
-            8 => NotExecutable,
-            10 => NoChild,
-            12 => NoMemory,
-            14 => Fault,
-            22 => Invalid,
-            38 => NoSys,
-            _ => return None,
-        })
+        Self::try_from(raw.checked_neg()?).ok()
     }
 
     /// The value in RAX.
@@ -217,9 +182,9 @@ mod tests {
     #[test]
     fn numbers_round_trip() {
         for raw in 0..Syscall::COUNT as u64 {
-            assert_eq!(Syscall::from_raw(raw).map(|s| s as u64), Some(raw));
+            assert_eq!(Syscall::try_from(raw).ok().map(|s| s as u64), Some(raw));
         }
-        assert_eq!(Syscall::from_raw(Syscall::COUNT as u64), None);
+        assert_eq!(Syscall::try_from(Syscall::COUNT as u64).ok(), None);
     }
 
     #[test]

@@ -5,7 +5,8 @@ use crate::mm::layout;
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
 use rampart_hv_abi::{
-    AuditRecord, CpuRoots, DescriptorLock, Hypercall, CPUID_LEAF_VENDOR, EXIT_COUNT_TOTAL,
+    AuditRecord, CpuRoots, DescriptorLock, Hypercall, Registers, Request, CPUID_LEAF_VENDOR,
+    EXIT_COUNT_TOTAL,
 };
 
 /// Set once [`detect`] has found Rampart.
@@ -44,29 +45,38 @@ pub fn rampart() -> Option<Rampart> {
 
 /// VMCALL with RAX = `number`, RDI, RSI, RDX = `a`, `b`, `c` and R10 = 0, whether or not a
 /// hypervisor is there (natively it raises #UD); returns RAX. Under Rampart the ABI preserves
-/// every register but RAX. The asm is not `nomem`: the compiler re-reads memory after it.
+/// every register but RAX. For the attacks, which send what no typed request would.
 ///
 /// # Safety
 /// Rampart must be present, or the caller must be a kernel thread that may die of #UD. Any guest
 /// memory the call makes the hypervisor write must be the caller's to hand out, exclusively.
 pub unsafe fn vmcall(number: u64, a: u64, b: u64, c: u64) -> i64 {
+    let registers = Registers {
+        rax: number,
+        rdi: a,
+        rsi: b,
+        rdx: c,
+        r10: 0,
+    };
     // SAFETY: delegated to the caller.
-    unsafe { vmcall4(number, a, b, c, 0) }
+    unsafe { vmcall_registers(registers) }
 }
 
-/// [`vmcall`] with a fourth argument in R10.
+/// VMCALL with `registers`; returns RAX. The asm is not `nomem`: the compiler re-reads memory
+/// after it.
 ///
 /// # Safety
 /// As [`vmcall`].
-unsafe fn vmcall4(number: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
+unsafe fn vmcall_registers(registers: Registers) -> i64 {
     let result: u64;
     // SAFETY: delegated to the caller (Rampart there or #UD survivable; memory written is the
     // caller's); the asm names every register the ABI changes (RAX).
     unsafe {
         asm!(
             "vmcall",
-            inout("rax") number => result,
-            in("rdi") a, in("rsi") b, in("rdx") c, in("r10") d,
+            inout("rax") registers.rax => result,
+            in("rdi") registers.rdi, in("rsi") registers.rsi, in("rdx") registers.rdx,
+            in("r10") registers.r10,
             options(nostack)
         )
     };
@@ -74,71 +84,67 @@ unsafe fn vmcall4(number: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
 }
 
 impl Rampart {
-    /// VMCALL with RAX = `number` and all argument registers zero; returns RAX.
-    fn call(&self, number: u64) -> i64 {
-        self.call1(number, 0)
-    }
-
-    /// VMCALL with RAX = `number`, RDI = `argument` (not a pointer) and the other arguments
-    /// zero; returns RAX.
-    fn call1(&self, number: u64, argument: u64) -> i64 {
-        self.call3(number, argument, 0, 0)
-    }
-
-    /// VMCALL with RAX = `number` and RDI, RSI, RDX = `a`, `b`, `c` (guest-physical addresses,
-    /// lengths and offsets only: the hypervisor checks them, and writes no guest memory for
-    /// the numbers used here); returns RAX.
-    fn call3(&self, number: u64, a: u64, b: u64, c: u64) -> i64 {
-        // SAFETY: Rampart is present (this handle exists), so VMCALL exits to it. Only numbers
-        // without pointer arguments reach here (see the callers): no guest memory is written.
-        unsafe { vmcall(number, a, b, c) }
+    /// Makes `request`, one that names no guest memory for the hypervisor to write (see the
+    /// callers); returns RAX.
+    fn request(&self, request: Request) -> i64 {
+        // SAFETY: Rampart is present (this handle exists), so VMCALL exits to it; the request
+        // makes it write no guest memory.
+        unsafe { vmcall_registers(request.encode()) }
     }
 
     /// `Hypercall::Version`: the hypercall ABI version.
     pub fn version(&self) -> i64 {
-        self.call(Hypercall::Version as u64)
+        self.request(Request::Version {})
     }
 
     /// `Hypercall::LogExitStats`: the hypervisor prints its VM-exit counters.
     pub fn log_exit_stats(&self) -> i64 {
-        self.call(Hypercall::LogExitStats as u64)
+        self.request(Request::LogExitStats {})
     }
 
     /// `Hypercall::ExitCount` for the total: VM exits so far, not counting these queries.
     pub fn exit_count(&self) -> i64 {
-        self.call1(Hypercall::ExitCount as u64, EXIT_COUNT_TOTAL)
+        self.request(Request::ExitCount {
+            reason: EXIT_COUNT_TOTAL,
+        })
     }
 
     /// `Hypercall::ExitCycles`: TSC cycles spent in exit handlers so far.
     pub fn exit_cycles(&self) -> i64 {
-        self.call(Hypercall::ExitCycles as u64)
+        self.request(Request::ExitCycles {})
     }
 
     /// `Hypercall::GrantExecute`: the `length` bytes at guest-physical `gpa` become R-X in EPT
     /// if they equal the initrd's bytes at `initrd_offset`. Returns 0 or the error.
     pub fn grant_execute(&self, gpa: u64, length: u64, initrd_offset: u64) -> i64 {
-        self.call3(Hypercall::GrantExecute as u64, gpa, length, initrd_offset)
+        self.request(Request::GrantExecute {
+            gpa,
+            length,
+            initrd_offset,
+        })
     }
 
     /// `Hypercall::RevokeExecute`: granted pages at `gpa` return to RW- (before reuse).
     pub fn revoke_execute(&self, gpa: u64, length: u64) -> i64 {
-        self.call3(Hypercall::RevokeExecute as u64, gpa, length, 0)
+        self.request(Request::RevokeExecute { gpa, length })
     }
 
     /// `Hypercall::ProtectRange`: the pages `[gpa, gpa + length)` keep only the `keep` rights
     /// (`rampart_hv_abi::Access` bits; a subset of the current ones). Returns 0 or the error.
     pub fn protect_range(&self, gpa: u64, length: u64, keep: u64) -> i64 {
-        self.call3(Hypercall::ProtectRange as u64, gpa, length, keep)
+        self.request(Request::ProtectRange { gpa, length, keep })
     }
 
     /// `Hypercall::LockSyscallMsrs`: STAR/LSTAR/CSTAR/SFMASK/SYSENTER_* keep their values.
     pub fn lock_syscall_msrs(&self) -> i64 {
-        self.call(Hypercall::LockSyscallMsrs as u64)
+        self.request(Request::LockSyscallMsrs {})
     }
 
     /// `Hypercall::LockDescriptorTables` with `flags`.
     pub fn lock_descriptor_tables(&self, flags: DescriptorLock) -> i64 {
-        self.call1(Hypercall::LockDescriptorTables as u64, flags.bits())
+        self.request(Request::LockDescriptorTables {
+            flags: flags.bits(),
+        })
     }
 
     /// `Hypercall::StartVcpu`: starts the vCPU with local APIC ID `apic_id` in 64-bit mode at
@@ -149,10 +155,16 @@ impl Rampart {
     /// (`arch::smp`'s AP entry), `rsp` the top of a stack nothing else uses, and `cr3` page
     /// tables mapping both (the kernel's).
     pub unsafe fn start_vcpu(&self, apic_id: u32, rip: u64, rsp: u64, cr3: u64) -> i64 {
-        let number = Hypercall::StartVcpu as u64;
+        let apic_id = u64::from(apic_id);
+        let request = Request::StartVcpu {
+            apic_id,
+            rip,
+            rsp,
+            cr3,
+        };
         // SAFETY: Rampart is present (this handle exists); StartVcpu writes no guest memory,
         // and what the new vCPU runs is the caller's guarantee (above).
-        unsafe { vmcall4(number, u64::from(apic_id), rip, rsp, cr3) }
+        unsafe { vmcall_registers(request.encode()) }
     }
 
     /// `Hypercall::LockKernelMappings`: the kernel half of every declared root becomes
@@ -166,17 +178,20 @@ impl Rampart {
             direct_map.contains(&virt),
             "roots table outside the direct map"
         );
-        let physical = layout::virt_to_phys(virt);
-        let number = Hypercall::LockKernelMappings as u64;
-        // SAFETY: Rampart is present (this handle exists); the hypervisor only reads the table
-        // (`roots.len()` entries at `physical`, its guest-physical address: direct map).
-        unsafe { vmcall4(number, start, length, physical, roots.len() as u64) }
+        // The hypervisor only reads the table (`roots.len()` entries at its guest-physical
+        // address: direct map).
+        self.request(Request::LockKernelMappings {
+            window_start: start,
+            window_length: length,
+            table: layout::virt_to_phys(virt),
+            count: roots.len() as u64,
+        })
     }
 
     /// `Hypercall::AuditCount`: audit records so far.
     #[cfg_attr(not(feature = "attacks"), allow(dead_code))]
     pub fn audit_count(&self) -> i64 {
-        self.call(Hypercall::AuditCount as u64)
+        self.request(Request::AuditCount {})
     }
 
     /// `Hypercall::ReadAuditLog`: copies the records from sequence number `first` on into
@@ -189,27 +204,33 @@ impl Rampart {
             direct_map.contains(&virt),
             "audit buffer outside the direct map"
         );
-        let physical = layout::virt_to_phys(virt);
-        let count = buffer.len() as u64;
+        let request = Request::ReadAuditLog {
+            buffer: layout::virt_to_phys(virt),
+            capacity: buffer.len() as u64,
+            first,
+        };
         // SAFETY: Rampart is present (this handle exists). `buffer` is exclusively borrowed and
-        // in the linear direct map (asserted), so `physical` is its guest-physical address; the
-        // hypervisor writes at most `buffer.len()` records (plain integers) there.
-        unsafe { vmcall(Hypercall::ReadAuditLog as u64, physical, count, first) }
+        // in the linear direct map (asserted), so `request.buffer` is its guest-physical
+        // address; the hypervisor writes at most `buffer.len()` records (plain integers) there.
+        unsafe { vmcall_registers(request.encode()) }
     }
 
     /// A request from `hypercall_checks::CASES`: every one names only addresses outside guest
     /// RAM or fails an argument check first, so the hypervisor writes no guest memory.
     pub fn call_rejected(&self, call: Hypercall, a: u64, b: u64, c: u64) -> i64 {
-        self.call3(call as u64, a, b, c)
+        // SAFETY: Rampart is present (this handle exists); the case's arguments make the
+        // hypervisor write no guest memory (above).
+        unsafe { vmcall(call as u64, a, b, c) }
     }
 
     /// A call with [`UNASSIGNED_NUMBER`]; the hypervisor must answer `NotSupported`.
     pub fn call_unassigned(&self) -> i64 {
-        self.call(UNASSIGNED_NUMBER)
+        // SAFETY: Rampart is present (this handle exists); an unknown number does nothing.
+        unsafe { vmcall(UNASSIGNED_NUMBER, 0, 0, 0) }
     }
 
     /// `Hypercall::Shutdown`: stops the virtual machine. Returns the error if it refuses.
     pub fn shutdown(self) -> i64 {
-        self.call(Hypercall::Shutdown as u64)
+        self.request(Request::Shutdown {})
     }
 }

@@ -95,7 +95,11 @@ fn new_rules(rampart: Option<&Rampart>, first: u64) -> Vec<&'static str> {
     let read = usize::try_from(rampart.read_audit_log(&mut records, first)).unwrap_or(0);
     let mut names: Vec<&'static str> = records[..read.min(records.len())]
         .iter()
-        .map(|r| Rule::from_raw(r.rule).map_or("unknown-rule", Rule::name))
+        .map(|r| {
+            Rule::try_from(r.rule)
+                .ok()
+                .map_or("unknown-rule", Rule::name)
+        })
         .collect();
     // Records beyond the buffer still count (as unnamed) so the verdict sees them.
     names.resize(count.max(names.len()), "unread");

@@ -332,7 +332,7 @@ fn hypercall_number(rng: &mut Rng) -> u64 {
 pub fn expected(op: &Op, rampart: bool, outcome: Outcome) -> bool {
     let refused = |value: u64| {
         matches!(
-            HypercallError::from_raw(value as i64),
+            HypercallError::try_from(value as i64).ok(),
             Some(
                 HypercallError::InvalidArgument
                     | HypercallError::OutOfRange

@@ -78,6 +78,8 @@ fn expectations() {
 #[test]
 fn first_unassigned_follows_the_abi() {
     use rampart_hv_abi::Hypercall;
-    assert!(Hypercall::from_raw(number::FIRST_UNASSIGNED - 1).is_some());
-    assert!(Hypercall::from_raw(number::FIRST_UNASSIGNED).is_none());
+    assert!(Hypercall::try_from(number::FIRST_UNASSIGNED - 1)
+        .ok()
+        .is_some());
+    assert!(Hypercall::try_from(number::FIRST_UNASSIGNED).ok().is_none());
 }

@@ -50,7 +50,7 @@ pub fn dispatch(frame: &mut SyscallFrame) {
     let arguments = [
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ];
-    let result = match Syscall::from_raw(frame.rax) {
+    let result = match Syscall::try_from(frame.rax).ok() {
         Some(number) => TABLE[number as usize](&arguments),
         None => Err(Errno::NoSys),
     };

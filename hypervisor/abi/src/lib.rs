@@ -11,6 +11,11 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+mod request;
+
+pub use num_enum::{TryFromPrimitive, TryFromPrimitiveError};
+pub use request::{decode_result, encode_result, HypercallResult, Registers, Request};
+
 /// First hypervisor CPUID leaf (the range 0x40000000-0x400000FF is reserved for hypervisors).
 pub const CPUID_LEAF_VENDOR: u32 = 0x4000_0000;
 /// Leaf returning the hypercall ABI version in EAX and the feature bits in EBX.
@@ -26,9 +31,9 @@ pub const EXIT_COUNT_TOTAL: u64 = u64::MAX;
 /// Basic exit reason of VMCALL (SDM Vol. 3D Appendix C), for `ExitCount`.
 pub const EXIT_REASON_VMCALL: u64 = 18;
 
-/// Hypercall numbers (RAX at VMCALL).
+/// Hypercall numbers (RAX at VMCALL); `Hypercall::try_from(rax)` decodes one.
 #[repr(u64)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, TryFromPrimitive)]
 pub enum Hypercall {
     /// Returns [`ABI_VERSION`].
     Version = 0,
@@ -143,29 +148,6 @@ bitflags::bitflags! {
     }
 }
 
-impl Hypercall {
-    /// Decodes RAX; `None` for numbers this version does not know.
-    pub fn from_raw(raw: u64) -> Option<Self> {
-        Some(match raw {
-            0 => Self::Version,
-            1 => Self::LogExitStats,
-            2 => Self::Shutdown,
-            3 => Self::ExitCount,
-            4 => Self::ProtectRange,
-            5 => Self::GrantExecute,
-            6 => Self::RevokeExecute,
-            7 => Self::LockSyscallMsrs,
-            8 => Self::ReadAuditLog,
-            9 => Self::AuditCount,
-            10 => Self::ExitCycles,
-            11 => Self::LockDescriptorTables,
-            12 => Self::StartVcpu,
-            13 => Self::LockKernelMappings,
-            _ => return None,
-        })
-    }
-}
-
 bitflags::bitflags! {
     /// Access rights of guest-physical pages ([`Hypercall::ProtectRange`]) and the kind of an
     /// audited attempt ([`AuditRecord::access`]).
@@ -185,9 +167,9 @@ bitflags::bitflags! {
     }
 }
 
-/// Which protection blocked an attempt (an [`AuditRecord`]'s `rule`).
+/// Which protection blocked an attempt (an [`AuditRecord`]'s `rule`; `Rule::try_from(u32)`).
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, TryFromPrimitive)]
 pub enum Rule {
     /// Kernel text is never writable (hypervisor/DESIGN.md invariant 1).
     KernelText = 1,
@@ -253,38 +235,6 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub fn from_raw(raw: u32) -> Option<Self> {
-        use Rule::*;
-        Some(match raw {
-            1 => KernelText,
-            2 => KernelReadOnly,
-            3 => NotExecutable,
-            4 => ExecutableNotWritable,
-            5 => HypervisorMemory,
-            6 => PinnedControlRegister,
-            7 => PinnedEfer,
-            8 => LockedMsr,
-            9 => HypercallDenied,
-            10 => UnmeasuredCode,
-            11 => MeasuredModule,
-            12 => ProtectedRange,
-            13 => LockedDescriptorTable,
-            14 => DebuggerWrite,
-            15 => IpiDelivery,
-            16 => Msr,
-            17 => Dma,
-            18 => DeviceBar,
-            19 => Smi,
-            20 => RecordsDropped,
-            21 => PlatformDevice,
-            22 => PageTable,
-            23 => Cr3Load,
-            24 => PortAccess,
-            25 => SleepState,
-            _ => return None,
-        })
-    }
-
     /// Short name for logs and tables.
     pub fn name(self) -> &'static str {
         use Rule::*;
@@ -345,9 +295,9 @@ pub struct AuditRecord {
 
 const _: () = assert!(core::mem::size_of::<AuditRecord>() == 64);
 
-/// Negative results of a hypercall (RAX as i64).
+/// Negative results of a hypercall (RAX as i64; `HypercallError::try_from(i64)`).
 #[repr(i64)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, TryFromPrimitive)]
 pub enum HypercallError {
     /// Unknown hypercall number.
     NotSupported = -1,
@@ -360,20 +310,6 @@ pub enum HypercallError {
     /// The request is valid but cannot be done now (an address space still loaded on a vCPU);
     /// retry later.
     Busy = -5,
-}
-
-impl HypercallError {
-    /// Decodes a negative RAX value.
-    pub fn from_raw(raw: i64) -> Option<Self> {
-        Some(match raw {
-            -1 => Self::NotSupported,
-            -2 => Self::InvalidArgument,
-            -3 => Self::OutOfRange,
-            -4 => Self::Denied,
-            -5 => Self::Busy,
-            _ => return None,
-        })
-    }
 }
 
 /// Splits [`CPUID_SIGNATURE`] into the (EBX, ECX, EDX) values of leaf [`CPUID_LEAF_VENDOR`].
@@ -404,21 +340,24 @@ mod tests {
 
     #[test]
     fn unknown_hypercall_numbers_are_rejected() {
-        assert_eq!(Hypercall::from_raw(0), Some(Hypercall::Version));
-        assert_eq!(Hypercall::from_raw(3), Some(Hypercall::ExitCount));
-        assert_eq!(Hypercall::from_raw(9), Some(Hypercall::AuditCount));
-        assert_eq!(Hypercall::from_raw(10), Some(Hypercall::ExitCycles));
+        assert_eq!(Hypercall::try_from(0).ok(), Some(Hypercall::Version));
+        assert_eq!(Hypercall::try_from(3).ok(), Some(Hypercall::ExitCount));
+        assert_eq!(Hypercall::try_from(9).ok(), Some(Hypercall::AuditCount));
+        assert_eq!(Hypercall::try_from(10).ok(), Some(Hypercall::ExitCycles));
         assert_eq!(
-            Hypercall::from_raw(11),
+            Hypercall::try_from(11).ok(),
             Some(Hypercall::LockDescriptorTables)
         );
-        assert_eq!(Hypercall::from_raw(12), Some(Hypercall::StartVcpu));
-        assert_eq!(Hypercall::from_raw(13), Some(Hypercall::LockKernelMappings));
+        assert_eq!(Hypercall::try_from(12).ok(), Some(Hypercall::StartVcpu));
+        assert_eq!(
+            Hypercall::try_from(13).ok(),
+            Some(Hypercall::LockKernelMappings)
+        );
         // 14-16 were the address-space registry (ABI 1.0), gone with per-CPU roots.
         for gone in 14..=17 {
-            assert_eq!(Hypercall::from_raw(gone), None);
+            assert_eq!(Hypercall::try_from(gone).ok(), None);
         }
-        assert_eq!(Hypercall::from_raw(u64::MAX), None);
+        assert_eq!(Hypercall::try_from(u64::MAX).ok(), None);
     }
 
     #[test]
@@ -431,7 +370,7 @@ mod tests {
             HypercallError::Busy,
         ] {
             assert!((e as i64) < 0);
-            assert_eq!(HypercallError::from_raw(e as i64), Some(e));
+            assert_eq!(HypercallError::try_from(e as i64).ok(), Some(e));
         }
     }
 }

@@ -11,9 +11,10 @@ use rampart_boot_info::MAX_CPUS;
 /// Where a CPU stands. Transitions: Absent -> Starting -> Parked -> StartRequested -> Running,
 /// or Starting -> Failed.
 #[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, num_enum::FromPrimitive)]
 pub enum CpuState {
-    /// No CPU in this slot.
+    /// No CPU in this slot (and any value not listed).
+    #[num_enum(default)]
     Absent = 0,
     /// INIT-SIPI-SIPI sent, not yet in VMX root.
     Starting = 1,
@@ -28,17 +29,6 @@ pub enum CpuState {
 }
 
 impl CpuState {
-    fn from_raw(raw: u8) -> Self {
-        match raw {
-            1 => Self::Starting,
-            2 => Self::Parked,
-            3 => Self::StartRequested,
-            4 => Self::Running,
-            5 => Self::Failed,
-            _ => Self::Absent,
-        }
-    }
-
     /// True if the CPU is under the hypervisor: parked in VMX root or running (to run) a vCPU.
     pub fn in_vmx_root(self) -> bool {
         matches!(self, Self::Parked | Self::StartRequested | Self::Running)
@@ -88,7 +78,7 @@ impl Cpu {
     }
 
     pub fn state(&self) -> CpuState {
-        CpuState::from_raw(self.state.load(Ordering::Acquire))
+        CpuState::from(self.state.load(Ordering::Acquire))
     }
 
     pub fn set_state(&self, state: CpuState) {

@@ -33,8 +33,6 @@ bitflags::bitflags! {
 }
 
 impl Permissions {
-    #[cfg(any(test, feature = "internals"))]
-    pub const NONE: Self = Self::empty();
 
     /// The rights in bits 2:0 and 10 of an EPT entry.
     pub const fn from_entry(entry: u64) -> Self {
@@ -165,7 +163,7 @@ mod tests {
     fn permissions_debug_reads_like_ls() {
         assert_eq!(format!("{:?}", Permissions::READ_EXECUTE), "r-x");
         assert_eq!(format!("{:?}", Permissions::READ_USER_EXECUTE), "r-u");
-        assert_eq!(format!("{:?}", Permissions::NONE), "---");
+        assert_eq!(format!("{:?}", Permissions::empty()), "---");
     }
 
     /// Mode-based execute control (SDM Vol. 3C 29.3.2): bit 2 executes supervisor-mode

@@ -1,6 +1,5 @@
 //! CPUID exits (unconditional in VMX non-root, SDM Vol. 3C 26.1.2): the host's answer, with
 //! VMX hidden, the hypervisor-present bit set and the Rampart leaves added.
-#![forbid(unsafe_code)]
 
 use super::resume::Resume;
 use crate::vcpu::GuestRegisters;

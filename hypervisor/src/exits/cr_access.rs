@@ -1,7 +1,6 @@
 //! MOV to CR0/CR4 that changes a bit the hypervisor owns (the guest/host masks hold the bits
 //! VMX pins, SDM Vol. 3C 25.6.6): the guest's view goes to the read shadow, the CPU gets the
 //! value with the fixed bits applied.
-#![forbid(unsafe_code)]
 
 use super::resume::{audit_register, Exception, Resume};
 use crate::policy::pinned::CR0_WP;

@@ -19,19 +19,15 @@ use x86::vmx::vmcs::{guest, ro};
 const PAGE: u64 = 4096;
 
 /// The hypercall: protect the current GDT and IDT (and TSS) pages, then turn exiting on.
-pub fn lock(vmcs: &Vmcs, flags: u64) -> u64 {
+pub fn lock(vmcs: &Vmcs, flags: u64) -> rampart_hv_abi::HypercallResult {
     if locks::descriptor_tables_locked() {
-        return 0;
+        return Ok(0);
     }
-    match protect_tables(vmcs, flags) {
-        Ok(count) => {
-            // The other vCPUs get descriptor-table exiting before this hypercall returns.
-            crate::smp::shootdown::tighten_all();
-            log::info!("descriptor tables locked ({count} pages read-only)");
-            0
-        }
-        Err(error) => error as i64 as u64,
-    }
+    let count = protect_tables(vmcs, flags)?;
+    // The other vCPUs get descriptor-table exiting before this hypercall returns.
+    crate::smp::shootdown::tighten_all();
+    log::info!("descriptor tables locked ({count} pages read-only)");
+    Ok(0)
 }
 
 /// Makes the table pages read-only and turns exiting on in this VMCS; returns the page count.

@@ -41,10 +41,10 @@ const EFER_ALLOWED: u64 = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
 const EFER_PINNED: u64 = EFER_LME | EFER_NXE;
 
 /// The `LockSyscallMsrs` hypercall: freezes the SYSCALL/SYSENTER MSRs (one-way); returns 0.
-pub fn lock_syscall_msrs() -> u64 {
+pub fn lock_syscall_msrs() -> rampart_hv_abi::HypercallResult {
     crate::locks::lock_syscall_msrs();
     log::info!("SYSCALL/SYSENTER MSRs locked");
-    0
+    Ok(0)
 }
 
 /// What a write does: the EFER value to load, an MSR to write, or a refusal.

@@ -4,7 +4,6 @@
 //! go to `msr`, which emulates what the guest may do (EFER, the SYSCALL/SYSENTER MSRs until
 //! locked, checked IPIs and LVT entries) and refuses the rest with #GP and an audit record.
 //! MSRs outside the bitmap's two ranges always exit.
-#![forbid(unsafe_code)]
 
 /// Bitmap layout (25.6.9): read bitmap for MSRs 0-1FFFH at byte 0, for C0000000H-C0001FFFH at
 /// byte 1024; the write bitmaps at 2048 and 3072.

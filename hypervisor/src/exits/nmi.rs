@@ -1,7 +1,6 @@
 //! NMI exits (pin-based NMI exiting, SDM Vol. 3C 26.2): the hypervisor's own NMIs carry EPT
 //! shootdowns and lock propagation (`smp::shootdown`); any other NMI belonged to the guest and
 //! is delivered to it as it would have been natively.
-#![forbid(unsafe_code)]
 
 use super::resume::{clear_interruptibility, Resume, INTERRUPTION_VALID, NMI_INTERRUPTION};
 use crate::vmx::vmcs::Vmcs;

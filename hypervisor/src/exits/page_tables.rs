@@ -13,10 +13,9 @@ use crate::policy::kernel_mappings::{
 };
 use crate::policy::{operations, SegmentKind};
 use crate::state;
-use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use rampart_hv_abi::{Access, CpuRoots, HypercallError, Rule};
+use rampart_hv_abi::{Access, CpuRoots, HypercallError, HypercallResult, Rule};
 use x86::vmx::vmcs::guest;
 
 /// Set once `LockKernelMappings` succeeded.
@@ -26,13 +25,9 @@ static LOCKED: AtomicBool = AtomicBool::new(false);
 static LOCKING: AtomicBool = AtomicBool::new(false);
 const PAGE: u64 = 4096;
 
-fn error(e: HypercallError) -> u64 {
-    e as i64 as u64
-}
-
 /// The hypercall result for a refusal; a denial is audited (rule `page-table`).
-fn refusal(vmcs: &Vmcs, r: Refusal, detail: u64) -> u64 {
-    error(match r {
+fn refusal(vmcs: &Vmcs, r: Refusal, detail: u64) -> HypercallError {
+    match r {
         Refusal::Invalid => HypercallError::InvalidArgument,
         Refusal::Unreadable | Refusal::TooMany => HypercallError::OutOfRange,
         Refusal::Denied(gpa) => {
@@ -40,7 +35,7 @@ fn refusal(vmcs: &Vmcs, r: Refusal, detail: u64) -> u64 {
             super::policy::block(vmcs, Rule::PageTable, access, 0, gpa, detail);
             HypercallError::Denied
         }
-    })
+    }
 }
 
 /// Guest paging structures through the host's identity map: write-back guest RAM in EPT,
@@ -187,90 +182,36 @@ fn lock_tables(roots: &[u64], window: StackWindow) -> Result<StructurePages, Ref
     Err(Refusal::Denied(roots[0]))
 }
 
-/// `LockKernelMappings` (RDI = stack window start, RSI = length, RDX = GPA of the per-vCPU
-/// roots table, R10 = its entries).
-pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
+/// `LockKernelMappings`: the stack window `[window_start, + window_length)`, and the per-vCPU
+/// roots table at GPA `table` with `count` entries (copied once before anything is decided).
+pub fn lock(
+    vmcs: &Vmcs,
+    window_start: u64,
+    window_length: u64,
+    table: u64,
+    count: u64,
+) -> HypercallResult {
     if !locks::page_table_policy() {
-        return error(HypercallError::NotSupported);
+        return Err(HypercallError::NotSupported);
     }
     let caps = &state::get().caps;
     let ready = !LOCKED.load(Ordering::SeqCst)
         && locks::descriptor_tables_locked()
         && locks::syscall_msrs_locked()
         && super::cr3::can_exit(caps);
-    let Some(window) = StackWindow::new(regs.rdi, regs.rsi).filter(|_| ready) else {
-        return error(HypercallError::InvalidArgument);
-    };
+    let window = StackWindow::new(window_start, window_length)
+        .filter(|_| ready)
+        .ok_or(HypercallError::InvalidArgument)?;
     // A malformed table is refused before anything changes, and the lock may still be asked
     // for; from here on one attempt only (it may leave pages read-only if refused).
-    let vcpus = match declared_roots(regs.rdx, regs.r10) {
-        Ok(vcpus) => vcpus,
-        Err(r) => return refusal(vmcs, r, regs.rdi),
-    };
+    let vcpus = declared_roots(table, count).map_err(|r| refusal(vmcs, r, window_start))?;
     if LOCKING.swap(true, Ordering::SeqCst) {
-        return error(HypercallError::InvalidArgument);
+        return Err(HypercallError::InvalidArgument);
     }
-    let cr3 = vmcs.get(guest::CR3);
-    let result = (|| {
-        let declared = || vcpus.iter().flatten();
-        let mut list = [VcpuRoots::default(); MAX_VCPUS];
-        let mut roots = [0u64; 2 * MAX_VCPUS];
-        let (mut vcpu_count, mut root_count) = (0, 0);
-        for vcpu in declared() {
-            list[vcpu_count] = *vcpu;
-            vcpu_count += 1;
-            for root in vcpu.roots() {
-                roots[root_count] = root;
-                root_count += 1;
-            }
-        }
-        km::check_declared(&list[..vcpu_count], &is_plain_ram)?;
-        let me = crate::cpus::this_cpu();
-        if vcpus[me].is_none_or(|r| r.kernel_root() != cr3 & walker::ADDRESS_MASK) {
-            return Err(Refusal::Invalid); // the caller is not on its own kernel-mode root
-        }
-        let (ranges, count) = protected_ranges(vmcs)?;
-        if ranges[..count]
-            .iter()
-            .any(|r| window.overlaps(r.va, r.length))
-        {
-            return Err(Refusal::Invalid);
-        }
-        let locked = lock_tables(&roots[..root_count], window)?;
-        // Checked only now that every root and every table of the kernel halves is read-only
-        // and every vCPU acknowledged the shootdown (hypervisor/DESIGN.md invariant 9): checked
-        // before, another vCPU could remap a recorded range between the check and the lock.
-        let kernel_half = km::kernel_half(&Tables, cr3)?;
-        let first_user = declared().find_map(VcpuRoots::user_root);
-        let user_half = first_user
-            .map(|r| km::kernel_half(&Tables, r))
-            .transpose()?;
-        for roots in declared() {
-            let kernel = roots.kernel_root();
-            if km::kernel_half(&Tables, kernel)? != kernel_half {
-                return Err(Refusal::Denied(kernel));
-            }
-            if let Some(user) = roots.user_root() {
-                if Some(km::kernel_half(&Tables, user)?) != user_half {
-                    return Err(Refusal::Denied(user));
-                }
-            }
-            for root in roots.roots() {
-                for range in &ranges[..count] {
-                    km::translates_as_recorded(&Tables, root, range, root != kernel)?;
-                }
-                km::check_lower_half(&mut Tables, root, &locked)?;
-            }
-        }
-        Ok((LockedRoots { locked, vcpus }, count))
-    })();
-    let (lock, count) = match result {
-        Ok(done) => done,
-        Err(r) => {
-            super::policy::flush();
-            return refusal(vmcs, r, regs.rdi);
-        }
-    };
+    let (lock, count) = lock_and_check(vmcs, vcpus, window).map_err(|r| {
+        super::policy::flush();
+        refusal(vmcs, r, window_start)
+    })?;
     let pages = lock.locked.frames().len();
     let vcpus = lock.vcpus.iter().flatten().count();
     locks::lock_page_tables(lock);
@@ -283,5 +224,67 @@ pub fn lock(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
         window.length,
         caps.cr3_target_count()
     );
-    0
+    Ok(0)
+}
+
+
+/// Locks every declared root and the kernel-half tables they reach, then checks (only now that
+/// no vCPU can change them) that the roots agree and keep the recorded translations.
+fn lock_and_check(
+    vmcs: &Vmcs,
+    vcpus: [Option<VcpuRoots>; MAX_VCPUS],
+    window: StackWindow,
+) -> Result<(LockedRoots, usize), Refusal> {
+    let cr3 = vmcs.get(guest::CR3);
+    let declared = || vcpus.iter().flatten();
+    let mut list = [VcpuRoots::default(); MAX_VCPUS];
+    let mut roots = [0u64; 2 * MAX_VCPUS];
+    let (mut vcpu_count, mut root_count) = (0, 0);
+    for vcpu in declared() {
+        list[vcpu_count] = *vcpu;
+        vcpu_count += 1;
+        for root in vcpu.roots() {
+            roots[root_count] = root;
+            root_count += 1;
+        }
+    }
+    km::check_declared(&list[..vcpu_count], &is_plain_ram)?;
+    let me = crate::cpus::this_cpu();
+    if vcpus[me].is_none_or(|r| r.kernel_root() != cr3 & walker::ADDRESS_MASK) {
+        return Err(Refusal::Invalid); // the caller is not on its own kernel-mode root
+    }
+    let (ranges, count) = protected_ranges(vmcs)?;
+    if ranges[..count]
+        .iter()
+        .any(|r| window.overlaps(r.va, r.length))
+    {
+        return Err(Refusal::Invalid);
+    }
+    let locked = lock_tables(&roots[..root_count], window)?;
+    // Checked only now that every root and every table of the kernel halves is read-only
+    // and every vCPU acknowledged the shootdown (hypervisor/DESIGN.md invariant 9): checked
+    // before, another vCPU could remap a recorded range between the check and the lock.
+    let kernel_half = km::kernel_half(&Tables, cr3)?;
+    let first_user = declared().find_map(VcpuRoots::user_root);
+    let user_half = first_user
+        .map(|r| km::kernel_half(&Tables, r))
+        .transpose()?;
+    for roots in declared() {
+        let kernel = roots.kernel_root();
+        if km::kernel_half(&Tables, kernel)? != kernel_half {
+            return Err(Refusal::Denied(kernel));
+        }
+        if let Some(user) = roots.user_root() {
+            if Some(km::kernel_half(&Tables, user)?) != user_half {
+                return Err(Refusal::Denied(user));
+            }
+        }
+        for root in roots.roots() {
+            for range in &ranges[..count] {
+                km::translates_as_recorded(&Tables, root, range, root != kernel)?;
+            }
+            km::check_lower_half(&mut Tables, root, &locked)?;
+        }
+    }
+    Ok((LockedRoots { locked, vcpus }, count))
 }

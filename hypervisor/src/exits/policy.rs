@@ -1,63 +1,23 @@
 //! Policy enforcement in VM exits: blocked EPT accesses become an audit record and a #VE in
-//! the guest (vector 20, which the guest kernel handles by ending the offending thread), and
+//! the guest (vector 20, which the guest kernel handles by ending the offending thread) as
+//! `policy::violation` decides, and
 //! the policy hypercalls change EPT rights through `policy::operations`, followed by INVEPT.
 
 use super::resume::{guest_rip, Exception, Resume};
 use crate::audit::{self, Attempt};
-use crate::devices::ecam::Windows;
+use crate::devices;
 use crate::ept::builder::Ept;
 use crate::ept::entry::Permissions;
 use crate::policy::operations::{self, Denial};
+use crate::policy::violation::{self, Nested, Violation};
 use crate::policy::ProtectedLayout;
 use crate::state;
-use crate::vcpu::GuestRegisters;
 use crate::vmx::qualification::EptViolation;
 use crate::vmx::vmcs::Vmcs;
 use core::slice::from_raw_parts;
 use core::sync::atomic::{AtomicU64, Ordering};
-use rampart_hv_abi::{Access, AuditRecord, HypercallError, Rule};
+use rampart_hv_abi::{Access, AuditRecord, HypercallError, HypercallResult, Rule};
 use x86::vmx::vmcs::ro;
-
-/// The rule a blocked access broke. Every EPT violation is one: touching a page with no
-/// rights, or beyond what EPT maps, is `ProtectedRange`.
-/// `locked_table` says whether `gpa` is in a GDT/IDT page locked by `LockDescriptorTables`.
-/// A write to a PCI ECAM window is a configuration write that bypassed the filter: `dma` or
-/// `device-bar` like the filter's own refusals (see `devices::ecam`).
-pub fn classify(
-    layout: &ProtectedLayout,
-    ecam: &Windows,
-    gpa: u64,
-    q: EptViolation,
-    locked_table: bool,
-) -> Rule {
-    let measured = operations::measured_rule(layout, gpa);
-    if layout.in_hypervisor(gpa) {
-        Rule::HypervisorMemory
-    } else if let Some(rule) = ecam.write_rule(gpa).filter(|_| q.write()) {
-        rule
-    } else if q.write() && crate::devices::platform::is_read_only_device(gpa) {
-        Rule::PlatformDevice
-    } else if q.allowed() == 0 {
-        // A page left with no rights (ProtectRange to ---) or beyond what EPT maps: the guest
-        // gets #VE like for any other block; nothing the guest touches stops the hypervisor.
-        Rule::ProtectedRange
-    } else if q.fetch() {
-        Rule::NotExecutable
-    } else if measured == Some(Rule::KernelText) {
-        // A write, or a read of execute-only text.
-        Rule::KernelText
-    } else if !q.write() {
-        Rule::ProtectedRange
-    } else if locked_table {
-        Rule::LockedDescriptorTable
-    } else if let Some(rule) = measured {
-        rule // Kernel rodata or the initrd.
-    } else if q.allowed_rights(layout.mode_based_execute()).executable() {
-        Rule::ExecutableNotWritable
-    } else {
-        Rule::ProtectedRange
-    }
-}
 
 /// The access that exited, as audit access bits (equal to the EPT rights bits it needs).
 fn access_bits(q: EptViolation) -> Access {
@@ -82,6 +42,8 @@ pub(super) fn block(vmcs: &Vmcs, rule: Rule, access: Access, gva: u64, gpa: u64,
     });
 }
 
+/// An EPT violation: records what the exit saw, asks `policy::violation` for the verdict,
+/// audits it and resumes as the verdict says.
 pub fn ept_violation(vmcs: &Vmcs) -> Resume {
     let q = EptViolation(vmcs.get(ro::EXIT_QUALIFICATION));
     let gpa = vmcs.get(ro::GUEST_PHYSICAL_ADDR_FULL);
@@ -90,19 +52,23 @@ pub fn ept_violation(vmcs: &Vmcs) -> Resume {
         crate::smp::shootdown::flush_local();
         return Resume::Unchanged;
     }
-    let locked_table = crate::locks::is_locked_table_page(gpa);
-    let rule = if q.write() && crate::locks::is_protected_frame(gpa) {
-        Rule::PageTable
-    } else {
-        let state = state::get();
-        classify(&state.layout, &state.ecam, gpa, q, locked_table)
+    let state = state::get();
+    let violation = Violation {
+        gpa,
+        access: access_bits(q),
+        allowed: q.allowed_rights(state.layout.mode_based_execute()),
+        device_rule: q.write().then(|| devices::write_rule(&state.ecam, gpa)).flatten(),
+        locked_table: crate::locks::is_locked_table_page(gpa),
+        protected_frame: crate::locks::is_protected_frame(gpa),
+        vectoring: vmcs.read(ro::IDT_VECTORING_INFO).unwrap_or(0),
     };
+    let verdict = violation::verdict(&state.layout, &violation);
     let linear = q
         .linear_address_valid()
         .then(|| vmcs.read(ro::GUEST_LINEAR_ADDR));
     let gva = linear.and_then(Result::ok).unwrap_or(0);
-    block(vmcs, rule, access_bits(q), gva, gpa, 0);
-    match nested(vmcs.read(ro::IDT_VECTORING_INFO).unwrap_or(0)) {
+    block(vmcs, verdict.rule, violation.access, gva, gpa, 0);
+    match verdict.nested {
         Nested::No => Resume::Inject(Exception::VirtualizationException),
         Nested::DoubleFault => Resume::Inject(Exception::DoubleFault),
         Nested::TripleFault => crate::stop::fatal(format_args!(
@@ -139,33 +105,6 @@ fn spurious(gpa: u64, q: EptViolation) -> bool {
 static LAST_SPURIOUS: [AtomicU64; rampart_boot_info::MAX_CPUS] =
     [const { AtomicU64::new(0) }; rampart_boot_info::MAX_CPUS];
 
-/// What a blocked access becomes when it happened while the CPU was delivering an event
-/// (IDT-vectoring information, SDM Vol. 3C 28.2.4): during a #VE, a #DF, a #PF or a
-/// contributory exception it is a double fault, during a #DF a triple fault (SDM Vol. 3A 7.15,
-/// Table 7-5); otherwise the #VE itself. Without this, a #VE whose own delivery is blocked
-/// would be injected again forever.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Nested {
-    No,
-    DoubleFault,
-    TripleFault,
-}
-
-pub fn nested(vectoring: u64) -> Nested {
-    const VALID: u64 = 1 << 31;
-    const TYPE_MASK: u64 = 0b111 << 8;
-    const TYPE_HARDWARE_EXCEPTION: u64 = 3 << 8;
-    if vectoring & VALID == 0 || vectoring & TYPE_MASK != TYPE_HARDWARE_EXCEPTION {
-        return Nested::No;
-    }
-    match vectoring & 0xff {
-        8 => Nested::TripleFault,
-        // #DE, #TS, #NP, #SS, #GP (contributory), #PF, #VE.
-        0 | 10..=14 | 20 => Nested::DoubleFault,
-        _ => Nested::No,
-    }
-}
-
 /// Flushes cached EPT translations after rights were removed (SDM Vol. 3C 29.4.3.3), on every
 /// vCPU before the hypercall returns.
 pub fn flush() {
@@ -181,7 +120,7 @@ fn apply(
     requested: Access,
     removes_rights: bool,
     operation: impl FnOnce(&mut Ept<state::EptFrames>, &ProtectedLayout) -> Result<(), Denial>,
-) -> u64 {
+) -> HypercallResult {
     let layout = &state::get().layout;
     let result = state::EPT
         .lock()
@@ -192,7 +131,7 @@ fn apply(
             if removes_rights {
                 flush();
             }
-            return 0;
+            return Ok(0);
         }
         Err(Denial::OutOfRange) => HypercallError::OutOfRange,
         Err(Denial::Denied { rule, gpa }) => {
@@ -205,17 +144,17 @@ fn apply(
             HypercallError::OutOfRange
         }
     };
-    error as i64 as u64
+    Err(error)
 }
 
-pub fn protect_range(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
-    let (gpa, length, bits) = (regs.rdi, regs.rsi, regs.rdx);
+/// `ProtectRange`: `[gpa, gpa + length)` keeps only the rights `bits`.
+pub fn protect_range(vmcs: &Vmcs, gpa: u64, length: u64, bits: u64) -> HypercallResult {
     let Some(requested) = u32::try_from(bits)
         .ok()
         .and_then(Access::from_bits)
         .filter(|access| Access::RWX.contains(*access))
     else {
-        return HypercallError::InvalidArgument as i64 as u64;
+        return Err(HypercallError::InvalidArgument);
     };
     let keep = Permissions::from_entry(bits);
     apply(vmcs, requested, true, |ept, layout| {
@@ -223,8 +162,9 @@ pub fn protect_range(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     })
 }
 
-pub fn grant_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
-    let (gpa, length, offset) = (regs.rdi, regs.rsi, regs.rdx);
+/// `GrantExecute`: `[gpa, gpa + length)` becomes executable if it holds the initrd's bytes at
+/// `offset`.
+pub fn grant_execute(vmcs: &Vmcs, gpa: u64, length: u64, offset: u64) -> HypercallResult {
     let s = state::get();
     // The grant ends by adding execute to pages the freeze already took write from: a stale
     // R-- translation only makes a fetch exit once more (`spurious`), so no second shootdown.
@@ -238,8 +178,8 @@ pub fn grant_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
     })
 }
 
-pub fn revoke_execute(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
-    let (gpa, length) = (regs.rdi, regs.rsi);
+/// `RevokeExecute`: granted pages in `[gpa, gpa + length)` return to RW-.
+pub fn revoke_execute(vmcs: &Vmcs, gpa: u64, length: u64) -> HypercallResult {
     apply(vmcs, Access::WRITE, true, |ept, layout| {
         operations::revoke_execute(ept, layout, gpa, length)
     })
@@ -272,18 +212,17 @@ fn matches_initrd(initrd: crate::handoff::PhysRange, offset: u64, gpa: u64, leng
 
 /// ReadAuditLog: copies records into a guest buffer that the guest itself could write
 /// (read/write RAM outside the hypervisor), so the copy cannot write what the guest cannot.
-pub fn read_audit_log(regs: &GuestRegisters) -> u64 {
-    let (buffer, capacity, first) = (regs.rdi, regs.rsi, regs.rdx);
+pub fn read_audit_log(buffer: u64, capacity: u64, first: u64) -> HypercallResult {
     const RECORD: u64 = core::mem::size_of::<AuditRecord>() as u64;
     let bytes = capacity.checked_mul(RECORD);
     let Some(bytes) = bytes.filter(|&b| b > 0 && b <= 1 << 20) else {
-        return HypercallError::InvalidArgument as i64 as u64;
+        return Err(HypercallError::InvalidArgument);
     };
     // The EPT lock is held until the records are written, so another vCPU cannot take the
     // write right away between the check and the writes (no confused deputy).
     let mut ept = state::EPT.lock();
-    if buffer % 8 != 0 || !guest_writable(ept.as_mut(), buffer, bytes) {
-        return HypercallError::OutOfRange as i64 as u64;
+    if !buffer.is_multiple_of(8) || !guest_writable(ept.as_mut(), buffer, bytes) {
+        return Err(HypercallError::OutOfRange);
     }
     let log = audit::LOG.lock();
     let mut written = 0;
@@ -297,7 +236,7 @@ pub fn read_audit_log(regs: &GuestRegisters) -> u64 {
         written += 1;
     }
     drop(ept);
-    written
+    Ok(written)
 }
 
 /// True if every page of `[start, start + length)` is write-back RAM outside the hypervisor
@@ -311,7 +250,3 @@ fn guest_writable(ept: Option<&mut Ept<state::EptFrames>>, start: u64, length: u
         .step_by(4096)
         .all(|page| operations::ram_page(ept, layout, page).is_ok_and(|r| r.writable()))
 }
-
-#[cfg(test)]
-#[path = "policy_tests.rs"]
-mod tests;

@@ -1,7 +1,6 @@
 //! What an exit handler does to the guest: resume it past the instruction or with an exception
 //! injected (SDM Vol. 3C 25.8.3), and the guest facts every handler reads (CPL, RIP) or records
 //! (an audited refusal).
-#![forbid(unsafe_code)]
 
 use crate::vmx::vmcs::Vmcs;
 use rampart_hv_abi::{Access, Rule};

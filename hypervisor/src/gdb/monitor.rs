@@ -130,7 +130,9 @@ pub fn audit_log(out: &mut ConsoleOutput<'_>) {
     let count = log.count();
     outputln!(out, "audit: {count} records");
     for r in log.since(count.saturating_sub(AUDIT_SHOWN)) {
-        let rule = rampart_hv_abi::Rule::from_raw(r.rule).map_or("?", |rule| rule.name());
+        let rule = rampart_hv_abi::Rule::try_from(r.rule)
+            .ok()
+            .map_or("?", |rule| rule.name());
         outputln!(
             out,
             "#{} {} rule {} RIP={:#x} GVA={:#x} GPA={:#x} detail={:#x}",

@@ -11,6 +11,7 @@ pub mod layout;
 pub mod operations;
 pub mod pinned;
 pub mod program_text;
+pub mod violation;
 
 #[cfg(test)]
 mod kernel_mappings_prop_tests;

@@ -76,7 +76,7 @@ fn request() -> impl Strategy<Value = Request> {
 
 fn rights_of(keep: u8) -> Permissions {
     [
-        Permissions::NONE,
+        Permissions::empty(),
         Permissions::READ,
         Permissions::READ_WRITE,
         Permissions::READ_EXECUTE,
@@ -118,7 +118,7 @@ proptest! {
                     if r.is_ok() && !rights_of(keep).writable() {
                         locked_read_only.extend((page..page + pages).map(|p| p * 4096));
                     }
-                    if r.is_ok() && rights_of(keep) == Permissions::NONE {
+                    if r.is_ok() && rights_of(keep) == Permissions::empty() {
                         locked_no_access.extend((page..page + pages).map(|p| p * 4096));
                     }
                     r

@@ -16,7 +16,7 @@ use crate::vcpu::GuestRegisters;
 use crate::vmx::setup::{self, HostSetup, Structures};
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::Ordering;
-use rampart_hv_abi::HypercallError;
+use rampart_hv_abi::{HypercallError, HypercallResult};
 use x86::vmx::vmcs::{control, guest};
 
 /// What every vCPU's VMCS shares, recorded by the boot CPU before its launch.
@@ -66,20 +66,15 @@ impl StartRefusal {
     }
 }
 
-/// `StartVcpu`: RDI = APIC ID, RSI = RIP, RDX = RSP, R10 = CR3 (read once from the saved
-/// registers, which no other vCPU can change).
-pub fn handle(vmcs: &Vmcs, regs: &GuestRegisters) -> u64 {
-    match request(vmcs, regs.rdi, regs.rsi, regs.rdx, regs.r10) {
-        Ok(()) => 0,
-        Err(refusal) => {
-            log::warn!(
-                "StartVcpu(APIC ID {:#x}, RIP={:#x}) refused: {refusal:?}",
-                regs.rdi,
-                regs.rsi
-            );
-            refusal.error() as i64 as u64
-        }
-    }
+/// `StartVcpu` (the arguments were read once from the saved registers, which no other vCPU
+/// can change).
+pub fn handle(vmcs: &Vmcs, apic_id: u64, rip: u64, rsp: u64, cr3: u64) -> HypercallResult {
+    request(vmcs, apic_id, rip, rsp, cr3)
+        .map(|()| 0)
+        .map_err(|refusal| {
+            log::warn!("StartVcpu(APIC ID {apic_id:#x}, RIP={rip:#x}) refused: {refusal:?}");
+            refusal.error()
+        })
 }
 
 fn request(vmcs: &Vmcs, apic_id: u64, rip: u64, rsp: u64, cr3: u64) -> Result<(), StartRefusal> {

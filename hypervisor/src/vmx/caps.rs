@@ -6,9 +6,6 @@ use core::fmt;
 
 /// IA32_VMX_BASIC bit 55: the TRUE_* control MSRs exist (A.1).
 const BASIC_TRUE_CONTROLS: u64 = 1 << 55;
-/// IA32_VMX_BASIC bits 53:50: memory type for VMCS accesses; 6 = write-back (A.1).
-#[cfg(any(test, feature = "internals"))]
-const BASIC_MEMORY_TYPE_SHIFT: u32 = 50;
 /// Primary processor-based control bit 31: activate secondary controls (24.6.2).
 const PRIMARY_ACTIVATE_SECONDARY: u64 = 1 << 31;
 /// Primary processor-based control bit 17: activate tertiary controls (24.6.2).
@@ -29,11 +26,7 @@ pub mod ept_cap {
     pub const ACCESSED_DIRTY: u64 = 1 << 21;
     pub const INVEPT_SINGLE_CONTEXT: u64 = 1 << 25;
     pub const INVEPT_ALL_CONTEXT: u64 = 1 << 26;
-    #[cfg(any(test, feature = "internals"))]
-    pub const INVVPID: u64 = 1 << 32;
     pub const INVVPID_SINGLE_CONTEXT: u64 = 1 << 41;
-    #[cfg(any(test, feature = "internals"))]
-    pub const INVVPID_ALL_CONTEXT: u64 = 1 << 42;
     pub const INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS: u64 = 1 << 43;
 }
 
@@ -122,12 +115,6 @@ impl VmxCapabilities {
 
     pub fn has_true_controls(&self) -> bool {
         self.basic & BASIC_TRUE_CONTROLS != 0
-    }
-
-    /// VMCS memory type is write-back (A.1: bits 53:50 = 6).
-    #[cfg(any(test, feature = "internals"))]
-    pub fn vmcs_write_back(&self) -> bool {
-        (self.basic >> BASIC_MEMORY_TYPE_SHIFT) & 0xf == 6
     }
 
     pub fn ept_has(&self, bit: u64) -> bool {

@@ -9,10 +9,6 @@ use core::fmt;
 pub struct EptViolation(pub u64);
 
 impl EptViolation {
-    #[cfg(any(test, feature = "internals"))]
-    pub fn read(&self) -> bool {
-        self.0 & (1 << 0) != 0
-    }
     pub fn write(&self) -> bool {
         self.0 & (1 << 1) != 0
     }
@@ -99,7 +95,7 @@ mod tests {
     fn ept_violation_write_to_read_execute_page() {
         // Write access (bit 1), page readable and executable (bits 3 and 5), GLA valid (bit 7).
         let q = EptViolation(0b1010_1010);
-        assert!(q.write() && !q.read() && !q.fetch());
+        assert!(q.write() && q.0 & 1 == 0 && !q.fetch());
         assert_eq!(q.allowed(), 0b101);
         assert!(q.linear_address_valid());
         assert_eq!(format!("{q}"), "write (page allows r-x)");

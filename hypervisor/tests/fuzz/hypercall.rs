@@ -1,10 +1,10 @@
-//! Hypercall argument decoding: the number in RAX (`rampart_hv_abi::Hypercall::from_raw`) and
+//! Hypercall decoding: the registers of a VMCALL (`rampart_hv_abi::Request::decode`) and
 //! the hostile (gpa, length, rights) arguments of ProtectRange, GrantExecute and RevokeExecute
 //! (`policy::operations`). Any register values: no panic, no overflow, all or nothing, W^X
 //! on every page, hypervisor and measured pages untouched.
 
 use proptest::prelude::*;
-use rampart_hv_abi::{Hypercall, HypercallError, Rule};
+use rampart_hv_abi::{Hypercall, HypercallError, Registers, Request, Rule};
 use rampart_hypervisor::ept::builder::EptError;
 use rampart_hypervisor::ept::entry::{MemoryType, Permissions};
 use rampart_hypervisor::policy::layout::{KernelSegment, SegmentKind, MAX_SEGMENTS};
@@ -91,17 +91,38 @@ proptest! {
 
     #[test]
     fn numbers_decode_exactly(raw in prop_oneof![0u64..32, any::<u64>()]) {
-        match Hypercall::from_raw(raw) {
+        match Hypercall::try_from(raw).ok() {
             Some(call) => prop_assert_eq!(call as u64, raw),
             None => prop_assert!(raw > Hypercall::StartVcpu as u64),
         }
-        if let Some(error) = HypercallError::from_raw(raw as i64) {
+        if let Ok(error) = HypercallError::try_from(raw as i64) {
             prop_assert_eq!(error as i64, raw as i64);
             prop_assert!((raw as i64) < 0);
         }
-        if let Some(rule) = Rule::from_raw(raw as u32) {
+        if let Ok(rule) = Rule::try_from(raw as u32) {
             prop_assert_eq!(rule as u32, raw as u32);
             prop_assert!(!rule.name().is_empty());
+        }
+    }
+
+    #[test]
+    fn requests_decode_once_and_encode_back(rax in prop_oneof![0u64..32, any::<u64>()], args in any::<[u64; 4]>()) {
+        let registers = Registers { rax, rdi: args[0], rsi: args[1], rdx: args[2], r10: args[3] };
+        match Request::decode(&registers) {
+            Ok(request) => {
+                prop_assert_eq!(request.hypercall() as u64, rax);
+                let encoded = request.encode();
+                prop_assert_eq!(Request::decode(&encoded), Ok(request));
+                // Every argument register the request uses carries the caller's value.
+                for (sent, back) in [(registers.rdi, encoded.rdi), (registers.rsi, encoded.rsi),
+                                     (registers.rdx, encoded.rdx), (registers.r10, encoded.r10)] {
+                    prop_assert!(back == sent || back == 0);
+                }
+            }
+            Err(error) => {
+                prop_assert_eq!(error, HypercallError::NotSupported);
+                prop_assert!(Hypercall::try_from(rax).is_err());
+            }
         }
     }
 

@@ -1,9 +1,39 @@
-//! Host tests of `exits::policy`: rules, nesting, ECAM, mode-based execute qualifications.
+//! Host tests of `policy::violation`: rules, nesting, ECAM, mode-based execute qualifications,
+//! from the qualification values the CPU reports.
 
 use super::*;
+use crate::devices::ecam::Windows;
 use crate::handoff::PhysRange;
 use crate::policy::layout::{KernelSegment, MAX_SEGMENTS};
 use crate::policy::SegmentKind;
+use crate::vmx::qualification::EptViolation;
+
+/// The rule for an exit with qualification `q` at `gpa`, recorded as `exits::policy` does.
+fn classify(
+    layout: &ProtectedLayout,
+    ecam: &Windows,
+    gpa: u64,
+    q: EptViolation,
+    locked_table: bool,
+) -> Rule {
+    let access = if q.fetch() {
+        Access::EXECUTE
+    } else if q.write() {
+        Access::WRITE
+    } else {
+        Access::READ
+    };
+    let violation = Violation {
+        gpa,
+        access,
+        allowed: q.allowed_rights(layout.mode_based_execute()),
+        device_rule: q.write().then(|| crate::devices::write_rule(ecam, gpa)).flatten(),
+        locked_table,
+        protected_frame: false,
+        vectoring: 0,
+    };
+    verdict(layout, &violation).rule
+}
 
 fn layout() -> ProtectedLayout {
     let mut segments = [None; MAX_SEGMENTS];
@@ -193,4 +223,22 @@ fn ecam_writes_are_configuration_writes() {
         classify(&l, &ecam, 0x10004, EptViolation(WRITE_TO_R), false),
         Rule::HypervisorMemory
     );
+}
+
+#[test]
+fn a_write_to_a_locked_page_table_is_the_page_table_rule() {
+    let violation = Violation {
+        gpa: 0x5008,
+        access: Access::WRITE,
+        allowed: Permissions::READ,
+        device_rule: None,
+        locked_table: false,
+        protected_frame: true,
+        vectoring: (1 << 31) | (3 << 8) | 8,
+    };
+    let verdict = verdict(&layout(), &violation);
+    assert_eq!(verdict.rule, Rule::PageTable);
+    assert_eq!(verdict.nested, Nested::TripleFault);
+    let read = Violation { access: Access::READ, ..violation };
+    assert_eq!(super::verdict(&layout(), &read).rule, Rule::ProtectedRange);
 }
