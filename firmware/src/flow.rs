@@ -1,5 +1,6 @@
 //! The boot flow before ExitBootServices: discover, load and measure, probe; then hand off.
 
+use alloc::vec::Vec;
 use rampart_boot_info::{ApicIds, BootMode};
 use rampart_hypervisor::PhysRange;
 use rampart_loader::boot_area::Layout;
@@ -104,18 +105,7 @@ fn prepare() -> Result<Prepared, BootError> {
 
     kernel::load(&kernel, &kernel_file)?;
     drop(kernel_file);
-    let initrd = match initrd_file {
-        Some(file) => {
-            let loaded = module::load(INITRD_PATH, &file)?;
-            info!(
-                "initrd {INITRD_PATH}: {} bytes sha256={}",
-                file.len(),
-                Hex(&loaded.sha256)
-            );
-            Some(loaded)
-        }
-        None => None,
-    };
+    let initrd = load_initrd(initrd_file)?;
     let layout =
         Layout::new(ram_top).map_err(|e| BootError::new("boot area", Problem::BootArea(e)))?;
     let boot_area = reserve::boot_area(&layout)?;
@@ -129,22 +119,7 @@ fn prepare() -> Result<Prepared, BootError> {
     let mut cpus = cpus::discover();
     cross_check_madt(&mut cpus, rsdp);
     let platform = crate::discover::platform::discover(rsdp);
-    let ap_trampoline = reserve::ap_trampoline();
-    if ap_trampoline.is_none() && cpus.count > 1 {
-        info!("no free page below 1 MiB for the AP start-up code: the boot CPU only");
-        cpus.count = 1;
-    }
-    info!(
-        "CPUs: {} from {} (APIC IDs {}){}",
-        cpus.count,
-        cpus.source,
-        ApicIds(cpus.ids()),
-        if cpus.dropped > 0 {
-            "; more than the BootInfo holds left parked"
-        } else {
-            ""
-        }
-    );
+    let ap_trampoline = ap_trampoline(&mut cpus);
 
     if config.mode == BootMode::Hypervisor {
         match rampart_hypervisor::probe() {
@@ -198,4 +173,40 @@ fn image_range() -> Result<PhysRange, BootError> {
     let start = base as u64 & !(PAGE_SIZE - 1);
     let end = align_up(base as u64 + size, PAGE_SIZE).unwrap_or(u64::MAX);
     Ok(PhysRange::new(start, end - start))
+}
+
+/// Loads the verified initrd (if there is one) into guest RAM and measures it.
+fn load_initrd(file: Option<Vec<u8>>) -> Result<Option<LoadedModule>, BootError> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let loaded = module::load(INITRD_PATH, &file)?;
+    info!(
+        "initrd {INITRD_PATH}: {} bytes sha256={}",
+        file.len(),
+        Hex(&loaded.sha256)
+    );
+    Ok(Some(loaded))
+}
+
+/// The page for the APs' start-up code below 1 MiB; without one, the boot CPU only. Logs the
+/// CPUs the guest gets.
+fn ap_trampoline(cpus: &mut CpuList) -> Option<u64> {
+    let ap_trampoline = reserve::ap_trampoline();
+    if ap_trampoline.is_none() && cpus.count > 1 {
+        info!("no free page below 1 MiB for the AP start-up code: the boot CPU only");
+        cpus.count = 1;
+    }
+    info!(
+        "CPUs: {} from {} (APIC IDs {}){}",
+        cpus.count,
+        cpus.source,
+        ApicIds(cpus.ids()),
+        if cpus.dropped > 0 {
+            "; more than the BootInfo holds left parked"
+        } else {
+            ""
+        }
+    );
+    ap_trampoline
 }

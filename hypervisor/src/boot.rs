@@ -2,8 +2,9 @@
 //! VMCS, launch. Runs once; every failure ends in a clean, reported stop.
 #![allow(unsafe_code)]
 
+use crate::arch::descriptors::{self, HostTables};
 use crate::arch::host_paging::{self, zeroed_frame};
-use crate::arch::{descriptors, vm_entry};
+use crate::arch::vm_entry;
 use crate::ept::builder::{Ept, EptError, PageSizes};
 use crate::ept::entry::{eptp, MemoryType, Permissions};
 use crate::ept::layout;
@@ -78,7 +79,48 @@ fn out_of_frames(what: &str) -> ! {
     fatal(format_args!("out of hypervisor frames for {what}"))
 }
 
+/// From the hand-off to VMLAUNCH, in phases: the host's own tables and VMX root, the
+/// protected layout and EPT, the platform taken over, the VMCS.
 fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> ! {
+    let (tables, boot_info, top, (caps, controls)) = enter_vmx_root(handoff, frames);
+    let state = protect(handoff, boot_info, top, caps, controls, frames);
+    take_platform(handoff, frames);
+    let vmcs = prepare_vmcs(handoff, frames, state, tables);
+    let handoff_cycles = crate::arch::instructions::rdtsc().wrapping_sub(handoff_tsc);
+    let logging = crate::console::cycles();
+    log::info!(
+        "hand-off to VMLAUNCH: {handoff_cycles} TSC cycles, {} without serial logging ({logging})",
+        handoff_cycles.saturating_sub(logging)
+    );
+    log::info!(
+        "launching guest: RIP={:#x} RSP={:#x} CR3={:#x} in VMX non-root",
+        handoff.guest.rip,
+        handoff.guest.rsp,
+        handoff.guest.cr3
+    );
+    let mut regs = GuestRegisters {
+        rdi: handoff.guest.boot_info,
+        ..GuestRegisters::default()
+    };
+    if handoff.gdb {
+        crate::gdb::wait_for_debugger(&vmcs, &mut regs);
+    }
+    crate::cpus::quiet::entering_guest(0);
+    // SAFETY: the VMCS is complete; host RIP is the exit stub and host RSP the top of an exit
+    // stack nothing else uses; `regs` lives on this stack until VMLAUNCH has loaded it.
+    unsafe { vm_entry::vm_launch(&regs) }
+}
+
+/// The boot CPU's own descriptor tables and page tables, then VMX root with a current VMCS.
+fn enter_vmx_root(
+    handoff: &HandOff,
+    frames: &mut FrameAllocator,
+) -> (
+    HostTables,
+    &'static BootInfo,
+    u64,
+    (VmxCapabilities, Controls),
+) {
     // SAFETY: single CPU, interrupts off (`start` contract); from here on nothing uses the
     // firmware's GDT/IDT. The boot CPU is slot 0.
     let tables = unsafe { descriptors::install() };
@@ -90,8 +132,7 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
     if !boot_info.is_valid() {
         fatal(format_args!("guest BootInfo has a bad magic or version"));
     }
-    let regions = boot_info.memory_regions();
-    let top = layout::address_space_top(regions);
+    let top = layout::address_space_top(boot_info.memory_regions());
     // SAFETY: frames come from the hypervisor's reserved range, identity-mapped by the
     // firmware's tables now and by the new ones after the switch, which cover all of [0, top),
     // including the image (code, statics) and the reserved range (stacks, frames).
@@ -111,6 +152,20 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
         caps.revision_id()
     );
 
+    (tables, boot_info, top, (caps, controls))
+}
+
+/// The protected layout from the measured images, and the EPT that enforces it from the first
+/// guest instruction (hypervisor/DESIGN.md invariants 1-4); recorded as the hypervisor's state.
+fn protect(
+    handoff: &HandOff,
+    boot_info: &BootInfo,
+    top: u64,
+    caps: VmxCapabilities,
+    controls: Controls,
+    frames: &mut FrameAllocator,
+) -> &'static HypervisorState {
+    let regions = boot_info.memory_regions();
     let excluded = [handoff.reserved, handoff.image, handoff.smm_area];
     let layout = ProtectedLayout {
         segments: handoff.kernel_segments,
@@ -129,7 +184,7 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
     };
     let ecam = crate::devices::ecam::checked_windows(&handoff.mcfg, regions, &excluded);
     let ept = build_ept(&caps, frames, regions, &layout, &ecam, top).or_stop();
-    let state = state::init(HypervisorState {
+    state::init(HypervisorState {
         caps,
         controls,
         hypervisor_ranges: excluded,
@@ -138,8 +193,12 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
         mmio_window: mmio_window(regions),
         ecam,
         program_text: program_text(layout.initrd),
-    });
+    })
+}
 
+/// The platform taken from the guest: SMM's default SMBASE, every AP into VMX root, the
+/// self-check's baseline, PCI bus mastering and the ACPI sleep registers.
+fn take_platform(handoff: &HandOff, frames: &mut FrameAllocator) {
     // SAFETY: the firmware reserved `smm_area` for the hypervisor; it is out of EPT (above).
     if unsafe { crate::smm::install_rsm_handler(handoff.smm_area) } {
         log::info!("SMM: SMBASE and SMRAM lock cannot be read outside SMM; default SMBASE area {:#x}+{:#x} taken from the guest with an RSM-only handler (an SMI runs no guest code)",
@@ -185,17 +244,27 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
             crate::devices::sleep::MAX_SLEEP_BLOCKS
         ));
     }
+}
+
+/// The VMX bitmaps and the launch VMCS of the boot CPU (checked against SDM chapter 27 in
+/// development builds), and the template the APs' vCPUs start from.
+fn prepare_vmcs(
+    handoff: &HandOff,
+    frames: &mut FrameAllocator,
+    state: &HypervisorState,
+    tables: HostTables,
+) -> Vmcs {
     let (io_bitmap_a, bits_a) = bitmap(frames, "I/O bitmap A");
     let (io_bitmap_b, bits_b) = bitmap(frames, "I/O bitmap B");
     crate::devices::ports::build_bitmaps(bits_a, bits_b, &crate::devices::trapped());
     let (msr_bitmap, msr_bits) = bitmap(frames, "MSR bitmap");
     crate::exits::msr_bitmap::build(msr_bits);
     let structures = Structures {
-        eptp: ept,
+        eptp: state.eptp,
         msr_bitmap,
         io_bitmap_a,
         io_bitmap_b,
-        vpid: if controls.has_secondary(SecondaryControls::ENABLE_VPID) {
+        vpid: if state.controls.has_secondary(SecondaryControls::ENABLE_VPID) {
             setup::GUEST_VPID
         } else {
             0
@@ -236,29 +305,7 @@ fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> !
         "{} KiB of hypervisor frames left",
         frames.remaining() / 1024
     );
-    let handoff_cycles = crate::arch::instructions::rdtsc().wrapping_sub(handoff_tsc);
-    let logging = crate::console::cycles();
-    log::info!(
-        "hand-off to VMLAUNCH: {handoff_cycles} TSC cycles, {} without serial logging ({logging})",
-        handoff_cycles.saturating_sub(logging)
-    );
-    log::info!(
-        "launching guest: RIP={:#x} RSP={:#x} CR3={:#x} in VMX non-root",
-        handoff.guest.rip,
-        handoff.guest.rsp,
-        handoff.guest.cr3
-    );
-    let mut regs = GuestRegisters {
-        rdi: handoff.guest.boot_info,
-        ..GuestRegisters::default()
-    };
-    if handoff.gdb {
-        crate::gdb::wait_for_debugger(&vmcs, &mut regs);
-    }
-    crate::cpus::quiet::entering_guest(0);
-    // SAFETY: the VMCS is complete; host RIP is the exit stub and host RSP the top of an exit
-    // stack nothing else uses; `regs` lives on this stack until VMLAUNCH has loaded it.
-    unsafe { vm_entry::vm_launch(&regs) }
+    vmcs
 }
 
 /// Builds the EPT: identity map, RAM read/write and never executable, then the measured

@@ -8,113 +8,42 @@ use rampart_boot_info::{BootInfo, MemoryRegion, Module};
 /// Bytes [`encode`] writes.
 pub const ENCODED_SIZE: usize = size_of::<BootInfo>();
 
+/// `put_le!(out, base, Type, value, field, ...)`: each integer field of `value` (a `Type`)
+/// little-endian at `base` plus the field's offset.
+macro_rules! put_le {
+    ($out:expr, $base:expr, $type:ty, $value:expr, $($field:ident),*) => {
+        $(put($out, $base + offset_of!($type, $field), &$value.$field.to_le_bytes());)*
+    };
+}
+
 /// Writes `info` to `out[..ENCODED_SIZE]`; `None` if `out` is too short.
 pub fn encode(info: &BootInfo, out: &mut [u8]) -> Option<()> {
     let out = out.get_mut(..ENCODED_SIZE)?;
     out.fill(0);
-    put(out, offset_of!(BootInfo, magic), &info.magic.to_le_bytes());
-    put(
-        out,
-        offset_of!(BootInfo, version),
-        &info.version.to_le_bytes(),
-    );
-    put(
-        out,
-        offset_of!(BootInfo, boot_mode),
-        &info.boot_mode.to_le_bytes(),
-    );
-    put(
-        out,
-        offset_of!(BootInfo, acpi_rsdp),
-        &info.acpi_rsdp.to_le_bytes(),
-    );
-    put(
-        out,
-        offset_of!(BootInfo, serial_port),
-        &info.serial_port.to_le_bytes(),
-    );
-    put(out, offset_of!(BootInfo, log_level), &[info.log_level]);
+    #[rustfmt::skip]
+    put_le!(out, 0, BootInfo, info, magic, version, boot_mode, acpi_rsdp, serial_port,
+        log_level, kernel_start, kernel_end, memory_region_count, module_count,
+        command_line_len, cpu_count, ap_trampoline);
     put(
         out,
         offset_of!(BootInfo, kernel_sha256),
         &info.kernel_sha256,
     );
-    put(
-        out,
-        offset_of!(BootInfo, kernel_start),
-        &info.kernel_start.to_le_bytes(),
-    );
-    put(
-        out,
-        offset_of!(BootInfo, kernel_end),
-        &info.kernel_end.to_le_bytes(),
-    );
-    put(
-        out,
-        offset_of!(BootInfo, memory_region_count),
-        &info.memory_region_count.to_le_bytes(),
-    );
+    put(out, offset_of!(BootInfo, command_line), &info.command_line);
     for (index, region) in info.memory_map.iter().enumerate() {
         let base = offset_of!(BootInfo, memory_map) + index * size_of::<MemoryRegion>();
-        put(
-            out,
-            base + offset_of!(MemoryRegion, start),
-            &region.start.to_le_bytes(),
-        );
-        put(
-            out,
-            base + offset_of!(MemoryRegion, length),
-            &region.length.to_le_bytes(),
-        );
-        put(
-            out,
-            base + offset_of!(MemoryRegion, kind),
-            &region.kind.to_le_bytes(),
-        );
+        put_le!(out, base, MemoryRegion, region, start, length, kind);
     }
-    put(
-        out,
-        offset_of!(BootInfo, module_count),
-        &info.module_count.to_le_bytes(),
-    );
     for (index, module) in info.modules.iter().enumerate() {
         let base = offset_of!(BootInfo, modules) + index * size_of::<Module>();
-        put(
-            out,
-            base + offset_of!(Module, start),
-            &module.start.to_le_bytes(),
-        );
-        put(
-            out,
-            base + offset_of!(Module, length),
-            &module.length.to_le_bytes(),
-        );
+        put_le!(out, base, Module, module, start, length);
         put(out, base + offset_of!(Module, sha256), &module.sha256);
         put(out, base + offset_of!(Module, name), &module.name);
     }
-    put(
-        out,
-        offset_of!(BootInfo, command_line_len),
-        &info.command_line_len.to_le_bytes(),
-    );
-    put(out, offset_of!(BootInfo, command_line), &info.command_line);
-    put(
-        out,
-        offset_of!(BootInfo, cpu_count),
-        &info.cpu_count.to_le_bytes(),
-    );
     for (index, id) in info.apic_ids.iter().enumerate() {
-        put(
-            out,
-            offset_of!(BootInfo, apic_ids) + index * size_of::<u32>(),
-            &id.to_le_bytes(),
-        );
+        let at = offset_of!(BootInfo, apic_ids) + index * size_of::<u32>();
+        put(out, at, &id.to_le_bytes());
     }
-    put(
-        out,
-        offset_of!(BootInfo, ap_trampoline),
-        &info.ap_trampoline.to_le_bytes(),
-    );
     Some(())
 }
 

@@ -5,7 +5,7 @@ mod boot_info;
 
 use rampart_boot_info::BootMode;
 use rampart_hypervisor::handoff::{KernelSegment, SegmentKind, MAX_SEGMENTS};
-use rampart_hypervisor::{CpuIds, GuestEntry, HandOff};
+use rampart_hypervisor::{CpuIds, GuestEntry, HandOff, PhysRange};
 use rampart_loader::memory_map::{memory_type, Excluded};
 use rampart_loader::{boot_area, boot_area_kernel};
 use uefi::boot::MemoryType;
@@ -22,7 +22,7 @@ fn kernel_segments(prepared: &Prepared) -> [Option<KernelSegment>; MAX_SEGMENTS]
     let mut out = [None; MAX_SEGMENTS];
     for (slot, segment) in out.iter_mut().zip(prepared.kernel.segments()) {
         *slot = Some(KernelSegment {
-            range: rampart_hypervisor::PhysRange::new(segment.paddr, segment.memsz),
+            range: PhysRange::new(segment.paddr, segment.memsz),
             vaddr: segment.vaddr,
             kind: SegmentKind::from_elf_flags(segment.flags.0),
         });
@@ -41,8 +41,40 @@ pub fn go(mut prepared: Prepared) -> ! {
     // fixed-size values and `format_args!`), and console output checks `boot_services_exited`.
     let map = unsafe { uefi::boot::exit_boot_services(Some(boot_area_type)) };
     fail::boot_services_exited();
-
     let hypervisor = prepared.config.mode == BootMode::Hypervisor;
+    let excluded = excluded(&prepared, hypervisor);
+    let guest = build_boot_area(&mut prepared, &map, &excluded);
+    match prepared.reserved {
+        Some(reserved) if hypervisor => {
+            info!("handing off to the hypervisor");
+            let handoff = handoff(&prepared, reserved, guest);
+            // `go` is called once (from `flow`) and never returns. ExitBootServices disabled
+            // interrupts (EDK2 does so on exit) and the firmware executes no STI.
+            #[allow(unsafe_code)]
+            // SAFETY: once, after ExitBootServices, interrupts off, at CPL0 on UEFI's identity map;
+            // `reserved` and `image` are kept out of the guest memory map; COM1 is a 16550; the
+            // boot area, kernel and initrd are prepared in guest RAM per the entry contract.
+            unsafe {
+                rampart_hypervisor::start(&handoff)
+            }
+        }
+        _ => {
+            info!("booting natively: entry={:#x}", guest.rip);
+            // Nothing of the firmware runs after this call.
+            #[allow(unsafe_code)]
+            // SAFETY: after ExitBootServices; the boot area was just built for `guest`: its GDT,
+            // stack and tables, which identity-map all RAM (this code and stack included) and
+            // map the kernel's loaded segments at their virtual addresses, entry included.
+            unsafe {
+                crate::arch::native_entry::enter(&guest)
+            }
+        }
+    }
+}
+
+/// The ranges kept out of the guest's memory map: in hv mode the hypervisor's reserved range,
+/// its image and the default SMBASE area.
+fn excluded(prepared: &Prepared, hypervisor: bool) -> [Excluded; 3] {
     let mut excluded = [Excluded { start: 0, end: 0 }; 3];
     if let (true, Some(reserved)) = (hypervisor, prepared.reserved) {
         excluded[0] = Excluded {
@@ -60,7 +92,17 @@ pub fn go(mut prepared: Prepared) -> ! {
             };
         }
     }
-    let info = match boot_info::fill(&prepared, memory::regions(&map), &excluded) {
+    excluded
+}
+
+/// Fills the BootInfo and builds the boot area (GDT, stack, page tables mapping all RAM and
+/// the kernel's segments) in guest RAM: the guest's entry state.
+fn build_boot_area(
+    prepared: &mut Prepared,
+    map: &uefi::mem::memory_map::MemoryMapOwned,
+    excluded: &[Excluded; 3],
+) -> GuestEntry {
+    let info = match boot_info::fill(&prepared, memory::regions(map), excluded) {
         Ok(info) => info,
         Err(error) => fail::boot_error(&error),
     };
@@ -87,7 +129,7 @@ pub fn go(mut prepared: Prepared) -> ! {
     ) {
         fail::boot_error(&BootError::new("boot area", Problem::BootArea(error)));
     }
-    let guest = GuestEntry {
+    GuestEntry {
         rip: prepared.kernel.entry,
         rsp: area.stack_top,
         boot_info: area.boot_info,
@@ -96,50 +138,28 @@ pub fn go(mut prepared: Prepared) -> ! {
         gdt_limit: area.gdt_limit,
         tss_base: area.tss_base,
         tss_limit: area.tss_limit,
-    };
-    match prepared.reserved {
-        Some(reserved) if hypervisor => {
-            info!("handing off to the hypervisor");
-            let handoff = HandOff {
-                reserved,
-                image: prepared.image,
-                guest,
-                kernel_segments: kernel_segments(&prepared),
-                serial_port: COM1,
-                log_level: prepared.config.log as u8,
-                gdb: prepared.config.gdb,
-                lock_page_tables: prepared.config.lock_page_tables,
-                cpus: CpuIds {
-                    apic_ids: prepared.cpus.apic_ids,
-                    count: prepared.cpus.count,
-                },
-                ap_trampoline: prepared.ap_trampoline.unwrap_or(0),
-                smm_area: prepared
-                    .smm_area
-                    .unwrap_or(rampart_hypervisor::PhysRange::new(0, 0)),
-                mcfg: prepared.platform.mcfg,
-                acpi_sleep: prepared.platform.sleep,
-            };
-            // `go` is called once (from `flow`) and never returns. ExitBootServices disabled
-            // interrupts (EDK2 does so on exit) and the firmware executes no STI.
-            #[allow(unsafe_code)]
-            // SAFETY: once, after ExitBootServices, interrupts off, at CPL0 on UEFI's identity map;
-            // `reserved` and `image` are kept out of the guest memory map; COM1 is a 16550; the
-            // boot area, kernel and initrd are prepared in guest RAM per the entry contract.
-            unsafe {
-                rampart_hypervisor::start(&handoff)
-            }
-        }
-        _ => {
-            info!("booting natively: entry={:#x}", guest.rip);
-            // Nothing of the firmware runs after this call.
-            #[allow(unsafe_code)]
-            // SAFETY: after ExitBootServices; the boot area was just built for `guest`: its GDT,
-            // stack and tables, which identity-map all RAM (this code and stack included) and
-            // map the kernel's loaded segments at their virtual addresses, entry included.
-            unsafe {
-                crate::arch::native_entry::enter(&guest)
-            }
-        }
+    }
+}
+
+/// What the hypervisor is handed: the reserved range, the guest's entry state, the measured
+/// kernel segments and the platform the firmware found.
+fn handoff(prepared: &Prepared, reserved: PhysRange, guest: GuestEntry) -> HandOff {
+    HandOff {
+        reserved,
+        image: prepared.image,
+        guest,
+        kernel_segments: kernel_segments(&prepared),
+        serial_port: COM1,
+        log_level: prepared.config.log as u8,
+        gdb: prepared.config.gdb,
+        lock_page_tables: prepared.config.lock_page_tables,
+        cpus: CpuIds {
+            apic_ids: prepared.cpus.apic_ids,
+            count: prepared.cpus.count,
+        },
+        ap_trampoline: prepared.ap_trampoline.unwrap_or(0),
+        smm_area: prepared.smm_area.unwrap_or(PhysRange::new(0, 0)),
+        mcfg: prepared.platform.mcfg,
+        acpi_sleep: prepared.platform.sleep,
     }
 }
