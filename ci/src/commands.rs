@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use crate::args::Args;
-use crate::boot_tests::{self, catalog, partition, report};
+use crate::boot_tests::{self, catalog, junit, partition, report};
+use crate::cli::{BenchArgs, ImageArgs, RunArgs, SoakArgs, TestArgs};
 use crate::emulator::stop::{Stop, StopRequest};
 use crate::emulator::{self, Boot, Emulator, Input, Launch, Outcome, DISK_IMAGE};
 use crate::error::{Context, Error, Result};
@@ -21,13 +21,9 @@ pub const EXIT_PASS: u8 = 0;
 pub const EXIT_FAIL: u8 = 1;
 pub const EXIT_TIMEOUT: u8 = 2;
 pub const EXIT_EMULATOR_EXITED: u8 = 3;
-const DEFAULT_BOCHS_CPU: &str = "tigerlake";
-/// `run` boots two processors unless told otherwise: every CPU runs under Rampart.
-const DEFAULT_RUN_CPUS: u32 = 2;
 const EMULATOR_TAIL_LINES: usize = 20;
 
-pub fn build(args: Args) -> Result<u8> {
-    args.finish()?;
+pub fn build() -> Result<u8> {
     setup::ensure(&[])?;
     build::build()?;
     Ok(EXIT_PASS)
@@ -37,29 +33,20 @@ pub fn build(args: Args) -> Result<u8> {
 /// the image path is the last line of stdout. With both `--firmware` and `--kernel` given, those
 /// files go on the image unbuilt. `--production` uses the firmware built without the GDB stub;
 /// `--gpt` writes a GPT disk with the FAT volume as its EFI System Partition (for a USB stick).
-pub fn image(mut args: Args) -> Result<u8> {
-    let mode = mode_option(&mut args)?;
-    let out = args.value("out")?.map(PathBuf::from);
-    let production = args.flag("production");
-    let gpt = args.flag("gpt");
-    let firmware = args.value("firmware")?;
-    let kernel = args.value("kernel")?;
-    args.finish()?;
+pub fn image(args: ImageArgs) -> Result<u8> {
+    let ImageArgs {
+        mode,
+        out,
+        production,
+        gpt,
+        firmware,
+        kernel,
+    } = args;
+    // The parser refuses one of --firmware and --kernel without the other, and either with
+    // --production (which builds its own firmware).
     let contents = match (firmware, kernel) {
-        (Some(_), Some(_)) if production => {
-            return Err(Error::Usage(
-                "--production builds its own firmware: leave out --firmware and --kernel".into(),
-            ))
-        }
-        (Some(firmware), Some(kernel)) => {
-            Contents::from_files(mode, firmware.as_ref(), kernel.as_ref())?
-        }
-        (None, None) => built_contents(mode, production)?,
-        _ => {
-            return Err(Error::Usage(
-                "give both --firmware and --kernel, or neither".into(),
-            ))
-        }
+        (Some(firmware), Some(kernel)) => Contents::from_files(mode, &firmware, &kernel)?,
+        _ => built_contents(mode, production)?,
     };
     let path = out.unwrap_or_else(|| image::default_path(mode, production, gpt));
     if !gpt {
@@ -91,12 +78,6 @@ fn built_contents(mode: Mode, production: bool) -> Result<Contents> {
     Ok(contents)
 }
 
-fn mode_option(args: &mut Args) -> Result<Mode> {
-    Ok(args
-        .parsed("mode", Mode::parse, "hv or native")?
-        .unwrap_or(Mode::Hv))
-}
-
 fn make_image(mode: Mode, out: Option<PathBuf>) -> Result<PathBuf> {
     build::build()?;
     let path = out.unwrap_or_else(|| image::default_path(mode, false, false));
@@ -106,25 +87,21 @@ fn make_image(mode: Mode, out: Option<PathBuf>) -> Result<PathBuf> {
 
 /// `run [--emulator E] [--mode M] [--cpu MODEL] [--cpus N] [--timeout S] [--image PATH]`: boot with the serial
 /// console live. `--image` boots an existing image (e.g. a failed test's `disk.img`) without building.
-pub fn run(mut args: Args) -> Result<u8> {
-    let choice = args.parsed(
-        "emulator",
-        emulator::parse_choice,
-        "auto, bochs, qemu or kvm",
-    )?;
-    let mode = mode_option(&mut args)?;
-    let cpu = args.value("cpu")?.unwrap_or(DEFAULT_BOCHS_CPU.to_string());
-    let cpus = args
-        .parsed("cpus", parse_cpus, "a processor count from 1 to 16")?
-        .unwrap_or(DEFAULT_RUN_CPUS);
-    let timeout = timeout_option(&mut args)?;
-    let given_image = args.value("image")?.map(PathBuf::from);
-    args.finish()?;
+pub fn run(args: RunArgs) -> Result<u8> {
+    let RunArgs {
+        emulator: choice,
+        mode,
+        cpu,
+        cpus,
+        timeout,
+        image: given_image,
+    } = args;
+    let timeout = timeout.map(Duration::from_secs);
     let raw = std::io::stdin().is_terminal();
     if raw {
         println!("{}", terminal::RAW_BANNER);
     }
-    let emulator = emulator::choose(choice.flatten(), mode);
+    let emulator = emulator::choose(choice.0, mode);
     setup::ensure(&[need_of(emulator)])?;
     let image = match given_image {
         Some(path) => path,
@@ -175,17 +152,12 @@ pub fn run(mut args: Args) -> Result<u8> {
 /// `bench [--cpu MODEL] [--cpus N] [--timeout S]`: native and hv side by side on the same Bochs
 /// model, on one processor and on N (default [`crate::bench::DEFAULT_SMP_CPUS`]; 1 skips the
 /// SMP boots).
-pub fn bench(mut args: Args) -> Result<u8> {
-    let cpu = args.value("cpu")?.unwrap_or(DEFAULT_BOCHS_CPU.to_string());
-    let cpus = args
-        .parsed("cpus", parse_cpus, "a processor count from 1 to 16")?
-        .unwrap_or(crate::bench::DEFAULT_SMP_CPUS);
-    let timeout = timeout_option(&mut args)?;
-    args.finish()?;
+pub fn bench(args: BenchArgs) -> Result<u8> {
     setup::ensure(&[Need::Bochs])?;
+    let timeout = args.timeout.map(Duration::from_secs);
     crate::bench::run(
-        &cpu,
-        cpus,
+        &args.cpu,
+        args.cpus,
         timeout.unwrap_or(Emulator::Bochs.default_timeout()),
     )
 }
@@ -193,16 +165,8 @@ pub fn bench(mut args: Args) -> Result<u8> {
 /// `soak [--minutes M] [--cpu MODEL]`: one hv boot under Bochs repeating spawn/exit, the exit
 /// fuzzer and the attack suite for M minutes (default 10), then checking that free frames and
 /// audit records per round hold steady (`crate::soak`).
-pub fn soak(mut args: Args) -> Result<u8> {
-    let minutes = args
-        .parsed(
-            "minutes",
-            |s| s.parse::<u64>().ok().filter(|m| *m > 0),
-            "minutes",
-        )?
-        .unwrap_or(10);
-    let cpu = args.value("cpu")?.unwrap_or(DEFAULT_BOCHS_CPU.to_string());
-    args.finish()?;
+pub fn soak(args: SoakArgs) -> Result<u8> {
+    let SoakArgs { minutes, cpu } = args;
     setup::ensure(&[Need::Bochs])?;
     let run_dir = paths::run_dir("soak");
     emulator::fresh_run_dir(&run_dir)?;
@@ -230,21 +194,11 @@ pub fn soak(mut args: Args) -> Result<u8> {
     Ok(if passed { EXIT_PASS } else { EXIT_FAIL })
 }
 
-/// A processor count for `--cpus` (the kernel uses at most 16).
-fn parse_cpus(text: &str) -> Option<u32> {
-    text.parse().ok().filter(|n| (1..=16).contains(n))
-}
-
 fn need_of(emulator: Emulator) -> Need {
     match emulator {
         Emulator::Bochs => Need::Bochs,
         Emulator::Qemu | Emulator::Kvm => Need::Qemu,
     }
-}
-
-fn timeout_option(args: &mut Args) -> Result<Option<Duration>> {
-    let seconds = args.parsed("timeout", |s| s.parse::<u64>().ok(), "seconds")?;
-    Ok(seconds.map(Duration::from_secs))
 }
 
 /// Prints how the run ended and picks the exit code.
@@ -299,24 +253,24 @@ fn conclude(launch: &Launch, boot: &Boot) -> u8 {
 /// [--partition I/N]`: host unit tests, then the boot tests, N at a time (default: the
 /// machine's parallelism), only the I-th of N parts with `--partition` (`--list` too).
 /// `--no-build` boots the artifacts already in the target directory.
-pub fn test(mut args: Args) -> Result<u8> {
-    let list = args.flag("list");
-    let skip_host = args.flag("skip-host");
-    let no_build = args.flag("no-build");
-    let only = args.value("only")?;
-    let timeout = timeout_option(&mut args)?;
-    let jobs = args.parsed(
-        "jobs",
-        partition::parse_jobs,
-        "a number of boots, 1 or more",
-    )?;
-    let part = args.value("partition")?;
-    args.finish()?;
+pub fn test(args: TestArgs) -> Result<u8> {
+    let TestArgs {
+        only,
+        skip_host,
+        no_build,
+        list,
+        timeout,
+        jobs,
+        partition: part,
+        emulator,
+    } = args;
+    let timeout = timeout.map(Duration::from_secs);
     let mut tests = catalog::select(only.as_deref()).map_err(Error::Usage)?;
-    if let Some(text) = part {
-        tests = partition::Partition::parse(&text)
-            .map_err(Error::Usage)?
-            .select(&tests);
+    if let Some(part) = part {
+        tests = part.select(&tests);
+    }
+    if emulator == Some(Emulator::Kvm) {
+        tests = catalog::under_kvm(&tests).map_err(Error::Usage)?;
     }
     let jobs = partition::jobs(jobs, tests.len());
     if list {
@@ -343,6 +297,20 @@ pub fn test(mut args: Args) -> Result<u8> {
     println!("{}", report::summary(&records));
     let json = paths::rampart_dir().join("test-results.json");
     report::write_json(&json, &records)?;
+    let junit = paths::rampart_dir().join("junit.xml");
+    junit::write(&junit, &records)?;
+    println!(
+        "xtask: reports in {} and {}",
+        paths::display(&junit),
+        paths::display(&json)
+    );
+    let failed = report::keep_failed_runs(&records, &paths::rampart_dir().join("failed"))?;
+    if failed > 0 {
+        println!(
+            "xtask: the logs of the {failed} failed boot(s) are in {}",
+            paths::display(&paths::rampart_dir().join("failed"))
+        );
+    }
     let all_passed = records.iter().all(|r| r.passed());
     Ok(if all_passed { EXIT_PASS } else { EXIT_FAIL })
 }

@@ -2,6 +2,12 @@
 //! and §5.3 "GUID Partition Table (GPT) Disk Layout"): the protective MBR at LBA 0, the primary
 //! header at LBA 1 and its 128-entry array at LBA 2-33, the partition from LBA 2048 (1 MiB
 //! aligned), then the backup entry array and the backup header in the disk's last 33 sectors.
+//!
+//! Written here rather than with the `gpt` crate: that crate edits a disk through a file or
+//! device handle (open, read the headers back, add a partition, write), where the runner needs
+//! the bytes of one fixed layout to place around a FAT volume it holds in memory; this encoder
+//! is that layout and nothing else, pure and host-tested, and `sgdisk -v` (gdisk) checks what it
+//! writes (`gpt_tests::sgdisk_finds_no_problems`). The CRC is `crc32fast`'s.
 
 /// Logical block size: 512-byte sectors (what USB sticks and emulated disks report).
 pub const SECTOR: u64 = 512;
@@ -102,20 +108,9 @@ pub fn encode(partition_bytes: u64, disk_guid: [u8; 16], partition_guid: [u8; 16
     }
 }
 
-/// The CRC-32 of the GPT (IEEE 802.3, reflected polynomial 0xEDB88320).
+/// The CRC-32 of the GPT (IEEE 802.3, reflected polynomial 0xEDB88320), from `crc32fast`.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+    crc32fast::hash(bytes)
 }
 
 /// A GUID's on-disk bytes from its text fields.

@@ -124,3 +124,52 @@ fn esp_entry_bounds_and_name() {
         "one entry"
     );
 }
+
+/// gdisk's own verification of a disk the encoder laid out (skipped, saying so, where gdisk is
+/// not installed; `.ci/run` installs it).
+#[test]
+fn sgdisk_finds_no_problems() {
+    let Ok(version) = std::process::Command::new("sgdisk")
+        .arg("--version")
+        .output()
+    else {
+        println!("sgdisk_finds_no_problems: skipped, sgdisk (gdisk) not installed");
+        return;
+    };
+    assert!(version.status.success());
+    let gpt = encode(3 * MIB, DISK, guid_from([0x33; 16]));
+    let path = std::env::temp_dir().join(format!("rampart-gpt-{}.img", std::process::id()));
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut disk = std::fs::File::create(&path).unwrap();
+        disk.set_len(gpt.layout.disk_sectors * SECTOR).unwrap();
+        for (lba, bytes) in [
+            (0, &gpt.protective_mbr[..]),
+            (1, &gpt.primary[..]),
+            (gpt.layout.backup_entries_lba(), &gpt.backup[..]),
+        ] {
+            disk.seek(SeekFrom::Start(lba * SECTOR)).unwrap();
+            disk.write_all(bytes).unwrap();
+        }
+    }
+    let verify = std::process::Command::new("sgdisk")
+        .arg("-v")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let info = std::process::Command::new("sgdisk")
+        .args(["-i", "1"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let verify = String::from_utf8_lossy(&verify.stdout);
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(verify.contains("No problems found"), "{verify}");
+    assert!(
+        info.contains("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
+        "{info}"
+    );
+    assert!(info.contains("First sector: 2048"), "{info}");
+    assert!(info.contains("'EFI System Partition'"), "{info}");
+}

@@ -3,10 +3,10 @@
 
 #![forbid(unsafe_code)]
 
-mod args;
 mod bench;
 mod boot_tests;
 mod build;
+mod cli;
 mod commands;
 mod emulator;
 mod error;
@@ -21,52 +21,34 @@ mod serial;
 mod setup;
 mod soak;
 mod terminal;
+mod workflow_lint;
 
 use std::process::ExitCode;
 
-use args::Args;
-use error::{Error, Result};
+use clap::Parser;
+
+use cli::{Cli, Command};
+use error::Result;
 
 /// Exit code when a command could not do its job (bad arguments, missing tools, build errors).
 const EXIT_ERROR: u8 = 4;
 
-const USAGE: &str = "\
-usage: cargo xtask <command> [options]
-
-commands:
-  build                              build the guest kernel, the user programs and the UEFI
-                                     firmware (release)
-  image [--mode hv|native] [--out PATH] [--production] [--gpt] [--firmware EFI --kernel ELF]
-                                     build, then write the FAT disk image (path on the last line);
-                                     with --firmware and --kernel, use those files and skip the build;
-                                     --production: firmware without the GDB stub; --gpt: a GPT disk
-                                     whose EFI System Partition holds the FAT volume (for a USB
-                                     stick: the dd command is printed)
-  run [--emulator auto|bochs|qemu|kvm] [--mode hv|native] [--cpu MODEL] [--cpus N] [--timeout S]
-      [--image PATH]                 build, image and boot with the serial console live
-                                     (--cpus: processors, default 2; --image: boot that image,
-                                     no build); in a terminal keys go to the guest as typed
-                                     (raw mode): Ctrl-A x quits, Ctrl-A h helps;
-                                     exit 0 PASS, 1 FAIL, 2 timeout, 3 emulator exited, 4 error
-  test [--only a,b] [--skip-host] [--no-build] [--list] [--timeout S] [--jobs N]
-       [--partition I/N]             host unit tests, then the boot tests, N at a time (default:
-                                     the machine's parallelism); --partition: only the I-th of N
-                                     parts (deterministic, long tests spread; with --list too);
-                                     --no-build: boot the artifacts already in target/
-  bench [--cpu MODEL] [--cpus N] [--timeout S]
-                                     boot native and hv under Bochs (default cpu tigerlake) on 1
-                                     and on N (2) processors, run the guest's `bench` (`bench smp`
-                                     on N) in each and print the comparison; writes
-                                     target/rampart/bench/bench.md and bench.json
-  gdb [--cpu MODEL]                  build an image with the GDB stub on, boot it under Bochs
-                                     (COM1 shown here) and start gdb on the kernel, connected
-  help                               this text";
-
 fn main() -> ExitCode {
-    let mut argv = std::env::args().skip(1);
-    let command = argv.next().unwrap_or_else(|| "help".to_string());
-    let args = Args::new(argv.collect());
-    match dispatch(&command, args) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // `--help`, `help` and no command at all print the help and succeed; a bad flag or
+            // value is refused by name with EXIT_ERROR, as before the parser was clap's.
+            use clap::error::ErrorKind::*;
+            let _ = err.print();
+            let code = match err.kind() {
+                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => EXIT_ERROR,
+            };
+            return ExitCode::from(code);
+        }
+    };
+    match dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("xtask: error: {err}");
@@ -75,25 +57,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn dispatch(command: &str, args: Args) -> Result<u8> {
+fn dispatch(command: Command) -> Result<u8> {
     // `gdb-serve` runs as a child of `gdb`, which already holds the lock.
     let _lock = match command {
-        "build" | "image" | "run" | "test" | "gdb" | "bench" | "soak" => Some(lock::acquire()?),
-        _ => None,
+        Command::GdbServe(_) => None,
+        _ => Some(lock::acquire()?),
     };
     match command {
-        "build" => commands::build(args),
-        "image" => commands::image(args),
-        "run" => commands::run(args),
-        "test" => commands::test(args),
-        "gdb" => gdb::command(args),
-        "gdb-serve" => gdb::serve(args),
-        "bench" => commands::bench(args),
-        "soak" => commands::soak(args),
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
-            Ok(0)
-        }
-        other => Err(Error::Usage(format!("unknown command `{other}`"))),
+        Command::Build => commands::build(),
+        Command::Image(args) => commands::image(args),
+        Command::Run(args) => commands::run(args),
+        Command::Test(args) => commands::test(args),
+        Command::Gdb(args) => gdb::command(args),
+        Command::GdbServe(args) => gdb::serve(args),
+        Command::Bench(args) => commands::bench(args),
+        Command::Soak(args) => commands::soak(args),
     }
 }

@@ -1,5 +1,6 @@
 //! Fresh-machine checks run before build/run/test: the Rust targets and the Debian packages the chosen
-//! command needs. As root the runner installs what is missing; otherwise it prints the command to run.
+//! command needs. As root (or with passwordless sudo, as on a hosted CI runner) the runner installs
+//! what is missing; otherwise it prints the command to run.
 
 use std::path::Path;
 use std::process::Command;
@@ -76,14 +77,18 @@ pub fn ensure(needs: &[Need]) -> Result<()> {
         return Ok(());
     }
     let list = missing.join(" ");
-    if !running_as_root() {
+    let sudo = !running_as_root();
+    if sudo && !passwordless_sudo() {
         return Err(Error::Setup(format!(
             "missing Debian packages: {list}\n  run: sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y {list}"
         )));
     }
-    println!("xtask: installing {list}…");
-    apt(&["update"])?;
-    apt(&[&["install", "-y"][..], &missing].concat())?;
+    println!(
+        "xtask: installing {list}{}…",
+        if sudo { " (sudo)" } else { "" }
+    );
+    apt(sudo, &["update"])?;
+    apt(sudo, &[&["install", "-y"][..], &missing].concat())?;
     match missing_packages(needs).is_empty() {
         true => Ok(()),
         false => Err(Error::Setup(format!(
@@ -136,8 +141,24 @@ fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
-fn apt(args: &[&str]) -> Result<()> {
-    let status = Command::new("apt-get")
+/// Whether `sudo` runs without asking (as on hosted CI runners).
+fn passwordless_sudo() -> bool {
+    Command::new("sudo")
+        .args(["-n", "true"])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn apt(sudo: bool, args: &[&str]) -> Result<()> {
+    let mut command = match sudo {
+        true => {
+            let mut command = Command::new("sudo");
+            command.args(["-n", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+            command
+        }
+        false => Command::new("apt-get"),
+    };
+    let status = command
         .args(args)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()

@@ -123,37 +123,24 @@ pub fn markdown(md: &mut String, native: &Side, hv: &Side, extra: &[(Config, Sid
 }
 
 /// JSON fields for the matrix: `"<label>": {"<bench>": [cycles, exits_per_op]}`.
-pub fn json(extra: &[(Config, Side)]) -> String {
-    let mut out = String::from("{");
-    for (i, (config, side)) in extra.iter().enumerate() {
-        let _ = write!(
-            out,
-            "{}\"{}\": {{",
-            if i == 0 { "" } else { ", " },
-            config.label
-        );
-        let mut first = true;
-        for line in side
+pub fn json(extra: &[(Config, Side)]) -> serde_json::Value {
+    let mut matrix = serde_json::Map::new();
+    for (config, side) in extra {
+        let benches: serde_json::Map<String, serde_json::Value> = side
             .results
             .iter()
             .filter(|r| COLUMNS.contains(&r.name.as_str()))
-        {
-            let exits = line
-                .exits_per_op
-                .map_or("null".into(), |e| format!("{e:.3}"));
-            let _ = write!(
-                out,
-                "{}\"{}\": [{}, {exits}]",
-                if first { "" } else { ", " },
-                line.name,
-                line.cycles_per_op
-            );
-            first = false;
-        }
-        out.push('}');
+            .map(|line| {
+                let exits = line.exits_per_op.map(|e| super::table::rounded(e, 3));
+                (
+                    line.name.clone(),
+                    serde_json::json!([line.cycles_per_op, exits]),
+                )
+            })
+            .collect();
+        matrix.insert(config.label.to_string(), benches.into());
     }
-    out.push('}');
-    out
+    matrix.into()
 }
 
 #[cfg(test)]
@@ -193,6 +180,8 @@ mod tests {
             "{md}"
         );
         assert_eq!(md.matches("\n| ").count(), 1 + 6, "{md}");
-        assert!(json(&extra).starts_with("{\"hv, pagetables = off, kpti=off\": {}"));
+        assert!(json(&extra)
+            .to_string()
+            .starts_with("{\"hv, pagetables = off, kpti=off\":{}"));
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::parse::{BenchLine, BootFigures};
 use super::size::SourceSize;
-use crate::boot_tests::report::json_string;
+use serde_json::json;
 
 /// Goal: hv cycles per op at most this many times native (issue 6).
 pub const RATIO_GOAL: f64 = 1.02;
@@ -266,36 +266,36 @@ impl Dashboard {
     }
 
     pub fn json(&self) -> String {
-        let rows = json_rows(&self.rows());
-        let smp = self.smp.as_ref().map_or("null".into(), |smp| {
-            format!(
-                "{{\"cpus\": {}, \"benchmarks\": [\n{}\n  ]}}",
-                smp.cpus,
-                json_rows(&rows_of_smp(smp)).join(",\n")
-            )
-        });
+        let smp = self
+            .smp
+            .as_ref()
+            .map(|smp| json!({"cpus": smp.cpus, "benchmarks": json_rows(&rows_of_smp(smp))}));
         let (native, hv, s) = (&self.native.boot, &self.hv.boot, &self.source);
-        let (text_virtual, text_raw) = match self.efi_text {
-            Some((v, r)) => (v.to_string(), r.to_string()),
-            None => ("null".into(), "null".into()),
-        };
-        format!(
-            "{{\n  \"emulator\": \"bochs\",\n  \"cpu\": {},\n  \"benchmarks\": [\n{}\n  ],\n  \"smp\": {smp},\n  \"page_table_policy\": {},\n  \"boot\": {{\"native_kernel_entry_tsc\": {}, \"hv_kernel_entry_tsc\": {}, \"handoff_to_vmlaunch_cycles\": {}, \"handoff_without_logging_cycles\": {}}},\n  \"hypervisor\": {{\"source_files\": {}, \"source_lines\": {}, \"code_lines\": {}, \"production_code_lines\": {}, \"contracts_code_lines\": {}, \"efi_text_bytes\": {text_virtual}, \"efi_text_raw_bytes\": {text_raw}, \"ept_tables\": {}, \"ept_kib\": {}}}\n}}\n",
-            json_string(&self.cpu),
-            rows.join(",\n"),
-            super::policy_matrix::json(&self.matrix),
-            json_number(native.kernel_entry_tsc),
-            json_number(hv.kernel_entry_tsc),
-            json_number(hv.handoff_to_vmlaunch),
-            json_number(hv.handoff_without_logging),
-            s.files,
-            s.lines,
-            s.code_lines,
-            self.production_source.code_lines,
-            self.contracts_source.code_lines,
-            json_number(hv.ept_tables),
-            json_number(hv.ept_kib),
-        )
+        let dashboard = json!({
+            "emulator": "bochs",
+            "cpu": self.cpu,
+            "benchmarks": json_rows(&self.rows()),
+            "smp": smp,
+            "page_table_policy": super::policy_matrix::json(&self.matrix),
+            "boot": {
+                "native_kernel_entry_tsc": native.kernel_entry_tsc,
+                "hv_kernel_entry_tsc": hv.kernel_entry_tsc,
+                "handoff_to_vmlaunch_cycles": hv.handoff_to_vmlaunch,
+                "handoff_without_logging_cycles": hv.handoff_without_logging,
+            },
+            "hypervisor": {
+                "source_files": s.files,
+                "source_lines": s.lines,
+                "code_lines": s.code_lines,
+                "production_code_lines": self.production_source.code_lines,
+                "contracts_code_lines": self.contracts_source.code_lines,
+                "efi_text_bytes": self.efi_text.map(|(virtual_size, _)| virtual_size),
+                "efi_text_raw_bytes": self.efi_text.map(|(_, raw)| raw),
+                "ept_tables": hv.ept_tables,
+                "ept_kib": hv.ept_kib,
+            },
+        });
+        serde_json::to_string_pretty(&dashboard).expect("the dashboard serializes") + "\n"
     }
 }
 
@@ -303,48 +303,44 @@ fn rows_of_smp(smp: &Smp) -> Vec<Row> {
     rows(&smp.native, &smp.hv)
 }
 
+/// `value` rounded to `places` decimals (the figures' printed precision).
+pub(super) fn rounded(value: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (value * scale).round() / scale
+}
+
 /// One JSON object per row.
-fn json_rows(rows: &[Row]) -> Vec<String> {
-    {
-        rows
-            .iter()
-            .map(|row| {
-                let misses: Vec<String> = row.misses().iter().map(|m| json_string(m)).collect();
-                format!(
-                    "    {{\"name\": {}, \"native_cycles_per_op\": {}, \"hv_cycles_per_op\": {}, \"ratio\": {}, \"exits_per_op\": {}, \"exit_cycles\": {}, \"ops\": {}, \"missed\": [{}], \"native_extra\": {}, \"hv_extra\": {}}}",
-                    json_string(&row.name),
-                    json_number(row.native),
-                    json_number(row.hv),
-                    row.ratio().map_or("null".into(), |r| format!("{r:.4}")),
-                    row.exits_per_op.map_or("null".into(), |e| format!("{e:.3}")),
-                    json_number(row.exit_cycles),
-                    row.ops,
-                    misses.join(", "),
-                    json_extra(row.native_line.as_ref()),
-                    json_extra(row.hv_line.as_ref()),
-                )
+fn json_rows(rows: &[Row]) -> Vec<serde_json::Value> {
+    rows.iter()
+        .map(|row| {
+            json!({
+                "name": row.name,
+                "native_cycles_per_op": row.native,
+                "hv_cycles_per_op": row.hv,
+                "ratio": row.ratio().map(|r| rounded(r, 4)),
+                "exits_per_op": row.exits_per_op.map(|e| rounded(e, 3)),
+                "exit_cycles": row.exit_cycles,
+                "ops": row.ops,
+                "missed": row.misses(),
+                "native_extra": json_extra(row.native_line.as_ref()),
+                "hv_extra": json_extra(row.hv_line.as_ref()),
             })
-            .collect()
-    }
+        })
+        .collect()
 }
 
 /// A result line's extra fields as a JSON object (`{}` for none or no line).
-fn json_extra(line: Option<&BenchLine>) -> String {
-    let fields: Vec<String> = line.map_or(Vec::new(), |l| {
+fn json_extra(line: Option<&BenchLine>) -> serde_json::Map<String, serde_json::Value> {
+    line.map_or_else(serde_json::Map::new, |l| {
         l.extra
             .iter()
-            .map(|(k, v)| format!("{}: {v}", json_string(k)))
+            .map(|(k, v)| (k.clone(), (*v).into()))
             .collect()
-    });
-    format!("{{{}}}", fields.join(", "))
+    })
 }
 
 pub(super) fn number(value: Option<u64>) -> String {
     value.map_or("-".into(), |v| v.to_string())
-}
-
-fn json_number(value: Option<u64>) -> String {
-    value.map_or("null".into(), |v| v.to_string())
 }
 
 #[cfg(test)]
@@ -419,11 +415,18 @@ mod tests {
     }
 
     #[test]
-    fn json_carries_the_same_figures() {
-        let json = dashboard().json();
-        assert!(json.contains("\"name\": \"fault\", \"native_cycles_per_op\": 1000, \"hv_cycles_per_op\": 1100, \"ratio\": 1.1000, \"exits_per_op\": 2.000"));
-        assert!(json.contains("\"missed\": [\"exits\", \"ratio\"]"));
-        assert!(json.contains("\"handoff_to_vmlaunch_cycles\": 500"));
-        assert!(json.contains("\"ept_kib\": 24"));
+    fn json_carries_the_same_figures_and_parses_back() {
+        let json: serde_json::Value = serde_json::from_str(&dashboard().json()).unwrap();
+        let fault = &json["benchmarks"][1];
+        assert_eq!(fault["name"], "fault");
+        assert_eq!(fault["native_cycles_per_op"], 1000);
+        assert_eq!(fault["hv_cycles_per_op"], 1100);
+        assert_eq!(fault["ratio"], 1.1);
+        assert_eq!(fault["exits_per_op"], 2.0);
+        assert_eq!(fault["missed"], json!(["exits", "ratio"]));
+        assert_eq!(json["boot"]["handoff_to_vmlaunch_cycles"], 500);
+        assert_eq!(json["hypervisor"]["ept_kib"], 24);
+        assert_eq!(json["hypervisor"]["efi_text_bytes"], 4096);
+        assert_eq!(json["smp"], serde_json::Value::Null);
     }
 }

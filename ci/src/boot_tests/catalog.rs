@@ -52,6 +52,7 @@ pub enum Variant {
 }
 
 /// One boot test.
+#[derive(Clone, Copy)]
 pub struct BootTest {
     pub name: &'static str,
     pub emulator: Emulator,
@@ -62,6 +63,27 @@ pub struct BootTest {
     pub cpus: u32,
     pub variant: Variant,
     pub expect: Expectations,
+}
+
+/// The tests of `tests` that boot the hv image under Bochs, moved to QEMU/KVM on the host's CPU
+/// (`cargo xtask test --emulator kvm`, for runners that offer VT-x to their guests; untested on
+/// these machines, which have no VT-x); refuses a selection with any other test.
+pub fn under_kvm(tests: &[&'static BootTest]) -> Result<Vec<&'static BootTest>, String> {
+    let mut moved = Vec::new();
+    for test in tests {
+        if test.emulator != Emulator::Bochs || test.mode != Mode::Hv {
+            return Err(format!(
+                "--emulator kvm moves hv tests off Bochs; `{}` is not one (choose with --only)",
+                test.name
+            ));
+        }
+        // Leaked once per run: the runner's tests are 'static, and a run moves a few.
+        moved.push(&*Box::leak(Box::new(BootTest {
+            emulator: Emulator::Kvm,
+            ..**test
+        })));
+    }
+    Ok(moved)
 }
 
 /// The native QEMU boot's lines in order. QEMU q35 has an ACPI MCFG (its MMCONFIG window at

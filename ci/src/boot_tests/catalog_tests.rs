@@ -35,3 +35,17 @@ fn names_are_unique() {
             .all(|other| other.name != test.name));
     }
 }
+
+#[test]
+fn kvm_takes_only_the_hv_bochs_tests() {
+    let hv = select(Some("hv-bochs-tigerlake")).unwrap();
+    let moved = under_kvm(&hv).unwrap();
+    assert_eq!(moved[0].emulator, Emulator::Kvm);
+    assert_eq!(moved[0].name, "hv-bochs-tigerlake");
+    let native = select(Some("native-qemu")).unwrap();
+    let refused = under_kvm(&native).err().unwrap();
+    assert!(
+        refused.contains("--emulator kvm") && refused.contains("native-qemu"),
+        "{refused}"
+    );
+}

@@ -8,6 +8,7 @@ use crate::serial::ResultLine;
 pub type LinePattern = &'static [&'static str];
 
 /// The serial contract of one boot test.
+#[derive(Clone, Copy)]
 pub struct Expectations {
     /// Lines that must appear, in this order (other lines may come between).
     pub ordered: &'static [LinePattern],

@@ -7,14 +7,17 @@ pub mod exit_delta;
 pub mod expect;
 pub mod failures;
 pub mod fuzz;
+pub mod junit;
 pub mod kpti;
 pub mod partition;
+pub mod progress;
 pub mod report;
 pub mod session;
 pub mod shell;
 pub mod vmxinsn;
 
 use std::collections::VecDeque;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +27,7 @@ use crate::error::Result;
 use crate::image::{self, Contents};
 use crate::paths;
 use catalog::{BootTest, Variant};
+use progress::Progress;
 use report::Record;
 
 const SERIAL_TAIL_LINES: usize = 40;
@@ -37,15 +41,26 @@ const EMULATOR_TAIL_LINES: usize = 20;
 pub fn run_all(tests: &[&'static BootTest], timeout: Option<Duration>, jobs: usize) -> Vec<Record> {
     let queue = Mutex::new(tests.iter().copied().collect::<VecDeque<_>>());
     let records = Mutex::new(Vec::new());
+    let progress = Progress::new(tests.len(), std::io::stdout().is_terminal());
     std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, tests.len().max(1)) {
-            scope.spawn(|| {
-                while let Some(test) = next(&queue) {
-                    let record = run_one(test, timeout);
-                    records.lock().expect("records lock").push(record);
-                }
-            });
+        let workers: Vec<_> = (0..jobs.clamp(1, tests.len().max(1)))
+            .map(|_| {
+                scope.spawn(|| {
+                    while let Some(test) = next(&queue) {
+                        progress.started(test.name);
+                        let record = run_one(test, timeout);
+                        let text = format!("{}{}", record.line(), record.evidence);
+                        progress.finished(test.name, record.passed(), &text);
+                        records.lock().expect("records lock").push(record);
+                    }
+                })
+            })
+            .collect();
+        while !workers.iter().all(|worker| worker.is_finished()) {
+            std::thread::sleep(progress::REDRAW);
+            progress.redraw();
         }
+        progress.clear();
     });
     let mut records = records.into_inner().expect("records lock");
     records.sort_by_key(|record| tests.iter().position(|t| t.name == record.name));
@@ -56,7 +71,7 @@ fn next(queue: &Mutex<VecDeque<&'static BootTest>>) -> Option<&'static BootTest>
     queue.lock().expect("queue lock").pop_front()
 }
 
-/// Runs one test and prints its line (and, on failure, the evidence) in one piece.
+/// Runs one test; on failure its record carries the evidence (the logs' tails).
 fn run_one(test: &BootTest, timeout: Option<Duration>) -> Record {
     let start = Instant::now();
     let run_dir = paths::run_dir(test.name);
@@ -82,11 +97,9 @@ fn run_one(test: &BootTest, timeout: Option<Duration>) -> Record {
         Err(err) => record.failures.push(err.to_string()),
     }
     record.seconds = start.elapsed().as_secs_f64();
-    let mut text = record.line();
     if !record.passed() {
-        text.push_str(&evidence(&record, test.emulator.log_name(), &run_dir));
+        record.evidence = evidence(&record, test.emulator.log_name(), &run_dir);
     }
-    println!("{text}");
     record
 }
 

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::args::Args;
+use crate::cli::{GdbArgs, GdbServeArgs};
 use crate::emulator::{self, console, Emulator, Input, Launch, DISK_IMAGE, SERIAL_LOG};
 use crate::error::{Error, Result};
 use crate::image::{self, Contents, Mode};
@@ -32,7 +32,6 @@ use crate::{build, paths};
 
 /// The boot config line that turns the stub on.
 pub const GDB_ON: &str = "gdb = on\n";
-const DEFAULT_CPU: &str = "tigerlake";
 const RUN_NAME: &str = "gdb";
 /// An interactive session may last long.
 const SESSION_LIMIT: Duration = Duration::from_secs(24 * 3600);
@@ -45,9 +44,8 @@ pub fn contents() -> Result<Contents> {
 }
 
 /// `cargo xtask gdb [--cpu MODEL]`.
-pub fn command(mut args: Args) -> Result<u8> {
-    let cpu = args.value("cpu")?.unwrap_or(DEFAULT_CPU.to_string());
-    args.finish()?;
+pub fn command(args: GdbArgs) -> Result<u8> {
+    let GdbArgs { cpu } = args;
     crate::setup::ensure(&[crate::setup::Need::Bochs])?;
     build::build()?;
     let run_dir = paths::run_dir(RUN_NAME);
@@ -82,12 +80,8 @@ pub fn command(mut args: Args) -> Result<u8> {
 
 /// `xtask gdb-serve --cpu MODEL --port PORT` (started by [`command`]): boots the image in the
 /// `gdb` run directory and relays COM2 to PORT.
-pub fn serve(mut args: Args) -> Result<u8> {
-    let cpu = args.value("cpu")?.unwrap_or(DEFAULT_CPU.to_string());
-    let port = args
-        .parsed("port", |s| s.parse::<u16>().ok(), "a port")?
-        .ok_or_else(|| Error::Usage("--port is required".to_string()))?;
-    args.finish()?;
+pub fn serve(args: GdbServeArgs) -> Result<u8> {
+    let GdbServeArgs { cpu, port } = args;
     let listener = std::net::TcpListener::bind(("127.0.0.1", port))
         .map_err(|e| Error::Setup(format!("cannot bind port {port}: {e}")))?;
     let run_dir = paths::run_dir(RUN_NAME);
