@@ -19,13 +19,22 @@ mod rt;
 pub mod sys;
 pub mod tsc;
 
+pub use rampart_kernel_abi::about;
 pub use rampart_kernel_abi::syscall::{Errno, ProcessInfo, EXIT_FAULTED, EXIT_KILLED};
 
 /// Declares the program's main function, `fn(args: &str) -> i64` (the exit code), which the
-/// runtime's `_start` calls with the space-separated argument string.
+/// runtime's `_start` calls with the space-separated argument string, and its one-line
+/// description (at most [`about::MAX_TEXT`] bytes), which the shell's `help` lists: a record at
+/// the start of the program's read-only segment (`user.ld`), read by the kernel.
 #[macro_export]
 macro_rules! entry {
-    ($main:path) => {
+    ($main:path, $about:expr) => {
+        #[cfg(target_os = "none")]
+        #[used]
+        #[link_section = ".rampart_about"]
+        static RAMPART_ABOUT: [u8; $crate::about::HEADER + $about.len()] =
+            $crate::about::record($about);
+
         #[cfg(target_os = "none")]
         #[no_mangle]
         fn rampart_user_main(args: &str) -> i64 {

@@ -141,6 +141,14 @@ pub fn processes(buf: &mut [ProcessInfo]) -> Result<usize, Errno> {
     decode(unsafe { raw(Syscall::Processes as u64, args) }).map(|n| n as usize)
 }
 
+/// Fills `buf` with the initrd's programs, a `name\tdescription\n` line each (whole lines);
+/// returns the bytes written.
+pub fn programs(buf: &mut [u8]) -> Result<usize, Errno> {
+    let args = [buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0, 0];
+    // SAFETY: `buf` is an exclusive borrow of `len` bytes.
+    decode(unsafe { raw(Syscall::Programs as u64, args) }).map(|n| n as usize)
+}
+
 /// VM exits counted by the hypervisor so far; `Err(NoSys)` when running natively.
 pub fn exit_count() -> Result<u64, Errno> {
     call(Syscall::ExitCount, [0; 6])

@@ -28,6 +28,8 @@ pub const FULL: Session = Session {
         BOOT,
         HELLO,
         PS,
+        HELP,
+        RUN_UNKNOWN,
         FAULTY_NULL,
         FAULTY_GP,
         FAULTY_UD,
@@ -58,6 +60,8 @@ pub const FULL_SMP: Session = Session {
         BOOT,
         HELLO,
         PS,
+        HELP,
+        RUN_UNKNOWN,
         FAULTY_NULL,
         FAULTY_GP,
         FAULTY_UD,
@@ -97,6 +101,21 @@ const PS: Step = Step {
     send: Some("ps"),
     expect: &[&[PS_HEADER], &[PROMPT]],
 };
+/// `help`: the commands, then every initrd program with its description (read by the kernel
+/// from the program's ELF; checked in [`check_full`]).
+const HELP: Step = Step {
+    label: "help",
+    send: Some("help"),
+    expect: &[&[PROGRAMS_HEADER], &[PROMPT]],
+};
+const PROGRAMS_HEADER: &str = "programs (run NAME [ARGS]):";
+/// `run` of a name the initrd lacks: ENOENT, then the names that exist.
+const RUN_UNKNOWN: Step = Step {
+    label: "run-unknown",
+    send: Some("run nosuch"),
+    expect: &[&["sh: run nosuch: ENOENT"], &[PROGRAMS_ARE], &[PROMPT]],
+};
+const PROGRAMS_ARE: &str = "sh: the programs are:";
 const FAULTY_NULL: Step = faulty("faulty-null", "run faulty null");
 const FAULTY_GP: Step = faulty("faulty-gp", "run faulty gp");
 const FAULTY_UD: Step = faulty("faulty-ud", "run faulty ud");
@@ -223,6 +242,11 @@ pub fn check_full(lines: &[String], flavour: Flavour) -> (Vec<String>, Vec<(Stri
         Err(err) => fail(err),
     }
 
+    match check_programs(section(lines, "help"), section(lines, "run nosuch")) {
+        Ok(listed) => figures.push(("help_programs".into(), listed)),
+        Err(err) => fail(err),
+    }
+
     match spin_switches(lines) {
         Ok(switches) => figures.push(("spin_switches".into(), switches)),
         Err(err) => fail(err),
@@ -294,6 +318,37 @@ pub fn check_full(lines: &[String], flavour: Flavour) -> (Vec<String>, Vec<(Stri
         fail("exit: no `[init] sh exited with code 0` line".into());
     }
     (failures, figures)
+}
+
+/// `help` must list every program packed into the initrd with a description, and `run nosuch`
+/// must name them all; returns how many `help` listed.
+pub fn check_programs(help: &[String], unknown: &[String]) -> Result<u64, String> {
+    let listing: Vec<&String> = help
+        .iter()
+        .skip_while(|l| !l.contains(PROGRAMS_HEADER))
+        .skip(1)
+        .collect();
+    for program in crate::initrd::PROGRAMS {
+        let row = listing
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(program))
+            .ok_or_else(|| format!("help: no row for the initrd program `{program}`"))?;
+        if row.split_whitespace().nth(1).is_none() {
+            return Err(format!("help: `{program}` has no description"));
+        }
+    }
+    let names = unknown
+        .iter()
+        .find_map(|l| l.split_once(PROGRAMS_ARE).map(|(_, names)| names))
+        .ok_or_else(|| format!("run nosuch: no `{PROGRAMS_ARE}` line"))?;
+    let names: Vec<&str> = names.split_whitespace().collect();
+    if let Some(missing) = crate::initrd::PROGRAMS.iter().find(|p| !names.contains(p)) {
+        return Err(format!(
+            "run nosuch: `{missing}` not among the programs named"
+        ));
+    }
+    let listed = listing.iter().take_while(|l| l.starts_with("  ")).count();
+    Ok(listed as u64)
 }
 
 /// The lines a command produced: after the prompt line that typed it, up to the next prompt.

@@ -19,11 +19,26 @@ fn transcript(flavour: Flavour) -> Vec<String> {
         "PID PPID CPU STATE TICKS NAME".into(),
         "1 0 0 waiting 1 init".into(),
         "2 1 0 running 5 sh".into(),
-        "sh> run spin A 30 &".into(),
+        "sh> help".into(),
+        "commands:".into(),
+        "  help                 this text and the initrd's programs".into(),
+        "programs (run NAME [ARGS]):".into(),
+    ];
+    for program in crate::initrd::PROGRAMS {
+        text.push(format!("  {program:<10} does {program} things"));
+    }
+    text.push("sh> run nosuch".into());
+    text.push("sh: run nosuch: ENOENT".into());
+    text.push(format!(
+        "sh: the programs are: {}",
+        crate::initrd::PROGRAMS.join(" ")
+    ));
+    text.extend([
+        "sh> run spin A 30 &".to_string(),
         "[sh] started spin as pid 3".into(),
         "A 0".into(),
         "sh> run spin B 30 &".into(),
-    ];
+    ]);
     for i in 0..30 {
         text.push(format!("A {i}"));
         text.push(format!("B {i}"));
@@ -76,6 +91,7 @@ fn a_good_session_passes_with_figures() {
         assert!(figures.contains(&("sleeper_ms".into(), 510)));
         assert!(figures.contains(&("badptr_cases".into(), 17)));
         assert!(figures.contains(&("ps_rows".into(), 2)));
+        assert!(figures.contains(&("help_programs".into(), 14)));
         let deltas = figures
             .iter()
             .filter(|(k, _)| k.ends_with("_delta"))
@@ -123,6 +139,21 @@ fn reports_each_broken_reply() {
             "[sh] hello exited with code 0",
             "[sh] hello exited with code 3",
             "got `[sh] hello exited with code 3`",
+        ),
+        (
+            "  attacks    does attacks things",
+            "  attacks",
+            "`attacks` has no description",
+        ),
+        (
+            "  fuzz       does fuzz things",
+            "  fuzzy      does fuzz things",
+            "no row for the initrd program `fuzz`",
+        ),
+        (
+            "sh: the programs are: init sh hello spin sleeper faulty badptr sysloop pingpong bench true attacks vmxinsn fuzz",
+            "sh: the programs are: init sh",
+            "`hello` not among the programs named",
         ),
     ];
     for (from, to, want) in cases {

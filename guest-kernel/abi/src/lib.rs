@@ -3,6 +3,7 @@
 //! - [`syscall`]: numbers, calling convention and error codes.
 //! - [`initrd`]: the boot-module archive holding the user programs (defined with the boot
 //!   contract in `rampart-boot-info`, re-exported here).
+//! - [`about`]: the one-line description each program carries in its ELF.
 //!
 //! Process entry (ring 3, as the kernel starts every program): RIP = `e_entry`; RDI = user
 //! address of the argument string given to `spawn` (UTF-8, space separated, program name not
@@ -14,6 +15,7 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod about;
 /// The initrd format is part of the boot contract (the hypervisor reads it too).
 pub use rampart_boot_info::initrd;
 pub mod syscall;

@@ -53,6 +53,10 @@ pub enum Syscall {
     /// `count` random VM-exit operations from ring 0 on every CPU, drawn from `seed`, each
     /// checked; 0 if every outcome was the defined one. [`Errno::NoSys`] without the feature.
     Fuzz = 16,
+    /// `programs(buf, len) -> bytes`: the initrd's programs, one line each, `name`, a tab, its
+    /// description ([`crate::about`]; empty if it has none) and `\n`, in archive order; as many
+    /// whole lines as fit in `len` bytes.
+    Programs = 17,
 }
 
 /// The operations of [`Syscall::Bench`] (RDI) and their results.
@@ -73,7 +77,7 @@ pub mod bench {
 }
 
 impl Syscall {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 18;
 }
 
 /// Error codes (negated in RAX), numbered as Linux's.

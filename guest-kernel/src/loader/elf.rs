@@ -65,6 +65,19 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
 }
 
+/// The description `file` carries ([`rampart_kernel_abi::about`]): the record at the start of
+/// its first read-only (neither writable nor executable) segment, if well formed.
+pub fn description<'a>(file: &'a [u8], program: &Program) -> Option<&'a str> {
+    let segment = program
+        .segments()
+        .iter()
+        .find(|s| !s.writable && !s.executable)?;
+    // parse() checked that every segment's file bytes lie inside the file.
+    let start = usize::try_from(segment.offset).ok()?;
+    let end = start.checked_add(usize::try_from(segment.filesz).ok()?)?;
+    rampart_kernel_abi::about::read(file.get(start..end)?)
+}
+
 /// Validates `file`; never panics.
 pub fn parse(file: &[u8]) -> Result<Program, Errno> {
     parse_inner(file).ok_or(Errno::NotExecutable)
@@ -176,6 +189,19 @@ pub mod tests {
         assert_eq!(program.count, 2);
         assert!(program.segments[0].executable && !program.segments[0].writable);
         assert_eq!(program.brk_start(), 0x40_5000);
+    }
+
+    #[test]
+    fn the_description_is_read_from_the_read_only_segment() {
+        let record: [u8; 16] = rampart_kernel_abi::about::record("tool");
+        let mut file = sample(&record);
+        let program = parse(&file).unwrap();
+        assert_eq!(description(&file, &program), None, "no read-only segment");
+        file[64 + 56 + 4] = 4; // the second segment read-only
+        let program = parse(&file).unwrap();
+        assert_eq!(description(&file, &program), Some("tool"));
+        file[0x1000] = b'X';
+        assert_eq!(description(&file, &program), None, "no magic");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub use kthread::{in_kernel_thread, kernel_thread_fault};
 pub use schedule::{
     allocate_stack_top, block_current, idle_loop, init, kicked_in_user_mode, schedule, timer_tick,
 };
-pub use spawn::{set_initrd, spawn};
+pub use spawn::{programs, set_initrd, spawn};
 
 use crate::arch::percpu;
 use crate::mm::cpu_roots::Used;

@@ -21,6 +21,23 @@ pub fn set_initrd(bytes: &'static [u8]) {
     INITRD.call_once(|| bytes);
 }
 
+/// Calls `visit(name, description)` for each program in the initrd (files that are not valid
+/// programs are left out), in archive order.
+pub fn programs(mut visit: impl FnMut(&str, &str)) {
+    let bytes = INITRD.get().copied().unwrap_or(&[]);
+    let Ok(archive) = Initrd::parse(bytes) else {
+        return;
+    };
+    for file in archive.files() {
+        if let Ok(program) = elf::parse(file.data) {
+            visit(
+                file.name,
+                elf::description(file.data, &program).unwrap_or(""),
+            );
+        }
+    }
+}
+
 /// Starts program `name` from the initrd with argument string `args`, as a child of `parent`.
 pub fn spawn(name: &str, args: &[u8], parent: u64) -> Result<u64, Errno> {
     if name.is_empty() || name.len() > MAX_NAME {

@@ -36,6 +36,7 @@ static TABLE: [Handler; Syscall::COUNT] = [
     suite::attacks,
     bench::bench,
     suite::fuzz,
+    process::programs,
 ];
 
 /// Where the table is: the attack suite tries to overwrite it.

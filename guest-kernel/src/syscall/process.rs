@@ -98,3 +98,30 @@ fn row_bytes(row: &ProcessInfo) -> [u8; 64] {
     bytes[32..64].copy_from_slice(&row.name);
     bytes
 }
+
+/// `programs(buf, len)`: one `name\tdescription\n` line per initrd program, whole lines only.
+pub fn programs(arguments: &Arguments) -> Result<u64, Errno> {
+    let [buffer, length, ..] = *arguments;
+    user::check(buffer, length, crate::mm::user_range::Direction::Write)?;
+    let mut written = 0u64;
+    let mut full = false;
+    let mut result = Ok(());
+    process::programs(|name, description| {
+        let mut line = [0u8; MAX_NAME + 1 + rampart_kernel_abi::about::MAX_TEXT + 1];
+        let mut at = 0;
+        for part in [name.as_bytes(), b"\t", description.as_bytes(), b"\n"] {
+            let Some(room) = line.get_mut(at..at + part.len()) else {
+                return;
+            };
+            room.copy_from_slice(part);
+            at += part.len();
+        }
+        full |= written + at as u64 > length;
+        if result.is_err() || full {
+            return;
+        }
+        result = user::write(buffer + written, &line[..at]);
+        written += at as u64;
+    });
+    result.map(|()| written)
+}

@@ -6,7 +6,10 @@
 use rampart_kernel_abi::syscall::{Errno, Syscall};
 use rampart_user::{println, sys};
 
-rampart_user::entry!(attacks_main);
+rampart_user::entry!(
+    attacks_main,
+    "the kernel's attack suite: each attack and what stopped it"
+);
 
 fn attacks_main(_args: &str) -> i64 {
     // SAFETY: `Attacks` takes no arguments and writes no user memory.

@@ -6,7 +6,10 @@
 use rampart_kernel_abi::syscall::{Errno, Syscall};
 use rampart_user::{println, sys};
 
-rampart_user::entry!(badptr_main);
+rampart_user::entry!(
+    badptr_main,
+    "system calls with bad user pointers must fail with EFAULT"
+);
 
 /// The first kernel-half address.
 const KERNEL_HALF: u64 = 0xffff_8000_0000_0000;
@@ -71,6 +74,16 @@ fn badptr_main(_args: &str) -> i64 {
             "processes kernel",
             Syscall::Processes as u64,
             [KERNEL_HALF, 4, 0, 0, 0, 0],
+        ),
+        case(
+            "programs kernel",
+            Syscall::Programs as u64,
+            [KERNEL_HALF, 4096, 0, 0, 0, 0],
+        ),
+        case(
+            "programs into text",
+            Syscall::Programs as u64,
+            [text, 4096, 0, 0, 0, 0],
         ),
         Case {
             name: "unknown syscall",

@@ -10,7 +10,10 @@ use core::arch::asm;
 use rampart_user::args::split_first;
 use rampart_user::println;
 
-rampart_user::entry!(faulty_main);
+rampart_user::entry!(
+    faulty_main,
+    "null|gp|ud|div|text|vmcall: one CPU exception in ring 3"
+);
 
 /// A non-canonical address (bits 63:47 not a sign extension): any access is #GP, not #PF.
 const NON_CANONICAL: u64 = 0x8000_0000_0000_0000;

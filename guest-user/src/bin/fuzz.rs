@@ -9,7 +9,7 @@
 use rampart_kernel_abi::syscall::{Errno, Syscall};
 use rampart_user::{println, sys};
 
-rampart_user::entry!(fuzz_main);
+rampart_user::entry!(fuzz_main, "[N] [SEED]: the kernel's VM-exit fuzzer");
 
 const DEFAULT_COUNT: u64 = 1000;
 const DEFAULT_SEED: u64 = 1;

@@ -3,7 +3,10 @@
 
 use rampart_user::{println, sys};
 
-rampart_user::entry!(hello_main);
+rampart_user::entry!(
+    hello_main,
+    "[ARGS]: greets from ring 3 with its pid and arguments"
+);
 
 fn hello_main(args: &str) -> i64 {
     println!("Hello from ring 3! pid={} args=\"{}\"", sys::getpid(), args);

@@ -3,7 +3,10 @@
 
 use rampart_user::{println, sys};
 
-rampart_user::entry!(init_main);
+rampart_user::entry!(
+    init_main,
+    "pid 1: starts the shell, ends the boot with its exit code"
+);
 
 fn init_main(_args: &str) -> i64 {
     println!("[init] starting sh");

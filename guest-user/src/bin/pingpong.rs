@@ -7,7 +7,10 @@ use rampart_user::args::{count_or, split_first};
 use rampart_user::bench::ExitDelta;
 use rampart_user::{println, sys};
 
-rampart_user::entry!(pingpong_main);
+rampart_user::entry!(
+    pingpong_main,
+    "[N]: N yields against a partner process, VM exits counted"
+);
 
 const DEFAULT_YIELDS: u64 = 1_000;
 

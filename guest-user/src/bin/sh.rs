@@ -4,16 +4,18 @@
 use rampart_user::args::{parse_int, split_first, words};
 use rampart_user::console::read_line;
 use rampart_user::process::state_name;
-use rampart_user::{print, println, sys, ProcessInfo};
+use rampart_user::{print, println, sys, Errno, ProcessInfo};
 
-rampart_user::entry!(sh_main);
+rampart_user::entry!(sh_main, "the interactive shell");
 
 const PROMPT: &str = "sh> ";
 const LINE_MAX: usize = 256;
 const MAX_PROCESSES: usize = 32;
+/// Room for the program listing: 32 lines of name, tab, description and newline.
+const PROGRAMS_MAX: usize = 32 * 108;
 const HELP: &str = "\
 commands:
-  help                 this text
+  help                 this text and the initrd's programs
   ps                   list processes (CPU: where each runs or last ran)
   run PROG [ARGS] [&]  run an initrd program and wait for it (& = in the background)
   kill PID             end a process
@@ -40,7 +42,7 @@ fn execute(line: &str) -> Option<i64> {
     let (command, rest) = split_first(line);
     match command {
         "" => {}
-        "help" => println!("{HELP}"),
+        "help" => help(),
         "ps" => ps(),
         "run" => run(rest),
         "kill" => kill(rest),
@@ -50,6 +52,30 @@ fn execute(line: &str) -> Option<i64> {
         other => println!("sh: unknown command '{other}'"),
     }
     None
+}
+
+/// The commands, then each initrd program with the description it carries (read from the
+/// initrd by the kernel: no list of programs here).
+fn help() {
+    println!("{HELP}");
+    println!("programs (run NAME [ARGS]):");
+    for_each_program(|name, description| println!("  {name:<10} {description}"));
+}
+
+/// Calls `visit(name, description)` for each program the kernel lists.
+fn for_each_program(mut visit: impl FnMut(&str, &str)) {
+    let mut buf = [0u8; PROGRAMS_MAX];
+    let listing = match sys::programs(&mut buf) {
+        Ok(length) => core::str::from_utf8(&buf[..length]).unwrap_or(""),
+        Err(err) => {
+            println!("sh: cannot list the programs: {}", err.name());
+            return;
+        }
+    };
+    for line in listing.lines() {
+        let (name, description) = line.split_once('\t').unwrap_or((line, ""));
+        visit(name, description);
+    }
 }
 
 fn exit_code(rest: &str) -> i64 {
@@ -101,6 +127,11 @@ fn run(rest: &str) {
         Ok(pid) => pid,
         Err(err) => {
             println!("sh: run {program}: {}", err.name());
+            if err == Errno::NoEntry {
+                print!("sh: the programs are:");
+                for_each_program(|name, _| print!(" {name}"));
+                println!();
+            }
             return;
         }
     };

@@ -4,7 +4,10 @@
 use rampart_user::args::{count_or, words};
 use rampart_user::{println, sys};
 
-rampart_user::entry!(sleeper_main);
+rampart_user::entry!(
+    sleeper_main,
+    "MS: sleeps MS milliseconds, reports how long it slept"
+);
 
 const DEFAULT_MS: u64 = 500;
 

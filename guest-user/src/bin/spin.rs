@@ -6,7 +6,10 @@
 use rampart_user::args::{count_or, words};
 use rampart_user::{println, sys};
 
-rampart_user::entry!(spin_main);
+rampart_user::entry!(
+    spin_main,
+    "NAME N [MS]: prints NAME i for i in 0..N, MS ms of busy work apart"
+);
 
 const DEFAULT_COUNT: u64 = 10;
 const DEFAULT_MS: u64 = 50;

@@ -6,7 +6,7 @@ use rampart_user::args::{count_or, words};
 use rampart_user::bench::ExitDelta;
 use rampart_user::{println, sys};
 
-rampart_user::entry!(sysloop_main);
+rampart_user::entry!(sysloop_main, "[N]: N getpid system calls, VM exits counted");
 
 const DEFAULT_CALLS: u64 = 10_000;
 /// Milliseconds to wait before measuring: the counter is the whole machine's, and under

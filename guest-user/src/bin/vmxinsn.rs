@@ -13,7 +13,10 @@ use core::arch::asm;
 use rampart_user::args::split_first;
 use rampart_user::{println, sys};
 
-rampart_user::entry!(vmxinsn_main);
+rampart_user::entry!(
+    vmxinsn_main,
+    "[NAME]: privileged and VMX instructions from ring 3 must fault"
+);
 
 /// The instructions, in the order the parent tries them.
 const NAMES: [&str; 15] = [

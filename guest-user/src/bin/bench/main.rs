@@ -14,7 +14,10 @@ use rampart_user::bench::{median, Bracket, Report};
 use rampart_user::heap::Fresh;
 use rampart_user::{println, sys, tsc, Errno};
 
-rampart_user::entry!(bench_main);
+rampart_user::entry!(
+    bench_main,
+    "[quick|smp] what protection costs: cycles and VM exits per operation"
+);
 
 /// How much of each benchmark to run.
 struct Plan {
