@@ -5,7 +5,7 @@
 
 use super::resume::{audit_register, guest_cpl, Exception, Resume};
 use crate::ept::entry::Permissions;
-use crate::guest_memory::GuestPhysical;
+use crate::guest_memory::{Gpa, GuestBytes, GuestPhysical};
 use crate::guest_paging::walker;
 use crate::locks;
 use crate::policy::operations;
@@ -143,11 +143,10 @@ fn store(vmcs: &Vmcs, gva: u64, data: &[u8]) -> Option<()> {
         }
         // The EPT lock (held) keeps the write right in place until the copy is done.
         #[allow(unsafe_code)]
-        // SAFETY: `ram_page` found the page in guest RAM outside the hypervisor, which the host
-        // identity-maps, and EPT lets the guest write it; `take` stays inside the page.
-        unsafe {
-            core::ptr::copy_nonoverlapping(data[done..].as_ptr(), mapping.gpa as *mut u8, take)
-        };
+        // SAFETY: `ram_page` found the page in guest RAM outside the hypervisor, and EPT lets
+        // the guest write it; `take` stays inside the page.
+        let target = unsafe { GuestBytes::vouched(Gpa(mapping.gpa), take) };
+        target.write(&data[done..done + take]);
         drop(guard);
         done += take;
     }

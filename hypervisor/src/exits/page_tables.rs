@@ -1,10 +1,11 @@
 //! Kernel page-table integrity under the boot policy `pagetables = locked`: the hypercall
 //! `LockKernelMappings` (checks in `policy::kernel_mappings`), the EPT rights it changes, and
 //! the blocked writes' rule. CR3 loads are checked in `exits::cr3`.
-#![allow(unsafe_code)] // A/D presets through the host's identity map
+#![allow(unsafe_code)] // IA32_LSTAR read
 
 use crate::cpus::{CpuState, CPUS};
 use crate::ept::entry::Permissions;
+use crate::guest_memory::{Gpa, GuestBytes};
 use crate::guest_paging::walker::{self, PhysicalMemory, WalkError};
 use crate::locks;
 use crate::policy::kernel_mappings::{
@@ -43,13 +44,11 @@ fn refusal(vmcs: &Vmcs, r: Refusal, detail: u64) -> HypercallError {
 struct Tables;
 
 impl Tables {
-    /// The entry at `gpa`, once `check_waiting` vouched for its 8 bytes.
+    /// The entry at `gpa` (8 aligned bytes of checked guest RAM), shared with the guest.
     fn entry(gpa: u64) -> Result<&'static AtomicU64, WalkError> {
-        crate::guest_memory::GuestPhysical.check_waiting(gpa, 8)?;
-        // SAFETY: `check_waiting` found the 8 bytes (aligned: an entry of a table) in guest
-        // RAM mapped by EPT and outside the hypervisor, which the host identity-maps for good;
-        // the guest may change them meanwhile, which atomic accesses race with safely.
-        Ok(unsafe { &*(gpa as *const AtomicU64) })
+        GuestBytes::checked(Gpa(gpa), 8, true)?
+            .as_atomic_u64()
+            .ok_or(WalkError::NotInEpt(gpa))
     }
 }
 

@@ -8,13 +8,13 @@ use crate::audit::{self, Attempt};
 use crate::devices;
 use crate::ept::builder::Ept;
 use crate::ept::entry::Permissions;
+use crate::guest_memory::{Gpa, GuestBytes};
 use crate::policy::operations::{self, Denial};
 use crate::policy::violation::{self, Nested, Violation};
 use crate::policy::ProtectedLayout;
 use crate::state;
 use crate::vmx::qualification::EptViolation;
 use crate::vmx::vmcs::Vmcs;
-use core::slice::from_raw_parts;
 use core::sync::atomic::{AtomicU64, Ordering};
 use rampart_hv_abi::{Access, AuditRecord, HypercallError, HypercallResult, Rule};
 use x86::vmx::vmcs::ro;
@@ -199,15 +199,15 @@ fn matches_initrd(initrd: crate::handoff::PhysRange, offset: u64, gpa: u64, leng
     // No vCPU can write `[gpa, page_end)` while we read: `operations::grant_execute` made it
     // read-only in EPT and every vCPU acknowledged the shootdown first; no device may DMA.
     #[allow(unsafe_code)]
-    // SAFETY: both ranges are guest RAM (above), identity-mapped in the host, and stable.
+    // SAFETY: both ranges are guest RAM outside the hypervisor (above), and stable.
     let (code, measured, tail) = unsafe {
         (
-            from_raw_parts(gpa as *const u8, length as usize),
-            from_raw_parts(measured_start as *const u8, (end - offset) as usize),
-            from_raw_parts(tail_start as *const u8, (page_end - tail_start) as usize),
+            GuestBytes::vouched(Gpa(gpa), length as usize),
+            GuestBytes::vouched(Gpa(measured_start), (end - offset) as usize),
+            GuestBytes::vouched(Gpa(tail_start), (page_end - tail_start) as usize),
         )
     };
-    code == measured && tail.iter().all(|&b| b == 0)
+    code.equals(&measured) && tail.is_zero()
 }
 
 /// ReadAuditLog: copies records into a guest buffer that the guest itself could write
@@ -224,15 +224,14 @@ pub fn read_audit_log(buffer: u64, capacity: u64, first: u64) -> HypercallResult
     if !buffer.is_multiple_of(8) || !guest_writable(ept.as_mut(), buffer, bytes) {
         return Err(HypercallError::OutOfRange);
     }
+    // SAFETY: `guest_writable` checked every page of the buffer is guest RAM the guest may
+    // write, outside the hypervisor; the EPT lock held keeps it so until the copy is done.
+    #[allow(unsafe_code)]
+    let guest_buffer = unsafe { GuestBytes::vouched(Gpa(buffer), bytes as usize) };
     let log = audit::LOG.lock();
     let mut written = 0;
     for (i, record) in log.read_from(first).take(capacity as usize).enumerate() {
-        // SAFETY: `guest_writable` checked every page of the buffer is guest RAM the guest may
-        // write, outside the hypervisor, identity-mapped; the index stays below `capacity`.
-        #[allow(unsafe_code)]
-        unsafe {
-            core::ptr::write_unaligned((buffer + i as u64 * RECORD) as *mut AuditRecord, record)
-        };
+        guest_buffer.write_at(i * RECORD as usize, record);
         written += 1;
     }
     drop(ept);

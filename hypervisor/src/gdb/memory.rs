@@ -1,22 +1,23 @@
 //! Guest memory as the debugger sees it: guest-virtual addresses walked through the guest's
 //! page tables, then checked against the hypervisor's ranges and EPT (guest-physical equals
-//! host-physical under the identity EPT, and the host identity-maps all of it).
-#![allow(unsafe_code)]
+//! host-physical under the identity EPT, and the host identity-maps all of it); the bytes are
+//! read and written through `guest_memory::GuestBytes`.
+#![allow(unsafe_code)] // the current VMCS in the write hook
 
 use super::registers::GuestFrame;
-use crate::guest_memory::GuestPhysical;
+use crate::guest_memory::{Gpa, GuestBytes, GuestPhysical};
 use crate::guest_paging::walker::{self, Mapping, WalkError};
 use crate::state;
 
 const PAGE_4K: u64 = 4096;
 
 /// The next piece of `[gva, gva + len)` that stays in one 4 KiB page, translated and checked.
-fn piece(frame: &GuestFrame, gva: u64, len: usize) -> Result<(Mapping, usize), WalkError> {
+fn piece(frame: &GuestFrame, gva: u64, len: usize) -> Result<(Mapping, GuestBytes), WalkError> {
     let mapping = walker::translate(&GuestPhysical, frame.cr3, frame.cr4, gva)?;
     let in_page = (PAGE_4K - (mapping.gpa % PAGE_4K)).min(mapping.bytes_to_page_end());
     let take = (len as u64).min(in_page) as usize;
-    GuestPhysical.check(mapping.gpa, take as u64)?;
-    Ok((mapping, take))
+    let bytes = GuestBytes::checked(Gpa(mapping.gpa), take, false)?;
+    Ok((mapping, bytes))
 }
 
 /// Reads guest-virtual memory into `buffer`; returns how many bytes could be read (0 and the
@@ -25,21 +26,13 @@ pub fn read(frame: &GuestFrame, gva: u64, buffer: &mut [u8]) -> Result<usize, Wa
     let mut done = 0;
     while done < buffer.len() {
         let address = gva.wrapping_add(done as u64);
-        let (mapping, take) = match piece(frame, address, buffer.len() - done) {
-            Ok(p) => p,
+        let bytes = match piece(frame, address, buffer.len() - done) {
+            Ok((_, bytes)) => bytes,
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,
         };
-        // SAFETY: `piece` checked these bytes are guest RAM outside the hypervisor, identity
-        // mapped by the host; `buffer` is ours and does not overlap guest memory.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                mapping.gpa as *const u8,
-                buffer[done..].as_mut_ptr(),
-                take,
-            );
-        }
-        done += take;
+        bytes.read(&mut buffer[done..]);
+        done += bytes.len();
     }
     Ok(done)
 }
@@ -49,19 +42,16 @@ pub fn read(frame: &GuestFrame, gva: u64, buffer: &mut [u8]) -> Result<usize, Wa
 pub fn write(frame: &GuestFrame, gva: u64, data: &[u8]) -> Result<(), WalkError> {
     let mut done = 0;
     while done < data.len() {
-        let (_, take) = piece(frame, gva.wrapping_add(done as u64), data.len() - done)?;
-        done += take;
+        let (_, bytes) = piece(frame, gva.wrapping_add(done as u64), data.len() - done)?;
+        done += bytes.len();
     }
     done = 0;
     while done < data.len() {
-        let (mapping, take) = piece(frame, gva.wrapping_add(done as u64), data.len() - done)?;
-        debugger_write_hook(gva.wrapping_add(done as u64), mapping.gpa, take as u64);
-        // SAFETY: as in `read`; the guest is stopped, so nothing executes or reads these bytes
-        // while they change.
-        unsafe {
-            core::ptr::copy_nonoverlapping(data[done..].as_ptr(), mapping.gpa as *mut u8, take);
-        }
-        done += take;
+        let (mapping, bytes) = piece(frame, gva.wrapping_add(done as u64), data.len() - done)?;
+        debugger_write_hook(gva.wrapping_add(done as u64), mapping.gpa, bytes.len() as u64);
+        // The guest is stopped, so nothing executes or reads these bytes while they change.
+        bytes.write(&data[done..]);
+        done += bytes.len();
     }
     Ok(())
 }

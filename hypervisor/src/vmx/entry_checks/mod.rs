@@ -11,6 +11,12 @@
 //! those controls are off or their counts 0). Not covered: the checks on fields Rampart never
 //! writes and the CPU zeroes (VM functions, TSC scaling, SPP, ENCLS exiting) beyond their
 //! controls being 0, and the event-injection rules past "nothing injected".
+//!
+//! Bochs (its `cpu/vmx.cc`, read in Debian's 3.0 source; 2.7's was not on the mirror) does not
+//! make four of these: 27.3.1.4 RIP canonical in 64-bit mode, 27.3.1.5 the activity state
+//! against IA32_VMX_MISC, 27.2.1.1 the EPTP memory type against IA32_VMX_EPT_VPID_CAP, 27.2.1.3
+//! entry to SMM outside SMM (it panics instead). A VMCS breaking them boots under Bochs and
+//! fails on a real CPU: the host tests' broken-VMCS cases are what hold them.
 #![forbid(unsafe_code)]
 
 use super::caps::VmxCapabilities;
