@@ -86,16 +86,26 @@ pub const FULL_SMP: Session = Session {
     ],
 };
 
+/// A step typing `$send` and waiting for `[sh] $program exited with code` and the next prompt.
+macro_rules! run {
+    ($label:literal, $send:literal, $program:literal) => {
+        Step {
+            label: $label,
+            send: Some($send),
+            expect: &[
+                &[concat!("[sh] ", $program, " exited with code")],
+                &[PROMPT],
+            ],
+        }
+    };
+}
+
 const BOOT: Step = Step {
     label: "boot-to-prompt",
     send: None,
     expect: &[&["[kernel] ready"], &["[init] starting sh"], &[PROMPT]],
 };
-const HELLO: Step = Step {
-    label: "hello",
-    send: Some("run hello"),
-    expect: &[&["[sh] hello exited with code"], &[PROMPT]],
-};
+const HELLO: Step = run!("hello", "run hello", "hello");
 const PS: Step = Step {
     label: "ps",
     send: Some("ps"),
@@ -116,37 +126,17 @@ const RUN_UNKNOWN: Step = Step {
     expect: &[&["sh: run nosuch: ENOENT"], &[PROGRAMS_ARE], &[PROMPT]],
 };
 const PROGRAMS_ARE: &str = "sh: the programs are:";
-const FAULTY_NULL: Step = faulty("faulty-null", "run faulty null");
-const FAULTY_GP: Step = faulty("faulty-gp", "run faulty gp");
-const FAULTY_UD: Step = faulty("faulty-ud", "run faulty ud");
-const FAULTY_DIV: Step = faulty("faulty-div", "run faulty div");
-const FAULTY_TEXT: Step = faulty("faulty-text", "run faulty text");
-const FAULTY_VMCALL: Step = faulty("faulty-vmcall", "run faulty vmcall");
-const VMXINSN: Step = Step {
-    label: "vmxinsn",
-    send: Some("run vmxinsn"),
-    expect: &[&["[sh] vmxinsn exited with code"], &[PROMPT]],
-};
-const SLEEPER: Step = Step {
-    label: "sleeper",
-    send: Some("run sleeper 500"),
-    expect: &[&["[sh] sleeper exited with code"], &[PROMPT]],
-};
-const BADPTR: Step = Step {
-    label: "badptr",
-    send: Some("run badptr"),
-    expect: &[&["[sh] badptr exited with code"], &[PROMPT]],
-};
-const SYSLOOP: Step = Step {
-    label: "sysloop",
-    send: Some("run sysloop"),
-    expect: &[&["[sh] sysloop exited with code"], &[PROMPT]],
-};
-const PINGPONG: Step = Step {
-    label: "pingpong",
-    send: Some("run pingpong"),
-    expect: &[&["[sh] pingpong exited with code"], &[PROMPT]],
-};
+const FAULTY_NULL: Step = run!("faulty-null", "run faulty null", "faulty");
+const FAULTY_GP: Step = run!("faulty-gp", "run faulty gp", "faulty");
+const FAULTY_UD: Step = run!("faulty-ud", "run faulty ud", "faulty");
+const FAULTY_DIV: Step = run!("faulty-div", "run faulty div", "faulty");
+const FAULTY_TEXT: Step = run!("faulty-text", "run faulty text", "faulty");
+const FAULTY_VMCALL: Step = run!("faulty-vmcall", "run faulty vmcall", "faulty");
+const VMXINSN: Step = run!("vmxinsn", "run vmxinsn", "vmxinsn");
+const SLEEPER: Step = run!("sleeper", "run sleeper 500", "sleeper");
+const BADPTR: Step = run!("badptr", "run badptr", "badptr");
+const SYSLOOP: Step = run!("sysloop", "run sysloop", "sysloop");
+const PINGPONG: Step = run!("pingpong", "run pingpong", "pingpong");
 // Last before `exit`: the spins' output (and the kernel's lines about their exits) runs on while
 // commands are typed, which would split the typed echo of a later command.
 const SPIN_A: Step = Step {
@@ -205,14 +195,6 @@ pub const PINGPONG_AND_ATTACKS: Session = Session {
         EXIT,
     ],
 };
-
-const fn faulty(label: &'static str, send: &'static str) -> Step {
-    Step {
-        label,
-        send: Some(send),
-        expect: &[&["[sh] faulty exited with code"], &[PROMPT]],
-    }
-}
 
 /// The `killed:` description the kernel prints for each `faulty` mode.
 const FAULTS: [(&str, &str); 6] = [

@@ -1,73 +1,8 @@
 use super::*;
 
-/// One program header for the test builder.
-#[derive(Clone, Copy)]
-struct Ph {
-    p_type: u32,
-    flags: u32,
-    offset: u64,
-    vaddr: u64,
-    paddr: u64,
-    filesz: u64,
-    memsz: u64,
-    align: u64,
-}
-
-const TEXT: Ph = Ph {
-    p_type: PT_LOAD,
-    flags: PF_R | PF_X,
-    offset: 0x1000,
-    vaddr: 0x0100_0000,
-    paddr: 0x0100_0000,
-    filesz: 0x20,
-    memsz: 0x20,
-    align: 0x1000,
-};
-const DATA: Ph = Ph {
-    p_type: PT_LOAD,
-    flags: PF_R | PF_W,
-    offset: 0x2000,
-    vaddr: 0x0100_2000,
-    paddr: 0x0100_2000,
-    filesz: 0x10,
-    memsz: 0x3000,
-    align: 0x1000,
-};
-
-/// A little-endian x86_64 ET_EXEC with the given program headers, 0x3000 bytes long.
-fn build(entry: u64, headers: &[Ph]) -> Vec<u8> {
-    let mut file = vec![0u8; 0x3000];
-    file[..4].copy_from_slice(b"\x7fELF");
-    file[4] = 2; // ELFCLASS64
-    file[5] = 1; // ELFDATA2LSB
-    file[6] = 1; // EV_CURRENT
-    let put16 =
-        |f: &mut Vec<u8>, at: usize, v: u16| f[at..at + 2].copy_from_slice(&v.to_le_bytes());
-    let put32 =
-        |f: &mut Vec<u8>, at: usize, v: u32| f[at..at + 4].copy_from_slice(&v.to_le_bytes());
-    let put64 =
-        |f: &mut Vec<u8>, at: usize, v: u64| f[at..at + 8].copy_from_slice(&v.to_le_bytes());
-    put16(&mut file, 16, ET_EXEC);
-    put16(&mut file, 18, EM_X86_64);
-    put32(&mut file, 20, 1);
-    put64(&mut file, 24, entry);
-    put64(&mut file, 32, 64); // e_phoff
-    put16(&mut file, 52, 64); // e_ehsize
-    put16(&mut file, 54, 56); // e_phentsize
-    put16(&mut file, 56, headers.len() as u16);
-    for (index, ph) in headers.iter().enumerate() {
-        let at = 64 + index * 56;
-        put32(&mut file, at, ph.p_type);
-        put32(&mut file, at + 4, ph.flags);
-        put64(&mut file, at + 8, ph.offset);
-        put64(&mut file, at + 16, ph.vaddr);
-        put64(&mut file, at + 24, ph.paddr);
-        put64(&mut file, at + 32, ph.filesz);
-        put64(&mut file, at + 40, ph.memsz);
-        put64(&mut file, at + 48, ph.align);
-    }
-    file
-}
+#[path = "../tests/support/elf_builder.rs"]
+mod elf_builder;
+use elf_builder::{build, Ph, DATA, TEXT};
 
 fn good() -> Vec<u8> {
     build(0x0100_0004, &[TEXT, DATA])

@@ -99,24 +99,11 @@ pub fn init(regions: &[MemoryRegion]) -> Result<(MapSummary, Protections), MapEr
     // stack and statics writable) and RAM in the direct map; they are static, so outlive use.
     unsafe { cpu::write_cr3(kernel_root()) };
 
-    // SAFETY: CR0.WP only makes supervisor writes honour read-only pages; the only read-only
-    // pages are kernel text and rodata, which the kernel never writes.
-    unsafe { cpu::write_cr0(cpu::read_cr0() | cpu::CR0_WP) };
     protections.wp = true;
-
     let features = cpu::cpuid(7, 0).ebx;
     protections.smep = features & CPUID_7_EBX_SMEP != 0;
     protections.smap = features & CPUID_7_EBX_SMAP != 0;
-    let mut cr4 = cpu::read_cr4();
-    if protections.smep {
-        cr4 |= cpu::CR4_SMEP;
-    }
-    if protections.smap {
-        cr4 |= cpu::CR4_SMAP;
-    }
-    // SAFETY: SMEP and SMAP are set only where CPUID.7 reports them, and no page in the new
-    // tables is a user page; later user accesses go through `user_copy` (STAC/CLAC).
-    unsafe { cpu::write_cr4(cr4) };
+    enable_write_protection(&protections);
     super::user_copy::set_smap(protections.smap);
     PROTECTIONS.call_once(|| protections);
     Ok((summary, protections))
@@ -135,7 +122,14 @@ pub fn init_ap() {
     if protections.nxe {
         enable_nxe();
     }
-    // SAFETY: as in `init`: WP only makes supervisor writes honour read-only pages.
+    enable_write_protection(&protections);
+}
+
+/// CR0.WP, and CR4.SMEP/SMAP as `protections` says, on this CPU (the boot CPU decides from
+/// CPUID.7; every CPU of the machine has the same features).
+fn enable_write_protection(protections: &Protections) {
+    // SAFETY: CR0.WP only makes supervisor writes honour read-only pages; the only read-only
+    // pages are kernel text and rodata, which the kernel never writes.
     unsafe { cpu::write_cr0(cpu::read_cr0() | cpu::CR0_WP) };
     let mut cr4 = cpu::read_cr4();
     if protections.smep {
@@ -144,8 +138,8 @@ pub fn init_ap() {
     if protections.smap {
         cr4 |= cpu::CR4_SMAP;
     }
-    // SAFETY: as in `init`: the boot CPU found these features in CPUID.7 (all CPUs of the
-    // machine have the same), and the kernel half has no user pages.
+    // SAFETY: SMEP and SMAP are set only where CPUID.7 reports them, and the kernel's tables
+    // hold no user page; user accesses go through `user_copy` (STAC/CLAC).
     unsafe { cpu::write_cr4(cr4) };
 }
 

@@ -6,6 +6,8 @@
 
 mod config;
 mod elf;
+#[path = "../support/elf_builder.rs"]
+mod elf_builder;
 mod stamp;
 
 use proptest::test_runner::Config;
