@@ -1,4 +1,5 @@
-//! Control fitting against the capability MSRs of eight Bochs CPU models and of nested KVM
+//! Control fitting against the capability MSRs of eight Bochs CPU models, of nested KVM with
+//! `-cpu host` on Skylake, and of nested KVM under nine QEMU named models (Nehalem to Icelake-Server)
 //! (tests/vmx-caps).
 
 use super::caps::{ept_cap, VmxCapabilities};
@@ -7,8 +8,9 @@ use super::msr::MsrSource;
 use std::collections::HashMap;
 use x86::vmx::vmcs::control::{PrimaryControls, SecondaryControls};
 
-/// The eight Bochs models, then nested KVM as derived from source (`kvm_fixture_tests`).
-pub(super) const FIXTURES: [(&str, &str); 9] = [
+/// The eight Bochs models, then nested KVM as derived from source (`kvm_fixture_tests`): with
+/// `-cpu host` on Skylake, and under QEMU 7.2's named models (each file says how it was derived).
+pub(super) const FIXTURES: [(&str, &str); 18] = [
     (
         "broadwell_ult",
         include_str!("../../tests/vmx-caps/broadwell_ult.txt"),
@@ -44,6 +46,42 @@ pub(super) const FIXTURES: [(&str, &str); 9] = [
     (
         "nested_kvm_skylake",
         include_str!("../../tests/vmx-caps/nested_kvm_skylake.txt"),
+    ),
+    (
+        "qemu_nehalem",
+        include_str!("../../tests/vmx-caps/qemu_nehalem.txt"),
+    ),
+    (
+        "qemu_westmere",
+        include_str!("../../tests/vmx-caps/qemu_westmere.txt"),
+    ),
+    (
+        "qemu_sandybridge",
+        include_str!("../../tests/vmx-caps/qemu_sandybridge.txt"),
+    ),
+    (
+        "qemu_ivybridge",
+        include_str!("../../tests/vmx-caps/qemu_ivybridge.txt"),
+    ),
+    (
+        "qemu_haswell",
+        include_str!("../../tests/vmx-caps/qemu_haswell.txt"),
+    ),
+    (
+        "qemu_broadwell",
+        include_str!("../../tests/vmx-caps/qemu_broadwell.txt"),
+    ),
+    (
+        "qemu_skylake_client",
+        include_str!("../../tests/vmx-caps/qemu_skylake_client.txt"),
+    ),
+    (
+        "qemu_cascadelake_server",
+        include_str!("../../tests/vmx-caps/qemu_cascadelake_server.txt"),
+    ),
+    (
+        "qemu_icelake_server",
+        include_str!("../../tests/vmx-caps/qemu_icelake_server.txt"),
     ),
 ];
 
@@ -176,10 +214,12 @@ fn summary_names_the_features() {
     let s = format!("{}", caps("tigerlake"));
     assert!(s.contains(" ept-1g") && s.contains("-mbec"), "{s}");
     // No model has tertiary controls, so none has HLAT; the Bochs models have 4 CR3-target
-    // values, nested KVM none (every checked CR3 load exits there).
+    // values, nested KVM (with -cpu host or a QEMU named model) none: every checked CR3 load
+    // exits there.
     for (name, _) in FIXTURES {
         let s = format!("{}", caps(name));
-        let targets = if name == "nested_kvm_skylake" { 0 } else { 4 };
+        let nested = name == "nested_kvm_skylake" || name.starts_with("qemu_");
+        let targets = if nested { 0 } else { 4 };
         let wanted = format!(" cr3-targets {targets} ");
         assert!(s.contains(" -hlat") && s.contains(&wanted), "{name}: {s}");
     }
@@ -248,4 +288,29 @@ fn a_forced_control_is_named() {
     let err = Controls::fit(&VmxCapabilities::read(&fixture).unwrap()).unwrap_err();
     let line = err.to_string();
     assert!(line.contains("(CR3-load exiting, CR3-store exiting) must be 0 but the CPU forces them on: this CPU has no IA32_VMX_TRUE_* capability MSRs"), "{line}");
+}
+
+/// Under QEMU's named models nested KVM offers what each generation had: unrestricted guest from
+/// Westmere, EPT accessed/dirty flags and VMCS shadowing from Haswell; never MBEC or HLAT. Every
+/// one fits Rampart's controls (the other tests run all fixtures).
+#[test]
+fn qemu_named_models_offer_their_generation() {
+    let models: [(&str, &[&str]); 9] = [
+        ("qemu_nehalem", &["-unrestricted", "-ept-ad", "-vmcs-shadow"]),
+        ("qemu_westmere", &[" unrestricted", "-ept-ad", "-vmcs-shadow"]),
+        ("qemu_sandybridge", &[" unrestricted", "-ept-ad", "-vmcs-shadow"]),
+        ("qemu_ivybridge", &[" unrestricted", "-ept-ad", "-vmcs-shadow"]),
+        ("qemu_haswell", &[" unrestricted", " ept-ad", " vmcs-shadow"]),
+        ("qemu_broadwell", &[" unrestricted", " ept-ad", " vmcs-shadow"]),
+        ("qemu_skylake_client", &[" unrestricted", " ept-ad", " vmcs-shadow"]),
+        ("qemu_cascadelake_server", &[" unrestricted", " ept-ad", " vmcs-shadow"]),
+        ("qemu_icelake_server", &[" unrestricted", " ept-ad", " vmcs-shadow"]),
+    ];
+    for (name, wanted) in models {
+        let s = format!("{}", caps(name));
+        for token in wanted.iter().chain(&[" ept", " vpid", "-mbec", "-hlat"]) {
+            assert!(s.contains(token), "{name}: no `{token}` in {s}");
+        }
+        Controls::fit(&caps(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
 }
