@@ -249,10 +249,9 @@ fn conclude(launch: &Launch, boot: &Boot) -> u8 {
     }
 }
 
-/// `test [--only a,b] [--skip-host] [--no-build] [--list] [--timeout S] [--jobs N]
-/// [--partition I/N]`: host unit tests, then the boot tests, N at a time (default: the
-/// machine's parallelism), only the I-th of N parts with `--partition` (`--list` too).
-/// `--no-build` boots the artifacts already in the target directory.
+/// `test` (flags in `crate::cli::TestArgs`): host unit tests, then the boot tests, N at a time
+/// (default: the machine's parallelism), only the I-th of N parts with `--partition` (`--list`
+/// too), under QEMU/KVM with `--emulator kvm`; writes test-results.json and junit.xml.
 pub fn test(args: TestArgs) -> Result<u8> {
     let TestArgs {
         only,
