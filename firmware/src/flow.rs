@@ -66,36 +66,12 @@ fn prepare() -> Result<Prepared, BootError> {
         config.log.name(),
         config.cmdline.as_str()
     );
-
-    let kernel_file = esp.read_required(KERNEL_PATH)?;
-    let kernel_sha256 = sha256(&kernel_file);
-    info!(
-        "kernel {KERNEL_PATH}: {} bytes sha256={}",
-        kernel_file.len(),
-        Hex(&kernel_sha256)
-    );
-    let expected = verify::expected();
-    verify::require(
-        KERNEL_PATH,
-        expected.check_kernel(&kernel_sha256),
-        Some(kernel_sha256),
-    )?;
-    let kernel =
-        elf::validate(&kernel_file).map_err(|e| BootError::new(KERNEL_PATH, Problem::Elf(e)))?;
-    debug!(
-        "kernel entry={:#x} (physical {:#x})",
-        kernel.entry, kernel.entry_paddr
-    );
-    let initrd_file = esp
-        .read_optional(INITRD_PATH)?
-        .filter(|file| !file.is_empty());
-    let initrd_sha256 = initrd_file.as_deref().map(sha256);
-    verify::require(
-        INITRD_PATH,
-        expected.check_initrd(initrd_sha256.as_ref()),
-        initrd_sha256,
-    )?;
-    info!("verified boot: kernel and initrd match the digests built into BOOTX64.EFI");
+    let Measured {
+        kernel_file,
+        kernel_sha256,
+        kernel,
+        initrd_file,
+    } = read_and_verify(&mut esp)?;
     drop(esp);
 
     let map = memory::snapshot()?;
@@ -143,6 +119,54 @@ fn prepare() -> Result<Prepared, BootError> {
         cpus,
         ap_trampoline,
         image,
+    })
+}
+
+/// The kernel and the initrd as read from the ESP, measured and verified.
+struct Measured {
+    kernel_file: Vec<u8>,
+    kernel_sha256: [u8; 32],
+    kernel: KernelImage,
+    initrd_file: Option<Vec<u8>>,
+}
+
+/// Reads the kernel and the initrd, hashes them, checks the digests built into BOOTX64.EFI
+/// (verified boot) and validates the kernel's ELF.
+fn read_and_verify(esp: &mut Esp) -> Result<Measured, BootError> {
+    let kernel_file = esp.read_required(KERNEL_PATH)?;
+    let kernel_sha256 = sha256(&kernel_file);
+    info!(
+        "kernel {KERNEL_PATH}: {} bytes sha256={}",
+        kernel_file.len(),
+        Hex(&kernel_sha256)
+    );
+    let expected = verify::expected();
+    verify::require(
+        KERNEL_PATH,
+        expected.check_kernel(&kernel_sha256),
+        Some(kernel_sha256),
+    )?;
+    let kernel =
+        elf::validate(&kernel_file).map_err(|e| BootError::new(KERNEL_PATH, Problem::Elf(e)))?;
+    debug!(
+        "kernel entry={:#x} (physical {:#x})",
+        kernel.entry, kernel.entry_paddr
+    );
+    let initrd_file = esp
+        .read_optional(INITRD_PATH)?
+        .filter(|file| !file.is_empty());
+    let initrd_sha256 = initrd_file.as_deref().map(sha256);
+    verify::require(
+        INITRD_PATH,
+        expected.check_initrd(initrd_sha256.as_ref()),
+        initrd_sha256,
+    )?;
+    info!("verified boot: kernel and initrd match the digests built into BOOTX64.EFI");
+    Ok(Measured {
+        kernel_file,
+        kernel_sha256,
+        kernel,
+        initrd_file,
     })
 }
 

@@ -234,21 +234,7 @@ pub fn check_full(lines: &[String], flavour: Flavour) -> (Vec<String>, Vec<(Stri
         Err(err) => fail(err),
     }
 
-    for (mode, what) in FAULTS {
-        let command = format!("run faulty {mode}");
-        let part = section(lines, &command);
-        let killed = format!("(faulty) killed: {what}");
-        if !part
-            .iter()
-            .any(|l| l.contains("[kernel] pid ") && l.contains(&killed))
-        {
-            fail(format!("{command}: no `[kernel] pid N {killed}...` line"));
-        }
-        if part.iter().any(|l| l.contains("faulty: survived")) {
-            fail(format!("{command}: the program survived its fault"));
-        }
-        expect_exit(part, "faulty", -11, &mut fail);
-    }
+    check_faults(lines, &mut fail);
 
     super::vmxinsn::check(section(lines, "run vmxinsn"), flavour, &mut fail);
 
@@ -277,6 +263,43 @@ pub fn check_full(lines: &[String], flavour: Flavour) -> (Vec<String>, Vec<(Stri
     }
     expect_exit(badptr, "badptr", 0, &mut fail);
 
+    check_exit_free(lines, flavour, &mut figures, &mut fail);
+
+    if !lines
+        .iter()
+        .any(|l| l.contains("[init] sh exited with code 0"))
+    {
+        fail("exit: no `[init] sh exited with code 0` line".into());
+    }
+    (failures, figures)
+}
+
+/// Each `run faulty MODE`: the kernel's `killed:` line for that fault, exit code -11.
+fn check_faults(lines: &[String], fail: &mut impl FnMut(String)) {
+    for (mode, what) in FAULTS {
+        let command = format!("run faulty {mode}");
+        let part = section(lines, &command);
+        let killed = format!("(faulty) killed: {what}");
+        if !part
+            .iter()
+            .any(|l| l.contains("[kernel] pid ") && l.contains(&killed))
+        {
+            fail(format!("{command}: no `[kernel] pid N {killed}...` line"));
+        }
+        if part.iter().any(|l| l.contains("faulty: survived")) {
+            fail(format!("{command}: the program survived its fault"));
+        }
+        expect_exit(part, "faulty", -11, fail);
+    }
+}
+
+/// `run sysloop` and `run pingpong`: no VM exit during them under the hypervisor.
+fn check_exit_free(
+    lines: &[String],
+    flavour: Flavour,
+    figures: &mut Vec<(String, u64)>,
+    fail: &mut impl FnMut(String),
+) {
     for (program, what, exits) in [
         ("sysloop", "syscalls", Exits::None),
         ("pingpong", "yields", Exits::None),
@@ -290,16 +313,8 @@ pub fn check_full(lines: &[String], flavour: Flavour) -> (Vec<String>, Vec<(Stri
             Ok(None) => {}
             Err(err) => fail(err),
         }
-        expect_exit(part, program, 0, &mut fail);
+        expect_exit(part, program, 0, fail);
     }
-
-    if !lines
-        .iter()
-        .any(|l| l.contains("[init] sh exited with code 0"))
-    {
-        fail("exit: no `[init] sh exited with code 0` line".into());
-    }
-    (failures, figures)
 }
 
 /// `help` must list every program packed into the initrd with a description, and `run nosuch`

@@ -6,8 +6,9 @@
 //! guest. The transcript goes to `gdb.log` in the run directory.
 
 use std::fmt::Write as _;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -129,6 +130,50 @@ struct Debug<'a> {
     kind: Kind,
 }
 
+/// The red team's raw packets before gdb attaches: each must get the reply `RAW` names.
+fn raw_packets(stub: &mut TcpStream, log: &mut String) -> Result<(), String> {
+    for (bytes, want) in RAW {
+        let reply = link::exchange(stub, bytes, REPLY_WAIT);
+        let (sent, got) = (
+            String::from_utf8_lossy(bytes),
+            String::from_utf8_lossy(&reply),
+        );
+        let _ = writeln!(log, "# raw {sent} -> {got}");
+        let ok = match want {
+            Want::Nack => reply == b"-",
+            Want::ErrorReply => got.starts_with("+$E"),
+            Want::Packet(prefix) => got.starts_with(prefix) && !got.contains("$E"),
+        };
+        if !ok {
+            return Err(format!("raw packet `{sent}`: unexpected reply `{got}`"));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the session's gdb script for `kind` and starts `gdb -batch` on it, connected to the
+/// relay at `port`, its output going to `output_path`.
+fn start_gdb(run_dir: &Path, kind: Kind, port: u16, output_path: &Path) -> Result<Child, String> {
+    let commands = run_dir.join("session.gdb");
+    let text = match kind {
+        Kind::Full => script::commands(&paths::kernel_elf(), port),
+        Kind::Kill => script::kill_commands(&paths::kernel_elf(), port),
+        Kind::Threads => script::threads_commands(&paths::kernel_elf(), port),
+        Kind::StepWedge => unreachable!("the step wedge drives raw packets, no gdb"),
+    };
+    std::fs::write(&commands, text)
+        .map_err(|e| format!("cannot write {}: {e}", commands.display()))?;
+    let output = std::fs::File::create(output_path).map_err(|e| e.to_string())?;
+    Command::new("gdb")
+        .args(["-batch", "-nx", "-x"])
+        .arg(&commands)
+        .stdin(Stdio::null())
+        .stdout(output.try_clone().map_err(|e| e.to_string())?)
+        .stderr(output)
+        .spawn()
+        .map_err(|e| format!("cannot start gdb: {e}"))
+}
+
 fn attach_and_debug(debug: &Debug, log: &mut String, report: &mut Report) -> Result<(), String> {
     let Debug {
         console,
@@ -150,22 +195,7 @@ fn attach_and_debug(debug: &Debug, log: &mut String, report: &mut Report) -> Res
         "boot_to_stub_ms".to_string(),
         start.elapsed().as_millis() as u64,
     ));
-    for (bytes, want) in RAW {
-        let reply = link::exchange(&mut stub, bytes, REPLY_WAIT);
-        let (sent, got) = (
-            String::from_utf8_lossy(bytes),
-            String::from_utf8_lossy(&reply),
-        );
-        let _ = writeln!(log, "# raw {sent} -> {got}");
-        let ok = match want {
-            Want::Nack => reply == b"-",
-            Want::ErrorReply => got.starts_with("+$E"),
-            Want::Packet(prefix) => got.starts_with(prefix) && !got.contains("$E"),
-        };
-        if !ok {
-            return Err(format!("raw packet `{sent}`: unexpected reply `{got}`"));
-        }
-    }
+    raw_packets(&mut stub, log)?;
     if kind == Kind::StepWedge {
         report
             .failures
@@ -174,25 +204,8 @@ fn attach_and_debug(debug: &Debug, log: &mut String, report: &mut Report) -> Res
     }
     let (listener, port) = link::listen()?;
     let traffic = link::relay(listener, stub, &run_dir.join("rsp.log"))?;
-    let commands = run_dir.join("session.gdb");
-    let text = match kind {
-        Kind::Full => script::commands(&paths::kernel_elf(), port),
-        Kind::Kill => script::kill_commands(&paths::kernel_elf(), port),
-        Kind::Threads => script::threads_commands(&paths::kernel_elf(), port),
-        Kind::StepWedge => unreachable!("handled above"),
-    };
-    std::fs::write(&commands, text)
-        .map_err(|e| format!("cannot write {}: {e}", commands.display()))?;
     let output_path = run_dir.join("gdb-output.txt");
-    let output = std::fs::File::create(&output_path).map_err(|e| e.to_string())?;
-    let mut gdb = Command::new("gdb")
-        .args(["-batch", "-nx", "-x"])
-        .arg(&commands)
-        .stdin(Stdio::null())
-        .stdout(output.try_clone().map_err(|e| e.to_string())?)
-        .stderr(output)
-        .spawn()
-        .map_err(|e| format!("cannot start gdb: {e}"))?;
+    let mut gdb = start_gdb(run_dir, kind, port, &output_path)?;
     let gdb_start = Instant::now();
     let drive_limits = Limits {
         first: GDB_LIMIT,

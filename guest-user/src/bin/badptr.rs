@@ -20,6 +20,9 @@ const WRAPS: u64 = u64::MAX - 2;
 /// A system call number past the table.
 const UNKNOWN_SYSCALL: u64 = 999;
 
+/// How many cases [`cases`] returns.
+const CASES: usize = 20;
+
 struct Case {
     name: &'static str,
     number: u64,
@@ -40,58 +43,7 @@ fn badptr_main(_args: &str) -> i64 {
             return 1;
         }
     };
-    let write = Syscall::Write as u64;
-    let read = Syscall::Read as u64;
-    let wait = Syscall::Wait as u64;
-    let spawn = Syscall::Spawn as u64;
-    let cases = [
-        case("write null", write, [1, 0, 8, 0, 0, 0]),
-        case("write kernel", write, [1, KERNEL_HALF, 8, 0, 0, 0]),
-        case("write wrapping", write, [1, user, u64::MAX - 4, 0, 0, 0]),
-        case("write wrapping end", write, [1, WRAPS, 8, 0, 0, 0]),
-        case("write unmapped", write, [1, UNMAPPED, 8, 0, 0, 0]),
-        case("read null", read, [0, 0, 8, 0, 0, 0]),
-        case("read kernel", read, [0, KERNEL_HALF, 8, 0, 0, 0]),
-        case("read wrapping", read, [0, user, u64::MAX - 4, 0, 0, 0]),
-        case("read unmapped", read, [0, UNMAPPED, 8, 0, 0, 0]),
-        case("read into text", read, [0, text, 8, 0, 0, 0]),
-        case("wait kernel", wait, [child, KERNEL_HALF, 0, 0, 0, 0]),
-        case("wait unmapped", wait, [child, UNMAPPED, 0, 0, 0, 0]),
-        case("spawn null name", spawn, [0, 5, user, 0, 0, 0]),
-        case("spawn kernel name", spawn, [KERNEL_HALF, 5, 0, 0, 0, 0]),
-        // Short enough to pass the length limit (E2BIG), and end = start + len wraps past 0.
-        case(
-            "spawn wrapping args",
-            spawn,
-            [name.as_ptr() as u64, 5, WRAPS, 5, 0, 0],
-        ),
-        case(
-            "spawn unmapped args",
-            spawn,
-            [name.as_ptr() as u64, 5, UNMAPPED, 4, 0, 0],
-        ),
-        case(
-            "processes kernel",
-            Syscall::Processes as u64,
-            [KERNEL_HALF, 4, 0, 0, 0, 0],
-        ),
-        case(
-            "programs kernel",
-            Syscall::Programs as u64,
-            [KERNEL_HALF, 4096, 0, 0, 0, 0],
-        ),
-        case(
-            "programs into text",
-            Syscall::Programs as u64,
-            [text, 4096, 0, 0, 0, 0],
-        ),
-        Case {
-            name: "unknown syscall",
-            number: UNKNOWN_SYSCALL,
-            args: [0; 6],
-            want: Errno::NoSys,
-        },
-    ];
+    let cases = cases(user, text, child, name.as_ptr() as u64);
     let mut failed = 0;
     for case in &cases {
         // SAFETY: every pointer given is invalid, read-only (text) or only read by the kernel;
@@ -122,6 +74,55 @@ fn badptr_main(_args: &str) -> i64 {
     }
     println!("badptr: all {} cases ok", cases.len());
     0
+}
+
+/// The cases: `user` a writable buffer of ours, `text` our own code (read-only), `child` a pid
+/// to wait for, `name` the address of a short program name.
+fn cases(user: u64, text: u64, child: u64, name: u64) -> [Case; CASES] {
+    let write = Syscall::Write as u64;
+    let read = Syscall::Read as u64;
+    let wait = Syscall::Wait as u64;
+    let spawn = Syscall::Spawn as u64;
+    [
+        case("write null", write, [1, 0, 8, 0, 0, 0]),
+        case("write kernel", write, [1, KERNEL_HALF, 8, 0, 0, 0]),
+        case("write wrapping", write, [1, user, u64::MAX - 4, 0, 0, 0]),
+        case("write wrapping end", write, [1, WRAPS, 8, 0, 0, 0]),
+        case("write unmapped", write, [1, UNMAPPED, 8, 0, 0, 0]),
+        case("read null", read, [0, 0, 8, 0, 0, 0]),
+        case("read kernel", read, [0, KERNEL_HALF, 8, 0, 0, 0]),
+        case("read wrapping", read, [0, user, u64::MAX - 4, 0, 0, 0]),
+        case("read unmapped", read, [0, UNMAPPED, 8, 0, 0, 0]),
+        case("read into text", read, [0, text, 8, 0, 0, 0]),
+        case("wait kernel", wait, [child, KERNEL_HALF, 0, 0, 0, 0]),
+        case("wait unmapped", wait, [child, UNMAPPED, 0, 0, 0, 0]),
+        case("spawn null name", spawn, [0, 5, user, 0, 0, 0]),
+        case("spawn kernel name", spawn, [KERNEL_HALF, 5, 0, 0, 0, 0]),
+        // Short enough to pass the length limit (E2BIG), and end = start + len wraps past 0.
+        case("spawn wrapping args", spawn, [name, 5, WRAPS, 5, 0, 0]),
+        case("spawn unmapped args", spawn, [name, 5, UNMAPPED, 4, 0, 0]),
+        case(
+            "processes kernel",
+            Syscall::Processes as u64,
+            [KERNEL_HALF, 4, 0, 0, 0, 0],
+        ),
+        case(
+            "programs kernel",
+            Syscall::Programs as u64,
+            [KERNEL_HALF, 4096, 0, 0, 0, 0],
+        ),
+        case(
+            "programs into text",
+            Syscall::Programs as u64,
+            [text, 4096, 0, 0, 0, 0],
+        ),
+        Case {
+            name: "unknown syscall",
+            number: UNKNOWN_SYSCALL,
+            args: [0; 6],
+            want: Errno::NoSys,
+        },
+    ]
 }
 
 fn case(name: &'static str, number: u64, args: [u64; 6]) -> Case {
