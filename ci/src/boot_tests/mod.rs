@@ -71,8 +71,35 @@ fn next(queue: &Mutex<VecDeque<&'static BootTest>>) -> Option<&'static BootTest>
     queue.lock().expect("queue lock").pop_front()
 }
 
-/// Runs one test; on failure its record carries the evidence (the logs' tails).
+/// Runs one test (booting it again once if the emulator never started); on failure its record
+/// carries the evidence (the logs' tails).
 fn run_one(test: &BootTest, timeout: Option<Duration>) -> Record {
+    let first = attempt(test, timeout);
+    if !never_started(&first, &paths::run_dir(test.name)) {
+        return first;
+    }
+    // The emulator died before the firmware said anything (seen once in a dozen suites: Bochs
+    // exiting while two start at once). That is the machine, not the guest: boot once more,
+    // and say so in the test's figures.
+    println!(
+        "xtask: {}: the emulator stopped after {:.1} s with an empty console; booting it again once",
+        test.name, first.seconds
+    );
+    let mut second = attempt(test, timeout);
+    second.figures.push(("start_retries".to_string(), 1));
+    second
+}
+
+/// A failed boot whose serial log stayed empty and that ended within seconds: the emulator
+/// never got as far as the firmware (every image prints `[fw]` lines first).
+fn never_started(record: &Record, run_dir: &Path) -> bool {
+    const START_SECONDS: f64 = 5.0;
+    let serial_bytes = std::fs::metadata(run_dir.join(SERIAL_LOG)).map_or(0, |m| m.len());
+    !record.passed() && serial_bytes == 0 && record.seconds < START_SECONDS
+}
+
+/// One boot of `test`, evaluated.
+fn attempt(test: &BootTest, timeout: Option<Duration>) -> Record {
     let start = Instant::now();
     let run_dir = paths::run_dir(test.name);
     let launch = Launch {
@@ -259,6 +286,33 @@ fn without_init(initrd: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::image::Mode;
+
+    #[test]
+    fn only_a_quick_silent_failure_counts_as_never_started() {
+        let dir = std::env::temp_dir().join(format!("rampart-start-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut record = Record::host("t", "bochs tigerlake".into());
+        record.failures.push("the console closed".into());
+        record.seconds = 0.5;
+        assert!(never_started(&record, &dir), "no serial log at all");
+        std::fs::write(dir.join(SERIAL_LOG), "").unwrap();
+        assert!(never_started(&record, &dir), "an empty serial log");
+        record.seconds = 30.0;
+        assert!(
+            !never_started(&record, &dir),
+            "too long to be a start failure"
+        );
+        record.seconds = 0.5;
+        std::fs::write(dir.join(SERIAL_LOG), "[fw] Rampart firmware\n").unwrap();
+        assert!(
+            !never_started(&record, &dir),
+            "the firmware spoke: the guest's failure"
+        );
+        record.failures.clear();
+        std::fs::write(dir.join(SERIAL_LOG), "").unwrap();
+        assert!(!never_started(&record, &dir), "a pass is never retried");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn contents() -> Contents {
         Contents {

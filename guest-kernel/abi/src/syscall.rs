@@ -55,7 +55,7 @@ pub enum Syscall {
     Fuzz = 16,
     /// `programs(buf, len) -> bytes`: the initrd's programs, one line each, `name`, a tab, its
     /// description ([`crate::about`]; empty if it has none) and `\n`, in archive order; as many
-    /// whole lines as fit in `len` bytes.
+    /// whole lines as fit in `len` bytes (`len` beyond the longest possible listing is ignored).
     Programs = 17,
 }
 

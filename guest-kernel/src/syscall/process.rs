@@ -5,6 +5,7 @@ use crate::process::{self, ANY_CHILD};
 use crate::sched::queue::ticks_for;
 use crate::time;
 use rampart_kernel_abi::syscall::{Errno, ProcessInfo, MAX_ARGS, MAX_NAME, STATE_SLEEPING};
+use rampart_kernel_abi::{about, initrd};
 
 /// `exit(code)`.
 pub fn exit(arguments: &Arguments) -> Result<u64, Errno> {
@@ -102,12 +103,15 @@ fn row_bytes(row: &ProcessInfo) -> [u8; 64] {
 /// `programs(buf, len)`: one `name\tdescription\n` line per initrd program, whole lines only.
 pub fn programs(arguments: &Arguments) -> Result<u64, Errno> {
     let [buffer, length, ..] = *arguments;
+    // No listing is longer: the check below need not walk more of the caller's pages.
+    const LONGEST: u64 = (initrd::MAX_FILES * (MAX_NAME + about::MAX_TEXT + 2)) as u64;
+    let length = length.min(LONGEST);
     user::check(buffer, length, crate::mm::user_range::Direction::Write)?;
     let mut written = 0u64;
     let mut full = false;
     let mut result = Ok(());
     process::programs(|name, description| {
-        let mut line = [0u8; MAX_NAME + 1 + rampart_kernel_abi::about::MAX_TEXT + 1];
+        let mut line = [0u8; MAX_NAME + 1 + about::MAX_TEXT + 1];
         let mut at = 0;
         for part in [name.as_bytes(), b"\t", description.as_bytes(), b"\n"] {
             let Some(room) = line.get_mut(at..at + part.len()) else {
