@@ -44,17 +44,16 @@ pub fn run() -> HostBinary {
             result.output = String::from_utf8_lossy(&out.stdout).into_owned()
                 + &String::from_utf8_lossy(&out.stderr);
             result.finished = matches!(out.status.code(), Some(0 | 1));
-            let findings = result.output.lines().filter(|l| is_finding(l)).count() as u32;
-            match out.status.success() {
-                true => result.passed = files.len() as u32,
-                false => result.failed = findings.max(1),
-            }
             result.failed_tests = result
                 .output
                 .lines()
                 .filter(|l| is_finding(l))
                 .map(String::from)
                 .collect();
+            match out.status.success() {
+                true => result.passed = files.len() as u32,
+                false => result.failed = (result.failed_tests.len() as u32).max(1),
+            }
         }
         Err(err) => result.output = format!("cannot run node: {err}"),
     }

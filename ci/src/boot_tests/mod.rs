@@ -79,8 +79,8 @@ fn run_one(test: &BootTest, timeout: Option<Duration>) -> Record {
         return first;
     }
     // The emulator died before the firmware said anything (seen once in a dozen suites: Bochs
-    // exiting while two start at once). That is the machine, not the guest: boot once more,
-    // and say so in the test's figures.
+    // exited after its memory set-up, cause not established). That is the machine, not the
+    // guest: boot once more, and say so in the test's figures.
     println!(
         "xtask: {}: the emulator stopped after {:.1} s with an empty console; booting it again once",
         test.name, first.seconds
