@@ -10,7 +10,7 @@ pub const CAPACITY: usize = 256;
 
 /// A ring of audit records.
 pub struct AuditLog {
-    records: [AuditRecord; CAPACITY],
+    records: heapless::HistoryBuf<AuditRecord, CAPACITY>,
     /// Sequence number the next record gets (= records ever appended).
     next: u64,
 }
@@ -18,18 +18,7 @@ pub struct AuditLog {
 impl AuditLog {
     const fn new() -> Self {
         Self {
-            records: [AuditRecord {
-                sequence: 0,
-                tsc: 0,
-                rip: 0,
-                gva: 0,
-                gpa: 0,
-                detail: 0,
-                access: 0,
-                rule: 0,
-                vcpu: 0,
-                _reserved: 0,
-            }; CAPACITY],
+            records: heapless::HistoryBuf::new(),
             next: 0,
         }
     }
@@ -37,7 +26,7 @@ impl AuditLog {
     /// Appends a record, stamping its sequence number; returns the stamped record.
     pub fn append(&mut self, mut record: AuditRecord) -> AuditRecord {
         record.sequence = self.next;
-        self.records[(self.next % CAPACITY as u64) as usize] = record;
+        self.records.write(record);
         self.next += 1;
         record
     }
@@ -63,8 +52,8 @@ impl AuditLog {
 
     /// The kept records with sequence >= `first`, oldest first.
     pub fn since(&self, first: u64) -> impl Iterator<Item = &AuditRecord> {
-        let oldest = self.next.saturating_sub(CAPACITY as u64);
-        (first.max(oldest)..self.next).map(move |s| &self.records[(s % CAPACITY as u64) as usize])
+        let kept = self.records.oldest_ordered();
+        kept.filter(move |record| record.sequence >= first)
     }
 }
 

@@ -223,7 +223,7 @@ fn take_platform(handoff: &HandOff, frames: &mut FrameAllocator) {
         "PCI: {} functions, bus mastering turned off on {}, {} IDE bus-master register blocks trapped",
         sweep.functions,
         sweep.bus_master_cleared,
-        sweep.dma_block_count
+        sweep.dma_blocks.len()
     );
     if sweep.untrapped_dma_blocks > 0 {
         fatal(format_args!(
@@ -373,7 +373,7 @@ fn build_ept(
 /// RAM the guest has not run on yet, R-- in EPT from its first instruction).
 fn program_text(initrd: PhysRange) -> crate::policy::program_text::ProgramText {
     if initrd.length == 0 {
-        return crate::policy::program_text::ProgramText::empty();
+        return crate::policy::program_text::ProgramText::default();
     }
     // SAFETY: the firmware loaded and measured the initrd there; identity-mapped RAM.
     let bytes =

@@ -11,11 +11,7 @@ use sha2::{Digest, Sha256};
 const MAX_SECTIONS: usize = 16;
 
 /// The read-only sections (image offset, length) of a PE image.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReadOnlySections {
-    pub ranges: [(u64, u64); MAX_SECTIONS],
-    pub count: usize,
-}
+pub type ReadOnlySections = heapless::Vec<(u64, u64), MAX_SECTIONS>;
 
 /// PE/COFF layout (Microsoft PE format specification): e_lfanew at 0x3C; after the "PE\0\0"
 /// signature the COFF header (NumberOfSections at +2, SizeOfOptionalHeader at +16, 20 bytes),
@@ -38,8 +34,7 @@ pub fn read_only_sections(image: &[u8]) -> Option<ReadOnlySections> {
         let size = u32_at(header + 8)?;
         let address = u32_at(header + 12)?;
         if u32_at(header + 36)? & MEM_WRITE == 0 && size > 0 {
-            out.ranges[out.count] = (u64::from(address), u64::from(size));
-            out.count += 1;
+            out.push((u64::from(address), u64::from(size))).ok()?;
         }
     }
     Some(out)
@@ -57,7 +52,7 @@ static BASELINE: spin::Once<Baseline> = spin::Once::new();
 fn digest(image: PhysRange, sections: &ReadOnlySections) -> ([u8; 32], u64) {
     let mut hasher = Sha256::new();
     let mut bytes = 0;
-    for &(offset, length) in &sections.ranges[..sections.count] {
+    for &(offset, length) in sections {
         let length = length.min(image.length.saturating_sub(offset));
         // SAFETY: the range lies inside the hypervisor's own loaded image (clamped to it),
         // identity-mapped and never unmapped; read-only sections are not written while hashed.
@@ -106,7 +101,7 @@ impl core::fmt::Display for Report {
         write!(
             f,
             "self-check: hypervisor code and read-only data {state} ({} bytes in {} sections, sha256 ",
-            bytes, baseline.sections.count
+            bytes, baseline.sections.len()
         )?;
         now.iter().take(8).try_for_each(|b| write!(f, "{b:02x}"))?;
         f.write_str("...)")
@@ -135,8 +130,8 @@ mod tests {
         section(&mut image, 0, 0x1000, 0x500, 0x6000_0020); // .text: code, execute, read
         section(&mut image, 1, 0x2000, 0x100, 0xc000_0040); // .data: read, write
         let found = read_only_sections(&image).unwrap();
-        assert_eq!(found.count, 1);
-        assert_eq!(found.ranges[0], (0x1000, 0x500));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0], (0x1000, 0x500));
         assert!(read_only_sections(&image[..0x40]).is_none());
         assert!(read_only_sections(&[0u8; 64]).is_none());
     }

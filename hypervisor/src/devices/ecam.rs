@@ -46,30 +46,23 @@ impl McfgEntry {
 
 /// Why an MCFG entry's window is not made read-only (the boot log names it; writes through
 /// that window are then not mediated).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Rejected {
     /// The last bus is below the first, or the window wraps.
+    #[error("empty or wrapping bus range")]
     BusRange,
     /// The base has address bits 19:0 set, which select device, function and register.
+    #[error("base not 1 MiB aligned")]
     Unaligned,
     /// The window ends above what EPT maps (2^48).
+    #[error("window above 2^48")]
     TooHigh,
     /// The window overlaps RAM in the memory map: the MCFG is wrong.
+    #[error("window overlaps RAM")]
     OverlapsRam,
     /// The window overlaps the hypervisor's memory, which stays absent from EPT.
+    #[error("window overlaps the hypervisor")]
     OverlapsHypervisor,
-}
-
-impl core::fmt::Display for Rejected {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            Self::BusRange => "empty or wrapping bus range",
-            Self::Unaligned => "base not 1 MiB aligned",
-            Self::TooHigh => "window above 2^48",
-            Self::OverlapsRam => "window overlaps RAM",
-            Self::OverlapsHypervisor => "window overlaps the hypervisor",
-        })
-    }
 }
 
 /// Checks an MCFG entry against the memory map and the hypervisor's ranges and returns its
@@ -129,30 +122,19 @@ pub fn checked_windows(
 }
 
 /// The checked ECAM windows, read-only in EPT.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Windows {
-    ranges: [PhysRange; MAX_WINDOWS],
-    count: usize,
-}
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Windows(heapless::Vec<PhysRange, MAX_WINDOWS>);
 
 impl Windows {
-    pub const NONE: Self = Self {
-        ranges: [PhysRange::new(0, 0); MAX_WINDOWS],
-        count: 0,
-    };
+    pub const NONE: Self = Self(heapless::Vec::new());
 
     /// Adds a window; false (and nothing added) when all [`MAX_WINDOWS`] are taken.
     pub fn push(&mut self, window: PhysRange) -> bool {
-        let Some(slot) = self.ranges.get_mut(self.count) else {
-            return false;
-        };
-        *slot = window;
-        self.count += 1;
-        true
+        self.0.push(window).is_ok()
     }
 
     pub fn ranges(&self) -> &[PhysRange] {
-        &self.ranges[..self.count]
+        &self.0
     }
 
     pub fn total_bytes(&self) -> u64 {

@@ -22,7 +22,7 @@ pub fn trapped() -> ports::Trapped<'static> {
     DMA_BLOCKS
         .get()
         .map_or(ports::Trapped::default(), |sweep| ports::Trapped {
-            dma: sweep.dma_blocks(),
+            dma: &sweep.dma_blocks,
             sleep: sweep.sleep.blocks(),
         })
 }

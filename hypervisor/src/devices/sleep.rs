@@ -20,30 +20,17 @@ const PM1_SLEEP_ENABLE_BIT: u16 = 13;
 const SLEEP_CONTROL_SLEEP_ENABLE_BIT: u16 = 5;
 
 /// The trapped sleep-control blocks, found in the FADT and the chipset.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SleepBlocks {
-    blocks: [PortBlock; MAX_SLEEP_BLOCKS],
-    count: usize,
-}
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SleepBlocks(heapless::Vec<PortBlock, MAX_SLEEP_BLOCKS>);
 
 impl SleepBlocks {
     /// Adds a block (a duplicate is kept once); false if the table is full.
     pub fn add(&mut self, block: PortBlock) -> bool {
-        if block.0 == 0 || self.blocks().contains(&block) {
-            return true;
-        }
-        match self.blocks.get_mut(self.count) {
-            Some(slot) => {
-                *slot = block;
-                self.count += 1;
-                true
-            }
-            None => false,
-        }
+        block.0 == 0 || self.0.contains(&block) || self.0.push(block).is_ok()
     }
 
     pub fn blocks(&self) -> &[PortBlock] {
-        &self.blocks[..self.count]
+        &self.0
     }
 }
 

@@ -22,12 +22,11 @@ const MULTI_FUNCTION: u32 = 1 << 23;
 const CLASS_REVISION: u8 = 0x08;
 
 /// What the sweep found and did.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Sweep {
     pub functions: usize,
     pub bus_master_cleared: usize,
-    pub dma_blocks: [PortBlock; MAX_DMA_BLOCKS],
-    pub dma_block_count: usize,
+    pub dma_blocks: heapless::Vec<PortBlock, MAX_DMA_BLOCKS>,
     /// Bus-master IDE register blocks beyond [`MAX_DMA_BLOCKS`]: not trapped, so the boot
     /// must stop (fail closed) rather than let the guest start their DMA.
     pub untrapped_dma_blocks: usize,
@@ -50,10 +49,6 @@ const PM1_CONTROL_OFFSET: u16 = 4;
 pub const MAX_POWER_MANAGEMENT: usize = 2;
 
 impl Sweep {
-    pub fn dma_blocks(&self) -> &[PortBlock] {
-        &self.dma_blocks[..self.dma_block_count]
-    }
-
     /// Traps a sleep-control block found elsewhere (the FADT's).
     pub fn add_sleep_block(&mut self, block: PortBlock) {
         if !self.sleep.add(block) {
@@ -134,13 +129,8 @@ fn visit(at: u32, sweep: &mut Sweep) {
     let is_bus_master_ide = class >> 16 == CLASS_IDE && (class >> 8) & PROG_IF_BUS_MASTER != 0;
     let base = (bar4 & 0xfffc) as u16;
     let io_block = bar4 & pci::BAR_IO != 0 && base != 0;
-    if is_bus_master_ide && io_block {
-        match sweep.dma_blocks.get_mut(sweep.dma_block_count) {
-            Some(slot) => {
-                *slot = (base, BUS_MASTER_PORTS);
-                sweep.dma_block_count += 1;
-            }
-            None => sweep.untrapped_dma_blocks += 1,
-        }
+    let mut pushed = || sweep.dma_blocks.push((base, BUS_MASTER_PORTS)).is_ok();
+    if is_bus_master_ide && io_block && !pushed() {
+        sweep.untrapped_dma_blocks += 1;
     }
 }

@@ -2,7 +2,6 @@
 //! largest page the CPU supports wherever a range is uniform (SDM Vol. 3C 29.3.2).
 
 use super::entry::{self, MemoryType, Permissions, ADDRESS_MASK, LARGE_PAGE};
-use core::fmt;
 
 const ENTRIES: usize = 512;
 const PAGE_4K: u64 = 1 << 12;
@@ -24,23 +23,14 @@ pub struct PageSizes {
 }
 
 /// Why a mapping could not be built.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EptError {
     /// No frame left for a paging structure.
+    #[error("out of frames for EPT tables")]
     OutOfTables,
     /// Start or length not 4 KiB aligned, or the range runs past 2^48.
+    #[error("bad EPT range {start:#x}+{length:#x}")]
     BadRange { start: u64, length: u64 },
-}
-
-impl fmt::Display for EptError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::OutOfTables => f.write_str("out of frames for EPT tables"),
-            Self::BadRange { start, length } => {
-                write!(f, "bad EPT range {start:#x}+{length:#x}")
-            }
-        }
-    }
 }
 
 /// One translation found by [`Ept::translate`].

@@ -43,26 +43,20 @@ fn protect_tables(vmcs: &Vmcs, flags: u64) -> Result<usize, HypercallError> {
         (vmcs.get(guest::IDTR_BASE), vmcs.get(guest::IDTR_LIMIT) + 1),
         (vmcs.get(guest::TR_BASE), vmcs.get(guest::TR_LIMIT) + 1),
     ];
-    let table_count = if flags.contains(DescriptorLock::TSS) {
-        3
-    } else {
-        2
-    };
+    let table_count = 2 + usize::from(flags.contains(DescriptorLock::TSS));
     // Translate every page first, so that a bad table changes nothing.
     let (cr3, cr4) = (vmcs.get(guest::CR3), vmcs.get(guest::CR4));
-    let mut frames = [0u64; 3 * locks::MAX_TABLE_PAGES];
-    let mut count = 0;
+    let mut frames = locks::TableFrames::new();
     for (base, length) in tables.into_iter().take(table_count) {
         for page in (base & !(PAGE - 1)..base + length).step_by(PAGE as usize) {
             let mapping =
                 walker::translate(&GuestPhysical, cr3, cr4, page).map_err(|_| OutOfRange)?;
-            *frames.get_mut(count).ok_or(OutOfRange)? = mapping.gpa & !(PAGE - 1);
-            count += 1;
+            frames.push(mapping.gpa & !(PAGE - 1)).map_err(|_| OutOfRange)?;
         }
     }
     let mut guard = state::EPT.lock();
     let ept = guard.as_mut().ok_or(OutOfRange)?;
-    for &frame in &frames[..count] {
+    for &frame in &frames {
         // Keep only read: never loosens (a read-only page stays read-only).
         operations::protect_range(ept, &s.layout, frame, PAGE, Permissions::READ)
             .map_err(|_| OutOfRange)?;
@@ -72,7 +66,8 @@ fn protect_tables(vmcs: &Vmcs, flags: u64) -> Result<usize, HypercallError> {
     // SAFETY: the capability MSR allows descriptor-table exiting (checked above).
     #[allow(unsafe_code)]
     unsafe { locks::vmcs::enable_descriptor_table_exiting(vmcs) }.map_err(|_| NotSupported)?;
-    locks::lock_descriptor_tables(frames, count);
+    let count = frames.len();
+    locks::lock_descriptor_tables(frames);
     Ok(count)
 }
 

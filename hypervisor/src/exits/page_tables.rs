@@ -19,8 +19,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rampart_hv_abi::{Access, CpuRoots, HypercallError, HypercallResult, Rule};
 use x86::vmx::vmcs::guest;
 
-/// Set once `LockKernelMappings` succeeded.
-static LOCKED: AtomicBool = AtomicBool::new(false);
 /// Set once a `LockKernelMappings` with a well-formed table starts: one attempt, one at a
 /// time.
 static LOCKING: AtomicBool = AtomicBool::new(false);
@@ -114,13 +112,11 @@ fn declared_roots(table: u64, count: u64) -> Result<[Option<VcpuRoots>; MAX_VCPU
 
 /// The translations `LockKernelMappings` records: text and rodata from the measured ELF
 /// (p_vaddr -> p_paddr), the current GDT and IDT pages, the page LSTAR points into.
-fn protected_ranges(vmcs: &Vmcs) -> Result<([Protected; MAX_PROTECTED], usize), Refusal> {
-    let mut out = [Protected::default(); MAX_PROTECTED];
-    let mut count = 0;
-    let mut push = |va: u64, gpa: u64, length: u64| -> Result<(), Refusal> {
-        *out.get_mut(count).ok_or(Refusal::TooMany)? = Protected { va, gpa, length };
-        count += 1;
-        Ok(())
+fn protected_ranges(vmcs: &Vmcs) -> Result<heapless::Vec<Protected, MAX_PROTECTED>, Refusal> {
+    let mut out = heapless::Vec::new();
+    let mut push = |va: u64, gpa: u64, length: u64| {
+        let range = Protected { va, gpa, length };
+        out.push(range).map_err(|_| Refusal::TooMany)
     };
     let layout = &state::get().layout;
     for segment in layout.segments.iter().flatten() {
@@ -149,7 +145,7 @@ fn protected_ranges(vmcs: &Vmcs) -> Result<([Protected; MAX_PROTECTED], usize), 
     if layout.segment_at(lstar_gpa).map(|s| s.kind) != Some(SegmentKind::Text) {
         return Err(Refusal::Denied(lstar));
     }
-    Ok((out, count))
+    Ok(out)
 }
 
 /// Makes each frame read-only in EPT (the caller flushes).
@@ -194,7 +190,7 @@ pub fn lock(
         return Err(HypercallError::NotSupported);
     }
     let caps = &state::get().caps;
-    let ready = !LOCKED.load(Ordering::SeqCst)
+    let ready = locks::locked_page_tables().is_none()
         && locks::descriptor_tables_locked()
         && locks::syscall_msrs_locked()
         && super::cr3::can_exit(caps);
@@ -207,18 +203,17 @@ pub fn lock(
     if LOCKING.swap(true, Ordering::SeqCst) {
         return Err(HypercallError::InvalidArgument);
     }
-    let (lock, count) = lock_and_check(vmcs, vcpus, window).map_err(|r| {
+    let (lock, ranges) = lock_and_check(vmcs, vcpus, window).map_err(|r| {
         super::policy::flush();
         refusal(vmcs, r, window_start)
     })?;
     let pages = lock.locked.frames().len();
     let vcpus = lock.vcpus.iter().flatten().count();
     locks::lock_page_tables(lock);
-    LOCKED.store(true, Ordering::SeqCst);
     locks::vmcs::apply_to_current_vmcs();
     // Every other vCPU drops stale EPT translations and starts checking CR3 loads.
     super::policy::flush();
-    log::info!("page tables locked: {pages} paging-structure pages read-only ({vcpus} vCPUs' roots), {count} protected ranges recorded, stack window {:#x}+{:#x}, CR3 loads checked ({} CR3-target values)",
+    log::info!("page tables locked: {pages} paging-structure pages read-only ({vcpus} vCPUs' roots), {ranges} protected ranges recorded, stack window {:#x}+{:#x}, CR3 loads checked ({} CR3-target values)",
         window.start,
         window.length,
         caps.cr3_target_count()
@@ -236,30 +231,18 @@ fn lock_and_check(
 ) -> Result<(LockedRoots, usize), Refusal> {
     let cr3 = vmcs.get(guest::CR3);
     let declared = || vcpus.iter().flatten();
-    let mut list = [VcpuRoots::default(); MAX_VCPUS];
-    let mut roots = [0u64; 2 * MAX_VCPUS];
-    let (mut vcpu_count, mut root_count) = (0, 0);
-    for vcpu in declared() {
-        list[vcpu_count] = *vcpu;
-        vcpu_count += 1;
-        for root in vcpu.roots() {
-            roots[root_count] = root;
-            root_count += 1;
-        }
-    }
-    km::check_declared(&list[..vcpu_count], &is_plain_ram)?;
+    let list: heapless::Vec<VcpuRoots, MAX_VCPUS> = declared().copied().collect();
+    let roots: heapless::Vec<u64, { 2 * MAX_VCPUS }> = declared().flat_map(|v| v.roots()).collect();
+    km::check_declared(&list, &is_plain_ram)?;
     let me = crate::cpus::this_cpu();
     if vcpus[me].is_none_or(|r| r.kernel_root() != cr3 & walker::ADDRESS_MASK) {
         return Err(Refusal::Invalid); // the caller is not on its own kernel-mode root
     }
-    let (ranges, count) = protected_ranges(vmcs)?;
-    if ranges[..count]
-        .iter()
-        .any(|r| window.overlaps(r.va, r.length))
-    {
+    let ranges = protected_ranges(vmcs)?;
+    if ranges.iter().any(|r| window.overlaps(r.va, r.length)) {
         return Err(Refusal::Invalid);
     }
-    let locked = lock_tables(&roots[..root_count], window)?;
+    let locked = lock_tables(&roots, window)?;
     // Checked only now that every root and every table of the kernel halves is read-only
     // and every vCPU acknowledged the shootdown (hypervisor/DESIGN.md invariant 9): checked
     // before, another vCPU could remap a recorded range between the check and the lock.
@@ -279,11 +262,11 @@ fn lock_and_check(
             }
         }
         for root in roots.roots() {
-            for range in &ranges[..count] {
+            for range in &ranges {
                 km::translates_as_recorded(&Tables, root, range, root != kernel)?;
             }
             km::check_lower_half(&mut Tables, root, &locked)?;
         }
     }
-    Ok((LockedRoots { locked, vcpus }, count))
+    Ok((LockedRoots { locked, vcpus }, ranges.len()))
 }

@@ -68,6 +68,7 @@ impl GuestBytes {
         GuestBytes { start, len }
     }
 
+    #[cfg(any(test, feature = "gdb"))]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -105,22 +106,23 @@ impl GuestBytes {
     /// True if the bytes equal `other`'s (compared in chunks copied out, so a concurrent
     /// change is compared as whichever bytes the copy saw).
     pub fn equals(&self, other: &GuestBytes) -> bool {
-        self.len() == other.len()
-            && self.chunks().zip(other.chunks()).all(|(mine, theirs)| {
-                let (mut a, mut b) = ([0u8; CHUNK], [0u8; CHUNK]);
-                mine.read(&mut a[..mine.len]);
-                theirs.read(&mut b[..theirs.len]);
-                a[..mine.len] == b[..theirs.len]
-            })
+        self.len == other.len
+            && self
+                .chunks()
+                .zip(other.chunks())
+                .all(|(a, b)| a.copy() == b.copy())
     }
 
     /// True if every byte is zero.
     pub fn is_zero(&self) -> bool {
-        self.chunks().all(|chunk| {
-            let mut copy = [0u8; CHUNK];
-            chunk.read(&mut copy[..chunk.len]);
-            copy[..chunk.len].iter().all(|&b| b == 0)
-        })
+        self.chunks().all(|chunk| chunk.copy() == [0; CHUNK])
+    }
+
+    /// A chunk's bytes copied out, zero past its length.
+    fn copy(&self) -> [u8; CHUNK] {
+        let mut bytes = [0; CHUNK];
+        self.read(&mut bytes);
+        bytes
     }
 
     /// The range in pieces of at most [`CHUNK`] bytes.

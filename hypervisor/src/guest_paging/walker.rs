@@ -5,7 +5,6 @@
 //! addresses the guest may not reach (the hypervisor's ranges, holes in EPT), so a walk over
 //! a hostile or broken table ends in an error, never in a fault.
 
-use core::fmt;
 
 /// Bit 0 of every paging-structure entry: present.
 pub const PTE_PRESENT: u64 = 1 << 0;
@@ -24,35 +23,28 @@ const PAGE_4K: u64 = 1 << 12;
 const ENTRY_BYTES: u64 = 8;
 
 /// Why an address cannot be translated or accessed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WalkError {
     /// Bits 63:47 of the address are not all equal (5.3.1: canonical addressing).
+    #[error("non-canonical address {0:#x}")]
     NonCanonical(u64),
     /// The entry at this level (4 = PML4 .. 1 = PT) is not present.
+    #[error("not present at level {level}")]
     NotPresent { level: u8 },
     /// The guest-physical address lies in the hypervisor's own memory.
+    #[error("GPA {0:#x} belongs to the hypervisor")]
     HypervisorMemory(u64),
     /// The guest-physical address is not mapped in EPT.
+    #[error("GPA {0:#x} is not mapped in EPT")]
     NotInEpt(u64),
     /// The guest-physical address is device memory (MMIO), which the hypervisor never reads or
     /// writes on anyone's behalf (an 8-byte access to the local APIC page aborts Bochs, and its
     /// effect on hardware is undefined).
+    #[error("GPA {0:#x} is device memory, not RAM")]
     DeviceMemory(u64),
     /// The guest uses 5-level paging.
+    #[error("5-level paging is not supported")]
     FiveLevelPaging,
-}
-
-impl fmt::Display for WalkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NonCanonical(a) => write!(f, "non-canonical address {a:#x}"),
-            Self::NotPresent { level } => write!(f, "not present at level {level}"),
-            Self::HypervisorMemory(a) => write!(f, "GPA {a:#x} belongs to the hypervisor"),
-            Self::NotInEpt(a) => write!(f, "GPA {a:#x} is not mapped in EPT"),
-            Self::DeviceMemory(a) => write!(f, "GPA {a:#x} is device memory, not RAM"),
-            Self::FiveLevelPaging => f.write_str("5-level paging is not supported"),
-        }
-    }
 }
 
 /// Reads guest-physical memory for the walker, refusing what the guest cannot reach.

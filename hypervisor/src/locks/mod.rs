@@ -23,14 +23,14 @@ static SYSCALL_MSRS: AtomicBool = AtomicBool::new(false);
 static PINNED_CR4: AtomicU64 = AtomicU64::new(0);
 /// The guest-physical frames made read-only by the descriptor-table lock (GDT, IDT, and the
 /// TSS with `DescriptorLock::TSS`): set once, when `LockDescriptorTables` succeeds.
-static TABLE_FRAMES: spin::Once<([u64; 3 * MAX_TABLE_PAGES], usize)> = spin::Once::new();
+static TABLE_FRAMES: spin::Once<TableFrames> = spin::Once::new();
 /// Boot config `pagetables = locked`.
 static PAGE_TABLE_POLICY: AtomicBool = AtomicBool::new(false);
 /// The locked pages and each vCPU's roots (set once, then only read: CR3 exits take no lock).
 static PAGE_TABLES: spin::Once<LockedRoots> = spin::Once::new();
 
-/// At most this many pages per descriptor table (a GDT or IDT is at most 64 KiB).
-pub const MAX_TABLE_PAGES: usize = 17;
+/// The pages of the GDT, IDT and TSS: at most 17 per table (a GDT or IDT is at most 64 KiB).
+pub type TableFrames = heapless::Vec<u64, { 3 * 17 }>;
 const PAGE: u64 = 4096;
 
 /// Locks the SYSCALL/SYSENTER MSRs (one-way).
@@ -55,8 +55,8 @@ pub fn pinned_cr4() -> u64 {
 
 /// Records the descriptor-table pages made read-only: the lock is taken (the first call
 /// counts; the lock is one-way).
-pub fn lock_descriptor_tables(frames: [u64; 3 * MAX_TABLE_PAGES], count: usize) {
-    TABLE_FRAMES.call_once(|| (frames, count));
+pub fn lock_descriptor_tables(frames: TableFrames) {
+    TABLE_FRAMES.call_once(|| frames);
 }
 
 /// True once `LockDescriptorTables` succeeded.
@@ -68,7 +68,7 @@ pub fn descriptor_tables_locked() -> bool {
 pub fn is_locked_table_page(gpa: u64) -> bool {
     TABLE_FRAMES
         .get()
-        .is_some_and(|(frames, count)| frames[..*count].contains(&(gpa & !(PAGE - 1))))
+        .is_some_and(|frames| frames.contains(&(gpa & !(PAGE - 1))))
 }
 
 /// Records the boot policy (before the first guest instruction).

@@ -69,8 +69,7 @@ fn apply_page_table_lock() {
             "vCPU {me} runs on CR3 {cr3:#x}, not one of its declared roots, when its page tables are locked; stopping rather than trusting unchecked tables"
         ));
     };
-    let (targets, count) = roots.targets();
-    set_cr3_targets(&vmcs, &targets[..count]);
+    set_cr3_targets(&vmcs, &roots.targets());
     let primary = state::get().controls.primary | PrimaryControls::CR3_LOAD_EXITING.bits();
     // SAFETY: `exits::page_tables::lock` checked the CPU allows CR3-load exiting; its exits
     // are handled by `exits::cr3::handle_load`.

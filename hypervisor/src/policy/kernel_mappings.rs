@@ -88,34 +88,26 @@ impl StackWindow {
 
 /// The structure pages a lock covers: every table reachable from the kernel halves, except
 /// level-1 tables used only inside the stack window.
-#[derive(Clone, Debug)]
-pub struct StructurePages {
-    frames: [u64; MAX_LOCKED],
-    count: usize,
-}
+#[derive(Clone, Debug, Default)]
+pub struct StructurePages(heapless::Vec<u64, MAX_LOCKED>);
 
 impl StructurePages {
-    pub const EMPTY: Self = Self {
-        frames: [0; MAX_LOCKED],
-        count: 0,
-    };
-
     pub fn contains(&self, gpa: u64) -> bool {
-        self.frames().contains(&(gpa & !(PAGE - 1)))
+        self.0.contains(&(gpa & !(PAGE - 1)))
     }
 
     pub fn frames(&self) -> &[u64] {
-        &self.frames[..self.count]
+        &self.0
     }
+}
 
-    fn add(&mut self, frame: u64) -> Result<bool, Refusal> {
-        if self.contains(frame) {
-            return Ok(false);
-        }
-        *self.frames.get_mut(self.count).ok_or(Refusal::TooMany)? = frame;
-        self.count += 1;
-        Ok(true)
+/// Adds `value` to `set` unless it is there: true if it was new; a full set refuses.
+fn add_new<const N: usize>(set: &mut heapless::Vec<u64, N>, value: u64) -> Result<bool, Refusal> {
+    if set.contains(&value) {
+        return Ok(false);
     }
+    set.push(value).map_err(|_| Refusal::TooMany)?;
+    Ok(true)
 }
 
 /// Collects the structure pages reachable from the kernel half of each root (the roots
@@ -126,13 +118,10 @@ pub fn collect_and_preset(
     roots: &[u64],
     window: StackWindow,
 ) -> Result<StructurePages, Refusal> {
-    let mut locked = StructurePages::EMPTY;
-    let mut walked = Walked {
-        pairs: [0; MAX_WALKED],
-        count: 0,
-    };
+    let mut locked = StructurePages::default();
+    let mut walked = heapless::Vec::new();
     for &root in roots {
-        locked.add(root & ADDRESS_MASK)?;
+        add_new(&mut locked.0, root & ADDRESS_MASK)?;
         let mut tables = Tables {
             locked: &mut locked,
             walked: &mut walked,
@@ -142,33 +131,13 @@ pub fn collect_and_preset(
     Ok(locked)
 }
 
-/// Tables walked, as (table, level, inside the window) keys: a page linked at two levels (or
-/// inside and outside the window) is walked once per way, so every table any of its readings
-/// reaches is locked; the keys are finite, so the walk ends.
-struct Walked {
-    pairs: [u64; MAX_WALKED],
-    count: usize,
-}
-
-const MAX_WALKED: usize = 2 * MAX_LOCKED;
-
-impl Walked {
-    /// True the first time `table` is reached this way.
-    fn first_visit(&mut self, table: u64, level: u32, in_window: bool) -> Result<bool, Refusal> {
-        let key = table | u64::from(level) | u64::from(in_window) << 3;
-        if self.pairs[..self.count].contains(&key) {
-            return Ok(false);
-        }
-        *self.pairs.get_mut(self.count).ok_or(Refusal::TooMany)? = key;
-        self.count += 1;
-        Ok(true)
-    }
-}
-
 /// What a walk fills in.
 struct Tables<'a> {
     locked: &'a mut StructurePages,
-    walked: &'a mut Walked,
+    /// Tables walked, as (table, level, inside the window) keys: a page linked at two levels
+    /// (or inside and outside the window) is walked once per way, so every table any of its
+    /// readings reaches is locked; the keys are finite, so the walk ends.
+    walked: &'a mut heapless::Vec<u64, { 2 * MAX_LOCKED }>,
 }
 
 /// Walks the table at `level` (4 = the root, kernel half only) covering linear addresses
@@ -188,9 +157,10 @@ fn walk(
     // only ever adds). A table reached again the same way is not walked again. The caller
     // adds each root and has it walked even if it was reached before.
     if level < 4 && !in_window {
-        tables.locked.add(table)?;
+        add_new(&mut tables.locked.0, table)?;
     }
-    if level < 4 && !tables.walked.first_visit(table, level, in_window)? {
+    let key = table | u64::from(level) | u64::from(in_window) << 3;
+    if level < 4 && !add_new(tables.walked, key)? {
         return Ok(());
     }
     let first = if level == 4 { KERNEL_HALF_FIRST } else { 0 };
@@ -277,21 +247,11 @@ impl VcpuRoots {
     }
 
     /// The CR3-target values (SDM Vol. 3C 26.6.7): each declared value without and with bit
-    /// 63 (the no-flush hint under CR4.PCIDE), kernel mode first. Returns them and their count.
-    pub fn targets(&self) -> ([u64; 4], usize) {
-        let mut targets = [0; 4];
-        let mut count = 0;
-        let values = [
-            Some(self.kernel_cr3),
-            (self.user_cr3 != 0).then_some(self.user_cr3),
-        ];
-        for value in values.into_iter().flatten() {
-            for variant in [value & !CR3_NO_FLUSH, value | CR3_NO_FLUSH] {
-                targets[count] = variant;
-                count += 1;
-            }
-        }
-        (targets, count)
+    /// 63 (the no-flush hint under CR4.PCIDE), kernel mode first.
+    pub fn targets(&self) -> heapless::Vec<u64, 4> {
+        let values = [Some(self.kernel_cr3), (self.user_cr3 != 0).then_some(self.user_cr3)];
+        let variants = |value| [value & !CR3_NO_FLUSH, value | CR3_NO_FLUSH];
+        values.into_iter().flatten().flat_map(variants).collect()
     }
 }
 
@@ -304,8 +264,7 @@ pub fn check_declared(
     declared: &[VcpuRoots],
     plain_ram: &impl Fn(u64) -> bool,
 ) -> Result<(), Refusal> {
-    let mut seen = [0u64; 2 * MAX_VCPUS];
-    let mut count = 0;
+    let mut seen = heapless::Vec::<u64, { 2 * MAX_VCPUS }>::new();
     for roots in declared {
         for cr3 in [roots.kernel_cr3, roots.user_cr3] {
             if cr3 & CR3_RESERVED != 0 {
@@ -313,11 +272,9 @@ pub fn check_declared(
             }
         }
         for root in roots.roots() {
-            if !plain_ram(root) || seen[..count].contains(&root) {
+            if !plain_ram(root) || !add_new(&mut seen, root)? {
                 return Err(Refusal::Denied(root));
             }
-            *seen.get_mut(count).ok_or(Refusal::TooMany)? = root;
-            count += 1;
         }
     }
     Ok(())

@@ -13,23 +13,13 @@ pub const MAX_TEXT_SEGMENTS: usize = 64;
 const PAGE: u64 = 4096;
 
 /// The initrd offsets `[start, end)` of every executable segment's file bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProgramText {
-    ranges: [(u64, u64); MAX_TEXT_SEGMENTS],
-    count: usize,
-}
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgramText(heapless::Vec<(u64, u64), MAX_TEXT_SEGMENTS>);
 
 impl ProgramText {
-    pub const fn empty() -> Self {
-        Self {
-            ranges: [(0, 0); MAX_TEXT_SEGMENTS],
-            count: 0,
-        }
-    }
-
     /// Parses the archive and each program in it; files that are not ELF contribute nothing.
     pub fn of_initrd(bytes: &[u8]) -> Self {
-        let mut text = Self::empty();
+        let mut text = Self::default();
         let Ok(archive) = Initrd::parse(bytes) else {
             return text;
         };
@@ -44,13 +34,13 @@ impl ProgramText {
             {
                 let in_file = segment.p_offset.checked_add(segment.p_filesz);
                 let outside = in_file.is_none_or(|end| end > file.data.len() as u64);
-                if outside || text.count == MAX_TEXT_SEGMENTS {
+                if outside {
                     continue;
                 }
                 // Only now is p_offset known to be inside the file: this cannot overflow.
                 let start = file.offset as u64 + segment.p_offset;
-                text.ranges[text.count] = (start, start + segment.p_filesz);
-                text.count += 1;
+                // Past MAX_TEXT_SEGMENTS a segment is not recorded (never granted).
+                let _ = text.0.push((start, start + segment.p_filesz));
             }
         }
         text
@@ -66,7 +56,7 @@ impl ProgramText {
         let Some(end) = offset.checked_add(length) else {
             return false;
         };
-        self.ranges[..self.count].iter().any(|&(start, stop)| {
+        self.0.iter().any(|&(start, stop)| {
             offset >= start
                 && (offset - start).is_multiple_of(PAGE)
                 && offset < stop
@@ -77,7 +67,7 @@ impl ProgramText {
 
     /// Executable segments found.
     pub fn segments(&self) -> usize {
-        self.count
+        self.0.len()
     }
 }
 

@@ -31,18 +31,11 @@ pub mod ept_cap {
 }
 
 /// Why the capabilities could not be read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CapsError {
     /// A capability MSR that must exist when CPUID reports VMX could not be read.
+    #[error("VMX capability MSR {0:#x} is not readable")]
     MissingMsr(u32),
-}
-
-impl fmt::Display for CapsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::MissingMsr(msr) => write!(f, "VMX capability MSR {msr:#x} is not readable"),
-        }
-    }
 }
 
 /// Raw values of every capability MSR the hypervisor uses. The control MSRs are the TRUE_*

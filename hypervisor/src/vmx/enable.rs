@@ -7,48 +7,38 @@ use super::controls::{Controls, FitError};
 use super::msr::{FEATURE_CONTROL_LOCK, FEATURE_CONTROL_VMX_OUTSIDE_SMX, IA32_FEATURE_CONTROL};
 use crate::arch::host_paging::zeroed_frame;
 use crate::frames::FrameAllocator;
-use core::fmt;
 
 /// CPUID.1:ECX bit 5: VMX (SDM Vol. 3C 24.6 "Discovering Support for VMX").
 const CPUID_1_ECX_VMX: u32 = 1 << 5;
 const CR4_VMXE: u64 = 1 << 13;
 
 /// Why VMX cannot be used or turned on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum VmxError {
     /// CPUID.1:ECX.VMX is 0.
+    #[error(
+        "CPUID.1:ECX.VMX=0: this CPU does not offer VT-x (QEMU TCG never does; use Bochs, or \
+         QEMU/KVM with nested VMX and -cpu host)"
+    )]
     NotOffered,
     /// IA32_FEATURE_CONTROL is locked with VMX outside SMX disabled.
+    #[error(
+        "VMX is disabled by firmware: IA32_FEATURE_CONTROL is locked without \
+         VMX-outside-SMX (enable VT-x in the firmware setup)"
+    )]
     DisabledByFirmware,
+    #[error("{0}")]
     Capabilities(CapsError),
+    #[error("unsuitable VMX controls: {0}")]
     Controls(FitError),
     /// EPT lacks 4-level walks or write-back/uncacheable paging-structure memory types.
+    #[error("EPT lacks 4-level walks, a usable memory type or INVEPT")]
     EptUnusable,
     /// VMXON, VMCLEAR or VMPTRLD (named) failed.
+    #[error("{0} failed")]
     InstructionFailed(&'static str),
+    #[error("out of hypervisor frames")]
     OutOfFrames,
-}
-
-impl fmt::Display for VmxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotOffered => f.write_str(
-                "CPUID.1:ECX.VMX=0: this CPU does not offer VT-x (QEMU TCG never does; use \
-                 Bochs, or QEMU/KVM with nested VMX and -cpu host)",
-            ),
-            Self::DisabledByFirmware => f.write_str(
-                "VMX is disabled by firmware: IA32_FEATURE_CONTROL is locked without \
-                 VMX-outside-SMX (enable VT-x in the firmware setup)",
-            ),
-            Self::Capabilities(e) => write!(f, "{e}"),
-            Self::Controls(e) => write!(f, "unsuitable VMX controls: {e}"),
-            Self::EptUnusable => {
-                f.write_str("EPT lacks 4-level walks, a usable memory type or INVEPT")
-            }
-            Self::InstructionFailed(name) => write!(f, "{name} failed"),
-            Self::OutOfFrames => f.write_str("out of hypervisor frames"),
-        }
-    }
 }
 
 /// Checks CPUID and IA32_FEATURE_CONTROL, reads the capabilities and fits the controls,

@@ -6,7 +6,6 @@
 //! `unsafe` [`Vmcs::write_host_or_control`].
 #![allow(unsafe_code)]
 
-use core::fmt;
 use x86::vmx::vmcs::control;
 
 /// Bits 11:10 of a field encoding: the field's type (SDM Vol. 3C 25.11.2, Table 25-21).
@@ -24,17 +23,11 @@ const GUEST_ONLY_CONTROLS: [u32; 5] = [
 
 /// A VMREAD or VMWRITE failed (VMfailInvalid: no current VMCS; VMfailValid: see the
 /// VM-instruction error field).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} of VMCS field {field:#06x} failed", if *write { "VMWRITE" } else { "VMREAD" })]
 pub struct VmcsError {
     pub field: u32,
     pub write: bool,
-}
-
-impl fmt::Display for VmcsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let op = if self.write { "VMWRITE" } else { "VMREAD" };
-        write!(f, "{op} of VMCS field {:#06x} failed", self.field)
-    }
 }
 
 /// Proof that a VMCS is current on this CPU.

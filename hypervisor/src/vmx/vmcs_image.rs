@@ -7,39 +7,27 @@
 pub const MAX_FIELDS: usize = 112;
 
 /// Field encodings and values, each field once.
-#[derive(Clone, Debug)]
-pub struct VmcsImage {
-    fields: [(u32, u64); MAX_FIELDS],
-    count: usize,
-}
+#[derive(Clone, Debug, Default)]
+pub struct VmcsImage(heapless::Vec<(u32, u64), MAX_FIELDS>);
 
 impl VmcsImage {
     pub const fn new() -> Self {
-        Self {
-            fields: [(0, 0); MAX_FIELDS],
-            count: 0,
-        }
+        Self(heapless::Vec::new())
     }
 
     /// Sets `field` to `value` (replacing an earlier value). Panics past [`MAX_FIELDS`]: the
     /// set of fields is fixed by the code, so that is a bug found by the first test.
     pub fn set(&mut self, field: u32, value: u64) {
-        match self.fields[..self.count]
-            .iter_mut()
-            .find(|(f, _)| *f == field)
-        {
+        match self.0.iter_mut().find(|(f, _)| *f == field) {
             Some(slot) => slot.1 = value,
-            None => {
-                self.fields[self.count] = (field, value);
-                self.count += 1;
-            }
+            None => self.0.push((field, value)).expect("more than MAX_FIELDS VMCS fields"),
         }
     }
 
     /// The value of `field` if the image sets it (the VM-entry checker's reads).
     #[cfg(any(test, feature = "gdb", feature = "internals"))]
     pub fn get(&self, field: u32) -> Option<u64> {
-        let found = self.fields[..self.count].iter().find(|(f, _)| *f == field);
+        let found = self.0.iter().find(|(f, _)| *f == field);
         found.map(|&(_, value)| value)
     }
 
@@ -52,13 +40,7 @@ impl VmcsImage {
     }
 
     pub fn fields(&self) -> &[(u32, u64)] {
-        &self.fields[..self.count]
-    }
-}
-
-impl Default for VmcsImage {
-    fn default() -> Self {
-        Self::new()
+        &self.0
     }
 }
 
