@@ -12,7 +12,6 @@ use crate::frames::{FrameAllocator, FRAME_SIZE};
 use crate::handoff::{HandOff, PhysRange};
 use crate::policy::{self, ProtectedLayout};
 use crate::state::{self, EptFrames, HypervisorState};
-use crate::stop::fatal;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::caps::{ept_cap, VmxCapabilities};
 use crate::vmx::controls::Controls;
@@ -46,7 +45,7 @@ pub unsafe fn start(handoff: &HandOff) -> ! {
     crate::locks::set_page_table_policy(handoff.lock_page_tables);
     let mut frames = FrameAllocator::new(handoff.reserved);
     let Some(stack) = frames.allocate(STACK_FRAMES) else {
-        fatal(format_args!("reserved range too small for a stack"))
+        fatal!("reserved range too small for a stack")
     };
     BOOT.call_once(|| spin::Mutex::new((*handoff, frames)));
     let stack_top = stack + STACK_FRAMES * FRAME_SIZE;
@@ -57,7 +56,7 @@ pub unsafe fn start(handoff: &HandOff) -> ! {
 
 extern "sysv64" fn continue_on_own_stack(handoff_tsc: u64) -> ! {
     let Some(boot) = BOOT.get() else {
-        fatal(format_args!("no hand-off"))
+        fatal!("no hand-off")
     };
     let mut boot = boot.lock();
     let (handoff, frames) = &mut *boot;
@@ -71,12 +70,12 @@ trait OrStop<T> {
 
 impl<T, E: core::fmt::Display> OrStop<T> for Result<T, E> {
     fn or_stop(self) -> T {
-        self.unwrap_or_else(|e| fatal(format_args!("{e}")))
+        self.unwrap_or_else(|e| fatal!("{e}"))
     }
 }
 
 fn out_of_frames(what: &str) -> ! {
-    fatal(format_args!("out of hypervisor frames for {what}"))
+    fatal!("out of hypervisor frames for {what}")
 }
 
 /// From the hand-off to VMLAUNCH, in phases: the host's own tables and VMX root, the
@@ -130,7 +129,7 @@ fn enter_vmx_root(
     // have touched yet: it has not run.
     let boot_info = unsafe { &*(handoff.guest.boot_info as *const BootInfo) };
     if !boot_info.is_valid() {
-        fatal(format_args!("guest BootInfo has a bad magic or version"));
+        fatal!("guest BootInfo has a bad magic or version");
     }
     let top = layout::address_space_top(boot_info.memory_regions());
     // SAFETY: frames come from the hypervisor's reserved range, identity-mapped by the
@@ -226,11 +225,11 @@ fn take_platform(handoff: &HandOff, frames: &mut FrameAllocator) {
         sweep.dma_blocks.len()
     );
     if sweep.untrapped_dma_blocks > 0 {
-        fatal(format_args!(
+        fatal!(
             "PCI: {} more IDE bus-master register blocks than the {} the hypervisor traps; their DMA would be unmediated, so the guest does not start",
             sweep.untrapped_dma_blocks,
             crate::devices::ports::MAX_DMA_BLOCKS
-        ));
+        );
     }
     log::info!(
         "ACPI sleep: SLP_EN refused on {} control registers (I/O ports {:x?}): no S1-S4 resume outside the hypervisor",
@@ -238,11 +237,11 @@ fn take_platform(handoff: &HandOff, frames: &mut FrameAllocator) {
         sweep.sleep.blocks()
     );
     if sweep.untrapped_sleep_blocks > 0 {
-        fatal(format_args!(
+        fatal!(
             "ACPI sleep: {} more sleep-control registers than the {} the hypervisor traps; a sleep request through them would resume outside the hypervisor, so the guest does not start",
             sweep.untrapped_sleep_blocks,
             crate::devices::sleep::MAX_SLEEP_BLOCKS
-        ));
+        );
     }
 }
 
@@ -284,19 +283,10 @@ fn prepare_vmcs(
     };
     // SAFETY: `enter` made a VMCS current and it stays current from here on.
     let vmcs = unsafe { Vmcs::assume_current() };
-    let image = setup::launch_image(
-        &state.caps,
-        &state.controls,
-        &structures,
-        &host,
-        &setup::host_cpu(),
-        &handoff.guest,
-    );
-    #[cfg(feature = "gdb")]
-    crate::vmx::entry_checks::before_launch(&image, &state.caps, 0, crate::stop::fatal);
-    // SAFETY: the structures are hypervisor-owned and initialised (EPT leaves the hypervisor
-    // out); `host` describes our own tables, exit stack and exit stub.
-    unsafe { setup::write_image(&vmcs, &image) }.or_stop();
+    // SAFETY: `enter` made this VMCS current; the structures are hypervisor-owned and
+    // initialised (EPT leaves the hypervisor out); `host` describes our own tables, exit stack
+    // and exit stub.
+    unsafe { crate::smp::vcpu_start::write_launch_vmcs(&vmcs, &structures, &host, &handoff.guest) };
     crate::smp::vcpu_start::TEMPLATE.call_once(|| crate::smp::vcpu_start::Template {
         structures,
         host_cr3,
@@ -353,10 +343,10 @@ fn build_ept(
     log::info!(
         "policy: all other RAM rw- (W^X: nothing else executable); IOAPIC and HPET pages r--"
     );
-    if ecam.total_bytes() != 0 {
+    if crate::devices::ecam::total_bytes(ecam) != 0 {
         log::info!(
             "ECAM: {} MiB read-only (configuration writes must use the filtered 0xCF8/0xCFC)",
-            ecam.total_bytes() >> 20
+            crate::devices::ecam::total_bytes(ecam) >> 20
         );
     }
     let table_type = if caps.ept_has(ept_cap::MEMORY_TYPE_WB) {

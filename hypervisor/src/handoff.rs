@@ -72,8 +72,8 @@ pub struct HandOff {
     /// Boot config `pagetables = locked`: `LockKernelMappings` locks the kernel's page tables
     /// and turns on checked CR3 loads; `off` refuses it (no CR3 exits).
     pub lock_page_tables: bool,
-    /// The platform's CPUs as the firmware found them, the boot CPU first.
-    pub cpus: CpuIds,
+    /// The platform's CPUs' local APIC IDs as the firmware found them, the boot CPU first.
+    pub cpus: [Option<u32>; rampart_boot_info::MAX_CPUS],
     /// The default SMBASE area `[0x30000, 0x40000)` (SDM Vol. 3C 32.4: SMI handler entry at
     /// SMBASE + 0x8000, save state at SMBASE + 0xFE00), kept from the guest (empty if the
     /// firmware could not reserve it): where no SMM firmware relocated SMBASE, an SMI would
@@ -95,19 +95,6 @@ pub const ACPI_SLEEP_REGISTERS: usize = 3;
 /// A PM1 control register is 2 bytes (ACPI 6.5 Table 4.16), the sleep control register 1.
 pub const PM1_CONTROL_LENGTH: u16 = 2;
 pub const SLEEP_CONTROL_LENGTH: u16 = 1;
-
-/// Local APIC IDs, `count` of them used.
-#[derive(Clone, Copy, Debug)]
-pub struct CpuIds {
-    pub apic_ids: [u32; rampart_boot_info::MAX_CPUS],
-    pub count: usize,
-}
-
-impl CpuIds {
-    pub fn ids(&self) -> &[u32] {
-        &self.apic_ids[..self.count.min(rampart_boot_info::MAX_CPUS)]
-    }
-}
 
 /// What a kernel ELF segment holds, from its flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,25 +8,19 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+/// Stops the hypervisor cleanly with a formatted reason ([`stop::fatal`]), like `panic!`. Defined
+/// before every module so that each can use it.
+macro_rules! fatal {
+    ($($reason:tt)*) => {
+        $crate::stop::fatal(format_args!($($reason)*))
+    };
+}
+
 // The hand-off contract: what the firmware builds. A leaf.
 pub mod handoff;
 
-/// Modules the host fuzz targets (`tests/fuzz`) drive directly: private, or public with the
-/// `internals` feature, which only the crate's own dev-dependency on itself turns on.
-macro_rules! internal {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[cfg(feature = "internals")]
-            pub mod $name;
-            #[cfg(not(feature = "internals"))]
-            mod $name;
-        )*
-    };
-}
-internal!(devices, ept, exits, guest_paging, policy, vmx);
-
 #[cfg(feature = "gdb")]
-internal!(gdb);
+mod gdb;
 /// The production build's stand-in for the GDB stub: nothing attached, ever.
 #[cfg(not(feature = "gdb"))]
 #[path = "gdb_off.rs"]
@@ -37,9 +31,14 @@ mod audit;
 mod boot;
 mod console;
 mod cpus;
+mod devices;
+mod ept;
+mod exits;
 mod frames;
 mod guest_memory;
+mod guest_paging;
 mod locks;
+mod policy;
 mod selfcheck;
 mod smm;
 mod smp;
@@ -47,6 +46,21 @@ mod state;
 mod stats;
 mod stop;
 mod vcpu;
+mod vmx;
+
+/// What the host fuzz targets (`tests/fuzz`) drive directly, with the `internals` feature (only
+/// the crate's own dev-dependency on itself turns it on; the firmware sees none of it).
+#[cfg(feature = "internals")]
+pub mod internals {
+    pub use crate::devices::pci;
+    pub use crate::ept::{builder, entry};
+    pub use crate::exits::{cr_access, ipi, msr, msr_bitmap, xsetbv};
+    #[cfg(feature = "gdb")]
+    pub use crate::gdb::{framing, monitor};
+    pub use crate::guest_paging::walker;
+    pub use crate::policy::{layout, operations, pinned, program_text, ProtectedLayout};
+    pub use crate::vmx::caps;
+}
 
 #[cfg(test)]
 mod design_citation_tests;
@@ -55,7 +69,7 @@ mod layering_tests;
 
 pub use boot::{probe, start, VmxSummary as ProbeSummary};
 pub use handoff::{
-    CpuIds, GuestEntry, HandOff, PhysRange, HYPERVISOR_RANGES, RESERVED_ALIGN, RESERVED_BYTES,
+    GuestEntry, HandOff, PhysRange, HYPERVISOR_RANGES, RESERVED_ALIGN, RESERVED_BYTES,
 };
 pub use vmx::enable::VmxError as ProbeError;
 

@@ -40,17 +40,11 @@ pub fn entry_failed(instruction: &str, rflags: u64) -> ! {
         let vmcs = unsafe { Vmcs::assume_current() };
         let number = vmcs.read(ro::VM_INSTRUCTION_ERROR).unwrap_or(0);
         let text = instruction_error::describe(number);
-        fatal(format_args!(
-            "{instruction} failed: VM-instruction error {number} ({text})"
-        ))
+        fatal!("{instruction} failed: VM-instruction error {number} ({text})")
     } else if rflags & RFLAGS_CF != 0 {
-        fatal(format_args!(
-            "{instruction} failed: VMfailInvalid (no current VMCS)"
-        ))
+        fatal!("{instruction} failed: VMfailInvalid (no current VMCS)")
     } else {
-        fatal(format_args!(
-            "{instruction} returned without VMfail flags (rflags {rflags:#x})"
-        ))
+        fatal!("{instruction} returned without VMfail flags (rflags {rflags:#x})")
     }
 }
 
@@ -60,40 +54,35 @@ pub fn entry_failure_exit(vmcs: &Vmcs, regs: &GuestRegisters, basic: u16) -> ! {
     dump_guest(vmcs, regs);
     // Development builds name the SDM chapter 27 checks the VMCS fails.
     #[cfg(feature = "gdb")]
-    fatal(format_args!(
+    fatal!(
         "VM entry failed: {} (qualification {qualification:#x}); failing checks: {}",
         exit_reason::name(basic),
         crate::vmx::entry_checks::current_vmcs_failures(vmcs, &state::get().caps)
-    ));
+    );
     #[cfg(not(feature = "gdb"))]
-    fatal(format_args!(
+    fatal!(
         "VM entry failed: {} (qualification {qualification:#x})",
         exit_reason::name(basic)
-    ))
+    )
 }
 
 pub fn triple_fault(vmcs: &Vmcs, regs: &GuestRegisters) -> ! {
     dump_guest(vmcs, regs);
-    fatal(format_args!(
-        "guest triple fault at RIP {:#x}",
-        vmcs.get(guest::RIP)
-    ))
+    fatal!("guest triple fault at RIP {:#x}", vmcs.get(guest::RIP))
 }
 
 pub fn unexpected(vmcs: &Vmcs, regs: &GuestRegisters, basic: u16) -> ! {
     let qualification = vmcs.read(ro::EXIT_QUALIFICATION).unwrap_or(0);
     dump_guest(vmcs, regs);
-    fatal(format_args!(
+    fatal!(
         "unexpected VM exit {} ({basic}), qualification {qualification:#x}",
         exit_reason::name(basic)
-    ))
+    )
 }
 
 /// An exception inside the hypervisor itself (host IDT).
 pub fn host_fault(vector: u64, error: u64, rip: u64, cr2: u64) -> ! {
-    fatal(format_args!(
-        "hypervisor exception vector {vector} error {error:#x} at RIP {rip:#x} CR2 {cr2:#x}"
-    ))
+    fatal!("hypervisor exception vector {vector} error {error:#x} at RIP {rip:#x} CR2 {cr2:#x}")
 }
 
 fn dump_guest(vmcs: &Vmcs, r: &GuestRegisters) {

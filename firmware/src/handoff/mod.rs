@@ -5,7 +5,7 @@ mod boot_info;
 
 use rampart_boot_info::BootMode;
 use rampart_hypervisor::handoff::{KernelSegment, SegmentKind, MAX_SEGMENTS};
-use rampart_hypervisor::{CpuIds, GuestEntry, HandOff, PhysRange};
+use rampart_hypervisor::{GuestEntry, HandOff, PhysRange};
 use rampart_loader::memory_map::{memory_type, Excluded};
 use rampart_loader::{boot_area, boot_area_kernel};
 use uefi::boot::MemoryType;
@@ -153,10 +153,7 @@ fn handoff(prepared: &Prepared, reserved: PhysRange, guest: GuestEntry) -> HandO
         log_level: prepared.config.log as u8,
         gdb: prepared.config.gdb,
         lock_page_tables: prepared.config.lock_page_tables,
-        cpus: CpuIds {
-            apic_ids: prepared.cpus.apic_ids,
-            count: prepared.cpus.count,
-        },
+        cpus: core::array::from_fn(|slot| prepared.cpus.ids().get(slot).copied()),
         ap_trampoline: prepared.ap_trampoline.unwrap_or(0),
         smm_area: prepared.smm_area.unwrap_or(PhysRange::new(0, 0)),
         mcfg: prepared.platform.mcfg,

@@ -103,12 +103,11 @@ pub fn checked_windows(
     regions: &[MemoryRegion],
     hypervisor: &[PhysRange],
 ) -> Windows {
-    let mut windows = Windows::NONE;
+    let mut windows = Windows::new();
     for entry in entries.iter().flatten() {
         match check(entry, regions, hypervisor) {
-            Ok(window) => {
-                windows.push(window);
-            }
+            // As many windows as entries: never full.
+            Ok(window) => windows.push(window).unwrap_or(()),
             Err(why) => log::warn!(
                 "ECAM: MCFG entry base {:#x} segment {} buses {}-{} not made read-only ({why}): configuration writes through it are not mediated",
                 entry.base,
@@ -122,48 +121,30 @@ pub fn checked_windows(
 }
 
 /// The checked ECAM windows, read-only in EPT.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Windows(heapless::Vec<PhysRange, MAX_WINDOWS>);
+pub type Windows = heapless::Vec<PhysRange, MAX_WINDOWS>;
 
-impl Windows {
-    pub const NONE: Self = Self(heapless::Vec::new());
+pub fn total_bytes(windows: &Windows) -> u64 {
+    windows.iter().map(|r| r.length).sum()
+}
 
-    /// Adds a window; false (and nothing added) when all [`MAX_WINDOWS`] are taken.
-    pub fn push(&mut self, window: PhysRange) -> bool {
-        self.0.push(window).is_ok()
-    }
-
-    pub fn ranges(&self) -> &[PhysRange] {
-        &self.0
-    }
-
-    pub fn total_bytes(&self) -> u64 {
-        self.ranges().iter().map(|r| r.length).sum()
-    }
-
-    /// The audit rule for a blocked write at `gpa`, if `gpa` is in a window: `dma` where the
-    /// write may reach the Command register (Bus Master Enable), `device-bar` for any other
-    /// register (BARs, ROM BAR, bridge windows, capabilities: a configuration change the
-    /// filter did not see).
-    pub fn write_rule(&self, gpa: u64) -> Option<Rule> {
-        let window = self
-            .ranges()
-            .iter()
-            .find(|r| r.start <= gpa && gpa < r.end())?;
-        let register = (gpa - window.start) % FUNCTION_BYTES;
-        Some(if register <= COMMAND_LAST_BYTE {
-            Rule::Dma
-        } else {
-            Rule::DeviceBar
-        })
-    }
+/// The audit rule for a blocked write at `gpa`, if `gpa` is in a window: `dma` where the write
+/// may reach the Command register (Bus Master Enable), `device-bar` for any other register
+/// (BARs, ROM BAR, bridge windows, capabilities: a configuration change the filter did not see).
+pub fn write_rule(windows: &Windows, gpa: u64) -> Option<Rule> {
+    let window = windows.iter().find(|r| r.start <= gpa && gpa < r.end())?;
+    let register = (gpa - window.start) % FUNCTION_BYTES;
+    Some(if register <= COMMAND_LAST_BYTE {
+        Rule::Dma
+    } else {
+        Rule::DeviceBar
+    })
 }
 
 /// Makes every window read-only and uncacheable in EPT (ECAM is MMIO). The builder uses 2 MiB
 /// (or 1 GiB) pages wherever a window covers them whole, so a 256 MiB window costs at most one
 /// page directory and two page tables.
 pub fn map_read_only<M: TableMemory>(ept: &mut Ept<M>, windows: &Windows) -> Result<(), EptError> {
-    for window in windows.ranges() {
+    for window in windows {
         ept.map(
             window.start,
             window.length,

@@ -99,36 +99,40 @@ fn bad_windows_are_rejected() {
 
 #[test]
 fn windows_hold_at_most_four() {
-    let mut windows = Windows::NONE;
+    let mut windows = Windows::new();
     for i in 0..MAX_WINDOWS as u64 {
-        assert!(windows.push(PhysRange::new(0xb000_0000 + i * 16 * MIB, 16 * MIB)));
+        assert!(windows
+            .push(PhysRange::new(0xb000_0000 + i * 16 * MIB, 16 * MIB))
+            .is_ok());
     }
-    assert!(!windows.push(PhysRange::new(0xe000_0000, MIB)));
-    assert_eq!(windows.ranges().len(), MAX_WINDOWS);
-    assert_eq!(windows.total_bytes(), 64 * MIB);
+    assert!(windows.push(PhysRange::new(0xe000_0000, MIB)).is_err());
+    assert_eq!(windows.len(), MAX_WINDOWS);
+    assert_eq!(total_bytes(&windows), 64 * MIB);
 }
 
 #[test]
 fn writes_name_dma_for_the_command_register_and_device_bar_otherwise() {
-    let mut windows = Windows::NONE;
-    windows.push(PhysRange::new(0xb000_0000, 256 * MIB));
+    let mut windows = Windows::new();
+    windows
+        .push(PhysRange::new(0xb000_0000, 256 * MIB))
+        .unwrap();
     // Bus 0 device 3 function 0, Command register: Bus Master Enable.
     let function = 0xb000_0000 + (3 << 15);
-    assert_eq!(windows.write_rule(function + 0x04), Some(Rule::Dma));
-    assert_eq!(windows.write_rule(function + 0x05), Some(Rule::Dma));
+    assert_eq!(write_rule(&windows, function + 0x04), Some(Rule::Dma));
+    assert_eq!(write_rule(&windows, function + 0x05), Some(Rule::Dma));
     assert_eq!(
-        windows.write_rule(function),
+        write_rule(&windows, function),
         Some(Rule::Dma),
         "a wide write"
     );
-    assert_eq!(windows.write_rule(function + 0x10), Some(Rule::DeviceBar));
-    assert_eq!(windows.write_rule(function + 0x30), Some(Rule::DeviceBar));
-    assert_eq!(windows.write_rule(function + 0x06), Some(Rule::DeviceBar));
+    assert_eq!(write_rule(&windows, function + 0x10), Some(Rule::DeviceBar));
+    assert_eq!(write_rule(&windows, function + 0x30), Some(Rule::DeviceBar));
+    assert_eq!(write_rule(&windows, function + 0x06), Some(Rule::DeviceBar));
     // The last function of the last bus, then outside the window.
-    assert_eq!(windows.write_rule(0xbfff_f004), Some(Rule::Dma));
-    assert_eq!(windows.write_rule(0xc000_0004), None);
-    assert_eq!(windows.write_rule(0xafff_f004), None);
-    assert_eq!(Windows::NONE.write_rule(function + 4), None);
+    assert_eq!(write_rule(&windows, 0xbfff_f004), Some(Rule::Dma));
+    assert_eq!(write_rule(&windows, 0xc000_0004), None);
+    assert_eq!(write_rule(&windows, 0xafff_f004), None);
+    assert_eq!(write_rule(&Windows::new(), function + 4), None);
 }
 
 #[test]
@@ -140,8 +144,10 @@ fn the_window_is_read_only_uncacheable_in_large_pages() {
         });
         build_identity_map(&mut e, &q35_map(), &hypervisor(), 4 * GIB).unwrap();
         let before = e.table_count();
-        let mut windows = Windows::NONE;
-        windows.push(check(&Q35, &q35_map(), &hypervisor()).unwrap());
+        let mut windows = Windows::new();
+        windows
+            .push(check(&Q35, &q35_map(), &hypervisor()).unwrap())
+            .unwrap();
         map_read_only(&mut e, &windows).unwrap();
         assert!(
             e.table_count() - before <= 1,
@@ -173,8 +179,10 @@ fn an_odd_bus_count_splits_only_the_edge() {
         last_bus: 2,
         ..Q35
     };
-    let mut windows = Windows::NONE;
-    windows.push(check(&three_buses, &q35_map(), &hypervisor()).unwrap());
+    let mut windows = Windows::new();
+    windows
+        .push(check(&three_buses, &q35_map(), &hypervisor()).unwrap())
+        .unwrap();
     map_read_only(&mut e, &windows).unwrap();
     assert_eq!(e.translate(0xb000_0000).unwrap().page_size, 2 * MIB);
     let edge = e.translate(0xb020_0000).unwrap();

@@ -31,6 +31,7 @@ pub fn trapped() -> ports::Trapped<'static> {
 /// read-only: a PCI configuration write through an ECAM window (`dma` or `device-bar`, as the
 /// filter's own refusals), or a write to a platform device page.
 pub fn write_rule(ecam: &ecam::Windows, gpa: u64) -> Option<rampart_hv_abi::Rule> {
-    let platform = platform::is_read_only_device(gpa).then_some(rampart_hv_abi::Rule::PlatformDevice);
-    ecam.write_rule(gpa).or(platform)
+    let platform =
+        platform::is_read_only_device(gpa).then_some(rampart_hv_abi::Rule::PlatformDevice);
+    ecam::write_rule(ecam, gpa).or(platform)
 }

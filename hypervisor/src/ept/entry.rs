@@ -33,7 +33,6 @@ bitflags::bitflags! {
 }
 
 impl Permissions {
-
     /// The rights in bits 2:0 and 10 of an EPT entry.
     pub const fn from_entry(entry: u64) -> Self {
         let user = if entry & USER_EXECUTE_BIT != 0 {

@@ -36,7 +36,7 @@ pub fn handle_load(vmcs: &Vmcs, value: u64) -> Resume {
     // Not locked: CR3 exiting is off, but load as the CPU would.
     if crate::locks::locked_page_tables().is_some_and(|lock| !lock.may_load(me, value)) {
         let (access, gpa) = (Access::REGISTER | Access::WRITE, value & ADDRESS_MASK);
-        super::policy::block(vmcs, Rule::Cr3Load, access, 0, gpa, value);
+        super::resume::block(vmcs, Rule::Cr3Load, access, 0, gpa, value);
         return Resume::Inject(Exception::GeneralProtection);
     }
     load(vmcs, value, pcide)

@@ -6,6 +6,7 @@
 use super::resume::Resume;
 use crate::gdb::{self, StopReason};
 use crate::vcpu::GuestRegisters;
+use crate::vmx::exit_reason::ExitReason;
 use crate::vmx::vmcs::Vmcs;
 use gdbstub::common::Signal;
 use x86::vmx::vmcs::{control, guest, ro};
@@ -20,6 +21,28 @@ const VECTOR_DEBUG: u64 = 1;
 const VECTOR_BREAKPOINT: u64 = 3;
 /// #DB exit qualification (28.2.1 Table 28-1): B0-B3 in bits 3:0, BS (single step) bit 14.
 const DEBUG_QUALIFICATION_B0_B3: u64 = 0xf;
+
+/// The exits the debugger handles: with the `gdb` feature, these never reach the production
+/// dispatch in `exits::handle_exit` (an NMI is taken there first).
+pub fn handles(reason: ExitReason) -> bool {
+    use ExitReason::*;
+    matches!(
+        reason,
+        ExceptionOrNmi | MonitorTrapFlag | PreemptionTimer | Hlt | TripleFault
+    )
+}
+
+/// Dispatches an exit [`handles`] accepts.
+pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters, reason: ExitReason) -> Resume {
+    match reason {
+        ExitReason::ExceptionOrNmi => exception(vmcs, regs),
+        ExitReason::MonitorTrapFlag => monitor_trap(vmcs, regs),
+        ExitReason::PreemptionTimer => preemption_timer(vmcs, regs),
+        ExitReason::Hlt => hlt(vmcs, regs),
+        ExitReason::TripleFault => triple_fault(vmcs, regs),
+        other => crate::stop::unexpected(vmcs, regs, other as u16),
+    }
+}
 
 /// An exception exit: only #BP and #DB are in the bitmap.
 pub fn exception(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {

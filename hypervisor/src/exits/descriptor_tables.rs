@@ -51,7 +51,9 @@ fn protect_tables(vmcs: &Vmcs, flags: u64) -> Result<usize, HypercallError> {
         for page in (base & !(PAGE - 1)..base + length).step_by(PAGE as usize) {
             let mapping =
                 walker::translate(&GuestPhysical, cr3, cr4, page).map_err(|_| OutOfRange)?;
-            frames.push(mapping.gpa & !(PAGE - 1)).map_err(|_| OutOfRange)?;
+            frames
+                .push(mapping.gpa & !(PAGE - 1))
+                .map_err(|_| OutOfRange)?;
         }
     }
     let mut guard = state::EPT.lock();
@@ -62,7 +64,7 @@ fn protect_tables(vmcs: &Vmcs, flags: u64) -> Result<usize, HypercallError> {
             .map_err(|_| OutOfRange)?;
     }
     drop(guard);
-    super::policy::flush();
+    crate::smp::shootdown::tighten_all();
     // SAFETY: the capability MSR allows descriptor-table exiting (checked above).
     #[allow(unsafe_code)]
     unsafe { locks::vmcs::enable_descriptor_table_exiting(vmcs) }.map_err(|_| NotSupported)?;

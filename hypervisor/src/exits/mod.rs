@@ -73,19 +73,10 @@ pub fn handle_exit(regs: &mut GuestRegisters) {
         Some(ExitReason::Init) => Resume::Unchanged,
         Some(ExitReason::GdtrIdtrAccess) => descriptor_tables::handle(&vmcs, regs, false),
         Some(ExitReason::LdtrTrAccess) => descriptor_tables::handle(&vmcs, regs, true),
-        #[cfg(feature = "gdb")]
-        Some(ExitReason::TripleFault) => debug::triple_fault(&vmcs, regs),
-        #[cfg(not(feature = "gdb"))]
-        Some(ExitReason::TripleFault) => crate::stop::triple_fault(&vmcs, regs),
         Some(ExitReason::ExceptionOrNmi) if nmi::is_nmi(&vmcs) => nmi::handle(&vmcs, slot),
         #[cfg(feature = "gdb")]
-        Some(ExitReason::ExceptionOrNmi) => debug::exception(&vmcs, regs),
-        #[cfg(feature = "gdb")]
-        Some(ExitReason::MonitorTrapFlag) => debug::monitor_trap(&vmcs, regs),
-        #[cfg(feature = "gdb")]
-        Some(ExitReason::PreemptionTimer) => debug::preemption_timer(&vmcs, regs),
-        #[cfg(feature = "gdb")]
-        Some(ExitReason::Hlt) => debug::hlt(&vmcs, regs),
+        Some(reason) if debug::handles(reason) => debug::handle(&vmcs, regs, reason),
+        Some(ExitReason::TripleFault) => crate::stop::triple_fault(&vmcs, regs),
         _ => crate::stop::unexpected(&vmcs, regs, basic),
     };
     match resume {

@@ -6,6 +6,7 @@
 
 use super::ipi;
 use super::resume::{audit_register, Exception, Resume};
+use crate::guest_paging::walker::is_canonical;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::vmcs::Vmcs;
 use rampart_hv_abi::{Access, Rule};
@@ -75,17 +76,12 @@ pub fn decide(msr: u32, value: u64, syscall_msrs_locked: bool) -> Decision {
         }
         _ if !EMULATED.contains(&msr) => Decision::Blocked(Rule::Msr),
         _ if syscall_msrs_locked => Decision::Blocked(Rule::LockedMsr),
-        IA32_LSTAR | IA32_CSTAR | IA32_SYSENTER_ESP | IA32_SYSENTER_EIP if !canonical(value) => {
+        IA32_LSTAR | IA32_CSTAR | IA32_SYSENTER_ESP | IA32_SYSENTER_EIP if !is_canonical(value) => {
             Decision::Invalid
         }
         IA32_FMASK if value >> 32 != 0 => Decision::Invalid,
         _ => Decision::Write,
     }
-}
-
-fn canonical(address: u64) -> bool {
-    let upper = (address as i64) >> 47;
-    upper == 0 || upper == -1
 }
 
 pub fn handle_write(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {

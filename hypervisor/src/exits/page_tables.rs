@@ -3,7 +3,8 @@
 //! the blocked writes' rule. CR3 loads are checked in `exits::cr3`.
 #![allow(unsafe_code)] // IA32_LSTAR read
 
-use crate::cpus::{CpuState, CPUS};
+use crate::cpus::CpuState::{Running, StartRequested};
+use crate::cpus::CPUS;
 use crate::ept::entry::Permissions;
 use crate::guest_memory::{Gpa, GuestBytes};
 use crate::guest_paging::walker::{self, PhysicalMemory, WalkError};
@@ -31,7 +32,7 @@ fn refusal(vmcs: &Vmcs, r: Refusal, detail: u64) -> HypercallError {
         Refusal::Unreadable | Refusal::TooMany => HypercallError::OutOfRange,
         Refusal::Denied(gpa) => {
             let access = Access::HYPERCALL | Access::WRITE;
-            super::policy::block(vmcs, Rule::PageTable, access, 0, gpa, detail);
+            super::resume::block(vmcs, Rule::PageTable, access, 0, gpa, detail);
             HypercallError::Denied
         }
     }
@@ -84,12 +85,7 @@ fn declared_roots(table: u64, count: u64) -> Result<[Option<VcpuRoots>; MAX_VCPU
     if !table.is_multiple_of(8) || count == 0 || count > MAX_VCPUS as u64 {
         return Err(Refusal::Invalid);
     }
-    let started = |slot: usize| {
-        matches!(
-            CPUS[slot].state(),
-            CpuState::Running | CpuState::StartRequested
-        )
-    };
+    let started = |slot: usize| matches!(CPUS[slot].state(), Running | StartRequested);
     let mut by_slot = [None; MAX_VCPUS];
     for entry in 0..count {
         let word = |n: u64| Tables.read_u64(table + entry * CpuRoots::SIZE + n * 8);
@@ -167,7 +163,7 @@ fn lock_tables(roots: &[u64], window: StackWindow) -> Result<StructurePages, Ref
     let mut locked = km::collect_and_preset(&mut Tables, roots, window)?;
     for _ in 0..3 {
         protect_frames(locked.frames().iter().copied())?;
-        super::policy::flush();
+        crate::smp::shootdown::tighten_all();
         let again = km::collect_and_preset(&mut Tables, roots, window)?;
         if again.frames().iter().all(|&f| locked.contains(f)) {
             return Ok(again);
@@ -204,7 +200,7 @@ pub fn lock(
         return Err(HypercallError::InvalidArgument);
     }
     let (lock, ranges) = lock_and_check(vmcs, vcpus, window).map_err(|r| {
-        super::policy::flush();
+        crate::smp::shootdown::tighten_all();
         refusal(vmcs, r, window_start)
     })?;
     let pages = lock.locked.frames().len();
@@ -212,7 +208,7 @@ pub fn lock(
     locks::lock_page_tables(lock);
     locks::vmcs::apply_to_current_vmcs();
     // Every other vCPU drops stale EPT translations and starts checking CR3 loads.
-    super::policy::flush();
+    crate::smp::shootdown::tighten_all();
     log::info!("page tables locked: {pages} paging-structure pages read-only ({vcpus} vCPUs' roots), {ranges} protected ranges recorded, stack window {:#x}+{:#x}, CR3 loads checked ({} CR3-target values)",
         window.start,
         window.length,
@@ -220,7 +216,6 @@ pub fn lock(
     );
     Ok(0)
 }
-
 
 /// Locks every declared root and the kernel-half tables they reach, then checks (only now that
 /// no vCPU can change them) that the roots agree and keep the recorded translations.

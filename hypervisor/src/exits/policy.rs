@@ -3,8 +3,8 @@
 //! `policy::violation` decides, and
 //! the policy hypercalls change EPT rights through `policy::operations`, followed by INVEPT.
 
-use super::resume::{guest_rip, Exception, Resume};
-use crate::audit::{self, Attempt};
+use super::resume::{block, guest_rip, Exception, Resume};
+use crate::audit;
 use crate::devices;
 use crate::ept::builder::Ept;
 use crate::ept::entry::Permissions;
@@ -12,11 +12,12 @@ use crate::guest_memory::{Gpa, GuestBytes};
 use crate::policy::operations::{self, Denial};
 use crate::policy::violation::{self, Nested, Violation};
 use crate::policy::ProtectedLayout;
+use crate::smp::shootdown::tighten_all;
 use crate::state;
 use crate::vmx::qualification::EptViolation;
 use crate::vmx::vmcs::Vmcs;
 use core::sync::atomic::{AtomicU64, Ordering};
-use rampart_hv_abi::{Access, AuditRecord, HypercallError, HypercallResult, Rule};
+use rampart_hv_abi::{Access, AuditRecord, HypercallError, HypercallResult};
 use x86::vmx::vmcs::ro;
 
 /// The access that exited, as audit access bits (equal to the EPT rights bits it needs).
@@ -28,18 +29,6 @@ fn access_bits(q: EptViolation) -> Access {
     } else {
         Access::READ
     }
-}
-
-/// Audits a blocked attempt by the guest instruction at RIP.
-pub(super) fn block(vmcs: &Vmcs, rule: Rule, access: Access, gva: u64, gpa: u64, detail: u64) {
-    audit::block(Attempt {
-        rule,
-        access,
-        rip: guest_rip(vmcs),
-        gva,
-        gpa,
-        detail,
-    });
 }
 
 /// An EPT violation: records what the exit saw, asks `policy::violation` for the verdict,
@@ -57,7 +46,10 @@ pub fn ept_violation(vmcs: &Vmcs) -> Resume {
         gpa,
         access: access_bits(q),
         allowed: q.allowed_rights(state.layout.mode_based_execute()),
-        device_rule: q.write().then(|| devices::write_rule(&state.ecam, gpa)).flatten(),
+        device_rule: q
+            .write()
+            .then(|| devices::write_rule(&state.ecam, gpa))
+            .flatten(),
         locked_table: crate::locks::is_locked_table_page(gpa),
         protected_frame: crate::locks::is_protected_frame(gpa),
         vectoring: vmcs.read(ro::IDT_VECTORING_INFO).unwrap_or(0),
@@ -71,10 +63,10 @@ pub fn ept_violation(vmcs: &Vmcs) -> Resume {
     match verdict.nested {
         Nested::No => Resume::Inject(Exception::VirtualizationException),
         Nested::DoubleFault => Resume::Inject(Exception::DoubleFault),
-        Nested::TripleFault => crate::stop::fatal(format_args!(
+        Nested::TripleFault => fatal!(
             "guest triple fault: a blocked access while delivering #DF at RIP {:#x}",
             guest_rip(vmcs)
-        )),
+        ),
     }
 }
 
@@ -105,12 +97,6 @@ fn spurious(gpa: u64, q: EptViolation) -> bool {
 static LAST_SPURIOUS: [AtomicU64; rampart_boot_info::MAX_CPUS] =
     [const { AtomicU64::new(0) }; rampart_boot_info::MAX_CPUS];
 
-/// Flushes cached EPT translations after rights were removed (SDM Vol. 3C 29.4.3.3), on every
-/// vCPU before the hypercall returns.
-pub fn flush() {
-    crate::smp::shootdown::tighten_all();
-}
-
 /// Runs a policy operation on the EPT and turns its outcome into a hypercall result,
 /// auditing denials (`requested` = the access bits the request asked for). The EPT lock is held
 /// through the whole operation, shootdowns inside it included (the NMI path never takes it).
@@ -129,7 +115,7 @@ fn apply(
     let error = match result {
         Ok(()) => {
             if removes_rights {
-                flush();
+                tighten_all();
             }
             return Ok(0);
         }
@@ -140,7 +126,7 @@ fn apply(
         }
         Err(Denial::Ept(e)) => {
             log::error!("policy request failed: {e}");
-            flush();
+            tighten_all();
             HypercallError::OutOfRange
         }
     };
@@ -169,7 +155,7 @@ pub fn grant_execute(vmcs: &Vmcs, gpa: u64, length: u64, offset: u64) -> Hyperca
     // The grant ends by adding execute to pages the freeze already took write from: a stale
     // R-- translation only makes a fetch exit once more (`spurious`), so no second shootdown.
     apply(vmcs, Access::EXECUTE, false, |ept, layout| {
-        operations::grant_execute(ept, layout, gpa, length, flush, |gpa, length| {
+        operations::grant_execute(ept, layout, gpa, length, tighten_all, |gpa, length| {
             // Only whole pages of a program's executable segment (or its end), never any other
             // initrd bytes, and only once no vCPU can write them (the freeze before).
             s.program_text.allows(offset, length)

@@ -19,6 +19,7 @@ pub enum Resume {
 
 /// Exceptions the hypervisor injects, numbered by vector (SDM Vol. 3A 7.3, Table 7-1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // the SDM's names (#VE: virtualization exception)
 pub enum Exception {
     InvalidOpcode = 6,
     /// #DF: a blocked access while the guest's CPU was delivering an exception.
@@ -56,10 +57,7 @@ pub fn clear_interruptibility(vmcs: &Vmcs, bits: u64) {
 pub fn inject(vmcs: &Vmcs, exception: Exception) {
     let mut info = exception as u64 | INTERRUPTION_TYPE_HARDWARE_EXCEPTION | INTERRUPTION_VALID;
     // #GP and #DF push an error code (SDM Vol. 3A 7.3, Table 7-1); #UD and #VE do not.
-    if matches!(
-        exception,
-        Exception::GeneralProtection | Exception::DoubleFault
-    ) {
+    if exception == Exception::GeneralProtection || exception == Exception::DoubleFault {
         info |= INTERRUPTION_DELIVER_ERROR_CODE;
         vmcs.set(control::VMENTRY_EXCEPTION_ERR_CODE, 0);
     }
@@ -72,18 +70,25 @@ pub fn guest_cpl(vmcs: &Vmcs) -> u8 {
     ((vmcs.get(guest::SS_ACCESS_RIGHTS) >> AR_DPL_SHIFT) & 0b11) as u8
 }
 
+/// Audits a blocked attempt by the guest instruction at RIP.
+pub fn block(vmcs: &Vmcs, rule: Rule, access: Access, gva: u64, gpa: u64, detail: u64) {
+    let rip = guest_rip(vmcs);
+    let attempt = crate::audit::Attempt {
+        rule,
+        access,
+        rip,
+        gva,
+        gpa,
+        detail,
+    };
+    crate::audit::block(attempt);
+}
+
 /// Audits a refused register-like access (MSR, port, ICR, configuration write) at the
 /// guest's RIP: `access` is READ or WRITE, `gpa` an address it names (0 if none), `detail`
 /// the register number or value.
 pub fn audit_register(vmcs: &Vmcs, rule: Rule, access: Access, gpa: u64, detail: u64) {
-    crate::audit::block(crate::audit::Attempt {
-        rule,
-        access: Access::REGISTER | access,
-        rip: guest_rip(vmcs),
-        gva: 0,
-        gpa,
-        detail,
-    });
+    block(vmcs, rule, Access::REGISTER | access, 0, gpa, detail);
 }
 
 /// The guest's RIP at the exit.

@@ -48,7 +48,11 @@ pub fn write(frame: &GuestFrame, gva: u64, data: &[u8]) -> Result<(), WalkError>
     done = 0;
     while done < data.len() {
         let (mapping, bytes) = piece(frame, gva.wrapping_add(done as u64), data.len() - done)?;
-        debugger_write_hook(gva.wrapping_add(done as u64), mapping.gpa, bytes.len() as u64);
+        debugger_write_hook(
+            gva.wrapping_add(done as u64),
+            mapping.gpa,
+            bytes.len() as u64,
+        );
         // The guest is stopped, so nothing executes or reads these bytes while they change.
         bytes.write(&data[done..]);
         done += bytes.len();

@@ -76,7 +76,7 @@ impl GuestFrame {
     }
 
     /// In GDB's order.
-    pub fn to_gdb(&self) -> X86_64CoreRegs {
+    pub fn to_gdb(self) -> X86_64CoreRegs {
         let g = &self.gprs;
         let mut regs = X86_64CoreRegs {
             regs: [
@@ -95,7 +95,7 @@ impl GuestFrame {
 
     /// Takes GDB's values. Segment selectors cannot change (their hidden parts live in the
     /// VMCS and would go stale); RFLAGS keeps its reserved and system bits.
-    pub fn from_gdb(&mut self, regs: &X86_64CoreRegs) -> Result<(), ReadOnlyRegister> {
+    pub fn load_gdb(&mut self, regs: &X86_64CoreRegs) -> Result<(), ReadOnlyRegister> {
         let s = &regs.segments;
         let wanted = [s.cs, s.ss, s.ds, s.es, s.fs, s.gs];
         if wanted != self.selectors.map(u32::from) {
@@ -155,12 +155,12 @@ mod tests {
     fn round_trip_and_changes() {
         let mut f = frame();
         let mut regs = f.to_gdb();
-        f.from_gdb(&regs).unwrap();
+        f.load_gdb(&regs).unwrap();
         assert_eq!(f, frame());
         regs.regs[1] = 0xb0b;
         regs.regs[7] = 0x6000;
         regs.rip = 0x40_2000;
-        f.from_gdb(&regs).unwrap();
+        f.load_gdb(&regs).unwrap();
         assert_eq!((f.gprs.rbx, f.rsp, f.rip), (0xb0b, 0x6000, 0x40_2000));
     }
 
@@ -170,7 +170,7 @@ mod tests {
         f.rflags = 0x3246; // IOPL 3
         let mut regs = f.to_gdb();
         regs.eflags = 0x100; // only TF: not writable, and clears the arithmetic flags
-        f.from_gdb(&regs).unwrap();
+        f.load_gdb(&regs).unwrap();
         assert_eq!(f.rflags, 0x3202, "IOPL, IF and bit 1 stay");
     }
 
@@ -179,7 +179,7 @@ mod tests {
         let mut f = frame();
         let mut regs = f.to_gdb();
         regs.segments.cs = 0x33;
-        assert_eq!(f.from_gdb(&regs), Err(ReadOnlyRegister));
+        assert_eq!(f.load_gdb(&regs), Err(ReadOnlyRegister));
         assert_eq!(f, frame());
     }
 }

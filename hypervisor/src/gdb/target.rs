@@ -100,7 +100,7 @@ impl MultiThreadBase for GuestTarget {
 
     fn write_registers(&mut self, regs: &X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
         let mut frame = self.frame_of(tid).ok_or(TargetError::NonFatal)?;
-        frame.from_gdb(regs).map_err(|_| TargetError::NonFatal)?;
+        frame.load_gdb(regs).map_err(|_| TargetError::NonFatal)?;
         if slot_of(tid) == self.stopper {
             self.frame = frame;
             self.frame_changed = true;

@@ -5,7 +5,6 @@
 //! addresses the guest may not reach (the hypervisor's ranges, holes in EPT), so a walk over
 //! a hostile or broken table ends in an error, never in a fault.
 
-
 /// Bit 0 of every paging-structure entry: present.
 pub const PTE_PRESENT: u64 = 1 << 0;
 /// Bit 1: writable.

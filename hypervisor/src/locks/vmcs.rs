@@ -65,9 +65,9 @@ fn apply_page_table_lock() {
     let vmcs = unsafe { Vmcs::assume_current() };
     let cr3 = vmcs.get(guest::CR3);
     let Some(roots) = lock.vcpus[me].filter(|_| lock.may_load(me, cr3)) else {
-        crate::stop::fatal(format_args!(
+        fatal!(
             "vCPU {me} runs on CR3 {cr3:#x}, not one of its declared roots, when its page tables are locked; stopping rather than trusting unchecked tables"
-        ));
+        );
     };
     set_cr3_targets(&vmcs, &roots.targets());
     let primary = state::get().controls.primary | PrimaryControls::CR3_LOAD_EXITING.bits();

@@ -249,7 +249,10 @@ impl VcpuRoots {
     /// The CR3-target values (SDM Vol. 3C 26.6.7): each declared value without and with bit
     /// 63 (the no-flush hint under CR4.PCIDE), kernel mode first.
     pub fn targets(&self) -> heapless::Vec<u64, 4> {
-        let values = [Some(self.kernel_cr3), (self.user_cr3 != 0).then_some(self.user_cr3)];
+        let values = [
+            Some(self.kernel_cr3),
+            (self.user_cr3 != 0).then_some(self.user_cr3),
+        ];
         let variants = |value| [value & !CR3_NO_FLUSH, value | CR3_NO_FLUSH];
         values.into_iter().flatten().flat_map(variants).collect()
     }

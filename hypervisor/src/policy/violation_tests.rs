@@ -27,7 +27,10 @@ fn classify(
         gpa,
         access,
         allowed: q.allowed_rights(layout.mode_based_execute()),
-        device_rule: q.write().then(|| crate::devices::write_rule(ecam, gpa)).flatten(),
+        device_rule: q
+            .write()
+            .then(|| crate::devices::write_rule(ecam, gpa))
+            .flatten(),
         locked_table,
         protected_frame: false,
         vectoring: 0,
@@ -87,25 +90,37 @@ fn blocked_event_delivery_escalates_like_the_cpu() {
 fn violations_name_the_rule() {
     let l = layout();
     assert_eq!(
-        classify(&l, &Windows::NONE, 0x1008, EptViolation(WRITE_TO_RX), false),
+        classify(
+            &l,
+            &Windows::new(),
+            0x1008,
+            EptViolation(WRITE_TO_RX),
+            false
+        ),
         Rule::KernelText
     );
     assert_eq!(
-        classify(&l, &Windows::NONE, 0x2008, EptViolation(WRITE_TO_R), false),
+        classify(&l, &Windows::new(), 0x2008, EptViolation(WRITE_TO_R), false),
         Rule::KernelReadOnly
     );
     assert_eq!(
-        classify(&l, &Windows::NONE, 0x8000, EptViolation(WRITE_TO_R), false),
+        classify(&l, &Windows::new(), 0x8000, EptViolation(WRITE_TO_R), false),
         Rule::MeasuredModule
     );
     assert_eq!(
-        classify(&l, &Windows::NONE, 0x5000, EptViolation(WRITE_TO_RX), false),
+        classify(
+            &l,
+            &Windows::new(),
+            0x5000,
+            EptViolation(WRITE_TO_RX),
+            false
+        ),
         Rule::ExecutableNotWritable
     );
     assert_eq!(
         classify(
             &l,
-            &Windows::NONE,
+            &Windows::new(),
             0x5000,
             EptViolation(FETCH_FROM_RW),
             false
@@ -115,7 +130,7 @@ fn violations_name_the_rule() {
     assert_eq!(
         classify(
             &l,
-            &Windows::NONE,
+            &Windows::new(),
             0x10008,
             EptViolation(READ_ABSENT),
             false
@@ -125,7 +140,7 @@ fn violations_name_the_rule() {
     assert_eq!(
         classify(
             &l,
-            &Windows::NONE,
+            &Windows::new(),
             0x9_0000_0000,
             EptViolation(READ_ABSENT),
             false
@@ -135,7 +150,7 @@ fn violations_name_the_rule() {
     assert_eq!(
         classify(
             &l,
-            &Windows::NONE,
+            &Windows::new(),
             0x1008,
             EptViolation(READ_OF_EXECUTE_ONLY),
             false
@@ -143,7 +158,7 @@ fn violations_name_the_rule() {
         Rule::KernelText
     );
     assert_eq!(
-        classify(&l, &Windows::NONE, 0x5008, EptViolation(WRITE_TO_R), true),
+        classify(&l, &Windows::new(), 0x5008, EptViolation(WRITE_TO_R), true),
         Rule::LockedDescriptorTable
     );
 }
@@ -161,7 +176,7 @@ fn mode_based_execute_qualifications() {
     assert_eq!(
         classify(
             &l,
-            &Windows::NONE,
+            &Windows::new(),
             0x5000,
             EptViolation(WRITE_TO_R_UX),
             false
@@ -171,7 +186,7 @@ fn mode_based_execute_qualifications() {
     assert_eq!(
         classify(
             &l,
-            &Windows::NONE,
+            &Windows::new(),
             0x5000,
             EptViolation(FETCH_FROM_R_UX),
             false
@@ -182,7 +197,7 @@ fn mode_based_execute_qualifications() {
     assert_eq!(
         classify(
             &layout(),
-            &Windows::NONE,
+            &Windows::new(),
             0x5000,
             EptViolation(WRITE_TO_R_UX),
             false
@@ -201,8 +216,8 @@ fn mode_based_execute_qualifications() {
 #[test]
 fn ecam_writes_are_configuration_writes() {
     let l = layout();
-    let mut ecam = Windows::NONE;
-    ecam.push(PhysRange::new(0xb000_0000, 256 << 20));
+    let mut ecam = Windows::new();
+    ecam.push(PhysRange::new(0xb000_0000, 256 << 20)).unwrap();
     // Bus 0, device 2: the Command register, then BAR0.
     assert_eq!(
         classify(&l, &ecam, 0xb001_0004, EptViolation(WRITE_TO_R), false),
@@ -218,7 +233,7 @@ fn ecam_writes_are_configuration_writes() {
         Rule::NotExecutable
     );
     // The hypervisor's ranges come first even if a bad MCFG overlapped them.
-    ecam.push(PhysRange::new(0x10000, 0x1000));
+    ecam.push(PhysRange::new(0x10000, 0x1000)).unwrap();
     assert_eq!(
         classify(&l, &ecam, 0x10004, EptViolation(WRITE_TO_R), false),
         Rule::HypervisorMemory
@@ -239,6 +254,9 @@ fn a_write_to_a_locked_page_table_is_the_page_table_rule() {
     let verdict = verdict(&layout(), &violation);
     assert_eq!(verdict.rule, Rule::PageTable);
     assert_eq!(verdict.nested, Nested::TripleFault);
-    let read = Violation { access: Access::READ, ..violation };
+    let read = Violation {
+        access: Access::READ,
+        ..violation
+    };
     assert_eq!(super::verdict(&layout(), &read).rule, Rule::ProtectedRange);
 }

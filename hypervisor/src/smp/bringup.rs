@@ -43,11 +43,11 @@ pub unsafe fn start_aps(
     frames: &mut FrameAllocator,
     host_cr3: u64,
 ) -> Result<(), &'static str> {
-    let ids = handoff.cpus.ids();
+    let ids = handoff.cpus.iter().flatten();
     let boot = &CPUS[0];
     boot.apic_id.store(apic::apic_id(), Ordering::Relaxed);
     boot.set_state(CpuState::Running);
-    if ids.len() <= 1 {
+    if ids.clone().count() <= 1 {
         return Err("one CPU");
     }
     if handoff.ap_trampoline == 0 {
@@ -59,7 +59,7 @@ pub unsafe fn start_aps(
     // SAFETY: the page is guest RAM the guest has not run on (caller contract).
     unsafe { ap_trampoline::install(handoff.ap_trampoline) };
     let boot_id = boot.apic_id.load(Ordering::Relaxed);
-    for (index, &apic_id) in ids.iter().filter(|&&id| id != boot_id).enumerate() {
+    for (index, &apic_id) in ids.filter(|&&id| id != boot_id).enumerate() {
         let cpu = &CPUS[index + 1];
         cpu.apic_id.store(apic_id, Ordering::Relaxed);
         // SAFETY: forwarded contract; the slot is unused so far.

@@ -26,9 +26,9 @@ pub fn tighten_all() {
     acknowledge(me);
     let waiting = || waiting_for(generation, me);
     if let Err(pending) = nmis_until_done(waiting, RESEND_CYCLES, TIMEOUT_CYCLES) {
-        crate::stop::fatal(format_args!(
+        fatal!(
             "EPT shootdown: vCPU mask {pending:#x} did not acknowledge generation {generation} within {TIMEOUT_CYCLES} cycles; stopping rather than running with stale translations"
-        ));
+        );
     }
 }
 

@@ -11,7 +11,6 @@ use crate::guest_paging::walker;
 use crate::handoff::GuestEntry;
 use crate::policy::SegmentKind;
 use crate::state;
-use crate::stop::fatal;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::setup::{self, HostSetup, Structures};
 use crate::vmx::vmcs::Vmcs;
@@ -116,13 +115,36 @@ fn wake_and_wait(slot: usize) -> Result<(), StartRefusal> {
         .map_err(|_| StartRefusal::NoAnswer)
 }
 
+/// Writes the launch VMCS of the vCPU in `host.cpu_slot` into `vmcs` (development builds first
+/// check it against SDM chapter 27); a VMCS that cannot be written stops the hypervisor.
+///
+/// # Safety
+/// `vmcs` is current; `structures` are hypervisor-owned and initialised (EPT leaves the
+/// hypervisor out) and `host` names this CPU's own tables, an exit stack nothing else uses and
+/// the exit stub (`setup::write_image`).
+pub unsafe fn write_launch_vmcs(
+    vmcs: &Vmcs,
+    structures: &Structures,
+    host: &HostSetup,
+    entry: &GuestEntry,
+) {
+    let (s, cpu) = (state::get(), setup::host_cpu());
+    let image = setup::launch_image(&s.caps, &s.controls, structures, host, &cpu, entry);
+    #[cfg(feature = "gdb")]
+    crate::vmx::entry_checks::before_launch(&image, &s.caps, host.cpu_slot, crate::stop::fatal);
+    // SAFETY: delegated to the caller.
+    if let Err(error) = unsafe { setup::write_image(vmcs, &image) } {
+        fatal!("vCPU {}: {error}", host.cpu_slot);
+    }
+}
+
 /// On the target CPU, in its parking loop: builds its VMCS from the template and the request,
 /// and launches. Never returns; a VMCS that cannot be written stops the hypervisor.
 pub fn launch_here(slot: usize) -> ! {
     let cpu = &CPUS[slot];
     let template = *TEMPLATE
         .get()
-        .unwrap_or_else(|| fatal(format_args!("vCPU start before the boot CPU launched")));
+        .unwrap_or_else(|| fatal!("vCPU start before the boot CPU launched"));
     let entry = GuestEntry {
         rip: cpu.start_rip.load(Ordering::Relaxed),
         rsp: cpu.start_rsp.load(Ordering::Relaxed),
@@ -133,7 +155,6 @@ pub fn launch_here(slot: usize) -> ! {
         tss_base: 0,
         tss_limit: PLACEHOLDER_TSS_LIMIT,
     };
-    let s = state::get();
     // SAFETY: `ap_entry` made this CPU's VMCS current (VMXON, VMCLEAR, VMPTRLD) and nothing
     // else runs on it.
     let vmcs = unsafe { Vmcs::assume_current() };
@@ -145,23 +166,10 @@ pub fn launch_here(slot: usize) -> ! {
         exit_entry: vm_entry::vm_exit_entry as *const () as u64,
         cpu_slot: slot as u64,
     };
-    let image = setup::launch_image(
-        &s.caps,
-        &s.controls,
-        &template.structures,
-        &host,
-        &setup::host_cpu(),
-        &entry,
-    );
-    #[cfg(feature = "gdb")]
-    crate::vmx::entry_checks::before_launch(&image, &s.caps, slot, fatal);
     // SAFETY: the structures are the shared, hypervisor-owned ones the boot CPU runs with;
     // `host` is this CPU's own tables and stack (the parking frames below are abandoned: the
     // stack is reused from its top by VM exits once the launch succeeds).
-    let written = unsafe { setup::write_image(&vmcs, &image) };
-    if let Err(error) = written {
-        fatal(format_args!("vCPU {slot}: {error}"));
-    }
+    unsafe { write_launch_vmcs(&vmcs, &template.structures, &host, &entry) };
     // Pinned CR4 bits hold on every vCPU from its first instruction.
     let pinned = crate::locks::pinned_cr4();
     for field in [guest::CR4, control::CR4_READ_SHADOW] {

@@ -22,22 +22,27 @@ pub enum ControlField {
     Entry,
 }
 
+/// Why a control field cannot be fitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// These required bits are not allowed to be 1.
+    Unsupported,
+    /// These bits must be 0 for Rampart's design but the CPU forces them to 1.
+    ForcedOn,
+}
+
 /// A control the hypervisor cannot run without is unavailable, or one it must keep clear is
 /// forced on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FitError {
-    /// These required bits are not allowed to be 1.
-    Unsupported { field: ControlField, bits: u32 },
-    /// These bits must be 0 for Rampart's design but the CPU forces them to 1.
-    ForcedOn { field: ControlField, bits: u32 },
+pub struct FitError {
+    pub problem: Problem,
+    pub field: ControlField,
+    pub bits: u32,
 }
 
 impl fmt::Display for FitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (field, bits, problem) = match *self {
-            Self::Unsupported { field, bits } => (field, bits, "are required but not supported"),
-            Self::ForcedOn { field, bits } => (field, bits, "must be 0 but the CPU forces them on"),
-        };
+        let (field, bits) = (self.field, self.bits);
         write!(f, "{field:?} controls {bits:#010x} (")?;
         let mut named = NAMES
             .iter()
@@ -48,7 +53,10 @@ impl fmt::Display for FitError {
         for (_, _, name) in named {
             write!(f, ", {name}")?;
         }
-        write!(f, ") {problem}")?;
+        match self.problem {
+            Problem::Unsupported => f.write_str(") are required but not supported")?,
+            Problem::ForcedOn => f.write_str(") must be 0 but the CPU forces them on")?,
+        }
         match self.missing_feature() {
             Some(hint) => write!(f, ": {hint}"),
             None => Ok(()),
@@ -59,30 +67,20 @@ impl fmt::Display for FitError {
 impl FitError {
     /// What the refusal means for a user, where one feature explains it (SDM Vol. 3D A.3).
     pub fn missing_feature(&self) -> Option<&'static str> {
+        use ControlField::{Entry, Exit, Primary, Secondary};
+        use Problem::{ForcedOn, Unsupported};
         let ept = SecondaryControls::ENABLE_EPT.bits();
         let secondary = PrimaryControls::SECONDARY_CONTROLS.bits();
         let cr3 = (PrimaryControls::CR3_LOAD_EXITING | PrimaryControls::CR3_STORE_EXITING).bits();
-        match *self {
-            Self::Unsupported {
-                field: ControlField::Secondary,
-                bits,
-            } if bits & ept != 0 => Some(NO_EPT),
-            Self::Unsupported {
-                field: ControlField::Primary,
-                bits,
-            } if bits & secondary != 0 => Some(NO_EPT),
-            Self::ForcedOn {
-                field: ControlField::Primary,
-                bits,
-            } if bits & cr3 != 0 => Some(
+        match (self.problem, self.field) {
+            (Unsupported, Secondary) if self.bits & ept != 0 => Some(NO_EPT),
+            (Unsupported, Primary) if self.bits & secondary != 0 => Some(NO_EPT),
+            (ForcedOn, Primary) if self.bits & cr3 != 0 => Some(
                 "this CPU has no IA32_VMX_TRUE_* capability MSRs (IA32_VMX_BASIC bit 55 is 0, as on VT-x \
                  before Nehalem) and forces CR3 exiting on; Rampart needs a CPU that lets the guest own \
                  CR3 loads (every Intel CPU with EPT does)",
             ),
-            Self::Unsupported {
-                field: ControlField::Exit | ControlField::Entry,
-                ..
-            } => Some(
+            (Unsupported, Exit | Entry) => Some(
                 "this CPU cannot switch IA32_EFER or run a 64-bit guest on VM entry and exit (VT-x \
                  before Nehalem); Rampart needs both",
             ),
@@ -100,11 +98,13 @@ const NAMES: &[(ControlField, u32, &str)] = {
     use ControlField::{Entry, Exit, Pinbased, Primary, Secondary};
     use EntryControls as N;
     use ExitControls as X;
+    use PinbasedControls as I;
     use PrimaryControls as P;
+    use SecondaryControls as S;
     &[
         (
             Pinbased,
-            PinbasedControls::EXTERNAL_INTERRUPT_EXITING.bits(),
+            I::EXTERNAL_INTERRUPT_EXITING.bits(),
             "external-interrupt exiting",
         ),
         (Primary, P::HLT_EXITING.bits(), "HLT exiting"),
@@ -124,16 +124,8 @@ const NAMES: &[(ControlField, u32, &str)] = {
             P::SECONDARY_CONTROLS.bits(),
             "activate secondary controls",
         ),
-        (
-            Secondary,
-            SecondaryControls::ENABLE_EPT.bits(),
-            "enable EPT",
-        ),
-        (
-            Secondary,
-            SecondaryControls::WBINVD_EXITING.bits(),
-            "WBINVD exiting",
-        ),
+        (Secondary, S::ENABLE_EPT.bits(), "enable EPT"),
+        (Secondary, S::WBINVD_EXITING.bits(), "WBINVD exiting"),
         (
             Exit,
             X::HOST_ADDRESS_SPACE_SIZE.bits(),
@@ -163,11 +155,19 @@ pub fn fit(field: ControlField, request: ControlRequest, capability: u64) -> Res
     let may_be_one = (capability >> 32) as u32;
     let bits = request.required & !may_be_one;
     if bits != 0 {
-        return Err(FitError::Unsupported { field, bits });
+        return Err(FitError {
+            problem: Problem::Unsupported,
+            field,
+            bits,
+        });
     }
     let bits = request.forbidden & must_be_one;
     if bits != 0 {
-        return Err(FitError::ForcedOn { field, bits });
+        return Err(FitError {
+            problem: Problem::ForcedOn,
+            field,
+            bits,
+        });
     }
     Ok((request.required | (request.optional & may_be_one) | must_be_one) & may_be_one)
 }
@@ -254,7 +254,7 @@ impl Controls {
         // lacks the TRUE capability MSRs): report the first unsupported one first.
         let unsupported = fits
             .iter()
-            .find(|f| matches!(f, Err(FitError::Unsupported { .. })));
+            .find(|f| matches!(f, Err(e) if e.problem == Problem::Unsupported));
         if let Some(Err(e)) = unsupported.or_else(|| fits.iter().find(|f| f.is_err())) {
             return Err(*e);
         }

@@ -3,7 +3,7 @@
 //! (tests/vmx-caps).
 
 use super::caps::{ept_cap, VmxCapabilities};
-use super::controls::{ControlField, Controls, FitError};
+use super::controls::{ControlField, Controls, FitError, Problem};
 use super::msr::MsrSource;
 use std::collections::HashMap;
 use x86::vmx::vmcs::control::{PrimaryControls, SecondaryControls};
@@ -166,7 +166,8 @@ fn without_true_controls_cr3_exiting_is_forced_and_reported() {
     assert!(
         matches!(
             err,
-            FitError::ForcedOn {
+            FitError {
+                problem: Problem::ForcedOn,
                 field: ControlField::Primary,
                 ..
             }
@@ -256,7 +257,8 @@ fn a_cpu_without_ept_is_refused_by_name() {
     assert!(
         matches!(
             err,
-            FitError::Unsupported {
+            FitError {
+                problem: Problem::Unsupported,
                 field: ControlField::Primary,
                 ..
             }
@@ -296,15 +298,42 @@ fn a_forced_control_is_named() {
 #[test]
 fn qemu_named_models_offer_their_generation() {
     let models: [(&str, &[&str]); 9] = [
-        ("qemu_nehalem", &["-unrestricted", "-ept-ad", "-vmcs-shadow"]),
-        ("qemu_westmere", &[" unrestricted", "-ept-ad", "-vmcs-shadow"]),
-        ("qemu_sandybridge", &[" unrestricted", "-ept-ad", "-vmcs-shadow"]),
-        ("qemu_ivybridge", &[" unrestricted", "-ept-ad", "-vmcs-shadow"]),
-        ("qemu_haswell", &[" unrestricted", " ept-ad", " vmcs-shadow"]),
-        ("qemu_broadwell", &[" unrestricted", " ept-ad", " vmcs-shadow"]),
-        ("qemu_skylake_client", &[" unrestricted", " ept-ad", " vmcs-shadow"]),
-        ("qemu_cascadelake_server", &[" unrestricted", " ept-ad", " vmcs-shadow"]),
-        ("qemu_icelake_server", &[" unrestricted", " ept-ad", " vmcs-shadow"]),
+        (
+            "qemu_nehalem",
+            &["-unrestricted", "-ept-ad", "-vmcs-shadow"],
+        ),
+        (
+            "qemu_westmere",
+            &[" unrestricted", "-ept-ad", "-vmcs-shadow"],
+        ),
+        (
+            "qemu_sandybridge",
+            &[" unrestricted", "-ept-ad", "-vmcs-shadow"],
+        ),
+        (
+            "qemu_ivybridge",
+            &[" unrestricted", "-ept-ad", "-vmcs-shadow"],
+        ),
+        (
+            "qemu_haswell",
+            &[" unrestricted", " ept-ad", " vmcs-shadow"],
+        ),
+        (
+            "qemu_broadwell",
+            &[" unrestricted", " ept-ad", " vmcs-shadow"],
+        ),
+        (
+            "qemu_skylake_client",
+            &[" unrestricted", " ept-ad", " vmcs-shadow"],
+        ),
+        (
+            "qemu_cascadelake_server",
+            &[" unrestricted", " ept-ad", " vmcs-shadow"],
+        ),
+        (
+            "qemu_icelake_server",
+            &[" unrestricted", " ept-ad", " vmcs-shadow"],
+        ),
     ];
     for (name, wanted) in models {
         let s = format!("{}", caps(name));

@@ -20,12 +20,15 @@ impl VmcsImage {
     pub fn set(&mut self, field: u32, value: u64) {
         match self.0.iter_mut().find(|(f, _)| *f == field) {
             Some(slot) => slot.1 = value,
-            None => self.0.push((field, value)).expect("more than MAX_FIELDS VMCS fields"),
+            None => self
+                .0
+                .push((field, value))
+                .expect("more than MAX_FIELDS VMCS fields"),
         }
     }
 
     /// The value of `field` if the image sets it (the VM-entry checker's reads).
-    #[cfg(any(test, feature = "gdb", feature = "internals"))]
+    #[cfg(any(test, feature = "gdb"))]
     pub fn get(&self, field: u32) -> Option<u64> {
         let found = self.0.iter().find(|(f, _)| *f == field);
         found.map(|&(_, value)| value)
@@ -34,7 +37,7 @@ impl VmcsImage {
     /// The value of `field`, 0 where the image leaves it unset (VMCLEAR's initial value for
     /// the fields Rampart never writes, SDM Vol. 3C 25.11.3 leaves them undefined but every
     /// CPU here reads 0).
-    #[cfg(any(test, feature = "gdb", feature = "internals"))]
+    #[cfg(any(test, feature = "gdb"))]
     pub fn value(&self, field: u32) -> u64 {
         self.get(field).unwrap_or(0)
     }

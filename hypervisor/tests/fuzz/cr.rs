@@ -4,10 +4,10 @@
 //! itself would accept (SDM Vol. 2D "XSETBV"), so the hypervisor's own XSETBV cannot fault.
 
 use proptest::prelude::*;
-use rampart_hypervisor::exits::cr_access::{clears_pinned, cr0_for_guest, cr4_for_guest};
-use rampart_hypervisor::exits::xsetbv::valid_xcr0;
-use rampart_hypervisor::policy::pinned::{CR0_WP, CR4_PINNABLE};
-use rampart_hypervisor::vmx::caps::VmxCapabilities;
+use rampart_hypervisor::internals::caps::VmxCapabilities;
+use rampart_hypervisor::internals::cr_access::{clears_pinned, cr0_for_guest, cr4_for_guest};
+use rampart_hypervisor::internals::pinned::{CR0_WP, CR4_PINNABLE};
+use rampart_hypervisor::internals::xsetbv::valid_xcr0;
 
 const CR0_PE: u64 = 1 << 0;
 const CR0_PG: u64 = 1 << 31;

@@ -4,8 +4,8 @@
 //! well-formed packets between line noise all get through, in order.
 
 use proptest::prelude::*;
-use rampart_hypervisor::gdb::framing::{Frame, Framer, CTRL_C, MAX_PACKET};
-use rampart_hypervisor::gdb::monitor::{parse, Command};
+use rampart_hypervisor::internals::framing::{Frame, Framer, CTRL_C, MAX_PACKET};
+use rampart_hypervisor::internals::monitor::{parse, Command};
 
 fn checksum(body: &[u8]) -> u8 {
     body.iter().fold(0u8, |sum, b| sum.wrapping_add(*b))

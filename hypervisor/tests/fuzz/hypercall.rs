@@ -5,11 +5,11 @@
 
 use proptest::prelude::*;
 use rampart_hv_abi::{Hypercall, HypercallError, Registers, Request, Rule};
-use rampart_hypervisor::ept::builder::EptError;
-use rampart_hypervisor::ept::entry::{MemoryType, Permissions};
-use rampart_hypervisor::policy::layout::{KernelSegment, SegmentKind, MAX_SEGMENTS};
-use rampart_hypervisor::policy::operations::{self, Denial, PageTable, MAX_REQUEST_BYTES};
-use rampart_hypervisor::policy::ProtectedLayout;
+use rampart_hypervisor::internals::builder::EptError;
+use rampart_hypervisor::internals::entry::{MemoryType, Permissions};
+use rampart_hypervisor::internals::layout::{KernelSegment, SegmentKind, MAX_SEGMENTS};
+use rampart_hypervisor::internals::operations::{self, Denial, PageTable, MAX_REQUEST_BYTES};
+use rampart_hypervisor::internals::ProtectedLayout;
 use rampart_hypervisor::PhysRange;
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! IPI) is ever forwarded, and an LVT entry is only written masked or with fixed delivery.
 
 use proptest::prelude::*;
-use rampart_hypervisor::exits::ipi::{decide, lvt_allowed, IpiDecision};
+use rampart_hypervisor::internals::ipi::{decide, lvt_allowed, IpiDecision};
 
 const DELIVERY_MODE_SHIFT: u32 = 8;
 const DELIVERY_FIXED: u64 = 0;

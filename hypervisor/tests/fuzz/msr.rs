@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 use rampart_hv_abi::Rule;
-use rampart_hypervisor::exits::msr::{decide, Decision, EMULATED, IA32_EFER, IA32_FMASK};
-use rampart_hypervisor::exits::msr_bitmap::{build, exits, read_passes, write_passes, x2apic};
+use rampart_hypervisor::internals::msr::{decide, Decision, EMULATED, IA32_EFER, IA32_FMASK};
+use rampart_hypervisor::internals::msr_bitmap::{build, exits, read_passes, write_passes, x2apic};
 use std::sync::OnceLock;
 
 const EFER_ALLOWED: u64 = (1 << 0) | (1 << 8) | (1 << 10) | (1 << 11);
@@ -114,7 +114,7 @@ proptest! {
         // delivery mode, IA32_APIC_BASE.
         let vetted = EMULATED.contains(&msr)
             || [x2apic::ICR, 0x1b].contains(&msr)
-            || rampart_hypervisor::exits::ipi::is_lvt_with_delivery_mode(msr);
+            || rampart_hypervisor::internals::ipi::is_lvt_with_delivery_mode(msr);
         if vetted {
             prop_assert!(exits(bitmap, msr, true), "write to {msr:#x} must exit");
         }

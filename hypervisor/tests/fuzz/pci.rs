@@ -4,7 +4,7 @@
 //! value (PCI Local Bus 3.0, 6.1 and 6.2.5; PCI-to-PCI Bridge 1.2, 3.2).
 
 use proptest::prelude::*;
-use rampart_hypervisor::devices::pci::{
+use rampart_hypervisor::internals::pci::{
     decide, ConfigWrite, DeviceFacts, Refusal, Verdict, COMMAND_BUS_MASTER, PLATFORM_RANGE_START,
 };
 

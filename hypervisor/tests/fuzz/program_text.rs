@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use rampart_boot_info::initrd::{build, Initrd};
-use rampart_hypervisor::policy::program_text::ProgramText;
+use rampart_hypervisor::internals::program_text::ProgramText;
 
 const PAGE: u64 = 4096;
 const PT_LOAD: u32 = 1;

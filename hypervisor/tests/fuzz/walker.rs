@@ -4,7 +4,7 @@
 //! is 8-byte aligned inside 52-bit physical space; mappings are consistent.
 
 use proptest::prelude::*;
-use rampart_hypervisor::guest_paging::walker::{
+use rampart_hypervisor::internals::walker::{
     is_canonical, translate, Mapping, PhysicalMemory, WalkError, ADDRESS_MASK, CR4_LA57,
     PTE_PAGE_SIZE, PTE_PRESENT,
 };

@@ -196,13 +196,31 @@ fn what_bochs_lets_through_is_caught() {
     let tigerlake = tigerlake();
     let cases: &[(&VmxCapabilities, u32, u64, &str, &str)] = &[
         // Bochs checks bits 63:32 of RIP only outside 64-bit mode.
-        (&tigerlake, guest::RIP, 0xffff_7fff_0000_0000, "27.3.1.4", "RIP canonical"),
+        (
+            &tigerlake,
+            guest::RIP,
+            0xffff_7fff_0000_0000,
+            "27.3.1.4",
+            "RIP canonical",
+        ),
         // Shutdown (2): nested KVM's IA32_VMX_MISC lacks bit 7; Bochs takes any state it knows.
         (&kvm, guest::ACTIVITY_STATE, 2, "27.3.1.5", "activity state"),
         // UC paging structures: nested KVM's IA32_VMX_EPT_VPID_CAP lacks bit 8; Bochs takes UC or WB.
-        (&kvm, control::EPTP_FULL, 0x20_0000 | (3 << 3), "27.2.1.1", "EPTP memory type"),
+        (
+            &kvm,
+            control::EPTP_FULL,
+            0x20_0000 | (3 << 3),
+            "27.2.1.1",
+            "EPTP memory type",
+        ),
         // Entry to SMM (VM-entry control 10) outside SMM: Bochs panics instead of failing.
-        (&tigerlake, control::VMENTRY_CONTROLS, 1 << 10, "27.2.1.3", "entry to SMM"),
+        (
+            &tigerlake,
+            control::VMENTRY_CONTROLS,
+            1 << 10,
+            "27.2.1.3",
+            "entry to SMM",
+        ),
     ];
     for &(caps, field, value, section, rule) in cases {
         let mut broken = image(caps);
@@ -215,7 +233,10 @@ fn what_bochs_lets_through_is_caught() {
         let failures = report.failures();
         assert_eq!(failures.len(), 1, "{field:#x}={value:#x}: {failures:?}");
         assert_eq!(failures[0].section, section, "{field:#x}: {failures:?}");
-        assert!(failures[0].rule.starts_with(rule), "{field:#x}: {failures:?}");
+        assert!(
+            failures[0].rule.starts_with(rule),
+            "{field:#x}: {failures:?}"
+        );
     }
 }
 

@@ -149,7 +149,7 @@ fn pat_ok(pat: u64) -> bool {
 pub fn before_launch(
     image: &VmcsImage,
     caps: &VmxCapabilities,
-    slot: usize,
+    slot: u64,
     stop: fn(core::fmt::Arguments<'_>) -> !,
 ) {
     let phys_bits = raw_cpuid::cpuid!(0x8000_0008).eax & 0xff;
