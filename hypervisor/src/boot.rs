@@ -63,23 +63,13 @@ extern "sysv64" fn continue_on_own_stack(handoff_tsc: u64) -> ! {
     launch(handoff, frames, handoff_tsc)
 }
 
-/// Every failure on the way to VMLAUNCH stops the hypervisor with the error's message.
-trait OrStop<T> {
-    fn or_stop(self) -> T;
-}
-
-impl<T, E: core::fmt::Display> OrStop<T> for Result<T, E> {
-    fn or_stop(self) -> T {
-        self.unwrap_or_else(|e| fatal!("{e}"))
-    }
-}
-
 fn out_of_frames(what: &str) -> ! {
     fatal!("out of hypervisor frames for {what}")
 }
 
 /// From the hand-off to VMLAUNCH, in phases: the host's own tables and VMX root, the
-/// protected layout and EPT, the platform taken over, the VMCS.
+/// protected layout and EPT, the platform taken over, the VMCS. Every failure on the way stops
+/// the hypervisor with the error's message.
 fn launch(handoff: &HandOff, frames: &mut FrameAllocator, handoff_tsc: u64) -> ! {
     let (tables, boot_info, top, (caps, controls)) = enter_vmx_root(handoff, frames);
     let state = protect(handoff, boot_info, top, caps, controls, frames);
@@ -142,10 +132,10 @@ fn enter_vmx_root(
         host_paging::activate(pml4);
     }
     crate::arch::instructions::enable_host_xsave();
-    let (caps, controls) = enable::check().or_stop();
+    let (caps, controls) = enable::check().unwrap_or_else(|e| fatal!("{e}"));
     log::info!("VMX capabilities: {caps}");
     // SAFETY: `check` passed; CPL0, interrupts off; frames are ours and identity-mapped.
-    unsafe { enable::enter(&caps, frames) }.or_stop();
+    unsafe { enable::enter(&caps, frames) }.unwrap_or_else(|e| fatal!("{e}"));
     log::info!(
         "VMXON ok, VMCS current (revision {:#x})",
         caps.revision_id()
@@ -182,7 +172,8 @@ fn protect(
         },
     };
     let ecam = crate::devices::ecam::checked_windows(&handoff.mcfg, regions, &excluded);
-    let ept = build_ept(&caps, frames, regions, &layout, &ecam, top).or_stop();
+    let ept =
+        build_ept(&caps, frames, regions, &layout, &ecam, top).unwrap_or_else(|e| fatal!("{e}"));
     state::init(HypervisorState {
         caps,
         controls,

@@ -5,22 +5,10 @@
 //! property (README "Robustness").
 
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+use rampart_fuzz::config;
 use rampart_kernel_abi::initrd::{
     Initrd, InitrdError, ALIGN, ENTRY_SIZE, HEADER_SIZE, MAGIC, MAX_FILES, NAME_LEN,
 };
-
-fn config(default: u32) -> Config {
-    let cases = std::env::var("RAMPART_FUZZ_CASES")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
 
 /// The archive layout of the module docs, written independently of the crate's `build`
 /// (which exists only with the `std` feature).

@@ -1,7 +1,7 @@
 //! The host's own GDT, TSS and IDT: after ExitBootServices the firmware's tables live in memory
 //! that now belongs to the guest, so the hypervisor must not depend on them.
 
-use core::arch::{asm, naked_asm};
+use core::arch::naked_asm;
 use core::ptr::addr_of;
 use x86::bits64::segmentation::{load_cs, Descriptor64};
 use x86::dtables::{lgdt, lidt, DescriptorTablePointer};
@@ -155,9 +155,8 @@ extern "sysv64" fn host_exception(vector: u64, frame: *const u64) -> ! {
         let error = if has_error_code { *frame } else { 0 };
         (error, *frame.add(rip_slot))
     };
-    let cr2: u64;
     // SAFETY: reading CR2 has no side effects.
-    unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack)) };
+    let cr2 = unsafe { x86::controlregs::cr2() } as u64;
     // SAFETY: `rampart_host_fault` is the hypervisor's fault report, bound by
     // `entry_points::bind!`; it has no precondition.
     unsafe { super::entry_points::rampart_host_fault(vector, error, rip, cr2) }

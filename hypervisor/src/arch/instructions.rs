@@ -59,19 +59,6 @@ pub unsafe fn invvpid(kind: InvvpidType, vpid: u16) {
     }
 }
 
-/// Loads XCR0 (`XSETBV` with ECX = 0).
-///
-/// # Safety
-/// `value` must be a valid XCR0 for this CPU (bit 0 set, only supported bits, AVX needs SSE),
-/// and CR4.OSXSAVE must be 1; otherwise XSETBV raises #GP in the hypervisor.
-pub unsafe fn xsetbv0(value: u64) {
-    // SAFETY: validity of `value` and CR4.OSXSAVE are the caller's contract.
-    unsafe {
-        asm!("xsetbv", in("ecx") 0u32, in("eax") value as u32, in("edx") (value >> 32) as u32,
-             options(nomem, nostack));
-    }
-}
-
 /// Writes back and invalidates all caches (used to emulate the guest's INVD safely).
 pub fn wbinvd() {
     // SAFETY: WBINVD only flushes caches; it loses no data and touches no Rust-visible state.

@@ -102,6 +102,8 @@ fn complete_in(regs: &mut GuestRegisters, access: IoAccess, value: u32) {
     regs.rax = (regs.rax & keep) | (u64::from(value) & mask);
 }
 
+/// A configuration write through 0xCFC, filtered by `pci::decide`; a refused or trimmed one is
+/// audited with the configuration address as GPA and the value written as detail.
 fn pci_write(vmcs: &Vmcs, offset: u8, size: u8, value: u32) {
     let Some((address, offset)) = pci_access::guest_selection(offset) else {
         return;
@@ -115,7 +117,7 @@ fn pci_write(vmcs: &Vmcs, offset: u8, size: u8, value: u32) {
     match pci::decide(write, facts, crate::state::get().mmio_window) {
         Verdict::Forward(write) => pci_access::write(address, write),
         Verdict::Trimmed(write, _) => {
-            audit_device(vmcs, Rule::Dma, address, value);
+            audit_register(vmcs, Rule::Dma, Access::WRITE, address.into(), value.into());
             pci_access::write(address, write);
         }
         Verdict::Refuse(refusal) => {
@@ -123,15 +125,9 @@ fn pci_write(vmcs: &Vmcs, offset: u8, size: u8, value: u32) {
                 pci::Refusal::BusMaster => Rule::Dma,
                 _ => Rule::DeviceBar,
             };
-            audit_device(vmcs, rule, address, value);
+            audit_register(vmcs, rule, Access::WRITE, address.into(), value.into());
         }
     }
-}
-
-/// Audit record of a configuration write: GPA holds the configuration address, detail the
-/// value written.
-fn audit_device(vmcs: &Vmcs, rule: Rule, address: u32, value: u32) {
-    audit_register(vmcs, rule, Access::WRITE, address.into(), value.into());
 }
 
 /// A write to a port the guest may not use: dropped, audited (detail: port << 32 | value).

@@ -21,6 +21,7 @@ pub mod xsetbv;
 
 pub use resume::{Exception, Resume};
 
+use crate::cpus::{self, CPUS};
 use crate::state;
 use crate::vcpu::GuestRegisters;
 use crate::vmx::exit_reason::{self, ExitReason, EXIT_REASON_ENTRY_FAILURE};
@@ -35,16 +36,14 @@ pub fn handle_exit(regs: &mut GuestRegisters) {
     // SAFETY: VM exits only happen after `boot` made the VMCS current, and it stays current.
     #[allow(unsafe_code)]
     let vmcs = unsafe { Vmcs::assume_current() };
-    crate::cpus::halt_if_stopping();
+    cpus::halt_if_stopping();
     let started = crate::arch::instructions::rdtsc();
     let reason_field = vmcs.get(ro::EXIT_REASON) as u32;
     let basic = exit_reason::basic(reason_field);
     state::STATS.record(basic);
-    let slot = crate::cpus::this_cpu();
-    crate::cpus::quiet::left_guest(slot);
-    crate::cpus::CPUS[slot]
-        .exits
-        .fetch_add(1, Ordering::Relaxed);
+    let slot = cpus::this_cpu();
+    cpus::quiet::left_guest(slot);
+    CPUS[slot].exits.fetch_add(1, Ordering::Relaxed);
     // Another vCPU is stopped in the debugger: wait (all-stop) before handling this exit.
     crate::gdb::vcpus::park_if_halted(&vmcs, regs, slot);
     let audits_before = crate::gdb::audit_mark();
@@ -88,5 +87,5 @@ pub fn handle_exit(regs: &mut GuestRegisters) {
     crate::gdb::vcpus::park_if_halted(&vmcs, regs, slot);
     nmi::deliver_pending(&vmcs, slot);
     state::STATS.add_cycles(crate::arch::instructions::rdtsc().wrapping_sub(started));
-    crate::cpus::quiet::entering_guest(slot);
+    cpus::quiet::entering_guest(slot);
 }

@@ -1,5 +1,6 @@
 //! XSETBV (unconditional exit, SDM Vol. 3C 26.1.2): validated exactly as the CPU would (SDM
 //! Vol. 2D "XSETBV"), so the hypervisor's own XSETBV can never fault.
+#![allow(unsafe_code)] // XSETBV
 
 use super::resume::{guest_cpl, Exception, Resume};
 use crate::vcpu::GuestRegisters;
@@ -33,11 +34,9 @@ pub fn handle(vmcs: &Vmcs, regs: &mut GuestRegisters) -> Resume {
     }
     // The guest's XSETBV exits only if the CPU has XSAVE, and then boot set the host's
     // CR4.OSXSAVE (arch::instructions::enable_host_xsave).
-    #[allow(unsafe_code)]
-    // SAFETY: `value` passed the architectural checks above and host CR4.OSXSAVE is set.
-    unsafe {
-        crate::arch::instructions::xsetbv0(value)
-    };
+    // SAFETY: XSETBV with ECX = 0: `value` passed the architectural checks above (bit 0 set,
+    // only supported bits, AVX needs SSE) and host CR4.OSXSAVE is set, so it cannot fault.
+    unsafe { core::arch::x86_64::_xsetbv(0, value) };
     Resume::NextInstruction
 }
 

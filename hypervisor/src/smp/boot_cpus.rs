@@ -7,7 +7,7 @@ use crate::cpus::{CpuState, CPUS};
 use crate::frames::FrameAllocator;
 use crate::handoff::HandOff;
 use core::sync::atomic::Ordering;
-use rampart_boot_info::{ApicIds, BootInfo};
+use rampart_boot_info::{ApicIds, BootInfo, MAX_CPUS};
 
 /// Switches the boot CPU's APIC to x2APIC mode, brings every AP into VMX root, and tells the
 /// guest (BootInfo `apic_ids`) which CPUs it may start with `StartVcpu`.
@@ -23,15 +23,11 @@ pub fn bring_up_all(handoff: &HandOff, frames: &mut FrameAllocator) {
     // SAFETY: boot CPU, VMX root, host tables and paging active, state recorded; the trampoline
     // page is guest RAM the guest has not run on.
     let started = unsafe { bringup::start_aps(handoff, frames, host_cr3) };
-    let mut online = [0u32; rampart_boot_info::MAX_CPUS];
-    let count = online
-        .iter_mut()
-        .zip(crate::cpus::online())
-        .map(|(entry, id)| *entry = id)
-        .count();
+    let online: heapless::Vec<u32, MAX_CPUS> = crate::cpus::online().collect();
     log::info!(
-        "CPUs: {count} online (APIC IDs {})",
-        ApicIds(&online[..count])
+        "CPUs: {} online (APIC IDs {})",
+        online.len(),
+        ApicIds(&online)
     );
     if let Err(reason) = started {
         log::info!("APs not started: {reason}");
@@ -44,12 +40,14 @@ pub fn bring_up_all(handoff: &HandOff, frames: &mut FrameAllocator) {
         log::error!("CPU with APIC ID {id} did not reach VMX root after {ATTEMPTS} INIT-SIPI-SIPI attempts; left out of the guest's CPUs");
     }
     log::info!("CPUs failed: {}", failed.count());
-    // Rewrites the BootInfo's CPU list (the first `count` entries, the rest zero).
+    // Rewrites the BootInfo's CPU list (the online CPUs first, the rest zero).
+    let mut apic_ids = [0; MAX_CPUS];
+    apic_ids[..online.len()].copy_from_slice(&online);
     let info = handoff.guest.boot_info as *mut BootInfo;
     // SAFETY: the BootInfo lies in guest RAM prepared by the firmware; the guest has not run,
     // and no reference into it is used after this write (the caller's is only read before).
     unsafe {
-        (*info).apic_ids = online;
-        (*info).cpu_count = count as u32;
+        (*info).apic_ids = apic_ids;
+        (*info).cpu_count = online.len() as u32;
     }
 }

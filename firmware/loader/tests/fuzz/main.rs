@@ -10,18 +10,4 @@ mod elf;
 mod elf_builder;
 mod stamp;
 
-use proptest::test_runner::Config;
-
-/// Cases per target: `RAMPART_FUZZ_CASES` if set, else `default`. No regression files are
-/// written into the source tree; a failure prints its minimal input instead.
-pub fn config(default: u32) -> Config {
-    let cases = std::env::var("RAMPART_FUZZ_CASES")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
+use rampart_fuzz::config;
