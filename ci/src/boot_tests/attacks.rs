@@ -278,45 +278,14 @@ pub fn check_under(
     cpus: u32,
     pagetables: Pagetables,
 ) -> (Vec<String>, Vec<(String, u64)>) {
-    let mut failures = Vec::new();
-    let mut figures = Vec::new();
-    let Some(start) = lines.iter().position(|l| l.contains(HEADER)) else {
-        return (vec![format!("run attacks: no `{HEADER}` line")], figures);
-    };
-    let Some(end) = lines[start..]
-        .iter()
-        .position(|l| l.contains(SUMMARY) && l.contains("; audit records +"))
-        .map(|i| start + i)
-    else {
-        return (vec!["run attacks: no summary line".into()], figures);
+    let (start, end) = match suite_bounds(lines) {
+        Ok(bounds) => bounds,
+        Err(failure) => return (vec![failure], Vec::new()),
     };
     let suite = &lines[start..end];
-    let rows: Vec<(&str, &str)> = suite
-        .iter()
-        .filter_map(|l| {
-            let row = &l[l.find(ROW)? + ROW.len()..];
-            let mut cells = row.split(" | ");
-            let name = cells.next()?;
-            Some((name, cells.nth(1)?.trim_end()))
-        })
-        .collect();
     let want = expected_under(flavour, cpu, cpus, pagetables);
-    if rows.len() != want.len() {
-        failures.push(format!(
-            "run attacks: {} rows, want {}",
-            rows.len(),
-            want.len()
-        ));
-    }
-    for (name, verdict) in &want {
-        match rows.iter().find(|(n, _)| n == name) {
-            Some((_, got)) if got == verdict => {}
-            Some((_, got)) => {
-                failures.push(format!("attack {name}: got `{got}`, want `{verdict}`"))
-            }
-            None => failures.push(format!("attack {name}: no row")),
-        }
-    }
+    let mut failures = check_rows(suite, &want);
+    let mut figures = Vec::new();
     let count = |prefix: &str| want.iter().filter(|(_, v)| v.starts_with(prefix)).count() as u64;
     let blocked = count("BLOCKED");
     // A known gap carries the one audit record of its refused step.
@@ -353,10 +322,7 @@ pub fn check_under(
             lines[end].trim_end()
         ));
     }
-    let delta = lines[end]
-        .split_once("audit records +")
-        .and_then(|(_, n)| n.trim().parse::<u64>().ok())
-        .unwrap_or(u64::MAX);
+    let delta = audit_delta(&lines[end]);
     // With several CPUs the background spin prints while the hypervisor logs from another vCPU
     // on the same UART, so a record's line can be split by a spin line: each piece is counted
     // once if it still shows `[hv] audit #` or ` by rule `, and at least one per record must.
@@ -372,7 +338,74 @@ pub fn check_under(
             "run attacks: {audited} `{AUDIT}` lines, want {records}"
         ));
     }
-    let after = &lines[end + 1..];
+    let spin_after = check_liveness(&lines[end + 1..], &mut failures);
+    figures.extend([
+        ("attacks_blocked".to_string(), blocked),
+        ("attacks_succeeded".to_string(), count("SUCCEEDED")),
+        ("attacks_na".to_string(), count("N/A")),
+        ("attacks_audit_delta".to_string(), delta),
+        ("attacks_audit_lines".to_string(), audited),
+        ("attacks_spin_lines_after".to_string(), spin_after),
+    ]);
+    (failures, figures)
+}
+
+/// Where the suite's table runs: from its header line to its summary line (an error naming the
+/// missing one).
+fn suite_bounds(lines: &[String]) -> Result<(usize, usize), String> {
+    let Some(start) = lines.iter().position(|l| l.contains(HEADER)) else {
+        return Err(format!("run attacks: no `{HEADER}` line"));
+    };
+    lines[start..]
+        .iter()
+        .position(|l| l.contains(SUMMARY) && l.contains("; audit records +"))
+        .map(|i| (start, start + i))
+        .ok_or_else(|| "run attacks: no summary line".into())
+}
+
+/// Failures of the table's rows against `want` (name, verdict): a row count or a verdict
+/// that differs, a row missing.
+fn check_rows(suite: &[String], want: &[(&str, &str)]) -> Vec<String> {
+    let mut failures = Vec::new();
+    let rows: Vec<(&str, &str)> = suite
+        .iter()
+        .filter_map(|l| {
+            let row = &l[l.find(ROW)? + ROW.len()..];
+            let mut cells = row.split(" | ");
+            let name = cells.next()?;
+            Some((name, cells.nth(1)?.trim_end()))
+        })
+        .collect();
+    if rows.len() != want.len() {
+        failures.push(format!(
+            "run attacks: {} rows, want {}",
+            rows.len(),
+            want.len()
+        ));
+    }
+    for (name, verdict) in want {
+        match rows.iter().find(|(n, _)| n == name) {
+            Some((_, got)) if got == verdict => {}
+            Some((_, got)) => {
+                failures.push(format!("attack {name}: got `{got}`, want `{verdict}`"))
+            }
+            None => failures.push(format!("attack {name}: no row")),
+        }
+    }
+    failures
+}
+
+/// The summary line's `audit records +N` (u64::MAX if missing: never a figure that passes).
+fn audit_delta(summary: &str) -> u64 {
+    let delta = summary.split_once("audit records +");
+    delta
+        .and_then(|(_, n)| n.trim().parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// After the suite the system must still live: the background spin prints and `hello` runs.
+/// Returns the spin lines seen.
+fn check_liveness(after: &[String], failures: &mut Vec<String>) -> u64 {
     let spin_after = after.iter().filter(|l| is_spin_line(l)).count() as u64;
     if spin_after == 0 {
         failures.push(format!("liveness: no `{SPIN_NAME} N` line after the suite"));
@@ -383,15 +416,7 @@ pub fn check_under(
     {
         failures.push("liveness: no `[sh] hello exited with code 0` after the suite".into());
     }
-    figures.extend([
-        ("attacks_blocked".to_string(), blocked),
-        ("attacks_succeeded".to_string(), count("SUCCEEDED")),
-        ("attacks_na".to_string(), count("N/A")),
-        ("attacks_audit_delta".to_string(), delta),
-        ("attacks_audit_lines".to_string(), audited),
-        ("attacks_spin_lines_after".to_string(), spin_after),
-    ]);
-    (failures, figures)
+    spin_after
 }
 
 /// The audit records `grant-race` left: its detail line's `R refused (...), F writer faults`.

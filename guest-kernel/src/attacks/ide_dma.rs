@@ -103,6 +103,14 @@ unsafe fn read_dma(bm: u16, table: u64, audits_before: i64) -> Option<u8> {
     }
 }
 
+/// A one-entry PRD table in a scratch frame: the DMA target sector, end of table.
+fn prd_table() -> Option<u64> {
+    let mut prd = [0u8; 8];
+    prd[..4].copy_from_slice(&(target_physical() as u32).to_le_bytes());
+    prd[4..].copy_from_slice(&(attack::DMA_TARGET_LENGTH as u32 | PRD_END).to_le_bytes());
+    super::list::scratch_frame(&prd)
+}
+
 pub fn ide_dma() -> Attempt {
     let before = ipi::audit_count();
     let Some(ide) = pci::find_class(IDE_CLASS) else {
@@ -114,17 +122,7 @@ pub fn ide_dma() -> Attempt {
     }
     let bm = bm as u16;
     let command = ide.read16(COMMAND);
-    let prd = [
-        target_physical() as u32,
-        attack::DMA_TARGET_LENGTH as u32 | PRD_END,
-    ];
-    let prd_bytes: [u8; 8] = {
-        let mut b = [0u8; 8];
-        b[..4].copy_from_slice(&prd[0].to_le_bytes());
-        b[4..].copy_from_slice(&prd[1].to_le_bytes());
-        b
-    };
-    let Some(table) = super::list::scratch_frame(&prd_bytes) else {
+    let Some(table) = prd_table() else {
         return Attempt::NotApplicable("out of memory");
     };
     // First the DMA engine alone, with Bus Master Enable as found (some engines ignore it:

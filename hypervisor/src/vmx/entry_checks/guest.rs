@@ -9,14 +9,27 @@ use x86::vmx::vmcs::{control, guest};
 
 /// Runs the 27.3.1 checks into `r`.
 pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
-    let v = |field| vmcs.v(field);
-    let beyond_width = |address: u64| vmcs.beyond_width(address);
-    let (caps, image, secondary) = (vmcs.caps, vmcs.image, vmcs.secondary);
-    let entry = v(control::VMENTRY_CONTROLS);
-    let ia32e_guest = has(entry, EntryControls::IA32E_MODE_GUEST.bits());
-    let unrestricted = has(secondary, SecondaryControls::UNRESTRICTED_GUEST.bits());
+    control_registers(r, vmcs);
+    segment_selectors_and_bases(r, vmcs);
+    segment_rights(r, vmcs);
+    tables_rip_and_state(r, vmcs);
+}
 
-    // 27.3.1.1 guest control registers, debug registers and MSRs.
+/// True if the VM-entry controls make an IA-32e mode guest.
+fn ia32e_guest(vmcs: &Checked<'_>) -> bool {
+    has(
+        vmcs.v(control::VMENTRY_CONTROLS),
+        EntryControls::IA32E_MODE_GUEST.bits(),
+    )
+}
+
+/// 27.3.1.1 guest control registers, debug registers and MSRs.
+fn control_registers(r: &mut Report, vmcs: &Checked<'_>) {
+    let v = |field| vmcs.v(field);
+    let caps = vmcs.caps;
+    let entry = v(control::VMENTRY_CONTROLS);
+    let ia32e_guest = ia32e_guest(vmcs);
+    let unrestricted = has(vmcs.secondary, SecondaryControls::UNRESTRICTED_GUEST.bits());
     const GUEST_CR: &str = "27.3.1.1";
     let (cr0, cr4) = (v(guest::CR0), v(guest::CR4));
     let cr0_fixed0 = if unrestricted {
@@ -51,7 +64,7 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
     r.rule(
         GUEST_CR,
         "guest CR3 bits beyond the physical-address width 0",
-        !beyond_width(v(guest::CR3) & !0xfff),
+        !vmcs.beyond_width(v(guest::CR3) & !0xfff),
     );
     if has(entry, EntryControls::LOAD_DEBUG_CONTROLS.bits()) {
         r.rule(GUEST_CR, "guest DR7 bits 63:32 0", v(guest::DR7) >> 32 == 0);
@@ -86,32 +99,20 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
             cr0 & CR0_PG == 0 || (efer & EFER_LME != 0) == (efer & EFER_LMA != 0),
         );
     }
+}
 
-    // 27.3.1.2 guest segment registers.
-    const SEG: &str = "27.3.1.2";
-    let segment = |selector: u32| {
-        let offset = selector - guest::ES_SELECTOR;
-        Segment {
-            selector: v(selector),
-            base: v(guest::ES_BASE + offset),
-            limit: v(guest::ES_LIMIT + offset),
-            rights: v(guest::ES_ACCESS_RIGHTS + offset),
-        }
-    };
-    let (cs, ss, tr, ldtr) = (
-        segment(guest::CS_SELECTOR),
-        segment(guest::SS_SELECTOR),
-        segment(guest::TR_SELECTOR),
-        segment(guest::LDTR_SELECTOR),
-    );
-    let data = [
-        guest::SS_SELECTOR,
-        guest::DS_SELECTOR,
-        guest::ES_SELECTOR,
-        guest::FS_SELECTOR,
-        guest::GS_SELECTOR,
-    ]
-    .map(segment);
+/// 27.3.1.2 guest segment registers.
+const SEG: &str = "27.3.1.2";
+
+/// 27.3.1.2: selectors and bases.
+fn segment_selectors_and_bases(r: &mut Report, vmcs: &Checked<'_>) {
+    let Segments {
+        cs,
+        ss,
+        tr,
+        ldtr,
+        data,
+    } = Segments::read(vmcs);
     r.rule(
         SEG,
         "TR's TI flag 0; LDTR's too when usable",
@@ -135,6 +136,18 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
         "CS base bits 63:32 0; SS, DS, ES bases too when usable",
         cs.base >> 32 == 0 && data[..3].iter().all(|s| !s.usable() || s.base >> 32 == 0),
     );
+}
+
+/// 27.3.1.2: access rights and limits.
+fn segment_rights(r: &mut Report, vmcs: &Checked<'_>) {
+    let ia32e_guest = ia32e_guest(vmcs);
+    let Segments {
+        cs,
+        ss,
+        tr,
+        ldtr,
+        data,
+    } = Segments::read(vmcs);
     r.rule(
         SEG,
         "CS usable, type 9, 11, 13 or 15, S 1, P 1",
@@ -177,8 +190,14 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
         "usable LDTR: type 2, S 0, P 1",
         !ldtr.usable() || (ldtr.kind() == 2 && !ldtr.system_bit() && ldtr.present()),
     );
+}
 
-    // 27.3.1.3 guest descriptor-table registers.
+/// 27.3.1.3 guest descriptor-table registers, 27.3.1.4 RIP and RFLAGS, 27.3.1.5 non-register
+/// state.
+fn tables_rip_and_state(r: &mut Report, vmcs: &Checked<'_>) {
+    let v = |field| vmcs.v(field);
+    let ia32e_guest = ia32e_guest(vmcs);
+    let cs = Segment::read(vmcs, guest::CS_SELECTOR);
     const TABLES: &str = "27.3.1.3";
     r.rule(
         TABLES,
@@ -218,7 +237,7 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
     // 27.3.1.5 guest non-register state.
     const STATE: &str = "27.3.1.5";
     let activity = v(guest::ACTIVITY_STATE);
-    let supported = activity == 0 || (activity <= 3 && caps.misc & (1 << (5 + activity)) != 0);
+    let supported = activity == 0 || (activity <= 3 && vmcs.caps.misc & (1 << (5 + activity)) != 0);
     r.rule(
         STATE,
         "activity state active, or one IA32_VMX_MISC[8:6] supports",
@@ -238,8 +257,37 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
     r.rule(
         STATE,
         "VMCS link pointer all ones (no shadow VMCS)",
-        image.get(guest::LINK_PTR_FULL) == Some(u64::MAX),
+        vmcs.image.get(guest::LINK_PTR_FULL) == Some(u64::MAX),
     );
+}
+
+/// The guest's segment registers: CS, SS, TR, LDTR, and the data segments SS, DS, ES, FS, GS.
+struct Segments {
+    cs: Segment,
+    ss: Segment,
+    tr: Segment,
+    ldtr: Segment,
+    data: [Segment; 5],
+}
+
+impl Segments {
+    fn read(vmcs: &Checked<'_>) -> Self {
+        let segment = |selector| Segment::read(vmcs, selector);
+        Segments {
+            cs: segment(guest::CS_SELECTOR),
+            ss: segment(guest::SS_SELECTOR),
+            tr: segment(guest::TR_SELECTOR),
+            ldtr: segment(guest::LDTR_SELECTOR),
+            data: [
+                guest::SS_SELECTOR,
+                guest::DS_SELECTOR,
+                guest::ES_SELECTOR,
+                guest::FS_SELECTOR,
+                guest::GS_SELECTOR,
+            ]
+            .map(segment),
+        }
+    }
 }
 
 /// A guest segment register's four fields.
@@ -252,6 +300,18 @@ struct Segment {
 }
 
 impl Segment {
+    /// The segment whose selector field is `selector` (its other fields sit at the same
+    /// distance from ES's, `vmx::setup::segment_fields`).
+    fn read(vmcs: &Checked<'_>, selector: u32) -> Self {
+        let offset = selector - guest::ES_SELECTOR;
+        Segment {
+            selector: vmcs.v(selector),
+            base: vmcs.v(guest::ES_BASE + offset),
+            limit: vmcs.v(guest::ES_LIMIT + offset),
+            rights: vmcs.v(guest::ES_ACCESS_RIGHTS + offset),
+        }
+    }
+
     fn usable(&self) -> bool {
         self.rights & (1 << 16) == 0
     }

@@ -7,25 +7,33 @@ use x86::vmx::vmcs::control::{
 };
 use x86::vmx::vmcs::{control, host};
 
+/// The section of the execution-control checks.
+const EXEC: &str = "27.2.1.1";
+
 /// Runs the 27.2 checks into `r`.
 pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
+    execution_controls(r, vmcs);
+    ept_and_vpid(r, vmcs);
+    exit_and_entry_controls(r, vmcs);
+    host_registers(r, vmcs);
+    host_segments(r, vmcs);
+}
+
+/// True if a control field's value has the bits its capability MSR fixes (allowed 0-settings
+/// in bits 31:0, allowed 1-settings in 63:32, SDM Vol. 3D A.3-A.5).
+fn fits(value: u64, capability: u64) -> bool {
+    let (must_be_one, may_be_one) = (capability & 0xffff_ffff, capability >> 32);
+    value & must_be_one == must_be_one && value & !may_be_one == 0
+}
+
+/// 27.2.1.1 VM-execution control fields.
+fn execution_controls(r: &mut Report, vmcs: &Checked<'_>) {
     let v = |field| vmcs.v(field);
     let beyond_width = |address: u64| vmcs.beyond_width(address);
     let (caps, secondary) = (vmcs.caps, vmcs.secondary);
     let page_address_ok = |address: u64| address.is_multiple_of(4096) && !beyond_width(address);
-    let fits = |value: u64, capability: u64| {
-        let (must_be_one, may_be_one) = (capability & 0xffff_ffff, capability >> 32);
-        value & must_be_one == must_be_one && value & !may_be_one == 0
-    };
-    let (pin, primary, exit, entry) = (
-        v(control::PINBASED_EXEC_CONTROLS),
-        v(control::PRIMARY_PROCBASED_EXEC_CONTROLS),
-        v(control::VMEXIT_CONTROLS),
-        v(control::VMENTRY_CONTROLS),
-    );
-
-    // 27.2.1.1 VM-execution control fields.
-    const EXEC: &str = "27.2.1.1";
+    let pin = v(control::PINBASED_EXEC_CONTROLS);
+    let primary = v(control::PRIMARY_PROCBASED_EXEC_CONTROLS);
     r.rule(
         EXEC,
         "pin-based controls within the allowed 0/1 settings",
@@ -76,8 +84,31 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
         "NMI-window exiting only with virtual NMIs",
         !nmi_window || virtual_nmis,
     );
+    let unrestricted = has(secondary, SecondaryControls::UNRESTRICTED_GUEST.bits());
+    let ept = has(secondary, SecondaryControls::ENABLE_EPT.bits());
+    r.rule(
+        EXEC,
+        "unrestricted guest only with EPT",
+        !unrestricted || ept,
+    );
+    let unused = SecondaryControls::VIRTUAL_INTERRUPT_DELIVERY
+        | SecondaryControls::VMCS_SHADOWING
+        | SecondaryControls::ENABLE_PML
+        | SecondaryControls::EPT_VIOLATION_VE
+        | SecondaryControls::ENABLE_VM_FUNCTIONS;
+    r.rule(
+        EXEC,
+        "controls whose structures Rampart never sets up are 0",
+        secondary & u64::from(unused.bits()) == 0
+            && !has(pin, PinbasedControls::POSTED_INTERRUPTS.bits()),
+    );
+}
+
+/// 27.2.1.1, continued: the EPT pointer and the VPID.
+fn ept_and_vpid(r: &mut Report, vmcs: &Checked<'_>) {
+    let (caps, secondary) = (vmcs.caps, vmcs.secondary);
     if has(secondary, SecondaryControls::ENABLE_EPT.bits()) {
-        let eptp = v(control::EPTP_FULL);
+        let eptp = vmcs.v(control::EPTP_FULL);
         let memory_type_ok = match eptp & 0b111 {
             0 => caps.ept_has(ept_cap::MEMORY_TYPE_UC),
             6 => caps.ept_has(ept_cap::MEMORY_TYPE_WB),
@@ -100,7 +131,7 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
             "EPTP accessed/dirty enable only where supported",
             ad_ok,
         );
-        let reserved_ok = (eptp >> 7) & 0x1f == 0 && !beyond_width(eptp & !0xfff);
+        let reserved_ok = (eptp >> 7) & 0x1f == 0 && !vmcs.beyond_width(eptp & !0xfff);
         r.rule(
             EXEC,
             "EPTP bits 11:7 and beyond the physical-address width 0",
@@ -111,33 +142,19 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
         r.rule(
             EXEC,
             "VPID not 0 when VPID is enabled",
-            v(control::VPID) != 0,
+            vmcs.v(control::VPID) != 0,
         );
     }
-    let unrestricted = has(secondary, SecondaryControls::UNRESTRICTED_GUEST.bits());
-    let ept = has(secondary, SecondaryControls::ENABLE_EPT.bits());
-    r.rule(
-        EXEC,
-        "unrestricted guest only with EPT",
-        !unrestricted || ept,
-    );
-    let unused = SecondaryControls::VIRTUAL_INTERRUPT_DELIVERY
-        | SecondaryControls::VMCS_SHADOWING
-        | SecondaryControls::ENABLE_PML
-        | SecondaryControls::EPT_VIOLATION_VE
-        | SecondaryControls::ENABLE_VM_FUNCTIONS;
-    r.rule(
-        EXEC,
-        "controls whose structures Rampart never sets up are 0",
-        secondary & u64::from(unused.bits()) == 0
-            && !has(pin, PinbasedControls::POSTED_INTERRUPTS.bits()),
-    );
+}
 
-    // 27.2.1.2 VM-exit control fields, 27.2.1.3 VM-entry control fields.
+/// 27.2.1.2 VM-exit control fields, 27.2.1.3 VM-entry control fields.
+fn exit_and_entry_controls(r: &mut Report, vmcs: &Checked<'_>) {
+    let v = |field| vmcs.v(field);
+    let (exit, entry) = (v(control::VMEXIT_CONTROLS), v(control::VMENTRY_CONTROLS));
     r.rule(
         "27.2.1.2",
         "VM-exit controls within the allowed settings",
-        fits(exit, caps.exit),
+        fits(exit, vmcs.caps.exit),
     );
     let counts = v(control::VMEXIT_MSR_STORE_COUNT) | v(control::VMEXIT_MSR_LOAD_COUNT);
     r.rule(
@@ -148,7 +165,7 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
     r.rule(
         "27.2.1.3",
         "VM-entry controls within the allowed settings",
-        fits(entry, caps.entry),
+        fits(entry, vmcs.caps.entry),
     );
     let injection = v(control::VMENTRY_INTERRUPTION_INFO_FIELD);
     r.rule(
@@ -170,8 +187,13 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
             )
             == 0,
     );
+}
 
-    // 27.2.2 host control registers and MSRs.
+/// 27.2.2 host control registers and MSRs, 27.2.4 address-space size.
+fn host_registers(r: &mut Report, vmcs: &Checked<'_>) {
+    let v = |field| vmcs.v(field);
+    let caps = vmcs.caps;
+    let (exit, entry) = (v(control::VMEXIT_CONTROLS), v(control::VMENTRY_CONTROLS));
     const HOST_CR: &str = "27.2.2";
     let (host_cr0, host_cr4) = (v(host::CR0), v(host::CR4));
     r.rule(
@@ -187,7 +209,7 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
     r.rule(
         HOST_CR,
         "host CR3 bits beyond the physical-address width 0",
-        !beyond_width(v(host::CR3) & !0xfff),
+        !vmcs.beyond_width(v(host::CR3) & !0xfff),
     );
     r.rule(
         HOST_CR,
@@ -217,7 +239,23 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
         );
     }
 
-    // 27.2.3 host segment and descriptor-table registers.
+    // 27.2.4 address-space size.
+    let ia32e_guest = has(entry, EntryControls::IA32E_MODE_GUEST.bits());
+    r.rule(
+        "27.2.4",
+        "a 64-bit host (host address-space size 1) with CR4.PAE and a canonical RIP",
+        host_64 && host_cr4 & CR4_PAE != 0 && canonical(v(host::RIP)),
+    );
+    r.rule(
+        "27.2.4",
+        "IA-32e mode guest only on a 64-bit host",
+        !ia32e_guest || host_64,
+    );
+}
+
+/// 27.2.3 host segment and descriptor-table registers.
+fn host_segments(r: &mut Report, vmcs: &Checked<'_>) {
+    let v = |field| vmcs.v(field);
     const HOST_SEG: &str = "27.2.3";
     let selectors = [
         host::CS_SELECTOR,
@@ -249,18 +287,5 @@ pub(super) fn check(r: &mut Report, vmcs: &Checked<'_>) {
         HOST_SEG,
         "host FS, GS, GDTR, IDTR and TR bases canonical",
         bases.iter().all(|&f| canonical(v(f))),
-    );
-
-    // 27.2.4 address-space size.
-    let ia32e_guest = has(entry, EntryControls::IA32E_MODE_GUEST.bits());
-    r.rule(
-        "27.2.4",
-        "a 64-bit host (host address-space size 1) with CR4.PAE and a canonical RIP",
-        host_64 && host_cr4 & CR4_PAE != 0 && canonical(v(host::RIP)),
-    );
-    r.rule(
-        "27.2.4",
-        "IA-32e mode guest only on a 64-bit host",
-        !ia32e_guest || host_64,
     );
 }

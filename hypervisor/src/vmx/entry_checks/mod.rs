@@ -21,6 +21,7 @@
 
 use super::caps::VmxCapabilities;
 use super::vmcs_image::VmcsImage;
+use crate::guest_paging::walker::is_canonical as canonical;
 use x86::vmx::vmcs::control::{self, PrimaryControls};
 
 mod fields;
@@ -129,11 +130,6 @@ const RIGHTS_RESERVED: u64 = (0xf << 8) | (0x7fff << 17);
 const RFLAGS_RESERVED_ZERO: u64 = !0x3f_ffff | (1 << 15) | (1 << 5) | (1 << 3);
 /// Pending debug exceptions: bits 11:4, 13, 15 and 63:17 are reserved.
 const PENDING_DEBUG_RESERVED: u64 = (0xff << 4) | (1 << 13) | (1 << 15) | !0x1_ffff;
-
-/// True if `address` is canonical for 48-bit linear addresses.
-fn canonical(address: u64) -> bool {
-    ((address << 16) as i64 >> 16) as u64 == address
-}
 
 /// True if every byte of a PAT value is a memory type (0, 1, 4, 5, 6 or 7).
 fn pat_ok(pat: u64) -> bool {
