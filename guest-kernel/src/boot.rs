@@ -39,26 +39,15 @@ pub static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 static RESULT_NAMES: spin::Once<(&'static str, &'static str)> = spin::Once::new();
 
 /// Runs the boot sequence; called once by `arch::entry` with RDI and the BootInfo it points to.
+/// Never inlined: the gdb boot test breaks at it by name.
+#[inline(never)]
 pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     // Boot cost: the TSC counts from reset, so this is everything before the kernel (OVMF,
     // firmware, and the hypervisor's set-up under Rampart).
     let entry_tsc = cpu::rdtsc();
     crate::smp::init_boot_cpu();
     console::init();
-    let info = match boot_info {
-        Some(raw) if raw.is_valid() => BOOT_INFO.call_once(|| *raw),
-        Some(raw) => fail(
-            "bad-boot-info",
-            format_args!(
-                "BootInfo at {address:#x} has magic {:#018x} version {} (expected {:#018x} version {})",
-                raw.magic,
-                raw.version,
-                rampart_boot_info::BOOT_INFO_MAGIC,
-                rampart_boot_info::BOOT_INFO_VERSION
-            ),
-        ),
-        None => fail("bad-boot-info", format_args!("no usable BootInfo address in RDI ({address:#x})")),
-    };
+    let info = keep_boot_info(address, boot_info);
     let mode = match info.boot_mode() {
         BootMode::Hypervisor => "hv",
         BootMode::Native => "native",
@@ -90,16 +79,7 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     init_memory(info.memory_regions());
     enter_cpu_roots();
     syscall_entry::init();
-    let hz = match cmdline::hz(info.command_line()) {
-        Ok(hz) => hz,
-        Err(text) => {
-            kprintln!(
-                "bad hz={text} on the command line; using {}",
-                cmdline::DEFAULT_HZ
-            );
-            cmdline::DEFAULT_HZ
-        }
-    };
+    let hz = timer_hz(info);
     time::set_hz(hz);
     let timer_count = start_timer(hz);
     // Every CPU must be set up before the hypervisor locks the entry points.
@@ -129,6 +109,36 @@ pub fn start(address: u64, boot_info: Option<&'static BootInfo>) -> ! {
     }
     start_init(info);
     process::idle_loop()
+}
+
+/// The firmware's BootInfo, copied into the kernel ([`BOOT_INFO`]); a missing or invalid one
+/// fails the boot (`FAIL bad-boot-info`).
+fn keep_boot_info(address: u64, boot_info: Option<&'static BootInfo>) -> &'static BootInfo {
+    match boot_info {
+        Some(raw) if raw.is_valid() => BOOT_INFO.call_once(|| *raw),
+        Some(raw) => fail(
+            "bad-boot-info",
+            format_args!(
+                "BootInfo at {address:#x} has magic {:#018x} version {} (expected {:#018x} version {})",
+                raw.magic,
+                raw.version,
+                rampart_boot_info::BOOT_INFO_MAGIC,
+                rampart_boot_info::BOOT_INFO_VERSION
+            ),
+        ),
+        None => fail("bad-boot-info", format_args!("no usable BootInfo address in RDI ({address:#x})")),
+    }
+}
+
+/// The timer rate: `hz=` from the command line, or the default (a bad value is reported).
+fn timer_hz(info: &BootInfo) -> u64 {
+    cmdline::hz(info.command_line()).unwrap_or_else(|text| {
+        kprintln!(
+            "bad hz={text} on the command line; using {}",
+            cmdline::DEFAULT_HZ
+        );
+        cmdline::DEFAULT_HZ
+    })
 }
 
 /// Spawns `init` from the initrd. A boot that cannot start init has failed, and says so: a

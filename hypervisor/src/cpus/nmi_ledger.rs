@@ -82,7 +82,7 @@ mod tests {
     /// The world of one interleaving: each hypervisor sender notes, then sends; the guest's
     /// source sends without noting; NMIs in flight reach the target one at a time, and two
     /// in flight may coalesce into one (SDM Vol. 3A 11.5.1).
-    #[derive(Clone, Copy, Debug)]
+    #[derive(Clone, Copy, Debug, Default)]
     struct World {
         /// Per hypervisor sender: 0 = nothing done, 1 = noted, 2 = sent.
         senders: [u8; 3],
@@ -96,98 +96,94 @@ mod tests {
     /// deliveries and coalescing; returns the worst count of NMIs taken as the guest's beyond
     /// the guest NMIs sent.
     fn worst_excess<P: Protocol>(hypervisor_senders: usize, guest: bool, coalescing: bool) -> i32 {
-        fn explore<P: Protocol>(
-            world: World,
-            replay: &mut Vec<u8>,
-            n: usize,
-            guest: bool,
-            coalescing: bool,
-            worst: &mut i32,
-        ) {
-            // Re-run the steps on a fresh protocol state (atomics are not Clone).
-            let excess = {
-                let protocol = P::default();
-                let mut w = World {
-                    senders: [0; 3],
-                    guest_sent: false,
-                    in_flight: 0,
-                    coalesced: 0,
-                    taken_as_guest: 0,
-                };
-                for &step in replay.iter() {
-                    apply(&protocol, &mut w, step);
-                }
-                i32::from(w.taken_as_guest) - i32::from(w.guest_sent)
-            };
-            *worst = (*worst).max(excess);
-            let mut steps = Vec::new();
-            for i in 0..n {
-                if world.senders[i] < 2 {
-                    steps.push(i as u8);
-                }
-            }
-            if guest && !world.guest_sent {
-                steps.push(10);
-            }
-            if world.in_flight > 0 {
-                steps.push(11);
-            }
-            if coalescing && world.in_flight > 1 {
-                steps.push(12);
-            }
-            for step in steps {
-                let mut next = world;
-                apply_world(&mut next, step);
-                replay.push(step);
-                explore::<P>(next, replay, n, guest, coalescing, worst);
-                replay.pop();
-            }
-        }
-        fn apply_world(w: &mut World, step: u8) {
-            match step {
-                0..=2 => {
-                    let s = &mut w.senders[step as usize];
-                    *s += 1;
-                    if *s == 2 {
-                        w.in_flight += 1;
-                    }
-                }
-                10 => {
-                    w.guest_sent = true;
-                    w.in_flight += 1;
-                }
-                11 => w.in_flight -= 1,
-                _ => {
-                    w.in_flight -= 1;
-                    w.coalesced += 1;
-                }
-            }
-        }
-        fn apply<P: Protocol>(protocol: &P, w: &mut World, step: u8) {
-            match step {
-                0..=2 if w.senders[step as usize] == 0 => protocol.note_sent(),
-                11 if !protocol.take() => w.taken_as_guest += 1,
-                _ => {}
-            }
-            apply_world(w, step);
-        }
-        let start = World {
-            senders: [0; 3],
-            guest_sent: false,
-            in_flight: 0,
-            coalesced: 0,
-            taken_as_guest: 0,
-        };
         let mut worst = i32::MIN;
+        let (start, mut replay) = (World::default(), Vec::new());
         explore::<P>(
             start,
-            &mut Vec::new(),
+            &mut replay,
             hypervisor_senders,
             guest,
             coalescing,
             &mut worst,
         );
         worst
+    }
+
+    /// One step of the search from `world` (reached by the steps in `replay`): records the
+    /// excess so far, then tries every step possible next.
+    fn explore<P: Protocol>(
+        world: World,
+        replay: &mut Vec<u8>,
+        n: usize,
+        guest: bool,
+        coalescing: bool,
+        worst: &mut i32,
+    ) {
+        // Re-run the steps on a fresh protocol state (atomics are not Clone).
+        let excess = {
+            let protocol = P::default();
+            let mut w = World::default();
+            for &step in replay.iter() {
+                apply(&protocol, &mut w, step);
+            }
+            i32::from(w.taken_as_guest) - i32::from(w.guest_sent)
+        };
+        *worst = (*worst).max(excess);
+        let mut steps = Vec::new();
+        for i in 0..n {
+            if world.senders[i] < 2 {
+                steps.push(i as u8);
+            }
+        }
+        if guest && !world.guest_sent {
+            steps.push(10);
+        }
+        if world.in_flight > 0 {
+            steps.push(11);
+        }
+        if coalescing && world.in_flight > 1 {
+            steps.push(12);
+        }
+        for step in steps {
+            let mut next = world;
+            apply_world(&mut next, step);
+            replay.push(step);
+            explore::<P>(next, replay, n, guest, coalescing, worst);
+            replay.pop();
+        }
+    }
+
+    /// A step's effect on the model: a sender noting (1) then sending (2), the guest's NMI
+    /// (10), a delivery (11), two in-flight NMIs coalescing into one (12).
+    fn apply_world(w: &mut World, step: u8) {
+        match step {
+            0..=2 => {
+                let s = &mut w.senders[step as usize];
+                *s += 1;
+                if *s == 2 {
+                    w.in_flight += 1;
+                }
+            }
+            10 => {
+                w.guest_sent = true;
+                w.in_flight += 1;
+            }
+            11 => w.in_flight -= 1,
+            _ => {
+                w.in_flight -= 1;
+                w.coalesced += 1;
+            }
+        }
+    }
+
+    /// A step on the protocol under test and on the model.
+    fn apply<P: Protocol>(protocol: &P, w: &mut World, step: u8) {
+        match step {
+            0..=2 if w.senders[step as usize] == 0 => protocol.note_sent(),
+            11 if !protocol.take() => w.taken_as_guest += 1,
+            _ => {}
+        }
+        apply_world(w, step);
     }
 
     #[test]

@@ -78,101 +78,105 @@ fn the_launch_image_passes_on_every_fixture() {
     println!("{} fixtures x {ran} checks, 0 failures", FIXTURES.len());
 }
 
+/// One broken field per case: the field, its broken value, and the section and rule (prefix)
+/// that must be the only failure.
+const BROKEN_FIELDS: &[(u32, u64, &str, &str)] = &[
+    (
+        guest::CS_ACCESS_RIGHTS,
+        0xa093,
+        "27.3.1.2",
+        "CS usable, type 9",
+    ),
+    (
+        guest::TR_ACCESS_RIGHTS,
+        0x89,
+        "27.3.1.2",
+        "TR usable, type 11",
+    ),
+    (guest::RFLAGS, 0, "27.3.1.4", "RFLAGS reserved bits"),
+    (
+        guest::RIP,
+        0x0000_8000_0000_0000,
+        "27.3.1.4",
+        "RIP canonical",
+    ),
+    (
+        guest::CR0,
+        0x8001_0013,
+        "27.3.1.1",
+        "guest CR0 has the bits",
+    ),
+    (
+        guest::IA32_EFER_FULL,
+        1 << 11,
+        "27.3.1.1",
+        "guest IA32_EFER.LMA equals",
+    ),
+    (guest::LINK_PTR_FULL, 0, "27.3.1.5", "VMCS link pointer"),
+    (
+        guest::INTERRUPTIBILITY_STATE,
+        0b11,
+        "27.3.1.5",
+        "interruptibility state",
+    ),
+    (
+        guest::GDTR_BASE,
+        0x1234_0000_0000_0000,
+        "27.3.1.3",
+        "GDTR and IDTR bases",
+    ),
+    (host::TR_SELECTOR, 0, "27.2.3", "host CS and TR selectors"),
+    (
+        host::CS_SELECTOR,
+        0x0b,
+        "27.2.3",
+        "host selectors with RPL 0",
+    ),
+    (host::RIP, 0x0000_9000_0000_0000, "27.2.4", "a 64-bit host"),
+    (
+        host::IA32_PAT_FULL,
+        0x0007_0406_0007_0402,
+        "27.2.2",
+        "host IA32_PAT",
+    ),
+    (
+        control::EPTP_FULL,
+        0x20_0000 | (3 << 3) | 1,
+        "27.2.1.1",
+        "EPTP memory type",
+    ),
+    (
+        control::EPTP_FULL,
+        0x20_0000 | (2 << 3) | 6,
+        "27.2.1.1",
+        "EPTP page-walk length",
+    ),
+    (control::VPID, 0, "27.2.1.1", "VPID not 0"),
+    (control::CR3_TARGET_COUNT, 5, "27.2.1.1", "CR3-target count"),
+    (
+        control::MSR_BITMAPS_ADDR_FULL,
+        0x21_0008,
+        "27.2.1.1",
+        "MSR-bitmap address",
+    ),
+    (
+        control::VMENTRY_MSR_LOAD_COUNT,
+        1,
+        "27.2.1.3",
+        "no VM-entry MSR-load area",
+    ),
+    (
+        control::PINBASED_EXEC_CONTROLS,
+        0,
+        "27.2.1.1",
+        "pin-based controls within",
+    ),
+];
+
 #[test]
 fn each_broken_field_fails_its_own_rule() {
     let caps = tigerlake();
-    let cases: &[(u32, u64, &str, &str)] = &[
-        (
-            guest::CS_ACCESS_RIGHTS,
-            0xa093,
-            "27.3.1.2",
-            "CS usable, type 9",
-        ),
-        (
-            guest::TR_ACCESS_RIGHTS,
-            0x89,
-            "27.3.1.2",
-            "TR usable, type 11",
-        ),
-        (guest::RFLAGS, 0, "27.3.1.4", "RFLAGS reserved bits"),
-        (
-            guest::RIP,
-            0x0000_8000_0000_0000,
-            "27.3.1.4",
-            "RIP canonical",
-        ),
-        (
-            guest::CR0,
-            0x8001_0013,
-            "27.3.1.1",
-            "guest CR0 has the bits",
-        ),
-        (
-            guest::IA32_EFER_FULL,
-            1 << 11,
-            "27.3.1.1",
-            "guest IA32_EFER.LMA equals",
-        ),
-        (guest::LINK_PTR_FULL, 0, "27.3.1.5", "VMCS link pointer"),
-        (
-            guest::INTERRUPTIBILITY_STATE,
-            0b11,
-            "27.3.1.5",
-            "interruptibility state",
-        ),
-        (
-            guest::GDTR_BASE,
-            0x1234_0000_0000_0000,
-            "27.3.1.3",
-            "GDTR and IDTR bases",
-        ),
-        (host::TR_SELECTOR, 0, "27.2.3", "host CS and TR selectors"),
-        (
-            host::CS_SELECTOR,
-            0x0b,
-            "27.2.3",
-            "host selectors with RPL 0",
-        ),
-        (host::RIP, 0x0000_9000_0000_0000, "27.2.4", "a 64-bit host"),
-        (
-            host::IA32_PAT_FULL,
-            0x0007_0406_0007_0402,
-            "27.2.2",
-            "host IA32_PAT",
-        ),
-        (
-            control::EPTP_FULL,
-            0x20_0000 | (3 << 3) | 1,
-            "27.2.1.1",
-            "EPTP memory type",
-        ),
-        (
-            control::EPTP_FULL,
-            0x20_0000 | (2 << 3) | 6,
-            "27.2.1.1",
-            "EPTP page-walk length",
-        ),
-        (control::VPID, 0, "27.2.1.1", "VPID not 0"),
-        (control::CR3_TARGET_COUNT, 5, "27.2.1.1", "CR3-target count"),
-        (
-            control::MSR_BITMAPS_ADDR_FULL,
-            0x21_0008,
-            "27.2.1.1",
-            "MSR-bitmap address",
-        ),
-        (
-            control::VMENTRY_MSR_LOAD_COUNT,
-            1,
-            "27.2.1.3",
-            "no VM-entry MSR-load area",
-        ),
-        (
-            control::PINBASED_EXEC_CONTROLS,
-            0,
-            "27.2.1.1",
-            "pin-based controls within",
-        ),
-    ];
+    let cases = BROKEN_FIELDS;
     for &(field, value, section, rule) in cases {
         let mut broken = image(&caps);
         broken.set(field, value);
